@@ -1,0 +1,1 @@
+"""The `aimo` command line: one entry point over recorder, simulator, tuner, dashboard and solver."""

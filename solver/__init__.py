@@ -1,0 +1,1 @@
+"""Live solver: policy (decisions), answer extraction, sandboxed code, engines, trace store."""

@@ -1,0 +1,88 @@
+"""Plain data that flows between the trace store, the simulator and the live solver.
+
+Per sample, the simulator needs only a few event arrays (answers with their token position,
+time, value and source), never the raw chunks; these dataclasses are that contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+SampleKind = Literal["cot", "code"]
+FinishReason = Literal["stop", "length", "abort", "error"]
+AnswerSource = Literal["boxed", "code"]
+
+SOURCE_BOXED = 0
+SOURCE_CODE = 1
+SOURCE_CODES: dict[str, int] = {"boxed": SOURCE_BOXED, "code": SOURCE_CODE}
+NO_VALUE = -1  # in `ans_value`: nothing parsed, or the code run failed
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run of the trace store (a recording, a live solve, an import or a synthetic store)."""
+
+    run_id: str
+    kind: Literal["record", "solve", "import", "synthetic"]
+    model: str | None = None
+    backend: str | None = None
+    quantization: str | None = None
+    hardware: str | None = None
+    gen_config: dict = field(default_factory=dict)
+    policy: dict | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SampleTrace:
+    """Event arrays of one recorded sample; answer arrays are sorted by token position.
+
+    Units: tokens are cumulative generated tokens; times are seconds since question start
+    (NaN where the source had no timestamps); `ans_value` is 0..999 or NO_VALUE.
+    """
+
+    sample: int
+    kind: SampleKind
+    n_tokens: int
+    finish_reason: FinishReason
+    prompt_tokens: int
+    end_s: float
+    ans_token: np.ndarray  # int32
+    ans_time: np.ndarray  # float64
+    ans_value: np.ndarray  # int16
+    ans_source: np.ndarray  # int8: SOURCE_BOXED | SOURCE_CODE
+    ans_code_ok: np.ndarray  # bool
+    ans_exec_ms: np.ndarray  # float32 (NaN for boxed answers)
+
+    @property
+    def n_answers(self) -> int:
+        return int(self.ans_token.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemTrace:
+    """All recorded samples of one problem in one run, in sample-index order."""
+
+    run_id: str
+    problem_id: str
+    position: int
+    answer: int | None
+    samples: tuple[SampleTrace, ...]
+
+    def of_kind(self, kind: SampleKind) -> tuple[SampleTrace, ...]:
+        return tuple(s for s in self.samples if s.kind == kind)
+
+
+def empty_answer_arrays() -> dict[str, np.ndarray]:
+    """Answer arrays of a sample that produced no answer."""
+    return {
+        "ans_token": np.zeros(0, np.int32),
+        "ans_time": np.zeros(0, np.float64),
+        "ans_value": np.zeros(0, np.int16),
+        "ans_source": np.zeros(0, np.int8),
+        "ans_code_ok": np.zeros(0, np.bool_),
+        "ans_exec_ms": np.zeros(0, np.float32),
+    }

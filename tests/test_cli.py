@@ -1,0 +1,36 @@
+"""The `aimo` entry point: help works everywhere and unlanded commands say so plainly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from aimo.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ["synth", "import", "simulate", "tune", "record", "solve", "dashboard", "demo"]:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("command", ["tune", "dashboard"])
+def test_unlanded_commands_fail_plainly(command: str) -> None:
+    result = runner.invoke(app, [command])
+    assert result.exit_code == 3
+    assert "not implemented yet" in result.output
+
+
+def test_import_simulator_without_gpu_or_browser_packages() -> None:
+    code = (
+        "import sys, simulator, solver, recorder, tuner;"
+        "bad = [m for m in ('lmdeploy', 'torch', 'streamlit', 'plotly') if m in sys.modules];"
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
