@@ -61,9 +61,105 @@ def import_(
 
 
 @app.command()
-def simulate() -> None:
-    """Replay a trace store under a policy and a hardware profile (issue 3)."""
-    _not_landed("simulate", 3)
+def simulate(
+    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
+    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
+    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile name or YAML path."),
+    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+) -> None:
+    """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
+    import json
+
+    from simulator.hardware import load_profile
+    from simulator.report import (
+        bootstrap_json, competition_json, render_bootstrap, render_competition,
+    )
+    from simulator.replay import bootstrap_competitions, replay_competition, summarize
+    from solver.policy import load_policy
+    from solver.store import load_problem_traces
+
+    try:
+        pol = load_policy(policy)
+        prof = load_profile(hardware)
+        problems = load_problem_traces(traces, run)
+    except InputError as exc:
+        _fail(str(exc))
+    if not problems:
+        _fail(f"{traces}: no completed questions in the store")
+    head = {"traces": str(traces), "run_id": problems[0].run_id, "policy": pol.name,
+            "hardware": prof.name, "budget_s": budget_s}
+    if bootstrap == 0:
+        result = replay_competition(problems, pol, prof, budget_s=budget_s)
+        if as_json:
+            typer.echo(json.dumps({**head, "mode": "recorded", **competition_json(result)}, indent=2))
+        else:
+            typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
+            typer.echo(render_competition(result))
+        return
+    results = bootstrap_competitions(
+        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s
+    )
+    summary = summarize(results)
+    if as_json:
+        typer.echo(json.dumps({**head, "mode": "bootstrap", "seed": seed,
+                               "bootstrap": bootstrap_json(summary)}, indent=2))
+    else:
+        typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
+        typer.echo(render_bootstrap(summary))
+
+
+profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording.")
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("list")
+def profile_list() -> None:
+    """List the bundled hardware profiles."""
+    from simulator.hardware import list_profiles
+
+    for name in list_profiles():
+        typer.echo(name)
+
+
+@profile_app.command("show")
+def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path.")) -> None:
+    """Print a profile's coefficients and its error against its calibration points."""
+    from simulator.hardware import load_profile
+    from simulator.hardware.calibrate import format_report
+
+    try:
+        typer.echo(format_report(load_profile(name)))
+    except InputError as exc:
+        _fail(str(exc))
+
+
+@profile_app.command("fit")
+def profile_fit(
+    traces: Path = typer.Option(..., help="Trace store with timestamped chunks."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
+    name: str = typer.Option(..., help="Name of the fitted profile."),
+    base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
+    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
+    window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+) -> None:
+    """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
+    from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+
+    try:
+        chunks = read_chunks(traces, run_id=run)
+        result = fit_profile(
+            chunks, name=name, base=load_profile(base) if base else None,
+            window_tokens=window_tokens, source=f"{traces}:{run or 'only run'}",
+        )
+        path = save_profile(result.profile, out or Path(f"{name}.yaml"))
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(result.render())
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

@@ -1,0 +1,389 @@
+"""Check that a trace store meets a synthetic profile's calibration targets.
+
+`check_calibration(path)` measures every metric of the run's profile (read from the run's
+`gen_config.profile`; `r1-14b` for runs of other kinds, so a real 14B recording can be compared
+with the seed's figures too) and returns a report whose `render()` is a target/measured/pass table.
+Run it as `python -m recorder.calibration STORE [--run RUN] [--profile NAME]`; it exits 1 on a miss.
+Metric definitions are in docs/synthetic.md; sample-level definitions follow `recorder.summary`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from recorder.summary import majority_votes, sample_stats
+from recorder.synth_profiles import DEFAULT_PROFILE, SynthProfile, Target, get_profile
+from solver.errors import InputError
+
+RUN_CONFIG = "SELECT run_id, gen_config::VARCHAR FROM runs ORDER BY created_at, run_id"
+CHUNK_TIMES = """
+SELECT c.problem_id, c.sample_idx, c.n_tokens, c.t_s FROM chunks c
+JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
+WHERE c.run_id = $run_id AND c.t_s IS NOT NULL
+ORDER BY c.problem_id, c.sample_idx, c.seq
+"""
+ANSWER_CHUNKS = """
+SELECT c.problem_id, c.sample_idx, c.n_tokens, c.text FROM chunks c
+JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
+WHERE c.run_id = $run_id AND (c.text LIKE '%oxed{%' OR c.text LIKE '%```python%')
+ORDER BY c.problem_id, c.sample_idx, c.seq
+"""
+ANSWER_ROWS = """
+SELECT a.problem_id, a.sample_idx, a.token_pos, a.source, a.value FROM answers a
+JOIN questions_done d ON d.run_id = a.run_id AND d.problem_id = a.problem_id
+WHERE a.run_id = $run_id
+ORDER BY a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
+"""
+HAS_TEXT = "SELECT count(text) FROM chunks WHERE run_id = $run_id"
+
+_BOXED = re.compile(r"oxed\{(.*?)\}")
+_CODE = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What the metrics read from one run: per-sample stats, per-problem votes, chunk timing/text."""
+
+    stats: pd.DataFrame
+    votes: pd.DataFrame
+    con: duckdb.DuckDBPyConnection
+    run_id: str
+
+
+Metric = Callable[[RunData], "float | None"]
+
+
+def _share(mask: pd.Series) -> float | None:
+    return float(mask.mean()) if len(mask) else None
+
+
+def _right(stats: pd.DataFrame) -> pd.Series:
+    known = stats[stats["truth"].notna()]
+    return (known["final_value"] == known["truth"]).fillna(False).astype(bool)
+
+
+def _per_problem_accuracy(stats: pd.DataFrame) -> pd.Series:
+    known = stats[stats["truth"].notna()].copy()
+    known["right"] = (known["final_value"] == known["truth"]).fillna(False).astype(bool)
+    return known.groupby("problem_id")["right"].mean()
+
+
+def _code(stats: pd.DataFrame) -> pd.DataFrame:
+    return stats[stats["kind"] == "code"]
+
+
+def mean_tokens(d: RunData) -> float | None:
+    return float(d.stats["n_tokens"].mean()) if len(d.stats) else None
+
+
+def sample_accuracy(d: RunData) -> float | None:
+    return _share(_right(d.stats))
+
+
+def majority_accuracy(d: RunData) -> float | None:
+    v = d.votes[d.votes["truth"].notna()]
+    return _share(v["vote"] == v["truth"])
+
+
+def code_no_code(d: RunData) -> float | None:
+    return _share(_code(d.stats)["n_code"] == 0)
+
+
+def code_exec_error(d: RunData) -> float | None:
+    c = _code(d.stats)
+    return _share((c["n_code"] > 0) & (c["code_ok"] == False))  # noqa: E712 (nullable)
+
+
+def code_fail_parse(d: RunData) -> float | None:
+    c = _code(d.stats)
+    return _share(((c["n_code"] > 0) & (c["code_ok"] == True) & c["code_value"].isna()).astype(bool))  # noqa: E712
+
+
+def code_wrong_number(d: RunData) -> float | None:
+    c = _code(d.stats)
+    c = c[c["truth"].notna()]
+    return _share((c["code_value"].notna() & (c["code_value"] != c["truth"])).astype(bool))
+
+
+def no_answer(d: RunData) -> float | None:
+    return _share(d.stats["n_values"] == 0)
+
+
+def capped(d: RunData) -> float | None:
+    return _share(d.stats["finish_reason"] == "length")
+
+
+def flip_rate(d: RunData) -> float | None:
+    a = d.stats[d.stats["n_values"] > 0]
+    return _share(a["first_value"] != a["final_value"])
+
+
+def restate_1_3(d: RunData) -> float | None:
+    a = d.stats[d.stats["n_values"] > 0]
+    return _share(a["n_values"].between(2, 4))
+
+
+def first_answer_pos(d: RunData) -> float | None:
+    a = d.stats[(d.stats["n_values"] > 0) & (d.stats["finish_reason"] == "stop")]
+    return float((a["first_pos"] / a["n_tokens"]).median()) if len(a) else None
+
+
+def _median_tokens_where(d: RunData, keep: Callable[[pd.Series], pd.Series]) -> float | None:
+    acc = _per_problem_accuracy(d.stats)
+    chosen = acc[keep(acc)].index
+    rows = d.stats[d.stats["problem_id"].isin(chosen)]
+    return float(rows["n_tokens"].median()) if len(rows) else None
+
+
+def easy_median_tokens(d: RunData) -> float | None:
+    """Median sample length on problems with at least 90% of samples right."""
+    return _median_tokens_where(d, lambda a: a >= 0.9)
+
+
+def hard_median_tokens(d: RunData) -> float | None:
+    """Median sample length on problems with at most 20% of samples right."""
+    return _median_tokens_where(d, lambda a: a <= 0.2)
+
+
+def attractor_share(d: RunData) -> float | None:
+    """Median, over problems at most half right with >= 5 wrong finals, of the top wrong value's share."""
+    shares = []
+    acc = _per_problem_accuracy(d.stats)
+    for problem_id, group in d.stats[d.stats["problem_id"].isin(acc[acc <= 0.5].index)].groupby("problem_id"):
+        finals = group["final_value"].dropna()
+        wrong = finals[finals != group["truth"].iloc[0]]
+        if len(wrong) >= 5:
+            shares.append(wrong.value_counts().iloc[0] / len(wrong))
+    return float(np.median(shares)) if shares else None
+
+
+def vote_fooled(d: RunData) -> float | None:
+    """Share of problems whose plurality answer is wrong and holds at least 3 votes."""
+    v = d.votes[d.votes["truth"].notna()]
+    return _share((v["vote"].notna() & (v["vote"] != v["truth"]) & (v["votes"] >= 3)).astype(bool))
+
+
+def truth_small_round(d: RunData) -> float | None:
+    t = d.votes["truth"].dropna().astype(int)
+    return _share((t <= 20) | (t % 100 == 0))
+
+
+def truth_median(d: RunData) -> float | None:
+    t = d.votes["truth"].dropna()
+    return float(t.median()) if len(t) else None
+
+
+def kind_interleave(d: RunData) -> float | None:
+    expected = np.where(d.stats["sample_idx"] % 2 == 0, "cot", "code")
+    return _share(pd.Series(d.stats["kind"].to_numpy() == expected))
+
+
+def _token_times(d: RunData) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    chunks = d.con.execute(CHUNK_TIMES, {"run_id": d.run_id}).df()
+    out = {}
+    for key, g in chunks.groupby(["problem_id", "sample_idx"], sort=False):
+        out[key] = (g["n_tokens"].to_numpy(np.float64), g["t_s"].to_numpy(np.float64))
+    return out
+
+
+def _start_times(d: RunData) -> dict[tuple[str, int], float]:
+    s = d.stats[d.stats["start_s"].notna()]
+    return dict(zip(zip(s["problem_id"], s["sample_idx"]), s["start_s"].astype(float)))
+
+
+def _rate(d: RunData, lo: int, hi: int) -> float | None:
+    """Median per-sample decode rate (tok/s) between token counts `lo` and `hi` (0 = sample start)."""
+    starts = _start_times(d)
+    rates = []
+    for key, (tok, t) in _token_times(d).items():
+        if tok[-1] < hi or key not in starts:
+            continue
+        tok0, t0 = np.concatenate([[0.0], tok]), np.concatenate([[starts[key]], t])
+        dt = np.interp(hi, tok0, t0) - np.interp(lo, tok0, t0)
+        if dt > 0:
+            rates.append((hi - lo) / dt)
+    return float(np.median(rates)) if rates else None
+
+
+def rate_start(d: RunData) -> float | None:
+    return _rate(d, 0, 1024)
+
+
+def rate_16k(d: RunData) -> float | None:
+    return _rate(d, 15360, 16384)
+
+
+def time_13007(d: RunData) -> float | None:
+    r = _rate(d, 0, 13007)
+    return None if r is None else 13007 / r
+
+
+def extract_events(text: str) -> list[tuple[str, int | None]]:
+    """Answer events in one chunk's text, in order: ('boxed', value) per `\\boxed{}` (seed parse:
+    int % 1000, else int(float) % 1000, else None) and ('code', None) per fenced python block."""
+    events: list[tuple[int, str, int | None]] = []
+    for m in _BOXED.finditer(text):
+        events.append((m.start(), "boxed", _parse_boxed(m.group(1))))
+    for m in _CODE.finditer(text):
+        events.append((m.end(), "code", None))
+    return [(src, v) for _, src, v in sorted(events)]
+
+
+def _parse_boxed(content: str) -> int | None:
+    try:
+        return int(content) % 1000
+    except ValueError:
+        try:
+            return int(float(content)) % 1000
+        except (ValueError, OverflowError):
+            return None
+
+
+def text_consistency(d: RunData) -> float | None:
+    """Share of samples whose answer rows (position, source, boxed value) re-extract from chunk text."""
+    if not d.con.execute(HAS_TEXT, {"run_id": d.run_id}).fetchone()[0]:
+        return None
+    found: dict[tuple[str, int], list] = {}
+    for pid, idx, tok, text in d.con.execute(ANSWER_CHUNKS, {"run_id": d.run_id}).fetchall():
+        for src, value in extract_events(text):
+            found.setdefault((pid, idx), []).append((tok, src, value))
+    stored: dict[tuple[str, int], list] = {}
+    for pid, idx, tok, src, value in d.con.execute(ANSWER_ROWS, {"run_id": d.run_id}).fetchall():
+        stored.setdefault((pid, idx), []).append((tok, src, value if src == "boxed" else None))
+    keys = list(zip(d.stats["problem_id"], d.stats["sample_idx"]))
+    return _share(pd.Series([found.get(k, []) == stored.get(k, []) for k in keys], dtype=bool))
+
+
+METRICS: dict[str, Metric] = {
+    f.__name__: f
+    for f in (
+        mean_tokens, sample_accuracy, majority_accuracy, code_no_code, code_exec_error,
+        code_fail_parse, code_wrong_number, no_answer, capped, flip_rate, restate_1_3,
+        first_answer_pos, easy_median_tokens, hard_median_tokens, attractor_share, vote_fooled,
+        truth_small_round, truth_median, kind_interleave, rate_start, rate_16k, time_13007,
+        text_consistency,
+    )
+}
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One target checked: measured is None when the store lacks what the metric needs."""
+
+    target: Target
+    measured: float | None
+
+    @property
+    def status(self) -> str:
+        if self.measured is None or np.isnan(self.measured):
+            return "n/a"
+        return "pass" if self.target.lo <= self.measured <= self.target.hi else "FAIL"
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The calibration check of one run against one profile; `passed` needs every row to pass."""
+
+    path: Path
+    run_id: str
+    profile: str
+    rows: tuple[CalibrationRow, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "pass" for r in self.rows)
+
+    def render(self) -> str:
+        table = [("metric", "target", "band", "measured", "result", "source")]
+        for r in self.rows:
+            t = r.target
+            table.append((t.metric, _fmt(t.value), f"{_fmt(t.lo)}..{_fmt(t.hi)}",
+                          "-" if r.measured is None else _fmt(r.measured), r.status, t.source))
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines = [f"calibration of {self.path} run {self.run_id} against profile {self.profile}"]
+        for j, row in enumerate(table):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        n_pass = sum(r.status == "pass" for r in self.rows)
+        lines.append(f"{n_pass}/{len(self.rows)} targets met: {'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3f}"
+
+
+def _pick_run(con: duckdb.DuckDBPyConnection, run_id: str | None, source: str) -> tuple[str, dict]:
+    runs = {rid: json.loads(cfg) if cfg else {} for rid, cfg in con.execute(RUN_CONFIG).fetchall()}
+    if run_id is None:
+        if len(runs) != 1:
+            raise InputError(source, "run_id", f"the store holds {len(runs)} runs; pick one of: "
+                             f"{', '.join(runs) or 'none'}")
+        run_id = next(iter(runs))
+    if run_id not in runs:
+        raise InputError(source, "run_id", f"unknown run {run_id!r}; runs: {', '.join(runs) or 'none'}")
+    return run_id, runs[run_id]
+
+
+def measure(con: duckdb.DuckDBPyConnection, run_id: str, metrics: list[str]) -> dict[str, float | None]:
+    """Measure the named metrics of one run over an open store connection."""
+    stats = sample_stats(con, run_id)
+    data = RunData(stats, majority_votes(stats), con, run_id)
+    return {name: METRICS[name](data) for name in metrics}
+
+
+def check_calibration(
+    path: str | Path, run_id: str | None = None, profile: str | SynthProfile | None = None
+) -> CalibrationReport:
+    """Measure a run of the store at `path` against a profile's targets.
+
+    Args:
+        run_id: the run to check; None picks the only run.
+        profile: a profile (name); None takes the run's `gen_config.profile`, else `r1-14b`.
+
+    Raises:
+        InputError: not a store, an ambiguous/unknown run, or an unknown profile.
+    """
+    from solver.store import read_connection
+
+    with read_connection(path) as con:
+        run_id, config = _pick_run(con, run_id, str(path))
+        if profile is None:
+            profile = config.get("profile", DEFAULT_PROFILE)
+        prof = get_profile(profile, source=str(path)) if isinstance(profile, str) else profile
+        measured = measure(con, run_id, [t.metric for t in prof.targets])
+    rows = tuple(CalibrationRow(t, measured[t.metric]) for t in prof.targets)
+    return CalibrationReport(Path(path), run_id, prof.name, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m recorder.calibration STORE [--run RUN] [--profile NAME]`; exit 0 pass, 1 miss, 2 bad input."""
+    parser = argparse.ArgumentParser(prog="python -m recorder.calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--run", default=None, help="run id (default: the only run)")
+    parser.add_argument("--profile", default=None, help="profile (default: the run's own, else r1-14b)")
+    args = parser.parse_args(argv)
+    try:
+        report = check_calibration(args.store, args.run, args.profile)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

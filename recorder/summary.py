@@ -1,0 +1,156 @@
+"""Per-run summary of a trace store: size, length, accuracy, voting and answer stability.
+
+Definitions (shared with `recorder.calibration`): a sample's *answers* are its answer rows with a
+parsed value, in token order (then time, then insertion); its *first* and *final* answers are the
+first and last of those. A sample is *right* when its final answer equals the problem's answer.
+Majority vote is the plain plurality of final answers, ties to the larger value. Only questions
+with a `questions_done` marker count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+# One row per sample of a run: its final/first answers and the outcome of its last code block.
+SAMPLE_STATS = """
+WITH a AS (
+    SELECT problem_id, sample_idx,
+           count(value) AS n_values,
+           first(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
+               AS first_value,
+           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
+               AS final_value,
+           min(token_pos) FILTER (WHERE value IS NOT NULL) AS first_pos,
+           count(*) FILTER (WHERE source = 'code') AS n_code,
+           last(code_ok ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE source = 'code')
+               AS code_ok,
+           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE source = 'code')
+               AS code_value
+    FROM answers WHERE run_id = $run_id
+    GROUP BY problem_id, sample_idx
+)
+SELECT s.problem_id, p.position, s.sample_idx, s.kind, s.n_tokens, s.finish_reason, s.start_s,
+       p.answer AS truth,
+       coalesce(a.n_values, 0) AS n_values, a.first_value, a.final_value, a.first_pos,
+       coalesce(a.n_code, 0) AS n_code, a.code_ok, a.code_value
+FROM samples s
+JOIN problems p ON p.run_id = s.run_id AND p.problem_id = s.problem_id
+JOIN questions_done d ON d.run_id = s.run_id AND d.problem_id = s.problem_id
+LEFT JOIN a ON a.problem_id = s.problem_id AND a.sample_idx = s.sample_idx
+WHERE s.run_id = $run_id
+ORDER BY p.position, s.problem_id, s.sample_idx
+"""
+RUNS = "SELECT run_id, kind, status FROM runs ORDER BY created_at, run_id"
+
+
+def sample_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Per-sample answer statistics of one run (see SAMPLE_STATS); nullable columns as pandas NA."""
+    return con.execute(SAMPLE_STATS, {"run_id": run_id}).df()
+
+
+def majority_votes(stats: pd.DataFrame) -> pd.DataFrame:
+    """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth."""
+    rows = []
+    for (position, problem_id), group in stats.groupby(["position", "problem_id"], sort=True):
+        finals = group["final_value"].dropna().astype(int)
+        counts = finals.value_counts()
+        if counts.empty:
+            vote, votes = None, 0
+        else:
+            votes = int(counts.max())
+            vote = int(max(v for v, c in counts.items() if c == votes))
+        truth = group["truth"].iloc[0]
+        rows.append({"problem_id": problem_id, "position": position, "vote": vote, "votes": votes,
+                     "truth": None if pd.isna(truth) else int(truth)})
+    return pd.DataFrame(rows, columns=["problem_id", "position", "vote", "votes", "truth"])
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """Summary figures of one run; accuracies are None when no problem has a known answer."""
+
+    run_id: str
+    kind: str
+    status: str
+    n_problems: int
+    n_samples: int
+    mean_tokens: float
+    sample_accuracy: float | None
+    majority_accuracy: float | None
+    first_final: float | None
+    no_answer: int
+
+
+def run_stats(run_id: str, kind: str, status: str, stats: pd.DataFrame) -> RunStats:
+    """Reduce a run's per-sample statistics to its summary figures."""
+    n = len(stats)
+    known = stats[stats["truth"].notna()]
+    right = (known["final_value"] == known["truth"]).fillna(False)
+    votes = majority_votes(stats)
+    voted = votes[votes["truth"].notna()]
+    answered = stats[stats["n_values"] > 0]
+    return RunStats(
+        run_id=run_id,
+        kind=kind,
+        status=status,
+        n_problems=int(stats["problem_id"].nunique()),
+        n_samples=n,
+        mean_tokens=float(stats["n_tokens"].mean()) if n else float("nan"),
+        sample_accuracy=float(right.mean()) if len(known) else None,
+        majority_accuracy=float((voted["vote"] == voted["truth"]).mean()) if len(voted) else None,
+        first_final=float((answered["first_value"] == answered["final_value"]).mean())
+        if len(answered) else None,
+        no_answer=int((stats["n_values"] == 0).sum()),
+    )
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """Summary of every run of a store, rendered as a plain-text table."""
+
+    path: Path
+    runs: tuple[RunStats, ...]
+
+    def render(self) -> str:
+        header = ("run", "kind", "status", "problems", "samples", "mean tok", "right", "maj vote",
+                  "1st=final", "no answer")
+        rows = [header] + [
+            (
+                r.run_id, r.kind, r.status, str(r.n_problems), str(r.n_samples),
+                "-" if np.isnan(r.mean_tokens) else f"{r.mean_tokens:,.0f}",
+                _pct(r.sample_accuracy), _pct(r.majority_accuracy), _pct(r.first_final),
+                str(r.no_answer),
+            )
+            for r in self.runs
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [f"trace store {self.path}: {len(self.runs)} run(s)"]
+        for j, row in enumerate(rows):
+            cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            lines.append("  ".join(cells).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def summarize_store(path: str | Path) -> StoreSummary:
+    """Summarise every run of the trace store at `path` (opened read-only, briefly).
+
+    Raises:
+        InputError: the file is missing, not a DuckDB file or not a trace store.
+    """
+    from solver.store import read_connection
+
+    with read_connection(path) as con:
+        runs = con.execute(RUNS).fetchall()
+        stats = [(run_id, kind, status, sample_stats(con, run_id)) for run_id, kind, status in runs]
+    return StoreSummary(Path(path), tuple(run_stats(*item) for item in stats))

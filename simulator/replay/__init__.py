@@ -1,0 +1,22 @@
+"""Replay of recorded traces under a policy and a hardware profile (reference path)."""
+
+from simulator.replay.competition import (
+    DEFAULT_BUDGET_S,
+    bootstrap_competitions,
+    replay_competition,
+    summarize,
+)
+from simulator.replay.question import QuestionReplay, replay_question
+from simulator.replay.results import (
+    BootstrapSummary,
+    CompetitionResult,
+    QuestionResult,
+    SampleOutcome,
+)
+from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
+
+__all__ = [
+    "DEFAULT_BUDGET_S", "BootstrapSummary", "CompetitionResult", "QuestionReplay", "QuestionResult",
+    "SampleDraw", "SampleOutcome", "bootstrap_competitions", "random_draw", "recorded_draw",
+    "replay_competition", "replay_question", "summarize",
+]

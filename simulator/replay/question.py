@@ -1,0 +1,288 @@
+"""Reference event-driven replay of one question: recorded samples decode as a batch whose step
+time follows the hardware profile, and the shared policy code decides stops and the vote.
+
+Semantics (the contract the live solver and the fast path follow):
+- every active sample gains one token per decode step; a step of `b` sequences holding `C`
+  context tokens costs `L(b, C)`; between two events the batch is constant (closed form);
+- a sample is *checked* on its grid (every `check.every_tokens` generated tokens) and when it
+  ends; a check detects the recorded answers whose token is at or before it, dispatches the
+  latest newly closed code block, then runs sample stop, question stop and timeouts in that
+  order; checks where nothing can change are skipped, since they would decide nothing;
+- a code result arrives `exec_ms` after dispatch (profile `code_overlap: parallel`) and is seen
+  at the sample's next check, or at once if the sample has ended; with `serial` the batch
+  waits for it;
+- a question ends when a stop rule fires, or when every sample has ended and no code is pending;
+  the vote then uses what each sample had shown by its last check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
+from simulator.replay.results import SampleOutcome
+from solver.policy import (
+    CODE_FAILURE,
+    Answer,
+    Policy,
+    QuestionTracker,
+    SpeedLevel,
+    consistency_stop,
+    stop_condition_token,
+    timeout_stop,
+    vote,
+)
+from solver.traces import SOURCE_CODE, SampleTrace
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class QuestionReplay:
+    """What one question's replay produced (times relative to the question's start)."""
+
+    answer: int
+    time_s: float
+    stop_reason: str
+    samples: tuple[SampleOutcome, ...]
+
+
+class _Slot:
+    """Mutable per-sample state of the replay loop (private; never escapes the function)."""
+
+    __slots__ = (
+        "index", "trace", "kind", "cap", "end_kind", "state", "g", "start_s", "end_s", "next_ans",
+        "pending", "end_reason", "rule",
+    )
+
+    def __init__(self, index: int, trace: SampleTrace, cap: int, rule: object) -> None:
+        self.index = index
+        self.trace = trace
+        self.kind = trace.kind
+        self.cap = min(trace.n_tokens, cap)
+        self.end_kind = "length" if trace.n_tokens > cap or trace.finish_reason == "length" else "finished"
+        self.state = "queued"  # queued | active | done
+        self.g = 0
+        self.start_s = math.nan
+        self.end_s = math.nan
+        self.next_ans = 0  # next recorded answer not yet seen by a check
+        self.pending: list[tuple[float, Answer]] = []  # (ready time, code answer)
+        self.end_reason = "queued"
+        self.rule = rule
+
+
+def _answer_at(trace: SampleTrace, j: int) -> Answer:
+    value = int(trace.ans_value[j])
+    source = "code" if int(trace.ans_source[j]) == SOURCE_CODE else "boxed"
+    if source == "code" and not bool(trace.ans_code_ok[j]):
+        return Answer(token=int(trace.ans_token[j]), value=CODE_FAILURE, source="code")
+    value = value if value >= 0 else None  # type: ignore[assignment]
+    return Answer(token=int(trace.ans_token[j]), value=value, source=source)
+
+
+def _grid_at_or_after(token: int, every: int) -> int:
+    return max(every, -(-token // every) * every)
+
+
+def replay_question(
+    samples: Sequence[SampleTrace],
+    policy: Policy,
+    level: SpeedLevel,
+    profile: HardwareProfile,
+    *,
+    cutoff_in_s: float = math.inf,
+) -> QuestionReplay:
+    """Replay one question with `samples` (already chosen, in slot order) under `policy` at `level`.
+
+    Args:
+        samples: the recorded samples to run, one per slot; their kinds decide the stop rules.
+        policy: the policy (sample/question stop, vote, check granularity, token cap).
+        level: the speed level in force for this question (timeouts, min answers).
+        profile: the hardware time model.
+        cutoff_in_s: seconds from the question's start until the competition's hard cutoff.
+    """
+    every = policy.check.every_tokens
+    cap = policy.sample_stop.max_tokens
+    rules = {"cot": policy.sample_stop.cot, "code": policy.sample_stop.code}
+    slots = [_Slot(i, s, cap, rules[s.kind]) for i, s in enumerate(samples)]
+    serial_code = profile.code_overlap == "serial"
+    tracker = QuestionTracker([s.kind for s in slots], policy.question_stop.valid)
+    now = 0.0
+    stop_reason: str | None = None
+    thresholds = sorted(
+        {t for t in [level.timeout_s, cutoff_in_s, *(e.after_s for e in level.early_timeouts)] if t > 0}
+    )
+    armed_global = False  # a time threshold passed: the next check of any sample must run
+    noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
+
+    def active() -> list[_Slot]:
+        return [s for s in slots if s.state == "active"]
+
+    def start_queued() -> None:
+        nonlocal now
+        running = sum(1 for s in slots if s.state == "active")
+        starting = [s for s in slots if s.state == "queued"][: max(0, profile.max_batch - running)]
+        if not starting:
+            return
+        now += prefill_duration(profile, sum(s.trace.prompt_tokens for s in starting))
+        for s in starting:
+            s.state, s.start_s = "active", now
+
+    def question_check() -> str | None:
+        ordered = tracker.valid_answers_ordered(policy.question_stop)
+        return consistency_stop(policy.question_stop, level, ordered)
+
+    def timeout_check() -> str | None:
+        return timeout_stop(level, now, tracker.n_valid, now > cutoff_in_s)
+
+    def absorb_ready_code(s: _Slot) -> None:
+        upto = max(now, noticed) + _EPS
+        ready = [p for p in s.pending if p[0] <= upto]
+        if ready:
+            s.pending = [p for p in s.pending if p[0] > upto]
+            for _, a in ready:
+                tracker.add_answer(s.index, a)
+
+    def detect(s: _Slot) -> None:
+        """See recorded answers up to the sample's current token; dispatch the latest new code."""
+        nonlocal now
+        tr = s.trace
+        newest_code: Answer | None = None
+        while s.next_ans < tr.n_answers and int(tr.ans_token[s.next_ans]) <= s.g:
+            a = _answer_at(tr, s.next_ans)
+            if a.source == "code":
+                newest_code = a
+                exec_s = float(tr.ans_exec_ms[s.next_ans]) / 1000.0
+                exec_s = 0.0 if not math.isfinite(exec_s) else exec_s
+            else:
+                tracker.add_answer(s.index, a)
+            s.next_ans += 1
+        if newest_code is not None:
+            if serial_code:
+                now += exec_s
+                tracker.add_answer(s.index, newest_code)
+            else:
+                s.pending.append((now + exec_s, newest_code))
+        absorb_ready_code(s)
+
+    def end_sample(s: _Slot, reason: str) -> None:
+        s.state, s.end_s, s.end_reason = "done", now, reason
+
+    def check(s: _Slot, ended: bool) -> str | None:
+        """One check of sample `s`; returns a question stop reason or None."""
+        detect(s)
+        if ended:
+            end_sample(s, s.end_kind)
+            if s.end_kind == "finished":
+                return question_check()
+            return None
+        holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
+        if holds is not None and s.g >= holds + s.rule.grace_tokens:
+            end_sample(s, "sample_stop")
+            start_queued()
+        return question_check() or timeout_check()
+
+    def next_check_token(s: _Slot) -> int:
+        """The next token of `s` at which a check could change something."""
+        nxt = s.cap
+        tr = s.trace
+        if s.next_ans < tr.n_answers:
+            nxt = min(nxt, _grid_at_or_after(int(tr.ans_token[s.next_ans]), every))
+        holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
+        if holds is not None:
+            nxt = min(nxt, _grid_at_or_after(holds + s.rule.grace_tokens, every))
+        if armed_global or any(p[0] <= max(now, noticed) + _EPS for p in s.pending):
+            nxt = min(nxt, _grid_at_or_after(s.g + 1, every))
+        return max(nxt, s.g + 1) if nxt > s.g else s.g
+
+    start_queued()
+    # A question whose samples all produced nothing still takes its prefill time.
+    while stop_reason is None:
+        act = active()
+        pending_times = [p[0] for s in slots for p in s.pending]
+        if not act:
+            if not pending_times:
+                break
+            # Only code runs remain: wait for the next result, then apply it.
+            now = max(now, min(pending_times))
+            for s in slots:
+                absorb_ready_code(s)
+            stop_reason = question_check() or timeout_check()
+            continue
+        b = len(act)
+        ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
+        targets = [next_check_token(s) for s in act]
+        n_steps = min(t - s.g for t, s in zip(targets, act))
+        horizon = max(now, noticed) + _EPS
+        time_events = [t for t in thresholds if t > horizon] + [p for p in pending_times if p > horizon]
+        t_event = min(time_events) if time_events else math.inf
+        dt = steps_duration(profile, b, ctx, n_steps)
+        if now + dt > t_event + _EPS:
+            k = steps_within(profile, b, ctx, t_event - now)
+            k = min(k, n_steps)
+            now += steps_duration(profile, b, ctx, k)
+            for s in act:
+                s.g += k
+            # The clock stays on the step boundary; the event is seen at the next check after it.
+            noticed = t_event
+            armed_global = armed_global or t_event in thresholds
+            for s in slots:  # code results of ended samples count as soon as they arrive
+                if s.state == "done" and s.pending:
+                    absorb_ready_code(s)
+                    stop_reason = stop_reason or question_check()
+            if stop_reason is not None:
+                now = t_event
+            continue
+        now += dt
+        for s in act:
+            s.g += n_steps
+        armed_global_before = armed_global
+        for s, t in zip(act, targets):
+            if stop_reason is not None:
+                break
+            if s.g != t or s.state != "active":
+                continue
+            stop_reason = check(s, ended=s.g >= s.cap)
+        if armed_global_before:
+            armed_global = False
+        if any(s.state == "queued" for s in slots) and len(active()) < profile.max_batch:
+            start_queued()
+    if stop_reason is None:
+        stop_reason = "all_done"
+    else:
+        for s in slots:
+            if s.state == "active":
+                end_sample(s, "question_stop")
+
+    for s in slots:
+        tracker.set_tokens(s.index, s.g)
+    finals = tracker.finals()
+    outcomes = []
+    for s, final in zip(slots, finals):
+        boxed, code = final.boxed, final.code
+        outcomes.append(
+            SampleOutcome(
+                index=s.index, source_sample=s.trace.sample, kind=s.kind,
+                start_s=s.start_s if s.state != "queued" else math.nan,
+                end_s=s.end_s if s.state == "done" else math.nan,
+                tokens=s.g, end=s.end_reason, boxed=boxed, code=code,  # type: ignore[arg-type]
+            )
+        )
+    return QuestionReplay(
+        answer=vote(policy.vote, finals), time_s=now, stop_reason=stop_reason, samples=tuple(outcomes)
+    )
+
+
+def chosen_kinds_count(kinds: Sequence[str]) -> dict[str, int]:
+    """How many samples of each kind a slot list asks for."""
+    out = {"cot": 0, "code": 0}
+    for k in kinds:
+        out[k] += 1
+    return out
+
+
+__all__ = ["QuestionReplay", "replay_question", "chosen_kinds_count", "np"]

@@ -1,0 +1,446 @@
+"""Pure decision functions: the single source of truth for both drivers.
+
+The live solver calls them on what it has seen in real streams; the simulator calls them on
+recorded events. No I/O, no global state; the only mutable object, `QuestionTracker`, is a
+deterministic bookkeeper of one question that the driver owns.
+
+Answer values: 0..999 a parsed value; `CODE_FAILURE` (−1) a code run that failed or timed
+out; None nothing parsed (a box whose content is not a number, code output without a
+number). An answer whose value is None is not an answer anywhere below: it never stops a
+sample, never hides another answer and never votes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from solver.policy.model import (
+    Check,
+    QuestionStop,
+    SampleMix,
+    SampleStop,
+    SampleStopRule,
+    Schedule,
+    SpeedLevel,
+    ValidAnswer,
+    Vote,
+)
+from solver.traces import AnswerSource
+
+CODE_FAILURE = -1
+_TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer of a sample: generated-token position, value (see module doc), source."""
+
+    token: int
+    value: int | None
+    source: AnswerSource
+
+
+@dataclass(frozen=True, slots=True)
+class SampleView:
+    """What a check sees of one sample: its answers in the order they became known."""
+
+    index: int
+    kind: str
+    tokens: int
+    answers: tuple[Answer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFinal:
+    """A sample's latest boxed and latest code answer (None if it has none) for the vote."""
+
+    kind: str
+    n_tokens: int
+    boxed: int | None
+    code: int | None
+
+
+# --------------------------------------------------------------------------- sample mix
+
+
+def _count_first(p: float, i: int) -> int:
+    """How many of the first i samples get the first kind when its share is p (Bresenham)."""
+    return min(i, max(0, math.ceil(i * p - 1e-9)))
+
+
+def sample_kinds(mix: SampleMix, n: int) -> tuple[str, ...]:
+    """The prompt kind of each of n samples, in sample-index order.
+
+    `interleave`: sample i gets `first_kind` iff ceil((i+1)·p) > ceil(i·p), p being the share
+    of `first_kind`; so the first sample is `first_kind` (if p > 0), the counts are as even
+    as possible, and the result for n is a prefix of the result for n + 1. The seed
+    (cot first, 0.5) gives cot, code, cot, …; 15 → 8 cot + 7 code.
+    `cot_first` / `code_first`: the same counts, one kind after the other.
+    """
+    if n < 0:
+        raise ValueError("n must be ≥ 0")
+    first = mix.first_kind
+    other = "code" if first == "cot" else "cot"
+    p = mix.cot_fraction if first == "cot" else 1.0 - mix.cot_fraction
+    seq = tuple(first if _count_first(p, i + 1) > _count_first(p, i) else other for i in range(n))
+    if mix.order == "interleave":
+        return seq
+    n_cot = seq.count("cot")
+    if mix.order == "cot_first":
+        return ("cot",) * n_cot + ("code",) * (n - n_cot)
+    return ("code",) * (n - n_cot) + ("cot",) * n_cot
+
+
+# --------------------------------------------------------------------------- sample stop
+
+
+def _counts(value: int | None, positive_only: bool) -> bool:
+    return value is not None and (value > 0 if positive_only else value >= 0)
+
+
+def stop_condition_token(rule: SampleStopRule, answers: Sequence[Answer]) -> int | None:
+    """Token at which the rule's condition first held, given answers in the order known; else None.
+
+    Answers are considered one by one; an answer "counts" if its source matches (`sources`;
+    code only for first_code_success) and its value is ≥ 0 (> 0 with `positive_only`).
+    - first_answer: the first counting answer;
+    - first_code_success: the first counting code answer — the first moment the sample's
+      latest code answer is a success (seed: code answer 0 or −1 never stops a code sample);
+    - kth_answer: the k-th counting answer;
+    - repeated_answer: the first moment some value has counted k times;
+    - never: None.
+    The token returned is the largest token position among the answers seen up to that one
+    (the same as that answer's token when tokens do not decrease). The result for a list is
+    the result for any prefix where it is not None, so a driver may call it with all answers
+    of a recorded sample. The caller adds `grace_tokens` and aligns to the check grid
+    (`sample_stop_token` does both).
+    """
+    if rule.rule == "never":
+        return None
+    code_only = rule.rule == "first_code_success" or rule.sources == "code"
+    boxed_only = rule.rule != "first_code_success" and rule.sources == "boxed"
+    need = rule.k if rule.rule in ("kth_answer", "repeated_answer") else 1
+    reached = 0
+    seen = 0
+    per_value: Counter[int] = Counter()
+    for a in answers:
+        reached = max(reached, a.token)
+        if (code_only and a.source != "code") or (boxed_only and a.source != "boxed"):
+            continue
+        if not _counts(a.value, rule.positive_only):
+            continue
+        if rule.rule == "repeated_answer":
+            per_value[a.value] += 1  # type: ignore[index]  # value is not None here
+            if per_value[a.value] >= need:  # type: ignore[index]
+                return reached
+        else:
+            seen += 1
+            if seen >= need:
+                return reached
+    return None
+
+
+def sample_should_stop(rule: SampleStopRule, view: SampleView) -> bool:
+    """True when the rule's condition held at token T and the sample reached T + grace_tokens."""
+    held = stop_condition_token(rule, view.answers)
+    return held is not None and view.tokens >= held + rule.grace_tokens
+
+
+def check_token(check: Check, token: int) -> int:
+    """The first check point at or after `token` (checks run at multiples of every_tokens)."""
+    every = check.every_tokens
+    return -(-max(token, 0) // every) * every
+
+
+def sample_stop_token(rule: SampleStopRule, check: Check, answers: Sequence[Answer]) -> int | None:
+    """Token of the check at which the rule stops the sample: check_token(T + grace), or None."""
+    held = stop_condition_token(rule, answers)
+    return None if held is None else check_token(check, held + rule.grace_tokens)
+
+
+def sample_end_token(
+    stop: SampleStop, check: Check, kind: str, answers: Sequence[Answer], n_tokens: int
+) -> tuple[int, str]:
+    """Where a recorded sample of length `n_tokens` ends under the policy, and why.
+
+    Returns (token, reason), reason one of "stopped" (the kind's stop rule, at a check point
+    strictly before the natural end), "max_tokens" (the cap, when it is below n_tokens) or
+    "finished" (its own end). Answers after the end are ignored. Code-execution latency and
+    time are the driver's business; this works in tokens only.
+    """
+    if n_tokens <= stop.max_tokens:
+        end, reason = n_tokens, "finished"
+    else:
+        end, reason = stop.max_tokens, "max_tokens"
+    visible = [a for a in answers if a.token <= end]
+    at = sample_stop_token(stop.rule_for(kind), check, visible)
+    if at is not None and at < end:
+        return at, "stopped"
+    return end, reason
+
+
+# --------------------------------------------------------------------------- answers of a sample
+
+
+def _latest(answers: Sequence[Answer], source: str | None) -> int | None:
+    for a in reversed(answers):
+        if a.value is not None and (source is None or a.source == source):
+            return a.value
+    return None
+
+
+def sample_final(kind: str, n_tokens: int, answers: Sequence[Answer]) -> SampleFinal:
+    """The sample's latest boxed and latest code answer (None values skipped) for `vote`."""
+    return SampleFinal(kind, n_tokens, _latest(answers, "boxed"), _latest(answers, "code"))
+
+
+def valid_answer(valid: ValidAnswer, answers: Sequence[Answer]) -> int | None:
+    """The sample's one answer for question-level consistency, or None.
+
+    prefer_code (seed): the latest code answer if the sample has any code answer, else the
+    latest boxed answer; then dropped if negative (or ≤ 0 with positive_only). So a sample
+    whose latest code answer is −1 contributes nothing even if it has a boxed answer.
+    Without prefer_code: the latest answer of either source, then the same filter.
+    """
+    if valid.prefer_code:
+        value = _latest(answers, "code")
+        if value is None:
+            value = _latest(answers, "boxed")
+    else:
+        value = _latest(answers, None)
+    return value if _counts(value, valid.positive_only) else None
+
+
+# --------------------------------------------------------------------------- question stop
+
+
+def _rule_holds(min_equal: int, max_answers: int | None, last_k: int | None, min_answers: int,
+                valid: Sequence[int]) -> bool:
+    n = len(valid)
+    if (max_answers is not None and n > max_answers) or n < min_answers or n < min_equal:
+        return False
+    window = valid[-last_k:] if last_k is not None else valid
+    return max(Counter(window).values()) >= min_equal
+
+
+def consistency_stop(
+    qs: QuestionStop, level: SpeedLevel, valid_in_order: Sequence[int]
+) -> str | None:
+    """Name of the first consistency rule that holds (e.g. "rule1:4/≤4"), "min_answers" when
+    there are ≥ level.min_answers valid answers, else None.
+
+    `valid_in_order` is the question's valid answers in `qs.order` (see
+    `QuestionTracker.valid_answers_ordered`); only `last_k` rules depend on that order.
+    """
+    for number, rule in enumerate(qs.rules, 1):
+        if _rule_holds(
+            rule.min_equal, rule.max_answers, rule.last_k, rule.min_answers, valid_in_order
+        ):
+            return rule.label(number)
+    if len(valid_in_order) >= level.min_answers:
+        return "min_answers"
+    return None
+
+
+def timeout_stop(
+    level: SpeedLevel, elapsed_s: float, n_valid: int, cutoff_passed: bool
+) -> str | None:
+    """Why the question stops on time, or None: an early timeout ("early:480s/≥6": elapsed >
+    after_s and ≥ min_answers valid), "timeout" (elapsed > timeout_s) or "cutoff"."""
+    for e in level.early_timeouts:
+        if elapsed_s > e.after_s and n_valid >= e.min_answers:
+            return f"early:{e.after_s:g}s/≥{e.min_answers}"
+    if elapsed_s > level.timeout_s:
+        return "timeout"
+    if cutoff_passed:
+        return "cutoff"
+    return None
+
+
+def timeout_deadline_s(level: SpeedLevel, n_valid: int) -> float:
+    """The time after which `timeout_stop` fires with n_valid valid answers (cutoff aside):
+    it fires iff elapsed_s > this. Lets an event-driven driver schedule the next timeout."""
+    times = [e.after_s for e in level.early_timeouts if n_valid >= e.min_answers]
+    return min([level.timeout_s, *times])
+
+
+def question_stop(
+    qs: QuestionStop,
+    level: SpeedLevel,
+    valid_in_order: Sequence[int],
+    elapsed_s: float,
+    cutoff_passed: bool,
+) -> str | None:
+    """The seed's periodic question checks in their order: consistency, then timeout."""
+    return consistency_stop(qs, level, valid_in_order) or timeout_stop(
+        level, elapsed_s, len(valid_in_order), cutoff_passed
+    )
+
+
+# --------------------------------------------------------------------------- vote
+
+
+def _weight(v: Vote, kind: str, n_tokens: int, value: int) -> float:
+    w = v.kind_weights.of(kind)
+    small = v.small_max is not None and value <= v.small_max
+    round_ = v.round_multiple is not None and value % v.round_multiple == 0
+    if small or round_:
+        w *= v.small_or_round_weight
+    if v.length_weight:
+        w *= math.exp(-v.length_weight * n_tokens / 10000.0)
+    return w
+
+
+def vote(v: Vote, finals: Sequence[SampleFinal]) -> int:
+    """The question's answer, in 0..999.
+
+    1. with code_over_boxed, a sample that has both a code and a boxed answer keeps only the
+       code one — even a −1, which step 2 then drops, so the sample casts no vote (seed);
+    2. candidates: each sample's code and boxed answer, negatives dropped (drop_negative);
+    3. weight = kind_weights[sample kind] × (small_or_round_weight if value ≤ small_max or
+       value % round_multiple == 0, 0 included) × exp(−length_weight · n_tokens / 10000);
+    4. highest total wins (totals within 1e-9 relative are tied); ties by `tie_break`:
+       larger / smaller value, or first = the value whose first candidate came first
+       (sample order, code before boxed); no candidate → fallback. Result % 1000.
+    """
+    totals: dict[int, float] = {}
+    for f in finals:
+        values = [f.code, f.boxed]
+        if v.code_over_boxed and f.code is not None and f.boxed is not None:
+            values = [f.code]
+        for value in values:
+            if value is None or (v.drop_negative and value < 0):
+                continue
+            totals[value] = totals.get(value, 0.0) + _weight(v, f.kind, f.n_tokens, value)
+    if not totals:
+        return v.fallback % 1000
+    best = max(totals.values())
+    tied = [value for value, t in totals.items() if t >= best - _TIE_TOLERANCE * max(1.0, best)]
+    if v.tie_break == "larger":
+        winner = max(tied)
+    elif v.tie_break == "smaller":
+        winner = min(tied)
+    else:
+        winner = tied[0]  # dicts keep first-insertion order
+    return winner % 1000
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def pick_level(s: Schedule, current: int, done: int, time_left_s: float) -> int:
+    """The speed level (1-based) for the next question.
+
+    Only when done == reeval_after + j·reeval_every (j ≥ 0) and done < questions:
+    avg = time_left_s / (questions − done); first i with avg < thresholds_s[i] → level i + 1,
+    else the top level. Otherwise `current` is kept.
+    """
+    if done < s.reeval_after or (done - s.reeval_after) % s.reeval_every or done >= s.questions:
+        return current
+    avg = time_left_s / (s.questions - done)
+    for i, threshold in enumerate(s.thresholds_s):
+        if avg < threshold:
+            return i + 1
+    return len(s.levels)
+
+
+def past_cutoff(s: Schedule, elapsed_s: float) -> bool:
+    """Whether the global cutoff has passed, `elapsed_s` counted from the competition start."""
+    return elapsed_s > s.cutoff_s
+
+
+# --------------------------------------------------------------------------- question state
+
+
+class QuestionTracker:
+    """Deterministic bookkeeping of one question: answers and tokens per sample, and the
+    arrival order of valid answers, so both `order` views of the valid answers are at hand.
+
+    Arrival order: a sample takes its place (at the end) when its valid answer goes from None
+    to a value (ties: call order). If its valid answer later changes value it keeps its place
+    with the new value. If it goes back to None (e.g. its latest code answer became −1) it
+    loses its place; becoming valid again puts it at the end, as a new arrival.
+    """
+
+    def __init__(self, kinds: Sequence[str], valid: ValidAnswer) -> None:
+        self._kinds = tuple(kinds)
+        self._rule = valid
+        self._answers: list[list[Answer]] = [[] for _ in self._kinds]
+        self._tokens = [0] * len(self._kinds)
+        self._valid: list[int | None] = [None] * len(self._kinds)
+        self._arrival: list[int] = []  # samples with a valid answer, in arrival order
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self._kinds
+
+    def add_answer(self, sample: int, answer: Answer) -> bool:
+        """Record an answer of `sample`; True when the sample's valid answer changed."""
+        self._answers[sample].append(answer)
+        self._tokens[sample] = max(self._tokens[sample], answer.token)
+        old = self._valid[sample]
+        new = valid_answer(self._rule, self._answers[sample])
+        self._valid[sample] = new
+        if old is None and new is not None:
+            self._arrival.append(sample)
+        elif old is not None and new is None:
+            self._arrival.remove(sample)
+        return new != old
+
+    def set_tokens(self, sample: int, tokens: int) -> None:
+        """Record how many tokens `sample` has generated."""
+        self._tokens[sample] = tokens
+
+    def view(self, sample: int) -> SampleView:
+        """The sample as a check sees it now."""
+        answers = tuple(self._answers[sample])
+        return SampleView(sample, self._kinds[sample], self._tokens[sample], answers)
+
+    def valid_of(self, sample: int) -> int | None:
+        return self._valid[sample]
+
+    @property
+    def n_valid(self) -> int:
+        return len(self._arrival)
+
+    def valid_answers_ordered(self, order: QuestionStop | str) -> list[int]:
+        """Valid answers in arrival order ("arrival") or sample-index order ("index")."""
+        key = order.order if isinstance(order, QuestionStop) else order
+        if key == "index":
+            return [v for v in self._valid if v is not None]
+        if key == "arrival":
+            return [self._valid[s] for s in self._arrival]  # type: ignore[misc]
+        raise ValueError(f"unknown order {key!r}")
+
+    def finals(self) -> tuple[SampleFinal, ...]:
+        """Each sample's final answers, in sample-index order, for `vote`."""
+        return tuple(
+            sample_final(k, self._tokens[i], self._answers[i]) for i, k in enumerate(self._kinds)
+        )
+
+
+__all__ = [
+    "CODE_FAILURE",
+    "Answer",
+    "QuestionTracker",
+    "SampleFinal",
+    "SampleView",
+    "check_token",
+    "consistency_stop",
+    "past_cutoff",
+    "pick_level",
+    "question_stop",
+    "sample_end_token",
+    "sample_final",
+    "sample_kinds",
+    "sample_should_stop",
+    "sample_stop_token",
+    "stop_condition_token",
+    "timeout_deadline_s",
+    "timeout_stop",
+    "valid_answer",
+    "vote",
+]

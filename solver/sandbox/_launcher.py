@@ -1,0 +1,195 @@
+"""Child-side sandbox setup: run as `python -I -S _launcher.py CONFIG_JSON`, never imported.
+
+Stdlib only, so it starts in a few ms. Process tree (pids namespace on):
+launcher (caller's pid ns, root) -> init (pid 1 of a new pid ns) -> snippet (unprivileged).
+The launcher joins the pids cgroup, unshares net/mount/ipc/pid namespaces, makes the mount
+tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps; the snippet process
+sets rlimits, drops to the run's uid, and execs the interpreter. The snippet's wait status is
+passed back up and re-raised, so the caller sees the snippet's exit code or signal.
+Setup errors exit with SETUP_FAILED after writing MARKER + reason to stderr.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+from typing import Any
+
+SETUP_FAILED = 125
+MARKER = "aimo-sandbox: setup failed: "
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+SYS_MOUNT_SETATTR = 442  # same number on every architecture
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("attr_set", "attr_clr", "propagation", "userns_fd")]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(_b(src), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
+
+
+def _make_readonly() -> None:
+    """Every mount read-only and nosuid: mount_setattr(2) recursively, else one by one."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
+    ret = _libc.syscall(
+        ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), b"/",
+        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if ret == 0:
+        return
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    for point in points[1:]:
+        try:
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        except OSError:
+            pass  # mounts hidden under others, or kernel ones that refuse: still no writes via /
+
+
+def _setup_mounts(cfg: dict[str, Any]) -> None:
+    """Private, read-only tree; tmpfs work dir and /dev/shm; hidden dirs masked but the interpreter."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    exposed = [(root, [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in paths])
+               for root, paths in cfg["expose"]]
+    _make_readonly()
+    for root, items in exposed:
+        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
+        for path, fd in items:
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(path, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                open(path, "ab").close()
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            os.close(fd)
+        _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    owner = f",uid={cfg['uid']},gid={cfg['gid']}" if cfg["uid"] is not None else ""
+    _mount("tmpfs", cfg["workdir"], "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=700,size={cfg['work_mb']}m{owner}")
+    if os.path.isdir("/dev/shm"):
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
+
+
+def _exec_snippet(cfg: dict[str, Any]) -> None:
+    """Limits, unprivileged ids, then exec the interpreter; never returns."""
+    for name, (soft, hard) in cfg["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+    if cfg["uid"] is not None:
+        os.setgroups([])
+        os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    os.umask(0o077)
+    os.chdir(cfg["workdir"])
+    os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
+
+
+def _init(cfg: dict[str, Any], status_fd: int) -> None:
+    """Pid 1 of the new pid ns: mount /proc, run the snippet, reap, report its status, exit.
+
+    When this process exits the kernel kills everything left in the namespace.
+    """
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    if cfg["mountns"]:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        _child(cfg, _exec_snippet, cfg)
+    while True:
+        done, status = os.wait()
+        if done == pid:
+            break
+    os.write(status_fd, struct.pack("i", status))
+    os._exit(0)
+
+
+def _child(cfg: dict[str, Any], fn: Any, *args: Any) -> None:
+    """Run `fn` in a forked child; any error before exec becomes a setup failure."""
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - the child must never return into the caller's code
+        os.write(2, f"{MARKER}{exc!r}\n".encode())
+    os._exit(SETUP_FAILED)
+
+
+def _propagate(status: int) -> None:
+    """Exit the way the snippet did: same exit code, or the same signal."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else SETUP_FAILED)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+        if os.getppid() != cfg["caller"]:  # the caller died before the line above
+            os._exit(SETUP_FAILED)
+        if cfg["cgroup"]:
+            with open(os.path.join(cfg["cgroup"], "cgroup.procs"), "w", encoding="ascii") as f:
+                f.write(str(os.getpid()))
+        flags = (CLONE_NEWNET if cfg["netns"] else 0) | (CLONE_NEWPID if cfg["pidns"] else 0)
+        flags |= (CLONE_NEWNS | CLONE_NEWIPC) if cfg["mountns"] else 0
+        if flags:
+            _check(_libc.unshare(flags), "unshare")
+        if cfg["mountns"]:
+            _setup_mounts(cfg)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+    except BaseException as exc:  # noqa: BLE001
+        os.write(2, f"{MARKER}{exc!r}\n".encode())
+        os._exit(SETUP_FAILED)
+    if pid == 0:
+        os.close(read_fd)
+        if cfg["pidns"]:
+            _child(cfg, _init, cfg, write_fd)
+        _child(cfg, _exec_snippet, cfg)
+    os.close(write_fd)
+    _, status = os.waitpid(pid, 0)
+    reported = os.read(read_fd, 4)
+    if len(reported) == 4:
+        status = struct.unpack("i", reported)[0]
+    _propagate(status)
+
+
+if __name__ == "__main__":
+    main()

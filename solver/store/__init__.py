@@ -1,0 +1,41 @@
+"""DuckDB trace store: one writer that commits a question at a time, many short-lived readers.
+
+See docs/schema.md for the tables, units, the concurrency design and the resume rule.
+"""
+
+from __future__ import annotations
+
+from solver.store.connect import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    StoreBusyError,
+    init_store,
+    read_connection,
+    write_connection,
+)
+from solver.store.migrations import LATEST_VERSION
+from solver.store.reader import (
+    completed_questions,
+    list_runs,
+    load_chunks,
+    load_problem_traces,
+    load_sample_text,
+)
+from solver.store.records import ProblemRow, RunSummary
+from solver.store.writer import TraceWriter
+
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT_S",
+    "LATEST_VERSION",
+    "ProblemRow",
+    "RunSummary",
+    "StoreBusyError",
+    "TraceWriter",
+    "completed_questions",
+    "init_store",
+    "list_runs",
+    "load_chunks",
+    "load_problem_traces",
+    "load_sample_text",
+    "read_connection",
+    "write_connection",
+]

@@ -1,0 +1,172 @@
+"""Opening a trace store: short-lived DuckDB connections that wait out the other side's file lock.
+
+DuckDB lets one read-write process OR many read-only processes hold a file. Writers and readers
+therefore keep connections only as long as one question's write or one read takes, and both
+retry the lock error with capped exponential backoff until `lock_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from solver.errors import InputError
+from solver.store.migrations import (
+    LATEST_VERSION,
+    apply_migrations,
+    applied_versions,
+    check_schema,
+    list_tables,
+)
+
+logger = logging.getLogger("solver.store")
+
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+_FIRST_BACKOFF_S = 0.002
+_MAX_BACKOFF_S = 0.05
+# Messages of the errors that mean "someone else holds the file right now"; worth waiting for.
+_BUSY_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "different configuration than existing connections",  # same process, other mode, still open
+)
+
+
+class StoreBusyError(InputError):
+    """The store stayed locked by another process (or connection) for longer than the timeout."""
+
+
+def _is_busy(exc: BaseException) -> bool:
+    message = str(exc)
+    return any(marker in message for marker in _BUSY_MARKERS)
+
+
+def open_duckdb(
+    path: str | Path, *, read_only: bool, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the DuckDB file `path`, retrying while another process holds its lock.
+
+    Does not check the schema. A read-write connect creates a missing file.
+
+    Raises:
+        StoreBusyError: still locked after `lock_timeout_s` seconds.
+        InputError: the file cannot be opened as a DuckDB database (names the file).
+    """
+    source = str(path)
+    deadline = time.monotonic() + lock_timeout_s
+    delay = _FIRST_BACKOFF_S
+    while True:
+        try:
+            return duckdb.connect(source, read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_busy(exc):
+                raise InputError(source, None, f"cannot open as a DuckDB trace store: {exc}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StoreBusyError(
+                    source, None, f"still locked after {lock_timeout_s:g} s: {exc}"
+                ) from exc
+            logger.debug("store %s busy (%s), retrying in %.3f s", source, "read" if read_only else "write", delay)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2.0, _MAX_BACKOFF_S)
+
+
+def _existing_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(str(p), None, "no such trace store")
+    if not p.is_file():
+        raise InputError(str(p), None, "not a file")
+    return p
+
+
+@contextmanager
+def read_connection(
+    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the trace store `path`, closed on exit; hold it only briefly.
+
+    Raises:
+        InputError: missing file, not a DuckDB file, or not a trace store at the current schema.
+        StoreBusyError: a writer held the file for longer than `lock_timeout_s`.
+    """
+    p = _existing_file(path)
+    con = open_duckdb(p, read_only=True, lock_timeout_s=lock_timeout_s)
+    try:
+        check_schema(con, str(p))
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def write_connection(
+    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the existing trace store `path`, closed (and checkpointed) on exit.
+
+    Raises:
+        InputError / StoreBusyError: as `read_connection`.
+    """
+    p = _existing_file(path)
+    con = open_duckdb(p, read_only=False, lock_timeout_s=lock_timeout_s)
+    try:
+        check_schema(con, str(p))
+        yield con
+    finally:
+        con.close()
+
+
+def _create_atomically(target: Path) -> None:
+    """Build a fully migrated store beside `target` and link it into place, so that no reader ever
+    sees a half-initialised file. If `target` appeared meanwhile, it is left untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.init")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        apply_migrations(con)
+    finally:
+        con.close()
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this file system
+        if not target.exists():
+            os.rename(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def init_store(
+    path: str | Path, *, create: bool = True, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> list[int]:
+    """Make `path` a trace store at the current schema and return the migration versions applied.
+
+    A missing file is created when `create` is set; an existing DuckDB file with no tables is
+    initialised; an existing store is migrated forward. Anything else is left untouched.
+
+    Raises:
+        InputError: the file is not a DuckDB file, holds other tables, or has a newer schema.
+    """
+    p = Path(path)
+    if not p.exists() and create:
+        _create_atomically(p)
+    p = _existing_file(p)
+    con = open_duckdb(p, read_only=False, lock_timeout_s=lock_timeout_s)
+    try:
+        tables = list_tables(con)
+        ours = "schema_migrations" in tables and max(applied_versions(con), default=0) <= LATEST_VERSION
+        applied = apply_migrations(con) if (not tables or ours) else []
+        check_schema(con, str(p))
+        return applied
+    finally:
+        con.close()

@@ -1,0 +1,58 @@
+"""Plain rows that cross the trace-store boundary: what a writer is given and what `list_runs` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from solver.traces import RunInfo
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    """One question of a run: its id, the order the run served it in, its text and known answer (0..999)."""
+
+    problem_id: str
+    position: int
+    question: str | None
+    answer: int | None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A `runs` row plus counts over its completed questions (those with a `questions_done` marker).
+
+    `n_tokens` is the sum of generated tokens of those questions' samples; `created_at` is the
+    store's local timestamp of `start_run`.
+    """
+
+    run_id: str
+    kind: str
+    model: str | None
+    backend: str | None
+    quantization: str | None
+    hardware: str | None
+    gen_config: dict
+    policy: dict | None
+    notes: str | None
+    status: str
+    created_at: datetime
+    n_problems: int
+    n_samples: int
+    n_tokens: int
+    n_answers: int
+
+    @property
+    def info(self) -> RunInfo:
+        """The run as the `RunInfo` it was started with."""
+        return RunInfo(
+            run_id=self.run_id,
+            kind=self.kind,  # type: ignore[arg-type]  # guarded by the schema's CHECK
+            model=self.model,
+            backend=self.backend,
+            quantization=self.quantization,
+            hardware=self.hardware,
+            gen_config=dict(self.gen_config),
+            policy=None if self.policy is None else dict(self.policy),
+            notes=self.notes,
+        )
