@@ -190,10 +190,17 @@ def dashboard() -> None:
 def demo(
     traces: Optional[Path] = typer.Option(None, help="Trace store to use (default: a fresh synthetic one)."),
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
+    replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
 ) -> None:
-    """The main job on bundled data: build the default synthetic store and summarise it."""
+    """The main job on bundled data: the default synthetic store, its summary, and the seed
+    policy simulated on it under the 5-hour 4×L4 budget."""
     from recorder.summary import summarize_store
     from recorder.synth import synthesize_store
+    from simulator.hardware import load_profile
+    from simulator.replay import bootstrap_competitions, replay_competition, summarize
+    from simulator.report import render_bootstrap, render_competition
+    from solver.policy import load_policy
+    from solver.store import load_problem_traces
 
     try:
         if traces is None:
@@ -204,8 +211,17 @@ def demo(
                 typer.echo(f"generating the default synthetic store at {traces} ...")
                 synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")
         typer.echo(summarize_store(traces).render())
+        problems = load_problem_traces(traces)
+        policy = load_policy("seed-2nd-place")
+        profile = load_profile("l4x4-14b-w4kv8")
     except InputError as exc:
         _fail(str(exc))
+    typer.echo(f"\n== {policy.name} on {profile.name}, recorded samples in recorded order ==")
+    typer.echo(render_competition(replay_competition(problems, policy, profile)))
+    summary = summarize(
+        bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=0)
+    )
+    typer.echo(render_bootstrap(summary))
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`

@@ -39,7 +39,9 @@ _THOUSANDS_COMMA = re.compile(r"[+-]?\s*\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _THOUSANDS_SPACE = re.compile(r"[+-]?\s*\d{1,3}(?: \d{3})+(?:\.\d*)?")
 _FRAC_DIGITS = re.compile(r"\\[dtc]?frac\s*(\d)\s*(\d)")
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)|(?P<cmd>\\[A-Za-z]+)|(?P<op>[-+*/^()\[\]{}×·÷]))"
+    r"\s*(?:(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"|(?P<cmd>\\[A-Za-z]+)"
+    r"|(?P<op>[-+*/^()\[\]{}×·÷]))"
 )
 _COMMANDS = {
     "\\frac": "frac",

@@ -109,7 +109,7 @@ class RobustBoxScanner:
             if replay is not None:
                 abandoned, resume = replay
                 work.append((data, resume))
-                pass  # re-read the abandoned box's content first
+                work.append((abandoned, 0))  # re-read the abandoned box's content first
         return found
 
     def _run(self, data: str, i: int, found: list[str]) -> tuple[str, int] | None:

@@ -1,4 +1,4 @@
-"""Seed-exact extraction primitives: the 2nd-place submission's regexes and conversions, byte for byte.
+"""Seed-exact extraction primitives: the 2nd-place submission's regexes and conversions, verbatim.
 
 Kept apart from the robust parser so the `seed-2nd-place` preset reproduces the original exactly.
 """

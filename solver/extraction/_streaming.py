@@ -52,7 +52,9 @@ class StreamingExtractor:
     `max_box_chars` characters is abandoned and boxes inside it are reported at that point.
     """
 
-    def __init__(self, mode: ExtractionMode = "exact", *, max_box_chars: int = MAX_BOX_CHARS) -> None:
+    def __init__(
+        self, mode: ExtractionMode = "exact", *, max_box_chars: int = MAX_BOX_CHARS
+    ) -> None:
         self._mode = check_mode(mode)
         self._boxes: ExactBoxScanner | RobustBoxScanner = (
             ExactBoxScanner() if mode == "exact" else RobustBoxScanner(max_chars=max_box_chars)
@@ -72,7 +74,9 @@ class StreamingExtractor:
         Returns the boxes and code blocks that this delta completed (usually none).
         """
         if n_tokens < self._n_tokens:
-            raise ValueError(f"n_tokens: cumulative count went back from {self._n_tokens} to {n_tokens}")
+            raise ValueError(
+                f"n_tokens: cumulative count went back from {self._n_tokens} to {n_tokens}"
+            )
         self._n_tokens = n_tokens
         answers = tuple(
             AnswerFound(box_value(raw, self._mode), n_tokens, "boxed", raw)

@@ -103,9 +103,9 @@ def to_arrow(frame: Frame, table: str, source: str) -> pa.Table:
         if not col.nullable and data.null_count:
             raise InputError(source, field, f"{data.null_count} missing value(s)")
         if col.allowed is not None:
-            ok = pc.is_in(data, value_set=pa.array(col.allowed, pa.string()))
-            if not pc.all(ok).as_py():
-                bad = pc.filter(data, pc.invert(ok))[0].as_py()
+            bad_mask = pc.invert(pc.is_in(data, value_set=pa.array(col.allowed, pa.string())))
+            if pc.any(bad_mask, min_count=0).as_py():
+                bad = pc.filter(data, bad_mask)[0].as_py()
                 raise InputError(source, field, f"bad value {bad!r}; allowed: {', '.join(col.allowed)}")
         arrays.append(data)
     return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.type) for c in columns]))
