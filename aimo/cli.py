@@ -189,6 +189,7 @@ def dashboard() -> None:
 @app.command()
 def demo(
     traces: Optional[Path] = typer.Option(None, help="Trace store to use (default: a fresh synthetic one)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id when the store holds several."),
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
     replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
 ) -> None:
@@ -211,7 +212,7 @@ def demo(
                 typer.echo(f"generating the default synthetic store at {traces} ...")
                 synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")
         typer.echo(summarize_store(traces).render())
-        problems = load_problem_traces(traces)
+        problems = load_problem_traces(traces, run)
         policy = load_policy("seed-2nd-place")
         profile = load_profile("l4x4-14b-w4kv8")
     except InputError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,16 +25,33 @@ from recorder.synth_profiles import DEFAULT_PROFILE, SynthProfile, Target, get_p
 from solver.errors import InputError
 
 RUN_CONFIG = "SELECT run_id, gen_config::VARCHAR FROM runs ORDER BY created_at, run_id"
-CHUNK_TIMES = """
-SELECT c.problem_id, c.sample_idx, c.n_tokens, c.t_s FROM chunks c
-JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
-WHERE c.run_id = $run_id AND c.t_s IS NOT NULL
-ORDER BY c.problem_id, c.sample_idx, c.seq
+TIME_AT_TOKEN = """
+WITH c AS (
+    SELECT c.problem_id, c.sample_idx, c.n_tokens, c.t_s FROM chunks c
+    WHERE c.run_id = $run_id AND c.t_s IS NOT NULL
+    UNION ALL
+    SELECT s.problem_id, s.sample_idx, 0, s.start_s FROM samples s
+    WHERE s.run_id = $run_id AND s.start_s IS NOT NULL
+),
+lo AS (
+    SELECT problem_id, sample_idx, max(n_tokens) AS k0, arg_max(t_s, n_tokens) AS t0
+    FROM c WHERE n_tokens < $token GROUP BY problem_id, sample_idx
+),
+hi AS (
+    SELECT problem_id, sample_idx, min(n_tokens) AS k1, arg_min(t_s, n_tokens) AS t1
+    FROM c WHERE n_tokens >= $token GROUP BY problem_id, sample_idx
+)
+SELECT hi.problem_id, hi.sample_idx,
+       CASE WHEN hi.k1 = $token THEN hi.t1
+            ELSE lo.t0 + (hi.t1 - lo.t0) * ($token - lo.k0) / (hi.k1 - lo.k0) END AS t
+FROM hi
+JOIN questions_done d ON d.run_id = $run_id AND d.problem_id = hi.problem_id
+LEFT JOIN lo ON lo.problem_id = hi.problem_id AND lo.sample_idx = hi.sample_idx
 """
-ANSWER_CHUNKS = """
+CHUNK_TEXT = """
 SELECT c.problem_id, c.sample_idx, c.n_tokens, c.text FROM chunks c
 JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
-WHERE c.run_id = $run_id AND (c.text LIKE '%oxed{%' OR c.text LIKE '%```python%')
+WHERE c.run_id = $run_id
 ORDER BY c.problem_id, c.sample_idx, c.seq
 """
 ANSWER_ROWS = """
@@ -45,9 +61,6 @@ WHERE a.run_id = $run_id
 ORDER BY a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
 """
 HAS_TEXT = "SELECT count(text) FROM chunks WHERE run_id = $run_id"
-
-_BOXED = re.compile(r"oxed\{(.*?)\}")
-_CODE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -188,31 +201,20 @@ def kind_interleave(d: RunData) -> float | None:
     return _share(pd.Series(d.stats["kind"].to_numpy() == expected))
 
 
-def _token_times(d: RunData) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
-    chunks = d.con.execute(CHUNK_TIMES, {"run_id": d.run_id}).df()
-    out = {}
-    for key, g in chunks.groupby(["problem_id", "sample_idx"], sort=False):
-        out[key] = (g["n_tokens"].to_numpy(np.float64), g["t_s"].to_numpy(np.float64))
-    return out
-
-
-def _start_times(d: RunData) -> dict[tuple[str, int], float]:
-    s = d.stats[d.stats["start_s"].notna()]
-    return dict(zip(zip(s["problem_id"], s["sample_idx"]), s["start_s"].astype(float)))
+def _times_at(d: RunData, token: int) -> pd.Series:
+    """Per sample (indexed by problem_id, sample_idx): the time its `token`-th token arrived,
+    interpolated linearly between chunks ((0, start_s) is the first point); samples that are
+    shorter or untimed are absent."""
+    df = d.con.execute(TIME_AT_TOKEN, {"run_id": d.run_id, "token": token}).df()
+    return df.set_index(["problem_id", "sample_idx"])["t"].dropna()
 
 
 def _rate(d: RunData, lo: int, hi: int) -> float | None:
     """Median per-sample decode rate (tok/s) between token counts `lo` and `hi` (0 = sample start)."""
-    starts = _start_times(d)
-    rates = []
-    for key, (tok, t) in _token_times(d).items():
-        if tok[-1] < hi or key not in starts:
-            continue
-        tok0, t0 = np.concatenate([[0.0], tok]), np.concatenate([[starts[key]], t])
-        dt = np.interp(hi, tok0, t0) - np.interp(lo, tok0, t0)
-        if dt > 0:
-            rates.append((hi - lo) / dt)
-    return float(np.median(rates)) if rates else None
+    t_lo, t_hi = _times_at(d, lo), _times_at(d, hi)
+    dt = (t_hi - t_lo.reindex(t_hi.index)).dropna()
+    dt = dt[dt > 0]
+    return float(((hi - lo) / dt).median()) if len(dt) else None
 
 
 def rate_start(d: RunData) -> float | None:
@@ -228,40 +230,37 @@ def time_13007(d: RunData) -> float | None:
     return None if r is None else 13007 / r
 
 
-def extract_events(text: str) -> list[tuple[str, int | None]]:
-    """Answer events in one chunk's text, in order: ('boxed', value) per `\\boxed{}` (seed parse:
-    int % 1000, else int(float) % 1000, else None) and ('code', None) per fenced python block."""
-    events: list[tuple[int, str, int | None]] = []
-    for m in _BOXED.finditer(text):
-        events.append((m.start(), "boxed", _parse_boxed(m.group(1))))
-    for m in _CODE.finditer(text):
-        events.append((m.end(), "code", None))
-    return [(src, v) for _, src, v in sorted(events)]
-
-
-def _parse_boxed(content: str) -> int | None:
-    try:
-        return int(content) % 1000
-    except ValueError:
-        try:
-            return int(float(content)) % 1000
-        except (ValueError, OverflowError):
-            return None
-
-
 def text_consistency(d: RunData) -> float | None:
-    """Share of samples whose answer rows (position, source, boxed value) re-extract from chunk text."""
+    """Share of samples whose answer rows re-extract from their chunk text.
+
+    Each sample's chunks are fed to the live solver's exact-mode `StreamingExtractor`; the
+    multiset of (token, 'boxed', value) and (token, 'code') events must equal the answer rows
+    (code values need a run, so only their positions are compared).
+    """
+    from solver.extraction import StreamingExtractor
+
     if not d.con.execute(HAS_TEXT, {"run_id": d.run_id}).fetchone()[0]:
         return None
     found: dict[tuple[str, int], list] = {}
-    for pid, idx, tok, text in d.con.execute(ANSWER_CHUNKS, {"run_id": d.run_id}).fetchall():
-        for src, value in extract_events(text):
-            found.setdefault((pid, idx), []).append((tok, src, value))
+    current, extractor = None, StreamingExtractor()
+    for pid, idx, tok, text in d.con.execute(CHUNK_TEXT, {"run_id": d.run_id}).fetchall():
+        if (pid, idx) != current:
+            current, extractor = (pid, idx), StreamingExtractor()
+        got = extractor.feed(text or "", tok)
+        if got:
+            events = found.setdefault((pid, idx), [])
+            events.extend((a.token, "boxed", a.value) for a in got.answers)
+            events.extend((c.token, "code", None) for c in got.code_blocks)
     stored: dict[tuple[str, int], list] = {}
     for pid, idx, tok, src, value in d.con.execute(ANSWER_ROWS, {"run_id": d.run_id}).fetchall():
         stored.setdefault((pid, idx), []).append((tok, src, value if src == "boxed" else None))
     keys = list(zip(d.stats["problem_id"], d.stats["sample_idx"]))
-    return _share(pd.Series([found.get(k, []) == stored.get(k, []) for k in keys], dtype=bool))
+    same = [_sorted(found.get(k, [])) == _sorted(stored.get(k, [])) for k in keys]
+    return _share(pd.Series(same, dtype=bool))
+
+
+def _sorted(events: list) -> list:
+    return sorted(events, key=lambda e: (e[0], e[1], -1 if e[2] is None else e[2]))
 
 
 METRICS: dict[str, Metric] = {

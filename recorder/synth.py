@@ -255,7 +255,7 @@ def _code_outcome(rng: np.random.Generator, profile: SynthProfile) -> CodeOutcom
     """Draw a code block's result: ok, exec error, 30 s timeout, or no integer in the output."""
     cm = profile.code
     u = rng.random()
-    ms = float(cm.exec_ms_median * math.exp(cm.exec_ms_sigma * rng.standard_normal()))
+    ms = round(float(cm.exec_ms_median * math.exp(cm.exec_ms_sigma * rng.standard_normal())), 1)
     if u < cm.exec_error:
         if rng.random() < cm.timeout_share:
             err = f"TimeoutError: code ran longer than {cm.timeout_s:g} s"
@@ -267,56 +267,74 @@ def _code_outcome(rng: np.random.Generator, profile: SynthProfile) -> CodeOutcom
     return CodeOutcome(True, True, ms)
 
 
+def _would_be_length(rng: np.random.Generator, profile: SynthProfile, spec: ProblemSpec, kind: str,
+                     right: bool) -> int:
+    """Tokens the model would write without a cap: lognormal around the problem's median."""
+    median = spec.median_tokens * (1.0 if right else profile.wrong_length_factor)
+    if kind == "code":
+        median *= profile.code_length_factor
+    return max(profile.min_tokens, int(round(median * math.exp(profile.length_sigma * rng.standard_normal()))))
+
+
+def _mention_fracs(rng: np.random.Generator, profile: SynthProfile, k: int, capped: bool) -> list[float]:
+    """Positions of the first answer and its `k` re-statements, as fractions of the would-be length."""
+    am = profile.answers
+    if k == 0:
+        return [float(rng.uniform(*am.last_frac))]
+    first = float(rng.uniform(*(am.first_frac_long if capped else am.first_frac)))
+    last = float(rng.uniform(*am.last_frac))
+    return [first, *np.sort(rng.uniform(first, last, size=k - 1)).tolist(), last]
+
+
+def _mention_values(
+    rng: np.random.Generator, profile: SynthProfile, spec: ProblemSpec, final: int, right: bool, n: int
+) -> list[int]:
+    """The value of each mention: the final answer, except before a (rare) flip."""
+    values = [final] * n
+    am = profile.answers
+    if n >= 2 and rng.random() < am.flip_rate:
+        j = int(rng.integers(1, n))
+        if right or rng.random() >= am.flip_from_right:
+            earlier = _wrong_value(rng, spec, avoid=final)
+        else:
+            earlier = spec.answer
+        values[:j] = [earlier] * j
+    return values
+
+
 def sample_spec(
     rng: np.random.Generator, profile: SynthProfile, spec: ProblemSpec, sample_idx: int
 ) -> SampleSpec:
-    """Draw one sample: kind by index parity, right or wrong, length, and its answer events."""
-    am = profile.answers
+    """Draw one sample: kind by index parity, right or wrong, length, and its answer events.
+
+    Events are placed at chunk ends (where a streaming extractor sees them), one per chunk;
+    those beyond the token cap are dropped.
+    """
     kind = "cot" if sample_idx % 2 == 0 else "code"
     writes_code = kind == "code" and rng.random() >= profile.code.no_code
     p = _shift(spec.p_right, profile.code.logit_shift) if writes_code else spec.p_right
     right = bool(rng.random() < p)
     final = spec.answer if right else _wrong_value(rng, spec)
-
-    median = spec.median_tokens * (1.0 if right else profile.wrong_length_factor)
-    if kind == "code":
-        median *= profile.code_length_factor
-    would = max(profile.min_tokens, int(round(median * math.exp(profile.length_sigma * rng.standard_normal()))))
+    would = _would_be_length(rng, profile, spec, kind, right)
     n_tokens = min(would, profile.max_new_tokens)
     finish = "length" if would > profile.max_new_tokens else "stop"
 
     code = _code_outcome(rng, profile) if writes_code else None
-    k = int(rng.choice(len(am.repeat_probs), p=am.repeat_probs))
+    k = int(rng.choice(len(profile.answers.repeat_probs), p=profile.answers.repeat_probs))
     if k == 0 and code is not None and not code.ok:
         k = 1  # a failed code run is followed by a boxed answer
-    if k == 0:
-        fracs = [float(rng.uniform(*am.last_frac))]
-    else:
-        first_range = am.first_frac_long if finish == "length" else am.first_frac
-        first, last = float(rng.uniform(*first_range)), float(rng.uniform(*am.last_frac))
-        fracs = [first, *np.sort(rng.uniform(first, last, size=k - 1)).tolist(), last]
-    values: list[int | None] = [final] * len(fracs)
-    if len(fracs) >= 2 and rng.random() < am.flip_rate:
-        j = int(rng.integers(1, len(fracs)))
-        earlier = _wrong_value(rng, spec, avoid=final) if right else (
-            spec.answer if rng.random() < am.flip_from_right else _wrong_value(rng, spec, avoid=final)
-        )
-        values[:j] = [earlier] * j
+    fracs = _mention_fracs(rng, profile, k, capped=finish == "length")
+    values = _mention_values(rng, profile, spec, final, right, len(fracs))
 
     mentions: list[Mention] = []
     ct, prev = profile.chunk_tokens, 0
     for i, (frac, value) in enumerate(zip(fracs, values)):
         pos = int(math.ceil(frac * would))
-        if pos > n_tokens:
-            break  # the cap cut the sample before this answer
         q = max(min(int(math.ceil(pos / ct)) * ct, n_tokens), prev + ct)
-        if q > n_tokens:
-            break
+        if pos > n_tokens or q > n_tokens:
+            break  # the cap cut the sample before this answer
         prev = q
-        if i == 0 and code is not None:
-            mentions.append(code.mention(q, value))
-        else:
-            mentions.append(Mention(q, "boxed", value))
+        mentions.append(code.mention(q, value) if i == 0 and code is not None else Mention(q, "boxed", value))
     return SampleSpec(sample_idx, kind, n_tokens, finish, tuple(mentions))
 
 
@@ -340,8 +358,8 @@ def question_tables(
                                                "code_ok", "exec_ms", "error")}
     c_idx, c_seq, c_t, c_tok, c_text = [], [], [], [], []
     for s in samples:
-        start = (s.sample_idx + 1) * spec.prompt_tokens / profile.rate.prefill_tok_s
-        end = start + float(times[s.n_tokens])
+        start = round((s.sample_idx + 1) * spec.prompt_tokens / profile.rate.prefill_tok_s, 3)
+        end = round(start + float(times[s.n_tokens]), 3)
         for key, v in zip(s_cols, (s.sample_idx, s.kind, spec.prompt_tokens, start, end, s.n_tokens,
                                    s.finish_reason)):
             s_cols[key].append(v)
@@ -356,14 +374,15 @@ def question_tables(
                 text[i] = f"{text[i]}so the answer is \\boxed{{{m.value}}}. "
             else:
                 text[i] = f"{text[i]}\n```python\n{m.code}\n```\n"
-            t = start + float(times[m.token_pos]) + (m.exec_ms or 0.0) / 1000.0 * (m.source == "code")
+            exec_s = (m.exec_ms or 0.0) / 1000.0 if m.source == "code" else 0.0
+            t = round(start + float(times[m.token_pos]) + exec_s, 3)
             for key, v in zip(a_cols, (s.sample_idx, m.token_pos, t, m.source, m.value, m.code_ok,
                                        m.exec_ms, m.error)):
                 a_cols[key].append(v)
         c_idx.append(np.full(n_chunks, s.sample_idx, np.int32))
         c_seq.append(seq.astype(np.int32))
         c_tok.append(tok.astype(np.int32))
-        c_t.append(start + times[tok])
+        c_t.append(np.round(start + times[tok], 3))  # ms precision: compresses well in DuckDB
         c_text.append(text)
     samples_t = pa.table(
         {
