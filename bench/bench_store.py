@@ -67,7 +67,8 @@ def _stream_text(rng: np.random.Generator, vocab: pa.Array, chunk_tokens: np.nda
     np.cumsum(chunk_tokens, out=bounds[1:])
     offsets = token_offsets[bounds] - token_offsets[0]
     data = tokens.buffers()[2][int(token_offsets[0]) :]
-    return pa.StringArray.from_buffers(chunk_tokens.size, pa.py_buffer(offsets.astype(np.int32)), data)
+    offsets_buffer = pa.py_buffer(offsets.astype(np.int32))
+    return pa.StringArray.from_buffers(chunk_tokens.size, offsets_buffer, data)
 
 
 def make_question(
@@ -89,12 +90,14 @@ def make_question(
         tok_parts.append(tokens.astype(np.int32))
         time_parts.append(times)
         kind = "cot" if s % 2 == 0 else "code"
-        sample_rows.append((s, kind, 150, 0.0, float(times[-1]), total, "length" if total >= 16384 else "stop"))
+        reason = "length" if total >= 16384 else "stop"
+        sample_rows.append((s, kind, 150, 0.0, float(times[-1]), total, reason))
         for pos in np.sort(rng.integers(1, total + 1, rng.integers(1, 4))):
             source = "code" if kind == "code" and rng.random() < 0.5 else "boxed"
             value = None if rng.random() < 0.1 else int(rng.integers(0, 1000))
             t = float(times[np.searchsorted(tokens, pos)])
-            answer_rows.append((s, int(pos), t, source, value, source == "code", 120.0 if source == "code" else None))
+            exec_ms = 120.0 if source == "code" else None
+            answer_rows.append((s, int(pos), t, source, value, source == "code", exec_ms))
     tokens_all = np.concatenate(tok_parts)
     seq_all = np.concatenate(seq_parts)
     steps_all = np.diff(tokens_all, prepend=0)
@@ -110,16 +113,22 @@ def make_question(
     )
     samples = pd.DataFrame(
         sample_rows,
-        columns=["sample_idx", "kind", "prompt_tokens", "start_s", "end_s", "n_tokens", "finish_reason"],
+        columns=[
+            "sample_idx", "kind", "prompt_tokens", "start_s", "end_s", "n_tokens", "finish_reason"
+        ],
     )
     answers = pd.DataFrame(
-        answer_rows, columns=["sample_idx", "token_pos", "t_s", "source", "value", "code_ok", "exec_ms"]
+        answer_rows,
+        columns=["sample_idx", "token_pos", "t_s", "source", "value", "code_ok", "exec_ms"],
     )
-    problem = ProblemRow(f"p{position:03d}", position, f"Question {position}?", int(rng.integers(0, 1000)))
+    answer = int(rng.integers(0, 1000))
+    problem = ProblemRow(f"p{position:03d}", position, f"Question {position}?", answer)
     return Question(problem, samples, chunks, answers)
 
 
-def bench_raw_insert(directory: Path, questions: list[Question], repeats: int) -> tuple[float, float]:
+def bench_raw_insert(
+    directory: Path, questions: list[Question], repeats: int
+) -> tuple[float, float]:
     """Best wall and CPU rows/s of Arrow -> chunks inserts: one transaction per question on one
     open connection with the writer's settings, the closing checkpoint included."""
     best_wall = best_cpu = 0.0
@@ -166,7 +175,10 @@ def main() -> None:
     if args.quick:
         args.problems, args.samples, args.repeats = 10, 8, 3
 
-    print(f"platform: {platform.platform()}  python {platform.python_version()}  cpus: {os.cpu_count()}")
+    print(
+        f"platform: {platform.platform()}  python {platform.python_version()}  "
+        f"cpus: {os.cpu_count()}"
+    )
     print(
         f"processor: {platform.processor() or platform.machine()}  duckdb {duckdb.__version__}  "
         f"pyarrow {pa.__version__}  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
@@ -174,26 +186,31 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     vocab = make_vocab(rng)
-    questions = [make_question(rng, vocab, i, args.samples, args.tokens) for i in range(args.problems)]
+    questions = [
+        make_question(rng, vocab, i, args.samples, args.tokens) for i in range(args.problems)
+    ]
     n_chunks = sum(q.chunks.num_rows for q in questions)
     n_answers = sum(len(q.answers) for q in questions)
     print(
         f"data: {args.problems} problems x {args.samples} samples x ~{args.tokens} tokens -> "
-        f"{n_chunks:,} chunk rows, {n_answers:,} answers (generated in {time.perf_counter() - start:.1f} s)"
+        f"{n_chunks:,} chunk rows, {n_answers:,} answers "
+        f"(generated in {time.perf_counter() - start:.1f} s)"
     )
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         subset = questions[: max(1, len(questions) // 5)]
         raw_wall, raw_cpu = bench_raw_insert(directory, subset, args.repeats)
         print(
-            f"(1) Arrow insert into chunks, {sum(q.chunks.num_rows for q in subset):,} rows, 1 txn/question: "
+            f"(1) Arrow insert into chunks, {sum(q.chunks.num_rows for q in subset):,} rows, "
+            "1 txn/question: "
             f"{raw_wall:,.0f} rows/s wall, {raw_cpu:,.0f} rows per CPU-second "
             f"(best of {args.repeats}; goal >= 1,000,000 rows/s)"
         )
 
         path = directory / "store.duckdb"
         writer = TraceWriter(path)
-        writer.start_run(RunInfo("bench", "synthetic", model="bench", gen_config={"seed": args.seed}))
+        run = RunInfo("bench", "synthetic", model="bench", gen_config={"seed": args.seed})
+        writer.start_run(run)
         start, cpu = time.perf_counter(), time.process_time()
         for q in questions:
             writer.write_question("bench", q.problem, q.samples, q.chunks, q.answers, wall_s=1.0)
@@ -216,7 +233,10 @@ def main() -> None:
         )
         chunks_s = best_of(args.repeats, lambda: load_chunks(path, "bench", "p000", 0))
         text_s = best_of(args.repeats, lambda: load_sample_text(path, "bench", "p000", 0))
-        print(f"    load_chunks(one sample): {chunks_s * 1000:.0f} ms; load_sample_text: {text_s * 1000:.0f} ms")
+        print(
+            f"    load_chunks(one sample): {chunks_s * 1000:.0f} ms; "
+            f"load_sample_text: {text_s * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

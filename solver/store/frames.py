@@ -1,4 +1,4 @@
-"""Normalise the per-question frames a writer is given into Arrow tables of the store's exact columns.
+"""Normalise the per-question frames a writer is given into Arrow tables of the store's columns.
 
 Validation happens here, vectorised, so that a bad frame fails with an InputError naming the table
 and column before anything is written.
@@ -71,7 +71,8 @@ def to_arrow(frame: Frame, table: str, source: str) -> pa.Table:
     Missing optional columns are filled (NULL or their default); unknown columns are an error.
 
     Raises:
-        InputError: naming `source` and `table.column` for a missing, unknown, mistyped or bad column.
+        InputError: naming `source` and `table.column` of a missing, unknown, mistyped or bad
+            column.
     """
     columns = TABLE_COLUMNS[table]
     if isinstance(frame, pd.DataFrame):
@@ -92,8 +93,10 @@ def to_arrow(frame: Frame, table: str, source: str) -> pa.Table:
         if col.name not in frame.column_names:
             if col.required:
                 raise InputError(source, field, "required column missing")
-            fill = np.full(n, col.default)
-            arrays.append(pa.nulls(n, col.type) if col.default is None else pa.array(fill, col.type))
+            if col.default is None:
+                arrays.append(pa.nulls(n, col.type))
+            else:
+                arrays.append(pa.array(np.full(n, col.default), col.type))
             continue
         data = frame.column(col.name)
         try:
@@ -106,9 +109,11 @@ def to_arrow(frame: Frame, table: str, source: str) -> pa.Table:
             bad_mask = pc.invert(pc.is_in(data, value_set=pa.array(col.allowed, pa.string())))
             if pc.any(bad_mask, min_count=0).as_py():
                 bad = pc.filter(data, bad_mask)[0].as_py()
-                raise InputError(source, field, f"bad value {bad!r}; allowed: {', '.join(col.allowed)}")
+                allowed = ", ".join(col.allowed)
+                raise InputError(source, field, f"bad value {bad!r}; allowed: {allowed}")
         arrays.append(data)
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.type) for c in columns]))
+    schema = pa.schema([pa.field(c.name, c.type) for c in columns])
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _ints(table: pa.Table, name: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Schema migrations: numbered `migrations/NNN_name.sql` files applied in order, recorded in `schema_migrations`.
+"""Schema migrations: numbered `migrations/NNN_name.sql` files applied in order and recorded in
+the `schema_migrations` table.
 
 Functions here take an open DuckDB connection and never open files themselves (see `connect.py`).
 """
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($version, $name)"
 APPLIED_VERSIONS = "SELECT version FROM schema_migrations ORDER BY version"
+MAX_VERSION = "SELECT max(version) FROM schema_migrations"
 LIST_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
 
 
@@ -58,10 +60,12 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ..
         match = _FILE_RE.match(path.name)
         if match is None:
             raise InputError(str(path), None, "migration files must be named NNN_name.sql")
-        found.append(Migration(int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
+        sql = path.read_text(encoding="utf-8")
+        found.append(Migration(int(match.group(1)), match.group(2), sql))
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise InputError(str(directory), None, f"migration versions must be 1..n without gaps, got {versions}")
+        message = f"migration versions must be 1..n without gaps, got {versions}"
+        raise InputError(str(directory), None, message)
     return tuple(found)
 
 
@@ -110,7 +114,8 @@ def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
     """Check that `con` is a trace store at the current schema version and return that version.
 
     Raises:
-        InputError: naming `source` when the database is not a trace store, or is at another version.
+        InputError: naming `source` when the database is not a trace store or is at another
+            schema version.
     """
     tables = list_tables(con)
     if "schema_migrations" not in tables:
@@ -118,19 +123,20 @@ def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
         raise InputError(
             source, None, f"not a trace store (no schema_migrations table; tables found: {shown})"
         )
-    versions = applied_versions(con)
-    version = max(versions, default=0)
+    version = con.execute(MAX_VERSION).fetchall()[0][0] or 0
     if version > LATEST_VERSION:
         raise InputError(
             source,
             "schema_migrations.version",
-            f"store schema v{version} is newer than this code's v{LATEST_VERSION}; upgrade the package",
+            f"store schema v{version} is newer than this code's v{LATEST_VERSION}; "
+            "upgrade the package",
         )
     if version < LATEST_VERSION:
         raise InputError(
             source,
             "schema_migrations.version",
-            f"store schema v{version} is older than v{LATEST_VERSION}; upgrade it with solver.store.init_store (TraceWriter does so)",
+            f"store schema v{version} is older than v{LATEST_VERSION}; "
+            "upgrade it with solver.store.init_store (TraceWriter does so)",
         )
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:

@@ -114,7 +114,7 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: dict) -> pa.Table
 
 
 def _column(table: pa.Table, name: str, dtype: type) -> np.ndarray:
-    """A read-only numpy copy of one column; NULL floats become NaN."""
+    """One column as a read-only numpy array of `dtype`; NULL floats become NaN."""
     values = np.asarray(table.column(name).to_numpy(), dtype=dtype)
     values.flags.writeable = False
     return values
@@ -127,9 +127,11 @@ def _resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None, source: str
             return run_ids[0]
         if not run_ids:
             raise InputError(source, "run_id", "the store holds no runs")
-        raise InputError(source, "run_id", f"the store holds several runs, pick one of: {', '.join(run_ids)}")
+        listed = ", ".join(run_ids)
+        raise InputError(source, "run_id", f"the store holds several runs, pick one of: {listed}")
     if run_id not in run_ids:
-        raise InputError(source, "run_id", f"unknown run {run_id!r}; runs: {', '.join(run_ids) or 'none'}")
+        listed = ", ".join(run_ids) or "none"
+        raise InputError(source, "run_id", f"unknown run {run_id!r}; runs: {listed}")
     return run_id
 
 
@@ -155,10 +157,12 @@ def load_problem_traces(
     return _assemble(run_id, problems, samples, answers)
 
 
-def _assemble(run_id: str, problems: pa.Table, samples: pa.Table, answers: pa.Table) -> list[ProblemTrace]:
+def _assemble(
+    run_id: str, problems: pa.Table, samples: pa.Table, answers: pa.Table
+) -> list[ProblemTrace]:
     """Split the three ordered result tables into ProblemTrace / SampleTrace objects."""
-    n_answers = samples.column("n_answers").to_numpy()
-    bounds = np.cumsum(n_answers)[:-1]
+    ends = np.cumsum(samples.column("n_answers").to_numpy()).tolist()
+    starts = [0, *ends[:-1]]
     arrays = {
         "ans_token": _column(answers, "token_pos", np.int32),
         "ans_time": _column(answers, "t_s", np.float64),
@@ -167,7 +171,7 @@ def _assemble(run_id: str, problems: pa.Table, samples: pa.Table, answers: pa.Ta
         "ans_code_ok": _column(answers, "code_ok", np.bool_),
         "ans_exec_ms": _column(answers, "exec_ms", np.float32),
     }
-    parts = {name: np.split(values, bounds) for name, values in arrays.items()}
+    parts = {name: [values[a:b] for a, b in zip(starts, ends)] for name, values in arrays.items()}
     idx = samples.column("sample_idx").to_pylist()
     kinds = samples.column("kind").to_pylist()
     n_tokens = samples.column("n_tokens").to_pylist()
@@ -220,7 +224,9 @@ def completed_questions(
         return {row[0] for row in con.execute(COMPLETED_QUESTIONS, {"run_id": run_id}).fetchall()}
 
 
-def list_runs(path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> list[RunSummary]:
+def list_runs(
+    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> list[RunSummary]:
     """Every run of the store, oldest first, with counts over its completed questions."""
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
         rows = con.execute(LIST_RUNS).fetchall()
@@ -247,17 +253,24 @@ def list_runs(path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_
 
 
 def _check_sample(
-    con: duckdb.DuckDBPyConnection, source: str, run_id: str, problem_id: str, sample_idx: int | None
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    run_id: str,
+    problem_id: str,
+    sample_idx: int | None,
 ) -> None:
-    """InputError unless the run exists, the question is completed and (if given) the sample exists."""
+    """InputError unless the run exists, the question is completed and the sample (if given)
+    exists."""
     _resolve_run(con, run_id, source)
     done = {row[0] for row in con.execute(COMPLETED_QUESTIONS, {"run_id": run_id}).fetchall()}
     if problem_id not in done:
-        raise InputError(source, "problem_id", f"no completed question {problem_id!r} in run {run_id!r}")
+        message = f"no completed question {problem_id!r} in run {run_id!r}"
+        raise InputError(source, "problem_id", message)
     if sample_idx is not None:
         params = {"run_id": run_id, "problem_id": problem_id, "sample_idx": sample_idx}
         if not con.execute(SAMPLE_EXISTS, params).fetchall()[0][0]:
-            raise InputError(source, "sample_idx", f"no sample {sample_idx} in question {problem_id!r}")
+            message = f"no sample {sample_idx} in question {problem_id!r}"
+            raise InputError(source, "sample_idx", message)
 
 
 def load_chunks(

@@ -1,4 +1,4 @@
-"""Plain rows that cross the trace-store boundary: what a writer is given and what `list_runs` returns."""
+"""Plain rows crossing the trace-store boundary: a writer's input, `list_runs`'s output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from solver.traces import RunInfo
 
 @dataclass(frozen=True)
 class ProblemRow:
-    """One question of a run: its id, the order the run served it in, its text and known answer (0..999)."""
+    """One question of a run: its id, the order the run served it in, its text, its known answer
+    (0..999, None when unknown)."""
 
     problem_id: str
     position: int

@@ -38,7 +38,8 @@ class BusyCounter(logging.Handler):
 
 
 def question_frames(k: int, n_samples: int, n_chunks: int) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Deterministic frames of question `k`: `n_samples` samples of `n_chunks` chunks, 2 answers each."""
+    """Deterministic frames of question `k`: `n_samples` samples of `n_chunks` chunks and two
+    answers each."""
     rng = np.random.default_rng(k)
     idx = np.arange(n_samples, dtype=np.int32)
     samples = pa.table(
@@ -80,9 +81,8 @@ def write(args: argparse.Namespace, counter: BusyCounter) -> dict:
         if problem_id in done:
             continue
         samples, chunks, answers = question_frames(k, args.samples, args.chunks)
-        writer.write_question(
-            args.run_id, ProblemRow(problem_id, k, f"question {k}", k % 1000), samples, chunks, answers
-        )
+        problem = ProblemRow(problem_id, k, f"question {k}", k % 1000)
+        writer.write_question(args.run_id, problem, samples, chunks, answers)
         print(f"wrote {problem_id}", flush=True)
         if args.pause:
             time.sleep(args.pause)
@@ -107,6 +107,7 @@ def read(args: argparse.Namespace, counter: BusyCounter) -> dict:
             loaded.append(len(traces))
         if n >= args.n:
             break
+        time.sleep(args.interval)
     return {"counts": counts, "loaded": loaded, "retries": counter.count}
 
 
@@ -120,7 +121,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--pause", type=float, default=0.0)
+    parser.add_argument("--pause", type=float, default=0.0, help="writer: sleep between questions")
+    parser.add_argument("--interval", type=float, default=0.01, help="reader: sleep between reads")
     parser.add_argument("--timeout", type=float, default=45.0)
     parser.add_argument("--lock-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)

@@ -62,15 +62,19 @@ def chunks_frame(n_samples: int = 2, n_chunks: int = 3) -> pd.DataFrame:
 
 
 def answers_frame(rows: list[tuple] | None = None) -> pd.DataFrame:
-    """Answers as (sample_idx, token_pos, source, value) rows; one boxed answer on sample 0 by default."""
+    """Answers as (sample_idx, token_pos, source, value) rows; by default one boxed answer."""
     rows = [(0, 5, "boxed", 7)] if rows is None else rows
     return pd.DataFrame(rows, columns=["sample_idx", "token_pos", "source", "value"])
 
 
 def write_simple(writer: TraceWriter, problem_id: str, position: int, run_id: str = "r1") -> None:
-    writer.write_question(
-        run_id, ProblemRow(problem_id, position, "Q", 7), samples_frame(), chunks_frame(), answers_frame()
-    )
+    problem = ProblemRow(problem_id, position, "Q", 7)
+    writer.write_question(run_id, problem, samples_frame(), chunks_frame(), answers_frame())
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {r[0] for r in rows}
 
 
 @pytest.fixture()
@@ -97,27 +101,26 @@ def test_new_store_records_its_migrations_and_leaves_no_temp_files(tmp_path: Pat
 
 def test_migrations_apply_in_order_once(tmp_path: Path) -> None:
     (tmp_path / "001_first.sql").write_text("CREATE TABLE a (x INTEGER);")
-    (tmp_path / "002_second.sql").write_text("ALTER TABLE a ADD COLUMN y INTEGER; INSERT INTO a VALUES (1, 2);")
+    (tmp_path / "002_second.sql").write_text(
+        "ALTER TABLE a ADD COLUMN y INTEGER; INSERT INTO a VALUES (1, 2);"
+    )
     migrations = discover_migrations(tmp_path)
     con = duckdb.connect()
     assert apply_migrations(con, migrations) == [1, 2]
     assert apply_migrations(con, migrations) == []
-    assert con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall() == [
-        (1, "first"),
-        (2, "second"),
-    ]
+    recorded = con.execute("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert recorded.fetchall() == [(1, "first"), (2, "second")]
     assert con.execute("SELECT * FROM a").fetchall() == [(1, 2)]
 
 
 def test_failed_migration_is_rolled_back(tmp_path: Path) -> None:
     (tmp_path / "001_ok.sql").write_text("CREATE TABLE a (x INTEGER);")
-    (tmp_path / "002_bad.sql").write_text("CREATE TABLE b (x INTEGER); SELECT * FROM missing_table;")
+    (tmp_path / "002_bad.sql").write_text("CREATE TABLE b (x INTEGER); SELECT * FROM missing;")
     con = duckdb.connect()
     with pytest.raises(duckdb.Error):
         apply_migrations(con, discover_migrations(tmp_path))
     assert con.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert "b" not in tables
+    assert "b" not in _tables(con)
 
 
 @pytest.mark.parametrize("names", [["001_a.sql", "003_c.sql"], ["1_a.sql"], ["001_A-b.sql"]])
@@ -153,7 +156,7 @@ def test_foreign_duckdb_file_is_not_a_store_and_is_left_untouched(tmp_path: Path
             call()
         assert info.value.source == str(path)
     con = duckdb.connect(str(path), read_only=True)
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    tables = _tables(con)
     con.close()
     assert tables == {"users"}
 
@@ -228,7 +231,8 @@ def test_bad_frames_name_table_and_column_and_write_nothing(
     with pytest.raises(InputError) as info:
         TraceWriter(store).write_question("r1", ProblemRow("p1", 0, None, None), **frames)
     assert info.value.field == field
-    assert str(store) in info.value.source
+    assert info.value.source == str(store)
+    assert "question 'p1'" in info.value.message
     assert completed_questions(store, "r1") == set()
 
 
@@ -251,11 +255,15 @@ def test_resume_deletes_rows_of_questions_without_marker(store: Path) -> None:
     write_simple(writer, "p1", 0)
     with write_connection(store) as con:  # what an interrupted non-atomic writer could leave
         con.execute("INSERT INTO problems VALUES ('r1', 'p2', 1, 'Q', 3)")
-        con.execute("INSERT INTO samples (run_id, problem_id, sample_idx, kind, n_tokens, finish_reason) "
-                    "VALUES ('r1', 'p2', 0, 'cot', 5, 'stop')")
+        con.execute(
+            "INSERT INTO samples (run_id, problem_id, sample_idx, kind, n_tokens, finish_reason) "
+            "VALUES ('r1', 'p2', 0, 'cot', 5, 'stop')"
+        )
         con.execute("INSERT INTO chunks VALUES ('r1', 'p2', 0, 0, 0.1, 5, 'partial')")
-        con.execute("INSERT INTO answers (run_id, problem_id, sample_idx, token_pos, source, value) "
-                    "VALUES ('r1', 'p2', 0, 5, 'boxed', 3)")
+        con.execute(
+            "INSERT INTO answers (run_id, problem_id, sample_idx, token_pos, source, value) "
+            "VALUES ('r1', 'p2', 0, 5, 'boxed', 3)"
+        )
     assert [t.problem_id for t in load_problem_traces(store)] == ["p1"]
     assert list_runs(store)[0].n_samples == 2
     writer.start_run(RUN, resume=True)
@@ -263,7 +271,8 @@ def test_resume_deletes_rows_of_questions_without_marker(store: Path) -> None:
         for table in ("problems", "samples", "chunks", "answers"):
             rows = con.execute(f"SELECT count(*) FROM {table} WHERE problem_id = 'p2'").fetchall()
             assert rows == [(0,)], table
-        assert con.execute("SELECT count(*) FROM chunks WHERE problem_id = 'p1'").fetchall() == [(6,)]
+        p1_chunks = con.execute("SELECT count(*) FROM chunks WHERE problem_id = 'p1'")
+        assert p1_chunks.fetchall() == [(6,)]
     write_simple(writer, "p2", 1)
     assert completed_questions(store, "r1") == {"p1", "p2"}
 
@@ -320,7 +329,9 @@ def test_loader_returns_exact_event_arrays(store: Path) -> None:
     )
     chunks = chunks_frame(3, 4)
     writer.write_question("r1", ProblemRow("a", 1, "QA", 42), samples, chunks, answers, wall_s=12.0)
-    writer.write_question("r1", ProblemRow("b", 0, "QB", None), samples_frame(1), chunks_frame(1), answers_frame())
+    writer.write_question(
+        "r1", ProblemRow("b", 0, "QB", None), samples_frame(1), chunks_frame(1), answers_frame()
+    )
     writer.write_question(
         "r1", ProblemRow("c", 2, "QC", 5), samples_frame(0), chunks_frame(0), answers_frame([])
     )
@@ -360,7 +371,10 @@ def test_loader_never_reads_chunks(store: Path) -> None:
     write_simple(TraceWriter(store), "p1", 0)
     with write_connection(store) as con:  # a chunks "table" that fails whenever it is scanned
         con.execute("ALTER TABLE chunks RENAME TO chunks_real")
-        con.execute("CREATE VIEW chunks AS SELECT error('chunks were read') AS x")
+        con.execute(
+            "CREATE VIEW chunks AS "
+            "SELECT * FROM chunks_real WHERE error('chunks were read') IS NULL"
+        )
     with pytest.raises(duckdb.Error, match="chunks were read"):
         load_chunks(store, "r1", "p1")
     traces = load_problem_traces(store, "r1")
@@ -385,6 +399,26 @@ def test_loader_run_selection(store: Path) -> None:
         load_problem_traces(empty)
 
 
+def test_small_tables_are_compacted_without_changing_what_loads(store: Path) -> None:
+    from solver.store.writer import COMPACT_EVERY, COUNT_ROW_GROUPS
+
+    writer = TraceWriter(store)
+    tie = answers_frame([(0, 5, "boxed", 5), (0, 5, "boxed", 6), (0, 5, "boxed", 4)])  # same token
+    n = COMPACT_EVERY + 3
+    for k in range(n):
+        problem = ProblemRow(f"p{k:02d}", k, None, None)
+        writer.write_question("r1", problem, samples_frame(), chunks_frame(), tie)
+    with read_connection(store) as con:
+        assert 1 <= con.execute(COUNT_ROW_GROUPS).fetchall()[0][0] <= 4  # compacted at 16
+    writer.finish_run("r1")
+    with read_connection(store) as con:
+        assert con.execute(COUNT_ROW_GROUPS).fetchall()[0][0] == 1
+        assert con.execute("SELECT count(*) FROM samples").fetchall() == [(2 * n,)]
+    traces = load_problem_traces(store)
+    assert [t.problem_id for t in traces] == [f"p{k:02d}" for k in range(n)]
+    assert all(t.samples[0].ans_value.tolist() == [5, 6, 4] for t in traces)  # write order kept
+
+
 # --- lookups --------------------------------------------------------------------------------------
 
 
@@ -397,7 +431,8 @@ def test_list_runs_counts_completed_questions(store: Path) -> None:
     runs = list_runs(store)
     assert [r.run_id for r in runs] == ["r1", "r2"]
     r1, r2 = runs
-    assert (r1.n_problems, r1.n_samples, r1.n_tokens, r1.n_answers, r1.status) == (2, 4, 60, 2, "complete")
+    counts = (r1.n_problems, r1.n_samples, r1.n_tokens, r1.n_answers, r1.status)
+    assert counts == (2, 4, 60, 2, "complete")
     assert (r2.n_problems, r2.n_samples, r2.n_tokens, r2.status) == (0, 0, 0, "running")
     assert r1.info == RUN
     assert r2.info.policy == {"k": 1} and r2.info.notes == "n"
@@ -410,10 +445,12 @@ def test_load_chunks_and_text_follow_seq_order(store: Path) -> None:
     )
     frame = load_chunks(store, "r1", "p1")
     assert list(frame.columns) == ["sample_idx", "seq", "t_s", "n_tokens", "text"]
-    assert frame[["sample_idx", "seq"]].values.tolist() == [[s, q] for s in range(2) for q in range(4)]
+    keys = frame[["sample_idx", "seq"]].values.tolist()
+    assert keys == [[s, q] for s in range(2) for q in range(4)]
     assert frame["t_s"].isna().all()
     one = load_chunks(store, "r1", "p1", 1)
-    assert one["sample_idx"].tolist() == [1] * 4 and one["text"].tolist() == ["c0", "c1", "c2", "c3"]
+    assert one["sample_idx"].tolist() == [1] * 4
+    assert one["text"].tolist() == ["c0", "c1", "c2", "c3"]
     assert load_sample_text(store, "r1", "p1", 0) == "c0c1c2c3"
     for args, field in (
         (("r9", "p1", 0), "run_id"),
@@ -427,7 +464,8 @@ def test_load_chunks_and_text_follow_seq_order(store: Path) -> None:
 
 def test_sample_text_with_null_chunks_is_empty(store: Path) -> None:
     chunks = chunks_frame().drop(columns=["text"])
-    TraceWriter(store).write_question("r1", ProblemRow("p1", 0, None, None), samples_frame(), chunks, answers_frame())
+    problem = ProblemRow("p1", 0, None, None)
+    TraceWriter(store).write_question("r1", problem, samples_frame(), chunks, answers_frame())
     assert load_sample_text(store, "r1", "p1", 1) == ""
 
 
@@ -440,7 +478,8 @@ def _hold_write_lock(path: Path, seconds: float) -> subprocess.Popen:
         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
         "time.sleep(float(sys.argv[2])); c.close()"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-c", code, str(path), str(seconds)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -456,7 +495,7 @@ def test_reader_waits_for_a_writer_lock_then_reads(store: Path) -> None:
 
 
 def test_lock_timeout_raises_store_busy_naming_the_file(store: Path) -> None:
-    proc = _hold_write_lock(store, 3.0)
+    proc = _hold_write_lock(store, 1.5)
     try:
         with pytest.raises(StoreBusyError) as info:
             list_runs(store, lock_timeout_s=0.3)
@@ -472,14 +511,20 @@ def _worker(*args: str) -> list[str]:
     return [sys.executable, str(WORKER), *args]
 
 
+def _spawn(*args: str) -> subprocess.Popen:
+    pipe = subprocess.PIPE
+    return subprocess.Popen(_worker(*args), stdout=pipe, stderr=pipe, text=True)
+
+
 def _report(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
 def test_writer_and_reader_processes_run_concurrently(tmp_path: Path) -> None:
     path = str(tmp_path / "live.duckdb")
-    writer = subprocess.Popen(_worker("write", path, "live", "40"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reader = subprocess.Popen(_worker("read", path, "live", "40"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    size = ("--samples", "2", "--chunks", "50")
+    writer = _spawn("write", path, "live", "40", *size)
+    reader = _spawn("read", path, "live", "40", *size, "--interval", "0.03")
     w_out, w_err = writer.communicate(timeout=120)
     r_out, r_err = reader.communicate(timeout=120)
     assert writer.returncode == 0, w_err
@@ -495,21 +540,21 @@ def test_writer_and_reader_processes_run_concurrently(tmp_path: Path) -> None:
 
 def test_killed_writer_resumes_without_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "kill.duckdb"
-    n, n_samples, n_chunks = 30, 4, 3000
+    n, n_samples, n_chunks = 15, 4, 500
     args = ["--samples", str(n_samples), "--chunks", str(n_chunks)]
-    writer = subprocess.Popen(_worker("write", str(path), "k", str(n), *args), stdout=subprocess.PIPE, text=True)
+    writer = _spawn("write", str(path), "k", str(n), *args)
     assert writer.stdout is not None
-    for _ in range(4):  # wait until a few questions are committed, then kill mid-run
+    for _ in range(3):  # wait until a few questions are committed, then kill mid-run
         assert writer.stdout.readline().startswith("wrote ")
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=30)
     partial = completed_questions(path, "k")
-    assert 4 <= len(partial) < n
-    resumed = subprocess.run(
-        _worker("write", str(path), "k", str(n), "--resume", *args), capture_output=True, text=True, timeout=120
-    )
+    assert 3 <= len(partial) < n
+    command = _worker("write", str(path), "k", str(n), "--resume", *args)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert sum(line.startswith("wrote ") for line in resumed.stdout.splitlines()) == n - len(partial)
+    rewritten = sum(line.startswith("wrote ") for line in resumed.stdout.splitlines())
+    assert rewritten == n - len(partial)
     with read_connection(path) as con:
         q = "SELECT count(*), count(DISTINCT (problem_id, sample_idx, seq)) FROM chunks"
         assert con.execute(q).fetchall() == [(n * n_samples * n_chunks,) * 2]

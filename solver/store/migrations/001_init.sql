@@ -46,7 +46,7 @@ CREATE TABLE chunks (
     t_s           DOUBLE,                    -- arrival time since question start
     n_tokens      INTEGER NOT NULL,          -- cumulative generated tokens after this chunk
     -- text delta of this chunk; stored uncompressed: DuckDB's dictionary+FSST compression would
-    -- make the file ~30% smaller but cost ~40% of the bulk-insert CPU time
+    -- make the file ~30% smaller but cost ~1/3 of the bulk-insert CPU time
     text          VARCHAR USING COMPRESSION uncompressed
 );
 
