@@ -169,9 +169,36 @@ def tune() -> None:
 
 
 @app.command()
-def record() -> None:
-    """Record real lmdeploy generations into a trace store (issue 4)."""
-    _not_landed("record", 4)
+def record(
+    problems: Path = typer.Option(..., help="Problems CSV: id,question,answer."),
+    model: str = typer.Option(..., help="Model directory (AWQ 4-bit checkpoint)."),
+    backend: str = typer.Option("turbomind", help="lmdeploy backend: turbomind or pytorch."),
+    samples: int = typer.Option(32, min=1, help="Samples per question: the first N of the prompt pool."),
+    out: Path = typer.Option(..., help="DuckDB trace store (created; an existing run is resumed)."),
+    prompts: str = typer.Option("cot:16,code:16", help="Prompt pool, kinds interleaved: kind:count,..."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Token cap per sample (default: the policy's)."),
+    policy: str = typer.Option("seed-2nd-place", help="Preset or YAML giving prompt texts and sampling."),
+    tp: Optional[int] = typer.Option(None, min=1, help="Tensor-parallel GPUs (default: all)."),
+    quant_policy: int = typer.Option(8, help="KV cache: 8 = int8, 0 = 16-bit."),
+    model_format: str = typer.Option("awq", help="TurboMind weight format: awq, or 'none' for fp16."),
+    max_batch: int = typer.Option(32, min=1, help="Requests decoded at once."),
+    run_id: Optional[str] = typer.Option(None, help="Run id (default record-<model>-<csv stem>; reruns resume it)."),
+) -> None:
+    """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
+    from recorder.record import run_record
+    from solver.engines.lmdeploy_engine import LmdeployUnavailableError
+
+    options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
+               "model_format": None if model_format == "none" else model_format}
+    try:
+        summary = run_record(problems, model, backend, samples, out, prompts=prompts,
+                             max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
+                             engine_options=options)
+    except InputError as exc:
+        _fail(str(exc))
+    except LmdeployUnavailableError as exc:
+        _fail(str(exc), code=3)
+    typer.echo(summary.render())
 
 
 @app.command()

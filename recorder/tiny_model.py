@@ -25,8 +25,15 @@ import numpy as np
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 GROUP = 128
-PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+PROJECTIONS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
@@ -82,7 +89,9 @@ def awq_pack(weight: np.ndarray, group: int = GROUP) -> tuple[np.ndarray, np.nda
     """
     out_f, in_f = weight.shape
     if in_f % group or out_f % 8:
-        raise ValueError(f"AWQ needs in % {group} == 0 and out % 8 == 0, got [out={out_f}, in={in_f}]")
+        raise ValueError(
+            f"AWQ needs in % {group} == 0 and out % 8 == 0, got [out={out_f}, in={in_f}]"
+        )
     w = weight.astype(np.float32).T.reshape(in_f // group, group, out_f)  # [groups, group, out]
     lo = np.minimum(w.min(axis=1), 0.0)
     hi = np.maximum(w.max(axis=1), 0.0)
@@ -95,7 +104,9 @@ def awq_pack(weight: np.ndarray, group: int = GROUP) -> tuple[np.ndarray, np.nda
     return qweight, qzeros, scales
 
 
-def awq_unpack(qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray, group: int = GROUP) -> np.ndarray:
+def awq_unpack(
+    qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray, group: int = GROUP
+) -> np.ndarray:
     """The float weight [out, in] that AWQ tensors stand for: (q - zero) * scale."""
     q = _unpack_nibbles(qweight).astype(np.float32)  # [in, out]
     z = _unpack_nibbles(qzeros).astype(np.float32)  # [groups, out]
@@ -107,13 +118,21 @@ def awq_unpack(qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray, grou
 
 def _corpus() -> list[str]:
     """Local training text for the tokenizer: the seed prompts, maths and Python snippets."""
-    from solver.policy.model import SEED_CODE_SUFFIX, SEED_CODE_SYSTEM, SEED_COT_SUFFIX, SEED_COT_SYSTEM
+    from solver.policy.model import (
+        SEED_CODE_SUFFIX,
+        SEED_CODE_SYSTEM,
+        SEED_COT_SUFFIX,
+        SEED_COT_SYSTEM,
+    )
 
     lines = [SEED_COT_SYSTEM, SEED_COT_SUFFIX, SEED_CODE_SYSTEM, SEED_CODE_SUFFIX]
     for a in range(1, 60):
         lines.append(f"What is {a} times {a + 7}? The answer is \\boxed{{{a * (a + 7) % 1000}}}.")
         lines.append(f"```python\nimport math\nprint(math.comb({a + 10}, 3) % 1000)\n```")
-        lines.append(f"Let x = {a}. Then x^2 + {a}x = {2 * a * a}, so the remainder modulo 1000 is {2 * a * a % 1000}.")
+        lines.append(
+            f"Let x = {a}. Then x^2 + {a}x = {2 * a * a}, "
+            f"so the remainder modulo 1000 is {2 * a * a % 1000}."
+        )
     return lines * 4
 
 
@@ -124,8 +143,11 @@ def train_tokenizer(out_dir: Path, vocab_target: int) -> int:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_target, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_target,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     tok.save(str(out_dir / "tokenizer.json"))
     config = {
@@ -137,8 +159,14 @@ def train_tokenizer(out_dir: Path, vocab_target: int) -> int:
         "model_max_length": 65536,
         "chat_template": CHATML_TEMPLATE,
         "added_tokens_decoder": {
-            str(tok.token_to_id(t)): {"content": t, "special": True, "lstrip": False, "rstrip": False,
-                                      "normalized": False, "single_word": False}
+            str(tok.token_to_id(t)): {
+                "content": t,
+                "special": True,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "single_word": False,
+            }
             for t in SPECIAL_TOKENS
         },
     }
@@ -147,7 +175,7 @@ def train_tokenizer(out_dir: Path, vocab_target: int) -> int:
 
 
 def model_tensors(shape: TinyQwen2, vocab: int, *, awq: bool = True) -> dict[str, np.ndarray]:
-    """Random weights (std 0.02) of a Qwen2ForCausalLM with tied embeddings, projections AWQ-packed."""
+    """Random weights (std 0.02) of a tied-embedding Qwen2ForCausalLM, projections AWQ-packed."""
     rng = np.random.default_rng(shape.seed)
     h, hd = shape.hidden, shape.head_dim
     dims = {
@@ -163,8 +191,10 @@ def model_tensors(shape: TinyQwen2, vocab: int, *, awq: bool = True) -> dict[str
     def normal(*size: int) -> np.ndarray:
         return (rng.standard_normal(size) * 0.02).astype(np.float16)
 
-    t: dict[str, np.ndarray] = {"model.embed_tokens.weight": normal(vocab, h),
-                                "model.norm.weight": np.ones(h, np.float16)}
+    t: dict[str, np.ndarray] = {
+        "model.embed_tokens.weight": normal(vocab, h),
+        "model.norm.weight": np.ones(h, np.float16),
+    }
     for i in range(shape.layers):
         p = f"model.layers.{i}."
         t[p + "input_layernorm.weight"] = np.ones(h, np.float16)
@@ -173,7 +203,11 @@ def model_tensors(shape: TinyQwen2, vocab: int, *, awq: bool = True) -> dict[str
             weight = normal(*dims[name])
             if awq:
                 qweight, qzeros, scales = awq_pack(weight)
-                t[p + name + ".qweight"], t[p + name + ".qzeros"], t[p + name + ".scales"] = qweight, qzeros, scales
+                t[p + name + ".qweight"], t[p + name + ".qzeros"], t[p + name + ".scales"] = (
+                    qweight,
+                    qzeros,
+                    scales,
+                )
             else:
                 t[p + name + ".weight"] = weight
         for name in ("q_proj", "k_proj", "v_proj"):
@@ -208,12 +242,19 @@ def model_config(shape: TinyQwen2, vocab: int, eos: int, pad: int, *, awq: bool 
         "initializer_range": 0.02,
     }
     if awq:
-        config["quantization_config"] = {"quant_method": "awq", "bits": 4, "group_size": GROUP,
-                                         "version": "gemm", "zero_point": True}
+        config["quantization_config"] = {
+            "quant_method": "awq",
+            "bits": 4,
+            "group_size": GROUP,
+            "version": "gemm",
+            "zero_point": True,
+        }
     return config
 
 
-def build_tiny_qwen2(out_dir: str | Path, shape: TinyQwen2 = TinyQwen2(), *, awq: bool = True) -> Path:
+def build_tiny_qwen2(
+    out_dir: str | Path, shape: TinyQwen2 = TinyQwen2(), *, awq: bool = True
+) -> Path:
     """Write a loadable tiny Qwen2 checkpoint (config, tokenizer, safetensors) into `out_dir`."""
     from safetensors.numpy import save_file
 
@@ -223,9 +264,18 @@ def build_tiny_qwen2(out_dir: str | Path, shape: TinyQwen2 = TinyQwen2(), *, awq
     tok = json.loads((out / "tokenizer.json").read_text())
     ids = {t["content"]: t["id"] for t in tok.get("added_tokens", [])}
     eos, pad = ids["<|im_end|>"], ids["<|endoftext|>"]
-    (out / "config.json").write_text(json.dumps(model_config(shape, vocab, eos, pad, awq=awq), indent=2))
-    (out / "generation_config.json").write_text(json.dumps(
-        {"bos_token_id": pad, "eos_token_id": [eos, pad], "do_sample": True}, indent=2))
-    save_file(model_tensors(shape, vocab, awq=awq), str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "tiny_model.json").write_text(json.dumps({**asdict(shape), "vocab": vocab, "awq": awq}, indent=2))
+    (out / "config.json").write_text(
+        json.dumps(model_config(shape, vocab, eos, pad, awq=awq), indent=2)
+    )
+    (out / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": pad, "eos_token_id": [eos, pad], "do_sample": True}, indent=2)
+    )
+    save_file(
+        model_tensors(shape, vocab, awq=awq),
+        str(out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    (out / "tiny_model.json").write_text(
+        json.dumps({**asdict(shape), "vocab": vocab, "awq": awq}, indent=2)
+    )
     return out

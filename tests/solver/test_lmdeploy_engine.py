@@ -1,0 +1,322 @@
+"""lmdeploy adapter logic on CPU, against a test double of lmdeploy injected into sys.modules.
+
+Real lmdeploy cannot run here (it needs a GPU); `tests/helpers/fake_lmdeploy.py` mimics the
+behaviours the adapter relies on. The real path runs on the GPU machine (scripts/device_smoke.py,
+docs/gpu-notes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import defaultdict
+
+import pytest
+from fake_lmdeploy import (
+    FakeTokenizer,
+    PytorchEngineConfig,
+    TurbomindEngineConfig,
+    make_fake_lmdeploy,
+)
+
+from solver.engines.base import Chunk, PromptSpec, SamplingSettings
+from solver.engines.lmdeploy_engine import (
+    GPU_EXTRA_INSTALL,
+    LmdeployEngine,
+    LmdeployUnavailableError,
+    render_prompt,
+)
+
+SAMPLING = SamplingSettings(max_new_tokens=30, seed=7)
+
+
+def specs(n: int, first: int = 0) -> list[PromptSpec]:
+    kinds = ("cot", "code")
+    return [
+        PromptSpec(first + i, kinds[i % 2], f"system {kinds[i % 2]}", "What is 1+1?")
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch):
+    module = make_fake_lmdeploy(tokenizer=FakeTokenizer())
+    monkeypatch.setitem(sys.modules, "lmdeploy", module)
+    return module
+
+
+def engine(backend: str = "pytorch", **kw) -> LmdeployEngine:
+    return LmdeployEngine("/models/tiny", backend, tp=1, **kw)  # type: ignore[arg-type]
+
+
+async def collect(stream, on_chunk=None) -> list[Chunk]:
+    out = []
+    async for chunk in stream:
+        out.append(chunk)
+        if on_chunk is not None:
+            await on_chunk(chunk)
+    return out
+
+
+def by_sample(chunks: list[Chunk]) -> dict[int, list[Chunk]]:
+    out: dict[int, list[Chunk]] = defaultdict(list)
+    for c in chunks:
+        out[c.sample].append(c)
+    return dict(out)
+
+
+def test_stream_chunks_are_tagged_with_sample_tokens_and_time(fake) -> None:
+    async def main():
+        eng = engine()
+        stream = await eng.start_question("q1", "What is 1+1?", specs(4, first=10), SAMPLING)
+        chunks = await collect(stream)
+        await eng.close()
+        return eng, stream, chunks
+
+    _, stream, chunks = asyncio.run(main())
+    per = by_sample(chunks)
+    assert sorted(per) == [10, 11, 12, 13]  # PromptSpec.sample, not the prompt position
+    for sample, cs in per.items():
+        assert [c.n_tokens for c in cs] == list(range(1, 31))
+        assert all(c.finish_reason is None for c in cs[:-1])
+        assert cs[-1].finish_reason == "length"
+        assert "".join(c.text for c in cs) == "".join(f"w{k} " for k in range(30))
+        times = [c.t for c in cs]
+        assert times == sorted(times) and times[0] >= 0.0
+        assert stream.prompt_tokens(sample) and stream.prompt_tokens(sample) > 0
+    assert stream.now() >= max(c.t for c in chunks)
+    assert fake.built[0].closed
+
+
+def test_sampling_and_engine_settings_reach_lmdeploy(fake) -> None:
+    async def main():
+        eng = engine("pytorch", quant_policy=8, max_batch=16, cache_max_entry_count=0.5)
+        stream = await eng.start_question("q", "Q", specs(2, first=3), SAMPLING)
+        await collect(stream)
+        await eng.close()
+        return eng
+
+    eng = asyncio.run(main())
+    pipe = fake.built[0]
+    cfg = pipe.backend_config
+    assert isinstance(cfg, PytorchEngineConfig)
+    assert cfg.kwargs == dict(
+        tp=1,
+        quant_policy=8,
+        max_batch_size=16,
+        session_len=32768 + 8192 + 128,
+        cache_max_entry_count=0.5,
+        max_prefill_token_num=8192,
+        enable_prefix_caching=True,
+    )
+    call = pipe.calls[0]
+    g = call["gen_config"][0]
+    assert (
+        g.do_sample,
+        g.temperature,
+        g.top_p,
+        g.min_p,
+        g.repetition_penalty,
+        g.max_new_tokens,
+    ) == (True, 0.9, 0.95, 0.1, 1.05, 30)
+    assert [c.random_seed for c in call["gen_config"]] == [10, 11]  # seed + sample index
+    assert len({id(s) for s in call["sessions"]}) == 2
+    assert eng.run_config()["backend"] == "pytorch" and eng.quantization == "awq-w4/kv8"
+
+
+def test_turbomind_config_carries_model_format(fake) -> None:
+    eng = engine("turbomind", model_format="awq")
+    cfg = fake.built[0].backend_config
+    assert isinstance(cfg, TurbomindEngineConfig) and cfg.model_format == "awq"
+    assert eng.backend == "turbomind" and not eng.fell_back
+
+
+def test_silent_turbomind_fallback_is_detected(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setitem(sys.modules, "lmdeploy", make_fake_lmdeploy(turbomind_available=False))
+    with caplog.at_level(logging.WARNING, logger="solver.engines.lmdeploy_engine"):
+        eng = engine("turbomind")
+    assert eng.requested_backend == "turbomind"
+    assert eng.backend == "pytorch" and eng.fell_back
+    assert eng.run_config()["requested_backend"] == "turbomind"
+    assert any("runs pytorch" in r.getMessage() for r in caplog.records)
+
+
+def test_missing_lmdeploy_names_the_gpu_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lmdeploy", None)  # makes `import lmdeploy` raise ImportError
+    with pytest.raises(LmdeployUnavailableError) as info:
+        engine()
+    assert "[gpu]" in str(info.value) and GPU_EXTRA_INSTALL in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_cancel_aborts_that_sample_only(fake) -> None:
+    async def main():
+        eng = engine()
+        stream = await eng.start_question("q", "Q", specs(4), SamplingSettings(max_new_tokens=200))
+
+        async def on_chunk(c: Chunk) -> None:
+            if c.sample == 1 and c.n_tokens == 5:
+                await stream.cancel(1)
+                await stream.cancel(1)  # idempotent
+
+        chunks = await collect(stream, on_chunk)
+        await eng.close()
+        return fake.built[0], stream, chunks
+
+    pipe, _, chunks = asyncio.run(main())
+    per = by_sample(chunks)
+    assert per[1][-1].finish_reason == "abort"
+    assert per[1][-1].n_tokens < 200
+    assert [c.finish_reason for c in per[1]].count("abort") == 1
+    for s in (0, 2, 3):
+        assert per[s][-1].finish_reason == "length" and per[s][-1].n_tokens == 200
+    assert pipe.sessions[1].aborted and pipe.sessions[1].abort_calls >= 1
+    assert not any(pipe.sessions[i].abort_calls for i in (0, 2, 3))
+
+
+def test_cancel_of_a_queued_request_is_reissued_once_it_runs(fake) -> None:
+    """lmdeploy ignores abort() for a request still waiting for a slot; the adapter re-issues it."""
+    fake.step_s = 0.002
+
+    async def main():
+        eng = engine(max_batch=2)
+        stream = await eng.start_question("q", "Q", specs(4), SamplingSettings(max_new_tokens=60))
+        await stream.cancel(3)  # waits behind samples 0 and 1
+        chunks = await collect(stream)
+        await eng.close()
+        return fake.built[0], stream, chunks
+
+    pipe, stream, chunks = asyncio.run(main())
+    per = by_sample(chunks)
+    assert per[3][-1].finish_reason == "abort"
+    assert per[3][-1].n_tokens < 60
+    session = pipe.sessions[3]
+    # the first abort was lost, a later one took
+    assert session.noop_aborts >= 1 and session.aborted
+    assert stream.abort_counts()[3] >= 2
+    assert (
+        per[0][-1].finish_reason == per[1][-1].finish_reason == per[2][-1].finish_reason == "length"
+    )
+
+
+def test_cancel_all_ends_every_sample_with_abort(fake) -> None:
+    async def main():
+        eng = engine(max_batch=3)
+        stream = await eng.start_question(
+            "q", "Q", specs(5), SamplingSettings(max_new_tokens=10_000)
+        )
+
+        async def on_chunk(c: Chunk) -> None:
+            if c.n_tokens == 3 and c.sample == 0:
+                await stream.cancel_all()
+
+        chunks = await collect(stream, on_chunk)
+        await eng.close()
+        return chunks
+
+    per = by_sample(asyncio.run(main()))
+    assert sorted(per) == [0, 1, 2, 3, 4]
+    assert all(cs[-1].finish_reason == "abort" and cs[-1].n_tokens < 10_000 for cs in per.values())
+
+
+def test_a_new_question_shuts_the_abandoned_batch_down(fake) -> None:
+    async def main():
+        eng = engine(max_batch=2)
+        first = await eng.start_question(
+            "q1", "Q", specs(3), SamplingSettings(max_new_tokens=100_000)
+        )
+        async for c in first:
+            if c.n_tokens >= 2:
+                break  # the consumer walks away mid-stream
+        second = await eng.start_question("q2", "Q", specs(2), SamplingSettings(max_new_tokens=5))
+        assert first.finished
+        chunks = await collect(second)
+        await eng.close()
+        return fake.built[0], chunks
+
+    pipe, chunks = asyncio.run(main())
+    assert all(s.aborted for s in pipe.sessions[:3])
+    assert {c.sample for c in chunks if c.finish_reason == "length"} == {0, 1}
+
+
+def test_chat_template_rendering() -> None:
+    spec = PromptSpec(0, "cot", "Be brief.", "What is 2+2?")
+    text, pre = render_prompt(spec, FakeTokenizer())
+    assert (text, pre) == ("<|system|>Be brief.<|user|>What is 2+2?<|assistant|>", False)
+    messages, pre = render_prompt(spec, None)  # no template: lmdeploy applies the model's own
+    assert pre is True and messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
+    assert render_prompt(PromptSpec(0, "cot", "", "Q"), None)[0] == [
+        {"role": "user", "content": "Q"}
+    ]
+
+
+def test_prompts_go_through_the_model_tokenizer_template(fake) -> None:
+    async def main():
+        eng = engine()
+        await collect(
+            await eng.start_question("q", "Q", specs(2), SamplingSettings(max_new_tokens=2))
+        )
+        await eng.close()
+
+    asyncio.run(main())
+    call = fake.built[0].calls[0]
+    assert call["do_preprocess"] is False
+    assert call["prompts"][0] == "<|system|>system cot<|user|>What is 1+1?<|assistant|>"
+    assert call["prompts"][1].startswith("<|system|>system code")
+
+
+def test_duplicate_sample_indices_are_refused(fake) -> None:
+    async def main():
+        eng = engine()
+        with pytest.raises(ValueError, match="duplicate"):
+            await eng.start_question("q", "Q", [specs(1)[0], specs(1)[0]], SAMPLING)
+        await eng.close()
+
+    asyncio.run(main())
+
+
+def test_import_solver_does_not_import_lmdeploy() -> None:
+    import subprocess
+
+    code = "import solver.engines.lmdeploy_engine, sys; assert 'lmdeploy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generation_overrides_reach_every_request(fake) -> None:
+    async def main():
+        eng = engine(generation_overrides={"ignore_eos": True})
+        await collect(
+            await eng.start_question("q", "Q", specs(2), SamplingSettings(max_new_tokens=3))
+        )
+        eng.generation_overrides = {}
+        await collect(
+            await eng.start_question("q2", "Q", specs(1), SamplingSettings(max_new_tokens=3))
+        )
+        await eng.close()
+
+    asyncio.run(main())
+    first, second = fake.built[0].calls
+    assert [g.ignore_eos for g in first["gen_config"]] == [True, True]
+    assert second["gen_config"][0].ignore_eos is False
+
+
+def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
+    """A cancelled request queued for long is not re-aborted every 50 ms the whole time."""
+    fake.step_s = 0.005
+
+    async def main():
+        eng = engine(max_batch=1)
+        stream = await eng.start_question("q", "Q", specs(2), SamplingSettings(max_new_tokens=120))
+        await stream.cancel(1)  # behind sample 0 for ~0.6 s
+        chunks = await collect(stream)
+        await eng.close()
+        return stream, chunks
+
+    stream, chunks = asyncio.run(main())
+    per = by_sample(chunks)
+    assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens <= 2
+    assert 2 <= stream.abort_counts()[1] <= 8
