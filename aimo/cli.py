@@ -202,9 +202,39 @@ def record(
 
 
 @app.command()
-def solve() -> None:
-    """Run the live solver over a problems CSV (issue 4)."""
-    _not_landed("solve", 4)
+def solve(
+    problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
+    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
+    model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
+    backend: str = typer.Option("replay", help="replay | synthetic | turbomind | pytorch."),
+    traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
+    hardware: Optional[str] = typer.Option(None, help="Hardware profile (replay default l4x4-14b-w4kv8)."),
+    speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
+    record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
+    tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
+    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
+) -> None:
+    """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
+    import json
+
+    from solver.solve import EngineSpec, EngineUnavailable, run_solve
+
+    try:
+        prof = None
+        if hardware is not None or backend == "replay":
+            from simulator.hardware import load_profile
+
+            prof = load_profile(hardware or "l4x4-14b-w4kv8")
+        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
+                           hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
+                           echo=None if as_json else typer.echo)
+    except InputError as exc:
+        _fail(str(exc))
+    except EngineUnavailable as exc:
+        _fail(str(exc), code=3)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
 
 
 @app.command()

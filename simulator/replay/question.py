@@ -118,6 +118,7 @@ def replay_question(
     )
     armed_global = False  # a time threshold passed: the next check of any sample must run
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
+    armed_upto = 0.0  # thresholds at or before this time have armed a check already
 
     def active() -> list[_Slot]:
         return [s for s in slots if s.state == "active"]
@@ -199,9 +200,30 @@ def replay_question(
             nxt = min(nxt, _grid_at_or_after(s.g + 1, every))
         return max(nxt, s.g + 1) if nxt > s.g else s.g
 
+    def absorb_ended_code() -> str | None:
+        """Code results of ended samples count as soon as they arrive; a timeout they make hold is
+        decided at the next check of any sample."""
+        nonlocal armed_global
+        reason = None
+        for s in slots:
+            if s.state == "done" and s.pending:
+                before = len(s.pending)
+                absorb_ready_code(s)
+                if len(s.pending) < before:
+                    reason = reason or question_check()
+                    armed_global = True
+        return reason
+
     start_queued()
     # A question whose samples all produced nothing still takes its prefill time.
     while stop_reason is None:
+        # Events inside a jump of the clock (a prefill, a serial code run) are noticed now.
+        crossed = [t for t in thresholds if armed_upto < t <= now + _EPS]
+        if crossed:
+            armed_global, armed_upto = True, max(crossed)
+        stop_reason = absorb_ended_code()
+        if stop_reason is not None:
+            break
         act = active()
         pending_times = [p[0] for s in slots for p in s.pending]
         if not act:
@@ -229,27 +251,32 @@ def replay_question(
                 s.g += k
             # The clock stays on the step boundary; the event is seen at the next check after it.
             noticed = t_event
-            armed_global = armed_global or t_event in thresholds
-            for s in slots:  # code results of ended samples count as soon as they arrive
-                if s.state == "done" and s.pending:
-                    absorb_ready_code(s)
-                    stop_reason = stop_reason or question_check()
+            if t_event in thresholds:
+                armed_global, armed_upto = True, max(armed_upto, t_event)
+            stop_reason = absorb_ended_code()
             if stop_reason is not None:
                 now = t_event
             continue
         now += dt
         for s in act:
             s.g += n_steps
-        armed_global_before = armed_global
         for s, t in zip(act, targets):
             if stop_reason is not None:
                 break
-            if s.g != t or s.state != "active":
+            if s.state != "active":
                 continue
-            stop_reason = check(s, ended=s.g >= s.cap)
-        if armed_global_before:
-            armed_global = False
-        if any(s.state == "queued" for s in slots) and len(active()) < profile.max_batch:
+            # A clock jump earlier in this step (prefill, serial code) can make a grid check due.
+            crossed = [x for x in thresholds if armed_upto < x <= now + _EPS]
+            if crossed:
+                armed_global, armed_upto = True, max(crossed)
+            ready = any(p[0] <= now + _EPS for p in s.pending)
+            if s.g != t and not (s.g % every == 0 and (armed_global or ready)):
+                continue
+            ended = s.g >= s.cap
+            stop_reason = check(s, ended=ended)
+            if not ended:  # an armed check is used up only by a check that ran the timeouts
+                armed_global = False
+        if stop_reason is None and any(s.state == "queued" for s in slots):
             start_queued()
     if stop_reason is None:
         stop_reason = "all_done"

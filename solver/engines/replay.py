@@ -1,0 +1,482 @@
+"""Replay engine (CPU): a recorded run's samples streamed as a batch paced by a hardware time model.
+
+Why: the live solver must make the same decisions as the simulator on the same recordings (the
+fidelity contract, tests/test_fidelity.py). So this engine reproduces the simulator's time model
+exactly, on a *virtual* clock: a decode step over `b` active samples holding `C` context tokens
+costs `a + beta*b + gamma*C` seconds, queued samples start (after their prefill) when a slot
+frees, and a cancelled sample speeds up the rest at once. `speedup` compresses time: the stream
+sleeps `virtual / speedup` wall seconds (`inf`: never sleeps).
+
+Lockstep: the stream is an async generator that computes the next item only when the consumer
+asks for it, and advances its clock only between items; a `cancel` issued while the consumer
+handles an item takes effect before the next item, so decisions never depend on asyncio
+scheduling. Chunks end on every sample's check grid (multiples of `chunk_tokens` from the
+sample's start), at the token of every recorded answer (so extraction sees the recorded token
+positions) and at the sample's end. Each chunk's text is synthesised: filler, a `\\boxed{v}` for
+a boxed answer, a ```python block for a code answer (`recorded_code` gives its recorded result).
+
+Beyond the `QuestionStream` protocol a paced stream offers: `Wake` items (yielded when the clock
+reaches a time asked for with `wake_at`, before any later chunk), `pause(seconds)` (a serial code
+run stalls the batch), `sample_start`, `source_sample`, `sample_kind`, `prompt_tokens`, `recorded_code`; and
+`lockstep = virtual_clock = True`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from solver.errors import InputError
+from solver.traces import SOURCE_CODE, ProblemTrace, SampleTrace
+
+_EPS = 1e-9  # the simulator's tolerance on time comparisons
+_YIELD_EVERY = 64  # with no sleeping, let other tasks run every this many items
+
+
+class TimeModel(Protocol):
+    """What the pacing needs of a hardware profile (`simulator.hardware.HardwareProfile` fits).
+
+    Times in seconds; a decode step costs `a + beta*b + gamma*C`.
+    """
+
+    @property
+    def a(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def gamma(self) -> float: ...
+    @property
+    def prefill_s_per_token(self) -> float: ...
+    @property
+    def startup_s(self) -> float: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def code_overlap(self) -> str: ...
+    @property
+    def question_overhead_s(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class PaceModel:
+    """A plain `TimeModel` (defaults: the l4x4-14b-w4kv8 profile's numbers, no start-up)."""
+
+    a: float = 0.01923
+    beta: float = 0.0003206
+    gamma: float = 8.53e-08
+    prefill_s_per_token: float = 0.0002
+    startup_s: float = 0.0
+    max_batch: int = 32
+    code_overlap: Literal["parallel", "serial"] = "parallel"
+    question_overhead_s: float = 0.0
+    name: str = "pace-default"
+
+
+def steps_duration(m: TimeModel, b: int, c0: float, n: int) -> float:
+    """Seconds of `n` decode steps of `b` sequences holding `c0` context tokens at the first step
+    (the simulator's closed form, `simulator.hardware.steps_duration`)."""
+    if n <= 0:
+        return 0.0
+    first = m.a + m.beta * b + m.gamma * c0
+    return n * first + m.gamma * b * (n * (n - 1) / 2.0)
+
+
+def steps_within(m: TimeModel, b: int, c0: float, t: float) -> int:
+    """Most whole steps that finish within `t` seconds (exact in floating point)."""
+    if not t >= 0.0:
+        return 0
+    first = m.a + m.beta * b + m.gamma * c0
+    g = m.gamma * b
+    h = first - g / 2.0
+    den = h + math.sqrt(h * h + 2.0 * g * t)
+    n = max(0, int(math.floor(2.0 * t / den))) if den > 0.0 else 0
+    while steps_duration(m, b, c0, n + 1) <= t:
+        n += 1
+    while n > 0 and steps_duration(m, b, c0, n) > t:
+        n -= 1
+    return n
+
+
+@dataclass(frozen=True)
+class Wake:
+    """The virtual clock reached `t` (asked for with `wake_at`); `active` samples still decode."""
+
+    t: float
+    active: int
+
+
+@dataclass(frozen=True)
+class RecordedCode:
+    """The recorded outcome of one code block: code answer value (None: no number), success,
+    execution time and error text."""
+
+    value: int | None
+    ok: bool
+    exec_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SampleScript:
+    """What one sample will generate: its length, how it ends, the text inserted at token
+    positions (sorted by token), and the recorded results of its code blocks."""
+
+    kind: str
+    prompt_tokens: int
+    n_tokens: int
+    finish_reason: FinishReason
+    inserts: tuple[tuple[int, str], ...] = ()
+    code: tuple[tuple[str, RecordedCode], ...] = ()
+    source_sample: int = 0
+
+
+_FILLER = ("Let me think. ", "So we have ", "which gives ", "Check: ", "Then ", "Hence ")
+
+
+def filler(sample: int, token: int) -> str:
+    """Deterministic filler text of a chunk (no braces, backslashes or fences)."""
+    return _FILLER[(sample + token) % len(_FILLER)]
+
+
+class _Slot:
+    """Mutable state of one sample inside a paced stream (private)."""
+
+    __slots__ = ("index", "script", "cap", "finish", "state", "g", "start_s", "marks", "mi",
+                 "inserts", "ii")
+
+    def __init__(self, index: int, script: SampleScript, every: int, max_new_tokens: int) -> None:
+        self.index = index
+        self.script = script
+        self.cap = max(0, min(script.n_tokens, max_new_tokens))
+        long = script.n_tokens > max_new_tokens
+        self.finish: FinishReason = "length" if long else script.finish_reason
+        self.state = "queued"  # queued | active | done
+        self.g = 0
+        self.start_s: float | None = None
+        self.inserts = [(max(0, t), text) for t, text in script.inserts if t <= self.cap]
+        marks = set(range(every, self.cap, every)) | {t for t, _ in self.inserts} | {self.cap}
+        self.marks = sorted(marks)
+        self.mi = 0
+        self.ii = 0
+
+
+class PacedStream:
+    """One question's batch on a virtual clock (see the module docstring). Not thread-safe."""
+
+    lockstep = True
+    virtual_clock = True
+
+    def __init__(
+        self,
+        scripts: Sequence[SampleScript],
+        model: TimeModel,
+        *,
+        chunk_tokens: int,
+        max_new_tokens: int,
+        speedup: float = math.inf,
+    ) -> None:
+        if chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+        if not speedup > 0:
+            raise ValueError(f"speedup must be > 0, got {speedup}")
+        self._model = model
+        self._slots = [_Slot(i, s, chunk_tokens, max_new_tokens) for i, s in enumerate(scripts)]
+        self._code = {c: r for s in scripts for c, r in s.code}
+        self._speedup = speedup
+        self._now = 0.0
+        self._wakes: list[float] = []
+        self._out: deque[Chunk] = deque()
+        self._closed = False
+        self._wall0 = time.monotonic()
+        self._items = 0
+        self._start_queued()
+
+    # ---------------------------------------------------------------- QuestionStream
+
+    def __aiter__(self) -> AsyncIterator[Chunk | Wake]:
+        return self._run()
+
+    async def cancel(self, sample: int) -> None:
+        """Stop `sample` now; queued samples take its slot (after their prefill)."""
+        s = self._slots[sample]
+        if s.state == "done":
+            return
+        was_active = s.state == "active"
+        self._abort(s)
+        if was_active and not self._closed:
+            self._start_queued()
+
+    async def cancel_all(self) -> None:
+        """Stop every sample; pending wakes are dropped and the stream ends after the aborts."""
+        self._closed = True
+        self._wakes.clear()
+        for s in self._slots:
+            if s.state != "done":
+                self._abort(s)
+
+    def now(self) -> float:
+        """Virtual seconds since the batch was submitted."""
+        return self._now
+
+    # ---------------------------------------------------------------- extras
+
+    def wake_at(self, t: float) -> None:
+        """Yield `Wake(t)` once the clock reaches `t`, before any chunk later than `t`."""
+        if t > self._now + _EPS and not self._closed:
+            heapq.heappush(self._wakes, t)
+
+    def pause(self, seconds: float) -> None:
+        """Stall the batch for `seconds` (a serial code run)."""
+        if seconds > 0:
+            self._now += seconds
+
+    def sample_start(self, sample: int) -> float | None:
+        """When `sample` started decoding (after its prefill), or None if it never started."""
+        return self._slots[sample].start_s
+
+    def source_sample(self, sample: int) -> int:
+        """The recorded sample index behind slot `sample`."""
+        return self._slots[sample].script.source_sample
+
+    def prompt_tokens(self, sample: int) -> int:
+        return self._slots[sample].script.prompt_tokens
+
+    def sample_kind(self, sample: int) -> str:
+        """The kind whose rules apply to `sample` (the recorded sample's kind)."""
+        return self._slots[sample].script.kind
+
+    @property
+    def code_overlap(self) -> str:
+        return self._model.code_overlap
+
+    def recorded_code(self, code: str) -> RecordedCode | None:
+        """The recorded result of a code block this stream emitted (None for unknown code)."""
+        return self._code.get(code)
+
+    # ---------------------------------------------------------------- internals
+
+    def _start_queued(self) -> None:
+        running = sum(1 for s in self._slots if s.state == "active")
+        room = max(0, self._model.max_batch - running)
+        starting = [s for s in self._slots if s.state == "queued"][:room]
+        if not starting:
+            return
+        tokens = sum(s.script.prompt_tokens for s in starting)
+        if tokens > 0:
+            self._now += self._model.prefill_s_per_token * tokens
+        for s in starting:
+            s.state, s.start_s = "active", self._now
+
+    def _text_until(self, s: _Slot, token: int) -> str:
+        parts = [filler(s.index, token)] if token > 0 else []
+        while s.ii < len(s.inserts) and s.inserts[s.ii][0] <= token:
+            parts.append(s.inserts[s.ii][1])
+            s.ii += 1
+        return "".join(parts)
+
+    def _abort(self, s: _Slot) -> None:
+        text = self._text_until(s, s.g) if s.state == "active" else ""
+        s.state = "done"
+        self._out.append(Chunk(s.index, text, s.g, self._now, "abort"))
+
+    def _chunk(self, s: _Slot) -> Chunk:
+        text = self._text_until(s, s.g)
+        s.mi += 1
+        finish: FinishReason | None = None
+        if s.g >= s.cap:
+            finish, s.state = s.finish, "done"
+        return Chunk(s.index, text, s.g, self._now, finish)
+
+    async def _pace(self) -> None:
+        self._items += 1
+        if self._speedup != math.inf:
+            delay = self._wall0 + self._now / self._speedup - time.monotonic()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+                return
+        if self._items % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
+    async def _run(self) -> AsyncIterator[Chunk | Wake]:
+        m = self._model
+        while True:
+            while self._out:
+                await self._pace()
+                yield self._out.popleft()
+            active = [s for s in self._slots if s.state == "active"]
+            if self._closed or not active:
+                if self._closed or not self._wakes:
+                    return
+                t = heapq.heappop(self._wakes)
+                self._now = max(self._now, t)
+                await self._pace()
+                yield Wake(t, 0)
+                continue
+            b = len(active)
+            ctx = float(sum(s.script.prompt_tokens + s.g for s in active))
+            n = min(s.marks[s.mi] - s.g for s in active)
+            dt = steps_duration(m, b, ctx, n)
+            if self._wakes and self._now + dt > self._wakes[0] + _EPS:
+                t = heapq.heappop(self._wakes)
+                k = min(steps_within(m, b, ctx, t - self._now), n)
+                self._now += steps_duration(m, b, ctx, k)
+                for s in active:
+                    s.g += k
+                await self._pace()
+                yield Wake(t, b)
+                continue
+            self._now += dt
+            for s in active:
+                s.g += n
+            for s in active:
+                while self._out:
+                    await self._pace()
+                    yield self._out.popleft()
+                if self._closed:
+                    break
+                if s.state != "active" or s.g != s.marks[s.mi]:
+                    continue
+                chunk = self._chunk(s)
+                await self._pace()
+                yield chunk
+            if not self._closed and any(s.state == "queued" for s in self._slots):
+                self._start_queued()
+
+
+# ------------------------------------------------------------------------------------ replay
+
+
+def recorded_samples(problem: ProblemTrace, kinds: Sequence[str]) -> tuple[SampleTrace, ...]:
+    """Which recorded samples fill slots of the given kinds: per kind the recorded samples in
+    recorded order, reused cyclically; a kind with none falls back to the other kind (the
+    simulator's `recorded_draw(problem).take(kinds)`)."""
+    cot, code = problem.of_kind("cot"), problem.of_kind("code")
+    pools = {"cot": cot or code, "code": code or cot}
+    used = {"cot": 0, "code": 0}
+    out = []
+    for kind in kinds:
+        pool = pools[kind]
+        if not pool:
+            raise InputError(problem.run_id, f"problem {problem.problem_id}", "no recorded samples")
+        out.append(pool[used[kind] % len(pool)])
+        used[kind] += 1
+    return tuple(out)
+
+
+def script_from_trace(trace: SampleTrace) -> SampleScript:
+    """The script that replays `trace`: a box per boxed answer, a code block per code answer.
+
+    The script keeps the trace's kind, which differs from the slot's prompt kind only when a
+    problem lacks recordings of that kind (the simulator then also uses the trace's kind)."""
+    inserts: list[tuple[int, str]] = []
+    code: list[tuple[str, RecordedCode]] = []
+    for j in range(trace.n_answers):
+        token = int(trace.ans_token[j])
+        value = int(trace.ans_value[j])
+        if int(trace.ans_source[j]) == SOURCE_CODE:
+            ok = bool(trace.ans_code_ok[j])
+            exec_ms = float(trace.ans_exec_ms[j])
+            body = f"# recorded run {trace.sample}.{j}\n" + (
+                f"print({value})" if ok and value >= 0 else
+                "print('no number')" if ok else "raise SystemExit('recorded failure')"
+            )
+            result = RecordedCode(
+                value=(value if value >= 0 else None) if ok else -1,
+                ok=ok,
+                exec_ms=exec_ms if math.isfinite(exec_ms) else 0.0,
+                error=None if ok else "recorded failure",
+            )
+            inserts.append((token, f"\n```python\n{body}\n```\n"))
+            code.append((body, result))
+        else:
+            inserts.append((token, f" \\boxed{{{value if value >= 0 else '?'}}} "))
+    return SampleScript(
+        kind=trace.kind,
+        prompt_tokens=int(trace.prompt_tokens),
+        n_tokens=int(trace.n_tokens),
+        finish_reason=trace.finish_reason,
+        inserts=tuple(inserts),
+        code=tuple(code),
+        source_sample=int(trace.sample),
+    )
+
+
+class ReplayEngine:
+    """Streams recorded samples of a trace store's run, paced by `model` (see module docstring).
+
+    Args:
+        problems: the run's problems (`solver.store.load_problem_traces`), matched by problem id.
+        model: the hardware time model (a `simulator.hardware.HardwareProfile` or `PaceModel`).
+        chunk_tokens: the chunk grid; use the policy's `check.every_tokens`.
+        speedup: virtual seconds per wall second (`math.inf`: no sleeping).
+    Contract: one question at a time; `startup_s` and `question_overhead_s` are the model's, on
+    the virtual clock (the caller adds them to its competition clock).
+    """
+
+    name = "replay"
+    backend = "replay"
+    virtual_clock = True
+
+    def __init__(
+        self,
+        problems: Sequence[ProblemTrace] | Mapping[str, ProblemTrace],
+        model: TimeModel,
+        *,
+        chunk_tokens: int = 20,
+        speedup: float = math.inf,
+    ) -> None:
+        if isinstance(problems, Mapping):
+            self._problems = dict(problems)
+        else:
+            self._problems = {p.problem_id: p for p in problems}
+        self.model = model
+        self.chunk_tokens = chunk_tokens
+        self.speedup = speedup
+        self.startup_s = float(model.startup_s)
+        self.question_overhead_s = float(model.question_overhead_s)
+
+    @classmethod
+    def from_store(
+        cls, path: str | Path, model: TimeModel, *, run_id: str | None = None, chunk_tokens: int = 20,
+        speedup: float = math.inf,
+    ) -> ReplayEngine:
+        """Load a run's event arrays from a trace store (InputError if it is not one)."""
+        from solver.store import load_problem_traces
+
+        return cls(load_problem_traces(path, run_id), model, chunk_tokens=chunk_tokens, speedup=speedup)
+
+    @property
+    def problem_ids(self) -> list[str]:
+        return list(self._problems)
+
+    def problem(self, question_id: str) -> ProblemTrace:
+        try:
+            return self._problems[question_id]
+        except KeyError:
+            raise InputError("replay traces", "problem_id",
+                             f"no recorded question {question_id!r}") from None
+
+    async def start_question(
+        self, question_id: str, question: str, prompts: Sequence[PromptSpec], sampling: SamplingSettings
+    ) -> PacedStream:
+        chosen = recorded_samples(self.problem(question_id), [p.kind for p in prompts])
+        scripts = [script_from_trace(t) for t in chosen]
+        return PacedStream(scripts, self.model, chunk_tokens=self.chunk_tokens,
+                           max_new_tokens=sampling.max_new_tokens, speedup=self.speedup)
+
+    async def close(self) -> None:
+        return None
+
+
+__all__ = [
+    "PaceModel", "PacedStream", "RecordedCode", "ReplayEngine", "SampleScript", "TimeModel", "Wake",
+    "filler", "recorded_samples", "script_from_trace", "steps_duration", "steps_within",
+]

@@ -1,0 +1,210 @@
+"""Kaggle-style entry: `predict(id_, question) -> int`, one question per call, for the competition's
+inference server.
+
+State lives in a `Solver` across calls: the competition clock (a wall clock started when the
+solver is built, so engine start-up and the time between calls count), the questions done and
+the speed level, the engine, the code sandbox and the optional recorder. Configuration comes
+from the environment (`SolverConfig.from_env`):
+
+| variable | default | meaning |
+|---|---|---|
+| `AIMO_POLICY` | `seed-2nd-place` | preset name or policy YAML path |
+| `AIMO_BACKEND` | `turbomind` | `turbomind`, `pytorch` (lmdeploy, `[gpu]` extra) or `synthetic` |
+| `AIMO_MODEL` | — | model path (lmdeploy backends) |
+| `AIMO_TP` | all visible | tensor-parallel GPUs |
+| `AIMO_QUANT_POLICY` | `8` | lmdeploy KV quantisation (8: int8 KV) |
+| `AIMO_MAX_BATCH` | `32` | engine batch size |
+| `AIMO_SESSION_LEN` | `41088` | engine session length |
+| `AIMO_QUESTIONS` | `50` | questions in the competition (the schedule's re-evaluation uses it) |
+| `AIMO_SEED` | `0` | sampling seed of question k is seed + k |
+| `AIMO_CODE_WORKERS` | `4` | sandbox processes at once |
+| `AIMO_RECORD` | — | trace store to record the run into (kind `solve`) |
+
+The module-level `predict` builds one `Solver` from the environment on its first call (the only
+global state, as the inference server requires a plain function).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from solver.errors import InputError
+from solver.loop import (
+    CodeRunner,
+    CompetitionClock,
+    LoopOptions,
+    RecordedRunner,
+    RunRecorder,
+    SandboxRunner,
+    SolveSession,
+    WallClock,
+)
+from solver.policy import Policy, load_policy
+from solver.solve import EngineSpec, build_engine, solve_run_info
+
+logger = logging.getLogger("solver.kaggle")
+
+_ENV = "<environment>"
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """How to build a `Solver` (see the module docstring for the environment variables)."""
+
+    policy: str = "seed-2nd-place"
+    backend: str = "turbomind"
+    model: str | None = None
+    tp: int | None = None
+    quant_policy: int = 8
+    max_batch: int = 32
+    session_len: int = 32768 + 8192 + 128
+    questions: int = 50
+    seed: int = 0
+    code_workers: int = 4
+    record: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SolverConfig:
+        """Read `AIMO_*` variables; InputError names the variable of a bad value."""
+        env = os.environ if env is None else env
+
+        def optional_integer(name: str) -> int | None:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return None
+            try:
+                return int(raw)
+            except ValueError:
+                raise InputError(_ENV, name, f"expected an integer, got {raw!r}") from None
+
+        def integer(name: str, default: int) -> int:
+            value = optional_integer(name)
+            return default if value is None else value
+
+        return cls(
+            policy=env.get("AIMO_POLICY") or cls.policy,
+            backend=env.get("AIMO_BACKEND") or cls.backend,
+            model=env.get("AIMO_MODEL") or None,
+            tp=optional_integer("AIMO_TP"),
+            quant_policy=integer("AIMO_QUANT_POLICY", cls.quant_policy),
+            max_batch=integer("AIMO_MAX_BATCH", cls.max_batch),
+            session_len=integer("AIMO_SESSION_LEN", cls.session_len),
+            questions=integer("AIMO_QUESTIONS", cls.questions),
+            seed=integer("AIMO_SEED", cls.seed),
+            code_workers=integer("AIMO_CODE_WORKERS", cls.code_workers),
+            record=env.get("AIMO_RECORD") or None,
+        )
+
+    def engine_spec(self) -> EngineSpec:
+        return EngineSpec(self.backend, model=self.model, tp=self.tp, quant_policy=self.quant_policy,
+                          max_batch=self.max_batch, session_len=self.session_len, seed=self.seed)
+
+
+def _scalar(value: Any) -> Any:
+    """The single value of a one-element Series (polars/pandas) or the value itself."""
+    if hasattr(value, "item") and not isinstance(value, (str, int)):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            return value[0]
+    return value
+
+
+class Solver:
+    """The live solver for a competition served one question at a time.
+
+    Args:
+        config: how to build engine, policy and recorder (default: from the environment).
+        engine, policy, runner: ready-made parts (tests, notebooks); override the config's.
+        clock: the competition clock (default: a wall clock started now).
+    `predict` never raises: on any failure the question gets the policy's fallback answer (or
+    the cutoff answer after the cutoff). Not thread-safe; call `close()` at the end.
+    """
+
+    def __init__(
+        self,
+        config: SolverConfig | None = None,
+        *,
+        engine: Any = None,
+        policy: Policy | None = None,
+        runner: CodeRunner | None = None,
+        clock: CompetitionClock | None = None,
+        options: LoopOptions = LoopOptions(),
+    ) -> None:
+        self.config = config or SolverConfig.from_env()
+        self.clock = clock or WallClock()
+        self.policy = policy or load_policy(self.config.policy)
+        self._loop = asyncio.new_event_loop()
+        self._pool = None
+        self.engine = engine if engine is not None else build_engine(self.config.engine_spec(), self.policy)
+        if runner is None:
+            if getattr(self.engine, "virtual_clock", False):
+                runner = RecordedRunner()
+            else:
+                from solver.sandbox import SandboxPool
+
+                self._pool = SandboxPool(self.config.code_workers)
+                runner = SandboxRunner(self._pool)
+        self.recorder = None
+        if self.config.record:
+            spec = self.config.engine_spec()
+            info = solve_run_info(self.policy, spec, None, engine=self.engine, notes="kaggle predict")
+            self.recorder = RunRecorder(Path(self.config.record), info)
+        virtual = getattr(self.engine, "virtual_clock", False)
+        self.session = SolveSession(
+            self.engine, self.policy, runner, questions=self.config.questions,
+            clock=None if virtual and clock is None else self.clock,
+            startup_s=None if virtual else self.clock.elapsed(),
+            recorder=self.recorder, options=options, seed=self.config.seed,
+        )
+
+    @property
+    def questions_done(self) -> int:
+        return self.session.budget.done
+
+    @property
+    def level(self) -> int:
+        return self.session.budget.level
+
+    def predict(self, id_: Any, question: Any) -> int:
+        """The answer (0..999) to one question; state carries over to the next call."""
+        pid, text = str(_scalar(id_)), str(_scalar(question))
+        try:
+            result = self._loop.run_until_complete(self.session.answer(pid, text))
+            return int(result.answer) % 1000
+        except Exception:
+            logger.exception("question %s failed; answering the fallback", pid)
+            schedule = self.session.policy.schedule
+            after = self.clock.elapsed() > schedule.cutoff_s
+            return (schedule.cutoff_answer if after else self.policy.vote.fallback) % 1000
+
+    def close(self) -> None:
+        """Close the engine, the sandbox pool and the recorder's run."""
+        try:
+            self._loop.run_until_complete(self.engine.close())
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+            if self.recorder is not None:
+                self.recorder.finish("complete")
+            self._loop.close()
+
+
+_default: Solver | None = None
+
+
+def predict(id_: Any, question: Any) -> int:
+    """Kaggle entry: answer one question with the solver configured by the environment."""
+    global _default
+    if _default is None:
+        _default = Solver()
+    return _default.predict(id_, question)
+
+
+__all__ = ["Solver", "SolverConfig", "predict"]

@@ -1,0 +1,104 @@
+"""The budget controller: the competition clock, the speed schedule and the hard cutoff.
+
+Before each question it re-picks the speed level (`pick_level`, from the time left to the cutoff)
+and says whether the question may run at all (`past_cutoff`: begun after the cutoff, it gets
+`cutoff_answer` without generation) and how long it has until the cutoff; the control loop's
+timeout checks and watchdog enforce that. The same order of operations as the simulator's
+`replay_competition`: level first, then the cutoff test.
+
+Two clocks: `VirtualClock` (replay/synthetic engines: start-up plus the sum of question times,
+all on the engine's virtual clock) and `WallClock` (live engines: monotonic seconds since the
+competition started, so time between questions counts too).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from solver.policy import Schedule, SpeedLevel, past_cutoff, pick_level
+
+
+class CompetitionClock(Protocol):
+    """Seconds since the competition started."""
+
+    def elapsed(self) -> float: ...
+
+    def advance(self, seconds: float) -> None:
+        """A question took `seconds` (a wall clock ignores this: it measures)."""
+
+
+class VirtualClock:
+    """Start-up plus the question times it is told about (engine clock seconds)."""
+
+    def __init__(self, startup_s: float = 0.0) -> None:
+        self._elapsed = float(startup_s)
+
+    def elapsed(self) -> float:
+        return self._elapsed
+
+    def advance(self, seconds: float) -> None:
+        self._elapsed += seconds
+
+
+class WallClock:
+    """Monotonic seconds since `start` (default: now), plus `offset_s` (time spent before it)."""
+
+    def __init__(self, start: float | None = None, *, offset_s: float = 0.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._start = monotonic() if start is None else start
+        self._offset = offset_s
+
+    def elapsed(self) -> float:
+        return self._offset + self._monotonic() - self._start
+
+    def advance(self, seconds: float) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class QuestionPlan:
+    """What the controller allows the next question: its position, speed level, whether it runs
+    at all, the competition clock at its start and the seconds left until the cutoff."""
+
+    order: int
+    level: int
+    speed: SpeedLevel
+    run: bool
+    start_s: float
+    cutoff_in_s: float
+
+
+class BudgetController:
+    """Tracks questions done and the speed level over a competition of `schedule.questions`.
+
+    Not thread-safe; one per competition. Call `plan()` before a question and `finish(time_s)`
+    after it (also for questions that did not run).
+    """
+
+    def __init__(self, schedule: Schedule, clock: CompetitionClock) -> None:
+        self.schedule = schedule
+        self.clock = clock
+        self.level = schedule.start_level
+        self.done = 0
+
+    def plan(self) -> QuestionPlan:
+        """The plan of the next question (re-picks the level at the schedule's re-evaluations)."""
+        s = self.schedule
+        now = self.clock.elapsed()
+        self.level = pick_level(s, self.level, self.done, s.cutoff_s - now)
+        return QuestionPlan(
+            order=self.done, level=self.level, speed=s.level(self.level),
+            run=not past_cutoff(s, now), start_s=now, cutoff_in_s=s.cutoff_s - now,
+        )
+
+    def finish(self, time_s: float) -> None:
+        """The question just planned is over after `time_s` seconds."""
+        self.clock.advance(time_s)
+        self.done += 1
+
+
+__all__ = ["BudgetController", "CompetitionClock", "QuestionPlan", "VirtualClock", "WallClock"]

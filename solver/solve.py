@@ -1,0 +1,335 @@
+"""The batch runner behind `aimo solve`: answer a problems CSV with the live solver.
+
+`run_solve` builds the engine (replay, synthetic, or lmdeploy turbomind/pytorch), runs the
+questions in CSV order through a `SolveSession` (speed schedule, cutoff, watchdog), optionally
+records the run (kind `solve`) into a trace store, prints one line per question and returns a
+`SolveReport` whose `to_json()` has the fields of `aimo simulate --json` (docs/simulate-json.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solver.engines import (
+    LMDEPLOY_BACKENDS,
+    EngineUnavailable,
+    ReplayEngine,
+    SyntheticEngine,
+    TimeModel,
+    lmdeploy_engine_class,
+)
+from solver.errors import InputError
+from solver.loop import (
+    DEFAULT_BUDGET_S,
+    CodeRunner,
+    LoopOptions,
+    RecordedRunner,
+    RunRecorder,
+    SandboxRunner,
+    SolveResult,
+    SolveSession,
+    WallClock,
+)
+from solver.loop.report import competition_json, render_competition, render_question
+from solver.policy import Policy, load_policy, policy_to_dict
+from solver.traces import ProblemTrace, RunInfo
+
+BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS)
+QUESTION_ALIASES = ("question", "problem")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question to answer: its id, text and known answer (None if unknown)."""
+
+    problem_id: str
+    question: str
+    answer: int | None = None
+
+
+def read_problems_csv(path: str | Path) -> list[Problem]:
+    """Problems from a CSV with columns `id`, `question` (or `problem`) and optional `answer`.
+
+    Raises:
+        InputError: naming the file, the line and the column of the first bad value.
+    """
+    src = str(path)
+    try:
+        handle = Path(path).open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(src, None, f"cannot read: {exc.strerror or exc}") from exc
+    out: list[Problem] = []
+    seen: set[str] = set()
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames or []
+            if "id" not in header:
+                raise InputError(src, "id", f"missing column (header: {', '.join(header) or 'empty'})")
+            qcol = next((c for c in QUESTION_ALIASES if c in header), None)
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    raise InputError(src, f"line {line}", "more values than header columns")
+                pid = (row.get("id") or "").strip()
+                if not pid:
+                    raise InputError(src, f"line {line}: id", "empty")
+                if pid in seen:
+                    raise InputError(src, f"line {line}: id", f"duplicate id {pid!r}")
+                seen.add(pid)
+                raw = (row.get("answer") or "").strip()
+                answer = None
+                if raw:
+                    try:
+                        answer = int(raw)
+                    except ValueError:
+                        answer = -1
+                    if not 0 <= answer <= 999:
+                        raise InputError(src, f"line {line}: answer",
+                                         f"expected an integer 0..999 or empty, got {raw!r}")
+                out.append(Problem(pid, (row.get(qcol) or "") if qcol else "", answer))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(src, f"line {reader.line_num}", f"malformed CSV: {exc}") from exc
+    if not out:
+        raise InputError(src, None, "no problems")
+    return out
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Which engine to build: `backend` one of BACKENDS; lmdeploy settings for turbomind/pytorch."""
+
+    backend: str
+    model: str | None = None
+    tp: int | None = None  # lmdeploy: None = every visible GPU
+    quant_policy: int = 8
+    max_batch: int = 32
+    session_len: int = 32768 + 8192 + 128
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError("<engine>", "backend", f"must be one of {', '.join(BACKENDS)} (got {self.backend!r})")
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """What `run_solve` did: the competition result plus where it came from."""
+
+    result: SolveResult
+    policy: str
+    backend: str
+    hardware: str | None
+    traces: str | None
+    run_id: str | None
+    record: str | None
+    wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """`aimo simulate --json` fields (mode `solve`), plus `backend`, `record`, `wall_s`."""
+        head = {"traces": self.traces, "run_id": self.run_id, "policy": self.policy,
+                "hardware": self.hardware, "budget_s": self.result.budget_s, "mode": "solve",
+                "backend": self.backend, "record": self.record, "wall_s": round(self.wall_s, 3)}
+        return {**head, **competition_json(self.result)}
+
+    def render(self) -> str:
+        where = f" on {self.traces} (run {self.run_id})" if self.traces else ""
+        hw = f", hardware {self.hardware}" if self.hardware else ""
+        head = f"policy {self.policy}, backend {self.backend}{where}{hw}"
+        return head + "\n" + render_competition(self.result)
+
+
+def build_engine(
+    spec: EngineSpec, policy: Policy, *, traces: Sequence[ProblemTrace] | None = None,
+    hardware: TimeModel | None = None, speedup: float = math.inf,
+) -> Any:
+    """The engine for `spec` (replay needs `traces` and `hardware`).
+
+    Raises:
+        InputError: a missing argument for the backend.
+        EngineUnavailable: turbomind/pytorch without lmdeploy installed.
+    """
+    every = policy.check.every_tokens
+    if spec.backend == "replay":
+        if traces is None:
+            raise InputError("<engine>", "traces", "the replay backend needs a trace store (--traces)")
+        if hardware is None:
+            raise InputError("<engine>", "hardware", "the replay backend needs a hardware profile (--hardware)")
+        return ReplayEngine(traces, hardware, chunk_tokens=every, speedup=speedup)
+    if spec.backend == "synthetic":
+        return SyntheticEngine(seed=spec.seed, model=hardware, chunk_tokens=every, speedup=speedup)
+    if not spec.model:
+        raise InputError("<engine>", "model", f"the {spec.backend} backend needs a model path (--model)")
+    cls = lmdeploy_engine_class()
+    return cls(model_path=spec.model, backend=spec.backend, quant_policy=spec.quant_policy, tp=spec.tp,
+               max_batch=spec.max_batch, session_len=spec.session_len, **spec.options)
+
+
+def _run_id(policy: Policy, backend: str) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"solve-{policy.name}-{backend}-{stamp}".replace(" ", "_")
+
+
+def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, run_id: str | None = None,
+                   notes: str | None = None, engine: Any = None) -> RunInfo:
+    """The `runs` row of a recorded solve (kind `solve`); an lmdeploy `engine` contributes its
+    actual backend, quantisation, hardware and engine settings."""
+    g = policy.generation
+    gen_config: dict[str, Any] = {
+        "temperature": g.temperature, "top_p": g.top_p, "min_p": g.min_p,
+        "repetition_penalty": g.repetition_penalty, "max_new_tokens": g.max_new_tokens,
+        "seed": spec.seed,
+    }
+    run_config = getattr(engine, "run_config", None)
+    if callable(run_config):
+        gen_config["engine"] = run_config()
+    quantization = getattr(engine, "quantization", None)
+    if quantization is None and spec.backend in LMDEPLOY_BACKENDS:
+        quantization = f"kv{spec.quant_policy}"
+    return RunInfo(
+        run_id=run_id or _run_id(policy, spec.backend), kind="solve", model=spec.model,
+        backend=getattr(engine, "backend", None) or spec.backend, quantization=quantization,
+        hardware=hardware or getattr(engine, "hardware", None), gen_config=gen_config,
+        policy=policy_to_dict(policy), notes=notes,
+    )
+
+
+async def solve_async(
+    session: SolveSession, problems: Sequence[Problem], echo: Callable[[str], None] | None = None
+) -> SolveResult:
+    """Answer `problems` in order; `echo` gets one line per question."""
+    for p in problems:
+        q = await session.answer(p.problem_id, p.question, truth=p.answer)
+        if echo is not None:
+            echo(render_question(q))
+    return session.result()
+
+
+def run_solve(
+    problems_csv: str | Path | Sequence[Problem] | None,
+    policy: Policy | str,
+    engine_spec: EngineSpec | str,
+    *,
+    record: Path | None = None,
+    hardware: TimeModel | None = None,
+    speedup: float = math.inf,
+    traces: str | Path | None = None,
+    run_id: str | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    code_workers: int = 4,
+    code_runner: str | None = None,
+    echo: Callable[[str], None] | None = print,
+    options: LoopOptions = LoopOptions(),
+) -> SolveReport:
+    """Solve a problem set with the live solver and return the report.
+
+    Args:
+        problems_csv: CSV path (`id,question[,answer]`), a list of `Problem`, or None for every
+            question of the replayed run in recorded order (replay only).
+        policy: a `Policy`, a preset name or a YAML path.
+        engine_spec: an `EngineSpec` or a backend name.
+        record: a trace store to record the run into (kind `solve`).
+        hardware: the time model (a `simulator.hardware.HardwareProfile`); replay needs it,
+            synthetic uses it if given.
+        speedup: virtual seconds per wall second for replay/synthetic (`inf`: no sleeping).
+        traces: the trace store to replay; `run_id` picks its run when it holds several.
+        code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
+        echo: prints one line per question (None: silent).
+    Raises:
+        InputError: bad CSV, policy, store, or arguments (naming file and field).
+        EngineUnavailable: turbomind/pytorch without lmdeploy.
+    """
+    pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
+    spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
+    trace_list: list[ProblemTrace] | None = None
+    if traces is not None:
+        from solver.store import load_problem_traces
+
+        trace_list = load_problem_traces(traces, run_id)
+        if not trace_list:
+            raise InputError(str(traces), None, "no completed questions in the store")
+    problems = _problems(problems_csv, trace_list, spec.backend)
+    clock = WallClock()  # live engines: loading the engine counts against the budget
+    engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
+    live = not getattr(engine, "virtual_clock", False)
+    kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else "recorded")
+    hw_name = getattr(hardware, "name", None) if hardware is not None else None
+    recorder = None
+    if record is not None:
+        recorder = RunRecorder(record, solve_run_info(pol, spec, hw_name, engine=engine,
+                                                      notes=f"aimo solve of {len(problems)} problems"))
+    t0 = time.monotonic()
+    pool = None
+    try:
+        runner: CodeRunner
+        if kind == "sandbox":
+            from solver.sandbox import SandboxPool
+
+            pool = SandboxPool(code_workers)
+            runner = SandboxRunner(pool)
+        elif kind == "recorded":
+            runner = RecordedRunner()
+        else:
+            raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
+        session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
+                               clock=clock if live else None, startup_s=clock.elapsed() if live else None,
+                               options=options, seed=spec.seed, budget_s=budget_s)
+
+        async def _main() -> SolveResult:
+            try:
+                return await solve_async(session, problems, echo)
+            finally:
+                await engine.close()
+
+        result = asyncio.run(_main())
+        if recorder is not None:
+            recorder.finish("complete")
+    except BaseException:
+        if recorder is not None:
+            try:
+                recorder.finish("failed")
+            except Exception:
+                pass
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+    return SolveReport(
+        result=result, policy=pol.name, backend=spec.backend, hardware=hw_name,
+        traces=None if traces is None else str(traces),
+        run_id=trace_list[0].run_id if trace_list else None,
+        record=None if record is None else str(record), wall_s=time.monotonic() - t0,
+    )
+
+
+def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[ProblemTrace] | None,
+              backend: str) -> list[Problem]:
+    if source is None:
+        if traces is None:
+            raise InputError("<solve>", "problems", "a problems CSV is needed (or --traces for replay)")
+        return [Problem(p.problem_id, "", p.answer) for p in traces]
+    problems = read_problems_csv(source) if isinstance(source, (str, Path)) else list(source)
+    if backend == "replay" and traces is not None:
+        known = {p.problem_id: p for p in traces}
+        where = str(source) if isinstance(source, (str, Path)) else "<problems>"
+        missing = [p.problem_id for p in problems if p.problem_id not in known]
+        if missing:
+            raise InputError(where, "id", f"not in the replayed run: {', '.join(missing[:5])}")
+        problems = [p if p.answer is not None else Problem(p.problem_id, p.question, known[p.problem_id].answer)
+                    for p in problems]
+    return problems
+
+
+__all__ = [
+    "BACKENDS", "EngineSpec", "EngineUnavailable", "Problem", "SolveReport", "build_engine",
+    "read_problems_csv", "run_solve", "solve_async", "solve_run_info",
+]

@@ -1,0 +1,204 @@
+"""Replay fidelity — the contract between the live solver and the simulator (docs/design.md).
+
+The live solver (`solver.solve.run_solve`: budget controller, control loop, recorded code runner)
+drives the replay engine over a synthetic trace store; the simulator replays the same store with
+recorded draws (`aimo simulate --bootstrap 0`). Per question they must agree on the speed level,
+the stop reason, every sample's end and token count and final answers, and the answer; question
+and sample times must agree within 2% (in practice they agree to ~1e-15).
+
+The tests at the end pin cases where the simulator once skipped a check that would have decided
+something (found by a randomised comparison); they now agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import pytest
+from replay_fixtures import flat_profile, problem, sample
+
+from recorder.synth import synthesize_store
+from simulator.hardware import HardwareProfile, load_profile
+from simulator.replay import replay_competition, replay_question
+from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
+from solver.loop import RecordedRunner, run_question
+from solver.policy import ConsistencyRule, EarlyTimeout, Policy, SpeedLevel, load_policy
+from solver.solve import run_solve
+from solver.store import load_problem_traces
+
+TIME_TOLERANCE = 0.02
+L4 = load_profile("l4x4-14b-w4kv8")
+
+
+def _variant(name: str, base: str, **changes) -> Policy:
+    policy = load_policy(base)
+    return dataclasses.replace(policy, name=name, **{
+        key: dataclasses.replace(getattr(policy, key), **value) for key, value in changes.items()})
+
+
+POLICIES: dict[str, Policy] = {
+    "seed-2nd-place": load_policy("seed-2nd-place"),
+    "majority-n": load_policy("majority-n"),
+    "first-answer": load_policy("first-answer"),
+    "fast-8": load_policy("fast-8"),
+    "seed-index": _variant("seed-index", "seed-2nd-place", question_stop={"order": "index"}),
+    # a tight cutoff and early re-evaluation: the speed schedule, the in-flight cutoff and
+    # questions begun after it
+    "seed-tight": _variant("seed-tight", "seed-2nd-place", schedule={
+        "cutoff_s": 1500.0, "reeval_after": 2, "reeval_every": 1, "thresholds_s": (100.0, 200.0, 300.0, 400.0)}),
+}
+PROFILES: dict[str, HardwareProfile] = {
+    "l4": L4,
+    # more samples than batch slots: queued samples start when others stop or end
+    "queued": dataclasses.replace(L4, name="l4-queued", max_batch=6, prefill_s_per_token=0.0),
+    "serial": dataclasses.replace(L4, name="l4-serial", code_overlap="serial"),
+}
+CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial")]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fidelity") / "traces.duckdb"
+    synthesize_store(path, n_problems=8, n_samples=16, seed=7, progress=False)
+    return path
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= TIME_TOLERANCE * max(abs(a), 1e-9)
+
+
+def _compare(sim, live) -> list[str]:
+    """Every disagreement between a simulated and a live competition, as readable lines."""
+    problems: list[str] = []
+    assert len(sim.questions) == len(live.questions)
+    for a, b in zip(sim.questions, live.questions):
+        where = f"{a.problem_id} (#{a.order})"
+        for name in ("problem_id", "order", "level", "answer", "truth", "stop_reason"):
+            if getattr(a, name) != getattr(b, name):
+                problems.append(f"{where}: {name} simulator {getattr(a, name)!r} live {getattr(b, name)!r}")
+        if not _close(a.time_s, b.time_s) or not _close(a.start_s, b.start_s):
+            problems.append(f"{where}: time simulator {a.start_s:.3f}+{a.time_s:.3f} live {b.start_s:.3f}+{b.time_s:.3f}")
+        if len(a.samples) != len(b.samples):
+            problems.append(f"{where}: {len(a.samples)} vs {len(b.samples)} samples")
+            continue
+        for x, y in zip(a.samples, b.samples):
+            same = [getattr(x, f) == getattr(y, f) for f in
+                    ("index", "source_sample", "kind", "end", "tokens", "boxed", "code")]
+            if not all(same) or not _close(x.start_s, y.start_s) or not _close(x.end_s, y.end_s):
+                problems.append(f"{where}: sample simulator {x} live {y}")
+    return problems
+
+
+def _max_time_error(sim, live) -> float:
+    errors = [abs(b.time_s - a.time_s) / a.time_s for a, b in zip(sim.questions, live.questions) if a.time_s > 0]
+    return max(errors, default=0.0)
+
+
+@pytest.mark.parametrize(("policy_name", "profile_name"), CASES)
+def test_live_solver_makes_the_simulators_decisions(store: Path, policy_name: str, profile_name: str) -> None:
+    policy, profile = POLICIES[policy_name], PROFILES[profile_name]
+    problems = load_problem_traces(store)
+    sim = replay_competition(problems, policy, profile)
+    live = run_solve(None, policy, "replay", traces=store, hardware=profile, echo=None).result
+    assert _compare(sim, live) == []
+    assert live.score == sim.score
+    assert _close(sim.total_time_s, live.total_time_s)
+    print(f"{policy_name} on {profile_name}: max question time error {_max_time_error(sim, live):.2e}")
+
+
+def test_time_compressed_run_makes_the_same_decisions(store: Path) -> None:
+    policy = POLICIES["fast-8"]
+    problems = load_problem_traces(store)
+    sim = replay_competition(problems, policy, L4)
+    virtual = sim.total_time_s - sim.startup_s
+    speedup = virtual / 1.0  # about one second of wall time
+    t0 = time.monotonic()
+    live = run_solve(None, policy, "replay", traces=store, hardware=L4, speedup=speedup, echo=None).result
+    wall = time.monotonic() - t0
+    assert wall >= 0.9
+    assert _compare(sim, live) == []
+
+
+def test_problem_subset_from_a_csv_keeps_the_csv_order(store: Path, tmp_path: Path) -> None:
+    problems = load_problem_traces(store)
+    chosen = [problems[3], problems[0], problems[5]]
+    csv = tmp_path / "subset.csv"
+    csv.write_text("id,question,answer\n" + "".join(f"{p.problem_id},q,\n" for p in chosen), encoding="utf-8")
+    policy = POLICIES["seed-2nd-place"]
+    sim = replay_competition(chosen, policy, L4)
+    live = run_solve(csv, policy, "replay", traces=store, hardware=L4, echo=None).result
+    assert _compare(sim, live) == []
+
+
+# ------------------------------------------------------------------------------ known divergences
+
+
+def _one_question(samples, policy: Policy, level: SpeedLevel, profile: HardwareProfile, kinds):
+    import asyncio
+
+    engine = ReplayEngine([problem("p", None, samples)], profile, chunk_tokens=policy.check.every_tokens)
+
+    async def go():
+        prompts = [PromptSpec(i, k, "", "") for i, k in enumerate(kinds)]
+        stream = await engine.start_question("p", "", prompts, SamplingSettings(max_new_tokens=16384))
+        return await run_question(stream, policy, level, kinds, RecordedRunner())
+    return asyncio.run(go()), replay_question(samples, policy, level, profile)
+
+
+def test_formerly_divergent_timeout_crossed_during_a_serial_pause() -> None:
+    """Sample 0 ends at token 20 and its code runs 5 s serially, crossing the 1 s timeout. The loop
+    stops at sample 1's check at token 20 of the same step (t = 5.2 s); the simulator once skipped sample
+    1's checks until its end and finished "all_done" at 55 s."""
+    policy = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=1.0)
+    samples = [sample(0, "code", 20, [(20, 5, "code", True, 5000.0)]), sample(1, "cot", 5000)]
+    live, sim = _one_question(samples, policy, level, flat_profile(0.01, overlap="serial"), ("code", "cot"))
+    assert live.stop_reason == "timeout" and live.time_s == pytest.approx(5.2)
+    assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))
+
+
+def test_formerly_divergent_early_timeout_after_an_ended_samples_code_result() -> None:
+    """The early timeout (1 s, ≥ 2 valid) passes with one valid answer; at 2.205 s sample 0's code
+    result (sample 0 ended at token 40) makes two. The loop stops at the next grid check (2.4 s);
+    the simulator only checks consistency at the result and then nothing until sample 1 ends."""
+    policy = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=1e6,
+                       early_timeouts=(EarlyTimeout(after_s=1.0, min_answers=2),))
+    samples = [sample(0, "code", 40, [(20, 5, "code", True, 2005.0)]),
+               sample(1, "cot", 5000, [(50, 7, "boxed")])]
+    live, sim = _one_question(samples, policy, level, flat_profile(0.01), ("code", "cot"))
+    assert live.stop_reason.startswith("early") and live.time_s == pytest.approx(2.4)
+    assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))
+
+
+def test_formerly_divergent_timeout_armed_only_for_end_checks() -> None:
+    """One slot: sample 0 (100 tokens) passes the 0.95 s timeout and ends at 1.0 s; sample 1 then
+    starts. The loop stops at sample 1's first check (1.2 s); the simulator's armed check was sample
+    0's end, so it runs sample 1 to its end."""
+    policy = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=0.95)
+    samples = [sample(0, "cot", 100), sample(1, "cot", 5000)]
+    live, sim = _one_question(samples, policy, level, flat_profile(0.01, max_batch=1), ("cot", "cot"))
+    assert live.stop_reason == "timeout" and live.time_s == pytest.approx(1.2)
+    assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))
+
+
+def test_formerly_divergent_queued_sample_started_after_the_stop() -> None:
+    """One slot, 0.1 s prefills: sample 0 ends at token 60 (0.7 s) with the answer that stops the
+    question. The loop answers at 0.7 s with sample 1 never started; the simulator starts sample
+    1 after the stop and reports 0.8 s."""
+    policy = load_policy("majority-n")
+    rule = dataclasses.replace(policy.question_stop, rules=(ConsistencyRule(min_equal=1, max_answers=1),))
+    policy = dataclasses.replace(policy, question_stop=rule)
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=1e6)
+    samples = [sample(0, "cot", 60, [(50, 7, "boxed")], prompt_tokens=100),
+               sample(1, "cot", 1000, prompt_tokens=100)]
+    profile = dataclasses.replace(flat_profile(0.01, max_batch=1), prefill_s_per_token=0.001)
+    live, sim = _one_question(samples, policy, level, profile, ("cot", "cot"))
+    assert live.time_s == pytest.approx(0.7) and live.samples[1].end == "queued"
+    assert (sim.time_s, sim.samples[1].end) == (pytest.approx(live.time_s), live.samples[1].end)
