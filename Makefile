@@ -17,11 +17,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/aimo demo
 
+# Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	env $$(bash scripts/test-services.sh) $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_simulator.py
+	$(BIN)/python bench/bench_tuner.py --trials 100
 
 clean:
 	rm -rf $(VENV) build *.egg-info
