@@ -238,9 +238,21 @@ def solve(
 
 
 @app.command()
-def dashboard() -> None:
-    """Open the Streamlit dashboard over traces, simulations and studies (issue 6)."""
-    _not_landed("dashboard", 6)
+def dashboard(
+    traces: Path = typer.Option(..., help="DuckDB trace store to browse (may be being recorded)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage: journal file path or RDB URL."),
+    study: Optional[str] = typer.Option(None, help="Study name within the storage."),
+    port: int = typer.Option(8501, help="Port to serve on."),
+    headless: bool = typer.Option(True, help="Do not open a browser window."),
+) -> None:
+    """Open the Streamlit dashboard over traces, simulations and studies."""
+    from dashboard import launch
+
+    try:
+        code = launch(traces, storage, port, headless, study=study)
+    except InputError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()

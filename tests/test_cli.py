@@ -20,7 +20,7 @@ def test_help_lists_every_subcommand() -> None:
         assert name in result.output
 
 
-@pytest.mark.parametrize("command", ["tune", "dashboard"])
+@pytest.mark.parametrize("command", ["tune"])
 def test_unlanded_commands_fail_plainly(command: str) -> None:
     result = runner.invoke(app, [command])
     assert result.exit_code == 3

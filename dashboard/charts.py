@@ -1,0 +1,482 @@
+"""Plotly figure builders for the dashboard: pure functions of data frames and result objects.
+
+Why a module of its own: the pages only arrange widgets, and every figure here can be built and
+checked in a plain unit test, without streamlit or a browser. All figures use SVG traces
+(`go.Scatter`, `go.Bar`), never WebGL, so they render in a headless browser without a GPU.
+
+Frame layouts are the ones `dashboard.data` builds (documented there); times are seconds,
+token positions are cumulative generated tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
+
+# Answer outcome -> colour; shared by every figure so "right" always reads the same.
+OUTCOME_COLORS: dict[str, str] = {
+    "right": "#2ca02c",
+    "wrong": "#d62728",
+    "code failed": "#7f7f7f",
+    "no answer": "#bcbd22",
+    "unknown truth": "#1f77b4",
+}
+SOURCE_SYMBOLS: dict[str, str] = {"boxed": "circle", "code": "square"}
+KIND_COLORS: dict[str, str] = {"cot": "#9467bd", "code": "#ff7f0e"}
+END_COLORS: dict[str, str] = {
+    "finished": "#2ca02c",
+    "length": "#8c564b",
+    "sample_stop": "#1f77b4",
+    "question_stop": "#d62728",
+    "queued": "#c7c7c7",
+}
+_LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+
+def _figure(title: str, **layout: object) -> go.Figure:
+    return go.Figure(layout={"title": {"text": title}, **_LAYOUT, **_titled(layout)})
+
+
+def _titled(layout: dict[str, object]) -> dict[str, object]:
+    """Axis `title` strings as {"text": ...} (the form plotly validates fastest and keeps)."""
+    out: dict[str, object] = {}
+    for key, value in layout.items():
+        if isinstance(value, dict) and isinstance(value.get("title"), str):
+            value = {**value, "title": {"text": value["title"]}}
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- Runs
+
+
+def runs_chart(runs: pd.DataFrame) -> go.Figure:
+    """Sample accuracy and majority-vote accuracy per run (columns `run_id`, `sample_accuracy`,
+    `majority_accuracy`; NaN where no problem has a known answer)."""
+    fig = _figure("Accuracy per run", yaxis={"title": "accuracy", "range": [0, 1]}, barmode="group")
+    for column, label in (
+        ("sample_accuracy", "samples right"),
+        ("majority_accuracy", "majority vote right"),
+    ):
+        fig.add_trace(
+            go.Bar(x=runs["run_id"].to_numpy(), y=runs[column].to_numpy(dtype=float), name=label)
+        )
+    return fig
+
+
+# --------------------------------------------------------------------------- Traces
+
+
+def token_curves(
+    curves: pd.DataFrame,
+    events: pd.DataFrame,
+    *,
+    x_title: str,
+    title: str,
+    y_title: str = "generated tokens",
+) -> go.Figure:
+    """Every sample of a question as a line of tokens over `x`, with its answer events marked.
+
+    Args:
+        curves: columns `sample_idx`, `kind`, `x`, `tokens`, ordered by sample then x.
+        events: columns `sample_idx`, `x`, `tokens`, `value`, `source` ('boxed' | 'code'),
+            `outcome` (a key of OUTCOME_COLORS).
+        x_title: what `x` is (recorded time, profile-derived time or token index).
+        y_title: what `tokens` is (generated tokens, or the sample for token-index lanes).
+    """
+    fig = _figure(title, xaxis={"title": x_title}, yaxis={"title": y_title})
+    for kind, group in curves.groupby("kind", sort=True):
+        xs, ys, labels = _gapped(group)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=f"{kind} samples",
+                customdata=labels,
+                line={"color": KIND_COLORS.get(str(kind), "#333"), "width": 1},
+                opacity=0.6,
+                hovertemplate="sample %{customdata}<br>(%{x:.0f}, %{y})<extra></extra>",
+            )
+        )
+    for (outcome, source), group in events.groupby(["outcome", "source"], sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=group["x"].to_numpy(dtype=float),
+                y=group["tokens"].to_numpy(dtype=float),
+                mode="markers",
+                name=f"{source} · {outcome}",
+                marker={
+                    "color": OUTCOME_COLORS.get(str(outcome), "#333"),
+                    "symbol": SOURCE_SYMBOLS.get(str(source), "diamond"),
+                    "size": 8,
+                    "line": {"width": 1, "color": "white"},
+                },
+                customdata=np.stack(
+                    [
+                        group["sample_idx"].to_numpy(dtype=object),
+                        group["value"].to_numpy(dtype=object),
+                    ],
+                    axis=-1,
+                ),
+                hovertemplate="sample %{customdata[0]}: answer %{customdata[1]}<br>"
+                "(%{x:.0f}, %{y})<extra></extra>",
+            )
+        )
+    return fig
+
+
+def _gapped(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One line per sample in a single trace: x, y and sample arrays with a NaN row between
+    samples (plotly breaks the line there). Numpy arrays, not lists: plotly validates lists
+    element by element, which dominates the page time on large questions."""
+    sample = group["sample_idx"].to_numpy()
+    x = group["x"].to_numpy(dtype=float)
+    y = group["tokens"].to_numpy(dtype=float)
+    breaks = np.flatnonzero(sample[1:] != sample[:-1]) + 1
+    return (
+        np.insert(x, breaks, np.nan),
+        np.insert(y, breaks, np.nan),
+        np.insert(sample.astype(float), breaks, np.nan),
+    )
+
+
+def first_vs_end(samples: pd.DataFrame, *, unit: str) -> go.Figure:
+    """Where each sample's first answer came against where the sample ended.
+
+    Args:
+        samples: columns `first_x`, `end_x`, `first_outcome`, `problem_id`, `sample_idx`
+            (rows without an answer are skipped).
+        unit: the axis unit ("tokens" or "s").
+    """
+    rows = samples.dropna(subset=["first_x", "end_x"])
+    fig = _figure(
+        "First answer vs sample end",
+        xaxis={"title": f"first answer ({unit})"},
+        yaxis={"title": f"sample end ({unit})"},
+    )
+    top = float(max(rows["end_x"].max(), rows["first_x"].max())) if len(rows) else 1.0
+    fig.add_trace(
+        go.Scatter(
+            x=[0, top],
+            y=[0, top],
+            mode="lines",
+            name="ended at first answer",
+            line={"dash": "dot", "color": "#999"},
+            hoverinfo="skip",
+        )
+    )
+    for outcome, group in rows.groupby("first_outcome", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=group["first_x"].to_numpy(dtype=float),
+                y=group["end_x"].to_numpy(dtype=float),
+                mode="markers",
+                name=f"first answer {outcome}",
+                marker={
+                    "color": OUTCOME_COLORS.get(str(outcome), "#333"),
+                    "size": 5,
+                    "opacity": 0.6,
+                },
+                customdata=np.stack(
+                    [
+                        group["problem_id"].to_numpy(dtype=object),
+                        group["sample_idx"].to_numpy(dtype=object),
+                    ],
+                    axis=-1,
+                ),
+                hovertemplate="%{customdata[0]} sample %{customdata[1]}<extra></extra>",
+            )
+        )
+    return fig
+
+
+def length_histogram(samples: pd.DataFrame) -> go.Figure:
+    """Distribution of sample lengths (`n_tokens`) by prompt `kind` (one panel each, stacked) and
+    final-answer `outcome` (colour)."""
+    kinds = sorted(samples["kind"].unique()) or ["cot"]
+    n = len(kinds)
+    gap = 0.08
+    height = (1.0 - gap * (n - 1)) / n
+    layout: dict[str, object] = {
+        "title": "Sample length by kind and final answer",
+        "barmode": "overlay",
+        **_LAYOUT,
+    }
+    fig = go.Figure()
+    for row, kind in enumerate(kinds):
+        suffix = "" if row == 0 else str(row + 1)
+        top = 1.0 - row * (height + gap)
+        domain = [max(0.0, round(top - height, 6)), min(1.0, round(top, 6))]
+        layout[f"yaxis{suffix}"] = {"domain": domain, "title": {"text": f"{kind} samples"}}
+        layout[f"xaxis{suffix}"] = {
+            "anchor": f"y{suffix}",
+            "matches": "x" if row else None,
+            "title": {"text": "generated tokens" if row == n - 1 else ""},
+        }
+        part = samples[samples["kind"] == kind]
+        for outcome, group in part.groupby("outcome", sort=True):
+            fig.add_trace(
+                go.Histogram(
+                    x=group["n_tokens"].to_numpy(),
+                    name=str(outcome),
+                    legendgroup=str(outcome),
+                    showlegend=row == 0,
+                    opacity=0.65,
+                    nbinsx=40,
+                    xaxis=f"x{suffix}",
+                    yaxis=f"y{suffix}",
+                    marker={"color": OUTCOME_COLORS.get(str(outcome), "#333")},
+                )
+            )
+    fig.update_layout(**layout)
+    return fig
+
+
+def pass_rate_chart(problems: pd.DataFrame) -> go.Figure:
+    """Per-problem share of samples whose final answer is right, coloured by the majority vote's
+    outcome (columns `problem_id`, `pass_rate`, `majority_outcome`, `majority`)."""
+    fig = _figure(
+        "Pass rate per problem",
+        yaxis={"title": "samples right", "range": [0, 1]},
+        xaxis={
+            "title": "problem",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": problems["problem_id"].to_numpy(),
+        },
+    )
+    for outcome, group in problems.groupby("majority_outcome", sort=True):
+        fig.add_trace(
+            go.Bar(
+                x=group["problem_id"].to_numpy(),
+                y=group["pass_rate"].to_numpy(dtype=float),
+                name=f"majority {outcome}",
+                marker={"color": OUTCOME_COLORS.get(str(outcome), "#333")},
+                customdata=group["majority"].astype(object).to_numpy(),
+                hovertemplate="%{x}: %{y:.0%} right, majority %{customdata}<extra></extra>",
+            )
+        )
+    return fig
+
+
+# --------------------------------------------------------------------------- Simulate
+
+
+def question_gantt(question: QuestionResult) -> go.Figure:
+    """One simulated question: a bar per sample slot from its start to its end, coloured by how
+    it ended; stopped samples carry a cross at the moment they were stopped."""
+    title = (
+        f"Question {question.order + 1} ({question.problem_id}): answer {question.answer}"
+        f" · {question.stop_reason} after {question.time_s:.0f} s"
+    )
+    samples = question.samples
+    slots = [f"#{s.index} {s.kind}" for s in samples]
+    fig = _figure(
+        title,
+        xaxis={"title": "seconds since the question started"},
+        yaxis={
+            "title": "sample slot",
+            "autorange": "reversed",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": slots,
+        },
+        barmode="overlay",
+        height=max(320, 60 + 24 * len(slots)),
+    )
+    for end, color in END_COLORS.items():
+        chosen = [s for s in samples if s.end == end]
+        if not chosen:
+            continue
+        fig.add_trace(
+            go.Bar(
+                y=[f"#{s.index} {s.kind}" for s in chosen],
+                x=[max(s.end_s - s.start_s, 0.0) for s in chosen],
+                base=[s.start_s for s in chosen],
+                orientation="h",
+                name=end,
+                marker={"color": color},
+                customdata=[
+                    [s.source_sample, s.tokens, _answer_text(s.boxed, s.code)] for s in chosen
+                ],
+                hovertemplate="recorded sample %{customdata[0]}: %{customdata[1]} tokens<br>"
+                "answers %{customdata[2]}<extra></extra>",
+            )
+        )
+    stopped = [s for s in samples if s.end in ("sample_stop", "question_stop")]
+    if stopped:
+        fig.add_trace(
+            go.Scatter(
+                x=[s.end_s for s in stopped],
+                y=[f"#{s.index} {s.kind}" for s in stopped],
+                mode="markers",
+                name="stopped",
+                marker={"symbol": "x", "size": 9, "color": "black"},
+                hoverinfo="skip",
+            )
+        )
+    fig.add_vline(x=question.time_s, line={"dash": "dash", "color": "#555"})
+    return fig
+
+
+def _answer_text(boxed: int | None, code: int | None) -> str:
+    parts = []
+    if boxed is not None:
+        parts.append(f"boxed {boxed}")
+    if code is not None:
+        parts.append("code failed" if code < 0 else f"code {code}")
+    return ", ".join(parts) or "none"
+
+
+def burn_down(result: CompetitionResult, *, level_names: Sequence[str] = ()) -> go.Figure:
+    """Time left in the budget after each question, against an even pace, with the speed level
+    the schedule picked for each question on a second axis."""
+    questions = result.questions
+    n = len(questions)
+    order = [q.order + 1 for q in questions]
+    left = [(result.budget_s - (q.start_s + q.time_s)) / 60.0 for q in questions]
+    fig = go.Figure()
+    start_left = (result.budget_s - result.startup_s) / 60.0
+    fig.add_trace(
+        go.Scatter(
+            x=[0] + order,
+            y=[start_left] + left,
+            mode="lines+markers",
+            name="time left",
+            line={"color": "#1f77b4"},
+            hovertemplate="after question %{x}: %{y:.0f} min left<extra></extra>",
+        ),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, n],
+            y=[start_left, 0.0],
+            mode="lines",
+            name="even pace",
+            line={"dash": "dot", "color": "#999"},
+            hoverinfo="skip",
+        ),
+    )
+    margin = (result.budget_s - result.cutoff_s) / 60.0
+    fig.add_trace(
+        go.Scatter(
+            x=[0, n],
+            y=[margin, margin],
+            mode="lines",
+            name="cutoff",
+            line={"dash": "dash", "color": "#d62728"},
+            hoverinfo="skip",
+        ),
+    )
+    levels = [q.level for q in questions]
+    names = [level_names[lv - 1] if 0 < lv <= len(level_names) else str(lv) for lv in levels]
+    fig.add_trace(
+        go.Scatter(
+            x=order,
+            y=levels,
+            mode="lines",
+            name="speed level",
+            line={"shape": "hv", "color": "#ff7f0e"},
+            customdata=names,
+            yaxis="y2",
+            hovertemplate="question %{x}: level %{y} (%{customdata})<extra></extra>",
+        ),
+    )
+    top = max(levels + [len(level_names), 1])
+    fig.update_layout(
+        title="Budget burn-down and speed level",
+        **_LAYOUT,
+        xaxis={"title": {"text": "questions done"}},
+        yaxis={"title": {"text": "minutes left"}},
+        yaxis2={
+            "title": {"text": "speed level"},
+            "overlaying": "y",
+            "side": "right",
+            "range": [0.5, top + 0.5],
+            "dtick": 1,
+            "showgrid": False,
+        },
+    )
+    return fig
+
+
+def score_histogram(summary: BootstrapSummary) -> go.Figure:
+    """Bootstrap scores with the mean and the 90% interval marked."""
+    fig = _figure(
+        f"Score over {summary.replicates} bootstrap competitions",
+        xaxis={"title": f"score (of {summary.n_questions})"},
+        yaxis={"title": "competitions"},
+    )
+    fig.add_trace(go.Histogram(x=list(summary.scores), name="score", marker={"color": "#1f77b4"}))
+    fig.add_vline(x=summary.mean_score, line={"color": "black"})
+    for x in (summary.score_lo, summary.score_hi):
+        fig.add_vline(x=x, line={"dash": "dot", "color": "#555"})
+    return fig
+
+
+# --------------------------------------------------------------------------- Compare
+
+
+def compare_times(table: pd.DataFrame, names: tuple[str, str]) -> go.Figure:
+    """Per-question time of two policies side by side; marker colour says right or wrong.
+
+    Args:
+        table: one row per question with `order`, `problem_id`, `time_a`, `time_b`,
+            `correct_a`, `correct_b` (bool or None).
+        names: display names of policy A and B.
+    """
+    fig = _figure(
+        "Time per question",
+        barmode="group",
+        xaxis={"title": "question", "type": "category"},
+        yaxis={"title": "seconds"},
+    )
+    x = [f"{o + 1}·{p}" for o, p in zip(table["order"], table["problem_id"])]
+    for suffix, name, color in (("a", names[0], "#1f77b4"), ("b", names[1], "#ff7f0e")):
+        outcome = [_outcome(c) for c in table[f"correct_{suffix}"]]
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=table[f"time_{suffix}"].to_numpy(dtype=float),
+                name=name,
+                marker={"color": color},
+                customdata=outcome,
+                hovertemplate="%{x}: %{y:.0f} s, %{customdata}<extra></extra>",
+            )
+        )
+    return fig
+
+
+def compare_cumulative(
+    results: tuple[CompetitionResult, CompetitionResult], names: tuple[str, str]
+) -> go.Figure:
+    """Cumulative score against the competition clock for two policies, with the budget line."""
+    fig = _figure(
+        "Score over the competition clock",
+        xaxis={"title": "hours"},
+        yaxis={"title": "questions right"},
+    )
+    for result, name in zip(results, names):
+        clock = [result.startup_s / 3600.0] + [
+            (q.start_s + q.time_s) / 3600.0 for q in result.questions
+        ]
+        score = np.concatenate([[0], np.cumsum([1 if q.correct else 0 for q in result.questions])])
+        fig.add_trace(go.Scatter(x=clock, y=score, mode="lines", name=name, line={"shape": "hv"}))
+    budget = results[0].budget_s / 3600.0
+    fig.add_vline(x=budget, line={"dash": "dash", "color": "#d62728"})
+    return fig
+
+
+def _outcome(correct: object) -> str:
+    if correct is None or (isinstance(correct, float) and np.isnan(correct)):
+        return "unknown truth"
+    return "right" if bool(correct) else "wrong"

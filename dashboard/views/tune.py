@@ -1,0 +1,164 @@
+"""Tune page: an Optuna study of policies — history, Pareto front (multi-objective), parameter
+importances, parallel coordinates (Optuna's own Plotly figures), the best trials with their
+scores, the held-out (nested cross-validation) report of an `aimo tune` run, and the export of a
+trial's policy as YAML.
+
+Storage: an Optuna journal file path or an RDB URL (sqlite:///…, postgresql://…).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from solver.policy import policy_to_yaml
+
+PLOT_TABS = {
+    "History": "history",
+    "Pareto front": "pareto",
+    "Importances": "importances",
+    "Parallel coordinates": "parallel",
+}
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Tune")
+    cols = st.columns([3, 2])
+    url = cols[0].text_input("Optuna storage (journal file or RDB URL)", key=ui.K_STORAGE)
+    if not url:
+        st.info(
+            "No study storage given: start with `aimo dashboard --storage URL` or enter a "
+            "journal file path / RDB URL above."
+        )
+        st.stop()
+    version = data.storage_version(url)
+    try:
+        names = data.study_names(url, version)
+    except Exception as exc:  # noqa: BLE001 - any bad storage becomes a message
+        ui.show_error(exc)
+        st.stop()
+    if not names:
+        st.error(f"{url}: the storage holds no study.")
+        st.stop()
+    # Final studies first: `aimo tune` also writes one study per cross-validation fold.
+    names = sorted(names, key=lambda n: (":fold" in n, n))
+    wanted = st.session_state.get(ui.K_STUDY)
+    index = names.index(wanted) if wanted in names else 0
+    name = cols[1].selectbox("Study", names, index=index, key="tune_study")
+    try:
+        study = data.load_study(url, name, version)
+    except Exception as exc:  # noqa: BLE001
+        ui.show_error(exc)
+        st.stop()
+    trials = data.trials_frame(study)
+    metric_names = data.metric_names(study)
+    directions = [d.name.lower() for d in study.directions]
+    st.caption(
+        f"{len(study.trials)} trial(s), {len(trials)} complete · "
+        + ", ".join(f"{m} ({d})" for m, d in zip(metric_names, directions))
+    )
+    if trials.empty:
+        st.info("The study has no completed trial yet.")
+        st.stop()
+    objective = 0
+    if len(metric_names) > 1:
+        picked = st.selectbox(
+            "Objective for the single-target plots", metric_names, key="tune_objective"
+        )
+        objective = metric_names.index(picked)
+    refresh = int(st.session_state.get(ui.K_REFRESH, 0))
+    # Only the open tab's figure is built (importances take seconds on a large space); the
+    # choice is kept in the URL (?plot=Importances).
+    tabs = st.tabs(list(PLOT_TABS), key="plot", on_change="rerun", bind="query-params")
+    for tab, (label, kind) in zip(tabs, PLOT_TABS.items()):
+        if not tab.open:
+            continue
+        with tab:
+            with st.spinner(f"Building the {label.lower()} plot…"):
+                fig = data.study_figure(url, name, version, refresh, objective, kind)
+            if isinstance(fig, str):
+                st.info(fig)
+            else:
+                st.plotly_chart(fig, key=f"tune_{kind}")
+    _heldout(study)
+    _best(study, trials, metric_names)
+
+
+def _heldout(study: Any) -> None:
+    report = data.heldout_report(study)
+    if report is None:
+        return
+    rows, folds = report
+    st.subheader("Held-out scores (nested cross-validation)")
+    st.caption(
+        "From `aimo tune`: each fold's study tuned on the other folds only and its chosen policy "
+        "scored on the fold's problems; 'tuned' is that procedure, the others are untuned "
+        "presets on the same draws (Δ is paired)."
+    )
+    st.dataframe(rows, hide_index=True, key="tune_heldout_table")
+    if not folds.empty:
+        st.dataframe(folds, hide_index=True, key="tune_folds_table")
+
+
+def _best(study: Any, trials: pd.DataFrame, metric_names: list[str]) -> None:
+    st.subheader("Best trials" if len(metric_names) == 1 else "Pareto-optimal trials")
+    best = data.best_trials(study)
+    numbers = [t.number for t in best]
+    report = study.user_attrs.get(data.TUNER_REPORT_ATTR) or {}
+    exported = (report.get("final") or {}).get("trial")
+    if exported is not None and exported in trials["trial"].tolist():
+        numbers = [exported] + [n for n in numbers if n != exported]
+    shown = trials[trials["trial"].isin(numbers)].set_index("trial").loc[numbers].reset_index()
+    st.caption(
+        "`attr:` columns are the trial's user attributes (for `aimo tune`: bootstrap score mean, "
+        "90% interval, LCB, mean time, P(overtime); per-fold held-out scores are in the report above)."
+    )
+    st.dataframe(shown, hide_index=True, key="tune_best_table")
+    all_numbers = numbers + [n for n in trials["trial"].tolist() if n not in numbers]
+
+    def label(n: int) -> str:
+        if n == exported:
+            return f"trial {n} (exported by aimo tune)"
+        return f"trial {n}" + (" (best)" if n in numbers else "")
+
+    number = st.selectbox("Trial", all_numbers, key="tune_trial", format_func=label)
+    trial = study.trials[number]
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown("**Parameters**")
+        st.json(trial.params)
+    with cols[1]:
+        st.markdown("**Values and scores**")
+        attrs = {k: v for k, v in trial.user_attrs.items() if k != "policy"}
+        values = dict(zip(metric_names, trial.values or ()))
+        st.json({"values": values, **json.loads(json.dumps(attrs, default=str))})
+    space_file = None
+    if isinstance(study.user_attrs.get(data.TUNER_SETTINGS_ATTR), dict):
+        space_file = st.text_input(
+            "Search space file (only if the study was tuned with --space)", key="tune_space"
+        )
+    try:
+        policy, origin = data.trial_policy(trial, study, space_file or None)
+    except Exception as exc:  # noqa: BLE001
+        ui.show_error(exc)
+        return
+    text = policy_to_yaml(policy)
+    st.download_button(
+        f"Export trial {number}'s policy (YAML)",
+        text,
+        file_name=f"{ui.file_name(policy.name)}.yaml",
+        mime="application/x-yaml",
+        key="tune_download",
+    )
+    st.caption(f"Policy {policy.name}: {origin}.")
+    with st.expander("Policy YAML"):
+        st.code(text, language="yaml")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,260 @@
+"""End-to-end: the real dashboard server in a real headless browser.
+
+Starts `python -m streamlit run dashboard/app.py ... --server.headless true` on a free port (the
+command line `dashboard.launch` runs), waits for `/_stcore/health`, opens every page by its URL
+in Debian's headless Chromium, waits until Plotly has drawn its charts (`.js-plotly-plot
+.main-svg`) and no exception box is shown, and saves a screenshot per page under
+test-output/dashboard/.
+
+The browser is driven over the Chrome DevTools Protocol with `websockets` (a dependency of
+streamlit), because `chromium --dump-dom` returns before Streamlit's websocket has delivered the
+page. Skipped only when Chromium is missing and CI is not 'true'; in CI it must run
+(scripts/ci-chromium.sh installs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-output" / "dashboard"
+# url path -> (page title, charts that must be drawn at least)
+PAGES = {
+    "runs": ("Runs", 1),
+    "traces": ("Traces", 4),
+    "simulate": ("Simulate", 3),
+    "tune": ("Tune", 1),
+    "compare": ("Compare policies", 2),
+}
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
+PAGE_TIMEOUT_S = 180.0
+
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+CHROMIUM = chromium_binary()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true",
+    reason="Chromium not installed (run scripts/ci-chromium.sh); required when CI=true",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Local URLs only: never through an HTTP proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_for(url: str, timeout_s: float, proc: subprocess.Popen) -> str:
+    """GET `url` until it answers 200 (or the process dies / time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
+        try:
+            with _OPENER.open(url, timeout=2) as response:
+                return response.read().decode()
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            last = exc
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer in {timeout_s:.0f} s: {last}")
+
+
+class Browser:
+    """A headless Chromium with one tab, driven over the DevTools protocol (synchronous)."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        from websockets.sync.client import connect
+
+        port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--remote-debugging-port={port}",
+                "--remote-allow-origins=*",
+                "--window-size=1400,2400",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        targets = json.loads(wait_for(f"http://127.0.0.1:{port}/json/list", 60, self.proc))
+        page = next(t for t in targets if t.get("type") == "page")
+        self._connection = connect(
+            page["webSocketDebuggerUrl"], max_size=2**27, open_timeout=30, proxy=None
+        )
+        self.ws = self._connection.__enter__()
+        self.ids = itertools.count(1)
+        self.call("Page.enable")
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=int(os.environ.get("SHOT_HEIGHT", "2400")),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result (events in between are dropped)."""
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv(timeout=60))
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    def screenshot(self, path: Path) -> None:
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self._connection.__exit__(None, None, None)
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+PAGE_STATE = """JSON.stringify({
+  title: (document.querySelector('h1') || {}).innerText || '',
+  plots: Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(e => e.querySelector('.main-svg')).length,
+  exceptions: document.querySelectorAll('[data-testid="stException"]').length,
+  notFound: document.body.innerText.includes('Page not found'),
+  errors: Array.from(document.querySelectorAll('[data-testid="stAlertContentError"]')).map(e => e.innerText),
+  running: !!document.querySelector('[data-testid="stStatusWidget"] button, [data-testid="stStatusWidget"] img')
+})"""
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, study_journal: Path) -> Iterator[str]:
+    """The dashboard served on a free port; yields its base URL."""
+    from dashboard import build_command
+
+    _warm_fast_simulator(store)
+    port = free_port()
+    cmd = build_command(store, str(study_journal), port, True, study="multi")
+    log = SHOTS / "server.log"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert wait_for(f"http://127.0.0.1:{port}/_stcore/health", 120, proc).strip() == "ok"
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _warm_fast_simulator(store: Path) -> None:
+    """Compile (or load from numba's disk cache) the fast simulator once, so that the server
+    process loads it from the cache instead of compiling while the browser waits."""
+    try:
+        from simulator.fast import FastSimulator
+    except Exception:  # noqa: BLE001 - no fast path: the app uses the reference path
+        return
+    from simulator.hardware import load_profile
+    from solver.policy import load_policy
+    from solver.store import load_problem_traces
+
+    traces = load_problem_traces(store, "synthetic-r1-14b-s1")
+    FastSimulator(traces, load_profile("l4x4-14b-w4kv8")).bootstrap(
+        load_policy("seed-2nd-place"), replicates=2, seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if CHROMIUM is None:
+        pytest.fail("CI=true but Chromium is not installed (run scripts/ci-chromium.sh)")
+    b = Browser(CHROMIUM, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.mark.timeout(900)
+def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Browser) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for path, (title, min_plots) in PAGES.items():
+        query = "?run=synthetic-r1-14b-s1" if path != "tune" else ""
+        browser.call("Page.navigate", url=f"{server}/{path}{query}")
+        deadline = time.monotonic() + PAGE_TIMEOUT_S
+        state: dict[str, Any] = {}
+        stable = 0
+        while time.monotonic() < deadline:
+            state = json.loads(browser.evaluate(PAGE_STATE) or "{}")
+            done = state.get("title") == title and state.get("plots", 0) >= min_plots
+            stable = stable + 1 if done and not state.get("running") else 0
+            if state.get("exceptions") or stable >= 3:  # settled for ~1.5 s
+                break
+            time.sleep(0.5)
+        browser.screenshot(SHOTS / f"{path}.png")
+        report[path] = state
+        assert not state.get("exceptions"), f"/{path}: exception shown: {state}"
+        assert not state.get("notFound"), f"/{path}: not addressable by URL: {state}"
+        assert not state.get("errors"), f"/{path}: error shown: {state}"
+        assert state.get("title") == title, f"/{path}: {state}"
+        assert state.get("plots", 0) >= min_plots, f"/{path}: charts not drawn: {state}"
+        assert (SHOTS / f"{path}.png").stat().st_size > 10_000
+    (SHOTS / "pages.json").write_text(json.dumps(report, indent=2))

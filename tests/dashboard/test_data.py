@@ -1,0 +1,236 @@
+"""The dashboard's data layer (`dashboard.data`, the config and `dashboard.launch`), without pages:
+frames agree with `recorder.summary`, one question's views, store versions, studies, launch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dashboard
+from dashboard import data, ui
+from recorder.summary import majority_votes, run_stats, sample_stats
+from solver.errors import InputError
+from solver.store import load_chunks, load_problem_traces, read_connection
+
+RUN = "synthetic-r1-14b-s1"
+
+
+@pytest.fixture(scope="module")
+def traces(store: Path) -> list:
+    return load_problem_traces(store, RUN)
+
+
+def test_sample_and_problem_frames_agree_with_recorder_summary(store: Path, traces: list) -> None:
+    samples = data.sample_rows(traces)
+    with read_connection(store) as con:
+        stats = sample_stats(con, RUN)
+    assert len(samples) == len(stats) == 12
+    merged = samples.merge(stats, on=["problem_id", "sample_idx"], suffixes=("", "_ref"))
+    assert (merged["final_value"].fillna(-9) == merged["final_value_ref"].fillna(-9)).all()
+    assert (merged["first_value"].fillna(-9) == merged["first_value_ref"].fillna(-9)).all()
+    assert (merged["first_token"].fillna(-9) == merged["first_pos"].fillna(-9)).all()
+
+    problems = data.problem_rows(samples)
+    votes = majority_votes(samples).set_index("problem_id")
+    assert list(problems["majority"].fillna(-9)) == list(
+        votes.loc[problems["problem_id"], "vote"].fillna(-9)
+    )
+    ref = run_stats(RUN, "synthetic", "complete", stats)
+    right = (samples["outcome"] == "right").mean()
+    assert right == pytest.approx(ref.sample_accuracy)
+    assert (problems["majority_outcome"] == "right").mean() == pytest.approx(ref.majority_accuracy)
+
+
+def test_plurality_ties_go_to_the_larger_value() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "problem_id": ["a"] * 4 + ["b"],
+            "position": [0] * 4 + [1],
+            "final_value": pd.array([5, 9, 5, 9, None], dtype="Int64"),
+            "truth": [9] * 5,
+        }
+    )
+    votes = data.plurality(frame)
+    assert votes.loc["a", "vote"] == 9 and votes.loc["a", "votes"] == 2
+    assert "b" not in votes.index
+
+
+def test_recorded_curves_are_thinned_and_keep_each_sample_end(store: Path, traces: list) -> None:
+    problem = traces[0]
+    version = data.store_version(store)
+    full = load_chunks(store, RUN, problem.problem_id)
+    thin = data.recorded_curves(str(store), RUN, problem.problem_id, version, points=10)
+    assert set(thin["sample_idx"]) == {s.sample for s in problem.samples}
+    for s in problem.samples:
+        part = thin[thin["sample_idx"] == s.sample]
+        whole = full[full["sample_idx"] == s.sample]
+        assert len(part) <= 10 + 1 < len(whole)
+        assert part["tokens"].iloc[-1] == s.n_tokens  # the last chunk is always there
+        assert part["t_s"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("mode", ["recorded", "profile", "tokens"])
+def test_question_view_modes(store: Path, traces: list, mode: str) -> None:
+    problem = traces[1]
+    chunks = data.recorded_curves(str(store), RUN, problem.problem_id, data.store_version(store))
+    profile = data.profile("l4x4-14b-w4kv8") if mode == "profile" else None
+    curves, events = data.question_view(
+        problem, mode, chunks=chunks if mode == "recorded" else None, profile=profile
+    )
+    assert set(curves["sample_idx"]) == {s.sample for s in problem.samples}
+    assert set(curves["kind"]) <= {"cot", "code"}
+    assert len(events) == sum(s.n_answers for s in problem.samples)
+    assert set(events["outcome"]) <= set(ui_outcomes())
+    if mode == "tokens":
+        assert (events["tokens"] == events["sample_idx"]).all()  # lanes: y is the sample
+    else:
+        for s in problem.samples:  # time grows with tokens along each curve
+            part = curves[curves["sample_idx"] == s.sample].sort_values("tokens")
+            assert part["x"].is_monotonic_increasing
+            assert part["tokens"].iloc[-1] == s.n_tokens
+
+
+def ui_outcomes() -> list[str]:
+    from dashboard.charts import OUTCOME_COLORS
+
+    return list(OUTCOME_COLORS)
+
+
+def test_question_view_without_chunks_uses_answer_times(traces: list) -> None:
+    curves, events = data.question_view(traces[0], "recorded", chunks=None)
+    ends = curves.groupby("sample_idx")["tokens"].max()
+    assert all(ends[s.sample] == s.n_tokens for s in traces[0].samples)
+    assert np.isfinite(events["x"]).all()
+
+
+def test_store_version_changes_when_a_question_commits(tmp_path: Path, live_writer) -> None:
+    from recorder.synth import synthesize_store
+
+    path = tmp_path / "v.duckdb"
+    synthesize_store(path, n_problems=1, n_samples=2, seed=0)
+    before = data.store_version(path)
+    live_writer(path, 1)
+    assert data.store_version(path) != before
+    assert data.store_version(tmp_path / "absent.duckdb") == (0, 0, 0, 0)
+
+
+def test_competition_problems_store_order_and_draws(traces: list) -> None:
+    order, draws = data.competition_problems(traces, 7, None)
+    assert order == [i % 3 for i in range(7)] and draws is None
+    order_a, draws_a = data.competition_problems(traces, 3, 5)
+    order_b, _ = data.competition_problems(traces, 3, 5)
+    assert order_a == order_b and sorted(order_a) == [0, 1, 2]  # a permutation, seeded
+    assert draws_a is not None and len(draws_a) == 3
+    order, _ = data.competition_problems(traces, 10, 5)
+    assert len(order) == 10  # more questions than problems: drawn with replacement
+
+
+def test_trials_frame_best_trials_and_exported_policy(study_journal: Path) -> None:
+    url = str(study_journal)
+    version = data.storage_version(url)
+    assert data.study_names(url, version) == ["multi", "single"]
+    study = data.load_study(url, "multi", version)
+    frame = data.trials_frame(study)
+    assert {"trial", "score", "p_overtime", "param:start_level", "attr:fold_scores"} <= set(
+        frame.columns
+    )
+    assert "attr:policy" not in frame.columns
+    best = data.best_trials(study)
+    assert best and all(t in study.best_trials for t in best)
+    policy, origin = data.trial_policy(best[0], study)
+    assert policy.schedule.start_level == best[0].params["start_level"]
+    assert "stored policy" in origin
+    assert data.heldout_report(study) is None
+    single = data.load_study(url, "single", version)
+    values = [t.value for t in data.best_trials(single)]
+    assert values == sorted(values, reverse=True)
+    with pytest.raises(InputError, match="no study named"):
+        data.load_study(url, "nope", version)
+    with pytest.raises(InputError, match="no such Optuna journal file"):
+        data.open_storage(str(study_journal) + ".missing")
+
+
+def test_read_config_arguments_win_over_environment() -> None:
+    env = {
+        ui.ENV_TRACES: "/env/t.duckdb",
+        ui.ENV_STORAGE: "/env/s.journal",
+        ui.ENV_STUDY: "envstudy",
+    }
+    assert ui.read_config([], env) == ui.Config("/env/t.duckdb", "/env/s.journal", "envstudy")
+    cfg = ui.read_config(["--traces", "a.duckdb", "--study", "x", "--unrelated"], env)
+    assert cfg == ui.Config("a.duckdb", "/env/s.journal", "x")
+
+
+def test_build_command_and_launch_checks(tmp_path: Path, store: Path) -> None:
+    cmd = dashboard.build_command(store, "sqlite:///s.db", 8123, True, study="multi")
+    assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert cmd[4] == str(dashboard.APP_PATH)
+    assert cmd[cmd.index("--server.port") + 1] == "8123"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    tail = cmd[cmd.index("--") + 1 :]
+    assert tail == [
+        "--traces",
+        str(store.resolve()),
+        "--storage",
+        "sqlite:///s.db",
+        "--study",
+        "multi",
+    ]
+    journal = dashboard.build_command(None, "rel.journal", 1, False)
+    assert journal[journal.index("--storage") + 1] == str(Path("rel.journal").resolve())
+    with pytest.raises(InputError, match="no such trace store"):
+        dashboard.launch(tmp_path / "absent.duckdb", None, 8501, True)
+    with pytest.raises(InputError, match="no such Optuna journal file"):
+        dashboard.launch(store, str(tmp_path / "absent.journal"), 8501, True)
+    with pytest.raises(InputError, match="port"):
+        dashboard.launch(store, None, 0, True)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -> None:
+    """The Simulate page's one competition is the same on both simulator paths."""
+    if not data.fast_available():
+        pytest.skip("simulator.fast not importable")
+    from solver.policy import policy_to_yaml
+
+    text = policy_to_yaml(data.load_policy("seed-2nd-place"))
+    version = data.store_version(store)
+    args = (str(store), RUN, version, text, "l4x4-14b-w4kv8", 7, seed, 18000.0)
+    ref = data.competition(*args, False)
+    fast = data.competition(*args, True)
+    assert [q.problem_id for q in fast.questions] == [q.problem_id for q in ref.questions]
+    assert [q.answer for q in fast.questions] == [q.answer for q in ref.questions]
+    assert [q.stop_reason for q in fast.questions] == [q.stop_reason for q in ref.questions]
+    assert [q.time_s for q in fast.questions] == pytest.approx([q.time_s for q in ref.questions])
+    assert [[s.end for s in q.samples] for q in fast.questions] == [
+        [s.end for s in q.samples] for q in ref.questions
+    ]
+
+
+def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: Path) -> None:
+    from solver.policy import load_policy, policy_hash
+
+    url = str(tuner_journal)
+    version = data.storage_version(url)
+    assert set(data.study_names(url, version)) == {"demo", "demo:fold1of2", "demo:fold2of2"}
+    study = data.load_study(url, "demo", version)
+    assert data.metric_names(study) == ["score"]
+    assert "score" in data.trials_frame(study).columns
+    report = study.user_attrs[data.TUNER_REPORT_ATTR]
+    exported = study.trials[report["final"]["trial"]]
+    policy, origin = data.trial_policy(exported, study)
+    assert "hash matches" in origin
+    written = load_policy(tuner_journal.parent / "best.yaml")
+    assert policy_hash(policy) == policy_hash(written)  # the same policy `aimo tune` wrote
+    rows, folds = data.heldout_report(study)
+    assert {"seed-2nd-place", "tuned"} <= set(rows["policy"])
+    assert list(folds["fold study"]) == ["demo:fold1of2", "demo:fold2of2"]
+    with pytest.raises(InputError, match="another search space"):
+        other = tuner_journal.parent / "narrow.yaml"
+        other.write_text("fix:\n  check.every_tokens: 40\n")
+        data.trial_policy(exported, study, str(other))

@@ -1,0 +1,371 @@
+"""AppTest of every dashboard page on a small store built in the test: no exception, the key
+elements present, one interaction per page; bad input shown as a message; a store being
+written by another process read without a lock error and marked as in progress."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from solver.store import init_store
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+PAGES = ("runs", "traces", "simulate", "tune", "compare")
+SYNTH_RUN = "synthetic-r1-14b-s1"  # the `store` fixture's runs (see conftest.py)
+LIVE_RUN = "live"
+
+# A recorder stand-in: writes questions of run `live` one by one, like `aimo record` does.
+WRITER_SCRIPT = """
+import dataclasses, sys, time
+from recorder.synth import run_info, synthesize_questions
+from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+from solver.store import ProblemRow, TraceWriter
+
+path, n, delay, finish = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+prof = get_profile(DEFAULT_PROFILE)
+info = dataclasses.replace(run_info(prof, n, 4, 7), run_id="live", kind="record")
+writer = TraceWriter(path)
+writer.start_run(info)
+print("started", flush=True)
+for q in synthesize_questions(n, 4, 7, prof):
+    problem = ProblemRow(q.spec.problem_id, q.spec.position, q.question, q.spec.answer)
+    writer.write_question(info.run_id, problem, q.samples, q.chunks, q.answers, wall_s=q.wall_s)
+    print("question", q.spec.problem_id, flush=True)
+    time.sleep(delay)
+if finish:
+    writer.finish_run(info.run_id)
+print("done", flush=True)
+"""
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def charts(at) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def assert_clean(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# --------------------------------------------------------------------------- Runs
+
+
+def test_runs_page_lists_runs_and_switches_run(store: Path, env, page) -> None:
+    env(traces=store)
+    at = page("runs")
+    assert_clean(at)
+    assert at.title[0].value == "Runs"
+    assert len(at.dataframe) == 1 and charts(at) == 1
+    table = at.dataframe[0].value
+    assert set(table["run_id"]) == {SYNTH_RUN, LIVE_RUN}
+    assert {
+        "kind",
+        "model",
+        "backend",
+        "hardware",
+        "problems",
+        "samples",
+        "tokens",
+        "sample_accuracy",
+        "majority_accuracy",
+    } <= set(table.columns)
+    assert f"Run {LIVE_RUN}" in texts(at.subheader)  # the newest run by default
+    assert "in progress" in texts(at.info)  # runs.status = 'running'
+
+    at.selectbox(key="run").select(SYNTH_RUN).run()  # interaction: pick the other run
+    assert_clean(at)
+    assert f"Run {SYNTH_RUN}" in texts(at.subheader)
+    assert "in progress" not in texts(at.info)
+
+
+def test_run_and_problem_come_from_the_url(store: Path, env) -> None:
+    """Pages are addressable: /traces?run=...&problem=... opens that run and problem."""
+    from streamlit.testing.v1 import AppTest
+
+    env(traces=store)
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.query_params["run"] = SYNTH_RUN
+    at.query_params["problem"] = "syn-002"
+    at.switch_page("views/traces.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="run").value == SYNTH_RUN
+    assert at.selectbox(key="problem").value == "syn-002"
+
+
+# --------------------------------------------------------------------------- Traces
+
+
+def test_traces_page_problem_views_and_raw_text(store: Path, env, page) -> None:
+    env(traces=store)
+    at = page("traces", run=SYNTH_RUN)
+    assert_clean(at)
+    assert at.title[0].value == "Traces"
+    assert charts(at) == 4  # pass rate, token curves, first vs end, length histogram
+    problems = at.dataframe[0].value
+    assert {"pass_rate", "majority", "votes", "truth"} <= set(problems.columns)
+    assert len(problems) == 3
+
+    second = problems["problem_id"].iloc[1]
+    at.selectbox(key="problem").select(second).run()  # interaction: pick a problem
+    assert_clean(at)
+    assert f"**{second}**" in texts(at.markdown)
+
+    at.toggle(key="show_text").set_value(True).run()
+    assert_clean(at)
+    assert len(at.code) == 1 and len(at.code[0].value) > 100
+
+    at.radio(key="x_mode").set_value("token index").run()
+    assert_clean(at)
+    assert charts(at) == 4
+
+
+def test_traces_page_without_timestamps_derives_time(store: Path, env, page, monkeypatch) -> None:
+    from dashboard import data
+
+    monkeypatch.setattr(data, "has_timestamps", lambda traces: False)
+    env(traces=store)
+    at = page("traces", run=SYNTH_RUN)
+    assert_clean(at)
+    assert "no timestamps" in texts(at.info)
+    assert at.radio(key="x_mode").value == "time from a hardware profile"
+    assert charts(at) == 4
+
+
+# --------------------------------------------------------------------------- Simulate
+
+
+def test_simulate_page_result_gantt_and_policy_edit(store: Path, env, page) -> None:
+    env(traces=store)
+    at = page("simulate", run=SYNTH_RUN)
+    assert_clean(at)
+    labels = {m.label: m.value for m in at.metric}
+    assert {
+        "Score (this competition)",
+        "Total time",
+        "Overtime",
+        "Mean score (bootstrap)",
+        "P(overtime)",
+    } <= set(labels)
+    assert charts(at) == 3  # burn-down, score histogram, Gantt
+    table = at.dataframe[0].value
+    assert len(table) == 50 and set(table["level"]) >= {3}
+    assert len(at.get("download_button")) == 1
+
+    text = at.text_area(key="sim_yaml").value
+    assert "start_level: 3" in text
+    at.text_area(key="sim_yaml").input(text.replace("start_level: 3", "start_level: 1")).run()
+    assert_clean(at)  # interaction: change a policy value
+    assert at.dataframe[0].value["level"].iloc[0] == 1
+
+    at.selectbox(key="sim_gantt_question").select(4).run()
+    assert_clean(at)
+    assert charts(at) == 3
+
+
+def test_simulate_page_reports_a_bad_policy(store: Path, env, page) -> None:
+    env(traces=store)
+    at = page("simulate", run=SYNTH_RUN)
+    text = at.text_area(key="sim_yaml").value
+    at.text_area(key="sim_yaml").input(text + "\nsurprise_knob: 3\n").run()
+    assert not at.exception
+    message = texts(at.error)
+    assert "surprise_knob" in message and "unknown key" in message
+    assert charts(at) == 0
+
+
+# --------------------------------------------------------------------------- Tune
+
+
+@pytest.mark.parametrize("study", ["multi", "single"])
+def test_tune_page_plots_and_exports_a_trial(
+    study_journal: Path, store: Path, env, page, study: str
+) -> None:
+    env(traces=store, storage=study_journal, study=study)
+    at = page("tune")
+    assert_clean(at)
+    assert at.selectbox(key="tune_study").value == study
+    assert [t.label for t in at.tabs] == [
+        "History",
+        "Pareto front",
+        "Importances",
+        "Parallel coordinates",
+    ]
+    assert charts(at) == 1  # only the open tab is built: the history
+    at.session_state["plot"] = "Pareto front"
+    at.run()
+    assert_clean(at)
+    if study == "multi":
+        assert charts(at) == 1
+    else:
+        assert charts(at) == 0 and "no Pareto front" in texts(at.info)
+    for plot in ("Importances", "Parallel coordinates"):
+        at.session_state["plot"] = plot
+        at.run()
+        assert_clean(at)
+        assert charts(at) == 1, plot
+    best = at.dataframe[0].value
+    assert "attr:fold_scores" in best.columns and "attr:heldout_mean" in best.columns
+
+    options = at.selectbox(key="tune_trial").options
+    other = options[-1]
+    at.selectbox(key="tune_trial").select(int(other.split()[1])).run()  # interaction: pick a trial
+    assert_clean(at)
+    buttons = at.get("download_button")
+    assert len(buttons) == 1
+    number = int(other.split()[1])
+    yaml_text = at.code[0].value
+    assert f"name: trial-{number}" in yaml_text
+    assert "fold_scores" in texts(at.json)
+
+
+def test_tune_page_on_an_aimo_tune_study(tuner_journal: Path, store: Path, env, page) -> None:
+    env(traces=store, storage=tuner_journal)
+    at = page("tune")
+    assert_clean(at)
+    assert at.selectbox(key="tune_study").value == "demo"  # the final study before the folds
+    assert "Held-out scores (nested cross-validation)" in texts(at.subheader)
+    heldout = next(d.value for d in at.dataframe if "policy" in d.value.columns)
+    assert {"tuned", "seed-2nd-place"} <= set(heldout["policy"])
+    trial = at.selectbox(key="tune_trial")
+    assert "exported by aimo tune" in trial.format_func(trial.value)
+    assert len(at.get("download_button")) == 1
+    assert "hash matches" in texts(at.caption)
+    at.selectbox(key="tune_study").select("demo:fold1of2").run()  # a fold's study
+    assert_clean(at)
+    assert len(at.get("download_button")) == 1
+
+
+def test_tune_page_without_storage_and_with_a_bad_one(
+    tmp_path: Path, store: Path, env, page
+) -> None:
+    env(traces=store)
+    at = page("tune")
+    assert not at.exception
+    assert "No study storage" in texts(at.info)
+    bogus = tmp_path / "nope.journal"
+    env(traces=store, storage=bogus)
+    at = page("tune")
+    assert not at.exception
+    assert "no such Optuna journal file" in texts(at.error)
+
+
+# --------------------------------------------------------------------------- Compare
+
+
+def test_compare_page_two_policies(store: Path, env, page) -> None:
+    env(traces=store)
+    at = page("compare", run=SYNTH_RUN)
+    assert_clean(at)
+    assert charts(at) == 2
+    table = at.dataframe[0].value
+    assert len(table) == 50
+    assert {"answer_a", "answer_b", "correct_a", "correct_b", "time_a", "time_b"} <= set(
+        table.columns
+    )
+    labels = [m.label for m in at.metric]
+    assert labels.count("Score") == 2
+
+    at.selectbox(key="cmp_b_preset").select("seed-2nd-place").run()  # interaction: same policy
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert (table["answer_a"] == table["answer_b"]).all()
+    assert (table["time_a"] == table["time_b"]).all()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if p != "tune"])
+@pytest.mark.parametrize("case", ["missing", "not a store", "empty store", "no path"])
+def test_bad_store_is_a_message_not_a_traceback(
+    tmp_path: Path, env, page, name: str, case: str
+) -> None:
+    path: Path | None
+    if case == "missing":
+        path, expected = tmp_path / "absent.duckdb", "no such trace store"
+    elif case == "not a store":
+        path, expected = tmp_path / "notes.duckdb", "notes.duckdb"
+        path.write_text("these are not traces\n")
+    elif case == "empty store":
+        path, expected = tmp_path / "empty.duckdb", "holds no runs"
+        init_store(path)
+    else:
+        path, expected = None, "No trace store given"
+    env(traces=path)
+    at = page(name)
+    assert not at.exception, [e.value for e in at.exception]
+    assert expected in texts(at.error)
+    assert charts(at) == 0
+
+
+def test_run_without_completed_questions(tmp_path: Path, env, page) -> None:
+    from recorder.synth import run_info
+    from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+    from solver.store import TraceWriter
+
+    path = tmp_path / "fresh.duckdb"
+    writer = TraceWriter(path)
+    writer.start_run(run_info(get_profile(DEFAULT_PROFILE), 5, 4, 0))
+    env(traces=path)
+    for name in ("runs", "traces", "simulate"):
+        at = page(name)
+        assert not at.exception and not at.error
+        assert "in progress" in texts(at.info)
+        if name != "runs":
+            assert "no completed question yet" in texts(at.info)
+
+
+# --------------------------------------------------------------------------- live writer
+
+
+def test_pages_read_a_store_while_a_recorder_writes_it(tmp_path: Path, env, page) -> None:
+    """A writer process commits questions while the pages render again and again: no lock error
+    on either side, the run shows as in progress and grows."""
+    from recorder.synth import synthesize_store
+
+    path = tmp_path / "busy.duckdb"
+    synthesize_store(path, n_problems=2, n_samples=4, seed=3)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path), "12", "0.05", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "started"
+        env(traces=path)
+        seen_progress = False
+        counts = []
+        deadline = time.monotonic() + 120
+        while writer.poll() is None and time.monotonic() < deadline:
+            for name in ("runs", "traces"):
+                at = page(name, run=LIVE_RUN)
+                assert not at.exception, [e.value for e in at.exception]
+                assert not at.error, [e.value for e in at.error]
+                info = texts(at.info)
+                seen_progress |= "in progress" in info
+                if name == "runs":
+                    table = at.dataframe[0].value
+                    counts.append(int(table.loc[table["run_id"] == LIVE_RUN, "problems"].iloc[0]))
+        out, err = writer.communicate(timeout=120)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert writer.returncode == 0, err
+    assert "done" in out and "lock" not in err.lower()
+    assert seen_progress
+    assert counts == sorted(counts)
+    at = page("runs", run=LIVE_RUN)  # finished: no longer in progress, all questions there
+    assert "in progress" not in texts(at.info)
+    table = at.dataframe[0].value
+    assert int(table.loc[table["run_id"] == LIVE_RUN, "problems"].iloc[0]) == 12
