@@ -163,9 +163,36 @@ def profile_fit(
 
 
 @app.command()
-def tune() -> None:
-    """Search the policy space with Optuna, cross-validated (issue 5)."""
-    _not_landed("tune", 5)
+def tune(
+    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    trials: int = typer.Option(..., help="Finished trials per study (K fold studies + 1 final)."),
+    out: Path = typer.Option(..., help="Policy YAML to write (refused if it exists, unless --force)."),
+    storage: Optional[str] = typer.Option(None, help="Journal file path (default <out>.journal), sqlite:///..., postgresql://..."),
+    study: str = typer.Option("aimo-tune", help="Study name; same storage + name resumes."),
+    folds: int = typer.Option(5, help="Nested CV folds by problem (>= 2)."),
+    bootstrap: int = typer.Option(100, help="Replicates per trial and per held-out fold."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    space: Optional[Path] = typer.Option(None, help="Search-space narrowing YAML (docs/tuner.md)."),
+    seed: int = typer.Option(0, help="Seeds folds, draws and samplers."),
+    sampler: str = typer.Option("tpe", help="tpe | nsga2 | gp"),
+    max_overtime: float = typer.Option(0.05, help="Constraint: P(overtime) <= this."),
+    select: str = typer.Option("mean", help="mean | lcb"),
+    multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
+    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile."),
+    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
+    from tuner.cli_impl import run_tune
+
+    try:
+        run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
+                 workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
+                 select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,
+                 run_id=run, overwrite=force, echo=typer.echo)
+    except InputError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -292,6 +319,13 @@ def demo(
         bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=0)
     )
     typer.echo(render_bootstrap(summary))
+    from tuner.cli_impl import run_demo_tune
+
+    typer.echo("\n== a short tuning run (nested cross-validation, held-out scores) ==")
+    try:
+        run_demo_tune(traces, out_dir, echo=typer.echo)
+    except InputError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`

@@ -20,11 +20,11 @@ def test_help_lists_every_subcommand() -> None:
         assert name in result.output
 
 
-@pytest.mark.parametrize("command", ["tune"])
-def test_unlanded_commands_fail_plainly(command: str) -> None:
-    result = runner.invoke(app, [command])
-    assert result.exit_code == 3
-    assert "not implemented yet" in result.output
+def test_bad_input_names_the_file_and_exits_non_zero(tmp_path) -> None:
+    missing = tmp_path / "missing.duckdb"
+    result = runner.invoke(app, ["simulate", "--traces", str(missing)])
+    assert result.exit_code == 2
+    assert str(missing) in result.output
 
 
 def test_import_simulator_without_gpu_or_browser_packages() -> None:

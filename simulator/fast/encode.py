@@ -1,0 +1,330 @@
+"""Policies, hardware profiles and traces as flat numpy arrays for the compiled kernel.
+
+Why: numba kernels cannot read dataclasses, and the tuner scores thousands of policies against
+one trace store, so traces are encoded once (`encode_traces`) and each policy is reduced to two
+small arrays (`encode_policy`, cached per policy). Every code and offset the kernel reads is a
+module constant below; `kernel.py` imports them (numba freezes them at compile time).
+
+Layouts
+-------
+Traces (`EncodedTraces`), one row per recorded sample / answer, problems in store order:
+  samp[i] (int64, N_SAMP_COLS): SA_NTOK n_tokens, SA_PROMPT prompt_tokens, SA_KIND (KIND_COT |
+      KIND_CODE), SA_LENGTH (1 if finish_reason == "length"), SA_ANS0 first answer row,
+      SA_NANS answer count, SA_ID the store's sample index (for reports).
+  ans_i[j] (int64, N_ANS_COLS): AN_TOK token position, AN_VAL value, AN_CODE (1 = code source).
+      AN_VAL is the value the reference's `Answer` carries: 0..999, VAL_FAIL (−1: a code run
+      that failed, CODE_FAILURE) or VAL_NONE (nothing parsed: `Answer.value is None`).
+  ans_exec_s[j] (float64): execution seconds, float(exec_ms) / 1000.0, 0.0 where not finite
+      (exactly what the reference computes).
+  prob[p] (int64, N_PROB_COLS): PR_COT0 / PR_NCOT and PR_CODE0 / PR_NCODE locate the problem's
+      CoT and code samples (recorded order) in `pool`, which holds global sample rows;
+      PR_TRUTH the answer (TRUTH_NONE when unknown).
+Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
+  PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD.
+Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
+  rules at pi[P_OFF_RULES]: per consistency rule RULE_STRIDE values
+      (min_equal, max_answers or −1, last_k or −1, min_answers);
+  levels at pi[P_OFF_LEVELS]: per level pi[P_LEVEL_STRIDE] values: LV_SAMPLES, LV_MIN_ANSWERS,
+      LV_N_EARLY, then the early timeouts' min_answers (P_MAX_EARLY slots) from LV_EARLY, then
+      the slot kinds (P_MAX_SLOTS slots, `sample_kinds` of the level) from
+      LV_EARLY + pi[P_MAX_EARLY].
+  The sample-stop rule of kind k (KIND_COT, KIND_CODE) starts at P_RULE_COT + k * RS_STRIDE:
+      RS_RULE (STOP_*), RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES (SRC_*).
+Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S, then per
+  level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
+  (P_MAX_EARLY slots); the schedule thresholds (n_levels − 1) at pi[P_OFF_THRESH_F].
+Stop reasons are small ints (STOP_CODE_*; RULE_BASE + rule number; EARLY_BASE + early index),
+turned back into the reference's labels by `stop_label`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from simulator.hardware import HardwareProfile
+from solver.policy import Policy, SampleStopRule, sample_kinds
+from solver.traces import SOURCE_CODE, ProblemTrace
+
+# --------------------------------------------------------------------------- traces
+KIND_COT = 0
+KIND_CODE = 1
+KIND_CODES: dict[str, int] = {"cot": KIND_COT, "code": KIND_CODE}
+KIND_NAMES = ("cot", "code")
+
+SA_NTOK, SA_PROMPT, SA_KIND, SA_LENGTH, SA_ANS0, SA_NANS, SA_ID = range(7)
+N_SAMP_COLS = 7
+AN_TOK, AN_VAL, AN_CODE = range(3)
+N_ANS_COLS = 3
+VAL_FAIL = -1  # CODE_FAILURE
+VAL_NONE = -2  # Answer.value is None
+PR_COT0, PR_NCOT, PR_CODE0, PR_NCODE, PR_TRUTH = range(5)
+N_PROB_COLS = 5
+TRUTH_NONE = -1_000_000
+
+# --------------------------------------------------------------------------- profile
+PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH, PF_SERIAL, PF_OVERHEAD = range(8)
+N_PROF = 8
+
+# --------------------------------------------------------------------------- policy ints
+STOP_NEVER, STOP_FIRST_ANSWER, STOP_FIRST_CODE_SUCCESS, STOP_KTH, STOP_REPEATED = range(5)
+_STOP_RULES = {
+    "never": STOP_NEVER, "first_answer": STOP_FIRST_ANSWER,
+    "first_code_success": STOP_FIRST_CODE_SUCCESS, "kth_answer": STOP_KTH,
+    "repeated_answer": STOP_REPEATED,
+}
+SRC_ANY, SRC_BOXED, SRC_CODE = range(3)
+_SOURCES = {"any": SRC_ANY, "boxed": SRC_BOXED, "code": SRC_CODE}
+ORDER_ARRIVAL, ORDER_INDEX = range(2)
+TIE_LARGER, TIE_SMALLER, TIE_FIRST = range(3)
+_TIES = {"larger": TIE_LARGER, "smaller": TIE_SMALLER, "first": TIE_FIRST}
+
+RS_RULE, RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES = range(5)
+RS_STRIDE = 5
+P_EVERY = 0
+P_MAX_TOKENS = 1
+P_RULE_COT = 2  # sample-stop rule of KIND_COT; KIND_CODE's follows at + RS_STRIDE
+P_Q_ORDER = P_RULE_COT + 2 * RS_STRIDE  # 12
+P_VALID_PREFER_CODE = 13
+P_VALID_POS_ONLY = 14
+P_N_RULES = 15
+P_VOTE_CODE_OVER_BOXED = 16
+P_VOTE_HAS_SMALL = 17
+P_VOTE_SMALL_MAX = 18
+P_VOTE_ROUND = 19  # 0: no round_multiple
+P_VOTE_TIE = 20
+P_VOTE_FALLBACK = 21
+P_VOTE_DROP_NEG = 22
+P_N_LEVELS = 23
+P_START_LEVEL = 24  # 1-based, as in the schedule
+P_REEVAL_AFTER = 25
+P_REEVAL_EVERY = 26
+P_CUTOFF_ANSWER = 27
+P_MAX_EARLY = 28
+P_MAX_SLOTS = 29
+P_OFF_RULES = 30
+P_OFF_LEVELS = 31
+P_LEVEL_STRIDE = 32
+P_OFF_LEVELS_F = 33
+P_LEVEL_STRIDE_F = 34
+P_OFF_THRESH_F = 35
+N_P_HEADER = 36
+
+RULE_STRIDE = 4
+LV_SAMPLES, LV_MIN_ANSWERS, LV_N_EARLY, LV_EARLY = range(4)
+
+# --------------------------------------------------------------------------- policy floats
+F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S = range(5)
+N_F_HEADER = 5
+
+# --------------------------------------------------------------------------- stop reasons
+STOP_CODE_NONE = 0  # internal: the question runs on
+STOP_CODE_ALL_DONE = 1
+STOP_CODE_MIN_ANSWERS = 2
+STOP_CODE_TIMEOUT = 3
+STOP_CODE_CUTOFF = 4
+STOP_CODE_AFTER_CUTOFF = 5
+STOP_CODE_STUCK = 6  # internal: the kernel's loop made no progress (a bug; the API raises)
+RULE_BASE = 100  # + rule number (1-based)
+EARLY_BASE = 200  # + index of the level's early timeout
+
+# sample ends (SampleOutcome.end)
+END_QUEUED, END_FINISHED, END_LENGTH, END_SAMPLE_STOP, END_QUESTION_STOP = range(5)
+END_NAMES = ("queued", "finished", "length", "sample_stop", "question_stop")
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedTraces:
+    """A trace store's problems as flat arrays (layout in the module doc); immutable by contract."""
+
+    samp: np.ndarray
+    ans_i: np.ndarray
+    ans_exec_s: np.ndarray
+    prob: np.ndarray
+    pool: np.ndarray
+    max_answers: int  # most answers of any one sample (≥ 1, sizes kernel scratch)
+    max_pool: int  # most samples of one kind in one problem (≥ 1)
+    value_span: int  # 1 + the largest answer value (≥ 1000; sizes the kernel's value counts)
+    sample_row: dict[int, int]  # id(SampleTrace) -> its row in `samp`
+
+
+def encode_traces(problems: Sequence[ProblemTrace]) -> EncodedTraces:
+    """Flatten `problems` (store order) into the arrays the kernel reads."""
+    samp_rows: list[list[int]] = []
+    ans_tok: list[np.ndarray] = []
+    ans_val: list[np.ndarray] = []
+    ans_code: list[np.ndarray] = []
+    ans_exec: list[np.ndarray] = []
+    prob = np.zeros((len(problems), N_PROB_COLS), np.int64)
+    pool: list[int] = []
+    sample_row: dict[int, int] = {}
+    n_ans = 0
+    max_answers = 1
+    max_pool = 1
+    for p_idx, problem in enumerate(problems):
+        rows: dict[str, list[int]] = {"cot": [], "code": []}
+        for s in problem.samples:
+            if s.kind not in KIND_CODES:
+                raise ValueError(f"problem {problem.problem_id!r}: unknown sample kind {s.kind!r}")
+            row = len(samp_rows)
+            sample_row[id(s)] = row
+            rows[s.kind].append(row)
+            k = s.n_answers
+            samp_rows.append([
+                int(s.n_tokens), int(s.prompt_tokens), KIND_CODES[s.kind],
+                int(s.finish_reason == "length"), n_ans, k, int(s.sample),
+            ])
+            n_ans += k
+            max_answers = max(max_answers, k)
+            code = np.asarray(s.ans_source).astype(np.int64) == SOURCE_CODE
+            value = np.asarray(s.ans_value).astype(np.int64)
+            ok = np.asarray(s.ans_code_ok).astype(bool)
+            val = np.where(value >= 0, value, VAL_NONE)
+            val = np.where(code & ~ok, VAL_FAIL, val)
+            exec_s = np.asarray(s.ans_exec_ms).astype(np.float64) / 1000.0
+            exec_s = np.where(np.isfinite(exec_s), exec_s, 0.0)
+            ans_tok.append(np.asarray(s.ans_token).astype(np.int64))
+            ans_val.append(val.astype(np.int64))
+            ans_code.append(code.astype(np.int64))
+            ans_exec.append(exec_s.astype(np.float64))
+        prob[p_idx, PR_COT0] = len(pool)
+        prob[p_idx, PR_NCOT] = len(rows["cot"])
+        pool.extend(rows["cot"])
+        prob[p_idx, PR_CODE0] = len(pool)
+        prob[p_idx, PR_NCODE] = len(rows["code"])
+        pool.extend(rows["code"])
+        prob[p_idx, PR_TRUTH] = TRUTH_NONE if problem.answer is None else int(problem.answer)
+        max_pool = max(max_pool, len(rows["cot"]), len(rows["code"]))
+    samp = np.asarray(samp_rows, np.int64).reshape(-1, N_SAMP_COLS)
+    ans_i = np.zeros((n_ans, N_ANS_COLS), np.int64)
+    if n_ans:
+        ans_i[:, AN_TOK] = np.concatenate(ans_tok)
+        ans_i[:, AN_VAL] = np.concatenate(ans_val)
+        ans_i[:, AN_CODE] = np.concatenate(ans_code)
+    exec_all = np.concatenate(ans_exec) if n_ans else np.zeros(0, np.float64)
+    value_span = max(1000, int(ans_i[:, AN_VAL].max()) + 1 if n_ans else 0)
+    return EncodedTraces(
+        samp=samp, ans_i=ans_i, ans_exec_s=np.ascontiguousarray(exec_all, np.float64), prob=prob,
+        pool=np.asarray(pool, np.int64), max_answers=max_answers, max_pool=max_pool,
+        value_span=value_span, sample_row=sample_row,
+    )
+
+
+def encode_profile(profile: HardwareProfile) -> np.ndarray:
+    """The profile's numbers the replay uses, as float64[N_PROF]."""
+    out = np.zeros(N_PROF, np.float64)
+    out[PF_A] = profile.a
+    out[PF_BETA] = profile.beta
+    out[PF_GAMMA] = profile.gamma
+    out[PF_PREFILL] = profile.prefill_s_per_token
+    out[PF_STARTUP] = profile.startup_s
+    out[PF_MAX_BATCH] = profile.max_batch
+    out[PF_SERIAL] = 1.0 if profile.code_overlap == "serial" else 0.0
+    out[PF_OVERHEAD] = profile.question_overhead_s
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedPolicy:
+    """A policy as the kernel's two arrays, plus what decoding results needs."""
+
+    pi: np.ndarray
+    pf: np.ndarray
+    max_slots: int
+    stop_labels: tuple[dict[int, str], ...]  # per level: stop code -> the reference's label
+
+
+def _rule_ints(rule: SampleStopRule) -> list[int]:
+    return [_STOP_RULES[rule.rule], rule.k, rule.grace_tokens, int(rule.positive_only),
+            _SOURCES[rule.sources]]
+
+
+@lru_cache(maxsize=512)
+def encode_policy(policy: Policy) -> EncodedPolicy:
+    """Reduce `policy` to the kernel's arrays (cached: policies are hashable and immutable)."""
+    sched = policy.schedule
+    levels = sched.levels
+    max_early = max(1, max(len(lv.early_timeouts) for lv in levels))
+    max_slots = max(lv.samples for lv in levels)
+    rules = policy.question_stop.rules
+    v = policy.vote
+    head = [0] * N_P_HEADER
+    head[P_EVERY] = policy.check.every_tokens
+    head[P_MAX_TOKENS] = policy.sample_stop.max_tokens
+    for kind in ("cot", "code"):
+        start = P_RULE_COT + KIND_CODES[kind] * RS_STRIDE
+        head[start:start + RS_STRIDE] = _rule_ints(policy.sample_stop.rule_for(kind))
+    head[P_Q_ORDER] = ORDER_INDEX if policy.question_stop.order == "index" else ORDER_ARRIVAL
+    head[P_VALID_PREFER_CODE] = int(policy.question_stop.valid.prefer_code)
+    head[P_VALID_POS_ONLY] = int(policy.question_stop.valid.positive_only)
+    head[P_N_RULES] = len(rules)
+    head[P_VOTE_CODE_OVER_BOXED] = int(v.code_over_boxed)
+    head[P_VOTE_HAS_SMALL] = int(v.small_max is not None)
+    head[P_VOTE_SMALL_MAX] = 0 if v.small_max is None else v.small_max
+    head[P_VOTE_ROUND] = 0 if v.round_multiple is None else v.round_multiple
+    head[P_VOTE_TIE] = _TIES[v.tie_break]
+    head[P_VOTE_FALLBACK] = v.fallback
+    head[P_VOTE_DROP_NEG] = int(v.drop_negative)
+    head[P_N_LEVELS] = len(levels)
+    head[P_START_LEVEL] = sched.start_level
+    head[P_REEVAL_AFTER] = sched.reeval_after
+    head[P_REEVAL_EVERY] = sched.reeval_every
+    head[P_CUTOFF_ANSWER] = sched.cutoff_answer
+    head[P_MAX_EARLY] = max_early
+    head[P_MAX_SLOTS] = max_slots
+    level_stride = LV_EARLY + max_early + max_slots
+    level_stride_f = 1 + max_early
+    head[P_OFF_RULES] = N_P_HEADER
+    head[P_OFF_LEVELS] = N_P_HEADER + RULE_STRIDE * len(rules)
+    head[P_LEVEL_STRIDE] = level_stride
+    head[P_OFF_LEVELS_F] = N_F_HEADER
+    head[P_LEVEL_STRIDE_F] = level_stride_f
+    head[P_OFF_THRESH_F] = N_F_HEADER + level_stride_f * len(levels)
+
+    body: list[int] = []
+    for r in rules:
+        body += [r.min_equal, -1 if r.max_answers is None else r.max_answers,
+                 -1 if r.last_k is None else r.last_k, r.min_answers]
+    floats = [0.0] * N_F_HEADER
+    floats[F_W_COT] = v.kind_weights.cot
+    floats[F_W_CODE] = v.kind_weights.code
+    floats[F_SMALL_ROUND_W] = v.small_or_round_weight
+    floats[F_LENGTH_W] = v.length_weight
+    floats[F_CUTOFF_S] = sched.cutoff_s
+    labels: list[dict[int, str]] = []
+    rule_labels = {RULE_BASE + i: r.label(i) for i, r in enumerate(rules, 1)}
+    for lv in levels:
+        kinds = [KIND_CODES[k] for k in sample_kinds(policy.samples, lv.samples)]
+        early_min = [e.min_answers for e in lv.early_timeouts]
+        early_after = [e.after_s for e in lv.early_timeouts]
+        pad = max_early - len(early_min)
+        body += [lv.samples, lv.min_answers, len(early_min)]
+        body += early_min + [0] * pad + kinds + [0] * (max_slots - len(kinds))
+        floats += [lv.timeout_s] + early_after + [math.inf] * pad
+        lab = {
+            STOP_CODE_ALL_DONE: "all_done", STOP_CODE_MIN_ANSWERS: "min_answers",
+            STOP_CODE_TIMEOUT: "timeout", STOP_CODE_CUTOFF: "cutoff",
+            STOP_CODE_AFTER_CUTOFF: "after_cutoff", **rule_labels,
+        }
+        for j, e in enumerate(lv.early_timeouts):
+            lab[EARLY_BASE + j] = f"early:{e.after_s:g}s/≥{e.min_answers}"
+        labels.append(lab)
+    floats += list(sched.thresholds_s)
+    pi = np.asarray(head + body, np.int64)
+    pf = np.asarray(floats, np.float64)
+    return EncodedPolicy(pi=pi, pf=pf, max_slots=max_slots, stop_labels=tuple(labels))
+
+
+def stop_label(enc: EncodedPolicy, level: int, code: int) -> str:
+    """The reference's stop-reason label of kernel stop `code` at 1-based `level`."""
+    return enc.stop_labels[level - 1][int(code)]
+
+
+__all__ = [
+    "EncodedPolicy", "EncodedTraces", "encode_policy", "encode_profile", "encode_traces",
+    "stop_label",
+]

@@ -1,0 +1,386 @@
+"""The fast path (numba) makes the same decisions as the reference replay.
+
+Differential tests: randomised policies, traces and hardware profiles through both
+`simulator.replay.replay_competition` and `simulator.fast.FastSimulator.competition`, compared
+question by question and sample by sample (answers, stop reasons, levels, tokens and sample ends
+exactly; times to 1e-6 relative); presets on a larger random store; and bootstrap summaries,
+which must agree exactly for a seed because both paths consume the same random numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.fast import FastSimulator
+from simulator.hardware import HardwareProfile, Provenance, load_profile
+from simulator.replay import (
+    CompetitionResult,
+    bootstrap_competitions,
+    random_draw,
+    recorded_draw,
+    replay_competition,
+    summarize,
+)
+from solver.policy import (
+    Check,
+    ConsistencyRule,
+    EarlyTimeout,
+    KindWeights,
+    Policy,
+    QuestionStop,
+    SampleMix,
+    SampleStop,
+    SampleStopRule,
+    Schedule,
+    SpeedLevel,
+    ValidAnswer,
+    Vote,
+    load_policy,
+)
+from solver.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+
+REL = 1e-6
+PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")
+PROV = Provenance("test", "2026-01-01", "made up")
+
+
+# ------------------------------------------------------------------------------ comparison
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or abs(a - b) <= REL * max(abs(a), abs(b), 1e-9)
+
+
+def assert_same(ref: CompetitionResult, fast: CompetitionResult) -> None:
+    """Everything the reference reports, exactly, except times (1e-6 relative)."""
+    assert len(ref.questions) == len(fast.questions)
+    for r, f in zip(ref.questions, fast.questions):
+        where = f"question {r.order} ({r.problem_id})"
+        assert (f.problem_id, f.order, f.level, f.truth) == (r.problem_id, r.order, r.level, r.truth), where
+        assert f.stop_reason == r.stop_reason, where
+        assert f.answer == r.answer, where
+        assert _close(f.time_s, r.time_s), (where, f.time_s, r.time_s)
+        assert _close(f.start_s, r.start_s), (where, f.start_s, r.start_s)
+        assert (f.tokens, f.samples_started, f.samples_stopped) == (
+            r.tokens, r.samples_started, r.samples_stopped), where
+        assert len(f.samples) == len(r.samples), where
+        for rs, fs in zip(r.samples, f.samples):
+            w = f"{where} slot {rs.index}"
+            assert (fs.index, fs.source_sample, fs.kind, fs.tokens, fs.end, fs.boxed, fs.code) == (
+                rs.index, rs.source_sample, rs.kind, rs.tokens, rs.end, rs.boxed, rs.code), w
+            assert _close(fs.start_s, rs.start_s) and _close(fs.end_s, rs.end_s), (
+                w, (fs.start_s, fs.end_s), (rs.start_s, rs.end_s))
+    assert fast.score == ref.score
+    assert _close(fast.total_time_s, ref.total_time_s)
+    assert fast.overtime == ref.overtime
+    assert fast.n_after_cutoff == ref.n_after_cutoff
+
+
+def run_both(problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile, *,
+             order: list[int] | None = None, draw_seed: int | None = None,
+             budget_s: float = 18000.0, sim: FastSimulator | None = None) -> CompetitionResult:
+    """Run one competition through both paths, assert they agree; return the reference's."""
+    order = list(range(len(problems))) if order is None else order
+    served = [problems[i] for i in order]
+    if draw_seed is None:
+        draws = [recorded_draw(p) for p in served]
+    else:
+        rng = np.random.default_rng(draw_seed)
+        draws = [random_draw(p, rng) for p in served]
+    ref = replay_competition(served, policy, profile, draws=draws, budget_s=budget_s)
+    sim = sim if sim is not None else FastSimulator(problems, profile)
+    fast = sim.competition(policy, order=np.asarray(order), draws=draws, budget_s=budget_s)
+    assert_same(ref, fast.to_result())
+    # the summary arrays agree with the detailed result
+    res = fast.to_result()
+    assert fast.stop_reasons == tuple(q.stop_reason for q in res.questions)
+    assert list(fast.tokens) == [q.tokens for q in res.questions]
+    return ref
+
+
+# ------------------------------------------------------------------------------ random data
+
+
+def make_sample(rng: np.random.Generator, index: int, kind: str, *, n_tokens: int,
+                n_answers: int, truth: int, p_right: float, prompt: int,
+                p_length: float = 0.05) -> SampleTrace:
+    """A recorded sample with answers at random (sorted) token positions."""
+    tok = np.sort(rng.integers(0, n_tokens + 1, size=n_answers)).astype(np.int32)
+    src = np.where(rng.random(n_answers) < (0.6 if kind == "code" else 0.1),
+                   SOURCE_CODE, SOURCE_BOXED).astype(np.int8)
+    right = rng.random() < p_right
+    vals = []
+    for _ in range(n_answers):
+        u = rng.random()
+        if u < 0.1:
+            vals.append(-1)  # nothing parsed
+        elif right and u < 0.8:
+            vals.append(truth)
+        else:
+            vals.append(int(rng.choice([0, 1, 7, 20, 100, 210, 500, 999, truth,
+                                        int(rng.integers(0, 1000))])))
+    ok = rng.random(n_answers) < 0.8
+    exec_ms = np.where(src == SOURCE_CODE, rng.uniform(0, 4000, n_answers), np.nan)
+    return SampleTrace(
+        sample=index, kind=kind, n_tokens=n_tokens,  # type: ignore[arg-type]
+        finish_reason="length" if rng.random() < p_length else "stop", prompt_tokens=prompt,
+        end_s=math.nan, ans_token=tok, ans_time=np.full(n_answers, math.nan),
+        ans_value=np.asarray(vals, np.int16), ans_source=src, ans_code_ok=ok,
+        ans_exec_ms=exec_ms.astype(np.float32),
+    )
+
+
+def random_store(seed: int, n_problems: int, n_samples: int, *, min_tokens: int = 2000,
+                 max_tokens: int = 16000) -> list[ProblemTrace]:
+    """A seeded store of plausible traces: lengths min..max tokens, 1–3 answers, ~half right."""
+    rng = np.random.default_rng(seed)
+    problems = []
+    for p in range(n_problems):
+        truth = int(rng.integers(0, 1000))
+        p_right = float(rng.uniform(0.1, 0.9))
+        prompt = int(rng.integers(80, 300))
+        samples = tuple(
+            make_sample(rng, i, "cot" if i % 2 == 0 else "code",
+                        n_tokens=int(rng.integers(min_tokens, max_tokens + 1)),
+                        n_answers=int(rng.integers(1, 4)), truth=truth, p_right=p_right,
+                        prompt=prompt)
+            for i in range(n_samples)
+        )
+        problems.append(ProblemTrace("run", f"p{p:03d}", p, truth if p % 7 else None, samples))
+    return problems
+
+
+@st.composite
+def sample_traces(draw: st.DrawFn, index: int, kind: str) -> SampleTrace:
+    n_tokens = draw(st.integers(0, 300))
+    n_answers = draw(st.integers(0, 4))
+    toks = sorted(draw(st.lists(st.integers(0, max(n_tokens, 0)), min_size=n_answers,
+                                max_size=n_answers)))
+    values = draw(st.lists(st.sampled_from([-1, 0, 1, 3, 20, 100, 210, 500, 999]),
+                           min_size=n_answers, max_size=n_answers))
+    sources = draw(st.lists(st.sampled_from([SOURCE_BOXED, SOURCE_CODE]), min_size=n_answers,
+                            max_size=n_answers))
+    ok = draw(st.lists(st.booleans(), min_size=n_answers, max_size=n_answers))
+    exec_ms = draw(st.lists(st.one_of(st.just(math.nan), st.just(0.0), st.floats(0, 3000)),
+                            min_size=n_answers, max_size=n_answers))
+    exec_ms = [e if s == SOURCE_CODE else math.nan for e, s in zip(exec_ms, sources)]
+    return SampleTrace(
+        sample=index, kind=kind, n_tokens=n_tokens,  # type: ignore[arg-type]
+        finish_reason=draw(st.sampled_from(["stop", "stop", "length"])),
+        prompt_tokens=draw(st.integers(0, 200)), end_s=math.nan,
+        ans_token=np.asarray(toks, np.int32), ans_time=np.full(n_answers, math.nan),
+        ans_value=np.asarray(values, np.int16), ans_source=np.asarray(sources, np.int8),
+        ans_code_ok=np.asarray(ok, bool), ans_exec_ms=np.asarray(exec_ms, np.float32),
+    )
+
+
+@st.composite
+def problem_sets(draw: st.DrawFn) -> list[ProblemTrace]:
+    problems = []
+    for p in range(draw(st.integers(1, 4))):
+        kinds = draw(st.lists(st.sampled_from(["cot", "code"]), min_size=1, max_size=7))
+        samples = tuple(draw(sample_traces(i, k)) for i, k in enumerate(kinds))
+        truth = draw(st.one_of(st.none(), st.sampled_from([0, 3, 20, 100, 210, 999])))
+        problems.append(ProblemTrace("run", f"p{p}", p, truth, samples))
+    return problems
+
+
+@st.composite
+def stop_rules(draw: st.DrawFn) -> SampleStopRule:
+    rule = draw(st.sampled_from(["first_answer", "first_code_success", "kth_answer",
+                                 "repeated_answer", "never"]))
+    k = draw(st.integers(2 if rule == "repeated_answer" else 1, 3))
+    return SampleStopRule(rule=rule, k=k, grace_tokens=draw(st.sampled_from([0, 0, 7, 40])),
+                          positive_only=draw(st.booleans()),
+                          sources=draw(st.sampled_from(["any", "boxed", "code"])))
+
+
+@st.composite
+def consistency_rules(draw: st.DrawFn) -> ConsistencyRule:
+    m = draw(st.integers(1, 4))
+    return ConsistencyRule(
+        min_equal=m, max_answers=draw(st.one_of(st.none(), st.integers(m, m + 4))),
+        last_k=draw(st.one_of(st.none(), st.integers(m, m + 3))),
+        min_answers=draw(st.integers(0, 5)),
+    )
+
+
+@st.composite
+def levels(draw: st.DrawFn, number: int) -> SpeedLevel:
+    early = draw(st.lists(
+        st.builds(EarlyTimeout, after_s=st.floats(0.05, 25.0), min_answers=st.integers(0, 5)),
+        max_size=3))
+    return SpeedLevel(
+        name=f"level{number}", samples=draw(st.integers(1, 9)),
+        min_answers=draw(st.integers(1, 8)), timeout_s=draw(st.floats(0.05, 40.0)),
+        early_timeouts=tuple(early),
+    )
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    n_levels = draw(st.integers(1, 3))
+    lv = tuple(draw(levels(i)) for i in range(n_levels))
+    thresholds = sorted(draw(st.lists(st.floats(0.5, 60.0), min_size=n_levels - 1,
+                                      max_size=n_levels - 1)))
+    schedule = Schedule(
+        levels=lv, start_level=draw(st.integers(1, n_levels)),
+        reeval_after=draw(st.integers(0, 3)), reeval_every=draw(st.integers(1, 3)),
+        thresholds_s=tuple(thresholds), cutoff_s=draw(st.floats(1.0, 400.0)),
+        cutoff_answer=draw(st.integers(0, 999)),
+    )
+    vote = Vote(
+        code_over_boxed=draw(st.booleans()),
+        kind_weights=KindWeights(cot=draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+                                 code=draw(st.sampled_from([0.0, 1.0, 1.5]))),
+        small_max=draw(st.one_of(st.none(), st.integers(0, 50))),
+        round_multiple=draw(st.one_of(st.none(), st.sampled_from([1, 7, 100]))),
+        small_or_round_weight=draw(st.sampled_from([0.0, 0.6, 1.0, 1.3])),
+        length_weight=draw(st.sampled_from([0.0, 0.0, 0.5, 3.0])),
+        tie_break=draw(st.sampled_from(["larger", "smaller", "first"])),
+        fallback=draw(st.integers(0, 999)), drop_negative=draw(st.booleans()),
+    )
+    return Policy(
+        name="random",
+        samples=SampleMix(order=draw(st.sampled_from(["interleave", "cot_first", "code_first"])),
+                          first_kind=draw(st.sampled_from(["cot", "code"])),
+                          cot_fraction=draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))),
+        sample_stop=SampleStop(cot=draw(stop_rules()), code=draw(stop_rules()),
+                               max_tokens=draw(st.one_of(st.integers(1, 320), st.just(16384)))),
+        question_stop=QuestionStop(
+            order=draw(st.sampled_from(["arrival", "index"])),
+            rules=tuple(draw(st.lists(consistency_rules(), max_size=4))),
+            valid=ValidAnswer(prefer_code=draw(st.booleans()), positive_only=draw(st.booleans())),
+        ),
+        vote=vote, schedule=schedule, check=Check(every_tokens=draw(st.integers(1, 50))),
+    )
+
+
+@st.composite
+def profiles(draw: st.DrawFn) -> HardwareProfile:
+    return HardwareProfile(
+        name="random", a=draw(st.floats(0.001, 0.05)), beta=draw(st.floats(0.0, 0.002)),
+        gamma=draw(st.sampled_from([0.0, 1e-7, 3e-6])),
+        prefill_s_per_token=draw(st.sampled_from([0.0, 2e-4, 1e-3])),
+        startup_s=draw(st.sampled_from([0.0, 5.0, 60.0])), max_batch=draw(st.integers(1, 10)),
+        provenance=PROV, code_overlap=draw(st.sampled_from(["parallel", "serial"])),
+        question_overhead_s=draw(st.sampled_from([0.0, 0.0, 1.5])),
+    )
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled() -> None:
+    """Compile (or load from the numba cache) once, outside any timed test."""
+    t0 = time.perf_counter()
+    problems = random_store(1, 2, 4, min_tokens=50, max_tokens=200)
+    sim = FastSimulator(problems, load_profile("l4x4-14b-w4kv8"))
+    policy = load_policy("seed-2nd-place")
+    sim.competition(policy)
+    sim.bootstrap(policy, replicates=1, seed=0)
+    print(f"fast path ready in {time.perf_counter() - t0:.1f} s (compile or cache load)")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems=problem_sets(), policy=policies(), profile=profiles(), data=st.data())
+def test_random_policies_traces_profiles_match_reference(
+    problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile, data: st.DataObject
+) -> None:
+    n = len(problems)
+    order = data.draw(st.one_of(st.just(list(range(n))), st.permutations(list(range(n))),
+                                st.lists(st.integers(0, n - 1), min_size=1, max_size=6)))
+    draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
+    budget = data.draw(st.sampled_from([18000.0, 60.0, 200.0]))
+    run_both(problems, policy, profile, order=order, draw_seed=draw_seed, budget_s=budget)
+
+
+def test_rules_of_every_kind_on_one_question() -> None:
+    """A hand-made question where code results are pending when samples end, repeated values,
+    None values and failures all occur, under parallel and serial code and a small batch."""
+    rng = np.random.default_rng(5)
+    samples = tuple(make_sample(rng, i, "code" if i % 3 else "cot", n_tokens=int(n),
+                                n_answers=4, truth=7, p_right=0.6, prompt=40, p_length=0.3)
+                    for i, n in enumerate(rng.integers(20, 400, size=9)))
+    problems = [ProblemTrace("run", "q", 0, 7, samples)]
+    base = load_policy("seed-2nd-place")
+    for overlap in ("parallel", "serial"):
+        for batch in (1, 3, 32):
+            profile = HardwareProfile(
+                name="t", a=0.02, beta=3e-4, gamma=1e-7, prefill_s_per_token=1e-3,
+                startup_s=0.0, max_batch=batch, provenance=PROV, code_overlap=overlap,
+            )
+            for every in (1, 20, 64):
+                policy = replace(base, check=Check(every_tokens=every))
+                run_both(problems, policy, profile)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_on_a_larger_store_match_reference(preset: str) -> None:
+    problems = random_store(11, 30, 16)
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy(preset)
+    sim = FastSimulator(problems, profile)
+    ref = run_both(problems, policy, profile, sim=sim)
+    assert len({q.stop_reason for q in ref.questions}) >= 1
+    rng = np.random.default_rng(3)
+    run_both(problems, policy, profile, order=list(rng.permutation(30)), draw_seed=4, sim=sim)
+    # a tight budget: the speed levels move and late questions fall after the cutoff
+    tight = replace(policy, schedule=replace(policy.schedule, cutoff_s=1800.0))
+    run_both(problems, tight, profile, draw_seed=5, budget_s=1900.0, sim=sim)
+
+
+@pytest.mark.parametrize("preset", ["seed-2nd-place", "majority-n"])
+def test_bootstrap_summary_identical_to_reference(preset: str) -> None:
+    problems = random_store(12, 12, 10)
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy(preset)
+    sim = FastSimulator(problems, profile)
+    ref = summarize(bootstrap_competitions(problems, policy, profile, replicates=6, seed=42))
+    assert sim.bootstrap(policy, replicates=6, seed=42) == ref
+    # drawn with replacement, and on a fold of the problems
+    ref = summarize(bootstrap_competitions(problems, policy, profile, replicates=4, seed=7,
+                                           n_questions=20))
+    assert sim.bootstrap(policy, replicates=4, seed=7, n_questions=20) == ref
+    fold = [1, 4, 5, 9, 10]
+    ref = summarize(bootstrap_competitions([problems[i] for i in fold], policy, profile,
+                                           replicates=5, seed=8, budget_s=3000.0))
+    assert sim.bootstrap(policy, replicates=5, seed=8, budget_s=3000.0,
+                         problem_subset=fold) == ref
+
+
+def test_problem_without_samples_of_a_kind_falls_back_like_the_reference() -> None:
+    rng = np.random.default_rng(9)
+    only_cot = tuple(make_sample(rng, i, "cot", n_tokens=300, n_answers=2, truth=5, p_right=0.5,
+                                 prompt=30) for i in range(3))
+    only_code = tuple(make_sample(rng, i, "code", n_tokens=250, n_answers=2, truth=5,
+                                  p_right=0.5, prompt=30) for i in range(2))
+    problems = [ProblemTrace("run", "a", 0, 5, only_cot), ProblemTrace("run", "b", 1, 5, only_code)]
+    profile = replace(load_profile("l4x4-14b-w4kv8"), max_batch=4)
+    run_both(problems, load_policy("seed-2nd-place"), profile)
+    run_both(problems, load_policy("majority-n"), profile, draw_seed=1)
+
+
+def test_bad_inputs_are_reported() -> None:
+    problems = random_store(2, 3, 4, min_tokens=100, max_tokens=300)
+    sim = FastSimulator(problems, load_profile("l4x4-14b-w4kv8"))
+    policy = load_policy("fast-8")
+    with pytest.raises(ValueError, match="order"):
+        sim.competition(policy, order=[0, 3])
+    with pytest.raises(ValueError, match="draws"):
+        sim.competition(policy, order=[0], draws=[])
+    with pytest.raises(ValueError, match="problem_subset"):
+        sim.bootstrap(policy, replicates=2, seed=0, problem_subset=[5])
+    other = random_store(3, 1, 2)
+    with pytest.raises(ValueError, match="not in this simulator"):
+        sim.competition(policy, order=[0], draws=[recorded_draw(other[0])])

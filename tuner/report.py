@@ -1,0 +1,117 @@
+"""Held-out comparison: the tuned procedure vs the seed preset and plain baselines, same draws.
+
+Why: a tuned policy's in-sample score is optimistic (it was chosen for it), so the table shows
+every policy scored on problems it was not tuned on: for fold k, the policy chosen by the fold-k
+study (tuned on the other folds' problems only) and each fixed preset are scored on fold k's
+problems with the same seeded draws; replicates of all folds are pooled. Paired differences
+against the seed use those shared draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from simulator.report import render_table
+from solver.policy import Policy
+from tuner.objective import Evaluator, ObjectiveSpec, evaluate
+
+Z90 = 1.645
+
+
+@dataclass(frozen=True)
+class HeldOutRow:
+    """One policy (or procedure) scored held-out, pooled over folds."""
+
+    name: str
+    mean_score: float
+    score_lo: float  # 5th percentile of the pooled competition scores
+    score_hi: float  # 95th percentile
+    mean_time_s: float
+    p_overtime: float
+    fold_means: tuple[float, ...]
+    scores: tuple[int, ...]
+    delta: tuple[float, float, float] | None = None  # vs the seed: mean and 90% CI of the mean
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d.pop("scores")
+        return d
+
+
+def heldout_row(
+    name: str, evaluator: Evaluator, policies: Sequence[Policy], specs: Sequence[ObjectiveSpec]
+) -> HeldOutRow:
+    """Score `policies[k]` on fold k (`specs[k]`: its test problems and draws) and pool."""
+    summaries = [evaluate(evaluator, pol, spec) for pol, spec in zip(policies, specs, strict=True)]
+    scores = np.concatenate([np.asarray(s.scores, dtype=float) for s in summaries])
+    times = np.concatenate([np.asarray(s.times_s, dtype=float) for s in summaries])
+    weights = np.array([s.replicates for s in summaries], dtype=float)
+    return HeldOutRow(
+        name=name, mean_score=float(scores.mean()),
+        score_lo=float(np.percentile(scores, 5)), score_hi=float(np.percentile(scores, 95)),
+        mean_time_s=float(times.mean()),
+        p_overtime=float(np.average([s.p_overtime for s in summaries], weights=weights)),
+        fold_means=tuple(s.mean_score for s in summaries),
+        scores=tuple(int(x) for x in scores),
+    )
+
+
+# two-sided 90% Student t quantiles (0.95) by degrees of freedom; 1.645 beyond the table
+_T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860,
+        9: 1.833, 10: 1.812, 12: 1.782, 15: 1.753, 20: 1.725, 30: 1.697}
+
+
+def t95(df: int) -> float:
+    """The 0.95 quantile of Student's t with `df` degrees of freedom (table; conservative between)."""
+    if df <= 0:
+        return math.inf
+    keys = [k for k in sorted(_T95) if k <= df]
+    return _T95[keys[-1]] if df <= 30 else Z90
+
+
+def with_delta(row: HeldOutRow, reference: HeldOutRow) -> HeldOutRow:
+    """`row` with its paired difference to `reference` (same draws): the mean over all
+    replicates, and a 90% t-interval over the folds' mean differences.
+
+    The interval is over folds, not replicates: replicates re-draw the same few problems, so
+    their spread says nothing about new problems; folds hold different problems (and, for a
+    tuned row, different tuning runs), so their spread does.
+    """
+    diff = np.asarray(row.scores, float) - np.asarray(reference.scores, float)
+    mean = float(diff.mean())
+    per_fold = np.asarray(row.fold_means) - np.asarray(reference.fold_means)
+    k = len(per_fold)
+    half = t95(k - 1) * float(per_fold.std(ddof=1)) / math.sqrt(k) if k > 1 else math.inf
+    return HeldOutRow(**{**asdict(row), "scores": row.scores, "fold_means": row.fold_means,
+                         "delta": (mean, mean - half, mean + half)})
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds:,.0f} s ({seconds / 3600:.2f} h)"
+
+
+def render_comparison(rows: Sequence[HeldOutRow], *, folds: int, replicates: int,
+                      n_questions: int) -> str:
+    """The comparison table with a one-line legend."""
+    headers = ["policy", "held-out score", "90% interval", "Δ vs seed (90% CI)", "mean time",
+               "P(overtime)"]
+    body = []
+    for r in rows:
+        delta = "-" if r.delta is None else (
+            f"{r.delta[0]:+.2f} ({r.delta[1]:+.2f}..{r.delta[2]:+.2f})")
+        body.append([r.name, f"{r.mean_score:.2f}", f"{r.score_lo:.0f}–{r.score_hi:.0f}", delta,
+                     _hours(r.mean_time_s), f"{r.p_overtime:.3f}"])
+    legend = (
+        f"held-out: nested {folds}-fold CV by problem; {n_questions}-question competitions drawn "
+        f"from each fold's held-out problems, {replicates} replicates per fold, pooled; the same "
+        "draws for every row. Δ: paired mean difference, 90% t-interval over the folds. 'tuned' = "
+        "the tuning procedure: on fold k, the policy tuned on the other folds only."
+    )
+    return render_table(headers, body) + "\n" + legend
+
+
+__all__ = ["HeldOutRow", "heldout_row", "render_comparison", "with_delta"]

@@ -1,0 +1,638 @@
+"""The search space: named parameters over the policy language, conditional, narrowable from YAML.
+
+Why: the tuner must be able to reach every decision a policy expresses (sample mix, sample and
+question stops, timeouts, vote weights, speed schedule, check granularity) while every point it
+suggests is a valid `Policy`. Each parameter has a distribution and, optionally, a condition on an
+earlier parameter (e.g. `grace_tokens` only when the rule is not `never`); inactive parameters
+are never suggested and take a canonical value, so two points differing only there build the same
+policy. The schedule is parameterised *relative to the base policy* (the seed preset by default):
+the start level's samples, quorum and timeout are set, and the other levels move with it, so the
+seed itself is one point of the space and is enqueued as the first trial.
+
+The catalogue lives here; `data/spaces/default.yaml` documents it and loads to the same space.
+A narrowing file (`load_space`) fixes some parameters and bounds others; see docs/tuner.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from data import DATA_DIR
+from solver.errors import InputError
+from solver.policy import Policy, load_policy, policy_from_dict, policy_to_dict
+
+SPACES_DIR = DATA_DIR / "spaces"
+DEFAULT_SPACE_FILE = SPACES_DIR / "default.yaml"
+DEFAULT_BASE = "seed-2nd-place"
+MAX_RULES = 4
+SOURCE = "<search space>"
+
+ParamKind = Literal["int", "float", "categorical"]
+STOP_RULES = ("first_answer", "first_code_success", "kth_answer", "repeated_answer", "never")
+_COUNTING_RULES = ("first_answer", "kth_answer", "repeated_answer")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parameter is active when `param` is active and its value is in `values` (or ≥ `at_least`)."""
+
+    param: str
+    values: tuple[Any, ...] = ()
+    at_least: int | None = None
+
+    def holds(self, value: Any) -> bool:
+        if self.at_least is not None:
+            return value is not None and value >= self.at_least
+        return value in self.values
+
+    def describe(self) -> str:
+        if self.at_least is not None:
+            return f"{self.param} >= {self.at_least}"
+        return f"{self.param} in {list(self.values)}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension: an int/float range (optionally stepped or log) or a list of choices."""
+
+    name: str
+    kind: ParamKind
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    when: Condition | None = None
+    help: str = ""
+
+    def distribution(self) -> Any:
+        """The Optuna distribution (imported lazily: `import tuner` stays light)."""
+        from optuna.distributions import (
+            CategoricalDistribution, FloatDistribution, IntDistribution,
+        )
+
+        if self.kind == "categorical":
+            return CategoricalDistribution(self.choices)
+        if self.kind == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log,  # type: ignore[arg-type]
+                                   step=int(self.step or 1))
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)  # type: ignore[arg-type]
+
+    def suggest(self, trial: Any) -> Any:
+        """Ask an Optuna trial for this parameter's value."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high),  # type: ignore[arg-type]
+                                     step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)  # type: ignore[arg-type]
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is a point of this dimension (type, range and grid)."""
+        if self.kind == "categorical":
+            return any(_same(value, c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not float(value).is_integer():
+            return False
+        if not self.low <= value <= self.high:  # type: ignore[operator]
+            return False
+        if self.step:
+            k = (value - self.low) / self.step  # type: ignore[operator]
+            return abs(k - round(k)) < 1e-6
+        return True
+
+    def project(self, value: Any) -> Any:
+        """The nearest point of this dimension (used to enqueue a base that lies outside it)."""
+        if self.contains(value):
+            return value
+        if self.kind == "categorical":
+            return self.choices[0]
+        v = min(max(float(value), self.low), self.high)  # type: ignore[type-var]
+        if self.step:
+            v = self.low + round((v - self.low) / self.step) * self.step  # type: ignore[operator]
+            v = min(v, self.high)  # type: ignore[type-var]
+        return int(round(v)) if self.kind == "int" else float(v)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for docs, YAML and fingerprints."""
+        out: dict[str, Any] = {}
+        if self.kind == "categorical":
+            out["choices"] = list(self.choices)
+        else:
+            out.update(type=self.kind, low=self.low, high=self.high)
+            if self.step:
+                out["step"] = self.step
+            if self.log:
+                out["log"] = True
+        if self.when is not None:
+            out["when"] = self.when.describe()
+        return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps True apart from 1 and None apart from 0."""
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and not isinstance(a, bool) and not isinstance(b, bool) and a == b
+    )
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+def _cat(name: str, choices: Sequence[Any], help: str, when: Condition | None = None) -> Param:
+    return Param(name, "categorical", choices=tuple(choices), when=when, help=help)
+
+
+def _int(name: str, low: int, high: int, help: str, *, step: int | None = None,
+         when: Condition | None = None) -> Param:
+    return Param(name, "int", low=low, high=high, step=step, when=when, help=help)
+
+
+def _float(name: str, low: float, high: float, help: str, *, step: float | None = None,
+           log: bool = False, when: Condition | None = None) -> Param:
+    return Param(name, "float", low=low, high=high, step=step, log=log, when=when, help=help)
+
+
+def _catalogue() -> tuple[Param, ...]:
+    """Every parameter of the default space, in suggestion order (conditions look backwards)."""
+    out = [
+        _cat("samples.order", ["interleave", "cot_first", "code_first"], "layout of kinds over slots"),
+        _cat("samples.first_kind", ["cot", "code"], "kind of slot 0 (and of the odd sample)"),
+        _float("samples.cot_fraction", 0.0, 1.0, "share of CoT samples", step=0.05),
+    ]
+    for kind in ("cot", "code"):
+        p = f"sample_stop.{kind}"
+        rule = Condition(f"{p}.rule", tuple(r for r in STOP_RULES if r != "never"))
+        out += [
+            _cat(f"{p}.rule", STOP_RULES, f"when a {kind} sample stops"),
+            _int(f"{p}.k_kth", 1, 4, "k of kth_answer",
+                 when=Condition(f"{p}.rule", ("kth_answer",))),
+            _int(f"{p}.k_repeated", 2, 4, "k of repeated_answer",
+                 when=Condition(f"{p}.rule", ("repeated_answer",))),
+            _int(f"{p}.grace_tokens", 0, 4000, "tokens generated after the condition",
+                 step=100, when=rule),
+            _cat(f"{p}.positive_only", [False, True], "only values > 0 count", when=rule),
+            _cat(f"{p}.sources", ["any", "boxed", "code"], "which answers count",
+                 when=Condition(f"{p}.rule", _COUNTING_RULES)),
+        ]
+    out += [
+        _int("sample_stop.max_tokens", 4096, 16384, "token cap of any sample", step=512),
+        _cat("question_stop.order", ["arrival", "index"], "order of valid answers for last_k"),
+        _cat("question_stop.valid.prefer_code", [True, False], "code answer first as a sample's valid one"),
+        _cat("question_stop.valid.positive_only", [True, False], "drop valid values ≤ 0"),
+        _int("question_stop.n_rules", 0, MAX_RULES, "number of consistency rules"),
+    ]
+    for i in range(1, MAX_RULES + 1):
+        p = f"question_stop.rule{i}"
+        on = Condition("question_stop.n_rules", at_least=i)
+        out += [
+            _int(f"{p}.min_equal", 2, 10, "some value appears this often", when=on),
+            _cat(f"{p}.window", ["none", "max_answers", "last_k"],
+                 "none, among ≤ min_equal+slack valid answers, or among the last min_equal+slack",
+                 when=on),
+            _int(f"{p}.slack", 0, 6, "max_answers or last_k minus min_equal",
+                 when=Condition(f"{p}.window", ("max_answers", "last_k"))),
+            _int(f"{p}.min_answers", 0, 12, "and at least this many valid answers", when=on),
+        ]
+    adaptive = Condition("schedule.adaptive", (True,))
+    out += [
+        _cat("vote.code_over_boxed", [True, False], "a sample with both keeps only its code answer"),
+        _float("vote.kind_weights.code", 0.25, 4.0, "weight of code samples (CoT stays at the base's)",
+               log=True),
+        _cat("vote.small_max", [None, 0, 5, 10, 20, 50], "values ≤ this are small (null: none)"),
+        _cat("vote.round_multiple", [None, 10, 100], "multiples of this are round (null: none)"),
+        _float("vote.small_or_round_weight", 0.0, 1.5, "weight factor of small/round values", step=0.05),
+        _float("vote.length_weight", 0.0, 3.0, "λ of exp(-λ·tokens/10000)", step=0.1),
+        _cat("vote.tie_break", ["larger", "smaller", "first"], "among equal totals"),
+        _int("schedule.samples", 4, 32, "samples at the start level (other levels shift with it)"),
+        _int("schedule.min_answers", 1, 33, "quorum at the start level (others shift with it)"),
+        _float("schedule.timeout_s", 240.0, 1200.0,
+               "timeout at the start level; other levels and early timeouts scale with it", step=30.0),
+        _cat("schedule.early_timeouts", [True, False], "keep the base's early timeouts"),
+        _int("schedule.early_min_answers_delta", -4, 4, "added to each early timeout's min_answers",
+             when=Condition("schedule.early_timeouts", (True,))),
+        _cat("schedule.adaptive", [True, False], "all base levels with re-evaluation, or the start level only"),
+        _float("schedule.threshold_scale", 0.5, 2.0, "multiplies the level thresholds", step=0.05,
+               when=adaptive),
+        _int("schedule.reeval_after", 0, 45, "first re-evaluation after this many questions", step=5,
+             when=adaptive),
+        _int("schedule.reeval_every", 1, 5, "then every this many questions", when=adaptive),
+        _cat("check.every_tokens", [10, 20, 40, 80, 160, 320], "check granularity in tokens"),
+    ]
+    return tuple(out)
+
+
+CATALOGUE: tuple[Param, ...] = _catalogue()
+_BY_NAME: dict[str, Param] = {p.name: p for p in CATALOGUE}
+
+
+# --------------------------------------------------------------------------- values <-> policy
+
+
+def _stop_rule(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    p = f"sample_stop.{kind}"
+    rule = values[f"{p}.rule"]
+    out: dict[str, Any] = {"rule": rule, "k": 1, "grace_tokens": 0, "positive_only": False,
+                           "sources": "any"}
+    if rule == "kth_answer":
+        out["k"] = int(values[f"{p}.k_kth"])
+    elif rule == "repeated_answer":
+        out["k"] = int(values[f"{p}.k_repeated"])
+    if rule != "never":
+        out["grace_tokens"] = int(values[f"{p}.grace_tokens"])
+        out["positive_only"] = bool(values[f"{p}.positive_only"])
+    if rule in _COUNTING_RULES:
+        out["sources"] = values[f"{p}.sources"]
+    return out
+
+
+def _rules(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rules = []
+    for i in range(1, int(values["question_stop.n_rules"]) + 1):
+        p = f"question_stop.rule{i}"
+        m = int(values[f"{p}.min_equal"])
+        rule: dict[str, Any] = {"min_equal": m, "max_answers": None, "last_k": None,
+                                "min_answers": int(values[f"{p}.min_answers"])}
+        window = values[f"{p}.window"]
+        if window != "none":
+            rule[window] = m + int(values[f"{p}.slack"])
+        rules.append(rule)
+    return rules
+
+
+def _schedule(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    sched = dict(base)
+    levels = base["levels"]
+    start = base["start_level"] - 1
+    ref = levels[start]
+    d_samples = int(values["schedule.samples"]) - ref["samples"]
+    d_quorum = int(values["schedule.min_answers"]) - ref["min_answers"]
+    ratio = float(values["schedule.timeout_s"]) / ref["timeout_s"]
+    early = bool(values["schedule.early_timeouts"])
+    d_early = int(values["schedule.early_min_answers_delta"]) if early else 0
+    adaptive = bool(values["schedule.adaptive"])
+    kept = list(range(len(levels))) if adaptive else [start]
+    new_levels = []
+    for j in kept:
+        lv = levels[j]
+        timeout = float(values["schedule.timeout_s"]) if j == start else lv["timeout_s"] * ratio
+        new_levels.append({
+            "name": lv["name"],
+            "samples": max(1, lv["samples"] + d_samples),
+            "min_answers": max(1, lv["min_answers"] + d_quorum),
+            "timeout_s": timeout,
+            "early_timeouts": [
+                {"after_s": e["after_s"] * ratio, "min_answers": max(0, e["min_answers"] + d_early)}
+                for e in lv["early_timeouts"]
+            ] if early else [],
+        })
+    sched["levels"] = new_levels
+    if adaptive:
+        scale = float(values["schedule.threshold_scale"])
+        sched["thresholds_s"] = [t * scale for t in base["thresholds_s"]]
+        sched["reeval_after"] = int(values["schedule.reeval_after"])
+        sched["reeval_every"] = int(values["schedule.reeval_every"])
+    else:
+        sched["start_level"] = 1
+        sched["thresholds_s"] = []
+    return sched
+
+
+def build_policy(base: Policy, values: Mapping[str, Any], name: str) -> Policy:
+    """The policy at `values` (every active parameter given), starting from `base`.
+
+    Deterministic repairs keep impossible combinations valid: level sizes and quorums are
+    clamped to ≥ 1, early-timeout quorums to ≥ 0, the token cap to the base's max_new_tokens.
+
+    Raises:
+        InputError: the combination is still invalid (the tuner prunes such a trial).
+    """
+    d = policy_to_dict(base)
+    d["name"] = name
+    d["samples"] = {"order": values["samples.order"], "first_kind": values["samples.first_kind"],
+                    "cot_fraction": float(values["samples.cot_fraction"])}
+    cap = min(int(values["sample_stop.max_tokens"]), d["generation"]["max_new_tokens"])
+    d["sample_stop"] = {"cot": _stop_rule(values, "cot"), "code": _stop_rule(values, "code"),
+                        "max_tokens": cap}
+    d["question_stop"] = {
+        "order": values["question_stop.order"],
+        "rules": _rules(values),
+        "valid": {"prefer_code": bool(values["question_stop.valid.prefer_code"]),
+                  "positive_only": bool(values["question_stop.valid.positive_only"])},
+    }
+    vote = dict(d["vote"])
+    vote.update(
+        code_over_boxed=bool(values["vote.code_over_boxed"]),
+        kind_weights={**vote["kind_weights"], "code": float(values["vote.kind_weights.code"])},
+        small_max=values["vote.small_max"],
+        round_multiple=values["vote.round_multiple"],
+        small_or_round_weight=float(values["vote.small_or_round_weight"]),
+        length_weight=float(values["vote.length_weight"]),
+        tie_break=values["vote.tie_break"],
+    )
+    d["vote"] = vote
+    d["schedule"] = _schedule(d["schedule"], values)
+    d["check"] = {"every_tokens": int(values["check.every_tokens"])}
+    return policy_from_dict(d, source=SOURCE)
+
+
+def point_of(policy: Policy) -> dict[str, Any]:
+    """The catalogue values that describe `policy` (every parameter, active or not).
+
+    For a policy built on itself as the base this is exact: `build_policy(p, point_of(p))`
+    equals `p` when p has at most MAX_RULES consistency rules, none with both a max_answers and
+    a last_k, and kind weights whose CoT entry the space keeps.
+    """
+    v: dict[str, Any] = {
+        "samples.order": policy.samples.order,
+        "samples.first_kind": policy.samples.first_kind,
+        "samples.cot_fraction": policy.samples.cot_fraction,
+        "sample_stop.max_tokens": policy.sample_stop.max_tokens,
+        "question_stop.order": policy.question_stop.order,
+        "question_stop.valid.prefer_code": policy.question_stop.valid.prefer_code,
+        "question_stop.valid.positive_only": policy.question_stop.valid.positive_only,
+        "question_stop.n_rules": min(len(policy.question_stop.rules), MAX_RULES),
+        "vote.code_over_boxed": policy.vote.code_over_boxed,
+        "vote.kind_weights.code": policy.vote.kind_weights.code,
+        "vote.small_max": policy.vote.small_max,
+        "vote.round_multiple": policy.vote.round_multiple,
+        "vote.small_or_round_weight": policy.vote.small_or_round_weight,
+        "vote.length_weight": policy.vote.length_weight,
+        "vote.tie_break": policy.vote.tie_break,
+        "check.every_tokens": policy.check.every_tokens,
+    }
+    for kind in ("cot", "code"):
+        r = policy.sample_stop.rule_for(kind)
+        p = f"sample_stop.{kind}"
+        v.update({f"{p}.rule": r.rule, f"{p}.k_kth": r.k, f"{p}.k_repeated": max(2, r.k),
+                  f"{p}.grace_tokens": r.grace_tokens, f"{p}.positive_only": r.positive_only,
+                  f"{p}.sources": r.sources})
+    for i in range(1, MAX_RULES + 1):
+        p = f"question_stop.rule{i}"
+        rules = policy.question_stop.rules
+        rule = rules[i - 1] if i <= len(rules) else None
+        window, slack = "none", 0
+        if rule is not None and rule.max_answers is not None:
+            window, slack = "max_answers", rule.max_answers - rule.min_equal
+        elif rule is not None and rule.last_k is not None:
+            window, slack = "last_k", rule.last_k - rule.min_equal
+        v.update({f"{p}.min_equal": rule.min_equal if rule else 2, f"{p}.window": window,
+                  f"{p}.slack": slack, f"{p}.min_answers": rule.min_answers if rule else 0})
+    s = policy.schedule
+    ref = s.levels[s.start_level - 1]
+    v.update({
+        "schedule.samples": ref.samples,
+        "schedule.min_answers": ref.min_answers,
+        "schedule.timeout_s": ref.timeout_s,
+        "schedule.early_timeouts": any(lv.early_timeouts for lv in s.levels),
+        "schedule.early_min_answers_delta": 0,
+        "schedule.adaptive": len(s.levels) > 1,
+        "schedule.threshold_scale": 1.0,
+        "schedule.reeval_after": s.reeval_after,
+        "schedule.reeval_every": s.reeval_every,
+    })
+    return v
+
+
+# --------------------------------------------------------------------------- the space
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parameters the tuner searches (`params`) and those it holds (`fixed`), over `base`.
+
+    Immutable and cheap to rebuild; each worker process loads its own from the same file.
+    """
+
+    base: Policy
+    params: tuple[Param, ...]
+    fixed: tuple[tuple[str, Any], ...] = ()
+    source: str = "default"
+
+    @property
+    def fixed_values(self) -> dict[str, Any]:
+        return dict(self.fixed)
+
+    def _defaults(self) -> dict[str, Any]:
+        return point_of(self.base)
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Every value needed to build a policy: fixed, suggested where active, canonical otherwise."""
+        values = self._defaults()
+        values.update(self.fixed)
+        free = {p.name for p in self.params}
+        for param in self._ordered():
+            if param.name in free and self.is_active(param, values):
+                values[param.name] = param.suggest(trial)
+        return values
+
+    def _ordered(self) -> tuple[Param, ...]:
+        by_name = {p.name: p for p in self.params}
+        return tuple(by_name.get(p.name, p) for p in CATALOGUE if p.name in by_name)
+
+    def is_active(self, param: Param, values: Mapping[str, Any]) -> bool:
+        """Whether `param` matters given the values chosen so far (conditions chain)."""
+        cond = param.when
+        if cond is None:
+            return True
+        parent = _BY_NAME[cond.param]
+        return self.is_active(parent, values) and cond.holds(values.get(cond.param))
+
+    def values_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Complete values from an Optuna trial's `params` (fixed and inactive ones filled in)."""
+        values = self._defaults()
+        values.update(self.fixed)
+        values.update(params)
+        return values
+
+    def policy(self, values: Mapping[str, Any], name: str = "tuned") -> Policy:
+        """Build the policy at `values` (see `build_policy`)."""
+        return build_policy(self.base, values, name)
+
+    def base_params(self) -> tuple[dict[str, Any], list[str]]:
+        """Optuna params that reproduce the base policy (to enqueue), and what had to be moved.
+
+        A base value outside a narrowed range is projected to the nearest point; each such
+        move is listed (then the first trial is the base's projection, not the base itself).
+        """
+        point = self._defaults()
+        point.update(self.fixed)
+        free = {p.name for p in self.params}
+        out: dict[str, Any] = {}
+        moved: list[str] = []
+        for param in self._ordered():
+            if param.name not in free or not self.is_active(param, point):
+                continue
+            value = param.project(point[param.name])
+            if not _same(value, point[param.name]):
+                moved.append(f"{param.name}: {point[param.name]!r} -> {value!r}")
+                point[param.name] = value
+            out[param.name] = value
+        return out, moved
+
+    def fingerprint(self) -> str:
+        """A stable hash of the base, the distributions and the fixed values (for resume checks)."""
+        from solver.policy import policy_hash
+
+        data = {
+            "base": policy_hash(self.base),
+            "params": {p.name: p.describe() for p in self.params},
+            "fixed": {k: v for k, v in self.fixed},
+        }
+        text = json.dumps(data, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data: base name, searched parameters with their ranges, fixed values."""
+        return {
+            "base": self.base.name,
+            "params": {p.name: p.describe() for p in self._ordered()},
+            "fixed": dict(self.fixed),
+        }
+
+
+def default_space(base: str | Policy = DEFAULT_BASE) -> SearchSpace:
+    """Every catalogue parameter at its default range, over `base` (the seed preset by default)."""
+    pol = load_policy(base) if isinstance(base, (str, Path)) else base
+    return SearchSpace(base=pol, params=CATALOGUE, source="default")
+
+
+# --------------------------------------------------------------------------- narrowing files
+
+
+def _narrow(param: Param, spec: Any, source: str, key: str) -> Param:
+    """`param` restricted by `spec` ({low, high} for numbers, {choices} for categoricals)."""
+    if not isinstance(spec, Mapping):
+        raise InputError(source, key, "must be a mapping ({low, high} or {choices})")
+    allowed = {"choices"} if param.kind == "categorical" else {"low", "high", "type", "step", "log"}
+    for k in spec:
+        if k not in allowed:
+            raise InputError(source, f"{key}.{k}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+    if param.kind == "categorical":
+        if "choices" not in spec:
+            return param
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise InputError(source, f"{key}.choices", "must be a non-empty list")
+        for c in choices:
+            if not param.contains(c):
+                raise InputError(source, f"{key}.choices",
+                                 f"{c!r} is not one of {list(param.choices)}")
+        return dataclasses.replace(param, choices=tuple(choices))
+    for k, want in (("type", param.kind), ("step", param.step), ("log", param.log or None)):
+        if k in spec and spec[k] != want and not (k == "log" and spec[k] is False and not want):
+            raise InputError(source, f"{key}.{k}", f"is fixed by the catalogue ({want!r})")
+    low, high = spec.get("low", param.low), spec.get("high", param.high)
+    for k, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(source, f"{key}.{k}", f"must be a number (got {v!r})")
+        if not param.low <= v <= param.high:  # type: ignore[operator]
+            raise InputError(source, f"{key}.{k}",
+                             f"must lie in the default range [{param.low}, {param.high}]")
+        if param.kind == "int" and not float(v).is_integer():
+            raise InputError(source, f"{key}.{k}", f"must be an integer (got {v!r})")
+        if param.step and not param.contains(v):
+            raise InputError(source, f"{key}.{k}", f"must be on the grid {param.low} + k·{param.step}")
+    if low > high:
+        raise InputError(source, f"{key}.low", f"must be ≤ high ({high})")
+    cast = int if param.kind == "int" else float
+    return dataclasses.replace(param, low=cast(low), high=cast(high))
+
+
+def _check_fixed(param: Param, value: Any, source: str, key: str) -> Any:
+    if param.kind == "categorical":
+        if not param.contains(value):
+            raise InputError(source, key, f"must be one of {list(param.choices)} (got {value!r})")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(source, key, f"must be a number (got {value!r})")
+    if param.kind == "int":
+        if not float(value).is_integer():
+            raise InputError(source, key, f"must be an integer (got {value!r})")
+        return int(value)
+    return float(value)
+
+
+def space_from_dict(data: Any, source: str) -> SearchSpace:
+    """A space from parsed YAML: `base`, `fix: {param: value}`, `params: {param: {...}}`.
+
+    Parameters not named under `params` keep their default range; a name in both is an error.
+
+    Raises:
+        InputError: naming `source` and the key, for an unknown parameter or a bad value.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InputError(source, None, "a search space file must be a mapping")
+    for key in data:
+        if key not in ("base", "fix", "params"):
+            raise InputError(source, str(key), "unknown key (expected one of: base, fix, params)")
+    base_spec = data.get("base", DEFAULT_BASE)
+    if not isinstance(base_spec, str) or not base_spec:
+        raise InputError(source, "base", "must be a policy preset name or a path")
+    here = Path(source)
+    if base_spec.endswith((".yaml", ".yml")) and not Path(base_spec).is_absolute() and here.is_file():
+        base_spec = str(here.parent / base_spec)
+    base = load_policy(base_spec)
+    sections: dict[str, Mapping[str, Any]] = {}
+    for section in ("fix", "params"):
+        body = data.get(section) or {}
+        if not isinstance(body, Mapping):
+            raise InputError(source, section, "must be a mapping of parameter names")
+        for name in body:
+            if name not in _BY_NAME:
+                raise InputError(source, f"{section}.{name}",
+                                 "unknown parameter (see data/spaces/default.yaml for the names)")
+        sections[section] = body
+    both = set(sections["fix"]) & set(sections["params"])
+    if both:
+        name = sorted(both)[0]
+        raise InputError(source, f"params.{name}", "is also under fix; give it once")
+    fixed = tuple(
+        (name, _check_fixed(_BY_NAME[name], value, source, f"fix.{name}"))
+        for name, value in sections["fix"].items()
+    )
+    params = tuple(
+        _narrow(p, sections["params"][p.name], source, f"params.{p.name}")
+        if p.name in sections["params"] else p
+        for p in CATALOGUE if p.name not in sections["fix"]
+    )
+    return SearchSpace(base=base, params=params, fixed=fixed, source=source)
+
+
+def load_space(path: str | Path | None = None) -> SearchSpace:
+    """The default space (None) or the one a YAML file describes (see docs/tuner.md).
+
+    Raises:
+        InputError: missing or unreadable file, invalid YAML, unknown key or parameter, bad value.
+    """
+    if path is None:
+        return default_space()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"cannot read search space: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(str(p), None, f"invalid YAML: {exc}") from None
+    return space_from_dict(data, str(p))
+
+
+__all__ = [
+    "CATALOGUE", "DEFAULT_BASE", "DEFAULT_SPACE_FILE", "MAX_RULES", "Condition", "Param",
+    "SearchSpace", "build_policy", "default_space", "load_space", "point_of", "space_from_dict",
+]
