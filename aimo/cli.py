@@ -289,8 +289,8 @@ def demo(
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
     replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
 ) -> None:
-    """The main job on bundled data: the default synthetic store, its summary, and the seed
-    policy simulated on it under the 5-hour 4×L4 budget."""
+    """The main job on bundled data: the default synthetic store, its summary, the seed policy
+    simulated on it under the 5-hour 4×L4 budget, and a short cross-validated tuning run."""
     from recorder.summary import summarize_store
     from recorder.synth import synthesize_store
     from simulator.hardware import load_profile
@@ -321,7 +321,6 @@ def demo(
     typer.echo(render_bootstrap(summary))
     from tuner.cli_impl import run_demo_tune
 
-    typer.echo("\n== a short tuning run (nested cross-validation, held-out scores) ==")
     try:
         run_demo_tune(traces, out_dir, echo=typer.echo)
     except InputError as exc:
