@@ -12,13 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# torch pinned to the CPU build this machine kind keeps on disk (an unpinned one is the CUDA build)
+TRAIN_STAMP := $(VENV)/.installed-train
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test,train]'
+	touch $(TRAIN_STAMP)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/aimo demo
 
 # Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite.
-test: $(STAMP)
+test: $(STAMP) $(TRAIN_STAMP)
 	env $$(bash scripts/test-services.sh) $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

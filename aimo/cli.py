@@ -112,7 +112,7 @@ def simulate(
         typer.echo(render_bootstrap(summary))
 
 
-profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording.")
+profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
 
 
@@ -159,6 +159,87 @@ def profile_fit(
     except InputError as exc:
         _fail(str(exc))
     typer.echo(result.render())
+    typer.echo(f"wrote {path}")
+
+
+@profile_app.command("measure")
+def profile_measure(
+    model: Path = typer.Option(..., help="Model directory (HF layout: config.json, tokenizer, weights)."),
+    name: str = typer.Option(..., help="Name of the measured profile."),
+    out: Path = typer.Option(..., help="Profile YAML to write."),
+    backend: str = typer.Option("pytorch", help="lmdeploy backend: pytorch | turbomind."),
+    quant_policy: int = typer.Option(8, help="KV cache: 8 int8, 4 int4, 0 16-bit."),
+    grid: str = typer.Option("quick", help="Cell grid: quick (8 cells) | full (18 cells)."),
+    cells: Optional[str] = typer.Option(None, help="Cells instead of --grid, e.g. 1x512,8x512,8x4096 (batch x prompt tokens)."),
+    new_tokens: int = typer.Option(128, min=32, help="Tokens decoded per sequence in each cell."),
+    max_batch: Optional[int] = typer.Option(None, min=1, help="Engine max_batch (default: the largest cell's batch)."),
+    tp: int = typer.Option(1, min=1, help="GPUs the engine spans (tensor parallel)."),
+    base: str = typer.Option("l4x4-14b-w4kv8", help="Profile to take start-up, max_batch, code overlap (and prefill, unless measured) from."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the step rows to this CSV."),
+    until: Optional[float] = typer.Option(None, help="Deadline (epoch seconds): cells that would not end by then are skipped."),
+    fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double."),
+) -> None:
+    """Measure the engine's decode step latency over a (batch, prompt) grid on this GPU, fit
+    a + beta*b + gamma*C, print the fit error and write the profile (docs/hardware.md)."""
+    import dataclasses
+    import math
+    import time
+
+    from recorder import step_latency as sl
+    from simulator.hardware import load_profile, save_profile
+
+    if not model.is_dir():
+        _fail(f"--model: no such model directory: {model}")
+    if backend not in ("pytorch", "turbomind"):
+        _fail(f"--backend: must be pytorch or turbomind, got {backend!r}")
+    if quant_policy not in (0, 4, 8):
+        _fail(f"--quant-policy: must be 0, 4 or 8, got {quant_policy}")
+    try:
+        chosen = sl.parse_cells(cells) if cells else sl.grid_cells(grid)
+    except ValueError as exc:
+        _fail(f"{'--cells' if cells else '--grid'}: {exc}")
+    largest = max(c.batch for c in chosen)
+    if max_batch is not None and max_batch < largest:
+        _fail(f"--max-batch: {max_batch} is below the grid's largest batch {largest} (every "
+              "sequence of a cell must decode at once)")
+    if until is not None and until <= time.time():
+        _fail(f"--until: {until:.0f} is in the past")
+    for opt, path in (("--out", out), ("--csv", csv_out)):
+        if path is not None and not path.parent.is_dir():
+            _fail(f"{opt}: no such directory: {path.parent}")
+    try:
+        base_prof = load_profile(base)
+        dataclasses.replace(base_prof, name=name)  # checks the name before the engine starts
+    except InputError as exc:
+        _fail(str(exc))
+    settings = sl.MeasureSettings(
+        model=model, cells=chosen, backend=backend, quant_policy=quant_policy,
+        new_tokens=new_tokens, max_batch=max_batch or largest, tp=tp,
+        until=until if until is not None else math.inf,
+    )
+    typer.echo(f"measuring {len(chosen)} cells on {model} ({backend}, quant_policy {quant_policy}, "
+               f"{new_tokens} new tokens)")
+    try:
+        run = sl.run_measurement(settings, echo=typer.echo, fake=fake)
+    except ImportError as exc:  # lmdeploy missing: the message names the [gpu] extra
+        _fail(str(exc), code=1)
+    if csv_out is not None:
+        sl.write_rows_csv(csv_out, run.rows)
+        typer.echo(f"wrote {len(run.rows)} rows to {csv_out}")
+    try:
+        fit = sl.fit_step_model(run.rows)
+    except ValueError as exc:
+        _fail(f"{model}: {exc}", code=1)
+    ctx = dataclasses.replace(run.context, csv_path=str(csv_out) if csv_out else None)
+    try:
+        prof = sl.measured_profile(fit, run.rows, run.results, name=name, base=base_prof, ctx=ctx)
+        path = save_profile(prof, out)
+        load_profile(path)
+    except InputError as exc:
+        _fail(str(exc), code=1)
+    typer.echo(fit.render())
+    typer.echo(f"prefill_s_per_token {prof.prefill_s_per_token:g} "
+               f"({'measured' if 'measured, median' in prof.provenance.notes else 'from ' + base})")
     typer.echo(f"wrote {path}")
 
 
@@ -242,13 +323,17 @@ def solve(
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
 
+    from solver.policy import load_policy, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
+        if max_new_tokens is not None:
+            policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
         prof = None
         if hardware is not None or backend == "replay":
             from simulator.hardware import load_profile
@@ -288,6 +373,7 @@ def demo(
     run: Optional[str] = typer.Option(None, "--run", help="Run id when the store holds several."),
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
     replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
+    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile (e.g. h200-olympiad-tiny-w4kv8 for data/traces/olympiad-tiny.duckdb)."),
 ) -> None:
     """The main job on bundled data: the default synthetic store, its summary, the seed policy
     simulated on it under the 5-hour 4×L4 budget, and a short cross-validated tuning run."""
@@ -310,7 +396,7 @@ def demo(
         typer.echo(summarize_store(traces).render())
         problems = load_problem_traces(traces, run)
         policy = load_policy("seed-2nd-place")
-        profile = load_profile("l4x4-14b-w4kv8")
+        profile = load_profile(hardware)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(f"\n== {policy.name} on {profile.name}, recorded samples in recorded order ==")
@@ -322,7 +408,7 @@ def demo(
     from tuner.cli_impl import run_demo_tune
 
     try:
-        run_demo_tune(traces, out_dir, echo=typer.echo)
+        run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
     except InputError as exc:
         _fail(str(exc))
 

@@ -18,6 +18,7 @@ inside `build_tiny_qwen2`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def awq_pack(weight: np.ndarray, group: int = GROUP) -> tuple[np.ndarray, np.nda
     q = np.clip(np.round(w / s32[:, None, :]) + zeros[:, None, :], 0, 15).astype(np.uint8)
     qweight = _pack_nibbles(q.reshape(in_f, out_f))
     qzeros = _pack_nibbles(zeros)
-    return qweight, qzeros, scales
+    # C order: the reductions above leave [groups, out] arrays Fortran-ordered, and
+    # safetensors.numpy writes an array's memory as it lies (a transposed tensor on disk)
+    return tuple(np.ascontiguousarray(a) for a in (qweight, qzeros, scales))  # type: ignore[return-value]
 
 
 def awq_unpack(
@@ -136,19 +139,34 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
-def train_tokenizer(out_dir: Path, vocab_target: int) -> int:
-    """Train a byte-level BPE on local text, write tokenizer files; return the vocabulary size."""
+def train_tokenizer(
+    out_dir: Path,
+    vocab_target: int,
+    corpus: Iterable[str] | None = None,
+    *,
+    split_digits: bool = False,
+) -> int:
+    """Train a byte-level BPE on local text, write tokenizer files; return the vocabulary size.
+
+    `corpus` defaults to the smoke text; `split_digits` makes every digit its own token (what a
+    small model needs to learn arithmetic).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_target,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() if corpus is None else corpus, trainer=trainer)
     tok.save(str(out_dir / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",

@@ -21,6 +21,10 @@ Sub-commands:
   fit      least squares of a + beta*b + gamma*C over a CSV (numpy), alternatives with a b*C term
            and a per-sequence context term, and (with --write) the profile YAML + CSV copy.
 
+The measuring and fitting logic (grid, decode window, least squares, calibration points) lives in
+recorder/step_latency.py, shared with `aimo profile measure` (any model); this script keeps the
+14B-specific build, grid choice and notes.
+
 Device command (docs/gpu-notes.md, "14B step-latency profile"): build, then measure with
 quant_policy 8 and 0 in separate processes (each frees its KV cache on exit), both under one
 deadline (`--until`, epoch seconds): a cell whose estimated cost does not fit is skipped.
@@ -31,19 +35,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
+import contextlib
 import gzip
-import itertools
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from recorder import step_latency as sl  # noqa: E402 - after the path set-up
 
 log = logging.getLogger("profile14b")
 
@@ -52,17 +58,10 @@ GROUP = 128
 ZERO_WORD = -2004318072  # 0x88888888: every packed zero point = 8 (values (q-8)*scale)
 SPECIALS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
 
-# (batch, prompt tokens per sequence), in order of priority. b*ctx is kept a multiple of 8192
-# (max_prefill_token_num) or b < 16, so lmdeploy's scheduler finishes every prefill before decoding.
-GRID_KV8 = [
-    (1, 512), (4, 512), (8, 512), (16, 512), (32, 512),          # beta at small C
-    (1, 4096), (1, 8192), (1, 16384),                            # gamma at b=1
-    (4, 16384), (8, 8192), (16, 4096), (32, 2048),               # C = 64k at four batch sizes
-    (4, 4096), (8, 2048), (16, 1024),                            # C = 16k at three more
-    (32, 4096), (16, 8192), (32, 8192),                          # large C
-]
-GRID_KV0 = [(1, 512), (8, 512), (32, 512), (1, 16384), (8, 8192), (4, 16384), (32, 2048),
-            (32, 4096)]
+# (batch, prompt tokens per sequence), in order of priority: recorder/step_latency.py's grids
+# ("full" for quant_policy 8, "kv0" for 0; b*ctx a multiple of 8192 or b < 16).
+GRID_KV8 = [(c.batch, c.prompt_tokens) for c in sl.GRIDS["full"]]
+GRID_KV0 = [(c.batch, c.prompt_tokens) for c in sl.GRIDS["kv0"]]
 
 
 # ------------------------------------------------------------------------------------------ build
@@ -252,102 +251,10 @@ def build(out: Path, shape: dict[str, int], layers_per_shard: int, device: str) 
 # ---------------------------------------------------------------------------------------- measure
 
 
-class ContentOnly:
-    """Stands in for the chat template: the prompt is the user text itself (exact token count)."""
-
-    chat_template = "{{ messages[-1]['content'] }}"
-
-    def apply_chat_template(self, messages: list[dict], tokenize: bool = False,
-                            add_generation_prompt: bool = False) -> str:
-        return messages[-1]["content"]
-
-
-def random_text(n_tokens: int, rng: Any) -> str:
-    """n_tokens ASCII characters (letters with a space every ~6): one token each here."""
-    import numpy as np
-
-    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
-    chars = rng.choice(letters, size=n_tokens)
-    chars[rng.random(n_tokens) < 0.16] = ord(" ")
-    chars[0] = letters[rng.integers(26)]
-    return chars.tobytes().decode("ascii")
-
-
-def window_rows(per: dict[int, list[tuple[float, int]]], prompts: dict[int, int],
-                min_steps: int = 24, max_rows: int = 4, skip_steps: int = 2) -> dict[str, Any]:
-    """Step times over the stretch where every sequence decodes.
-
-    `per[s]` = [(t, cumulative tokens)] of sample s. The window starts `skip_steps` tokens after
-    the last sample's first chunk and ends at the first sample's last chunk; it is cut into at
-    most `max_rows` sub-windows of >= `min_steps` steps. Each row: step_s = dt / mean tokens
-    over the samples, context_total = sum over samples of prompt + tokens at the sub-window's
-    middle (tokens interpolated linearly between chunks)."""
-    import numpy as np
-
-    samples = sorted(per)
-    ts = {s: np.array([c[0] for c in per[s]]) for s in samples}
-    ns = {s: np.array([c[1] for c in per[s]], dtype=float) for s in samples}
-    last_start = max(samples, key=lambda s: ts[s][0])
-    n_first = ns[last_start][0]
-    k = int(np.searchsorted(ns[last_start], n_first + skip_steps))
-    if k >= len(ts[last_start]):
-        return {"rows": [], "window_steps": 0}
-    t0 = float(ts[last_start][k])
-    t1 = float(min(ts[s][-1] for s in samples))
-
-    def n_at(s: int, t: float) -> float:
-        return float(np.interp(t, ts[s], ns[s]))
-
-    steps = float(np.mean([n_at(s, t1) - n_at(s, t0) for s in samples]))
-    if t1 <= t0 or steps < min_steps / 2:
-        return {"rows": [], "window_steps": steps, "t0": t0, "t1": t1}
-    n_rows = max(1, min(max_rows, int(steps // min_steps)))
-    edges = np.linspace(t0, t1, n_rows + 1)
-    rows = []
-    for lo, hi in itertools.pairwise(edges):
-        dn = float(np.mean([n_at(s, hi) - n_at(s, lo) for s in samples]))
-        mid = 0.5 * (lo + hi)
-        ctx = sum(prompts[s] + n_at(s, mid) for s in samples)
-        rows.append({"step_s": (hi - lo) / dn, "context_total": ctx, "steps": dn,
-                     "t_lo": lo, "t_hi": hi})
-    return {"rows": rows, "window_steps": steps, "t0": t0, "t1": t1,
-            "step_s_all": (t1 - t0) / steps}
-
-
-async def run_cell(engine: Any, b: int, ctx: int, new_tokens: int, seed: int) -> dict[str, Any]:
-    import numpy as np
-
-    from solver.engines.base import PromptSpec, SamplingSettings
-
-    rng = np.random.default_rng(seed)
-    specs = [PromptSpec(i, "cot", "", random_text(ctx, rng)) for i in range(b)]
-    t_sub = time.monotonic()
-    stream = await engine.start_question(f"b{b}-c{ctx}", "", specs,
-                                         SamplingSettings(max_new_tokens=new_tokens, seed=seed))
-    per: dict[int, list[tuple[float, int]]] = {i: [] for i in range(b)}
-    finish: dict[int, str | None] = {}
-    async for c in stream:
-        per[c.sample].append((round(c.t, 6), c.n_tokens))
-        if c.finish_reason is not None:
-            finish[c.sample] = c.finish_reason
-    wall = time.monotonic() - t_sub
-    prompts = {i: int(stream.prompt_tokens(i) or ctx) for i in range(b)}
-    first = [per[i][0][0] for i in range(b) if per[i]]
-    res = window_rows(per, prompts) if all(per.values()) else {"rows": []}
-    return {
-        "batch": b, "ctx": ctx, "new_tokens": new_tokens, "wall_s": round(wall, 3),
-        "prompt_tokens": sorted(set(prompts.values())),
-        "prefill_tokens": sum(prompts.values()),
-        "first_chunk_s": [round(min(first), 4), round(max(first), 4)] if first else None,
-        "finish": sorted(set(map(str, finish.values()))),
-        "tokens": [per[i][-1][1] if per[i] else 0 for i in range(b)],
-        "chunks": sum(len(v) for v in per.values()),
-        **{k: v for k, v in res.items()},
-        "_raw": {str(i): per[i] for i in range(b)},
-    }
-
-
 def measure(args: argparse.Namespace) -> int:
+    """Run the grid on one engine (recorder.step_latency.measure_grid) and save its progress:
+    OUT/summary-kvQ.json after every cell, rows appended to OUT/steps.csv, raw chunk times in
+    OUT/chunks-kvQ.json.gz."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     qp = args.quant_policy
@@ -363,94 +270,67 @@ def measure(args: argparse.Namespace) -> int:
         save()
         log.warning("kv%s: no time left (%.0f s) for an engine start", qp, args.until - time.time())
         return 0
-    if args.fake:
-        sys.path.insert(0, str(REPO / "tests" / "helpers"))
-        from fake_lmdeploy import make_fake_lmdeploy
+    with contextlib.ExitStack() as stack:
+        if args.fake:
+            stack.enter_context(sl.installed_fake_lmdeploy(step_s=0.002))
+        else:
+            import torch
 
-        sys.modules["lmdeploy"] = make_fake_lmdeploy(turbomind_available=False, step_s=0.002)
-    else:
-        import torch
+            summary["gpu"] = torch.cuda.get_device_name(0)
+            summary["torch"] = torch.__version__
+        return _measure_on_engine(args, summary, save)
 
-        summary["gpu"] = torch.cuda.get_device_name(0)
-        summary["torch"] = torch.__version__
+
+def _measure_on_engine(args: argparse.Namespace, summary: dict[str, Any],
+                       save: Callable[[], None]) -> int:
     from solver.engines.lmdeploy_engine import LmdeployEngine
 
+    out: Path = args.out
+    qp = args.quant_policy
     t0 = time.monotonic()
     engine = LmdeployEngine(
         args.model, "pytorch", tp=1, quant_policy=qp, model_format="awq", max_batch=32,
         cache_max_entry_count=args.cache, enable_prefix_caching=False,
-        tokenizer=ContentOnly(), generation_overrides={"ignore_eos": True},
+        tokenizer=sl.ContentOnly(), generation_overrides={"ignore_eos": True},
     )
     summary.update(startup_s=round(engine.startup_s, 2), backend=engine.backend,
                    fell_back=engine.fell_back, run_config=engine.run_config())
-    try:
-        import lmdeploy
-
-        summary["lmdeploy"] = getattr(lmdeploy, "__version__", None)
-    except ImportError:
-        pass
+    summary["lmdeploy"] = engine.run_config().get("lmdeploy_version")
     log.info("kv%s engine up in %.1f s (backend %s)", qp, engine.startup_s, engine.backend)
     save()
-    grid = GRID_KV8 if qp == 8 else GRID_KV0
-    if args.cells:
-        grid = [tuple(map(int, c.split("x"))) for c in args.cells.split(",")]
-    pf_rate, step_est = args.prefill_guess, 0.04  # s per prefill token, s per decode step
+    grid = sl.parse_cells(args.cells) if args.cells else sl.grid_cells(
+        "full" if qp == 8 else "kv0")
     csv_path = out / "steps.csv"
-    new_file = not csv_path.exists()
     raw: list[dict[str, Any]] = []
     gpu = summary.get("gpu", "fake")
 
+    def on_event(ev: sl.CellEvent) -> None:
+        b, ctx = ev.cell.batch, ev.cell.prompt_tokens
+        if ev.status == "skipped":
+            summary["skipped"].append({"batch": b, "ctx": ctx, "est_s": round(ev.est_s, 1),
+                                       "left_s": round(ev.left_s, 1)})
+        elif ev.status == "error" or ev.result is None:
+            summary["cells"].append({"batch": b, "ctx": ctx, "kind": ev.kind, "error": ev.error})
+        else:
+            r = ev.result
+            raw.append({"quant_policy": qp, "kind": ev.kind, "batch": b, "ctx": ctx,
+                        "prompt_tokens": sorted(set(r.prompt_tokens)),
+                        "chunks": {str(i): list(v) for i, v in r.raw.items()}})
+            summary["cells"].append(r.summary())
+            if ev.kind == "cell":
+                sl.write_rows_csv(csv_path, sl.step_rows(r, qp, gpu), append=True)
+            with gzip.open(out / f"chunks-kv{qp}.json.gz", "wt") as gz:
+                json.dump(raw, gz)
+        log.info("kv%s %s, %.0f s left", qp, sl.describe_event(ev), args.until - time.time())
+        save()
+
     async def go() -> None:
-        nonlocal pf_rate, step_est
-        cells = [("warmup", 4, 256, 32)] + [("cell", b, c, args.new_tokens) for b, c in grid]
-        with csv_path.open("a", newline="") as fh:
-            w = csv.writer(fh)
-            if new_file:
-                w.writerow(["quant_policy", "batch", "context_total", "step_s", "prompt_tokens",
-                            "steps", "gpu"])
-            for kind, b, ctx, new in cells:
-                est = 2.0 + b * ctx * pf_rate + (new + 8) * step_est * (1 + b * ctx / 131072)
-                left = args.until - time.time()
-                if est > left - 3:
-                    summary["skipped"].append({"batch": b, "ctx": ctx, "est_s": round(est, 1),
-                                               "left_s": round(left, 1)})
-                    log.info("kv%s skip b=%d ctx=%d (est %.0f s, %.0f s left)", qp, b, ctx, est,
-                             left)
-                    save()
-                    continue
-                try:
-                    r = await asyncio.wait_for(
-                        run_cell(engine, b, ctx, new, seed=1000 * b + ctx % 997),
-                        timeout=max(20.0, min(4 * est, left - 2)))
-                except Exception as exc:  # any failure: keep what was measured
-                    log.exception("kv%s cell b=%d ctx=%d failed", qp, b, ctx)
-                    summary["cells"].append({"batch": b, "ctx": ctx, "kind": kind,
-                                             "error": f"{type(exc).__name__}: {exc}"})
-                    save()
-                    break  # the engine's state is unknown: stop here
-                raw.append({"quant_policy": qp, "kind": kind, "batch": b, "ctx": ctx,
-                            "prompt_tokens": r["prompt_tokens"], "chunks": r.pop("_raw")})
-                r["kind"] = kind
-                summary["cells"].append(r)
-                if r["first_chunk_s"] and r["prefill_tokens"]:
-                    pf_rate = max(pf_rate * 0.5, r["first_chunk_s"][1] / r["prefill_tokens"])
-                if r.get("step_s_all"):
-                    step_est = max(step_est * 0.5,
-                                   r["step_s_all"] / (1 + b * ctx / 131072))
-                log.info("kv%s %s b=%d ctx=%d: prefill %.2f s, step %s ms over %.0f steps, "
-                         "wall %.1f s, %.0f s left", qp, kind, b, ctx,
-                         (r["first_chunk_s"] or [0, 0])[1],
-                         f"{1e3 * r['step_s_all']:.2f}" if r.get("step_s_all") else "-",
-                         r.get("window_steps", 0), r["wall_s"], args.until - time.time())
-                if kind == "cell":
-                    for row in r["rows"]:
-                        w.writerow([qp, b, round(row["context_total"]), f"{row['step_s']:.6f}",
-                                    r["prompt_tokens"][0], round(row["steps"], 1), gpu])
-                    fh.flush()
-                save()
-                with gzip.open(out / f"chunks-kv{qp}.json.gz", "wt") as gz:
-                    json.dump(raw, gz)
-        await engine.close()
+        try:
+            await sl.measure_grid(engine, grid, new_tokens=args.new_tokens,
+                                  prompts=sl.LetterPrompts(), until=args.until,
+                                  prefill_guess=args.prefill_guess, on_event=on_event)
+        finally:
+            await engine.close()
 
     asyncio.run(go())
     summary["measure_s"] = round(time.monotonic() - t0, 1)
@@ -461,126 +341,55 @@ def measure(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- fit
 
 
-def load_rows(path: Path, qp: int) -> tuple[Any, Any, Any]:
-    import numpy as np
-
-    rows = [r for r in csv.DictReader(path.open()) if int(r["quant_policy"]) == qp]
-    y = np.array([float(r["step_s"]) for r in rows])
-    b = np.array([float(r["batch"]) for r in rows])
-    c = np.array([float(r["context_total"]) for r in rows])
-    return y, b, c
-
-
-def lsq(y: Any, cols: dict[str, Any], rel: bool = True) -> tuple[dict[str, float], Any]:
-    """Least squares (relative errors when `rel`: rows weighted by 1/y); returns coefs, pred."""
-    import numpy as np
-
-    X = np.column_stack(list(cols.values()))
-    wt = 1.0 / y if rel else np.ones_like(y)
-    sol, *_ = np.linalg.lstsq(X * wt[:, None], y * wt, rcond=None)
-    return dict(zip(cols, map(float, sol))), X @ sol
-
-
-def errors(y: Any, pred: Any) -> dict[str, float]:
-    import numpy as np
-
-    e = np.abs(pred / y - 1)
-    return {"median": float(np.median(e)), "p90": float(np.quantile(e, 0.9)),
-            "max": float(e.max())}
-
-
-def fit_models(y: Any, b: Any, c: Any) -> dict[str, Any]:
-    """The profile's linear model and alternatives (relative least squares each)."""
-    import numpy as np
-
-    one = np.ones_like(y)
-    models = {
-        "a+beta*b+gamma*C": {"a": one, "beta": b, "gamma": c},
-        "+delta*b*C": {"a": one, "beta": b, "gamma": c, "delta": b * c},
-        "+eta*C/b": {"a": one, "beta": b, "gamma": c, "eta": c / b},
-        "+beta2*b^2": {"a": one, "beta": b, "gamma": c, "beta2": b * b},
-        "a+beta16*max(0,b-16)+gamma*C": {"a": one, "beta16": np.maximum(0, b - 16), "gamma": c},
-        "a_b per batch size+gamma*C": {**{f"a_b{int(k)}": (b == k) * 1.0 for k in np.unique(b)},
-                                       "gamma": c},
-        "a_b+gamma_b*C per batch size": {
-            **{f"a_b{int(k)}": (b == k) * 1.0 for k in np.unique(b)},
-            **{f"gamma_b{int(k)}": (b == k) * c for k in np.unique(b)}},
-    }
-    out = {}
-    for name, cols in models.items():
-        coef, pred = lsq(y, cols)
-        out[name] = {"coef": coef, "rel_error": errors(y, pred)}
-    return out
-
-
-def _fmt_err(e: dict[str, float]) -> str:
-    return f"median {e['median']:.1%}, p90 {e['p90']:.1%}, max {e['max']:.1%}"
-
-
 def fit(args: argparse.Namespace) -> int:
     """Print the fits; with --write, save the profile YAML and copy the CSV next to it."""
     import datetime as dt
     import shutil
 
-    import numpy as np
-
-    report: dict[str, Any] = {}
-    for qp in sorted({int(r["quant_policy"]) for r in csv.DictReader(args.csv.open())},
-                     reverse=True):
-        y, b, c = load_rows(args.csv, qp)
-        report[qp] = fit_models(y, b, c)
+    report: dict[int, dict[str, sl.ModelFit]] = {}
+    all_rows = sl.read_rows_csv(args.csv)
+    for qp in sorted({r.quant_policy for r in all_rows}, reverse=True):
+        y, b, c = sl.rows_arrays([r for r in all_rows if r.quant_policy == qp])
+        report[qp] = sl.fit_models(y, b, c)
         print(f"== quant_policy {qp}: {len(y)} rows")
         for name, r in report[qp].items():
-            print(f"  {name}: " + "  ".join(f"{k}={v:.4g}" for k, v in r["coef"].items())
-                  + f"  | rel err {_fmt_err(r['rel_error'])}")
+            print(f"  {name}: " + "  ".join(f"{k}={v:.4g}" for k, v in r.coef.items())
+                  + f"  | rel err {r.rel_error.render()}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        Path(args.json).write_text(json.dumps(
+            {qp: {k: m.to_dict() for k, m in fits.items()} for qp, fits in report.items()},
+            indent=2))
     if not args.write:
         return 0
 
     from data import HARDWARE_DIR
-    from simulator.hardware.profile import (
-        CalibrationPoint,
-        HardwareProfile,
-        Provenance,
-        load_profile,
-        save_profile,
-    )
+    from simulator.hardware.profile import HardwareProfile, Provenance, load_profile, save_profile
 
     qp = args.quant_policy
-    lin = report[qp]["a+beta*b+gamma*C"]
-    a, beta, gamma = (float(f"{lin['coef'][k]:.4g}") for k in ("a", "beta", "gamma"))
+    lin = report[qp][sl.LINEAR]
+    a, beta, gamma = (float(f"{lin.coef[k]:.4g}") for k in ("a", "beta", "gamma"))
     if min(a, beta, gamma) <= 0:
-        raise SystemExit(f"fit gave a non-positive coefficient: {lin['coef']}")
-    rows = [r for r in csv.DictReader(args.csv.open()) if int(r["quant_policy"]) == qp]
-    gpu = rows[0]["gpu"]
-    cells: dict[tuple[int, int], list[dict[str, str]]] = {}
-    for r in rows:
-        cells.setdefault((int(r["batch"]), int(r["prompt_tokens"])), []).append(r)
-    points = []
-    for (bb, pt), rs in cells.items():
-        step = float(np.mean([float(r["step_s"]) for r in rs]))
-        ctx = float(np.mean([float(r["context_total"]) for r in rs]))
-        points.append(CalibrationPoint(
-            label=f"b={bb}, prompt {pt}: step {step * 1e3:.2f} ms (measured)", kind="rate",
-            batch=bb, prompt_tokens=pt, n_tokens=max(1, round(ctx / bb - pt)),
-            observed=round(1.0 / step, 3), weight=1.0))
+        raise SystemExit(f"fit gave a non-positive coefficient: {dict(lin.coef)}")
+    rows = [r for r in all_rows if r.quant_policy == qp]
+    gpu = rows[0].gpu
+    cells = {(r.batch, r.prompt_tokens) for r in rows}
+    points = sl.calibration_points(rows)
     alt = report[qp]
-    e = lin["rel_error"]
-    kv0 = report.get(0, {}).get("a+beta*b+gamma*C")
+    e = lin.rel_error
+    kv0 = report.get(0, {}).get(sl.LINEAR)
     base = load_profile("l4x4-14b-w4kv8")
     notes = (
         f"Fit error of a+beta*b+gamma*C over {len(rows)} sub-window rows ({len(cells)} cells): "
-        f"relative {_fmt_err(e)}. The residuals are all in the batch term, not in C: per "
-        f"batch size gamma is {alt['a_b+gamma_b*C per batch size']['coef']['gamma_b1']:.3g} "
-        f"(b=1) .. {alt['a_b+gamma_b*C per batch size']['coef']['gamma_b32']:.3g} (b=32), so a "
+        f"relative {e.render()}. The residuals are all in the batch term, not in C: per "
+        f"batch size gamma is {alt['a_b+gamma_b*C per batch size'].coef['gamma_b1']:.3g} "
+        f"(b=1) .. {alt['a_b+gamma_b*C per batch size'].coef['gamma_b32']:.3g} (b=32), so a "
         "b*C interaction is negligible (+delta*b*C: "
-        f"{_fmt_err(alt['+delta*b*C']['rel_error'])}); but the step is flat in b from 4 to 16, "
+        f"{alt['+delta*b*C'].rel_error.render()}); but the step is flat in b from 4 to 16, "
         "~0.5 ms slower at b=1 and ~2 ms slower at b=32 than at 16 (per-batch-size a_b + one "
-        f"gamma: {_fmt_err(alt['a_b per batch size+gamma*C']['rel_error'])}; a b^2 term: "
-        f"{_fmt_err(alt['+beta2*b^2']['rel_error'])}; a hinge a+beta16*max(0,b-16)+gamma*C, "
-        f"beta16={alt['a+beta16*max(0,b-16)+gamma*C']['coef']['beta16']:.3g}: "
-        f"{_fmt_err(alt['a+beta16*max(0,b-16)+gamma*C']['rel_error'])}). The linear beta "
+        f"gamma: {alt['a_b per batch size+gamma*C'].rel_error.render()}; a b^2 term: "
+        f"{alt['+beta2*b^2'].rel_error.render()}; a hinge a+beta16*max(0,b-16)+gamma*C, "
+        f"beta16={alt['a+beta16*max(0,b-16)+gamma*C'].coef['beta16']:.3g}: "
+        f"{alt['a+beta16*max(0,b-16)+gamma*C'].rel_error.render()}). The linear beta "
         "averages that convex batch term: it under-predicts b=1 by 4-5% and b=32 by 1-5%, "
         "and over-predicts b=8..16 by 2-4%. "
         f"Shape against {base.name} (4xL4 TurboMind, published figures): gamma/a "
@@ -589,10 +398,10 @@ def fit(args: argparse.Namespace) -> int:
         "the step at b=15). "
     )
     if kv0 is not None:
-        k = kv0["coef"]
+        k = kv0.coef
         notes += (
             f"quant_policy 0 (16-bit KV) on the same engine: a={k['a']:.4g}, "
-            f"beta={k['beta']:.4g}, gamma={k['gamma']:.4g} ({_fmt_err(kv0['rel_error'])}): "
+            f"beta={k['beta']:.4g}, gamma={k['gamma']:.4g} ({kv0.rel_error.render()}): "
             f"the int8 KV cache costs {gamma / k['gamma']:.2f}x the 16-bit one per context "
             "token in lmdeploy's PyTorch engine here (16-bit KV reads near HBM bandwidth, the "
             "int8 kernel does not), the opposite of TurboMind on L4. "

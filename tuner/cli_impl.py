@@ -292,6 +292,8 @@ def run_demo_tune(
     bootstrap: int = 40,
     workers: int = 1,
     seed: int = 0,
+    hardware: str = DEFAULT_HARDWARE,
+    run_id: str | None = None,
     echo: Echo = print,
 ) -> TuneResult:
     """A short tuning for `aimo demo` (about a minute on 2 cores once the kernel is compiled).
@@ -316,6 +318,7 @@ def run_demo_tune(
     return run_tune(
         traces, trials, out_dir / "demo-tuned.yaml", storage=str(journal), study="demo",
         folds=folds, bootstrap=bootstrap, workers=workers, seed=seed, overwrite=True, echo=echo,
+        hardware=hardware, run_id=run_id,
     )
 
 

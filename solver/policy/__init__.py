@@ -56,6 +56,7 @@ from solver.policy.model import (
     SpeedLevel,
     ValidAnswer,
     Vote,
+    with_token_cap,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "SpeedLevel",
     "ValidAnswer",
     "Vote",
+    "with_token_cap",
     # io
     "dump_policy",
     "list_presets",

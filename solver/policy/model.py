@@ -12,6 +12,7 @@ the object in the file, so the final message names the full path.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -410,6 +411,19 @@ class Policy:
         return self.schedule.level(number)
 
 
+def with_token_cap(policy: Policy, max_new_tokens: int) -> Policy:
+    """`policy` with every sample capped at `max_new_tokens` (generation and sample stop), e.g. the
+    cap a recording was made with, so a live run and its replay end samples at the same token."""
+    _at_least("max_new_tokens", max_new_tokens, 1)
+    return dataclasses.replace(
+        policy,
+        generation=dataclasses.replace(policy.generation, max_new_tokens=max_new_tokens),
+        sample_stop=dataclasses.replace(
+            policy.sample_stop, max_tokens=min(policy.sample_stop.max_tokens, max_new_tokens)
+        ),
+    )
+
+
 __all__ = [
     "Check",
     "ConsistencyRule",
@@ -428,4 +442,5 @@ __all__ = [
     "SpeedLevel",
     "ValidAnswer",
     "Vote",
+    "with_token_cap",
 ]

@@ -42,3 +42,13 @@ def test_tensors_and_config_match() -> None:
     assert tensors["model.layers.3.mlp.down_proj.qweight"].shape == (512, 32)
     cfg = model_config(shape, 1000, eos=2, pad=0)
     assert cfg["quantization_config"]["quant_method"] == "awq" and cfg["tie_word_embeddings"]
+
+
+def test_packed_tensors_survive_a_safetensors_file_with_several_groups(tmp_path) -> None:
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    w = (np.random.default_rng(3).standard_normal((64, 384)) * 0.02).astype(np.float16)
+    packed = dict(zip(("qweight", "qzeros", "scales"), awq_pack(w)))
+    assert all(a.flags.c_contiguous for a in packed.values())  # written as they lie in memory
+    safetensors_numpy.save_file(packed, str(tmp_path / "w.safetensors"))
+    back = safetensors_numpy.load_file(str(tmp_path / "w.safetensors"))
+    np.testing.assert_array_equal(awq_unpack(**back), awq_unpack(**packed))

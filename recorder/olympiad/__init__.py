@@ -1,0 +1,1 @@
+"""The tiny olympiad reasoning model: problem generator, training, AWQ quantisation, build."""
