@@ -55,8 +55,11 @@ PROFILES: dict[str, HardwareProfile] = {
     # more samples than batch slots: queued samples start when others stop or end
     "queued": dataclasses.replace(L4, name="l4-queued", max_batch=6, prefill_s_per_token=0.0),
     "serial": dataclasses.replace(L4, name="l4-serial", code_overlap="serial"),
+    # code runs wait for one of 2 workers (the live sandbox pool), first dispatched first served
+    "pool": dataclasses.replace(L4, name="l4-pool", code_workers=2),
 }
-CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial")]
+CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial"),
+                                         ("majority-n", "pool"), ("seed-2nd-place", "pool")]
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +205,18 @@ def test_formerly_divergent_queued_sample_started_after_the_stop() -> None:
     live, sim = _one_question(samples, policy, level, profile, ("cot", "cot"))
     assert live.time_s == pytest.approx(0.7) and live.samples[1].end == "queued"
     assert (sim.time_s, sim.samples[1].end) == (pytest.approx(live.time_s), live.samples[1].end)
+
+
+@pytest.mark.parametrize(("workers", "expected_s"), [(None, 3.2), (1, 9.2), (2, 6.2), (3, 3.2)])
+def test_code_workers_queue_runs_first_dispatched_first_served(workers, expected_s) -> None:
+    """Three code samples close their blocks at token 20 (0.2 s) and each run takes 3 s; every sample
+    ends there, so the question ends with the last result: one worker serialises the runs (0.2 +
+    9 s), two run two then one (0.2 + 6 s), three or no limit run all at once (0.2 + 3 s). The
+    live loop with the recorded runner and the simulator agree."""
+    policy = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
+    samples = [sample(i, "code", 20, [(20, 5, "code", True, 3000.0)]) for i in range(3)]
+    profile = dataclasses.replace(flat_profile(0.01), code_workers=workers)
+    live, sim = _one_question(samples, policy, level, profile, ("code",) * 3)
+    assert live.stop_reason == "all_done" and live.time_s == pytest.approx(expected_s)
+    assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))

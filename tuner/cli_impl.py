@@ -178,7 +178,7 @@ def run_tune(
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
     _check_args(trials, folds, bootstrap, workers, max_overtime, select, sampler, len(problems))
-    make_sampler(sampler, seed, trials=trials)  # gp without torch fails here, not in a worker
+    make_sampler(sampler, seed, trials=trials, space=space_obj)  # gp without torch: fails here
     storage_url = storage or str(out_path.with_suffix(".journal"))
     config = TuneConfig(
         traces=str(traces), storage=storage_url, study=study, trials=trials,

@@ -449,6 +449,33 @@ class SearchSpace:
         parent = _BY_NAME[cond.param]
         return self.is_active(parent, values) and cond.holds(values.get(cond.param))
 
+    def can_be_active(self, param: Param) -> bool:
+        """False when a fixed value up `param`'s condition chain rules it out in every trial."""
+        fixed, free = self.fixed_values, {p.name for p in self.params}
+        cond = param.when
+        while cond is not None:
+            if cond.param not in free:
+                value = fixed.get(cond.param, self._defaults().get(cond.param))
+                if not cond.holds(value):
+                    return False
+            cond = _BY_NAME[cond.param].when
+        return True
+
+    def sampler_space(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a sampler modelling the whole space at once needs (`tuner.tpe.FlatTPESampler`):
+        the Optuna distribution of every searched parameter that can be active, in catalogue
+        order, and a canonical value inside each (the base's, projected) for trials that have
+        none (the parameter was inactive there)."""
+        point = self._defaults()
+        point.update(self.fixed)
+        dists: dict[str, Any] = {}
+        canonical: dict[str, Any] = {}
+        for param in self._ordered():
+            if self.can_be_active(param):
+                dists[param.name] = param.distribution()
+                canonical[param.name] = param.project(point[param.name])
+        return dists, canonical
+
     def values_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Complete values from an Optuna trial's `params` (fixed and inactive ones filled in)."""
         values = self._defaults()

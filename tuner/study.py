@@ -216,11 +216,14 @@ def _legacy_constraints() -> Any:
     return None if hasattr(optuna.trial.Trial, "set_constraint") else constraints_func
 
 
-def make_sampler(name: str, seed: int, *, trials: int, parallel: bool = False) -> Any:
+def make_sampler(name: str, seed: int, *, trials: int, parallel: bool = False,
+                 space: Any = None) -> Any:
     """TPE (default), NSGA-II or GP, seeded, all honouring the overtime constraint.
 
-    `parallel` (several workers) turns on TPE's constant liar, which keeps concurrent workers
-    from suggesting the same point; alone it only costs (it re-reads every trial each time).
+    TPE is `tuner.tpe.FlatTPESampler`: Optuna's multivariate TPE over every parameter of
+    `space` (default: the default space) jointly. `parallel` (several workers) turns on its
+    constant liar, which keeps concurrent workers from suggesting the same point; alone it only
+    costs (it re-reads every trial each time).
 
     Raises:
         InputError: an unknown name, or GP without its optional dependencies (torch, scipy).
@@ -229,10 +232,14 @@ def make_sampler(name: str, seed: int, *, trials: int, parallel: bool = False) -
 
     legacy = _legacy_constraints()
     if name == "tpe":
+        from tuner.space import default_space
+        from tuner.tpe import FlatTPESampler
+
+        dists, canonical = (space if space is not None else default_space()).sampler_space()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constraints_func=legacy,
+            return FlatTPESampler(
+                dists, canonical, seed=seed, constraints_func=legacy,
                 n_startup_trials=max(10, min(25, trials // 10)), constant_liar=parallel,
             )
     if name == "nsga2":
@@ -390,7 +397,7 @@ def run_worker(
     for plan in plan_studies(config, [p.problem_id for p in problems]):
         sampler = timed(make_sampler(config.sampler,
                                      derive_seed(config.seed, ROLE_SAMPLER, worker, _key(plan)),
-                                     trials=config.trials, parallel=parallel))
+                                     trials=config.trials, parallel=parallel, space=space))
         study = optuna.load_study(study_name=plan.name, storage=storage, sampler=sampler)
         if finished_trials(study) >= config.trials:
             continue

@@ -22,9 +22,9 @@ from simulator.fast.encode import (
     PR_COT0,
     PR_NCODE,
     PR_NCOT,
+    PF_STARTUP,
     SA_ID,
     SA_KIND,
-    PF_STARTUP,
     VAL_NONE,
     EncodedPolicy,
     encode_policy,
@@ -45,6 +45,8 @@ from solver.policy import Policy
 from solver.traces import ProblemTrace
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
+# the kernel's generator argument when it draws nothing (a single competition)
+_UNUSED_RNG = np.random.default_rng(0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +168,9 @@ class FastSimulator:
             raise ValueError(f"order: indices must be in 0..{len(self.problems) - 1}")
         nq = int(order_arr.size)
         if draws is not None and len(draws) != nq:
-            raise ValueError(f"draws: expected {nq} entries (one per served question), got {len(draws)}")
+            raise ValueError(
+                f"draws: expected {nq} entries (one per served question), got {len(draws)}"
+            )
         width = max([tr.max_pool] + ([_draw_width(d) for d in draws] if draws is not None else []))
         dcot = np.zeros((nq, width), np.int64)
         dcode = np.zeros((nq, width), np.int64)
@@ -181,15 +185,19 @@ class FastSimulator:
         out_t = np.zeros(nq, np.float64)
         det_i = np.zeros((nq, enc.max_slots, kernel.N_DET), np.int64)
         det_f = np.full((nq, enc.max_slots, kernel.N_SF), math.nan)
-        score, total, overtime, ok = kernel.run_competition(
-            order_arr, dcot, dncot, dcode, dncode, tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob,
-            enc.pi, enc.pf, self._prof, float(budget_s), tr.max_answers, tr.value_span, out_i,
-            out_t, det_i, det_f,
+        scores = np.zeros(1, np.int64)
+        totals = np.zeros(1, np.float64)
+        overtime = np.zeros(1, np.bool_)
+        ok = kernel.run(
+            _UNUSED_RNG, 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
+            tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
+            float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
+            True, det_i, det_f,
         )
         if not ok:
             self._raise_failed(order_arr)
-        return self._package(enc, order_arr, out_i, out_t, det_i, det_f, int(score),
-                             float(total), bool(overtime), float(budget_s), policy)
+        return self._package(enc, order_arr, out_i, out_t, det_i, det_f, int(scores[0]),
+                             float(totals[0]), bool(overtime[0]), float(budget_s), policy)
 
     def _draw_rows(self, p: int, spec: DrawSpec | None) -> tuple[list[int], list[int]]:
         """Rows of `samp` for a problem's CoT and code pools, in the order they are used."""
@@ -259,7 +267,7 @@ class FastSimulator:
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per replicate: score (int64), total time (float64) and overtime (bool); see `bootstrap`."""
+        """Per replicate: score (int64), total time (float64), overtime (bool); see `bootstrap`."""
         if replicates < 0:
             raise ValueError("replicates must be ≥ 0")
         subset = (np.arange(len(self.problems), dtype=np.int64) if problem_subset is None
@@ -276,11 +284,16 @@ class FastSimulator:
         scores = np.zeros(replicates, np.int64)
         totals = np.zeros(replicates, np.float64)
         overtime = np.zeros(replicates, np.bool_)
-        rng = np.random.default_rng(seed)
-        ok = kernel.run_bootstrap(
-            rng, int(replicates), nq, subset, tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool,
-            tr.max_pool, enc.pi, enc.pf, self._prof, float(budget_s), tr.max_answers,
-            tr.value_span, scores, totals, overtime,
+        rng = np.random.default_rng(seed)  # consumed exactly as bootstrap_competitions does
+        width = tr.max_pool
+        ok = kernel.run(
+            rng, int(replicates), True, subset, np.zeros(nq, np.int64),
+            np.zeros((nq, width), np.int64), np.zeros(nq, np.int64),
+            np.zeros((nq, width), np.int64), np.zeros(nq, np.int64), tr.samp, tr.ans_i,
+            tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof, float(budget_s),
+            tr.max_answers, tr.value_span, scores, totals, overtime,
+            np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
+            np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
         )
         if not ok:
             self._raise_failed(subset)

@@ -20,7 +20,7 @@ Traces (`EncodedTraces`), one row per recorded sample / answer, problems in stor
       CoT and code samples (recorded order) in `pool`, which holds global sample rows;
       PR_TRUTH the answer (TRUTH_NONE when unknown).
 Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
-  PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD.
+  PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit).
 Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
   rules at pi[P_OFF_RULES]: per consistency rule RULE_STRIDE values
       (min_equal, max_answers or −1, last_k or −1, min_answers);
@@ -68,7 +68,8 @@ TRUTH_NONE = -1_000_000
 
 # --------------------------------------------------------------------------- profile
 PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH, PF_SERIAL, PF_OVERHEAD = range(8)
-N_PROF = 8
+PF_WORKERS = 8  # code_workers, 0 = no limit
+N_PROF = 9
 
 # --------------------------------------------------------------------------- policy ints
 STOP_NEVER, STOP_FIRST_ANSWER, STOP_FIRST_CODE_SUCCESS, STOP_KTH, STOP_REPEATED = range(5)
@@ -225,6 +226,7 @@ def encode_profile(profile: HardwareProfile) -> np.ndarray:
     out[PF_MAX_BATCH] = profile.max_batch
     out[PF_SERIAL] = 1.0 if profile.code_overlap == "serial" else 0.0
     out[PF_OVERHEAD] = profile.question_overhead_s
+    out[PF_WORKERS] = profile.code_workers or 0
     return out
 
 

@@ -13,14 +13,23 @@ less work):
   count and each sample's tokens are `steps - g0`;
 - per question: how often each valid value occurs (consistency rules without `last_k` need only
   the largest count) and the consistency verdict, recomputed only when a valid answer changed;
-- per call: the check-grid point of every recorded answer and the vote's small-or-round flag of
-  every value (a policy and a store fix both).
+  the thresholds already passed and the next one (the clock never goes back);
+- per call: the check-grid point of every recorded answer, the vote's small-or-round flag of
+  every value, and each sample's per-slot constants (a policy and a store fix them all).
 
-Contract: `run_competition` and `run_bootstrap` are the entry points (`api.py` calls them);
-everything else is a helper. All functions are pure in their inputs except for the output and
-scratch arrays they are handed (and the random generator `run_bootstrap` advances).
-Helpers never allocate and are compiled without numba's reference counting (`_nrt=False`):
-passing arrays to them then costs no atomic operations, which made up a quarter of the time.
+Contract: `run` is the entry point (`api.py` calls it); everything else is a helper, inlined
+into it. All functions are pure in their inputs except for the output and scratch arrays they
+are handed (and the random generator `run` advances).
+
+Speed notes (measured; see bench/bench_simulator.py): helpers never allocate and are compiled
+without numba's reference counting (`_nrt=False`: passing arrays then costs no atomic
+operations) and force-inlined (numba otherwise calls them through pointers, marshalling every
+array); per-slot state is one row per slot (`sl[slot, field]`), so a slot's fields share cache
+lines; one entry point means one compiled body (the first call compiles ~30 s, cached on disk).
+Hard-to-predict scans (the next check, dropping ended slots) use selects instead of branches;
+slots that started together share one grid division; the consistency rules are skipped while
+no value is frequent enough, the timeouts while the clock is before the smallest one; a slot is
+made fresh in the pass that draws it, and one pass ends a question (vote, counts, zeroing).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import math
 
 import numpy as np
 from numba import njit
-from numba.np.random.random_methods import random_interval
+from numba.np.random.generator_core import next_uint32
 
 from simulator.fast import encode as E
 
@@ -39,11 +48,11 @@ BIG = 1 << 62
 ITERATION_LIMIT = 1 << 26  # loop iterations of one question before giving up (see STOP_CODE_STUCK)
 # allocation-free helpers: no reference counting; the numpy error model (no ZeroDivisionError
 # branches: every divisor is validated ≥ 1 by the policy model)
-_HELPER = {"cache": True, "_nrt": False, "error_model": "numpy"}
+_HELPER = {"cache": True, "_nrt": False, "error_model": "numpy", "forceinline": True}
 
 # slot states
 ST_QUEUED, ST_ACTIVE, ST_DONE = 0, 1, 2
-# rows of the per-slot int table `sl` (columns are slots)
+# columns of the per-slot int table `sl` (one row per slot)
 S_ROW = 0  # sample row in `samp`
 S_KIND = 1
 S_CAP = 2  # min(n_tokens, max_tokens)
@@ -69,7 +78,7 @@ S_NANS = 21  # recorded answers
 S_PROMPT = 22  # prompt tokens
 S_GRACE = 23  # the kind's grace tokens
 N_S = 24
-# rows of the per-slot float table `slf`
+# columns of the per-slot float table `slf`
 SF_START, SF_END, SF_PMIN = 0, 1, 2  # PMIN: earliest pending code result (inf: none)
 N_SF = 3
 # question scalars `qi`
@@ -154,19 +163,19 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
     tok = ans_i[j, E.AN_TOK]
     val = ans_i[j, E.AN_VAL]
     is_code = ans_i[j, E.AN_CODE] == 1
-    n = sl[S_TRN, s]
+    n = sl[s, S_TRN]
     tr_a[s, n] = j
-    sl[S_TRN, s] = n + 1
+    sl[s, S_TRN] = n + 1
     if val != E.VAL_NONE:
-        sl[S_LA, s] = val
+        sl[s, S_LA] = val
         if is_code:
-            sl[S_LC, s] = val
+            sl[s, S_LC] = val
         else:
-            sl[S_LB, s] = val
-    reached = max(sl[S_REACHED, s], tok)
-    sl[S_REACHED, s] = reached
-    if sl[S_HOLD, s] < 0:
-        base = E.P_RULE_COT + sl[S_KIND, s] * E.RS_STRIDE
+            sl[s, S_LB] = val
+    reached = max(sl[s, S_REACHED], tok)
+    sl[s, S_REACHED] = reached
+    if sl[s, S_HOLD] < 0:
+        base = E.P_RULE_COT + sl[s, S_KIND] * E.RS_STRIDE
         rule = pi[base + E.RS_RULE]
         if rule != E.STOP_NEVER and _rule_counts(pi, base, rule, is_code, val):
             held = False
@@ -180,23 +189,23 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
                         count += 1
                 held = count >= pi[base + E.RS_K]
             else:
-                seen = sl[S_SEEN, s] + 1
-                sl[S_SEEN, s] = seen
+                seen = sl[s, S_SEEN] + 1
+                sl[s, S_SEEN] = seen
                 held = seen >= (pi[base + E.RS_K] if rule == E.STOP_KTH else 1)
             if held:
-                sl[S_HOLD, s] = reached
-                sl[S_HOLDT, s] = _grid(reached + sl[S_GRACE, s], every)
+                sl[s, S_HOLD] = reached
+                sl[s, S_HOLDT] = _grid(reached + sl[s, S_GRACE], every)
     if pi[E.P_VALID_PREFER_CODE] != 0:
-        value = sl[S_LC, s]
+        value = sl[s, S_LC]
         if value == E.VAL_NONE:
-            value = sl[S_LB, s]
+            value = sl[s, S_LB]
     else:
-        value = sl[S_LA, s]
+        value = sl[s, S_LA]
     ok = value > 0 if pi[E.P_VALID_POS_ONLY] != 0 else value >= 0
     new = value if ok else VNONE
-    old = sl[S_VALID, s]
+    old = sl[s, S_VALID]
     if new != old:
-        sl[S_VALID, s] = new
+        sl[s, S_VALID] = new
         qi[QI_DIRTY] = 1
         if old != VNONE:
             c = vcnt[old]
@@ -228,7 +237,7 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
             pi: np.ndarray) -> None:
     """absorb_ready_code: code results of slot `s` ready by `upto` reach the tracker, in the
     order they were dispatched."""
-    if sl[S_PDN, s] == 0:
+    if sl[s, S_PDN] == 0:
         return
     n = qi[QI_NPEND]
     keep = 0
@@ -238,7 +247,7 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
         if gp_s[i] == s:
             if t <= upto:
                 _add_answer(s, gp_a[i], every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
-                sl[S_PDN, s] -= 1
+                sl[s, S_PDN] -= 1
                 continue
             if t < pmin:
                 pmin = t
@@ -247,7 +256,7 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
         gp_s[keep] = gp_s[i]
         keep += 1
     qi[QI_NPEND] = keep
-    slf[SF_PMIN, s] = pmin
+    slf[s, SF_PMIN] = pmin
 
 
 @njit(**_HELPER)
@@ -255,12 +264,13 @@ def _detect(s: int, g: int, now: float, noticed: float, serial: bool, every: int
             sl: np.ndarray, slf: np.ndarray, gp_t: np.ndarray, gp_a: np.ndarray,
             gp_s: np.ndarray, tr_a: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
             vcnt: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
-            pi: np.ndarray) -> float:
-    """detect(): answers up to token `g` of slot `s`; the newest new code block is dispatched.
+            pi: np.ndarray, wfree: np.ndarray, nworkers: int) -> float:
+    """detect(): answers up to token `g` of slot `s`; the newest new code block is dispatched
+    (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees).
     Returns the clock (serial code execution advances it)."""
-    a0 = sl[S_A0, s]
-    na = sl[S_NANS, s]
-    nxt = sl[S_NEXT, s]
+    a0 = sl[s, S_A0]
+    na = sl[s, S_NANS]
+    nxt = sl[s, S_NEXT]
     newest = -1
     exec_s = 0.0
     while nxt < na and ans_i[a0 + nxt, E.AN_TOK] <= g:
@@ -271,36 +281,87 @@ def _detect(s: int, g: int, now: float, noticed: float, serial: bool, every: int
         else:
             _add_answer(s, j, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         nxt += 1
-    sl[S_NEXT, s] = nxt
+    sl[s, S_NEXT] = nxt
     if newest >= 0:
         if serial:
             now += exec_s
             _add_answer(s, newest, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         else:
-            ready = now + exec_s
+            if nworkers > 0:  # first dispatched, first served on the earliest free worker
+                w = 0
+                for k in range(1, nworkers):
+                    if wfree[k] < wfree[w]:
+                        w = k
+                ready = (now if now > wfree[w] else wfree[w]) + exec_s
+                wfree[w] = ready
+            else:
+                ready = now + exec_s
             n = qi[QI_NPEND]
             gp_t[n] = ready
             gp_a[n] = newest
             gp_s[n] = s
             qi[QI_NPEND] = n + 1
-            sl[S_PDN, s] += 1
-            if ready < slf[SF_PMIN, s]:
-                slf[SF_PMIN, s] = ready
+            sl[s, S_PDN] += 1
+            if ready < slf[s, SF_PMIN]:
+                slf[s, SF_PMIN] = ready
     _absorb(s, max(now, noticed) + EPS, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi,
             vcnt, ans_i, pi)
     return now
 
 
 @njit(**_HELPER)
+def _any_ready(lim: float, qi: np.ndarray, gp_t: np.ndarray, gp_s: np.ndarray,
+               sl: np.ndarray) -> bool:
+    """Whether an active slot has a code result ready by `lim`."""
+    for i in range(qi[QI_NPEND]):
+        if gp_t[i] <= lim and sl[gp_s[i], S_STATE] == ST_ACTIVE:
+            return True
+    return False
+
+
+@njit(**_HELPER)
 def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray) -> int:
     """next_check_token without the armed / ready-code term, in the slot's own tokens."""
-    nxt = sl[S_CAP, s]
-    k = sl[S_NEXT, s]
-    if k < sl[S_NANS, s]:
-        nxt = min(nxt, agrid[sl[S_A0, s] + k])
-    if sl[S_HOLD, s] >= 0:
-        nxt = min(nxt, sl[S_HOLDT, s])
+    nxt = sl[s, S_CAP]
+    k = sl[s, S_NEXT]
+    if k < sl[s, S_NANS]:
+        nxt = min(nxt, agrid[sl[s, S_A0] + k])
+    if sl[s, S_HOLD] >= 0:
+        nxt = min(nxt, sl[s, S_HOLDT])
     return nxt
+
+
+@njit(**_HELPER)
+def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.ndarray) -> None:
+    """Slot `s` as a fresh (queued) slot of sample row `row`: constants, then the fields it
+    takes from its sample (sstat[row])."""
+    sl[s, S_ROW] = row
+    sl[s, S_KIND] = sstat[row, 0]
+    sl[s, S_CAP] = sstat[row, 1]
+    sl[s, S_ENDLEN] = sstat[row, 2]
+    sl[s, S_STATE] = ST_QUEUED
+    sl[s, S_G] = 0
+    sl[s, S_G0] = 0
+    sl[s, S_BASE] = 0
+    sl[s, S_NEXT] = 0
+    sl[s, S_ENDR] = E.END_QUEUED
+    sl[s, S_PDN] = 0
+    sl[s, S_TRN] = 0
+    sl[s, S_LB] = E.VAL_NONE
+    sl[s, S_LC] = E.VAL_NONE
+    sl[s, S_LA] = E.VAL_NONE
+    sl[s, S_VALID] = VNONE
+    sl[s, S_REACHED] = 0
+    sl[s, S_SEEN] = 0
+    sl[s, S_HOLD] = -1
+    sl[s, S_HOLDT] = 0
+    sl[s, S_A0] = sstat[row, 3]
+    sl[s, S_NANS] = sstat[row, 4]
+    sl[s, S_PROMPT] = sstat[row, 5]
+    sl[s, S_GRACE] = sstat[row, 6]
+    slf[s, SF_START] = math.nan
+    slf[s, SF_END] = math.nan
+    slf[s, SF_PMIN] = math.inf
 
 
 @njit(**_HELPER)
@@ -314,14 +375,14 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
         return now, nstarted
     total = 0
     for s in range(nstarted, end):
-        total += sl[S_PROMPT, s]
+        total += sl[s, S_PROMPT]
     if total > 0:
         now += prefill * total
     for s in range(nstarted, end):
-        sl[S_STATE, s] = ST_ACTIVE
-        slf[SF_START, s] = now
-        sl[S_G0, s] = steps
-        sl[S_BASE, s] = steps + _base_target(s, sl, agrid)
+        sl[s, S_STATE] = ST_ACTIVE
+        slf[s, SF_START] = now
+        sl[s, S_G0] = steps
+        sl[s, S_BASE] = steps + _base_target(s, sl, agrid)
     return now, end
 
 
@@ -340,7 +401,7 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
     if qi[QI_MAXC_STALE] != 0:
         maxc = 0
         for s in range(nslots):
-            v = sl[S_VALID, s]
+            v = sl[s, S_VALID]
             if v != VNONE and vcnt[v] > maxc:
                 maxc = vcnt[v]
         qi[QI_MAXC] = maxc
@@ -355,6 +416,8 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
         last_k = pi[base + 2]
         if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
             continue
+        if qi[QI_MAXC] < min_equal:  # no value (nor any window of values) is frequent enough
+            continue
         if last_k < 0 or last_k >= n:
             best = qi[QI_MAXC]
         else:
@@ -362,13 +425,13 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
                 if pi[E.P_Q_ORDER] == E.ORDER_INDEX:
                     k = 0
                     for s in range(nslots):
-                        v = sl[S_VALID, s]
+                        v = sl[s, S_VALID]
                         if v != VNONE:
                             vals[k] = v
                             k += 1
                 else:
                     for i in range(n):
-                        vals[i] = sl[S_VALID, arrival[i]]
+                        vals[i] = sl[arrival[i], S_VALID]
                 built = True
             best = 0
             for i in range(n - last_k, n):
@@ -403,20 +466,39 @@ def _timeout(now: float, n_valid: int, cutoff_in: float, lv_off: int, lvf_off: i
 
 
 @njit(**_HELPER)
-def _vote(nslots: int, sl: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: np.ndarray,
-          vacc: np.ndarray, vpos: np.ndarray, srw: np.ndarray) -> int:
-    """decisions.vote over the slots' final answers (tokens = tokens generated). Totals are
-    accumulated per value in `vacc` (value −1 at the last index), candidates kept in first-seen
-    order; `vacc` / `vpos` are zeroed scratch, left zeroed; srw[value] is the small-or-round flag."""
+def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.ndarray,
+                 vcnt: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: np.ndarray,
+                 vacc: np.ndarray, vpos: np.ndarray,
+                 srw: np.ndarray) -> tuple[int, int, int, int]:
+    """The end of a question in one pass over its slots: slots still active end as stopped by
+    the question (at `steps` / `now`), the valid-value counts are zeroed for the next question,
+    the slots started / stopped and the tokens are counted, and decisions.vote runs over the
+    slots' final answers (tokens = tokens generated). Returns (answer, started, stopped,
+    tokens). Vote totals are accumulated per value in `vacc` (value −1 at the last index),
+    candidates kept in first-seen order; `vacc` / `vpos` are zeroed scratch, left zeroed;
+    srw[value]: the small-or-round flag; vcnt[VNONE] (its last entry) is a spare."""
     span = vacc.shape[0] - 1
     nc = 0
     cob = pi[E.P_VOTE_CODE_OVER_BOXED] != 0
     drop_neg = pi[E.P_VOTE_DROP_NEG] != 0
     sorw = pf[E.F_SMALL_ROUND_W]
     lw = pf[E.F_LENGTH_W]
+    started = 0
+    stopped = 0
+    tokens = 0
     for s in range(nslots):
-        code = sl[S_LC, s]
-        boxed = sl[S_LB, s]
+        if sl[s, S_STATE] == ST_ACTIVE:
+            sl[s, S_STATE] = ST_DONE
+            sl[s, S_G] = steps - sl[s, S_G0]
+            slf[s, SF_END] = now
+            sl[s, S_ENDR] = E.END_QUESTION_STOP
+        vcnt[sl[s, S_VALID]] = 0  # VNONE: the spare last entry
+        endr = sl[s, S_ENDR]
+        started += endr != E.END_QUEUED
+        stopped += (endr == E.END_SAMPLE_STOP) | (endr == E.END_QUESTION_STOP)
+        tokens += sl[s, S_G]
+        code = sl[s, S_LC]
+        boxed = sl[s, S_LB]
         for which in range(2):
             if which == 1 and cob and code != E.VAL_NONE and boxed != E.VAL_NONE:
                 break
@@ -424,11 +506,11 @@ def _vote(nslots: int, sl: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: n
             if v == E.VAL_NONE or (drop_neg and v < 0):
                 continue
             idx = v if v >= 0 else span
-            w = pf[E.F_W_CODE] if sl[S_KIND, s] != E.KIND_COT else pf[E.F_W_COT]
+            w = pf[E.F_W_CODE] if sl[s, S_KIND] != E.KIND_COT else pf[E.F_W_COT]
             if srw[idx] != 0:
                 w *= sorw
             if lw != 0.0:
-                w *= math.exp(-lw * sl[S_G, s] / 10000.0)
+                w *= math.exp(-lw * sl[s, S_G] / 10000.0)
             if vpos[idx] == 0:
                 cand_v[nc] = v
                 nc += 1
@@ -437,7 +519,7 @@ def _vote(nslots: int, sl: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: n
             else:
                 vacc[idx] = vacc[idx] + w
     if nc == 0:
-        return pi[E.P_VOTE_FALLBACK] % 1000
+        return pi[E.P_VOTE_FALLBACK] % 1000, started, stopped, tokens
     best = -math.inf
     for i in range(nc):
         v = cand_v[i]
@@ -461,59 +543,36 @@ def _vote(nslots: int, sl: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: n
                 winner = v
         vacc[idx] = 0.0
         vpos[idx] = 0
-    return winner % 1000
+    return winner % 1000, started, stopped, tokens
 
 
 # --------------------------------------------------------------------------- one question
 
 
 @njit(**_HELPER)
-def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, ans_i: np.ndarray,
+def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                      ans_exec_s: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
-                     ws: tuple) -> tuple[int, float, int]:  # type: ignore[type-arg]
-    """replay_question for the samples in sl[S_ROW, :nslots] at 0-based level `lv`.
-    Returns (answer, time_s, stop code); per-slot state is left in `sl` / `slf`."""
+                     ws: tuple) -> tuple[int, float, int, int, int, int]:  # type: ignore[type-arg]
+    """replay_question for the fresh slots sl[:nslots] (`_fresh_slot`) at 0-based level `lv`.
+    Returns (answer, time_s, stop code, slots started, slots stopped, tokens); per-slot state
+    is left in `sl` / `slf`."""
     (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets, thr,
-     cand_v, vacc, vpos, agrid, srw) = ws
+     cand_v, vacc, vpos, agrid, srw, sstat, wfree) = ws
     every = pi[E.P_EVERY]
-    max_tokens = pi[E.P_MAX_TOKENS]
     a = prof[E.PF_A]
     beta = prof[E.PF_BETA]
     gamma = prof[E.PF_GAMMA]
     prefill = prof[E.PF_PREFILL]
     max_batch = int(prof[E.PF_MAX_BATCH])
     serial = prof[E.PF_SERIAL] != 0.0
+    # code workers: more than the runs a question can hold never wait, so cap at wfree's size
+    nworkers = min(int(prof[E.PF_WORKERS]), wfree.shape[0])
+    for k in range(nworkers):
+        wfree[k] = 0.0  # every code worker free at the question's start
     lv_off = pi[E.P_OFF_LEVELS] + lv * pi[E.P_LEVEL_STRIDE]
     lvf_off = pi[E.P_OFF_LEVELS_F] + lv * pi[E.P_LEVEL_STRIDE_F]
     min_answers = pi[lv_off + E.LV_MIN_ANSWERS]
 
-    for s in range(nslots):
-        row = sl[S_ROW, s]
-        ntok = samp[row, E.SA_NTOK]
-        kind = samp[row, E.SA_KIND]
-        sl[S_KIND, s] = kind
-        sl[S_CAP, s] = min(ntok, max_tokens)
-        sl[S_ENDLEN, s] = 1 if (ntok > max_tokens or samp[row, E.SA_LENGTH] == 1) else 0
-        sl[S_STATE, s] = ST_QUEUED
-        sl[S_G, s] = 0
-        sl[S_NEXT, s] = 0
-        sl[S_ENDR, s] = E.END_QUEUED
-        sl[S_PDN, s] = 0
-        sl[S_TRN, s] = 0
-        sl[S_LB, s] = E.VAL_NONE
-        sl[S_LC, s] = E.VAL_NONE
-        sl[S_LA, s] = E.VAL_NONE
-        sl[S_VALID, s] = VNONE
-        sl[S_REACHED, s] = 0
-        sl[S_SEEN, s] = 0
-        sl[S_HOLD, s] = -1
-        sl[S_A0, s] = samp[row, E.SA_ANS0]
-        sl[S_NANS, s] = samp[row, E.SA_NANS]
-        sl[S_PROMPT, s] = samp[row, E.SA_PROMPT]
-        sl[S_GRACE, s] = pi[E.P_RULE_COT + kind * E.RS_STRIDE + E.RS_GRACE]
-        slf[SF_START, s] = math.nan
-        slf[SF_END, s] = math.nan
-        slf[SF_PMIN, s] = math.inf
     qi[QI_NARR] = 0
     qi[QI_DIRTY] = 1
     qi[QI_QCACHE] = E.STOP_CODE_NONE
@@ -523,6 +582,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
 
     # sorted distinct positive time thresholds: level timeout, cutoff, early timeouts
     nthr = 0
+    tmin = math.inf  # _timeout can stop only once the clock is past the smallest threshold
     for c in range(2 + pi[lv_off + E.LV_N_EARLY]):
         if c == 0:
             x = pf[lvf_off]
@@ -530,6 +590,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
             x = cutoff_in
         else:
             x = pf[lvf_off + 1 + (c - 2)]
+        if x < tmin:
+            tmin = x
         if not x > 0:
             continue
         dup = False
@@ -549,6 +611,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
     armed = False  # a time threshold passed: the next check of any sample must run
     ti = 0  # thresholds thr[:ti] have armed a check already (the reference's armed_upto)
+    tj = 0  # thr[tj:] are the thresholds after the horizon
     npd = 0  # pending code results of ended slots
     stop = E.STOP_CODE_NONE
     steps = 0  # decode steps since the question started
@@ -560,14 +623,14 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
     ctx_off = 0
     for s in range(nstarted):
         act[s] = s
-        tact[s] = sl[S_BASE, s]
-        ctx_off += sl[S_PROMPT, s]
+        tact[s] = sl[s, S_BASE]
+        ctx_off += sl[s, S_PROMPT]
     # A question whose samples all produced nothing still takes its prefill time.
     iterations = 0
     while stop == E.STOP_CODE_NONE:
         iterations += 1
         if iterations > ITERATION_LIMIT:  # a broken invariant, never a policy's doing
-            return 0, now, E.STOP_CODE_STUCK
+            return 0, now, E.STOP_CODE_STUCK, 0, 0, 0
         # events inside a jump of the clock (a prefill, a serial code run) are noticed now
         lim = now + EPS
         if ti < nthr and thr[ti] <= lim:
@@ -577,12 +640,12 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
         if npd > 0:  # absorb_ended_code()
             upto = max(now, noticed) + EPS
             for s in range(nslots):
-                if sl[S_STATE, s] == ST_DONE and sl[S_PDN, s] > 0:
-                    before = sl[S_PDN, s]
+                if sl[s, S_STATE] == ST_DONE and sl[s, S_PDN] > 0:
+                    before = sl[s, S_PDN]
                     _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
                             ans_i, pi)
-                    if sl[S_PDN, s] < before:
-                        npd -= before - sl[S_PDN, s]
+                    if sl[s, S_PDN] < before:
+                        npd -= before - sl[s, S_PDN]
                         if stop == E.STOP_CODE_NONE:
                             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
                                            wcnt, pi)
@@ -604,44 +667,48 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
                         ans_i, pi)
             npd = qi[QI_NPEND]  # every slot has ended
             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
-            if stop == E.STOP_CODE_NONE:
+            if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
             continue
         horizon = max(now, noticed) + EPS
         # next_check_token of every active slot: its S_BASE, unless a threshold passed (armed)
         # or a code result of the slot is ready, which bring its check to the next grid point
-        slow = armed
-        if not slow:
-            for i in range(qi[QI_NPEND]):
-                if gp_t[i] <= horizon and sl[S_STATE, gp_s[i]] == ST_ACTIVE:
-                    slow = True
-                    break
+        slow = armed or _any_ready(horizon, qi, gp_t, gp_s, sl)
         low = BIG
+        first = 0  # act[first:last + 1] holds every slot due at the next check
+        last = 0
         if not slow:
-            for i in range(nact):
-                if tact[i] < low:
-                    low = tact[i]
+            for i in range(nact):  # branch-free (selects)
+                t = tact[i]
+                lt = t < low
+                first = i if lt else first
+                last = i if t <= low else last
+                low = t if lt else low
             slow = low < steps  # never: S_BASE >= steps (kept for the reference's clamp)
         if slow:
             low = BIG
+            cg0 = -1  # the grid point is the same for slots that started together: one division
+            ct2 = 0
             for i in range(nact):
                 s = act[i]
                 t = tact[i]
-                if armed or slf[SF_PMIN, s] <= horizon:
-                    g0 = sl[S_G0, s]
-                    t2 = g0 + _grid(steps - g0 + 1, every)
-                    if t2 < t:
-                        t = t2
-                if t < steps:
-                    t = steps
+                if armed or slf[s, SF_PMIN] <= horizon:
+                    g0 = sl[s, S_G0]
+                    if g0 != cg0:
+                        cg0 = g0
+                        ct2 = g0 + _grid(steps - g0 + 1, every)
+                    t = min(t, ct2)
+                t = max(t, steps)
                 targets[i] = t
-                if t < low:
-                    low = t
+                lt = t < low
+                first = i if lt else first
+                last = i if t <= low else last
+                low = t if lt else low
         n_steps = low - steps
-        t_event = math.inf
-        for i in range(nthr):
-            if thr[i] > horizon and thr[i] < t_event:
-                t_event = thr[i]
+        # thresholds are sorted and the horizon never goes back: thr[tj] is the next one
+        while tj < nthr and thr[tj] <= horizon:
+            tj += 1
+        t_event = thr[tj] if tj < nthr else math.inf
         for i in range(qi[QI_NPEND]):
             if gp_t[i] > horizon and gp_t[i] < t_event:
                 t_event = gp_t[i]
@@ -653,20 +720,19 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
             steps += k
             # the clock stays on the step boundary; the event is seen at the next check after it
             noticed = t_event
-            for i in range(nthr):
-                if thr[i] == t_event:
-                    armed = True
-                    while ti < nthr and thr[ti] <= t_event:
-                        ti += 1
+            if tj < nthr and thr[tj] == t_event:  # the only threshold that can equal t_event
+                armed = True
+                while ti < nthr and thr[ti] <= t_event:
+                    ti += 1
             if npd > 0:  # absorb_ended_code()
                 upto = max(now, noticed) + EPS
                 for s in range(nslots):
-                    if sl[S_STATE, s] == ST_DONE and sl[S_PDN, s] > 0:
-                        before = sl[S_PDN, s]
+                    if sl[s, S_STATE] == ST_DONE and sl[s, S_PDN] > 0:
+                        before = sl[s, S_PDN]
                         _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi,
                                 vcnt, ans_i, pi)
-                        if sl[S_PDN, s] < before:
-                            npd -= before - sl[S_PDN, s]
+                        if sl[s, S_PDN] < before:
+                            npd -= before - sl[s, S_PDN]
                             if stop == E.STOP_CODE_NONE:
                                 stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
                                                wcnt, pi)
@@ -686,63 +752,74 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
             while ti < nthr and thr[ti] <= lim:
                 ti += 1
             armed = True
-        for i in range(nact):
-            if stop != E.STOP_CODE_NONE:
+        # extra: some slot off its target may still be due (armed, or a code result ready)
+        extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
+        tt = targets if slow else tact  # next checks, in question steps
+        cg0 = -1  # (steps - g0) % every, cached per start step g0 (slots start together)
+        crem = 0
+        for i in range(0 if extra else first, nact):
+            if stop != E.STOP_CODE_NONE or (i > last and not extra):
                 break
-            s = act[i]
-            if sl[S_STATE, s] != ST_ACTIVE:
+            if steps != tt[i] and not extra:
                 continue
-            g0 = sl[S_G0, s]
+            s = act[i]
+            if sl[s, S_STATE] != ST_ACTIVE:
+                continue
+            g0 = sl[s, S_G0]
             g = steps - g0
-            if steps != (targets[i] if slow else tact[i]):  # targets are in question steps
-                if not (armed or slf[SF_PMIN, s] <= lim) or g % every != 0:
+            if steps != tt[i]:
+                if not (armed or slf[s, SF_PMIN] <= lim):
+                    continue
+                if g0 != cg0:
+                    cg0 = g0
+                    crem = g % every
+                if crem != 0:
                     continue
             # check(s, ended)
-            ended = g >= sl[S_CAP, s]
+            ended = g >= sl[s, S_CAP]
             now = _detect(s, g, now, noticed, serial, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
-                          arrival, qi, vcnt, ans_i, ans_exec_s, pi)
+                          arrival, qi, vcnt, ans_i, ans_exec_s, pi, wfree, nworkers)
             if ended:
-                sl[S_STATE, s] = ST_DONE
-                sl[S_G, s] = g
-                slf[SF_END, s] = now
+                sl[s, S_STATE] = ST_DONE
+                sl[s, S_G] = g
+                slf[s, SF_END] = now
                 nrun -= 1
-                npd += sl[S_PDN, s]
-                ctx_off -= sl[S_PROMPT, s] - g0
+                npd += sl[s, S_PDN]
+                ctx_off -= sl[s, S_PROMPT] - g0
                 changed = True
-                if sl[S_ENDLEN, s] != 0:
-                    sl[S_ENDR, s] = E.END_LENGTH
+                if sl[s, S_ENDLEN] != 0:
+                    sl[s, S_ENDR] = E.END_LENGTH
                 else:
-                    sl[S_ENDR, s] = E.END_FINISHED
+                    sl[s, S_ENDR] = E.END_FINISHED
                     stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
                 lim = now + EPS
                 if ti < nthr and thr[ti] <= lim:
                     while ti < nthr and thr[ti] <= lim:
                         ti += 1
                     armed = True
+                extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
                 continue
-            if sl[S_HOLD, s] >= 0 and g >= sl[S_HOLD, s] + sl[S_GRACE, s]:
-                sl[S_STATE, s] = ST_DONE
-                sl[S_G, s] = g
-                slf[SF_END, s] = now
-                sl[S_ENDR, s] = E.END_SAMPLE_STOP
+            if sl[s, S_HOLD] >= 0 and g >= sl[s, S_HOLD] + sl[s, S_GRACE]:
+                sl[s, S_STATE] = ST_DONE
+                sl[s, S_G] = g
+                slf[s, SF_END] = now
+                sl[s, S_ENDR] = E.END_SAMPLE_STOP
                 nrun -= 1
-                npd += sl[S_PDN, s]
-                ctx_off -= sl[S_PROMPT, s] - g0
+                npd += sl[s, S_PDN]
+                ctx_off -= sl[s, S_PROMPT] - g0
                 changed = True
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
                                               prefill, sl, slf, agrid)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
-                    ctx_off += sl[S_PROMPT, s2] - steps
+                    ctx_off += sl[s2, S_PROMPT] - steps
             else:
                 base = g0 + _base_target(s, sl, agrid)
-                sl[S_BASE, s] = base
+                sl[s, S_BASE] = base
                 tact[i] = base
-                if slow:
-                    targets[i] = base
             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
-            if stop == E.STOP_CODE_NONE:
+            if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
             armed = False  # an armed check is used up only by a check that ran the timeouts
             lim = now + EPS
@@ -750,17 +827,17 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
                 while ti < nthr and thr[ti] <= lim:
                     ti += 1
                 armed = True
+            extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
         if changed:
             k = 0
-            for i in range(nact):
+            for i in range(nact):  # branch-free: ends are hard to predict
                 s = act[i]
-                if sl[S_STATE, s] == ST_ACTIVE:
-                    act[k] = s
-                    tact[k] = tact[i]
-                    k += 1
+                act[k] = s
+                tact[k] = tact[i]
+                k += sl[s, S_STATE] == ST_ACTIVE
             for s in range(first_new, nstarted):
                 act[k] = s
-                tact[k] = sl[S_BASE, s]
+                tact[k] = sl[s, S_BASE]
                 k += 1
             nact = k
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
@@ -769,25 +846,15 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
                                           sl, slf, agrid)
             nrun += nstarted - before
             for s in range(before, nstarted):
-                ctx_off += sl[S_PROMPT, s] - steps
+                ctx_off += sl[s, S_PROMPT] - steps
                 act[nact] = s
-                tact[nact] = sl[S_BASE, s]
+                tact[nact] = sl[s, S_BASE]
                 nact += 1
-    if stop == E.STOP_CODE_NONE:
+    if stop == E.STOP_CODE_NONE:  # (then no slot is active)
         stop = E.STOP_CODE_ALL_DONE
-    else:
-        for s in range(nslots):
-            if sl[S_STATE, s] == ST_ACTIVE:
-                sl[S_STATE, s] = ST_DONE
-                sl[S_G, s] = steps - sl[S_G0, s]
-                slf[SF_END, s] = now
-                sl[S_ENDR, s] = E.END_QUESTION_STOP
-    for s in range(nslots):  # leave the value counts zeroed for the next question
-        v = sl[S_VALID, s]
-        if v != VNONE:
-            vcnt[v] = 0
-    answer = _vote(nslots, sl, pi, pf, cand_v, vacc, vpos, srw)
-    return answer, now, stop
+    answer, started, stopped, tokens = _finish_vote(nslots, steps, now, sl, slf, vcnt, pi, pf,
+                                                    cand_v, vacc, vpos, srw)
+    return answer, now, stop, started, stopped, tokens
 
 
 # --------------------------------------------------------------------------- a competition
@@ -795,16 +862,18 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, samp: np.ndarray, a
 
 @njit(**_HELPER)
 def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: np.ndarray,
-                 dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
+                 dncode: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
                  prob: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
-                 budget_s: float, ws: tuple, out_i: np.ndarray, out_t: np.ndarray,  # type: ignore[type-arg]
-                 detail: bool, det_i: np.ndarray, det_f: np.ndarray) -> tuple[int, float, bool, bool]:
+                 budget_s: float, ws: tuple, out_i: np.ndarray,  # type: ignore[type-arg]
+                 out_t: np.ndarray, detail: bool, det_i: np.ndarray,
+                 det_f: np.ndarray) -> tuple[int, float, bool, bool]:
     """replay_competition over problems `order` with per-question draws (rows of `samp`).
     Returns (score, total_time_s, overtime, ok); ok is False when a served problem has no
     recorded sample (the reference raises) or a replay stopped making progress (STOP_CODE_STUCK,
     a bug). Per-question results go to out_i / out_t."""
     sl = ws[0]
     slf = ws[1]
+    sstat = ws[20]
     nq = order.shape[0]
     n_levels = pi[E.P_N_LEVELS]
     reeval_after = pi[E.P_REEVAL_AFTER]
@@ -857,40 +926,32 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
             uk = 0  # used_code % code_n
             for i in range(nslots):
                 if pi[lv_off + kinds_off + i] == E.KIND_COT:
-                    sl[S_ROW, i] = cot_pool[q, uc]
+                    row = cot_pool[q, uc]
                     uc += 1
                     if uc == cot_n:
                         uc = 0
                 else:
-                    sl[S_ROW, i] = code_pool[q, uk]
+                    row = code_pool[q, uk]
                     uk += 1
                     if uk == code_n:
                         uk = 0
-            answer, qtime, stop = _replay_question(
-                nslots, lv, cutoff_s - clock, samp, ans_i, ans_exec_s, pi, pf, prof, ws
+                _fresh_slot(i, row, sl, slf, sstat)
+            answer, qtime, stop, started, stopped, tokens = _replay_question(
+                nslots, lv, cutoff_s - clock, ans_i, ans_exec_s, pi, pf, prof, ws
             )
             if stop == E.STOP_CODE_STUCK:
                 return score, 0.0, False, False
             time_s = qtime + overhead
             clock += time_s
-            started = 0
-            stopped = 0
-            tokens = 0
-            for s in range(nslots):
-                endr = sl[S_ENDR, s]
-                if endr != E.END_QUEUED:
-                    started += 1
-                if endr == E.END_SAMPLE_STOP or endr == E.END_QUESTION_STOP:
-                    stopped += 1
-                tokens += sl[S_G, s]
-                if detail:
-                    det_i[q, s, D_ROW] = sl[S_ROW, s]
-                    det_i[q, s, D_TOKENS] = sl[S_G, s]
-                    det_i[q, s, D_END] = endr
-                    det_i[q, s, D_BOXED] = sl[S_LB, s]
-                    det_i[q, s, D_CODE] = sl[S_LC, s]
-                    det_f[q, s, SF_START] = slf[SF_START, s]
-                    det_f[q, s, SF_END] = slf[SF_END, s]
+            if detail:
+                for s in range(nslots):
+                    det_i[q, s, D_ROW] = sl[s, S_ROW]
+                    det_i[q, s, D_TOKENS] = sl[s, S_G]
+                    det_i[q, s, D_END] = sl[s, S_ENDR]
+                    det_i[q, s, D_BOXED] = sl[s, S_LB]
+                    det_i[q, s, D_CODE] = sl[s, S_LC]
+                    det_f[q, s, SF_START] = slf[s, SF_START]
+                    det_f[q, s, SF_END] = slf[s, SF_END]
             out_i[q, O_STOP] = stop
             out_i[q, O_STARTED] = started
             out_i[q, O_STOPPED] = stopped
@@ -906,18 +967,33 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
 
 
 @njit(cache=True)
-def _workspace(pi: np.ndarray, max_answers: int, value_span: int,
-               ans_i: np.ndarray) -> tuple:  # type: ignore[type-arg]
+def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndarray,
+               samp: np.ndarray) -> tuple:  # type: ignore[type-arg]
     """Scratch of one question replay sized for the policy and the store, plus the per-call
     tables: sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets,
     thr, cand_v, vacc, vpos, agrid (check-grid point of every answer), srw (small-or-round flag
-    of every value, −1 last)."""
+    of every value, −1 last), sstat (per sample row, the fields a slot takes from its
+    sample) and wfree (when each code worker frees up). vcnt has a spare last entry (index VNONE), so it can be zeroed unconditionally."""
     ms = pi[E.P_MAX_SLOTS]
     n_pend = ms * max_answers
     every = pi[E.P_EVERY]
     agrid = np.empty(ans_i.shape[0], np.int64)
     for j in range(ans_i.shape[0]):
         agrid[j] = _grid(ans_i[j, E.AN_TOK], every)
+    max_tokens = pi[E.P_MAX_TOKENS]
+    # per sample row (one cache line): kind, cap, ends-as-length, first answer, answers, prompt
+    # tokens, grace tokens
+    sstat = np.zeros((samp.shape[0], 8), np.int64)
+    for row in range(samp.shape[0]):
+        ntok = samp[row, E.SA_NTOK]
+        kind = samp[row, E.SA_KIND]
+        sstat[row, 0] = kind
+        sstat[row, 1] = min(ntok, max_tokens)
+        sstat[row, 2] = 1 if (ntok > max_tokens or samp[row, E.SA_LENGTH] == 1) else 0
+        sstat[row, 3] = samp[row, E.SA_ANS0]
+        sstat[row, 4] = samp[row, E.SA_NANS]
+        sstat[row, 5] = samp[row, E.SA_PROMPT]
+        sstat[row, 6] = pi[E.P_RULE_COT + kind * E.RS_STRIDE + E.RS_GRACE]
     srw = np.zeros(value_span + 1, np.int64)
     has_small = pi[E.P_VOTE_HAS_SMALL] != 0
     small_max = pi[E.P_VOTE_SMALL_MAX]
@@ -927,25 +1003,40 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int,
         if (has_small and v <= small_max) or (rm != 0 and v % rm == 0):
             srw[idx] = 1
     return (
-        np.zeros((N_S, ms), np.int64), np.zeros((N_SF, ms), np.float64),
+        np.zeros((ms, N_S), np.int64), np.zeros((ms, N_SF), np.float64),
         np.zeros((ms, max_answers), np.int64), np.zeros(n_pend, np.float64),
         np.zeros(n_pend, np.int64), np.zeros(n_pend, np.int64), np.zeros(ms, np.int64),
-        np.zeros(N_QI, np.int64), np.zeros(ms, np.int64), np.zeros(value_span, np.int64),
+        np.zeros(N_QI, np.int64), np.zeros(ms, np.int64), np.zeros(value_span + 1, np.int64),
         np.zeros(value_span, np.int64), np.zeros(ms, np.int64), np.zeros(ms, np.int64),
         np.zeros(ms, np.int64), np.zeros(2 + pi[E.P_MAX_EARLY], np.float64),
         np.zeros(2 * ms, np.int64), np.zeros(value_span + 1, np.float64),
-        np.zeros(value_span + 1, np.int64), agrid, srw,
+        np.zeros(value_span + 1, np.int64), agrid, srw, sstat, np.zeros(n_pend, np.float64),
     )
 
 
 @njit(**_HELPER)
-def _permute(bitgen, n: int, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-    """out[:n] = Generator.permutation(n), drawing exactly what numpy draws (Fisher-Yates with
-    random_interval, as numpy's shuffle of a 1-d array) without allocating."""
-    for i in range(n):
-        out[i] = i
+def _interval(bitgen, max_val: int) -> int:  # type: ignore[no-untyped-def]
+    """numpy's random_interval(bitgen, max_val) for 0 < max_val < 2**32: a masked uint32 draw,
+    redrawn until it is at most max_val (same draws, same result)."""
+    mask = max_val
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    while True:
+        v = np.int64(next_uint32(bitgen)) & mask
+        if v <= max_val:
+            return v
+
+
+@njit(**_HELPER)
+def _shuffle(bitgen, out: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Shuffle out[:n] in place exactly as numpy's Generator.shuffle of a 1-d array does
+    (Fisher-Yates from the end with random_interval), so Generator.permutation(n) equals
+    shuffling 0..n-1, and shuffling mapped values equals mapping the permutation."""
     for i in range(n - 1, 0, -1):
-        j = np.int64(random_interval(bitgen, i))
+        j = _interval(bitgen, i)
         if j != i:
             tmp = out[i]
             out[i] = out[j]
@@ -956,64 +1047,56 @@ def _permute(bitgen, n: int, out: np.ndarray) -> None:  # type: ignore[no-untype
 
 
 @njit(cache=True)
-def run_competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: np.ndarray,
-                    dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray,
-                    ans_exec_s: np.ndarray, prob: np.ndarray, pi: np.ndarray, pf: np.ndarray,
-                    prof: np.ndarray, budget_s: float, max_answers: int, value_span: int,
-                    out_i: np.ndarray, out_t: np.ndarray, det_i: np.ndarray,
-                    det_f: np.ndarray) -> tuple[int, float, bool, bool]:
-    """One competition with given order and draws; fills out_i/out_t and the per-slot details.
-    Returns (score, total_time_s, overtime, ok)."""
-    ws = _workspace(pi, max_answers, value_span, ans_i)
-    return _competition(order, dcot, dncot, dcode, dncode, samp, ans_i, ans_exec_s, prob, pi, pf,
-                        prof, budget_s, ws, out_i, out_t, True, det_i, det_f)
+def run(rng: np.random.Generator, replicates: int, draw: bool, subset: np.ndarray,
+        order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: np.ndarray,
+        dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
+        prob: np.ndarray, pool: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
+        budget_s: float, max_answers: int, value_span: int, scores: np.ndarray,
+        totals: np.ndarray, overtime: np.ndarray, out_i: np.ndarray, out_t: np.ndarray,
+        detail: bool, det_i: np.ndarray, det_f: np.ndarray) -> bool:
+    """The one entry point (one compiled body, so the first call compiles once).
 
-
-@njit(cache=True)
-def run_bootstrap(rng: np.random.Generator, replicates: int, nq: int, subset: np.ndarray,
-                  samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray, prob: np.ndarray,
-                  pool: np.ndarray, max_pool: int, pi: np.ndarray, pf: np.ndarray,
-                  prof: np.ndarray, budget_s: float, max_answers: int, value_span: int,
-                  scores: np.ndarray, totals: np.ndarray, overtime: np.ndarray) -> bool:
-    """bootstrap_competitions: per replicate, the reference's draws from `rng` (a question order
-    over `subset` — a permutation, or `integers` with replacement when nq differs — then per
-    served problem a permutation of its CoT and of its code samples), then the competition.
-    Returns False when a served problem has no recorded sample (the reference raises)."""
-    ws = _workspace(pi, max_answers, value_span, ans_i)
+    With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
+    per replicate the reference's draws from `rng` (a question order over `subset` — a
+    permutation, or `integers` with replacement when len(order) differs — then per served
+    problem a shuffle of its CoT and of its code samples; order and dcot/dncot/dcode/dncode are
+    scratch). Without `draw`, one competition over the given order and draws (rows of `samp` per
+    question and kind; `rng` unused). Per replicate, score / total time / overtime go to
+    scores / totals / overtime; per question of the last one, results go to out_i / out_t (and
+    the per-slot details to det_i / det_f with `detail`). Returns False when a served problem
+    has no recorded sample (the reference raises) or a replay stopped making progress (a bug).
+    """
+    ws = _workspace(pi, max_answers, value_span, ans_i, samp)
     bitgen = rng.bit_generator
+    nq = order.shape[0]
     n_sub = subset.shape[0]
     idx = np.zeros(max(nq, n_sub), np.int64)
-    perm = np.zeros(max_pool, np.int64)
-    order = np.zeros(nq, np.int64)
-    dcot = np.zeros((nq, max_pool), np.int64)
-    dcode = np.zeros((nq, max_pool), np.int64)
-    dncot = np.zeros(nq, np.int64)
-    dncode = np.zeros(nq, np.int64)
-    out_i = np.zeros((nq, N_OUT), np.int64)
-    out_t = np.zeros(nq, np.float64)
-    det_i = np.zeros((1, 1, N_DET), np.int64)
-    det_f = np.zeros((1, 1, N_SF), np.float64)
     for r in range(replicates):
-        if nq == n_sub:
-            _permute(bitgen, n_sub, idx)
-        else:
-            idx[:nq] = rng.integers(0, n_sub, size=nq)
-        for q in range(nq):
-            p = subset[idx[q]]
-            order[q] = p
-            n = prob[p, E.PR_NCOT]
-            _permute(bitgen, n, perm)
-            for i in range(n):
-                dcot[q, i] = pool[prob[p, E.PR_COT0] + perm[i]]
-            dncot[q] = n
-            n = prob[p, E.PR_NCODE]
-            _permute(bitgen, n, perm)
-            for i in range(n):
-                dcode[q, i] = pool[prob[p, E.PR_CODE0] + perm[i]]
-            dncode[q] = n
+        if draw:
+            if nq == n_sub:
+                for i in range(n_sub):
+                    idx[i] = i
+                _shuffle(bitgen, idx, n_sub)
+            else:
+                idx[:nq] = rng.integers(0, n_sub, size=nq)
+            for q in range(nq):
+                p = subset[idx[q]]
+                order[q] = p
+                n = prob[p, E.PR_NCOT]
+                c0 = prob[p, E.PR_COT0]
+                for i in range(n):
+                    dcot[q, i] = pool[c0 + i]
+                _shuffle(bitgen, dcot[q], n)
+                dncot[q] = n
+                n = prob[p, E.PR_NCODE]
+                c0 = prob[p, E.PR_CODE0]
+                for i in range(n):
+                    dcode[q, i] = pool[c0 + i]
+                _shuffle(bitgen, dcode[q], n)
+                dncode[q] = n
         score, total, over, ok = _competition(
-            order, dcot, dncot, dcode, dncode, samp, ans_i, ans_exec_s, prob, pi, pf, prof,
-            budget_s, ws, out_i, out_t, False, det_i, det_f,
+            order, dcot, dncot, dcode, dncode, ans_i, ans_exec_s, prob, pi, pf, prof,
+            budget_s, ws, out_i, out_t, detail, det_i, det_f,
         )
         if not ok:
             return False

@@ -69,7 +69,9 @@ class HardwareProfile:
     wait in a queue and start when a slot frees); `question_overhead_s` is paid once per question.
     `code_overlap`: "parallel" = generated code runs on the CPU while the batch keeps decoding at
     full speed, only the sample's code answer waits for the execution; "serial" = execution stalls
-    the whole batch (its wall time is added to the question clock).
+    the whole batch (its wall time is added to the question clock). `code_workers` (parallel
+    only): code runs execute at most that many at a time, first dispatched first served (the live
+    solver's sandbox pool); None = no limit.
     Instances are immutable and safe to share between threads and simulations.
     """
 
@@ -84,6 +86,7 @@ class HardwareProfile:
     code_overlap: CodeOverlap = "parallel"
     question_overhead_s: float = 0.0
     description: str = ""
+    code_workers: int | None = None
     calibration: tuple[CalibrationPoint, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -113,6 +116,8 @@ class HardwareProfile:
         out["startup_s"] = self.startup_s
         out["max_batch"] = self.max_batch
         out["code_overlap"] = self.code_overlap
+        if self.code_workers is not None:
+            out["code_workers"] = self.code_workers
         out["question_overhead_s"] = self.question_overhead_s
         prov: dict[str, Any] = {
             "source": self.provenance.source,
@@ -176,6 +181,9 @@ def _check_profile(p: HardwareProfile) -> list[tuple[str, str]]:
     if p.code_overlap not in CODE_OVERLAPS:
         errs.append(("code_overlap",
                      f"must be one of {list(CODE_OVERLAPS)}, got {p.code_overlap!r}"))
+    if p.code_workers is not None and (not isinstance(p.code_workers, int)
+                                       or isinstance(p.code_workers, bool) or p.code_workers < 1):
+        errs.append(("code_workers", f"must be an integer >= 1 or absent, got {p.code_workers!r}"))
     if not isinstance(p.provenance, Provenance):
         errs.append(("provenance", "must be a Provenance"))
     for i, pt in enumerate(p.calibration):
@@ -213,7 +221,7 @@ def _round_sig(x: float, digits: int) -> float:
 
 _TOP_KEYS = {
     "name", "description", "decode", "prefill_s_per_token", "startup_s", "max_batch",
-    "code_overlap", "question_overhead_s", "provenance", "calibration",
+    "code_overlap", "code_workers", "question_overhead_s", "provenance", "calibration",
 }
 _REQUIRED_TOP = ("name", "decode", "prefill_s_per_token", "startup_s", "max_batch", "provenance")
 _DECODE_KEYS = ("a", "beta", "gamma")
@@ -320,6 +328,8 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
         startup_s=_num(top["startup_s"], source, "startup_s"),
         max_batch=_int(top["max_batch"], source, "max_batch"),
         code_overlap=code_overlap,
+        code_workers=(None if top.get("code_workers") is None
+                      else _int(top["code_workers"], source, "code_workers")),
         question_overhead_s=_num(top.get("question_overhead_s", 0.0), source,
                                  "question_overhead_s"),
         provenance=prov,

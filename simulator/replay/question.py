@@ -8,7 +8,8 @@ Semantics (the contract the live solver and the fast path follow):
   ends; a check detects the recorded answers whose token is at or before it, dispatches the
   latest newly closed code block, then runs sample stop, question stop and timeouts in that
   order; checks where nothing can change are skipped, since they would decide nothing;
-- a code result arrives `exec_ms` after dispatch (profile `code_overlap: parallel`) and is seen
+- a code result arrives `exec_ms` after dispatch (profile `code_overlap: parallel`; with
+  `code_workers` it first waits for a free worker, first dispatched first served) and is seen
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
   waits for it;
 - a question ends when a stop rule fires, or when every sample has ended and no code is pending;
@@ -110,6 +111,8 @@ def replay_question(
     rules = {"cot": policy.sample_stop.cot, "code": policy.sample_stop.code}
     slots = [_Slot(i, s, cap, rules[s.kind]) for i, s in enumerate(samples)]
     serial_code = profile.code_overlap == "serial"
+    # parallel code with a pool: when each worker frees up (runs start first dispatched, first served)
+    workers_free = [0.0] * profile.code_workers if profile.code_workers else None
     tracker = QuestionTracker([s.kind for s in slots], policy.question_stop.valid)
     now = 0.0
     stop_reason: str | None = None
@@ -166,6 +169,10 @@ def replay_question(
             if serial_code:
                 now += exec_s
                 tracker.add_answer(s.index, newest_code)
+            elif workers_free is not None:
+                w = min(range(len(workers_free)), key=workers_free.__getitem__)
+                workers_free[w] = max(now, workers_free[w]) + exec_s
+                s.pending.append((workers_free[w], newest_code))
             else:
                 s.pending.append((now + exec_s, newest_code))
         absorb_ready_code(s)

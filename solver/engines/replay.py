@@ -62,6 +62,8 @@ class TimeModel(Protocol):
     @property
     def code_overlap(self) -> str: ...
     @property
+    def code_workers(self) -> int | None: ...
+    @property
     def question_overhead_s(self) -> float: ...
 
 
@@ -78,6 +80,7 @@ class PaceModel:
     code_overlap: Literal["parallel", "serial"] = "parallel"
     question_overhead_s: float = 0.0
     name: str = "pace-default"
+    code_workers: int | None = None
 
 
 def steps_duration(m: TimeModel, b: int, c0: float, n: int) -> float:
@@ -256,6 +259,11 @@ class PacedStream:
     @property
     def code_overlap(self) -> str:
         return self._model.code_overlap
+
+    @property
+    def code_workers(self) -> int | None:
+        """At most this many code runs at once (None: no limit); see `RecordedRunner`."""
+        return getattr(self._model, "code_workers", None)
 
     def recorded_code(self, code: str) -> RecordedCode | None:
         """The recorded result of a code block this stream emitted (None for unknown code)."""

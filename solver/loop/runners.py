@@ -125,7 +125,24 @@ UNKNOWN_CODE = CodeOutcome(CODE_FAILURE, False, 0.0, "no recorded result for thi
 class RecordedRunner:
     """Returns recorded results (`stream.recorded_code(code)`) after the recorded execution time,
     on the stream's virtual clock: `parallel` overlap asks the stream to wake at `now + exec`,
-    `serial` pauses the stream for `exec` and the result is ready at once."""
+    `serial` pauses the stream for `exec` and the result is ready at once. With
+    `stream.code_workers` = N, a run first waits for one of N workers (first submitted, first
+    served; a question's stream starts with every worker free), as on the live sandbox pool."""
+
+    def __init__(self) -> None:
+        self._stream: Any = None
+        self._free: list[float] = []  # when each worker of the current stream frees up
+
+    def _start_time(self, stream: Any, now: float, exec_s: float) -> float:
+        workers = getattr(stream, "code_workers", None)
+        if not workers:
+            return now
+        if stream is not self._stream:
+            self._stream, self._free = stream, [0.0] * workers
+        w = min(range(len(self._free)), key=self._free.__getitem__)
+        start = max(now, self._free[w])
+        self._free[w] = start + exec_s
+        return start
 
     def submit(self, code: str, *, sample: int, stream: Any) -> PendingRun:
         recorded = stream.recorded_code(code)
@@ -137,7 +154,7 @@ class RecordedRunner:
         if getattr(stream, "code_overlap", "parallel") == "serial":
             stream.pause(exec_s)
             return _TimedRun(outcome, stream.now())
-        ready_at = stream.now() + exec_s
+        ready_at = self._start_time(stream, stream.now(), exec_s) + exec_s
         stream.wake_at(ready_at)
         return _TimedRun(outcome, ready_at)
 

@@ -65,7 +65,8 @@ def assert_same(ref: CompetitionResult, fast: CompetitionResult) -> None:
     assert len(ref.questions) == len(fast.questions)
     for r, f in zip(ref.questions, fast.questions):
         where = f"question {r.order} ({r.problem_id})"
-        assert (f.problem_id, f.order, f.level, f.truth) == (r.problem_id, r.order, r.level, r.truth), where
+        assert (f.problem_id, f.order, f.level, f.truth) == (
+            r.problem_id, r.order, r.level, r.truth), where
         assert f.stop_reason == r.stop_reason, where
         assert f.answer == r.answer, where
         assert _close(f.time_s, r.time_s), (where, f.time_s, r.time_s)
@@ -274,6 +275,7 @@ def profiles(draw: st.DrawFn) -> HardwareProfile:
         startup_s=draw(st.sampled_from([0.0, 5.0, 60.0])), max_batch=draw(st.integers(1, 10)),
         provenance=PROV, code_overlap=draw(st.sampled_from(["parallel", "serial"])),
         question_overhead_s=draw(st.sampled_from([0.0, 0.0, 1.5])),
+        code_workers=draw(st.sampled_from([None, None, 1, 2, 4])),
     )
 
 
@@ -314,11 +316,13 @@ def test_rules_of_every_kind_on_one_question() -> None:
                     for i, n in enumerate(rng.integers(20, 400, size=9)))
     problems = [ProblemTrace("run", "q", 0, 7, samples)]
     base = load_policy("seed-2nd-place")
-    for overlap in ("parallel", "serial"):
+    for overlap, workers in (("parallel", None), ("serial", None), ("parallel", 1),
+                             ("parallel", 2)):
         for batch in (1, 3, 32):
             profile = HardwareProfile(
                 name="t", a=0.02, beta=3e-4, gamma=1e-7, prefill_s_per_token=1e-3,
                 startup_s=0.0, max_batch=batch, provenance=PROV, code_overlap=overlap,
+                code_workers=workers,
             )
             for every in (1, 20, 64):
                 policy = replace(base, check=Check(every_tokens=every))
@@ -369,6 +373,21 @@ def test_problem_without_samples_of_a_kind_falls_back_like_the_reference() -> No
     profile = replace(load_profile("l4x4-14b-w4kv8"), max_batch=4)
     run_both(problems, load_policy("seed-2nd-place"), profile)
     run_both(problems, load_policy("majority-n"), profile, draw_seed=1)
+
+
+def test_problem_without_samples_raises_like_the_reference() -> None:
+    problems = random_store(4, 2, 3, min_tokens=100, max_tokens=300)
+    problems.append(ProblemTrace("run", "empty", 2, 5, ()))
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy("fast-8")
+    with pytest.raises(ValueError, match="no recorded samples"):
+        replay_competition(problems, policy, profile)
+    sim = FastSimulator(problems, profile)
+    with pytest.raises(ValueError, match="no recorded samples"):
+        sim.competition(policy)
+    with pytest.raises(ValueError, match="no recorded samples"):
+        sim.bootstrap(policy, replicates=2, seed=0)
+    run_both(problems, policy, profile, order=[1, 0])  # the others still replay
 
 
 def test_bad_inputs_are_reported() -> None:

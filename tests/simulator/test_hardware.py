@@ -350,3 +350,21 @@ def test_calibrate_command_unknown_profile(capsys: pytest.CaptureFixture[str]) -
 def test_calibration_point_kinds() -> None:
     rate = CalibrationPoint("r", "rate", 15, 150, 1000, 30.0)
     assert predict_point(TRUE, rate) == pytest.approx(1 / TRUE.step_s(15, 15 * 1150))
+
+
+def test_code_workers_round_trips_and_bad_values_name_the_field(tmp_path) -> None:
+    import dataclasses
+
+    from simulator.hardware.profile import save_profile
+
+    base = load_profile("h200-olympiad-tiny-w4kv8")
+    assert base.code_workers == 4  # the live solver's sandbox pool on the GPU machine
+    unlimited = dataclasses.replace(base, name="unlimited", code_workers=None)
+    path = save_profile(unlimited, tmp_path / "unlimited.yaml")
+    assert "\ncode_workers:" not in path.read_text() and load_profile(path).code_workers is None
+    path = save_profile(base, tmp_path / f"{base.name}.yaml")
+    assert load_profile(path) == base
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("code_workers: 4", "code_workers: 0"))
+    with pytest.raises(InputError, match="code_workers"):
+        load_profile(bad)

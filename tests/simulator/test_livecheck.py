@@ -52,4 +52,4 @@ def test_committed_loop_report_is_what_the_bundled_data_gives(tmp_path: Path) ->
     assert fresh == (REPO / "docs/olympiad-loop/report-table.md").read_text()
     assert (tmp_path / "times.png").stat().st_size > 10_000
     rows = [r for r in fresh.splitlines() if r.startswith("| h200")]
-    assert len(rows) == 4 and all("| 49 |" in r or "| 25 |" in r for r in rows)
+    assert len(rows) == 6 and all("| 49 |" in r or "| 25 |" in r for r in rows)

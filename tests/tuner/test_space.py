@@ -52,11 +52,14 @@ def test_seed_is_enqueued_as_it_is() -> None:
     assert "sample_stop.cot.k_kth" not in params
 
 
-@pytest.mark.parametrize("sampler", ["random", "tpe"])
+@pytest.mark.parametrize("sampler", ["random", "tpe", "flat-tpe"])
 def test_every_suggested_point_builds_a_valid_policy(sampler: str) -> None:
+    from tuner.study import make_sampler
+
     space = default_space()
     samp = (optuna.samplers.RandomSampler(seed=3) if sampler == "random"
-            else optuna.samplers.TPESampler(seed=3, n_startup_trials=5))
+            else optuna.samplers.TPESampler(seed=3, n_startup_trials=5) if sampler == "tpe"
+            else make_sampler("tpe", 3, trials=50, space=space))
     study = optuna.create_study(sampler=samp)
     hashes = set()
 
