@@ -16,6 +16,7 @@ import numpy as np
 
 from simulator.fast import kernel
 from simulator.fast.encode import (
+    AN_TOK,
     END_NAMES,
     KIND_NAMES,
     PR_CODE0,
@@ -25,6 +26,8 @@ from simulator.fast.encode import (
     PF_STARTUP,
     SA_ID,
     SA_KIND,
+    SA_NTOK,
+    SA_PROMPT,
     VAL_NONE,
     EncodedPolicy,
     encode_policy,
@@ -137,6 +140,11 @@ class FastSimulator:
         self.profile = profile
         self._traces = encode_traces(self.problems)
         self._prof = encode_profile(profile)
+        tr = self._traces
+        if max(int(tr.samp[:, SA_NTOK].max(initial=0)), int(tr.samp[:, SA_PROMPT].max(initial=0)),
+               int(tr.ans_i[:, AN_TOK].max(initial=0))) >= kernel.TOKEN_LIMIT:
+            raise ValueError(f"fast path: token counts must be below {kernel.TOKEN_LIMIT} "
+                             "(its slot tables are int32); use simulator.replay")
 
     # ------------------------------------------------------------------ one competition
 

@@ -25,7 +25,11 @@ Speed notes (measured; see bench/bench_simulator.py): helpers never allocate and
 without numba's reference counting (`_nrt=False`: passing arrays then costs no atomic
 operations) and force-inlined (numba otherwise calls them through pointers, marshalling every
 array); per-slot state is one row per slot (`sl[slot, field]`), so a slot's fields share cache
-lines; one entry point means one compiled body (the first call compiles ~30 s, cached on disk).
+lines; the slot, sample and answer tables are int32 (see TOKEN_LIMIT), an answer's token, value,
+source and check-grid point share one row; indices that cannot be negative are unsigned (the
+uint32 scratch act / arrival / gp_s / gp_a, `np.uint32(...)` casts), so numba emits no
+negative-index wraparound for them (together ~10% on the seed preset); one entry point means
+one compiled body (the first call compiles ~30 s, cached on disk).
 Hard-to-predict scans (the next check, dropping ended slots) use selects instead of branches;
 slots that started together share one grid division; the consistency rules are skipped while
 no value is frequent enough, the timeouts while the clock is before the smallest one; a slot is
@@ -96,6 +100,13 @@ N_OUT = 8
 # per-slot details `det_i` (last axis); `det_f` uses SF_START, SF_END
 D_ROW, D_TOKENS, D_END, D_BOXED, D_CODE = range(5)
 N_DET = 5
+AN_GRID = 3  # the workspace's answer table: ans_i's columns (AN_*), then the check-grid point
+# The slot, sample and answer tables are int32 (half the cache lines). Token counts of the traces
+# are below TOKEN_LIMIT (api.py checks), so a slot's cap, steps and answer tokens fit; the policy's
+# grace tokens are stored clamped to TOKEN_LIMIT (a grace that large never ends a sample, like the
+# real one) and check-grid points to I32_MAX (they only enter min() with the cap).
+TOKEN_LIMIT = 1 << 30
+I32_MAX = (1 << 31) - 1
 
 
 # --------------------------------------------------------------------------- time model
@@ -194,7 +205,7 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
                 held = seen >= (pi[base + E.RS_K] if rule == E.STOP_KTH else 1)
             if held:
                 sl[s, S_HOLD] = reached
-                sl[s, S_HOLDT] = _grid(reached + sl[s, S_GRACE], every)
+                sl[s, S_HOLDT] = min(_grid(reached + sl[s, S_GRACE], every), I32_MAX)
     if pi[E.P_VALID_PREFER_CODE] != 0:
         value = sl[s, S_LC]
         if value == E.VAL_NONE:
@@ -208,17 +219,17 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
         sl[s, S_VALID] = new
         qi[QI_DIRTY] = 1
         if old != VNONE:
-            c = vcnt[old]
-            vcnt[old] = c - 1
+            c = vcnt[np.uint32(old)]  # (valid values are ≥ 0: unsigned, no wraparound)
+            vcnt[np.uint32(old)] = c - 1
             if c == qi[QI_MAXC]:
                 qi[QI_MAXC_STALE] = 1
         if new != VNONE:
-            c = vcnt[new] + 1
-            vcnt[new] = c
+            c = vcnt[np.uint32(new)] + 1
+            vcnt[np.uint32(new)] = c
             if c > qi[QI_MAXC]:
                 qi[QI_MAXC] = c
         if old == VNONE:
-            arrival[qi[QI_NARR]] = s
+            arrival[np.uint32(qi[QI_NARR])] = s
             qi[QI_NARR] += 1
         elif new == VNONE:
             narr = qi[QI_NARR]
@@ -273,8 +284,8 @@ def _detect(s: int, g: int, now: float, noticed: float, serial: bool, every: int
     nxt = sl[s, S_NEXT]
     newest = -1
     exec_s = 0.0
-    while nxt < na and ans_i[a0 + nxt, E.AN_TOK] <= g:
-        j = a0 + nxt
+    while nxt < na and ans_i[np.uint32(a0 + nxt), E.AN_TOK] <= g:
+        j = np.uint32(a0 + nxt)  # unsigned indices: no negative-index wraparound
         if ans_i[j, E.AN_CODE] == 1:
             newest = j
             exec_s = ans_exec_s[j]
@@ -325,7 +336,7 @@ def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray) -> int:
     nxt = sl[s, S_CAP]
     k = sl[s, S_NEXT]
     if k < sl[s, S_NANS]:
-        nxt = min(nxt, agrid[sl[s, S_A0] + k])
+        nxt = min(nxt, agrid[np.uint32(sl[s, S_A0] + k), AN_GRID])
     if sl[s, S_HOLD] >= 0:
         nxt = min(nxt, sl[s, S_HOLDT])
     return nxt
@@ -402,8 +413,8 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
         maxc = 0
         for s in range(nslots):
             v = sl[s, S_VALID]
-            if v != VNONE and vcnt[v] > maxc:
-                maxc = vcnt[v]
+            if v != VNONE and vcnt[np.uint32(v)] > maxc:
+                maxc = vcnt[np.uint32(v)]
         qi[QI_MAXC] = maxc
         qi[QI_MAXC_STALE] = 0
     result = E.STOP_CODE_NONE
@@ -505,7 +516,7 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
             v = code if which == 0 else boxed
             if v == E.VAL_NONE or (drop_neg and v < 0):
                 continue
-            idx = v if v >= 0 else span
+            idx = np.uint32(v if v >= 0 else span)
             w = pf[E.F_W_CODE] if sl[s, S_KIND] != E.KIND_COT else pf[E.F_W_COT]
             if srw[idx] != 0:
                 w *= sorw
@@ -532,7 +543,7 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
     have = False
     for i in range(nc):
         v = cand_v[i]
-        idx = v if v >= 0 else span
+        idx = np.uint32(v if v >= 0 else span)
         if vacc[idx] >= floor:
             if not have:
                 winner = v
@@ -557,7 +568,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     Returns (answer, time_s, stop code, slots started, slots stopped, tokens); per-slot state
     is left in `sl` / `slf`."""
     (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets, thr,
-     cand_v, vacc, vpos, agrid, srw, sstat, wfree) = ws
+     cand_v, vacc, vpos, ansx, srw, sstat, wfree) = ws
+    # ansx: the workspace's copy of ans_i (int32, plus each answer's grid point), read instead
     every = pi[E.P_EVERY]
     a = prof[E.PF_A]
     beta = prof[E.PF_BETA]
@@ -615,7 +627,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     npd = 0  # pending code results of ended slots
     stop = E.STOP_CODE_NONE
     steps = 0  # decode steps since the question started
-    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, agrid)
+    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx)
     nrun = nstarted  # active slots
     # act[:nact]: the active slots in slot order, tact[:nact] their S_BASE (between checks);
     # context tokens of the batch = ctx_off + nact * steps
@@ -643,7 +655,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 if sl[s, S_STATE] == ST_DONE and sl[s, S_PDN] > 0:
                     before = sl[s, S_PDN]
                     _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
-                            ans_i, pi)
+                            ansx, pi)
                     if sl[s, S_PDN] < before:
                         npd -= before - sl[s, S_PDN]
                         if stop == E.STOP_CODE_NONE:
@@ -664,7 +676,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             upto = max(now, noticed) + EPS
             for s in range(nslots):
                 _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
-                        ans_i, pi)
+                        ansx, pi)
             npd = qi[QI_NPEND]  # every slot has ended
             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
             if stop == E.STOP_CODE_NONE and now > tmin:
@@ -730,7 +742,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     if sl[s, S_STATE] == ST_DONE and sl[s, S_PDN] > 0:
                         before = sl[s, S_PDN]
                         _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi,
-                                vcnt, ans_i, pi)
+                                vcnt, ansx, pi)
                         if sl[s, S_PDN] < before:
                             npd -= before - sl[s, S_PDN]
                             if stop == E.STOP_CODE_NONE:
@@ -778,7 +790,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             # check(s, ended)
             ended = g >= sl[s, S_CAP]
             now = _detect(s, g, now, noticed, serial, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
-                          arrival, qi, vcnt, ans_i, ans_exec_s, pi, wfree, nworkers)
+                          arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree, nworkers)
             if ended:
                 sl[s, S_STATE] = ST_DONE
                 sl[s, S_G] = g
@@ -810,12 +822,12 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 changed = True
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
-                                              prefill, sl, slf, agrid)
+                                              prefill, sl, slf, ansx)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
                     ctx_off += sl[s2, S_PROMPT] - steps
             else:
-                base = g0 + _base_target(s, sl, agrid)
+                base = g0 + _base_target(s, sl, ansx)
                 sl[s, S_BASE] = base
                 tact[i] = base
             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
@@ -843,7 +855,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
             before = nstarted
             now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch, prefill,
-                                          sl, slf, agrid)
+                                          sl, slf, ansx)
             nrun += nstarted - before
             for s in range(before, nstarted):
                 ctx_off += sl[s, S_PROMPT] - steps
@@ -971,19 +983,24 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
                samp: np.ndarray) -> tuple:  # type: ignore[type-arg]
     """Scratch of one question replay sized for the policy and the store, plus the per-call
     tables: sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets,
-    thr, cand_v, vacc, vpos, agrid (check-grid point of every answer), srw (small-or-round flag
+    thr, cand_v, vacc, vpos, agrid (per answer: ans_i's columns, then AN_GRID, its check-grid
+    point; int32), srw (small-or-round flag
     of every value, −1 last), sstat (per sample row, the fields a slot takes from its
     sample) and wfree (when each code worker frees up). vcnt has a spare last entry (index VNONE), so it can be zeroed unconditionally."""
     ms = pi[E.P_MAX_SLOTS]
     n_pend = ms * max_answers
     every = pi[E.P_EVERY]
-    agrid = np.empty(ans_i.shape[0], np.int64)
+    # per answer, one row of int32: token, value, code flag (ans_i's columns), check-grid point
+    agrid = np.empty((ans_i.shape[0], 4), np.int32)
     for j in range(ans_i.shape[0]):
-        agrid[j] = _grid(ans_i[j, E.AN_TOK], every)
+        agrid[j, E.AN_TOK] = ans_i[j, E.AN_TOK]
+        agrid[j, E.AN_VAL] = ans_i[j, E.AN_VAL]
+        agrid[j, E.AN_CODE] = ans_i[j, E.AN_CODE]
+        agrid[j, AN_GRID] = min(_grid(ans_i[j, E.AN_TOK], every), I32_MAX)
     max_tokens = pi[E.P_MAX_TOKENS]
     # per sample row (one cache line): kind, cap, ends-as-length, first answer, answers, prompt
     # tokens, grace tokens
-    sstat = np.zeros((samp.shape[0], 8), np.int64)
+    sstat = np.zeros((samp.shape[0], 8), np.int32)
     for row in range(samp.shape[0]):
         ntok = samp[row, E.SA_NTOK]
         kind = samp[row, E.SA_KIND]
@@ -993,7 +1010,7 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         sstat[row, 3] = samp[row, E.SA_ANS0]
         sstat[row, 4] = samp[row, E.SA_NANS]
         sstat[row, 5] = samp[row, E.SA_PROMPT]
-        sstat[row, 6] = pi[E.P_RULE_COT + kind * E.RS_STRIDE + E.RS_GRACE]
+        sstat[row, 6] = min(pi[E.P_RULE_COT + kind * E.RS_STRIDE + E.RS_GRACE], TOKEN_LIMIT)
     srw = np.zeros(value_span + 1, np.int64)
     has_small = pi[E.P_VOTE_HAS_SMALL] != 0
     small_max = pi[E.P_VOTE_SMALL_MAX]
@@ -1003,11 +1020,11 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         if (has_small and v <= small_max) or (rm != 0 and v % rm == 0):
             srw[idx] = 1
     return (
-        np.zeros((ms, N_S), np.int64), np.zeros((ms, N_SF), np.float64),
+        np.zeros((ms, N_S), np.int32), np.zeros((ms, N_SF), np.float64),
         np.zeros((ms, max_answers), np.int64), np.zeros(n_pend, np.float64),
-        np.zeros(n_pend, np.int64), np.zeros(n_pend, np.int64), np.zeros(ms, np.int64),
-        np.zeros(N_QI, np.int64), np.zeros(ms, np.int64), np.zeros(value_span + 1, np.int64),
-        np.zeros(value_span, np.int64), np.zeros(ms, np.int64), np.zeros(ms, np.int64),
+        np.zeros(n_pend, np.uint32), np.zeros(n_pend, np.uint32), np.zeros(ms, np.uint32),
+        np.zeros(N_QI, np.int64), np.zeros(ms, np.uint32), np.zeros(value_span + 1, np.int64),
+        np.zeros(value_span, np.int64), np.zeros(ms, np.uint32), np.zeros(ms, np.int64),
         np.zeros(ms, np.int64), np.zeros(2 + pi[E.P_MAX_EARLY], np.float64),
         np.zeros(2 * ms, np.int64), np.zeros(value_span + 1, np.float64),
         np.zeros(value_span + 1, np.int64), agrid, srw, sstat, np.zeros(n_pend, np.float64),
