@@ -14,17 +14,7 @@ MINUTES=${MINUTES:-4}
 TOKENS=${TOKENS:-1536}
 log="$OUT/device.log"
 say() { echo "== $(date +%H:%M:%S) $*" | tee -a "$log"; }
-compact() {  # a small store's copy with 16 KiB blocks (default blocks dominate tiny files)
-  python3 - "$1" "$2" <<'EOF'
-import sys, duckdb
-src, dst = sys.argv[1:]
-con = duckdb.connect()
-con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
-con.execute(f"ATTACH '{dst}' AS dst (BLOCK_SIZE 16384)")
-con.execute("COPY FROM DATABASE src TO dst")
-con.close()
-EOF
-}
+compact() { python3 -m solver.store.compact "$1" "$2"; }  # 16 KiB blocks: small stores shrink 10-30x
 DEADLINE=${DEADLINE:-$(( $(date +%s) + 570 ))}  # epoch s: stages that can stop early stop by it
 left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }
 run() { say "$*"; "$@" 2>&1 | tee -a "$log" | grep -v '^\s*$' | tail -n 40; return "${PIPESTATUS[0]}"; }

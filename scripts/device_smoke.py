@@ -47,6 +47,7 @@ from recorder.record import prompt_specs, run_record
 from solver.engines.base import Chunk, PromptSpec, SamplingSettings
 from solver.engines.lmdeploy_engine import LmdeployEngine
 from solver.policy import load_policy, sample_kinds
+from solver.store.compact import compact_copy
 
 log = logging.getLogger("device_smoke")
 PROBLEMS = REPO / "data" / "problems" / "smoke.csv"
@@ -219,7 +220,7 @@ def record_check(
     run = list_runs(store)[0]
     stats = summary.stats.as_dict()
     compact = out / f"{name}-compact.duckdb"
-    compact_store(store, compact)
+    compact_copy(store, compact)
     return {
         "summary": summary.render(),
         "generation_overrides": dict(engine.generation_overrides),
@@ -241,21 +242,6 @@ def record_check(
             "quantization": run.quantization,
         },
     }
-
-
-def compact_store(src: Path, dst: Path) -> None:
-    """Copy a trace store into a fresh file with 16 KiB blocks: same tables and rows, a fraction of
-    the size for a small store (DuckDB's default 256 KiB blocks dominate tiny files)."""
-    import duckdb
-
-    dst.unlink(missing_ok=True)
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
-        con.execute(f"ATTACH '{dst}' AS dst (BLOCK_SIZE 16384)")
-        con.execute("COPY FROM DATABASE src TO dst")
-    finally:
-        con.close()
 
 
 async def solve_check(
@@ -338,7 +324,7 @@ def solve_cli_check(model_dir: str, out: Path, hardware: str | None) -> dict[str
         PROBLEMS, "seed-2nd-place", spec, record=store, budget_s=900.0, echo=lines.append
     )
     compact = out / "gpu-solve-compact.duckdb"
-    compact_store(store, compact)
+    compact_copy(store, compact)
     return {
         "lines": lines,
         "render": report.render(),

@@ -565,3 +565,30 @@ def test_killed_writer_resumes_without_duplicates(tmp_path: Path) -> None:
     traces = load_problem_traces(path)
     assert [t.problem_id for t in traces] == [f"q{k:03d}" for k in range(n)]
     assert list_runs(path)[0].status == "complete"
+
+
+def test_compact_copy_keeps_every_table_and_row(tmp_path: Path) -> None:
+    from solver.store.compact import compact_copy, main
+
+    src = Path(__file__).resolve().parents[2] / "data" / "traces" / "gpu-smoke.duckdb"
+    dst = tmp_path / "copy.duckdb"
+    dst.write_bytes(b"stale")  # replaced, not appended to
+    compact_copy(src, dst)
+    with duckdb.connect(str(src), read_only=True) as a, duckdb.connect(str(dst), read_only=True) as b:
+        tables = [t for (t,) in a.execute("SELECT table_name FROM information_schema.tables "
+                                          "ORDER BY 1").fetchall()]
+        assert tables == [t for (t,) in b.execute("SELECT table_name FROM "
+                                                  "information_schema.tables ORDER BY 1").fetchall()]
+        for t in tables:
+            assert a.execute(f"SELECT count(*) FROM {t}").fetchall() == \
+                b.execute(f"SELECT count(*) FROM {t}").fetchall(), t
+    def summary(path: Path, run: str) -> list:
+        return [(p.problem_id, [(s.sample, s.n_tokens, s.end_s, s.ans_token.tolist(),
+                                 s.ans_value.tolist()) for s in p.samples])
+                for p in load_problem_traces(path, run)]
+
+    for run in ("gpu-smoke", "gpu-smoke-fixed"):
+        assert summary(dst, run) == summary(src, run)
+    fresh = tmp_path / "fresh.duckdb"
+    assert main([str(dst), str(fresh)]) == 0 and fresh.exists()
+    assert main([str(dst)]) == 2
