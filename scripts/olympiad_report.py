@@ -23,13 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import duckdb  # noqa: E402
-
 from simulator.hardware import load_profile  # noqa: E402
 from simulator.livecheck import LiveCheck, live_check  # noqa: E402
 from simulator.replay import replay_competition  # noqa: E402
 from solver.policy import load_policy  # noqa: E402
-from solver.store import load_problem_traces  # noqa: E402
+from solver.store import load_problem_traces, read_connection  # noqa: E402
 
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
 LIVE = REPO / "data/traces/olympiad-live.duckdb"
@@ -42,21 +40,15 @@ NO_POOL = "h200-olympiad-tiny-w4kv8, code_workers unset"  # the model before the
 
 def live_runs(path: Path) -> dict[str, str]:
     """policy name -> live run id (kind solve)."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with read_connection(path) as con:
         rows = con.execute("SELECT run_id FROM runs WHERE kind = 'solve'").fetchall()
-    finally:
-        con.close()
     return {name: r for (r,) in rows for name in POLICIES if r.startswith(f"solve-{name}-")}
 
 
 def live_times(path: Path, run_id: str) -> dict[str, float]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with read_connection(path) as con:
         return dict(con.execute("SELECT problem_id, wall_s FROM questions_done WHERE run_id = ?",
                                 [run_id]).fetchall())
-    finally:
-        con.close()
 
 
 def seed_answers(path: Path) -> tuple[dict[str, int], float]:

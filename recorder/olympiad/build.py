@@ -13,7 +13,6 @@ import argparse
 import copy
 import itertools
 import json
-import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -30,9 +29,7 @@ from recorder.olympiad.train import (
     run,
     special_ids,
 )
-
-_BOXED = re.compile(r"\\boxed\{(\d+)\}")
-_CODE = re.compile(r"```python\n(.*?)```", re.S)
+from solver.extraction import box_value, boxed_contents, extract_code
 
 
 def load_fp16(model_dir: Path, device: str) -> Any:
@@ -79,9 +76,9 @@ def greedy_accuracy(model: Any, model_dir: Path, problems: list[Problem], device
                                        skip_special_tokens=True)
         right, has_code, lengths = 0, 0, []
         for p, text, row in zip(problems, completions, gen[:, enc["input_ids"].shape[1]:]):
-            box = _BOXED.search(text)
-            right += bool(box and int(box.group(1)) == p.answer)
-            has_code += bool(_CODE.search(text))
+            boxes = boxed_contents(text)  # the solver's exact (seed) extraction
+            right += bool(boxes and box_value(boxes[0]) == p.answer)
+            has_code += extract_code(text) is not None
             lengths.append(int((row != tok.pad_token_id).sum()))
         result[kind] = {"first_box_right": right / len(problems),
                         "code_block": has_code / len(problems),
