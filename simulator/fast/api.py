@@ -48,8 +48,8 @@ from solver.policy import Policy
 from solver.traces import ProblemTrace
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
-# the kernel's generator argument when it draws nothing (a single competition)
-_UNUSED_RNG = np.random.default_rng(0)
+# the kernel's random state when it draws nothing (a single competition)
+_UNUSED_RS = kernel.pcg64_state(np.random.default_rng(0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +168,7 @@ class FastSimulator:
                 Default: recorded order.
             budget_s: the whole budget (overtime when exceeded).
         """
-        enc = encode_policy(policy)
+        enc = _encoded(policy)
         tr = self._traces
         order_arr = (np.arange(len(self.problems), dtype=np.int64) if order is None
                      else np.asarray(order, dtype=np.int64).reshape(-1))
@@ -197,7 +197,7 @@ class FastSimulator:
         totals = np.zeros(1, np.float64)
         overtime = np.zeros(1, np.bool_)
         ok = kernel.run(
-            _UNUSED_RNG, 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
+            _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
             True, det_i, det_f,
@@ -287,15 +287,17 @@ class FastSimulator:
         nq = int(subset.size) if n_questions is None else int(n_questions)
         if nq < 0:
             raise ValueError("n_questions must be ≥ 0")
-        enc = encode_policy(policy)
+        enc = _encoded(policy)
         tr = self._traces
         scores = np.zeros(replicates, np.int64)
         totals = np.zeros(replicates, np.float64)
         overtime = np.zeros(replicates, np.bool_)
-        rng = np.random.default_rng(seed)  # consumed exactly as bootstrap_competitions does
+        # numpy's PCG64 for the seed, stepped in the kernel: the same draws as
+        # bootstrap_competitions makes from np.random.default_rng(seed)
+        rs = kernel.pcg64_state(np.random.default_rng(seed))
         width = tr.max_pool
         ok = kernel.run(
-            rng, int(replicates), True, subset, np.zeros(nq, np.int64),
+            rs, int(replicates), True, subset, np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64), tr.samp, tr.ans_i,
             tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof, float(budget_s),
@@ -367,6 +369,17 @@ def summarize_arrays(scores: np.ndarray, totals: np.ndarray, overtime: np.ndarra
         scores=tuple(int(x) for x in s),
         times_s=tuple(float(x) for x in t),
     )
+
+
+def _encoded(policy: Policy) -> EncodedPolicy:
+    """The policy's arrays, refused when a level has more slots than the kernel's bit set."""
+    enc = encode_policy(policy)
+    if enc.max_slots > kernel.MAX_SLOTS:
+        raise ValueError(
+            f"schedule.levels: the fast path runs at most {kernel.MAX_SLOTS} samples a question "
+            f"(this policy has {enc.max_slots}); use simulator.replay for it"
+        )
+    return enc
 
 
 def _draw_width(spec: DrawSpec) -> int:

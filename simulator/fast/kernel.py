@@ -21,19 +21,27 @@ Contract: `run` is the entry point (`api.py` calls it); everything else is a hel
 into it. All functions are pure in their inputs except for the output and scratch arrays they
 are handed (and the random generator `run` advances).
 
-Speed notes (measured; see bench/bench_simulator.py): helpers never allocate and are compiled
-without numba's reference counting (`_nrt=False`: passing arrays then costs no atomic
-operations) and force-inlined (numba otherwise calls them through pointers, marshalling every
-array); per-slot state is one row per slot (`sl[slot, field]`), so a slot's fields share cache
-lines; the slot, sample and answer tables are int32 (see TOKEN_LIMIT), an answer's token, value,
-source and check-grid point share one row; indices that cannot be negative are unsigned (the
-uint32 scratch act / arrival / gp_s / gp_a, `np.uint32(...)` casts), so numba emits no
-negative-index wraparound for them (together ~10% on the seed preset); one entry point means
-one compiled body (the first call compiles ~30 s, cached on disk).
-Hard-to-predict scans (the next check, dropping ended slots) use selects instead of branches;
-slots that started together share one grid division; the consistency rules are skipped while
-no value is frequent enough, the timeouts while the clock is before the smallest one; a slot is
-made fresh in the pass that draws it, and one pass ends a question (vote, counts, zeroing).
+Speed notes (measured with bench/bench_simulator.py, and by instruction and branch-miss counts
+under valgrind, which unlike wall time on a shared machine are exact): helpers never allocate
+and are compiled without numba's reference counting (`_nrt=False`: passing arrays then costs no
+atomic operations) and force-inlined (numba otherwise calls them through pointers, marshalling
+every array); per-slot state is one row per slot (`sl[slot, field]`), so a slot's fields share
+cache lines; the slot, sample and answer tables are int32 (see TOKEN_LIMIT), an answer's token,
+value, source and check-grid point share one row; indices that cannot be negative are unsigned
+(the uint32 scratch arrival / gp_s / gp_a, `np.uint32(...)` casts), so numba emits no
+negative-index wraparound for them; one entry point means one compiled body (the first call
+compiles ~30 s, cached on disk).
+The active slots are a uint64 bit set walked in slot order with trailing-zero counts: the next
+check collects the due slots as a bit set in the same pass that finds it, so a check visits only
+those and no list of active slots is kept or compacted (this alone removed ~8% of the
+instructions; hence at most MAX_SLOTS slots a question). The consistency rules' verdict for
+(#valid answers, largest count of one value) is a table (`_verdicts`), so only `last_k` windows
+are counted per check. The bootstrap's random numbers are numpy's PCG64 stepped in the kernel
+(one 128-bit multiply, no call into numpy per draw); the time thresholds end in a +inf sentinel.
+Hard-to-predict scans use selects instead of branches; slots that started together share one
+grid division; the consistency rules are skipped while no value is frequent enough, the
+timeouts while the clock is before the smallest one; a slot is made fresh in the pass that draws
+it, and one pass ends a question (vote, counts, zeroing).
 """
 
 from __future__ import annotations
@@ -41,8 +49,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
-from numba.np.random.generator_core import next_uint32
+from llvmlite import ir
+from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from simulator.fast import encode as E
 
@@ -107,6 +117,9 @@ AN_GRID = 3  # the workspace's answer table: ans_i's columns (AN_*), then the ch
 # real one) and check-grid points to I32_MAX (they only enter min() with the cap).
 TOKEN_LIMIT = 1 << 30
 I32_MAX = (1 << 31) - 1
+MAX_SLOTS = 64  # the active slots are one uint64 bit set (api.py checks)
+ZERO = np.uint64(0)
+ONE = np.uint64(1)
 
 
 # --------------------------------------------------------------------------- time model
@@ -402,10 +415,12 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
 
 @njit(**_HELPER)
 def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
-            vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray) -> int:
+            vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
+            qtab: np.ndarray) -> int:
     """consistency_stop on the tracker's valid answers (cached until a valid answer changes).
-    Rules without last_k (or with last_k ≥ #valid) need only the largest count of one value;
-    `last_k` windows are counted in `wcnt`, a zeroed scratch left zeroed."""
+    Rules without last_k (or with last_k ≥ #valid) need only the largest count of one value, so
+    their verdict for (#valid, largest count) is read from `qtab` (`_verdicts`); only a `last_k`
+    window counts values, in `wcnt`, a zeroed scratch left zeroed."""
     if qi[QI_DIRTY] == 0:
         return qi[QI_QCACHE]
     n = qi[QI_NARR]
@@ -417,49 +432,80 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
                 maxc = vcnt[np.uint32(v)]
         qi[QI_MAXC] = maxc
         qi[QI_MAXC_STALE] = 0
-    result = E.STOP_CODE_NONE
-    built = False
-    off = pi[E.P_OFF_RULES]
-    for r in range(pi[E.P_N_RULES]):
-        base = off + r * E.RULE_STRIDE
-        min_equal = pi[base]
-        max_answers = pi[base + 1]
-        last_k = pi[base + 2]
-        if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
-            continue
-        if qi[QI_MAXC] < min_equal:  # no value (nor any window of values) is frequent enough
-            continue
-        if last_k < 0 or last_k >= n:
-            best = qi[QI_MAXC]
-        else:
-            if not built:  # valid answers in the question's order
-                if pi[E.P_Q_ORDER] == E.ORDER_INDEX:
-                    k = 0
-                    for s in range(nslots):
-                        v = sl[s, S_VALID]
-                        if v != VNONE:
-                            vals[k] = v
-                            k += 1
-                else:
-                    for i in range(n):
-                        vals[i] = sl[arrival[i], S_VALID]
-                built = True
-            best = 0
-            for i in range(n - last_k, n):
-                c = wcnt[vals[i]] + 1
-                wcnt[vals[i]] = c
-                if c > best:
-                    best = c
-            for i in range(n - last_k, n):
-                wcnt[vals[i]] = 0
-        if best >= min_equal:
-            result = E.RULE_BASE + r + 1
-            break
+    result = qtab[np.uint32(n), np.uint32(qi[QI_MAXC])]
+    if result < 0:  # a last_k window decides, from rule −result − 1 on
+        result = E.STOP_CODE_NONE
+        built = False
+        off = pi[E.P_OFF_RULES]
+        for r in range(-qtab[np.uint32(n), np.uint32(qi[QI_MAXC])] - 1, pi[E.P_N_RULES]):
+            base = off + r * E.RULE_STRIDE
+            min_equal = pi[base]
+            max_answers = pi[base + 1]
+            last_k = pi[base + 2]
+            if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+                continue
+            if qi[QI_MAXC] < min_equal:
+                continue
+            if last_k < 0 or last_k >= n:
+                best = qi[QI_MAXC]
+            else:
+                if not built:  # valid answers in the question's order
+                    if pi[E.P_Q_ORDER] == E.ORDER_INDEX:
+                        k = 0
+                        for s in range(nslots):
+                            v = sl[s, S_VALID]
+                            if v != VNONE:
+                                vals[k] = v
+                                k += 1
+                    else:
+                        for i in range(n):
+                            vals[i] = sl[arrival[i], S_VALID]
+                    built = True
+                best = 0
+                for i in range(n - last_k, n):
+                    c = wcnt[vals[i]] + 1
+                    wcnt[vals[i]] = c
+                    if c > best:
+                        best = c
+                for i in range(n - last_k, n):
+                    wcnt[vals[i]] = 0
+            if best >= min_equal:
+                result = E.RULE_BASE + r + 1
+                break
     if result == E.STOP_CODE_NONE and n >= min_answers:
         result = E.STOP_CODE_MIN_ANSWERS
     qi[QI_QCACHE] = result
     qi[QI_DIRTY] = 0
     return result
+
+
+@njit(cache=True)
+def _verdicts(pi: np.ndarray) -> np.ndarray:
+    """qtab[n, m]: the consistency rules' verdict with n valid answers whose most frequent value
+    occurs m times — a stop code, STOP_CODE_NONE, or −(r + 1) when rule r is the first that
+    could hold and needs its last_k window counted (then the rules from r on decide)."""
+    ms = pi[E.P_MAX_SLOTS]
+    qtab = np.zeros((ms + 1, ms + 1), np.int64)
+    off = pi[E.P_OFF_RULES]
+    for n in range(ms + 1):
+        for m in range(ms + 1):
+            result = E.STOP_CODE_NONE
+            for r in range(pi[E.P_N_RULES]):
+                base = off + r * E.RULE_STRIDE
+                min_equal = pi[base]
+                max_answers = pi[base + 1]
+                last_k = pi[base + 2]
+                if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+                    continue
+                if m < min_equal:
+                    continue
+                if last_k < 0 or last_k >= n:
+                    result = E.RULE_BASE + r + 1
+                else:
+                    result = -(r + 1)
+                break
+            qtab[n, m] = result
+    return qtab
 
 
 @njit(**_HELPER)
@@ -567,8 +613,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     """replay_question for the fresh slots sl[:nslots] (`_fresh_slot`) at 0-based level `lv`.
     Returns (answer, time_s, stop code, slots started, slots stopped, tokens); per-slot state
     is left in `sl` / `slf`."""
-    (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets, thr,
-     cand_v, vacc, vpos, ansx, srw, sstat, wfree) = ws
+    (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, tact, targets, thr,
+     cand_v, vacc, vpos, ansx, srw, sstat, wfree, qtab) = ws
     # ansx: the workspace's copy of ans_i (int32, plus each answer's grid point), read instead
     every = pi[E.P_EVERY]
     a = prof[E.PF_A]
@@ -619,6 +665,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         thr[i] = x
         nthr += 1
 
+    thr[nthr] = math.inf  # sentinel: the scans below stop there
     now = 0.0
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
     armed = False  # a time threshold passed: the next check of any sample must run
@@ -629,12 +676,12 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     steps = 0  # decode steps since the question started
     now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx)
     nrun = nstarted  # active slots
-    # act[:nact]: the active slots in slot order, tact[:nact] their S_BASE (between checks);
-    # context tokens of the batch = ctx_off + nact * steps
-    nact = nstarted
+    # bit s of `active`: slot s is active (iterated in slot order); tact[s]: its S_BASE between
+    # checks; context tokens of the batch = ctx_off + nrun * steps
+    active = np.uint64(0)
     ctx_off = 0
     for s in range(nstarted):
-        act[s] = s
+        active |= ONE << np.uint64(s)
         tact[s] = sl[s, S_BASE]
         ctx_off += sl[s, S_PROMPT]
     # A question whose samples all produced nothing still takes its prefill time.
@@ -645,8 +692,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             return 0, now, E.STOP_CODE_STUCK, 0, 0, 0
         # events inside a jump of the clock (a prefill, a serial code run) are noticed now
         lim = now + EPS
-        if ti < nthr and thr[ti] <= lim:
-            while ti < nthr and thr[ti] <= lim:
+        if thr[ti] <= lim:
+            while thr[ti] <= lim:
                 ti += 1
             armed = True
         if npd > 0:  # absorb_ended_code()
@@ -660,11 +707,11 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                         npd -= before - sl[s, S_PDN]
                         if stop == E.STOP_CODE_NONE:
                             stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                           wcnt, pi)
+                                           wcnt, pi, qtab)
                         armed = True
             if stop != E.STOP_CODE_NONE:
                 break
-        if nact == 0:
+        if nrun == 0:
             if qi[QI_NPEND] == 0:
                 break
             # only code runs remain: wait for the next result, then apply it
@@ -678,7 +725,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
                         ansx, pi)
             npd = qi[QI_NPEND]  # every slot has ended
-            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
+            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
             if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
             continue
@@ -687,23 +734,29 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         # or a code result of the slot is ready, which bring its check to the next grid point
         slow = armed or _any_ready(horizon, qi, gp_t, gp_s, sl)
         low = BIG
-        first = 0  # act[first:last + 1] holds every slot due at the next check
-        last = 0
+        due = ZERO  # the slots due at the next check (at `low`)
         if not slow:
-            for i in range(nact):  # branch-free (selects)
-                t = tact[i]
+            m = active
+            while m != ZERO:  # branch-free body (selects)
+                bit = m & (~m + ONE)
+                s = np.uint32(trailing_zeros(m))
+                m &= m - ONE
+                t = tact[s]
                 lt = t < low
-                first = i if lt else first
-                last = i if t <= low else last
+                due = (ZERO if lt else due) | (bit if t <= low else ZERO)
                 low = t if lt else low
             slow = low < steps  # never: S_BASE >= steps (kept for the reference's clamp)
         if slow:
             low = BIG
+            due = ZERO
             cg0 = -1  # the grid point is the same for slots that started together: one division
             ct2 = 0
-            for i in range(nact):
-                s = act[i]
-                t = tact[i]
+            m = active
+            while m != ZERO:
+                bit = m & (~m + ONE)
+                s = np.uint32(trailing_zeros(m))
+                m &= m - ONE
+                t = tact[s]
                 if armed or slf[s, SF_PMIN] <= horizon:
                     g0 = sl[s, S_G0]
                     if g0 != cg0:
@@ -711,30 +764,29 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                         ct2 = g0 + _grid(steps - g0 + 1, every)
                     t = min(t, ct2)
                 t = max(t, steps)
-                targets[i] = t
+                targets[s] = t
                 lt = t < low
-                first = i if lt else first
-                last = i if t <= low else last
+                due = (ZERO if lt else due) | (bit if t <= low else ZERO)
                 low = t if lt else low
         n_steps = low - steps
         # thresholds are sorted and the horizon never goes back: thr[tj] is the next one
-        while tj < nthr and thr[tj] <= horizon:
+        while thr[tj] <= horizon:
             tj += 1
-        t_event = thr[tj] if tj < nthr else math.inf
+        t_event = thr[tj]  # (+inf: the sentinel)
         for i in range(qi[QI_NPEND]):
             if gp_t[i] > horizon and gp_t[i] < t_event:
                 t_event = gp_t[i]
-        cf = float(ctx_off + nact * steps)
-        dt = _steps_duration(a, beta, gamma, nact, cf, n_steps)
+        cf = float(ctx_off + nrun * steps)
+        dt = _steps_duration(a, beta, gamma, nrun, cf, n_steps)
         if now + dt > t_event + EPS:
-            k = min(_steps_within(a, beta, gamma, nact, cf, t_event - now), n_steps)
-            now += _steps_duration(a, beta, gamma, nact, cf, k)
+            k = min(_steps_within(a, beta, gamma, nrun, cf, t_event - now), n_steps)
+            now += _steps_duration(a, beta, gamma, nrun, cf, k)
             steps += k
             # the clock stays on the step boundary; the event is seen at the next check after it
             noticed = t_event
-            if tj < nthr and thr[tj] == t_event:  # the only threshold that can equal t_event
+            if thr[tj] == t_event:  # the only threshold that can equal t_event
                 armed = True
-                while ti < nthr and thr[ti] <= t_event:
+                while thr[ti] <= t_event:
                     ti += 1
             if npd > 0:  # absorb_ended_code()
                 upto = max(now, noticed) + EPS
@@ -747,21 +799,19 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                             npd -= before - sl[s, S_PDN]
                             if stop == E.STOP_CODE_NONE:
                                 stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                               wcnt, pi)
+                                               wcnt, pi, qtab)
                             armed = True
             if stop != E.STOP_CODE_NONE:
                 now = t_event
             continue
         now += dt
         steps += n_steps
-        first_new = nstarted
-        changed = False
         # The reference looks for thresholds crossed by clock jumps (prefill, serial code) before
         # each slot of this loop; the clock moves only in checks, so looking once here and
         # after each check sees the same crossings in the same order.
         lim = now + EPS
-        if ti < nthr and thr[ti] <= lim:
-            while ti < nthr and thr[ti] <= lim:
+        if thr[ti] <= lim:
+            while thr[ti] <= lim:
                 ti += 1
             armed = True
         # extra: some slot off its target may still be due (armed, or a code result ready)
@@ -769,17 +819,21 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         tt = targets if slow else tact  # next checks, in question steps
         cg0 = -1  # (steps - g0) % every, cached per start step g0 (slots start together)
         crem = 0
-        for i in range(0 if extra else first, nact):
-            if stop != E.STOP_CODE_NONE or (i > last and not extra):
+        # the slots active now, in slot order (slots started during the loop wait for the next
+        # check); without `extra` only the due ones
+        rest = active
+        while stop == E.STOP_CODE_NONE:
+            cand = rest if extra else rest & due
+            if cand == ZERO:
                 break
-            if steps != tt[i] and not extra:
-                continue
-            s = act[i]
+            bit = cand & (~cand + ONE)
+            s = np.uint32(trailing_zeros(cand))
+            rest &= ~((bit << ONE) - ONE)
             if sl[s, S_STATE] != ST_ACTIVE:
                 continue
             g0 = sl[s, S_G0]
             g = steps - g0
-            if steps != tt[i]:
+            if steps != tt[s]:
                 if not (armed or slf[s, SF_PMIN] <= lim):
                     continue
                 if g0 != cg0:
@@ -793,65 +847,55 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                           arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree, nworkers)
             if ended:
                 sl[s, S_STATE] = ST_DONE
+                active &= ~bit
                 sl[s, S_G] = g
                 slf[s, SF_END] = now
                 nrun -= 1
                 npd += sl[s, S_PDN]
                 ctx_off -= sl[s, S_PROMPT] - g0
-                changed = True
                 if sl[s, S_ENDLEN] != 0:
                     sl[s, S_ENDR] = E.END_LENGTH
                 else:
                     sl[s, S_ENDR] = E.END_FINISHED
-                    stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
+                    stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
                 lim = now + EPS
-                if ti < nthr and thr[ti] <= lim:
-                    while ti < nthr and thr[ti] <= lim:
+                if thr[ti] <= lim:
+                    while thr[ti] <= lim:
                         ti += 1
                     armed = True
                 extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
                 continue
             if sl[s, S_HOLD] >= 0 and g >= sl[s, S_HOLD] + sl[s, S_GRACE]:
                 sl[s, S_STATE] = ST_DONE
+                active &= ~bit
                 sl[s, S_G] = g
                 slf[s, SF_END] = now
                 sl[s, S_ENDR] = E.END_SAMPLE_STOP
                 nrun -= 1
                 npd += sl[s, S_PDN]
                 ctx_off -= sl[s, S_PROMPT] - g0
-                changed = True
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
                                               prefill, sl, slf, ansx)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
                     ctx_off += sl[s2, S_PROMPT] - steps
+                    active |= ONE << np.uint64(s2)
+                    tact[s2] = sl[s2, S_BASE]
             else:
                 base = g0 + _base_target(s, sl, ansx)
                 sl[s, S_BASE] = base
-                tact[i] = base
-            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi)
+                tact[s] = base
+            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
             if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
             armed = False  # an armed check is used up only by a check that ran the timeouts
             lim = now + EPS
-            if ti < nthr and thr[ti] <= lim:
-                while ti < nthr and thr[ti] <= lim:
+            if thr[ti] <= lim:
+                while thr[ti] <= lim:
                     ti += 1
                 armed = True
             extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
-        if changed:
-            k = 0
-            for i in range(nact):  # branch-free: ends are hard to predict
-                s = act[i]
-                act[k] = s
-                tact[k] = tact[i]
-                k += sl[s, S_STATE] == ST_ACTIVE
-            for s in range(first_new, nstarted):
-                act[k] = s
-                tact[k] = sl[s, S_BASE]
-                k += 1
-            nact = k
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
             before = nstarted
             now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch, prefill,
@@ -859,9 +903,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             nrun += nstarted - before
             for s in range(before, nstarted):
                 ctx_off += sl[s, S_PROMPT] - steps
-                act[nact] = s
-                tact[nact] = sl[s, S_BASE]
-                nact += 1
+                active |= ONE << np.uint64(s)
+                tact[s] = sl[s, S_BASE]
     if stop == E.STOP_CODE_NONE:  # (then no slot is active)
         stop = E.STOP_CODE_ALL_DONE
     answer, started, stopped, tokens = _finish_vote(nslots, steps, now, sl, slf, vcnt, pi, pf,
@@ -885,7 +928,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
     a bug). Per-question results go to out_i / out_t."""
     sl = ws[0]
     slf = ws[1]
-    sstat = ws[20]
+    sstat = ws[19]
     nq = order.shape[0]
     n_levels = pi[E.P_N_LEVELS]
     reeval_after = pi[E.P_REEVAL_AFTER]
@@ -982,11 +1025,13 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
 def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndarray,
                samp: np.ndarray) -> tuple:  # type: ignore[type-arg]
     """Scratch of one question replay sized for the policy and the store, plus the per-call
-    tables: sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, act, tact, targets,
-    thr, cand_v, vacc, vpos, agrid (per answer: ans_i's columns, then AN_GRID, its check-grid
-    point; int32), srw (small-or-round flag
-    of every value, −1 last), sstat (per sample row, the fields a slot takes from its
-    sample) and wfree (when each code worker frees up). vcnt has a spare last entry (index VNONE), so it can be zeroed unconditionally."""
+    tables: sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, tact, targets (per
+    slot: its next check), thr (the time thresholds, +inf after the last), cand_v, vacc, vpos,
+    agrid (per answer: ans_i's columns, then AN_GRID, its check-grid point; int32), srw
+    (small-or-round flag of every value, −1 last), sstat (per sample row, the fields a slot
+    takes from its sample), wfree (when each code worker frees up) and qtab (`_verdicts`).
+    vcnt has a spare last entry (index VNONE), so it can be zeroed unconditionally; the
+    value-indexed tables are int32 / uint8 to stay in the first-level cache."""
     ms = pi[E.P_MAX_SLOTS]
     n_pend = ms * max_answers
     every = pi[E.P_EVERY]
@@ -1011,7 +1056,7 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         sstat[row, 4] = samp[row, E.SA_NANS]
         sstat[row, 5] = samp[row, E.SA_PROMPT]
         sstat[row, 6] = min(pi[E.P_RULE_COT + kind * E.RS_STRIDE + E.RS_GRACE], TOKEN_LIMIT)
-    srw = np.zeros(value_span + 1, np.int64)
+    srw = np.zeros(value_span + 1, np.uint8)
     has_small = pi[E.P_VOTE_HAS_SMALL] != 0
     small_max = pi[E.P_VOTE_SMALL_MAX]
     rm = pi[E.P_VOTE_ROUND]
@@ -1023,37 +1068,116 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         np.zeros((ms, N_S), np.int32), np.zeros((ms, N_SF), np.float64),
         np.zeros((ms, max_answers), np.int64), np.zeros(n_pend, np.float64),
         np.zeros(n_pend, np.uint32), np.zeros(n_pend, np.uint32), np.zeros(ms, np.uint32),
-        np.zeros(N_QI, np.int64), np.zeros(ms, np.uint32), np.zeros(value_span + 1, np.int64),
-        np.zeros(value_span, np.int64), np.zeros(ms, np.uint32), np.zeros(ms, np.int64),
-        np.zeros(ms, np.int64), np.zeros(2 + pi[E.P_MAX_EARLY], np.float64),
-        np.zeros(2 * ms, np.int64), np.zeros(value_span + 1, np.float64),
-        np.zeros(value_span + 1, np.int64), agrid, srw, sstat, np.zeros(n_pend, np.float64),
+        np.zeros(N_QI, np.int64), np.zeros(ms, np.uint32), np.zeros(value_span + 1, np.int32),
+        np.zeros(value_span, np.int32), np.zeros(ms, np.int64), np.zeros(ms, np.int64),
+        np.zeros(3 + pi[E.P_MAX_EARLY], np.float64), np.zeros(2 * ms, np.int64),
+        np.zeros(value_span + 1, np.float64), np.zeros(value_span + 1, np.int32), agrid, srw,
+        sstat, np.zeros(n_pend, np.float64), _verdicts(pi),
     )
 
 
+# numpy's PCG64 (XSL-RR 128/64) as numpy steps it; state in a uint64 array `rs`
+RS_HI, RS_LO, RS_INC_HI, RS_INC_LO, RS_HAS32, RS_U32 = range(6)
+_PCG_MULT = (2549297995355413924 << 64) | 4865540595714422341
+
+
+def pcg64_state(rng: np.random.Generator) -> np.ndarray:
+    """The state of `rng` (a PCG64 Generator, as np.random.default_rng makes) as the kernel's
+    `rs` array; the kernel then draws exactly the numbers `rng` would."""
+    st = rng.bit_generator.state
+    if st["bit_generator"] != "PCG64":
+        raise ValueError(f"the fast path draws as PCG64, not {st['bit_generator']}")
+    m64 = (1 << 64) - 1
+    state, inc = st["state"]["state"], st["state"]["inc"]
+    return np.array([state >> 64, state & m64, inc >> 64, inc & m64, st["has_uint32"],
+                     st["uinteger"]], np.uint64)
+
+
+@intrinsic
+def _pcg_step(typingctx, s_hi, s_lo, i_hi, i_lo):  # type: ignore[no-untyped-def]
+    """(state * multiplier + inc) mod 2**128 on (high, low) uint64 halves, as one i128 op."""
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64, types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        i128, i64 = ir.IntType(128), ir.IntType(64)
+        c64 = ir.Constant(i128, 64)
+
+        def join(hi, lo):  # type: ignore[no-untyped-def]
+            return builder.or_(builder.shl(builder.zext(hi, i128), c64), builder.zext(lo, i128))
+
+        new = builder.add(builder.mul(join(args[0], args[1]), ir.Constant(i128, _PCG_MULT)),
+                          join(args[2], args[3]))
+        hi = builder.trunc(builder.lshr(new, c64), i64)
+        lo = builder.trunc(new, i64)
+        return context.make_tuple(builder, signature.return_type, [hi, lo])
+
+    return sig, codegen
+
+
 @njit(**_HELPER)
-def _interval(bitgen, max_val: int) -> int:  # type: ignore[no-untyped-def]
-    """numpy's random_interval(bitgen, max_val) for 0 < max_val < 2**32: a masked uint32 draw,
-    redrawn until it is at most max_val (same draws, same result)."""
+def _next_uint32(rs: np.ndarray) -> np.uint64:
+    """numpy's pcg64_next32: half of a 64-bit output, the other half buffered."""
+    if rs[RS_HAS32] != 0:
+        rs[RS_HAS32] = 0
+        return rs[RS_U32]
+    hi, lo = _pcg_step(rs[RS_HI], rs[RS_LO], rs[RS_INC_HI], rs[RS_INC_LO])
+    rs[RS_HI] = hi
+    rs[RS_LO] = lo
+    x = hi ^ lo
+    rot = hi >> np.uint64(58)
+    out = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+    rs[RS_HAS32] = 1
+    rs[RS_U32] = out >> np.uint64(32)
+    return out & np.uint64(0xFFFFFFFF)
+
+
+@njit(**_HELPER)
+def _mask_of(max_val: int) -> int:
+    """The smallest all-ones bit mask ≥ max_val (numpy's random_interval)."""
     mask = max_val
     mask |= mask >> 1
     mask |= mask >> 2
     mask |= mask >> 4
     mask |= mask >> 8
     mask |= mask >> 16
+    return mask
+
+
+@njit(**_HELPER)
+def _interval(rs: np.ndarray, max_val: int, mask: int) -> int:
+    """numpy's random_interval(bitgen, max_val) for 0 < max_val < 2**32 with its mask
+    (`_mask_of`): a masked uint32 draw, redrawn until it is at most max_val."""
     while True:
-        v = np.int64(next_uint32(bitgen)) & mask
+        v = np.int64(_next_uint32(rs)) & mask
         if v <= max_val:
             return v
 
 
 @njit(**_HELPER)
-def _shuffle(bitgen, out: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
+def _bounded(rs: np.ndarray, rng: int) -> int:
+    """numpy's integers(0, rng + 1) for one int64 with 0 < rng < 2**32 − 1: Lemire's method on
+    uint32 draws (buffered_bounded_lemire_uint32, same draws, same result)."""
+    rng_excl = np.uint64(rng + 1)
+    m = _next_uint32(rs) * rng_excl
+    leftover = m & np.uint64(0xFFFFFFFF)
+    if leftover < rng_excl:
+        threshold = (np.uint64(0xFFFFFFFF) - np.uint64(rng)) % rng_excl
+        while leftover < threshold:
+            m = _next_uint32(rs) * rng_excl
+            leftover = m & np.uint64(0xFFFFFFFF)
+    return np.int64(m >> np.uint64(32))
+
+
+@njit(**_HELPER)
+def _shuffle(rs: np.ndarray, out: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
     """Shuffle out[:n] in place exactly as numpy's Generator.shuffle of a 1-d array does
     (Fisher-Yates from the end with random_interval), so Generator.permutation(n) equals
     shuffling 0..n-1, and shuffling mapped values equals mapping the permutation."""
+    mask = _mask_of(n - 1)
     for i in range(n - 1, 0, -1):
-        j = _interval(bitgen, i)
+        if i <= mask >> 1:  # i fell below a power of two (one at a time)
+            mask >>= 1
+        j = _interval(rs, i, mask)
         if j != i:
             tmp = out[i]
             out[i] = out[j]
@@ -1064,7 +1188,7 @@ def _shuffle(bitgen, out: np.ndarray, n: int) -> None:  # type: ignore[no-untype
 
 
 @njit(cache=True)
-def run(rng: np.random.Generator, replicates: int, draw: bool, subset: np.ndarray,
+def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: np.ndarray,
         dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
         prob: np.ndarray, pool: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
@@ -1074,17 +1198,17 @@ def run(rng: np.random.Generator, replicates: int, draw: bool, subset: np.ndarra
     """The one entry point (one compiled body, so the first call compiles once).
 
     With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
-    per replicate the reference's draws from `rng` (a question order over `subset` — a
+    per replicate the reference's draws from the PCG64 state `rs` (`pcg64_state`, advanced in
+    place; a question order over `subset` — a
     permutation, or `integers` with replacement when len(order) differs — then per served
     problem a shuffle of its CoT and of its code samples; order and dcot/dncot/dcode/dncode are
     scratch). Without `draw`, one competition over the given order and draws (rows of `samp` per
-    question and kind; `rng` unused). Per replicate, score / total time / overtime go to
+    question and kind; `rs` unused). Per replicate, score / total time / overtime go to
     scores / totals / overtime; per question of the last one, results go to out_i / out_t (and
     the per-slot details to det_i / det_f with `detail`). Returns False when a served problem
     has no recorded sample (the reference raises) or a replay stopped making progress (a bug).
     """
     ws = _workspace(pi, max_answers, value_span, ans_i, samp)
-    bitgen = rng.bit_generator
     nq = order.shape[0]
     n_sub = subset.shape[0]
     idx = np.zeros(max(nq, n_sub), np.int64)
@@ -1093,9 +1217,10 @@ def run(rng: np.random.Generator, replicates: int, draw: bool, subset: np.ndarra
             if nq == n_sub:
                 for i in range(n_sub):
                     idx[i] = i
-                _shuffle(bitgen, idx, n_sub)
+                _shuffle(rs, idx, n_sub)
             else:
-                idx[:nq] = rng.integers(0, n_sub, size=nq)
+                for q in range(nq):
+                    idx[q] = 0 if n_sub == 1 else _bounded(rs, n_sub - 1)
             for q in range(nq):
                 p = subset[idx[q]]
                 order[q] = p
@@ -1103,13 +1228,13 @@ def run(rng: np.random.Generator, replicates: int, draw: bool, subset: np.ndarra
                 c0 = prob[p, E.PR_COT0]
                 for i in range(n):
                     dcot[q, i] = pool[c0 + i]
-                _shuffle(bitgen, dcot[q], n)
+                _shuffle(rs, dcot[q], n)
                 dncot[q] = n
                 n = prob[p, E.PR_NCODE]
                 c0 = prob[p, E.PR_CODE0]
                 for i in range(n):
                     dcode[q, i] = pool[c0 + i]
-                _shuffle(bitgen, dcode[q], n)
+                _shuffle(rs, dcode[q], n)
                 dncode[q] = n
         score, total, over, ok = _competition(
             order, dcot, dncot, dcode, dncode, ans_i, ans_exec_s, prob, pi, pf, prof,

@@ -403,3 +403,34 @@ def test_bad_inputs_are_reported() -> None:
     other = random_store(3, 1, 2)
     with pytest.raises(ValueError, match="not in this simulator"):
         sim.competition(policy, order=[0], draws=[recorded_draw(other[0])])
+
+
+def one_level_policy(base: Policy, samples: int, min_answers: int) -> Policy:
+    """`base` held at one speed level of `samples` samples."""
+    level = replace(base.schedule.level(base.schedule.start_level), samples=samples,
+                    min_answers=min_answers)
+    return replace(base, schedule=replace(base.schedule, levels=(level,), start_level=1,
+                                          thresholds_s=()))
+
+
+@pytest.mark.parametrize("samples", [63, 64])
+def test_widest_slot_sets_match_reference(samples: int) -> None:
+    """The kernel keeps the active slots as one 64-bit set: its top bits (slots 32…63) take
+    part, in slot order, like the rest; batches smaller than the slots start them in waves."""
+    problems = random_store(21, 3, 40, min_tokens=200, max_tokens=3000)
+    base = load_policy("majority-n")
+    policy = one_level_policy(base, samples, min_answers=samples)
+    for batch in (64, 20):
+        profile = replace(load_profile("l4x4-14b-w4kv8"), max_batch=batch)
+        ref = run_both(problems, policy, profile, draw_seed=3)
+        assert max(len(q.samples) for q in ref.questions) == samples
+
+
+def test_more_slots_than_the_bit_set_are_refused() -> None:
+    problems = random_store(22, 1, 4, min_tokens=50, max_tokens=200)
+    sim = FastSimulator(problems, load_profile("l4x4-14b-w4kv8"))
+    policy = one_level_policy(load_policy("majority-n"), 65, min_answers=1)
+    with pytest.raises(ValueError, match="at most 64 samples"):
+        sim.bootstrap(policy, replicates=1, seed=0)
+    with pytest.raises(ValueError, match="at most 64 samples"):
+        sim.competition(policy)
