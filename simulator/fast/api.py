@@ -133,6 +133,8 @@ class FastSimulator:
     `competition` / `bootstrap` with as many policies as needed; policies are encoded once each
     (cached). Instances are not mutated after construction, so one can serve many threads.
     The first call in a fresh environment compiles the kernel (numba, cached on disk).
+    Limits (a clear ValueError otherwise; `simulator.replay` has neither): token counts below
+    2**30 and at most 64 samples a question (the kernel's active slots are one 64-bit set).
     """
 
     def __init__(self, problems: Sequence[ProblemTrace], profile: HardwareProfile) -> None:
