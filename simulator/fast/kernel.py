@@ -414,6 +414,25 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
 # --------------------------------------------------------------------------- question decisions
 
 
+RULE_OFF, RULE_ON_COUNT, RULE_WINDOW = 0, 1, 2
+
+
+@njit(**_HELPER)
+def _rule_applies(pi: np.ndarray, r: int, n: int, m: int) -> int:
+    """Consistency rule r with n valid answers, the most frequent value m times: RULE_OFF (it
+    cannot hold), RULE_ON_COUNT (it holds: no window, or a window over all n answers) or
+    RULE_WINDOW (its last_k window has to be counted)."""
+    base = pi[E.P_OFF_RULES] + r * E.RULE_STRIDE
+    min_equal = pi[base]
+    max_answers = pi[base + 1]
+    last_k = pi[base + 2]
+    if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+        return RULE_OFF
+    if m < min_equal:  # no value (nor any window of values) is frequent enough
+        return RULE_OFF
+    return RULE_ON_COUNT if last_k < 0 or last_k >= n else RULE_WINDOW
+
+
 @njit(**_HELPER)
 def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
             vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
@@ -439,15 +458,12 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
         built = False
         off = pi[E.P_OFF_RULES]
         for r in range(-qtab[np.uint32(n), np.uint32(qi[QI_MAXC])] - 1, pi[E.P_N_RULES]):
-            base = off + r * E.RULE_STRIDE
-            min_equal = pi[base]
-            max_answers = pi[base + 1]
-            last_k = pi[base + 2]
-            if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+            applies = _rule_applies(pi, r, n, qi[QI_MAXC])
+            if applies == RULE_OFF:
                 continue
-            if qi[QI_MAXC] < min_equal:
-                continue
-            if last_k < 0 or last_k >= n:
+            min_equal = pi[off + r * E.RULE_STRIDE]
+            last_k = pi[off + r * E.RULE_STRIDE + 2]
+            if applies == RULE_ON_COUNT:
                 best = qi[QI_MAXC]
             else:
                 if not built:  # valid answers in the question's order
@@ -487,23 +503,14 @@ def _verdicts(pi: np.ndarray) -> np.ndarray:
     could hold and needs its last_k window counted (then the rules from r on decide)."""
     ms = pi[E.P_MAX_SLOTS]
     qtab = np.zeros((ms + 1, ms + 1), np.int64)
-    off = pi[E.P_OFF_RULES]
     for n in range(ms + 1):
         for m in range(ms + 1):
             result = E.STOP_CODE_NONE
             for r in range(pi[E.P_N_RULES]):
-                base = off + r * E.RULE_STRIDE
-                min_equal = pi[base]
-                max_answers = pi[base + 1]
-                last_k = pi[base + 2]
-                if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+                applies = _rule_applies(pi, r, n, m)
+                if applies == RULE_OFF:
                     continue
-                if m < min_equal:
-                    continue
-                if last_k < 0 or last_k >= n:
-                    result = E.RULE_BASE + r + 1
-                else:
-                    result = -(r + 1)
+                result = E.RULE_BASE + r + 1 if applies == RULE_ON_COUNT else -(r + 1)
                 break
             qtab[n, m] = result
     return qtab
