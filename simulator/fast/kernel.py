@@ -1189,6 +1189,16 @@ def _shuffle(rs: np.ndarray, out: np.ndarray, n: int) -> None:  # type: ignore[n
             out[j] = tmp
 
 
+@njit(**_HELPER)
+def _draw_pool(rs: np.ndarray, pool: np.ndarray, c0: int, n: int, out: np.ndarray) -> int:
+    """One kind's samples of a problem (pool[c0:c0 + n]) in a shuffled order in out[:n], as
+    the reference draws them (SampleDraw); returns n."""
+    for i in range(n):
+        out[i] = pool[c0 + i]
+    _shuffle(rs, out, n)
+    return n
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -1229,18 +1239,9 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
             for q in range(nq):
                 p = subset[idx[q]]
                 order[q] = p
-                n = prob[p, E.PR_NCOT]
-                c0 = prob[p, E.PR_COT0]
-                for i in range(n):
-                    dcot[q, i] = pool[c0 + i]
-                _shuffle(rs, dcot[q], n)
-                dncot[q] = n
-                n = prob[p, E.PR_NCODE]
-                c0 = prob[p, E.PR_CODE0]
-                for i in range(n):
-                    dcode[q, i] = pool[c0 + i]
-                _shuffle(rs, dcode[q], n)
-                dncode[q] = n
+                dncot[q] = _draw_pool(rs, pool, prob[p, E.PR_COT0], prob[p, E.PR_NCOT], dcot[q])
+                dncode[q] = _draw_pool(rs, pool, prob[p, E.PR_CODE0], prob[p, E.PR_NCODE],
+                                       dcode[q])
         score, total, over, ok = _competition(
             order, dcot, dncot, dcode, dncode, ans_i, ans_exec_s, prob, pi, pf, prof,
             budget_s, ws, out_i, out_t, detail, det_i, det_f,
