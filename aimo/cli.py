@@ -1,19 +1,84 @@
-"""`aimo` subcommands. Each command imports its implementation lazily so start-up stays fast and
-`aimo --help` works without the GPU extra."""
+"""aimo: record olympiad-math model generations once, then replay, tune and compare inference
+policies offline, and run the chosen policy live. Start with `aimo demo`; every command has
+--help. Defaults can come from AIMO_* environment variables (docs/cli.md)."""
 
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
 
+from aimo.settings import ENV
 from solver.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
+# stay quick and need none of the optional extras (tune, dashboard, gpu).
+app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 DEFAULT_DEMO_STORE = Path("out/demo-synthetic.duckdb")
+
+
+class Sampler(str, Enum):
+    """Optuna samplers `aimo tune` offers."""
+
+    tpe = "tpe"
+    nsga2 = "nsga2"
+    gp = "gp"
+
+
+class Select(str, Enum):
+    """How `aimo tune` scores a trial: mean, or a lower confidence bound."""
+
+    mean = "mean"
+    lcb = "lcb"
+
+
+class SolveBackend(str, Enum):
+    """Engines of `aimo solve`."""
+
+    replay = "replay"
+    synthetic = "synthetic"
+    turbomind = "turbomind"
+    pytorch = "pytorch"
+
+
+class LmdeployBackend(str, Enum):
+    """lmdeploy engines (record, profile measure)."""
+
+    turbomind = "turbomind"
+    pytorch = "pytorch"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"aimo {version('aimo-policy-lab')}")
+        except PackageNotFoundError:
+            typer.echo("aimo (not installed: run `make setup`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="More log output on stderr (-v info, -vv debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+) -> None:
+    from aimo.settings import configure_logging, load_settings
+
+    try:
+        level = load_settings().log_level
+    except InputError as exc:
+        _fail(str(exc))
+    configure_logging(-1 if quiet else verbose, level)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -23,6 +88,18 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _not_landed(command: str, issue: int) -> NoReturn:
     _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
+
+
+def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) -> str:
+    """The profile to use: the one given, else the store's bound/matching one (said on stderr)."""
+    if hardware:
+        return hardware
+    from aimo.output import notice
+    from simulator.profile_choice import profile_for_store
+
+    choice = profile_for_store(traces, run_id)
+    notice(f"hardware profile: {choice.name} ({choice.reason}; --hardware to change)")
+    return choice.name
 
 
 @app.command()
@@ -62,54 +139,35 @@ def import_(
 
 @app.command()
 def simulate(
-    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="DuckDB trace store."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
-    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile name or YAML path."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile name or YAML path (default: bound to the store, else matching the run's recorded hardware)."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
     seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
+    reference: bool = typer.Option(False, "--reference", help="Bootstrap with the reference replay instead of the compiled fast path (same numbers, ~500x slower)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
 
-    from simulator.hardware import load_profile
-    from simulator.report import (
-        bootstrap_json, competition_json, render_bootstrap, render_competition,
-    )
-    from simulator.replay import bootstrap_competitions, replay_competition, summarize
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from aimo.output import progress, stdout_to_stderr
+    from simulator import api
 
     try:
-        pol = load_policy(policy)
-        prof = load_profile(hardware)
-        problems = load_problem_traces(traces, run)
+        with stdout_to_stderr():
+            chosen = _pick_profile(hardware, traces, run)
+            res = api.simulate(traces, policy, chosen, run=run, bootstrap=bootstrap, seed=seed,
+                               budget_s=budget_s, reference=reference,
+                               progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
+            if export is not None:
+                path = res.export(export)
+                typer.echo(f"wrote {path}")
     except InputError as exc:
         _fail(str(exc))
-    if not problems:
-        _fail(f"{traces}: no completed questions in the store")
-    head = {"traces": str(traces), "run_id": problems[0].run_id, "policy": pol.name,
-            "hardware": prof.name, "budget_s": budget_s}
-    if bootstrap == 0:
-        result = replay_competition(problems, pol, prof, budget_s=budget_s)
-        if as_json:
-            typer.echo(json.dumps({**head, "mode": "recorded", **competition_json(result)}, indent=2))
-        else:
-            typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
-            typer.echo(render_competition(result))
-        return
-    results = bootstrap_competitions(
-        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s
-    )
-    summary = summarize(results)
-    if as_json:
-        typer.echo(json.dumps({**head, "mode": "bootstrap", "seed": seed,
-                               "bootstrap": bootstrap_json(summary)}, indent=2))
-    else:
-        typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
-        typer.echo(render_bootstrap(summary))
+    typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
 
 profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")

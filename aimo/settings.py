@@ -1,0 +1,112 @@
+"""`AIMO_*` environment defaults, read in one place by the CLI, the dashboard and the solver.
+
+| variable | used as |
+|---|---|
+| `AIMO_TRACES` | default `--traces` of simulate, tune, profile bind, dashboard |
+| `AIMO_POLICY` | default `--policy` (CLI) and the Kaggle solver's policy |
+| `AIMO_HARDWARE` | default `--hardware` profile (else: the store's bound or matching profile) |
+| `AIMO_BUDGET_S` | default `--budget-s` (seconds) |
+| `AIMO_STORAGE` | default Optuna `--storage` of tune and dashboard |
+| `AIMO_LOG_LEVEL` | log level of the `aimo`, `solver`, `lmdeploy` loggers (`-v`/`-q` override) |
+
+Solver-only variables (`AIMO_BACKEND`, `AIMO_MODEL`, ...) are listed in solver/kaggle.py.
+The dashboard's older `AIMO_DASHBOARD_TRACES/STORAGE/STUDY` still win over these there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from solver.errors import InputError
+
+_ENV = "<environment>"
+DEFAULT_POLICY = "seed-2nd-place"
+DEFAULT_BUDGET_S = 18000.0
+# libraries whose loggers `-v`/`-q` configure; their records go to stderr, never stdout
+LIBRARY_LOGGERS = ("aimo", "solver", "recorder", "simulator", "tuner", "lmdeploy", "optuna")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Defaults from the environment; None where the variable is unset."""
+
+    traces: str | None = None
+    policy: str = DEFAULT_POLICY
+    hardware: str | None = None
+    budget_s: float = DEFAULT_BUDGET_S
+    storage: str | None = None
+    log_level: str | None = None
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    return raw.strip() if raw is not None and raw.strip() else None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the `AIMO_*` defaults; InputError names the variable with a bad value."""
+    env = os.environ if env is None else env
+    budget = _get(env, "AIMO_BUDGET_S")
+    try:
+        budget_s = float(budget) if budget is not None else DEFAULT_BUDGET_S
+    except ValueError:
+        raise InputError(_ENV, "AIMO_BUDGET_S", f"expected seconds, got {budget!r}") from None
+    if not budget_s > 0:
+        raise InputError(_ENV, "AIMO_BUDGET_S", f"must be > 0, got {budget!r}")
+    level = _get(env, "AIMO_LOG_LEVEL")
+    if level is not None and not isinstance(logging.getLevelName(level.upper()), int):
+        raise InputError(_ENV, "AIMO_LOG_LEVEL",
+                         f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return Settings(
+        traces=_get(env, "AIMO_TRACES"),
+        policy=_get(env, "AIMO_POLICY") or DEFAULT_POLICY,
+        hardware=_get(env, "AIMO_HARDWARE"),
+        budget_s=budget_s,
+        storage=_get(env, "AIMO_STORAGE"),
+        log_level=level.upper() if level else None,
+    )
+
+
+def configure_logging(verbosity: int, env_level: str | None = None) -> int:
+    """Send the project's and its libraries' log records to stderr at a level from -v/-q
+    (verbosity: -1 quiet, 0 default, 1 info, 2 debug) or AIMO_LOG_LEVEL; returns the level."""
+    if verbosity:
+        level = {-1: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 1
+                                                           else logging.ERROR)
+    elif env_level:
+        level = int(logging.getLevelName(env_level))
+    else:
+        level = logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):  # a library's stdout handler would break --json
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout:
+            root.removeHandler(h)
+    if not any(getattr(h, "_aimo", False) for h in root.handlers):
+        handler._aimo = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    return level
+
+
+def env_default(name: str) -> str | None:
+    """One setting by field name, for typer defaults (read at call time, not import time)."""
+    return getattr(load_settings(), name)
+
+
+# the variables, by option: typer's `envvar=` and load_settings use the same names
+ENV = {
+    "traces": "AIMO_TRACES",
+    "policy": "AIMO_POLICY",
+    "hardware": "AIMO_HARDWARE",
+    "budget_s": "AIMO_BUDGET_S",
+    "storage": "AIMO_STORAGE",
+    "log_level": "AIMO_LOG_LEVEL",
+}
