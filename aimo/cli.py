@@ -170,17 +170,69 @@ def simulate(
     typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
 
-profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")
+profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
 
 
 @profile_app.command("list")
-def profile_list() -> None:
-    """List the bundled hardware profiles."""
-    from simulator.hardware import list_profiles
+def profile_list(
+    traces: Optional[Path] = typer.Option(None, help="Also say which profile this store's run gets."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
+) -> None:
+    """List the bundled hardware profiles with their calibration error and what they model."""
+    from simulator.hardware import list_profiles, load_profile
+    from simulator.hardware.calibrate import calibration_error
 
+    rows = []
     for name in list_profiles():
-        typer.echo(name)
+        prof = load_profile(name)
+        err = calibration_error(prof)
+        cal = (f"median {err.median:.1%}, max {err.max:.1%} over {err.points} point{'s' if err.points != 1 else ''}"
+               if err.points else "no calibration points")
+        rows.append((name, cal, prof.description.split(",")[0]))
+    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    typer.echo(f"{'profile':<{w0}}  {'calibration error':<{w1}}  hardware")
+    for name, cal, desc in rows:
+        typer.echo(f"{name:<{w0}}  {cal:<{w1}}  {desc}")
+    if traces is not None:
+        from simulator.profile_choice import profile_for_store
+
+        try:
+            choice = profile_for_store(traces, run)
+        except InputError as exc:
+            _fail(str(exc))
+        typer.echo(f"\n{traces}: {choice.name} ({choice.reason})")
+
+
+@profile_app.command("bind")
+def profile_bind(
+    name: str = typer.Argument(..., help="Profile name or YAML path."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="Trace store to bind it to."),
+    run: Optional[str] = typer.Option(None, "--run", help="Bind to this run only (default: every run of the store)."),
+) -> None:
+    """Bind a profile to a store (or one run): simulate, tune, solve and the dashboard use it."""
+    from simulator.profile_choice import bind_profile
+
+    try:
+        bind_profile(traces, name, run)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"bound {name} to {traces}" + (f" (run {run})" if run else " (every run)"))
+
+
+@profile_app.command("unbind")
+def profile_unbind(
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="Trace store."),
+    run: Optional[str] = typer.Option(None, "--run", help="The run's binding (default: the store-wide one)."),
+) -> None:
+    """Remove a store's profile binding (the run's recorded hardware decides again)."""
+    from simulator.profile_choice import unbind_profile
+
+    try:
+        removed = unbind_profile(traces, run)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo("binding removed" if removed else "no binding to remove")
 
 
 @profile_app.command("show")
@@ -225,7 +277,7 @@ def profile_measure(
     model: Path = typer.Option(..., help="Model directory (HF layout: config.json, tokenizer, weights)."),
     name: str = typer.Option(..., help="Name of the measured profile."),
     out: Path = typer.Option(..., help="Profile YAML to write."),
-    backend: str = typer.Option("pytorch", help="lmdeploy backend: pytorch | turbomind."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.pytorch, help="lmdeploy backend."),
     quant_policy: int = typer.Option(8, help="KV cache: 8 int8, 4 int4, 0 16-bit."),
     grid: str = typer.Option("quick", help="Cell grid: quick (8 cells) | full (18 cells)."),
     cells: Optional[str] = typer.Option(None, help="Cells instead of --grid, e.g. 1x512,8x512,8x4096 (batch x prompt tokens)."),
@@ -248,8 +300,7 @@ def profile_measure(
 
     if not model.is_dir():
         _fail(f"--model: no such model directory: {model}")
-    if backend not in ("pytorch", "turbomind"):
-        _fail(f"--backend: must be pytorch or turbomind, got {backend!r}")
+    backend = backend.value  # type: ignore[assignment]
     if quant_policy not in (0, 4, 8):
         _fail(f"--quant-policy: must be 0, 4 or 8, got {quant_policy}")
     try:
@@ -303,42 +354,67 @@ def profile_measure(
 
 @app.command()
 def tune(
-    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="DuckDB trace store."),
     trials: int = typer.Option(..., help="Finished trials per study (K fold studies + 1 final)."),
     out: Path = typer.Option(..., help="Policy YAML to write (refused if it exists, unless --force)."),
-    storage: Optional[str] = typer.Option(None, help="Journal file path (default <out>.journal), sqlite:///..., postgresql://..."),
+    storage: Optional[str] = typer.Option(None, envvar=ENV["storage"], help="Journal file path (default <out>.journal), sqlite:///..., postgresql://..."),
     study: str = typer.Option("aimo-tune", help="Study name; same storage + name resumes."),
     folds: int = typer.Option(5, help="Nested CV folds by problem (>= 2)."),
     bootstrap: int = typer.Option(100, help="Replicates per trial and per held-out fold."),
     workers: int = typer.Option(1, help="Worker processes."),
     space: Optional[Path] = typer.Option(None, help="Search-space narrowing YAML (docs/tuner.md)."),
     seed: int = typer.Option(0, help="Seeds folds, draws and samplers."),
-    sampler: str = typer.Option("tpe", help="tpe | nsga2 | gp"),
+    sampler: Sampler = typer.Option(Sampler.tpe, help="Optuna sampler."),
     max_overtime: float = typer.Option(0.05, help="Constraint: P(overtime) <= this."),
-    select: str = typer.Option("mean", help="mean | lcb"),
+    select: Select = typer.Option(Select.mean, help="Trial value: mean score, or its lower confidence bound."),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the held-out table (one row per policy) to FILE.csv or FILE.parquet."),
+    as_json: bool = typer.Option(False, "--json", help="Print the held-out table, the chosen trials and the output as JSON (docs/tuner.md)."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
+    import json
+
+    from aimo.output import notice, stdout_to_stderr
+    from aimo.tune_report import tune_frame, tune_json
+    from simulator.api import export_frame
     from tuner.cli_impl import run_tune
 
     try:
-        run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
-                 workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
-                 select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,
-                 run_id=run, overwrite=force, echo=typer.echo)
+        if export is not None:
+            _check_export(export)  # before hours of tuning
+        with stdout_to_stderr():
+            chosen = _pick_profile(hardware, traces, run)
+            result = run_tune(
+                traces, trials, out, storage=storage, study=study, folds=folds,
+                bootstrap=bootstrap, workers=workers, space=space, seed=seed,
+                sampler=sampler.value, max_overtime=max_overtime, select=select.value,  # type: ignore[arg-type]
+                multi_objective=multi_objective, hardware=chosen, budget_s=budget_s, run_id=run,
+                overwrite=force, echo=notice if as_json else typer.echo)
+            if export is not None:
+                notice(f"wrote {export_frame(tune_frame(result), export)}")
     except InputError as exc:
         _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(tune_json(result, traces=str(traces), hardware=chosen), indent=2))
+
+
+def _check_export(path: Path) -> None:
+    """Refuse a bad --export path before any work (suffix, folder)."""
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(str(path), "--export", "the file must end in .csv or .parquet")
+    if not path.parent.is_dir():
+        raise InputError(str(path), "--export", f"no such directory: {path.parent}")
 
 
 @app.command()
 def record(
     problems: Path = typer.Option(..., help="Problems CSV: id,question,answer."),
     model: str = typer.Option(..., help="Model directory (AWQ 4-bit checkpoint)."),
-    backend: str = typer.Option("turbomind", help="lmdeploy backend: turbomind or pytorch."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.turbomind, help="lmdeploy backend."),
     samples: int = typer.Option(32, min=1, help="Samples per question: the first N of the prompt pool."),
     out: Path = typer.Option(..., help="DuckDB trace store (created; an existing run is resumed)."),
     prompts: str = typer.Option("cot:16,code:16", help="Prompt pool, kinds interleaved: kind:count,..."),
@@ -357,7 +433,7 @@ def record(
     options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
                "model_format": None if model_format == "none" else model_format}
     try:
-        summary = run_record(problems, model, backend, samples, out, prompts=prompts,
+        summary = run_record(problems, model, backend.value, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
                              engine_options=options)
     except InputError as exc:
@@ -370,36 +446,41 @@ def record(
 @app.command()
 def solve(
     problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
-    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
+    policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
     model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
-    backend: str = typer.Option("replay", help="replay | synthetic | turbomind | pytorch."),
+    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, or lmdeploy (turbomind/pytorch, [gpu] extra)."),
     traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
-    hardware: Optional[str] = typer.Option(None, help="Hardware profile (replay default l4x4-14b-w4kv8)."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (replay default: bound to the store, else matching the run's hardware)."),
     speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
     record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
 ) -> None:
-    """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
+    """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
+    One line per question goes to stderr as it is answered; the result is printed once at the end."""
     import json
 
+    from aimo.output import notice, stdout_to_stderr
     from solver.policy import load_policy, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
-        if max_new_tokens is not None:
-            policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
-        prof = None
-        if hardware is not None or backend == "replay":
-            from simulator.hardware import load_profile
+        with stdout_to_stderr():  # engines' and libraries' prints and logs: never on stdout
+            if max_new_tokens is not None:
+                policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
+            prof = None
+            if hardware is None and backend is SolveBackend.replay and traces is not None:
+                hardware = _pick_profile(None, traces, run)
+            if hardware is not None or backend is SolveBackend.replay:
+                from simulator.hardware import load_profile
 
-            prof = load_profile(hardware or "l4x4-14b-w4kv8")
-        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
-                           hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                prof = load_profile(hardware or "l4x4-14b-w4kv8")
+            report = run_solve(problems, policy, EngineSpec(backend.value, model=model, tp=tp),
+                               record=record, hardware=prof, speedup=speedup, traces=traces,
+                               run_id=run, budget_s=budget_s, echo=notice)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
@@ -431,17 +512,15 @@ def demo(
     run: Optional[str] = typer.Option(None, "--run", help="Run id when the store holds several."),
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
     replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile (e.g. h200-olympiad-tiny-w4kv8 for data/traces/olympiad-tiny.duckdb)."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
 ) -> None:
     """The main job on bundled data: the default synthetic store, its summary, the seed policy
     simulated on it under the 5-hour 4×L4 budget, and a short cross-validated tuning run."""
+    import shlex
+
     from recorder.summary import summarize_store
     from recorder.synth import synthesize_store
-    from simulator.hardware import load_profile
-    from simulator.replay import bootstrap_competitions, replay_competition, summarize
-    from simulator.report import render_bootstrap, render_competition
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from simulator import api
 
     try:
         if traces is None:
@@ -452,23 +531,24 @@ def demo(
                 typer.echo(f"generating the default synthetic store at {traces} ...")
                 synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")
         typer.echo(summarize_store(traces).render())
-        problems = load_problem_traces(traces, run)
-        policy = load_policy("seed-2nd-place")
-        profile = load_profile(hardware)
+        hardware = _pick_profile(hardware, traces, run)
+        recorded = api.simulate(traces, "seed-2nd-place", hardware, run=run)
+        typer.echo(f"\n== {recorded.policy} on {recorded.hardware}, recorded samples in recorded order ==")
+        typer.echo(recorded.render().split("\n", 1)[1])
+        boot = api.simulate(traces, "seed-2nd-place", hardware, run=run, bootstrap=replicates,
+                            seed=0)
+        typer.echo(boot.render().split("\n", 1)[1])
     except InputError as exc:
         _fail(str(exc))
-    typer.echo(f"\n== {policy.name} on {profile.name}, recorded samples in recorded order ==")
-    typer.echo(render_competition(replay_competition(problems, policy, profile)))
-    summary = summarize(
-        bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=0)
-    )
-    typer.echo(render_bootstrap(summary))
     from tuner.cli_impl import run_demo_tune
 
     try:
-        run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
+        result = run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
     except InputError as exc:
         _fail(str(exc))
+    cmd = ["aimo", "dashboard", "--traces", str(traces), "--storage", result.storage,
+           "--study", result.study]
+    typer.echo(f"\nlook at it in the dashboard:\n  {shlex.join(cmd)}")
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`
