@@ -232,12 +232,26 @@ def policy_editor(
 
 
 def profile_picker(
-    key: str, *, label: str = "Hardware profile", default: str = "l4x4-14b-w4kv8"
+    key: str, *, label: str = "Hardware profile", default: str = "l4x4-14b-w4kv8",
+    ctx: RunContext | None = None,
 ) -> str:
-    """A bundled hardware profile name."""
+    """A bundled hardware profile name; with `ctx`, the run's bound or matching profile is
+    preselected (`simulator.profile_choice`) and the choice is kept per run."""
     names = data.profile_names()
+    help_text = None
+    if ctx is not None:
+        from simulator.profile_choice import profile_for_store
+
+        try:
+            choice = profile_for_store(ctx.path, ctx.run_id)
+            default, help_text = choice.name, f"Preselected: {choice.name} ({choice.reason})."
+        except InputError:
+            pass
+        key = f"{key}:{ctx.run_id}"
+    if default not in names:  # a bound profile given as a YAML path
+        names = [default, *names] if ctx is not None and Path(default).is_file() else names
     index = names.index(default) if default in names else 0
-    return str(st.selectbox(label, names, index=index, key=key))
+    return str(st.selectbox(label, names, index=index, key=key, help=help_text))
 
 
 def file_name(text: str) -> str:
