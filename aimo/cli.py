@@ -551,6 +551,11 @@ def demo(
     typer.echo(f"\nlook at it in the dashboard:\n  {shlex.join(cmd)}")
 
 
+from aimo.policy_cmd import app as _policy_app  # noqa: E402 - a command group in its own module
+
+app.add_typer(_policy_app, name="policy")
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`
     app()
 
