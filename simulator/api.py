@@ -12,6 +12,7 @@ profile defaults to the one bound to the store or matching the run's recorded ha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Progress = Callable[[int, int], None]  # (done, total) replicates
+logger = logging.getLogger("simulator.api")
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +144,13 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
     """Per replicate score, time and overtime: the fast path, or the reference when asked or when
     the fast path refuses the policy/traces (its limits: simulator.fast.FastSimulator)."""
     if not reference:
-        from simulator.fast import FastSimulator
-
+        try:
+            from simulator.fast import FastSimulator
+        except ImportError as exc:  # numba missing: a core install (`pip install .[sim]`)
+            logger.warning("the compiled simulator is not installed (%s): bootstrapping on the "
+                           "reference replay; install the [sim] extra for ~500x the speed", exc)
+            return bootstrap_arrays(problems, policy, profile, replicates=replicates, seed=seed,
+                                    budget_s=budget_s, reference=True, progress=progress)
         try:
             sim = FastSimulator(problems, profile)
             s, t, o = sim.bootstrap_arrays(policy, replicates=replicates, seed=seed,
