@@ -551,6 +551,30 @@ def demo(
     typer.echo(f"\nlook at it in the dashboard:\n  {shlex.join(cmd)}")
 
 
+@app.command()
+def bundle(
+    policy: str = typer.Option(..., envvar=ENV["policy"], help="Preset name or policy YAML path to ship."),
+    model: str = typer.Option(..., help="Model path as the notebook will see it (not copied), e.g. /kaggle/input/..."),
+    out: Path = typer.Option(..., help="Folder to write (refused if not empty, unless --force)."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.turbomind, help="lmdeploy engine the notebook runs."),
+    python_version: Optional[str] = typer.Option(None, help="Target Python for the wheels, e.g. 3.11 (default: this one)."),
+    platform_tag: Optional[str] = typer.Option(None, "--platform", help="Target wheel platform, e.g. manylinux_2_28_x86_64 (default: this machine)."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+) -> None:
+    """An offline folder for a competition notebook: wheels of the project and its core
+    dependencies, the policy, the model path, an entry script with predict (docs/solver.md)."""
+    from aimo.bundle import make_bundle
+    from aimo.output import notice
+
+    try:
+        res = make_bundle(policy, model, out, backend=backend.value, python_version=python_version,
+                          platform_tag=platform_tag, force=force, echo=notice)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {res.out}: policy {res.policy} (hash {res.digest}), {len(res.wheels)} "
+               f"wheels, entry {res.out / 'aimo_entry.py'}; see {res.out / 'README.txt'}")
+
+
 from aimo.policy_cmd import app as _policy_app  # noqa: E402 - a command group in its own module
 
 app.add_typer(_policy_app, name="policy")
