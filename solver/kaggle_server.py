@@ -26,10 +26,17 @@ def answer_frame(id_value: Any, answer: int) -> Any:
     return pl.DataFrame({"id": [id_value], "answer": [int(answer)]})
 
 
+def one_value(value: Any) -> Any:
+    """The single cell of a one-row Series or DataFrame (polars or pandas), or the value itself."""
+    if getattr(value, "ndim", 1) == 2 and hasattr(value, "iloc"):  # pandas DataFrame: no .item()
+        return value.iloc[0, 0]
+    return kaggle._scalar(value)
+
+
 def predict_frame(id_: Any, question: Any) -> Any:
     """The server's `predict`: the solver's answer to one problem as a DataFrame {id, answer}."""
-    id_value = kaggle._scalar(id_)
-    return answer_frame(id_value, kaggle.predict(id_, question))
+    id_value = one_value(id_)
+    return answer_frame(id_value, kaggle.predict(id_value, one_value(question)))
 
 
-__all__ = ["answer_frame", "predict_frame"]
+__all__ = ["answer_frame", "one_value", "predict_frame"]
