@@ -34,6 +34,7 @@ def stdout_to_stderr() -> Iterator[None]:
         yield
     finally:
         sys.stdout.flush()
+        old.flush()  # what was written to the original object meanwhile belongs to stderr too
         sys.stdout = old
         if saved is not None and fd is not None:
             os.dup2(saved, fd)

@@ -27,6 +27,15 @@ _ENV = "<environment>"
 DEFAULT_POLICY = "seed-2nd-place"
 DEFAULT_BUDGET_S = 18000.0
 # libraries whose loggers `-v`/`-q` configure; their records go to stderr, never stdout
+# the variables, by setting: typer's `envvar=` and load_settings use the same names
+ENV = {
+    "traces": "AIMO_TRACES",
+    "policy": "AIMO_POLICY",
+    "hardware": "AIMO_HARDWARE",
+    "budget_s": "AIMO_BUDGET_S",
+    "storage": "AIMO_STORAGE",
+    "log_level": "AIMO_LOG_LEVEL",
+}
 LIBRARY_LOGGERS = ("aimo", "solver", "recorder", "simulator", "tuner", "lmdeploy", "optuna")
 
 
@@ -50,23 +59,23 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the `AIMO_*` defaults; InputError names the variable with a bad value."""
     env = os.environ if env is None else env
-    budget = _get(env, "AIMO_BUDGET_S")
+    budget = _get(env, ENV["budget_s"])
     try:
         budget_s = float(budget) if budget is not None else DEFAULT_BUDGET_S
     except ValueError:
         raise InputError(_ENV, "AIMO_BUDGET_S", f"expected seconds, got {budget!r}") from None
     if not budget_s > 0:
         raise InputError(_ENV, "AIMO_BUDGET_S", f"must be > 0, got {budget!r}")
-    level = _get(env, "AIMO_LOG_LEVEL")
+    level = _get(env, ENV["log_level"])
     if level is not None and not isinstance(logging.getLevelName(level.upper()), int):
         raise InputError(_ENV, "AIMO_LOG_LEVEL",
                          f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
     return Settings(
-        traces=_get(env, "AIMO_TRACES"),
-        policy=_get(env, "AIMO_POLICY") or DEFAULT_POLICY,
-        hardware=_get(env, "AIMO_HARDWARE"),
+        traces=_get(env, ENV["traces"]),
+        policy=_get(env, ENV["policy"]) or DEFAULT_POLICY,
+        hardware=_get(env, ENV["hardware"]),
         budget_s=budget_s,
-        storage=_get(env, "AIMO_STORAGE"),
+        storage=_get(env, ENV["storage"]),
         log_level=level.upper() if level else None,
     )
 
@@ -94,19 +103,3 @@ def configure_logging(verbosity: int, env_level: str | None = None) -> int:
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(level)
     return level
-
-
-def env_default(name: str) -> str | None:
-    """One setting by field name, for typer defaults (read at call time, not import time)."""
-    return getattr(load_settings(), name)
-
-
-# the variables, by option: typer's `envvar=` and load_settings use the same names
-ENV = {
-    "traces": "AIMO_TRACES",
-    "policy": "AIMO_POLICY",
-    "hardware": "AIMO_HARDWARE",
-    "budget_s": "AIMO_BUDGET_S",
-    "storage": "AIMO_STORAGE",
-    "log_level": "AIMO_LOG_LEVEL",
-}

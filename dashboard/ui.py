@@ -44,15 +44,22 @@ class Config:
 
 
 def read_config(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> Config:
-    """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables."""
+    """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables,
+    which win over the shared AIMO_TRACES / AIMO_STORAGE (aimo/settings.py)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--traces", default=None)
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(list(argv))
+    from aimo.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
+
+    try:
+        shared = load_settings(environ)
+    except InputError:  # a bad AIMO_BUDGET_S is the CLI's to report, not the browser's
+        shared = Settings()
     return Config(
-        traces=args.traces or environ.get(ENV_TRACES, ""),
-        storage=args.storage or environ.get(ENV_STORAGE, ""),
+        traces=args.traces or environ.get(ENV_TRACES, "") or shared.traces or "",
+        storage=args.storage or environ.get(ENV_STORAGE, "") or shared.storage or "",
         study=args.study or environ.get(ENV_STUDY, ""),
     )
 
