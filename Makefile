@@ -31,6 +31,7 @@ test: $(STAMP) $(TRAIN_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_simulator.py
+	$(BIN)/python bench/bench_cli_simulate.py
 	$(BIN)/python bench/bench_tuner.py --trials 100
 
 clean:
