@@ -515,7 +515,8 @@ def demo(
     hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
 ) -> None:
     """The main job on bundled data: the default synthetic store, its summary, the seed policy
-    simulated on it under the 5-hour 4×L4 budget, and a short cross-validated tuning run."""
+    simulated on it under the 5-hour budget on its hardware profile, a short cross-validated
+    tuning run, and the dashboard command to look at it all."""
     import shlex
 
     from recorder.summary import summarize_store
