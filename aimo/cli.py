@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 DEFAULT_DEMO_STORE = Path("out/demo-synthetic.duckdb")
+COMPILING = ("still working: the first run after an install or update compiles the simulator "
+             "(~30-60 s; cached on disk afterwards) ...")
 
 
 class Sampler(str, Enum):
@@ -153,15 +155,17 @@ def simulate(
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
 
-    from aimo.output import progress, stdout_to_stderr
+    from aimo.output import progress, say_if_slow, stdout_to_stderr
     from simulator import api
 
     try:
         with stdout_to_stderr():
             chosen = _pick_profile(hardware, traces, run)
-            res = api.simulate(traces, policy, chosen, run=run, bootstrap=bootstrap, seed=seed,
-                               budget_s=budget_s, reference=reference,
-                               progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
+            with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
+                res = api.simulate(
+                    traces, policy, chosen, run=run, bootstrap=bootstrap, seed=seed,
+                    budget_s=budget_s, reference=reference,
+                    progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if export is not None:
                 path = res.export(export)
                 typer.echo(f"wrote {path}")
@@ -532,12 +536,15 @@ def demo(
                 typer.echo(f"generating the default synthetic store at {traces} ...")
                 synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")
         typer.echo(summarize_store(traces).render())
+        from aimo.output import say_if_slow
+
         hardware = _pick_profile(hardware, traces, run)
         recorded = api.simulate(traces, "seed-2nd-place", hardware, run=run)
         typer.echo(f"\n== {recorded.policy} on {recorded.hardware}, recorded samples in recorded order ==")
         typer.echo(recorded.render().split("\n", 1)[1])
-        boot = api.simulate(traces, "seed-2nd-place", hardware, run=run, bootstrap=replicates,
-                            seed=0)
+        with say_if_slow(COMPILING, after_s=8.0):
+            boot = api.simulate(traces, "seed-2nd-place", hardware, run=run,
+                                bootstrap=replicates, seed=0)
         typer.echo(boot.render().split("\n", 1)[1])
     except InputError as exc:
         _fail(str(exc))

@@ -72,3 +72,21 @@ def progress(label: str, *, min_s: float = 1.0) -> Callable[[int, int], None]:
                 state["next"] = float(state["next"]) + 0.1  # type: ignore[arg-type]
 
     return update
+
+
+@contextlib.contextmanager
+def say_if_slow(text: str, *, after_s: float = 3.0) -> Iterator[None]:
+    """Print `text` on stderr if the block is still running after `after_s` seconds (work with no
+    progress of its own, e.g. the simulator kernel compiling on its first run); '' says nothing."""
+    import threading
+
+    if not text:
+        yield
+        return
+    timer = threading.Timer(after_s, notice, [text])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
