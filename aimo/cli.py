@@ -97,10 +97,11 @@ def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) 
     if hardware:
         return hardware
     from aimo.output import notice
-    from simulator.profile_choice import profile_for_store
+    from simulator.profile_choice import NO_RUN, profile_for_store
 
     choice = profile_for_store(traces, run_id)
-    notice(f"hardware profile: {choice.name} ({choice.reason}; --hardware to change)")
+    if choice.reason != NO_RUN:  # several runs and no --run: the command reports that instead
+        notice(f"hardware profile: {choice.name} ({choice.reason}; --hardware to change)")
     return choice.name
 
 
@@ -155,17 +156,18 @@ def simulate(
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
 
-    from aimo.output import progress, say_if_slow, stdout_to_stderr
+    from aimo.output import notice, progress, say_if_slow, stdout_to_stderr
     from simulator import api
 
     try:
         with stdout_to_stderr():
-            chosen = _pick_profile(hardware, traces, run)
             with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
                 res = api.simulate(
-                    traces, policy, chosen, run=run, bootstrap=bootstrap, seed=seed,
+                    traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
                     budget_s=budget_s, reference=reference,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
+            if not hardware:
+                notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
             if export is not None:
                 path = res.export(export)
                 typer.echo(f"wrote {path}")

@@ -19,6 +19,7 @@ from solver.errors import InputError
 DEFAULT_PROFILE = "l4x4-14b-w4kv8"
 STORE_WIDE = "*"  # run_id of a binding that holds for every run of the store
 BINDINGS_TABLE = "profile_bindings"
+NO_RUN = "no run information: the default profile"  # the reason when the run is not known
 CREATE_BINDINGS = f"""
 CREATE TABLE IF NOT EXISTS {BINDINGS_TABLE} (
     run_id   VARCHAR PRIMARY KEY,   -- a run of the store, or '*' for all of them
@@ -105,7 +106,7 @@ def choose_profile(run: RunHardware | None, *, bound: str | None = None,
     if bound:
         return ProfileChoice(bound, "bound to the store (`aimo profile bind`)", True)
     if run is None:
-        return ProfileChoice(DEFAULT_PROFILE, "no run information: the default profile", False)
+        return ProfileChoice(DEFAULT_PROFILE, NO_RUN, False)
     best: tuple[float, int, int, str] | None = None
     for name in names if names is not None else list_profiles():
         try:
