@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from solver.errors import InputError
 
@@ -124,10 +125,10 @@ def _run(cmd: Sequence[str]) -> None:
         raise InputError(" ".join(cmd[:4]), None, f"pip failed (exit {proc.returncode}):\n{tail}")
 
 
-def pip_commands(out: Path, *, python_version: str | None, platform_tag: str | None,
-                 wheel_path: str = "{wheel}") -> list[list[str]]:
-    """The two pip calls: build the project's wheel, then download its dependencies' wheels
-    (binary only, for the target Python/platform when given)."""
+def pip_commands(out: Path, *, python_version: str | None,
+                 platform_tag: str | None) -> tuple[list[str], list[str]]:
+    """The two pip calls: build the project's wheel; download the wheels of the dependencies of
+    the wheel named last (binary only, for the target Python/platform when given)."""
     pip = [sys.executable, "-m", "pip"]
     build = [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)]
     fetch = [*pip, "download", "--quiet", "--only-binary=:all:", "--dest", str(out)]
@@ -135,7 +136,7 @@ def pip_commands(out: Path, *, python_version: str | None, platform_tag: str | N
         fetch += ["--python-version", python_version]
     if platform_tag:
         fetch += ["--platform", platform_tag]
-    return [build, [*fetch, wheel_path]]
+    return build, fetch
 
 
 def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind",
@@ -148,7 +149,7 @@ def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind
         InputError: a bad policy, an existing --out (without force), no source checkout, or a
             failed pip call (its last lines).
     """
-    from solver.policy import dump_policy, load_policy, policy_hash
+    from solver.policy import load_policy
 
     pol = load_policy(policy)
     if backend not in ("turbomind", "pytorch", "synthetic"):
@@ -156,12 +157,29 @@ def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind
     if not (ROOT / "pyproject.toml").is_file():
         raise InputError(str(ROOT), None, "aimo bundle builds the project's wheel from a source "
                          "checkout (pyproject.toml not found)")
+    if not model.strip():
+        raise InputError("--model", None, "must name the path the notebook reads the model from")
+    if out.exists() and not out.is_dir():
+        raise InputError(str(out), "--out", "exists and is not a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise InputError(str(out), "--out", "exists and is not empty (--force replaces it)")
         shutil.rmtree(out)
     wheels = out / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fill(out, wheels, pol, model, backend, python_version, platform_tag, run, echo)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # no half-made bundle left behind
+        raise
+
+
+def _fill(out: Path, wheels: Path, pol: Any, model: str, backend: str,
+          python_version: str | None, platform_tag: str | None, run: Runner,
+          echo: Callable[[str], None]) -> BundleResult:
+    """The wheels, the policy, the entry and the manifest into the (empty) folder `out`."""
+    from solver.policy import dump_policy, policy_hash
+
     echo(f"building the {DIST_NAME} wheel from {ROOT} ...")
     build, fetch = pip_commands(wheels, python_version=python_version, platform_tag=platform_tag)
     run(build)
@@ -169,7 +187,7 @@ def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind
     if not built:
         raise InputError(str(wheels), None, "pip wheel produced no aimo_policy_lab wheel")
     echo("downloading the wheels of its core dependencies (PyPI) ...")
-    run([*fetch[:-1], str(built[-1])])
+    run([*fetch, str(built[-1])])
     dump_policy(pol, out / "policy.yaml", overwrite=True)
     digest = policy_hash(pol)
     names = tuple(sorted(p.name for p in wheels.glob("*.whl")))

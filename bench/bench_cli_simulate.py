@@ -1,7 +1,7 @@
 """Wall time of the whole `aimo simulate --bootstrap N` command, start-up included, as a user runs it.
 
     python bench/bench_cli_simulate.py [--store out/demo-synthetic.duckdb] [--bootstrap 2000]
-                                       [--repeats 3] [--extra "--reference"]
+                                       [--repeats 3] [--extra=--reference]
 
 Each repeat is a fresh subprocess (`python -m aimo simulate ...`), so Python start-up, imports,
 loading the store, encoding it and the numba cache load are all counted. The first run also

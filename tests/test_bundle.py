@@ -82,3 +82,23 @@ def test_bundle_refuses_a_non_empty_out_and_a_bad_policy(tmp_path: Path) -> None
                                    "--out", str(tmp_path / "new")])
     assert res.exit_code == 2 and "no-such-policy" in res.output
     assert not (tmp_path / "new").exists()
+
+
+def test_bundle_refuses_a_file_as_out_and_cleans_up_after_a_failed_pip(tmp_path: Path) -> None:
+    from aimo.bundle import make_bundle
+    from solver.errors import InputError
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        make_bundle("fast-8", "m", a_file)
+    with pytest.raises(InputError, match="--model"):
+        make_bundle("fast-8", " ", tmp_path / "b")
+
+    def failing_pip(cmd) -> None:
+        raise InputError("pip", None, "pip failed (exit 1): no network")
+
+    out = tmp_path / "half"
+    with pytest.raises(InputError, match="no network"):
+        make_bundle("fast-8", "m", out, run=failing_pip, echo=lambda _: None)
+    assert not out.exists()
