@@ -31,6 +31,7 @@ print(json.dumps({"columns": list(frame.columns), "id": str(frame["id"][0]),
 
 
 @pytest.mark.network
+@pytest.mark.timeout(1200)  # pip download + a fresh venv: minutes on a busy machine
 def test_bundle_installs_offline_and_predicts(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
