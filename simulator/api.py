@@ -159,6 +159,7 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
         except ValueError as exc:
             if "fast path" not in str(exc):
                 raise
+            logger.warning("%s: bootstrapping on the reference replay instead (slower)", exc)
     from simulator.replay.competition import bootstrap_competitions, replay_competition
 
     done = [0]
