@@ -26,7 +26,6 @@ from solver.errors import InputError
 _ENV = "<environment>"
 DEFAULT_POLICY = "seed-2nd-place"
 DEFAULT_BUDGET_S = 18000.0
-# libraries whose loggers `-v`/`-q` configure; their records go to stderr, never stdout
 # the variables, by setting: typer's `envvar=` and load_settings use the same names
 ENV = {
     "traces": "AIMO_TRACES",
@@ -36,6 +35,7 @@ ENV = {
     "storage": "AIMO_STORAGE",
     "log_level": "AIMO_LOG_LEVEL",
 }
+# libraries whose loggers `-v`/`-q` configure; their records go to stderr, never stdout
 LIBRARY_LOGGERS = ("aimo", "solver", "recorder", "simulator", "tuner", "lmdeploy", "optuna")
 
 
@@ -80,26 +80,40 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def configure_logging(verbosity: int, env_level: str | None = None) -> int:
-    """Send the project's and its libraries' log records to stderr at a level from -v/-q
-    (verbosity: -1 quiet, 0 default, 1 info, 2 debug) or AIMO_LOG_LEVEL; returns the level."""
-    if verbosity:
-        level = {-1: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 1
-                                                           else logging.ERROR)
-    elif env_level:
-        level = int(logging.getLevelName(env_level))
-    else:
-        level = logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def configure_logging(verbosity: int, env_level: str | None = None) -> int | None:
+    """Send the project's and its libraries' log records to stderr; with -v/-q (verbosity -1
+    quiet, 1 info, 2+ debug) or AIMO_LOG_LEVEL also set their level (otherwise left to the
+    libraries: WARNING through the root logger). Returns the level set, if any."""
     root = logging.getLogger()
     for h in list(root.handlers):  # a library's stdout handler would break --json
         if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout:
             root.removeHandler(h)
-    if not any(getattr(h, "_aimo", False) for h in root.handlers):
-        handler._aimo = True  # type: ignore[attr-defined]
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
-    root.setLevel(level)
+    if verbosity:
+        level = logging.ERROR if verbosity < 0 else (logging.INFO if verbosity == 1
+                                                     else logging.DEBUG)
+    elif env_level:
+        level = int(logging.getLevelName(env_level))
+    else:
+        return None
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(level)
     return level

@@ -54,7 +54,20 @@ def test_group_alone_shows_its_help() -> None:
         assert "Usage" in res.output and all(s in res.output for s in subs)
 
 
-def test_verbose_and_quiet_set_the_library_loggers() -> None:
+@pytest.fixture
+def restore_logging():
+    """-v/-q change process-wide logger levels: put them back for the tests that follow."""
+    from aimo.settings import LIBRARY_LOGGERS
+
+    levels = {n: logging.getLogger(n).level for n in LIBRARY_LOGGERS}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for n, lv in levels.items():
+        logging.getLogger(n).setLevel(lv)
+    logging.getLogger().handlers[:] = handlers
+
+
+def test_verbose_and_quiet_set_the_library_loggers(restore_logging) -> None:
     runner.invoke(app, ["-v", "policy", "list"])
     assert logging.getLogger("lmdeploy").level == logging.INFO
     runner.invoke(app, ["-vv", "policy", "list"])
@@ -63,6 +76,9 @@ def test_verbose_and_quiet_set_the_library_loggers() -> None:
     assert logging.getLogger("lmdeploy").level == logging.ERROR
     assert all(h.stream is not sys.stdout for h in logging.getLogger().handlers
                if isinstance(h, logging.StreamHandler))
+    default = logging.getLogger("tuner").level
+    runner.invoke(app, ["policy", "list"])  # no -v/-q: levels left as they were
+    assert logging.getLogger("tuner").level == default
 
 
 def test_aimo_environment_defaults(tmp_path: Path) -> None:
@@ -76,7 +92,7 @@ def test_aimo_environment_defaults(tmp_path: Path) -> None:
     assert doc["traces"] == str(OLYMPIAD)
 
 
-def test_a_bad_environment_value_names_the_variable() -> None:
+def test_a_bad_environment_value_names_the_variable(restore_logging) -> None:
     res = runner.invoke(app, ["policy", "list"], env={"AIMO_LOG_LEVEL": "LOUD"})
     assert res.exit_code == 2 and "AIMO_LOG_LEVEL" in res.output
     from aimo.settings import load_settings
