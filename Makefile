@@ -9,14 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[all,test]'
 	touch $(STAMP)
 
 # torch pinned to the CPU build this machine kind keeps on disk (an unpinned one is the CUDA build)
 TRAIN_STAMP := $(VENV)/.installed-train
 $(TRAIN_STAMP): $(STAMP)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,train]'
+	$(BIN)/pip install -q -e '.[all,test,train]'
 	touch $(TRAIN_STAMP)
 
 setup: $(STAMP)
@@ -31,6 +31,7 @@ test: $(STAMP) $(TRAIN_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_simulator.py
+	$(BIN)/python bench/bench_cli_simulate.py
 	$(BIN)/python bench/bench_tuner.py --trials 100
 
 clean:

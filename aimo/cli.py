@@ -1,19 +1,86 @@
-"""`aimo` subcommands. Each command imports its implementation lazily so start-up stays fast and
-`aimo --help` works without the GPU extra."""
+"""aimo: record olympiad-math model generations once, then replay, tune and compare inference
+policies offline, and run the chosen policy live. Start with `aimo demo`; every command has
+--help. Defaults can come from AIMO_* environment variables (docs/cli.md)."""
 
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
 
+from aimo.settings import ENV
 from solver.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
+# stay quick and need none of the optional extras (tune, dashboard, gpu).
+app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 DEFAULT_DEMO_STORE = Path("out/demo-synthetic.duckdb")
+COMPILING = ("still working: the first run after an install or update compiles the simulator "
+             "(~30-60 s; cached on disk afterwards) ...")
+
+
+class Sampler(str, Enum):
+    """Optuna samplers `aimo tune` offers."""
+
+    tpe = "tpe"
+    nsga2 = "nsga2"
+    gp = "gp"
+
+
+class Select(str, Enum):
+    """How `aimo tune` scores a trial: mean, or a lower confidence bound."""
+
+    mean = "mean"
+    lcb = "lcb"
+
+
+class SolveBackend(str, Enum):
+    """Engines of `aimo solve`."""
+
+    replay = "replay"
+    synthetic = "synthetic"
+    turbomind = "turbomind"
+    pytorch = "pytorch"
+
+
+class LmdeployBackend(str, Enum):
+    """lmdeploy engines (record, profile measure)."""
+
+    turbomind = "turbomind"
+    pytorch = "pytorch"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"aimo {version('aimo-policy-lab')}")
+        except PackageNotFoundError:
+            typer.echo("aimo (not installed: run `make setup`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="More log output on stderr (-v info, -vv debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+) -> None:
+    from aimo.settings import configure_logging, load_settings
+
+    try:
+        level = load_settings().log_level
+    except InputError as exc:
+        _fail(str(exc))
+    configure_logging(-1 if quiet else verbose, level)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -23,6 +90,19 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _not_landed(command: str, issue: int) -> NoReturn:
     _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
+
+
+def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) -> str:
+    """The profile to use: the one given, else the store's bound/matching one (said on stderr)."""
+    if hardware:
+        return hardware
+    from aimo.output import notice
+    from simulator.profile_choice import NO_RUN, profile_for_store
+
+    choice = profile_for_store(traces, run_id)
+    if choice.reason != NO_RUN:  # several runs and no --run: the command reports that instead
+        notice(f"hardware profile: {choice.name} ({choice.reason}; --hardware to change)")
+    return choice.name
 
 
 @app.command()
@@ -62,67 +142,103 @@ def import_(
 
 @app.command()
 def simulate(
-    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="DuckDB trace store."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
-    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile name or YAML path."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile name or YAML path (default: bound to the store, else matching the run's recorded hardware)."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
     seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
+    reference: bool = typer.Option(False, "--reference", help="Bootstrap with the reference replay instead of the compiled fast path (same numbers, ~500x slower)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
 
-    from simulator.hardware import load_profile
-    from simulator.report import (
-        bootstrap_json, competition_json, render_bootstrap, render_competition,
-    )
-    from simulator.replay import bootstrap_competitions, replay_competition, summarize
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from aimo.output import notice, progress, say_if_slow, stdout_to_stderr
+    from simulator import api
 
     try:
-        pol = load_policy(policy)
-        prof = load_profile(hardware)
-        problems = load_problem_traces(traces, run)
+        with stdout_to_stderr():
+            with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
+                res = api.simulate(
+                    traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
+                    budget_s=budget_s, reference=reference,
+                    progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
+            if not hardware:
+                notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
+            if export is not None:
+                path = res.export(export)
+                typer.echo(f"wrote {path}")
     except InputError as exc:
         _fail(str(exc))
-    if not problems:
-        _fail(f"{traces}: no completed questions in the store")
-    head = {"traces": str(traces), "run_id": problems[0].run_id, "policy": pol.name,
-            "hardware": prof.name, "budget_s": budget_s}
-    if bootstrap == 0:
-        result = replay_competition(problems, pol, prof, budget_s=budget_s)
-        if as_json:
-            typer.echo(json.dumps({**head, "mode": "recorded", **competition_json(result)}, indent=2))
-        else:
-            typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
-            typer.echo(render_competition(result))
-        return
-    results = bootstrap_competitions(
-        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s
-    )
-    summary = summarize(results)
-    if as_json:
-        typer.echo(json.dumps({**head, "mode": "bootstrap", "seed": seed,
-                               "bootstrap": bootstrap_json(summary)}, indent=2))
-    else:
-        typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
-        typer.echo(render_bootstrap(summary))
+    typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
 
-profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")
+profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
 
 
 @profile_app.command("list")
-def profile_list() -> None:
-    """List the bundled hardware profiles."""
-    from simulator.hardware import list_profiles
+def profile_list(
+    traces: Optional[Path] = typer.Option(None, help="Also say which profile this store's run gets."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
+) -> None:
+    """List the bundled hardware profiles with their calibration error and what they model."""
+    from simulator.hardware import list_profiles, load_profile
+    from simulator.hardware.calibrate import calibration_error
 
+    rows = []
     for name in list_profiles():
-        typer.echo(name)
+        prof = load_profile(name)
+        err = calibration_error(prof)
+        cal = (f"median {err.median:.1%}, max {err.max:.1%} over {err.points} point{'s' if err.points != 1 else ''}"
+               if err.points else "no calibration points")
+        rows.append((name, cal, prof.description.split(",")[0]))
+    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    typer.echo(f"{'profile':<{w0}}  {'calibration error':<{w1}}  hardware")
+    for name, cal, desc in rows:
+        typer.echo(f"{name:<{w0}}  {cal:<{w1}}  {desc}")
+    if traces is not None:
+        from simulator.profile_choice import profile_for_store
+
+        try:
+            choice = profile_for_store(traces, run)
+        except InputError as exc:
+            _fail(str(exc))
+        typer.echo(f"\n{traces}: {choice.name} ({choice.reason})")
+
+
+@profile_app.command("bind")
+def profile_bind(
+    name: str = typer.Argument(..., help="Profile name or YAML path."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="Trace store to bind it to."),
+    run: Optional[str] = typer.Option(None, "--run", help="Bind to this run only (default: every run of the store)."),
+) -> None:
+    """Bind a profile to a store (or one run): simulate, tune, solve and the dashboard use it."""
+    from simulator.profile_choice import bind_profile
+
+    try:
+        bind_profile(traces, name, run)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"bound {name} to {traces}" + (f" (run {run})" if run else " (every run)"))
+
+
+@profile_app.command("unbind")
+def profile_unbind(
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="Trace store."),
+    run: Optional[str] = typer.Option(None, "--run", help="The run's binding (default: the store-wide one)."),
+) -> None:
+    """Remove a store's profile binding (the run's recorded hardware decides again)."""
+    from simulator.profile_choice import unbind_profile
+
+    try:
+        removed = unbind_profile(traces, run)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo("binding removed" if removed else "no binding to remove")
 
 
 @profile_app.command("show")
@@ -167,7 +283,7 @@ def profile_measure(
     model: Path = typer.Option(..., help="Model directory (HF layout: config.json, tokenizer, weights)."),
     name: str = typer.Option(..., help="Name of the measured profile."),
     out: Path = typer.Option(..., help="Profile YAML to write."),
-    backend: str = typer.Option("pytorch", help="lmdeploy backend: pytorch | turbomind."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.pytorch, help="lmdeploy backend."),
     quant_policy: int = typer.Option(8, help="KV cache: 8 int8, 4 int4, 0 16-bit."),
     grid: str = typer.Option("quick", help="Cell grid: quick (8 cells) | full (18 cells)."),
     cells: Optional[str] = typer.Option(None, help="Cells instead of --grid, e.g. 1x512,8x512,8x4096 (batch x prompt tokens)."),
@@ -190,8 +306,7 @@ def profile_measure(
 
     if not model.is_dir():
         _fail(f"--model: no such model directory: {model}")
-    if backend not in ("pytorch", "turbomind"):
-        _fail(f"--backend: must be pytorch or turbomind, got {backend!r}")
+    backend = backend.value  # type: ignore[assignment]
     if quant_policy not in (0, 4, 8):
         _fail(f"--quant-policy: must be 0, 4 or 8, got {quant_policy}")
     try:
@@ -245,42 +360,67 @@ def profile_measure(
 
 @app.command()
 def tune(
-    traces: Path = typer.Option(..., help="DuckDB trace store."),
+    traces: Path = typer.Option(..., envvar=ENV["traces"], help="DuckDB trace store."),
     trials: int = typer.Option(..., help="Finished trials per study (K fold studies + 1 final)."),
     out: Path = typer.Option(..., help="Policy YAML to write (refused if it exists, unless --force)."),
-    storage: Optional[str] = typer.Option(None, help="Journal file path (default <out>.journal), sqlite:///..., postgresql://..."),
+    storage: Optional[str] = typer.Option(None, envvar=ENV["storage"], help="Journal file path (default <out>.journal), sqlite:///..., postgresql://..."),
     study: str = typer.Option("aimo-tune", help="Study name; same storage + name resumes."),
     folds: int = typer.Option(5, help="Nested CV folds by problem (>= 2)."),
     bootstrap: int = typer.Option(100, help="Replicates per trial and per held-out fold."),
     workers: int = typer.Option(1, help="Worker processes."),
     space: Optional[Path] = typer.Option(None, help="Search-space narrowing YAML (docs/tuner.md)."),
     seed: int = typer.Option(0, help="Seeds folds, draws and samplers."),
-    sampler: str = typer.Option("tpe", help="tpe | nsga2 | gp"),
+    sampler: Sampler = typer.Option(Sampler.tpe, help="Optuna sampler."),
     max_overtime: float = typer.Option(0.05, help="Constraint: P(overtime) <= this."),
-    select: str = typer.Option("mean", help="mean | lcb"),
+    select: Select = typer.Option(Select.mean, help="Trial value: mean score, or its lower confidence bound."),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the held-out table (one row per policy) to FILE.csv or FILE.parquet."),
+    as_json: bool = typer.Option(False, "--json", help="Print the held-out table, the chosen trials and the output as JSON (docs/tuner.md)."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
+    import json
+
+    from aimo.output import notice, stdout_to_stderr
+    from aimo.tune_report import tune_frame, tune_json
+    from simulator.api import export_frame
     from tuner.cli_impl import run_tune
 
     try:
-        run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
-                 workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
-                 select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,
-                 run_id=run, overwrite=force, echo=typer.echo)
+        if export is not None:
+            _check_export(export)  # before hours of tuning
+        with stdout_to_stderr():
+            chosen = _pick_profile(hardware, traces, run)
+            result = run_tune(
+                traces, trials, out, storage=storage, study=study, folds=folds,
+                bootstrap=bootstrap, workers=workers, space=space, seed=seed,
+                sampler=sampler.value, max_overtime=max_overtime, select=select.value,  # type: ignore[arg-type]
+                multi_objective=multi_objective, hardware=chosen, budget_s=budget_s, run_id=run,
+                overwrite=force, echo=notice if as_json else typer.echo)
+            if export is not None:
+                notice(f"wrote {export_frame(tune_frame(result), export)}")
     except InputError as exc:
         _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(tune_json(result, traces=str(traces), hardware=chosen), indent=2))
+
+
+def _check_export(path: Path) -> None:
+    """Refuse a bad --export path before any work (suffix, folder)."""
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(str(path), "--export", "the file must end in .csv or .parquet")
+    if not path.parent.is_dir():
+        raise InputError(str(path), "--export", f"no such directory: {path.parent}")
 
 
 @app.command()
 def record(
     problems: Path = typer.Option(..., help="Problems CSV: id,question,answer."),
     model: str = typer.Option(..., help="Model directory (AWQ 4-bit checkpoint)."),
-    backend: str = typer.Option("turbomind", help="lmdeploy backend: turbomind or pytorch."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.turbomind, help="lmdeploy backend."),
     samples: int = typer.Option(32, min=1, help="Samples per question: the first N of the prompt pool."),
     out: Path = typer.Option(..., help="DuckDB trace store (created; an existing run is resumed)."),
     prompts: str = typer.Option("cot:16,code:16", help="Prompt pool, kinds interleaved: kind:count,..."),
@@ -299,7 +439,7 @@ def record(
     options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
                "model_format": None if model_format == "none" else model_format}
     try:
-        summary = run_record(problems, model, backend, samples, out, prompts=prompts,
+        summary = run_record(problems, model, backend.value, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
                              engine_options=options)
     except InputError as exc:
@@ -312,36 +452,41 @@ def record(
 @app.command()
 def solve(
     problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
-    policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
+    policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
     model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
-    backend: str = typer.Option("replay", help="replay | synthetic | turbomind | pytorch."),
+    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, or lmdeploy (turbomind/pytorch, [gpu] extra)."),
     traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
-    hardware: Optional[str] = typer.Option(None, help="Hardware profile (replay default l4x4-14b-w4kv8)."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (replay default: bound to the store, else matching the run's hardware)."),
     speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
     record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
 ) -> None:
-    """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
+    """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
+    One line per question goes to stderr as it is answered; the result is printed once at the end."""
     import json
 
+    from aimo.output import notice, stdout_to_stderr
     from solver.policy import load_policy, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
-        if max_new_tokens is not None:
-            policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
-        prof = None
-        if hardware is not None or backend == "replay":
-            from simulator.hardware import load_profile
+        with stdout_to_stderr():  # engines' and libraries' prints and logs: never on stdout
+            if max_new_tokens is not None:
+                policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
+            prof = None
+            if hardware is None and backend is SolveBackend.replay and traces is not None:
+                hardware = _pick_profile(None, traces, run)
+            if hardware is not None or backend is SolveBackend.replay:
+                from simulator.hardware import load_profile
 
-            prof = load_profile(hardware or "l4x4-14b-w4kv8")
-        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
-                           hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                prof = load_profile(hardware or "l4x4-14b-w4kv8")
+            report = run_solve(problems, policy, EngineSpec(backend.value, model=model, tp=tp),
+                               record=record, hardware=prof, speedup=speedup, traces=traces,
+                               run_id=run, budget_s=budget_s, echo=notice)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
@@ -373,17 +518,16 @@ def demo(
     run: Optional[str] = typer.Option(None, "--run", help="Run id when the store holds several."),
     out_dir: Path = typer.Option(Path("out"), help="Where the demo writes its files."),
     replicates: int = typer.Option(100, min=1, help="Bootstrap replicates for the seed policy."),
-    hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile (e.g. h200-olympiad-tiny-w4kv8 for data/traces/olympiad-tiny.duckdb)."),
+    hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
 ) -> None:
     """The main job on bundled data: the default synthetic store, its summary, the seed policy
-    simulated on it under the 5-hour 4×L4 budget, and a short cross-validated tuning run."""
+    simulated on it under the 5-hour budget on its hardware profile, a short cross-validated
+    tuning run, and the dashboard command to look at it all."""
+    import shlex
+
     from recorder.summary import summarize_store
     from recorder.synth import synthesize_store
-    from simulator.hardware import load_profile
-    from simulator.replay import bootstrap_competitions, replay_competition, summarize
-    from simulator.report import render_bootstrap, render_competition
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from simulator import api
 
     try:
         if traces is None:
@@ -394,23 +538,56 @@ def demo(
                 typer.echo(f"generating the default synthetic store at {traces} ...")
                 synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")
         typer.echo(summarize_store(traces).render())
-        problems = load_problem_traces(traces, run)
-        policy = load_policy("seed-2nd-place")
-        profile = load_profile(hardware)
+        from aimo.output import say_if_slow
+
+        hardware = _pick_profile(hardware, traces, run)
+        recorded = api.simulate(traces, "seed-2nd-place", hardware, run=run)
+        typer.echo(f"\n== {recorded.policy} on {recorded.hardware}, recorded samples in recorded order ==")
+        typer.echo(recorded.render().split("\n", 1)[1])
+        with say_if_slow(COMPILING, after_s=8.0):
+            boot = api.simulate(traces, "seed-2nd-place", hardware, run=run,
+                                bootstrap=replicates, seed=0)
+        typer.echo(boot.render().split("\n", 1)[1])
     except InputError as exc:
         _fail(str(exc))
-    typer.echo(f"\n== {policy.name} on {profile.name}, recorded samples in recorded order ==")
-    typer.echo(render_competition(replay_competition(problems, policy, profile)))
-    summary = summarize(
-        bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=0)
-    )
-    typer.echo(render_bootstrap(summary))
     from tuner.cli_impl import run_demo_tune
 
     try:
-        run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
+        result = run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
     except InputError as exc:
         _fail(str(exc))
+    cmd = ["aimo", "dashboard", "--traces", str(traces), "--storage", result.storage,
+           "--study", result.study]
+    typer.echo(f"\nlook at it in the dashboard:\n  {shlex.join(cmd)}")
+
+
+@app.command()
+def bundle(
+    policy: str = typer.Option(..., envvar=ENV["policy"], help="Preset name or policy YAML path to ship."),
+    model: str = typer.Option(..., help="Model path as the notebook will see it (not copied), e.g. /kaggle/input/..."),
+    out: Path = typer.Option(..., help="Folder to write (refused if not empty, unless --force)."),
+    backend: LmdeployBackend = typer.Option(LmdeployBackend.turbomind, help="lmdeploy engine the notebook runs."),
+    python_version: Optional[str] = typer.Option(None, help="Target Python for the wheels, e.g. 3.11 (default: this one)."),
+    platform_tag: Optional[str] = typer.Option(None, "--platform", help="Target wheel platform, e.g. manylinux_2_28_x86_64 (default: this machine)."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+) -> None:
+    """An offline folder for a competition notebook: wheels of the project and its core
+    dependencies, the policy, the model path, an entry script with predict (docs/solver.md)."""
+    from aimo.bundle import make_bundle
+    from aimo.output import notice
+
+    try:
+        res = make_bundle(policy, model, out, backend=backend.value, python_version=python_version,
+                          platform_tag=platform_tag, force=force, echo=notice)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {res.out}: policy {res.policy} (hash {res.digest}), {len(res.wheels)} "
+               f"wheels, entry {res.out / 'aimo_entry.py'}; see {res.out / 'README.txt'}")
+
+
+from aimo.policy_cmd import app as _policy_app  # noqa: E402 - a command group in its own module
+
+app.add_typer(_policy_app, name="policy")
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`

@@ -44,15 +44,22 @@ class Config:
 
 
 def read_config(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> Config:
-    """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables."""
+    """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables,
+    which win over the shared AIMO_TRACES / AIMO_STORAGE (aimo/settings.py)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--traces", default=None)
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(list(argv))
+    from aimo.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
+
+    try:
+        shared = load_settings(environ)
+    except InputError:  # a bad AIMO_BUDGET_S is the CLI's to report, not the browser's
+        shared = Settings()
     return Config(
-        traces=args.traces or environ.get(ENV_TRACES, ""),
-        storage=args.storage or environ.get(ENV_STORAGE, ""),
+        traces=args.traces or environ.get(ENV_TRACES, "") or shared.traces or "",
+        storage=args.storage or environ.get(ENV_STORAGE, "") or shared.storage or "",
         study=args.study or environ.get(ENV_STUDY, ""),
     )
 
@@ -232,12 +239,26 @@ def policy_editor(
 
 
 def profile_picker(
-    key: str, *, label: str = "Hardware profile", default: str = "l4x4-14b-w4kv8"
+    key: str, *, label: str = "Hardware profile", default: str = "l4x4-14b-w4kv8",
+    ctx: RunContext | None = None,
 ) -> str:
-    """A bundled hardware profile name."""
+    """A bundled hardware profile name; with `ctx`, the run's bound or matching profile is
+    preselected (`simulator.profile_choice`) and the choice is kept per run."""
     names = data.profile_names()
+    help_text = None
+    if ctx is not None:
+        from simulator.profile_choice import profile_for_store
+
+        try:
+            choice = profile_for_store(ctx.path, ctx.run_id)
+            default, help_text = choice.name, f"Preselected: {choice.name} ({choice.reason})."
+        except InputError:
+            pass
+        key = f"{key}:{ctx.run_id}"
+    if default not in names:  # a bound profile given as a YAML path
+        names = [default, *names] if ctx is not None and Path(default).is_file() else names
     index = names.index(default) if default in names else 0
-    return str(st.selectbox(label, names, index=index, key=key))
+    return str(st.selectbox(label, names, index=index, key=key, help=help_text))
 
 
 def file_name(text: str) -> str:

@@ -321,9 +321,10 @@ class RecordSummary:
                 f"{s.tokens_per_s:.0f} tok/s while streaming"
             )
             lines.append(
-                f"  recorder cost: {s.per_chunk_us:.1f} us/chunk over {s.chunks} chunks, "
-                f"{s.gap_s:.2f} s between questions; "
-                f"{100 * s.outside_share:.2f}% of {s.wall_s:.1f} s wall"
+                f"  waiting outside the token stream: {100 * s.outside_share:.2f}% of "
+                f"{s.wall_s:.1f} s wall = code-execution waits {s.code_wait_s:.2f} s + commits "
+                f"{s.commit_s:.2f} s + batch starts {s.start_s:.2f} s between questions, and "
+                f"chunk handling {s.per_chunk_us:.1f} us/chunk over {s.chunks} chunks"
             )
         return "\n".join(lines)
 

@@ -24,7 +24,7 @@ def render() -> None:
         b = ui.policy_editor("cmp_b", label="Policy B", default="fast-8")
     cols = st.columns(4)
     with cols[0]:
-        profile_name = ui.profile_picker("cmp_profile")
+        profile_name = ui.profile_picker("cmp_profile", ctx=ctx)
     n_questions = int(cols[1].number_input("Questions", 1, 500, 50, key="cmp_questions"))
     order = cols[2].radio("Question order", ["store order", "random draw"], key="cmp_order")
     seed = int(cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed"))

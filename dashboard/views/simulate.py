@@ -28,7 +28,7 @@ def render() -> None:
     with left:
         edited = ui.policy_editor("sim", label="Policy")
     with right:
-        profile_name = ui.profile_picker("sim_profile")
+        profile_name = ui.profile_picker("sim_profile", ctx=ctx)
         settings = _settings(len(traces), edited[0] if edited else None)
     if edited is None:
         st.stop()

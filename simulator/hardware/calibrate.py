@@ -19,6 +19,7 @@ How the published profiles are derived (all at batch 15, prompts of ~150 tokens)
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -278,3 +279,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+@dataclass(frozen=True)
+class CalibrationError:
+    """|relative error| of a profile over its weighted calibration points (reference rows out)."""
+
+    points: int
+    median: float
+    max: float
+
+
+def calibration_error(p: HardwareProfile) -> CalibrationError:
+    """Median and max |relative error| of `calibration_report` over points with weight > 0."""
+    errs = sorted(abs(r.rel_error) for r in calibration_report(p) if r.weight > 0)
+    if not errs:
+        return CalibrationError(0, math.nan, math.nan)
+    mid = len(errs) // 2
+    median = errs[mid] if len(errs) % 2 else (errs[mid - 1] + errs[mid]) / 2
+    return CalibrationError(len(errs), median, errs[-1])

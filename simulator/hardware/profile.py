@@ -366,7 +366,9 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
         names = ", ".join(list_profiles()) or "(none)"
         raise InputError(text, None, f"no such hardware profile or file; shipped profiles: {names}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the C parser when PyYAML has it (same results, ~10x faster: matters for CLI start-up)
+        data = yaml.load(path.read_text(encoding="utf-8"),
+                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(path), None, f"cannot read: {exc}") from None
     except yaml.YAMLError as exc:

@@ -309,6 +309,9 @@ def dump_policy(policy: Policy, path: str | Path, *, overwrite: bool = False) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the policy unreadable to others
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(policy_to_yaml(policy))
         os.replace(tmp, path)
