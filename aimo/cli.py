@@ -431,9 +431,11 @@ def record(
     model_format: str = typer.Option("awq", help="TurboMind weight format: awq, or 'none' for fp16."),
     max_batch: int = typer.Option(32, min=1, help="Requests decoded at once."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default record-<model>-<csv stem>; reruns resume it)."),
+    shard: Optional[str] = typer.Option(None, help="Record only shard i/N of the problems (stable split by id); join the stores with `aimo merge`."),
 ) -> None:
     """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
     from recorder.record import run_record
+    from recorder.shards import parse_shard
     from solver.engines.lmdeploy_engine import LmdeployUnavailableError
 
     options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
@@ -441,7 +443,8 @@ def record(
     try:
         summary = run_record(problems, model, backend.value, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
-                             engine_options=options)
+                             engine_options=options,
+                             shard=None if shard is None else parse_shard(shard))
     except InputError as exc:
         _fail(str(exc))
     except LmdeployUnavailableError as exc:
@@ -492,6 +495,21 @@ def solve(
     except EngineUnavailable as exc:
         _fail(str(exc), code=3)
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
+@app.command()
+def merge(
+    out: Path = typer.Argument(..., help="Trace store to write into (created if missing)."),
+    stores: list[Path] = typer.Argument(..., help="Stores to merge (e.g. the shards of a recording)."),
+) -> None:
+    """Merge trace stores: runs and problems combined, duplicates refused, provenance kept."""
+    from recorder.shards import merge_stores
+
+    try:
+        summary = merge_stores(out, stores)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(summary.render())
 
 
 @app.command()

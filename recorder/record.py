@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.shards import Shard, select_shard
 from solver.engines.base import Chunk, Engine, PromptSpec, QuestionStream, SamplingSettings
 from solver.errors import InputError
 from solver.extraction import StreamingExtractor, code_answer, prepare_code
@@ -39,7 +40,7 @@ ERROR_CHARS = 500
 PROGRESS_EVERY_S = 0.5
 _MIX_ITEM = re.compile(r"^\s*(cot|code)\s*:\s*(\d+)\s*$")
 # gen_config keys that must match when a recording is resumed (the rest may differ, e.g. start-up)
-_RESUME_KEYS = ("samples", "prompt_kinds", "sampling", "prompts", "policy", "extraction")
+_RESUME_KEYS = ("samples", "prompt_kinds", "sampling", "prompts", "policy", "extraction", "shard")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -475,6 +476,7 @@ def run_record(
     hardware: str | None = None,
     notes: str | None = None,
     show_progress: bool | None = None,
+    shard: Shard | None = None,
 ) -> RecordSummary:
     """Record `samples` samples of every problem of `problems_csv` into the store `out`.
 
@@ -483,7 +485,8 @@ def run_record(
     `samples` are used; `max_new_tokens` overrides the policy's. `engine` (any Engine) is used as
     given and left open; without one an `LmdeployEngine(model, backend, **engine_options)` is built
     here and closed at the end. A run that exists in `out` is resumed: questions already committed
-    are skipped, partial rows of an interrupted one are dropped.
+    are skipped, partial rows of an interrupted one are dropped. With `shard` only that shard's
+    problems are recorded (recorder.shards: a stable split by problem id; `aimo merge` joins them).
 
     Raises:
         InputError: a bad CSV, argument or policy, or a resume with different settings.
@@ -495,7 +498,7 @@ def run_record(
     if max_new_tokens is not None and max_new_tokens < 1:
         raise InputError("<arguments>", "--max-new-tokens", "must be >= 1")
     sampling = sampling_settings(pol, max_new_tokens, seed)
-    problems = load_problems(problems_csv)
+    problems = select_shard(load_problems(problems_csv), shard, key=lambda p: p.problem_id)
     run_id = run_id or default_run_id(model, problems_csv)
     gen_config: dict[str, Any] = {
         "samples": samples,
@@ -508,6 +511,8 @@ def run_record(
         "problems_csv": str(problems_csv),
         "code_runs": run_code,
     }
+    if shard is not None:
+        gen_config["shard"] = str(shard)
     _check_resumable(out, run_id, gen_config)
 
     own_engine = engine is None
