@@ -314,7 +314,7 @@ def solve(
     problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
     policy: str = typer.Option("seed-2nd-place", help="Preset name or policy YAML path."),
     model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
-    backend: str = typer.Option("replay", help="replay | synthetic | turbomind | pytorch."),
+    backend: str = typer.Option("replay", help="replay | synthetic | turbomind | pytorch | hil (docs/hil.md)."),
     traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
     hardware: Optional[str] = typer.Option(None, help="Hardware profile (replay default l4x4-14b-w4kv8)."),
@@ -324,6 +324,8 @@ def solve(
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
+    max_batch: int = typer.Option(32, min=1, help="lmdeploy/hil: requests decoded at once."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
@@ -339,7 +341,9 @@ def solve(
             from simulator.hardware import load_profile
 
             prof = load_profile(hardware or "l4x4-14b-w4kv8")
-        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
+        spec = EngineSpec(backend, model=model, tp=tp, seed=seed or 0, max_batch=max_batch,
+                          options={"draw_seed": seed} if backend == "hil" else {})
+        report = run_solve(problems, policy, spec, record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
                            echo=None if as_json else typer.echo)
     except InputError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from types import TracebackType
 
 from solver.sandbox._run import run_code
@@ -29,6 +30,11 @@ class SandboxPool:
     def submit(self, code: str) -> concurrent.futures.Future[ExecResult]:
         """Queue `code`; the future resolves to its `ExecResult` (never to an exception)."""
         return self._executor.submit(run_code, code, self.limits, python=self._python)
+
+    def hold(self, seconds: float) -> concurrent.futures.Future[None]:
+        """Occupy one worker for `seconds` without running anything: a recorded code run's wait
+        replayed on the live pool (hardware-in-the-loop runs queue exactly as real ones)."""
+        return self._executor.submit(time.sleep, max(0.0, float(seconds)))
 
     async def run(self, code: str) -> ExecResult:
         """Await `code`'s result from an asyncio loop without blocking the loop."""
