@@ -139,15 +139,23 @@ def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path
 
 @profile_app.command("fit")
 def profile_fit(
-    traces: Path = typer.Option(..., help="Trace store with timestamped chunks."),
+    traces: Optional[Path] = typer.Option(None, help="Trace store with timestamped chunks (with --from-live: the replayed store, for question-time errors)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
     out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+
+    if from_live is not None:
+        from aimo.validate_cmd import fit_from_live
+
+        return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
+    if traces is None:
+        _fail("--traces: required (or --from-live)")
 
     try:
         chunks = read_chunks(traces, run_id=run)
@@ -415,6 +423,9 @@ def demo(
         run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)
     except InputError as exc:
         _fail(str(exc))
+
+
+__import__("aimo.validate_cmd").validate_cmd.register(app)  # aimo validate, aimo scale-store (issue 15)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`
