@@ -122,11 +122,11 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
         wall = float(r[3]) if r[3] is not None else math.nan
         questions.append(LiveQuestion(r[0], int(r[1]), r[2], answer, stop, wall))
     answers_from = "store" if "final_answer" in stored and any(q.answer is not None for q in questions) else ""
-    startup = None
-    if "start_s" in stored and rows[0][stored["start_s"]] is not None:
-        startup = float(rows[0][stored["start_s"]])
-    elif engine.get("startup_s") is not None:
+    startup = None  # the engine's build and warm-up, else the clock at the first question
+    if engine.get("startup_s") is not None:
         startup = float(engine["startup_s"])
+    elif "start_s" in stored and rows[0][stored["start_s"]] is not None:
+        startup = float(rows[0][stored["start_s"]])
     if json_report is not None:
         questions, startup_json = _from_json(json_report, questions)
         answers_from = "json"

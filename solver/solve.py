@@ -251,6 +251,7 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
+    engine: Any = None,
 ) -> SolveReport:
     """Solve a problem set with the live solver and return the report.
 
@@ -266,6 +267,8 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
+        engine: an engine already started for `engine_spec` (used, not closed: e.g. one lmdeploy
+            engine shared by several hil runs, scripts/device_hil.py); default: built here.
     Raises:
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
@@ -284,7 +287,9 @@ def run_solve(
         texts = _store_questions(traces, trace_list[0].run_id)  # real prompts need the real text
         problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
     clock = WallClock()  # live engines: loading the engine counts against the budget
-    engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
+    owned = engine is None
+    if engine is None:
+        engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
     kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else
                            "hil" if spec.backend == "hil" else "recorded")
@@ -324,7 +329,8 @@ def run_solve(
             try:
                 return await solve_async(session, problems, echo)
             finally:
-                await engine.close()
+                if owned:
+                    await engine.close()
 
         result = asyncio.run(_main())
         if recorder is not None:
