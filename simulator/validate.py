@@ -128,7 +128,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     elif "start_s" in stored and rows[0][stored["start_s"]] is not None:
         startup = float(rows[0][stored["start_s"]])
     if json_report is not None:
-        questions, startup_json = _from_json(json_report, questions)
+        questions, startup_json = _from_json(json_report, questions, run.run_id)
         answers_from = "json"
         startup = startup_json if startup_json is not None else startup
     live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
@@ -136,12 +136,20 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     return live
 
 
-def _from_json(path: str | Path, questions: Sequence[LiveQuestion]) -> tuple[list[LiveQuestion], float | None]:
-    """Answers and stop reasons from an `aimo solve --json` report (text before the JSON is skipped)."""
+def _from_json(path: str | Path, questions: Sequence[LiveQuestion],
+               run_id: str = "") -> tuple[list[LiveQuestion], float | None]:
+    """Answers and stop reasons from an `aimo solve --json` report (text before the JSON is
+    skipped), or from scripts/device_hil.py's summary.json (the step that recorded `run_id`)."""
     src = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
         report = json.loads(text[text.index("{"):])
+        if "steps" in report and "questions" not in report:  # device_hil.py's summary.json
+            found = [s["solve"] for s in report["steps"].values()
+                     if isinstance(s, dict) and s.get("run_id") == run_id and "solve" in s]
+            if not found:
+                raise KeyError(f"no step recorded run {run_id!r}")
+            report = {**found[0], "startup_s": None}  # a shared engine: its build is the start-up
         by_id = {q["problem_id"]: q for q in report["questions"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(src, "questions", f"not an `aimo solve --json` report: {exc}") from None

@@ -94,3 +94,29 @@ def test_profile_names_come_from_the_gpu() -> None:
     assert dh.gpu_profile_name("1xNVIDIA H100 80GB HBM3") == "h100-14b-w4kv8"
     assert dh.gpu_profile_name("1xNVIDIA H200") == "h200-14b-w4kv8-quick"
     assert dh.gpu_profile_name(None) == "gpu-14b-w4kv8-quick"
+
+
+def test_returned_files_validate_on_the_cpu_with_the_summary_answers(tmp_path: Path) -> None:
+    """What the integrator runs on the returned $OUT: `aimo validate` per live run, answers from
+    summary.json (stores without per-question result columns)."""
+    dh = load_script()
+    out = tmp_path / "out"
+    assert dh.main(["--fake", "--out", str(out), "--model", str(tmp_path / "m"), "--questions", "2",
+                    "--scales", "0.01", "--policies", "seed-2nd-place", "--skip-measure",
+                    "--until", str(time.time() + 120)]) == 0
+    from typer.testing import CliRunner
+
+    from aimo.cli import app
+    from solver.store import list_runs
+
+    (run,) = [r.run_id for r in list_runs(out / "hil-live.duckdb") if r.kind == "solve"]
+    res = CliRunner().invoke(app, ["validate", "--live", str(out / "hil-live.duckdb"), "--live-run", run,
+                                   "--traces", str(out / "hil-traces.duckdb"), "--hardware", "h200-14b-w4kv8",
+                                   "--live-json", str(out / "summary.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    step = summary["steps"]["hil:seed-2nd-place"]
+    assert data["answers_from"] == "json"
+    assert [r["live_answer"] for r in data["rows"]] == [q["answer"] for q in step["solve"]["questions"]]
+    assert [r["live_stop"] for r in data["rows"]] == [q["stop_reason"] for q in step["solve"]["questions"]]
