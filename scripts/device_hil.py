@@ -346,9 +346,11 @@ def run(args: argparse.Namespace) -> int:
                 compact_copy(live_tmp, out / "hil-live.duckdb")
                 run_id = next(r.run_id for r in list_runs(live_tmp) if r.run_id not in before)
                 live = read_live_run(live_tmp, run_id)
+                done = {r.problem_id: r for r in report.result.questions}
                 live = dataclasses.replace(live, questions=tuple(
-                    dataclasses.replace(q, answer=r.answer, stop_reason=r.stop_reason)
-                    for q, r in zip(live.questions, report.result.questions)), answers_from="json")
+                    dataclasses.replace(q, answer=done[q.problem_id].answer,
+                                        stop_reason=done[q.problem_id].stop_reason)
+                    if q.problem_id in done else q for q in live.questions), answers_from="json")
                 v = validate(live, load_problem_traces(store), profile)
                 checks.append(v.check)
                 md = out / "validate.md"
