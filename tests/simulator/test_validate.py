@@ -169,3 +169,22 @@ def test_profile_fit_from_live_reports_before_and_after(hil_run, tmp_path) -> No
     assert res.exit_code == 2 and "exists" in res.output
     res = CliRunner().invoke(app, ["profile", "fit", "--name", "x"])
     assert res.exit_code == 2 and "--traces" in res.output
+
+
+def test_stored_per_question_results_win_when_the_store_has_them(hil_run) -> None:
+    """Stores with per-question results (questions_done.final_answer / stop_reason / start_s, the
+    live-results migration) are read as they are, not derived."""
+    import duckdb
+
+    store, live = hil_run
+    run = read_live_run(live)
+    with duckdb.connect(str(live)) as con:
+        for col, typ in (("final_answer", "INTEGER"), ("stop_reason", "VARCHAR"), ("start_s", "DOUBLE")):
+            con.execute(f"ALTER TABLE questions_done ADD COLUMN {col} {typ}")
+        con.execute("UPDATE questions_done SET final_answer = 111, stop_reason = 'timeout', start_s = 3.5")
+    stored = read_live_run(live)
+    assert stored.answers_from == "store"
+    assert [(q.answer, q.stop_reason) for q in stored.questions] == [(111, "timeout")] * 2
+    v = validate(stored, load_problem_traces(store), load_profile("h200-14b-w4kv8"))
+    assert v.same_answer == (0, 0)  # both decided by a (live) timeout: not compared
+    assert run.answers_from == "derived"
