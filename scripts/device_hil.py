@@ -223,16 +223,11 @@ def choose_scale(source: Path, work: Path, profile: Any, policies: Sequence[Any]
 def hil_run(engine: Any, model: Path, store: Path, policy: Any, seed: int, live: Path,
             problems: Sequence[Any]) -> Any:
     """One `aimo solve --backend hil` run on the shared engine, recorded into `live`."""
-    from simulator.replay.selection import competition_draws
-    from solver.engines.hil import HilEngine
     from solver.solve import EngineSpec, run_solve
-    from solver.store import load_problem_traces
 
-    traces = load_problem_traces(store)
-    draws = dict(zip((p.problem_id for p in traces), competition_draws(traces, seed)))
-    hil = HilEngine(engine, traces, draws, code_workers=4)
-    spec = EngineSpec("hil", model=str(model), tp=1, seed=seed, max_batch=32, options={"draw_seed": seed})
-    return run_solve(list(problems), policy, spec, traces=store, record=live, engine=hil,
+    spec = EngineSpec("hil", model=str(model), tp=1, seed=seed, max_batch=32,
+                      options={"draw_seed": seed, "lmdeploy_engine": engine, "code_workers": 4})
+    return run_solve(list(problems), policy, spec, traces=store, record=live,
                      echo=lambda line: log.info("  %s", line))
 
 

@@ -186,11 +186,12 @@ def _hil_engine(spec: EngineSpec, traces: Sequence[ProblemTrace] | None) -> Any:
     opts = dict(spec.options)
     draw_seed = opts.pop("draw_seed", spec.seed)
     code_workers = opts.pop("code_workers", None)
+    shared = opts.pop("lmdeploy_engine", None)  # started elsewhere and kept open (device_hil.py)
     lmdeploy = {"backend": opts.pop("lmdeploy_backend", HIL_LMDEPLOY_BACKEND), "tp": spec.tp,
                 "quant_policy": spec.quant_policy, "max_batch": spec.max_batch,
                 "session_len": spec.session_len, **opts}
     return build_hil_engine(spec.model or "", traces, draw_seed=draw_seed, lmdeploy_options=lmdeploy,
-                            code_workers=code_workers)
+                            code_workers=code_workers, lmdeploy_engine=shared)
 
 
 def _run_id(policy: Policy, backend: str) -> str:
@@ -251,7 +252,6 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
-    engine: Any = None,
 ) -> SolveReport:
     """Solve a problem set with the live solver and return the report.
 
@@ -267,8 +267,6 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
-        engine: an engine already started for `engine_spec` (used, not closed: e.g. one lmdeploy
-            engine shared by several hil runs, scripts/device_hil.py); default: built here.
     Raises:
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
@@ -287,9 +285,7 @@ def run_solve(
         texts = _store_questions(traces, trace_list[0].run_id)  # real prompts need the real text
         problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
     clock = WallClock()  # live engines: loading the engine counts against the budget
-    owned = engine is None
-    if engine is None:
-        engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
+    engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
     kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else
                            "hil" if spec.backend == "hil" else "recorded")
@@ -320,7 +316,7 @@ def run_solve(
             pool = SandboxPool(code_workers)
             runner = HilRunner(pool)
         else:
-            raise InputError("<engine>", "code_runner", f"must be 'recorded', 'sandbox' or 'hil' (got {kind!r})")
+            raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
         session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
                                clock=clock if live else None, startup_s=clock.elapsed() if live else None,
                                options=options, seed=spec.seed, budget_s=budget_s)
@@ -329,8 +325,7 @@ def run_solve(
             try:
                 return await solve_async(session, problems, echo)
             finally:
-                if owned:
-                    await engine.close()
+                await engine.close()
 
         result = asyncio.run(_main())
         if recorder is not None:

@@ -139,14 +139,16 @@ class HilEngine:
         problems: the recorded run's problems, matched by problem id.
         draws: per problem id, the draw (`SampleDraw`) whose `take(kinds)` fills the slots.
         code_workers: the sandbox pool's size (reported on the streams).
+        owns_inner: `close()` closes `inner` (False: an engine shared by several runs).
     """
 
     name = "hil"
     virtual_clock = False
 
     def __init__(self, inner: Any, problems: Sequence[ProblemTrace], draws: Mapping[str, Any], *,
-                 code_workers: int | None = None) -> None:
+                 code_workers: int | None = None, owns_inner: bool = True) -> None:
         self.inner = inner
+        self.owns_inner = owns_inner
         self._problems = {p.problem_id: p for p in problems}
         self._draws = dict(draws)
         self.code_workers = code_workers
@@ -184,7 +186,8 @@ class HilEngine:
         return HilStream(inner, scripts, [p.sample for p in prompts], cap, self.code_workers)
 
     async def close(self) -> None:
-        await self.inner.close()
+        if self.owns_inner:
+            await self.inner.close()
 
 
 class _HeldRun(_LiveRun):
@@ -218,8 +221,11 @@ class HilRunner:
 
 
 def build_hil_engine(model: str, problems: Sequence[ProblemTrace], *, draw_seed: int | None,
-                     lmdeploy_options: Mapping[str, Any], code_workers: int | None = None) -> HilEngine:
-    """Start lmdeploy on `model` (ignore_eos) and wrap it with the draws of `draw_seed`.
+                     lmdeploy_options: Mapping[str, Any], code_workers: int | None = None,
+                     lmdeploy_engine: Any = None) -> HilEngine:
+    """Start lmdeploy on `model` (ignore_eos) and wrap it with the draws of `draw_seed`; with
+    `lmdeploy_engine` (started with ignore_eos, e.g. shared by several runs) use that one and
+    leave it open.
 
     Raises:
         EngineUnavailable: lmdeploy is not installed.
@@ -227,11 +233,15 @@ def build_hil_engine(model: str, problems: Sequence[ProblemTrace], *, draw_seed:
     from simulator.replay.selection import competition_draws  # the simulator's draw, one definition
     from solver.engines import lmdeploy_engine_class
 
+    draws = dict(zip((p.problem_id for p in problems), competition_draws(problems, draw_seed)))
+    if lmdeploy_engine is not None:
+        if not getattr(lmdeploy_engine, "generation_overrides", {}).get("ignore_eos"):
+            raise ValueError("a shared lmdeploy engine for hil runs needs generation_overrides ignore_eos")
+        return HilEngine(lmdeploy_engine, problems, draws, code_workers=code_workers, owns_inner=False)
     cls = lmdeploy_engine_class()
     opts = dict(lmdeploy_options)
     overrides = {**dict(opts.pop("generation_overrides", None) or {}), "ignore_eos": True}
     inner = cls(model_path=model, generation_overrides=overrides, **opts)
-    draws = dict(zip((p.problem_id for p in problems), competition_draws(problems, draw_seed)))
     return HilEngine(inner, problems, draws, code_workers=code_workers)
 
 

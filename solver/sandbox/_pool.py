@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
 from types import TracebackType
 
 from solver.sandbox._run import run_code
@@ -34,6 +33,8 @@ class SandboxPool:
     def hold(self, seconds: float) -> concurrent.futures.Future[None]:
         """Occupy one worker for `seconds` without running anything: a recorded code run's wait
         replayed on the live pool (hardware-in-the-loop runs queue exactly as real ones)."""
+        import time  # here, not at the top: keeps this hook a one-place addition
+
         return self._executor.submit(time.sleep, max(0.0, float(seconds)))
 
     async def run(self, code: str) -> ExecResult:
