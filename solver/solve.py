@@ -9,6 +9,7 @@ records the run (kind `solve`) into a trace store, prints one line per question 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import csv
 import datetime as dt
 import math
@@ -187,6 +188,7 @@ def _hil_engine(spec: EngineSpec, traces: Sequence[ProblemTrace] | None) -> Any:
     draw_seed = opts.pop("draw_seed", spec.seed)
     code_workers = opts.pop("code_workers", None)
     shared = opts.pop("lmdeploy_engine", None)  # started elsewhere and kept open (device_hil.py)
+    opts.pop("hil_source", None)  # run metadata (solve_run_info), not an engine setting
     lmdeploy = {"backend": opts.pop("lmdeploy_backend", HIL_LMDEPLOY_BACKEND), "tp": spec.tp,
                 "quant_policy": spec.quant_policy, "max_batch": spec.max_batch,
                 "session_len": spec.session_len, **opts}
@@ -200,8 +202,7 @@ def _run_id(policy: Policy, backend: str) -> str:
 
 
 def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, run_id: str | None = None,
-                   notes: str | None = None, engine: Any = None,
-                   hil: dict[str, Any] | None = None) -> RunInfo:
+                   notes: str | None = None, engine: Any = None) -> RunInfo:
     """The `runs` row of a recorded solve (kind `solve`); an lmdeploy `engine` contributes its
     actual backend, quantisation, hardware and engine settings."""
     g = policy.generation
@@ -214,7 +215,8 @@ def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, ru
     if callable(run_config):
         gen_config["engine"] = run_config()
     if spec.backend == "hil":
-        gen_config["hil"] = {"draw_seed": spec.options.get("draw_seed", spec.seed), **(hil or {})}
+        gen_config["hil"] = {"draw_seed": spec.options.get("draw_seed", spec.seed),
+                             **spec.options.get("hil_source", {})}
     quantization = getattr(engine, "quantization", None)
     if quantization is None and spec.backend in LMDEPLOY_BACKENDS:
         quantization = f"kv{spec.quant_policy}"
@@ -281,9 +283,8 @@ def run_solve(
         if not trace_list:
             raise InputError(str(traces), None, "no completed questions in the store")
     problems = _problems(problems_csv, trace_list, spec.backend)
-    if spec.backend == "hil" and problems_csv is None and trace_list:
-        texts = _store_questions(traces, trace_list[0].run_id)  # real prompts need the real text
-        problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
+    if spec.backend == "hil":  # the stored question texts (real prompts) and the run's source
+        problems, spec = _hil_inputs(problems, problems_csv is None, spec, traces, trace_list)
     clock = WallClock()  # live engines: loading the engine counts against the budget
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
@@ -292,11 +293,7 @@ def run_solve(
     hw_name = getattr(hardware, "name", None) if hardware is not None else None
     recorder = None
     if record is not None:
-        hil = None
-        if spec.backend == "hil":
-            hil = {"traces": str(traces), "run_id": trace_list[0].run_id if trace_list else None,
-                   "length_scale": _store_scale(traces, trace_list[0].run_id if trace_list else None)}
-        recorder = RunRecorder(record, solve_run_info(pol, spec, hw_name, engine=engine, hil=hil,
+        recorder = RunRecorder(record, solve_run_info(pol, spec, hw_name, engine=engine,
                                                       notes=f"aimo solve of {len(problems)} problems"))
     t0 = time.monotonic()
     pool = None
@@ -346,6 +343,20 @@ def run_solve(
         run_id=trace_list[0].run_id if trace_list else None,
         record=None if record is None else str(record), wall_s=time.monotonic() - t0,
     )
+
+
+def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, traces: str | Path | None,
+                trace_list: Sequence[ProblemTrace] | None) -> tuple[list[Problem], EngineSpec]:
+    """A hil run's problems with the stored question texts (its prompts are real), and its spec
+    with the replayed store's path, run and length scale (`hil_source`, recorded in the run)."""
+    if traces is None or not trace_list:
+        return problems, spec  # build_engine says what is missing
+    run_id = trace_list[0].run_id
+    if from_store:
+        texts = _store_questions(traces, run_id)
+        problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
+    source = {"traces": str(traces), "run_id": run_id, "length_scale": _store_scale(traces, run_id)}
+    return problems, dataclasses.replace(spec, options={**spec.options, "hil_source": source})
 
 
 def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
