@@ -46,6 +46,7 @@ class SolveBackend(str, Enum):
     synthetic = "synthetic"
     turbomind = "turbomind"
     pytorch = "pytorch"
+    hil = "hil"
 
 
 class LmdeployBackend(str, Enum):
@@ -255,15 +256,23 @@ def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path
 
 @profile_app.command("fit")
 def profile_fit(
-    traces: Path = typer.Option(..., help="Trace store with timestamped chunks."),
+    traces: Optional[Path] = typer.Option(None, help="Trace store with timestamped chunks (with --from-live: the replayed store, for question-time errors)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
     out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+
+    if from_live is not None:
+        from aimo.validate_cmd import fit_from_live
+
+        return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
+    if traces is None:
+        _fail("--traces: required (or --from-live)")
 
     try:
         chunks = read_chunks(traces, run_id=run)
@@ -457,7 +466,7 @@ def solve(
     problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
     policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
     model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
-    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, or lmdeploy (turbomind/pytorch, [gpu] extra)."),
+    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, lmdeploy (turbomind/pytorch, [gpu] extra), or hil: lmdeploy timing with a store's content (docs/hil.md)."),
     traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
     hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (replay default: bound to the store, else matching the run's hardware)."),
@@ -467,6 +476,8 @@ def solve(
     budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
+    max_batch: int = typer.Option(32, min=1, help="lmdeploy/hil: requests decoded at once."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
     One line per question goes to stderr as it is answered; the result is printed once at the end."""
@@ -487,9 +498,12 @@ def solve(
                 from simulator.hardware import load_profile
 
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
-            report = run_solve(problems, policy, EngineSpec(backend.value, model=model, tp=tp),
-                               record=record, hardware=prof, speedup=speedup, traces=traces,
-                               run_id=run, budget_s=budget_s, echo=notice)
+            spec = EngineSpec(backend.value, model=model, tp=tp, seed=seed or 0,
+                              max_batch=max_batch,
+                              options={"draw_seed": seed} if backend is SolveBackend.hil else {})
+            report = run_solve(problems, policy, spec, record=record, hardware=prof,
+                               speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
+                               echo=notice)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
@@ -606,6 +620,9 @@ def bundle(
 from aimo.policy_cmd import app as _policy_app  # noqa: E402 - a command group in its own module
 
 app.add_typer(_policy_app, name="policy")
+
+
+__import__("aimo.validate_cmd").validate_cmd.register(app)  # aimo validate, aimo scale-store (issue 15)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`

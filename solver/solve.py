@@ -9,6 +9,7 @@ records the run (kind `solve`) into a trace store, prints one line per question 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import csv
 import datetime as dt
 import math
@@ -42,7 +43,8 @@ from solver.loop.report import competition_json, render_competition, render_ques
 from solver.policy import Policy, load_policy, policy_to_dict
 from solver.traces import ProblemTrace, RunInfo
 
-BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS)
+BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
+HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
 QUESTION_ALIASES = ("question", "problem")
 
 
@@ -169,9 +171,29 @@ def build_engine(
         return SyntheticEngine(seed=spec.seed, model=hardware, chunk_tokens=every, speedup=speedup)
     if not spec.model:
         raise InputError("<engine>", "model", f"the {spec.backend} backend needs a model path (--model)")
+    if spec.backend == "hil":
+        return _hil_engine(spec, traces)
     cls = lmdeploy_engine_class()
     return cls(model_path=spec.model, backend=spec.backend, quant_policy=spec.quant_policy, tp=spec.tp,
                max_batch=spec.max_batch, session_len=spec.session_len, **spec.options)
+
+
+def _hil_engine(spec: EngineSpec, traces: Sequence[ProblemTrace] | None) -> Any:
+    """The hardware-in-the-loop engine (solver/engines/hil.py): lmdeploy + a store's samples."""
+    if traces is None:
+        raise InputError("<engine>", "traces", "the hil backend needs a trace store (--traces)")
+    from solver.engines.hil import build_hil_engine
+
+    opts = dict(spec.options)
+    draw_seed = opts.pop("draw_seed", spec.seed)
+    code_workers = opts.pop("code_workers", None)
+    shared = opts.pop("lmdeploy_engine", None)  # started elsewhere and kept open (device_hil.py)
+    opts.pop("hil_source", None)  # run metadata (solve_run_info), not an engine setting
+    lmdeploy = {"backend": opts.pop("lmdeploy_backend", HIL_LMDEPLOY_BACKEND), "tp": spec.tp,
+                "quant_policy": spec.quant_policy, "max_batch": spec.max_batch,
+                "session_len": spec.session_len, **opts}
+    return build_hil_engine(spec.model or "", traces, draw_seed=draw_seed, lmdeploy_options=lmdeploy,
+                            code_workers=code_workers, lmdeploy_engine=shared)
 
 
 def _run_id(policy: Policy, backend: str) -> str:
@@ -192,6 +214,9 @@ def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, ru
     run_config = getattr(engine, "run_config", None)
     if callable(run_config):
         gen_config["engine"] = run_config()
+    if spec.backend == "hil":
+        gen_config["hil"] = {"draw_seed": spec.options.get("draw_seed", spec.seed),
+                             **spec.options.get("hil_source", {})}
     quantization = getattr(engine, "quantization", None)
     if quantization is None and spec.backend in LMDEPLOY_BACKENDS:
         quantization = f"kv{spec.quant_policy}"
@@ -258,10 +283,13 @@ def run_solve(
         if not trace_list:
             raise InputError(str(traces), None, "no completed questions in the store")
     problems = _problems(problems_csv, trace_list, spec.backend)
+    if spec.backend == "hil":  # the stored question texts (real prompts) and the run's source
+        problems, spec = _hil_inputs(problems, problems_csv is None, spec, traces, trace_list)
     clock = WallClock()  # live engines: loading the engine counts against the budget
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
-    kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else "recorded")
+    kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else
+                           "hil" if spec.backend == "hil" else "recorded")
     hw_name = getattr(hardware, "name", None) if hardware is not None else None
     recorder = None
     if record is not None:
@@ -278,6 +306,12 @@ def run_solve(
             runner = SandboxRunner(pool)
         elif kind == "recorded":
             runner = RecordedRunner()
+        elif kind == "hil":
+            from solver.engines.hil import HilRunner
+            from solver.sandbox import SandboxPool
+
+            pool = SandboxPool(code_workers)
+            runner = HilRunner(pool)
         else:
             raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
         session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
@@ -311,6 +345,42 @@ def run_solve(
     )
 
 
+def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, traces: str | Path | None,
+                trace_list: Sequence[ProblemTrace] | None) -> tuple[list[Problem], EngineSpec]:
+    """A hil run's problems with the stored question texts (its prompts are real), and its spec
+    with the replayed store's path, run and length scale (`hil_source`, recorded in the run)."""
+    if traces is None or not trace_list:
+        return problems, spec  # build_engine says what is missing
+    run_id = trace_list[0].run_id
+    if from_store:
+        texts = _store_questions(traces, run_id)
+        problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
+    source = {"traces": str(traces), "run_id": run_id, "length_scale": _store_scale(traces, run_id)}
+    return problems, dataclasses.replace(spec, options={**spec.options, "hil_source": source})
+
+
+def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
+    """Question texts of a stored run, by problem id."""
+    from solver.store import read_connection
+
+    with read_connection(path) as con:  # type: ignore[arg-type]
+        rows = con.execute("SELECT problem_id, question FROM problems WHERE run_id = ?", [run_id]).fetchall()
+    return {pid: q or "" for pid, q in rows}
+
+
+def _store_scale(path: str | Path | None, run_id: str | None) -> float | None:
+    """The `length_scale` a scaled copy of a store recorded in its run's gen_config (None: unscaled)."""
+    if path is None or run_id is None:
+        return None
+    from solver.store import list_runs
+
+    for run in list_runs(path):
+        if run.run_id == run_id:
+            value = (run.gen_config or {}).get("length_scale")
+            return float(value) if value is not None else None
+    return None
+
+
 def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[ProblemTrace] | None,
               backend: str) -> list[Problem]:
     if source is None:
@@ -318,7 +388,7 @@ def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[Pr
             raise InputError("<solve>", "problems", "a problems CSV is needed (or --traces for replay)")
         return [Problem(p.problem_id, "", p.answer) for p in traces]
     problems = read_problems_csv(source) if isinstance(source, (str, Path)) else list(source)
-    if backend == "replay" and traces is not None:
+    if backend in ("replay", "hil") and traces is not None:
         known = {p.problem_id: p for p in traces}
         where = str(source) if isinstance(source, (str, Path)) else "<problems>"
         missing = [p.problem_id for p in problems if p.problem_id not in known]

@@ -574,8 +574,13 @@ class LmdeployEngine:
         question: str,
         prompts: Sequence[PromptSpec],
         sampling: SamplingSettings,
+        *,
+        sample_overrides: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> LmdeployQuestionStream:
-        """Submit every prompt of one question; a batch still running is cancelled first."""
+        """Submit every prompt of one question; a batch still running is cancelled first.
+
+        `sample_overrides` adds GenerationConfig fields per sample index (e.g. the hardware-in-
+        the-loop engine's per-sample `max_new_tokens`), over the engine-wide overrides."""
         if self._closed:
             raise RuntimeError("LmdeployEngine is closed")
         if not prompts:
@@ -595,7 +600,8 @@ class LmdeployEngine:
             inputs.append(value)
             flags.add(flag)
         gen_configs = [
-            generation_config(self._lmdeploy, sampling, p.sample, self.generation_overrides)
+            generation_config(self._lmdeploy, sampling, p.sample,
+                              {**self.generation_overrides, **(sample_overrides or {}).get(p.sample, {})})
             for p in prompts
         ]
         stream = LmdeployQuestionStream(
