@@ -224,7 +224,8 @@ def test_code_result_of_an_ended_sample_counts_when_it_arrives() -> None:
     # sample 0 ends at token 40 with its code still running; its result arrives 2 s later
     samples = [sample(0, "code", 40, [(20, 5, "code", True, 2000.0)]), sample(1, "cot", 10_000)]
     policy = dataclasses.replace(SEED, question_stop=dataclasses.replace(
-        SEED.question_stop, rules=(dataclasses.replace(SEED.question_stop.rules[0], min_equal=1, max_answers=1),)))
+        SEED.question_stop, rules=(dataclasses.replace(SEED.question_stop.rules[0], min_equal=1, max_answers=1),)),
+        check=dataclasses.replace(SEED.check, code_overlap="profile"))  # parallel: seen when ready
     out = _question(_replay(samples), ("code", "cot"), policy)
     assert out.stop_reason.startswith("rule1")
     assert out.time_s == pytest.approx(0.2 + 2.0)
