@@ -52,6 +52,8 @@ def one_quirk(base: Policy, item: str) -> Policy:
         "5 boxes: last": lambda p: r(p, check=r(p.check, boxes="last")),
         "7 code_overlap: inline": lambda p: r(p, check=r(p.check, code_overlap="inline")),
         "9 tie_tolerance: 0": lambda p: r(p, vote=r(p.vote, tie_tolerance=0.0)),
+        # not a policy element: a check every 20 chunks of 2 tokens (rule 8's bound)
+        "8 every_tokens: 40 (2-token chunks)": lambda p: r(p, check=r(p.check, every_tokens=40)),
     }
     return r(changes[item](base), name=f"former + {item}")
 
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         sim = FastSimulator(load_problem_traces(traces), load_profile(args.hardware))
         items = ["1 boxed_zero: ignore", "2 order: index", "3 final_read",
                  "4 early_timeout_count: history_if_none", "5 boxes: last",
-                 "7 code_overlap: inline", "9 tie_tolerance: 0"]
+                 "7 code_overlap: inline", "9 tie_tolerance: 0",
+                 "8 every_tokens: 40 (2-token chunks)"]
         for item in items:
             b = sim.bootstrap(one_quirk(former, item), replicates=args.replicates, seed=0)
             rows.append((f"former + {item}", {
