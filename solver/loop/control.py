@@ -177,15 +177,19 @@ class _QuestionLoop:
 
     def detect(self, s: _Sample) -> None:
         """Detect the answers extracted since the last check; dispatch the latest new block."""
-        found = [Answer(a.token, a.value, "boxed") for a in s.boxed]
-        for answer in read_boxes(self.policy.check, found):
-            self.add(s, answer)
-        s.boxed.clear()
+        self.record_boxes(s)
         block, s.code = s.code, None
         if block is not None and block.code != s.last_code:
             s.last_code = block.code
             s.pending.append((self.submit(s, block.code), block.token))
         self.absorb(s, self.stream.now())
+
+    def record_boxes(self, s: _Sample) -> None:
+        """Record the boxes extracted since the last check, as the check reads them."""
+        found = [Answer(a.token, a.value, "boxed") for a in s.boxed]
+        for answer in read_boxes(self.policy.check, found):
+            self.add(s, answer)
+        s.boxed.clear()
 
     def submit(self, s: _Sample, code: str, mode: str | None = None) -> PendingRun:
         """Start a code run; the policy's `check.code_overlap` (or `mode`) overrides the
@@ -208,10 +212,7 @@ class _QuestionLoop:
         """`vote.final_read`: each cut-off sample's last read (boxes up to its tokens, a new code
         block run synchronously); returns the question's time plus those runs' execution."""
         for s in samples:
-            found = [Answer(a.token, a.value, "boxed") for a in s.boxed]
-            for answer in read_boxes(self.policy.check, found):
-                self.add(s, answer)
-            s.boxed.clear()
+            self.record_boxes(s)
             block, s.code = s.code, None
             if block is not None and block.code != s.last_code:
                 s.last_code = block.code
