@@ -716,3 +716,49 @@ def test_pick_level_stays_in_range(done: int, time_left: float) -> None:
     level = pick_level(s, s.start_level, done, time_left)
     assert 1 <= level <= len(s.levels)
     assert s.level(level).samples > 0
+
+
+# ------------------------------------------------------------------ the original's reading (issue 13)
+
+
+def test_read_boxes_last_only_and_boxed_zero() -> None:
+    from solver.policy import read_boxes
+
+    boxes = [B(3, 7), B(9, 0), B(12, None)]
+    assert read_boxes(Check(), boxes) == boxes
+    assert read_boxes(Check(boxes="last"), boxes) == [B(12, None)]  # nothing parsed: records nothing
+    assert read_boxes(Check(boxed_zero="ignore"), boxes) == [B(3, 7), B(9, None), B(12, None)]
+    assert read_boxes(Check(boxes="last", boxed_zero="ignore"), boxes[:2]) == [B(9, None)]
+    assert read_boxes(Check(boxes="last"), []) == []
+
+
+def test_history_count_and_early_timeout_count() -> None:
+    from solver.policy import early_timeout_count
+
+    t = QuestionTracker(("code", "cot"), SEED.question_stop.valid)
+    for a in [C(10, 5), C(20, -1), C(30, 5), C(40, 5), B(50, 7), B(60, 7), B(70, 0), B(80, 8)]:
+        t.add_answer(0, a)
+    t.add_answer(1, B(10, None))
+    # code 5, −1, 5 (differs from −1), 5 (repeat: not kept); boxed 7, 7 (repeat), 0 (≤ 0), 8
+    assert t.n_history == 4 and t.n_valid == 1
+    s = SEED.schedule
+    assert early_timeout_count(s, 0, 4) == 4 and early_timeout_count(s, 2, 4) == 2
+    assert early_timeout_count(dataclasses.replace(s, early_timeout_count="valid"), 0, 4) == 0
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("check.boxes", "first", "must be one of"),
+    ("check.boxed_zero", True, "must be one of"),
+    ("check.code_overlap", "async", "must be one of"),
+    ("vote.tie_tolerance", -0.1, "must be in"),
+    ("vote.tie_tolerance", float("nan"), "finite"),
+    ("vote.final_read", "yes", "true or false"),
+    ("schedule.early_timeout_count", "history", "must be one of"),
+])
+def test_new_reading_options_are_validated(path: str, value, message: str) -> None:
+    d = seed_dict()
+    section, key = path.split(".")
+    d[section][key] = value
+    with pytest.raises(InputError) as err:
+        policy_from_dict(d, source="p.yaml")
+    assert path in str(err.value) and message in str(err.value)
