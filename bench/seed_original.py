@@ -34,7 +34,8 @@ def legacy(seed: Policy) -> Policy:
     return dataclasses.replace(
         seed, name="seed-2nd-place-former",
         question_stop=dataclasses.replace(seed.question_stop, order="arrival"),
-        check=dataclasses.replace(seed.check, boxes="all", boxed_zero="keep", code_overlap="profile"),
+        check=dataclasses.replace(seed.check, boxes="all", boxed_zero="keep",
+                                  code_overlap="profile"),
         vote=dataclasses.replace(seed.vote, tie_tolerance=1e-9, final_read=False),
         schedule=dataclasses.replace(seed.schedule, early_timeout_count="valid"),
     )
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     store = args.traces or "aimo synth defaults (50 problems × 32 samples, seed 0)"
     print(f"store: {store}; "
           f"hardware {args.hardware}; {args.replicates} bootstrap replicates, seed 0\n")
-    print("| policy | mean score | 90% interval | Δ score | mean time (s) | Δ time (s) | p(overtime) |")
+    print("| policy | mean score | 90% interval | Δ score | mean time (s) | Δ time (s) "
+          "| p(overtime) |")
     print("|---|---|---|---|---|---|---|")
     for name, b in rows:
         lo, hi = b["score_interval_90"]
