@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--store", type=Path, default=REPO / "out" / "demo-synthetic.duckdb")
     ap.add_argument("--policy", default="seed-2nd-place", help="preset name or policy YAML")
+    ap.add_argument("--cpu", default=None,
+                    help="compile for this LLVM CPU (e.g. x86-64-v3) instead of the host's: "
+                         "valgrind 3.19 cannot run AVX-512 code (SIGILL on such hosts)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inner:
@@ -91,8 +94,8 @@ def main() -> None:
         sys.exit(f"{args.store}: no such trace store (make demo writes out/demo-synthetic.duckdb)")
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "numba"),
-                   NUMBA_CPU_NAME=llvm.get_host_cpu_name(),
-                   NUMBA_CPU_FEATURES=llvm.get_host_cpu_features().flatten())
+                   NUMBA_CPU_NAME=args.cpu or llvm.get_host_cpu_name(),
+                   NUMBA_CPU_FEATURES="" if args.cpu else llvm.get_host_cpu_features().flatten())
         me = [sys.executable, __file__, "--inner", "--store", str(args.store), "--policy",
               args.policy]
         print("compiling the kernel for the host CPU …", flush=True)
