@@ -343,7 +343,10 @@ def build_policy(base: Policy, values: Mapping[str, Any], name: str) -> Policy:
     )
     d["vote"] = vote
     d["schedule"] = _schedule(d["schedule"], values)
-    d["check"] = {"every_tokens": int(values["check.every_tokens"])}
+    # the check's reading (boxes, boxed_zero, code_overlap), the vote's tie_tolerance and
+    # final_read and the schedule's early_timeout_count describe how answers are read, not a
+    # choice to search: they stay the base's (docs/seed-policy.md)
+    d["check"] = {**d["check"], "every_tokens": int(values["check.every_tokens"])}
     return policy_from_dict(d, source=SOURCE)
 
 
