@@ -119,7 +119,7 @@ def decode_column(
             out.append(None)
             continue
         if int(ends[j] - starts[j]) != n:
-            message = f"row {j}: {int(ends[j] - starts[j])} values for a sample of {n} tokens"
+            message = f"row {j} of the table: {int(ends[j] - starts[j])} values for a sample of {n} tokens"
             raise InputError(source, field, message)
         out.append(values[starts[j] : ends[j]])
     return out

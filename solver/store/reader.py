@@ -73,16 +73,11 @@ JOIN questions_done d ON d.run_id = a.run_id AND d.problem_id = a.problem_id
 WHERE a.run_id = $run_id
 ORDER BY p.position, a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
 """
-# Same sample order as LOAD_SAMPLES; NULL blobs where a sample has no confidence row.
+# Read in storage order, without joins: sorting rows that carry large blobs costs 3-4x the scan.
+# The loader maps the rows to samples by (problem_id, sample_idx).
 LOAD_CONFIDENCE = """
-SELECT s.n_tokens, c.n_tokens AS conf_tokens, c.token_conf, c.token_entropy
-FROM samples s
-JOIN problems p ON p.run_id = s.run_id AND p.problem_id = s.problem_id
-JOIN questions_done d ON d.run_id = s.run_id AND d.problem_id = s.problem_id
-LEFT JOIN sample_confidence c
-  ON c.run_id = s.run_id AND c.problem_id = s.problem_id AND c.sample_idx = s.sample_idx
-WHERE s.run_id = $run_id
-ORDER BY p.position, s.problem_id, s.sample_idx
+SELECT problem_id, sample_idx, n_tokens, token_conf, token_entropy
+FROM sample_confidence WHERE run_id = $run_id
 """
 LIST_RUNS = """
 WITH done AS (SELECT run_id, problem_id FROM questions_done),
@@ -184,28 +179,53 @@ def load_problem_traces(
         codes = {"no_value": NO_VALUE, "source_code": SOURCE_CODE, "source_boxed": SOURCE_BOXED}
         answers = _arrow(con, LOAD_ANSWERS, {**key, **codes})
         conf = _arrow(con, LOAD_CONFIDENCE, key) if confidence and has_confidence(con) else None
-    return _assemble(run_id, problems, samples, answers, _confidence_arrays(conf, source))
+    arrays = _confidence_arrays(conf, problems, samples, source)
+    return _assemble(run_id, problems, samples, answers, arrays)
 
 
 def _confidence_arrays(
-    table: pa.Table | None, source: str
+    table: pa.Table | None, problems: pa.Table, samples: pa.Table, source: str
 ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]] | None:
-    """Per-sample (token_conf, token_entropy) lists from LOAD_CONFIDENCE's result, or None."""
+    """Per-sample (token_conf, token_entropy) lists in LOAD_SAMPLES order, or None.
+
+    Rows of `sample_confidence` are decoded in storage order (one conversion per column) and
+    handed to the samples by key; rows of unfinished questions are ignored.
+    """
     if table is None:
         return None
-    n_tokens = table.column("n_tokens").to_pylist()
-    stored = table.column("conf_tokens").to_pylist()
-    for j, (n, m) in enumerate(zip(n_tokens, stored)):
-        if m is not None and m != n:
-            message = f"row {j}: confidence of {m} tokens for a sample of {n} tokens"
-            raise InputError(source, "sample_confidence.n_tokens", message)
-    conf = decode_column(
-        table.column("token_conf"), n_tokens, source, "sample_confidence.token_conf"
-    )
+    problem_ids = np.repeat(
+        np.asarray(problems.column("problem_id").to_pylist(), dtype=object),
+        problems.column("n_samples").to_numpy(),
+    ).tolist()
+    keys = zip(problem_ids, samples.column("sample_idx").to_pylist())
+    row_of = {
+        key: j
+        for j, key in enumerate(
+            zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
+        )
+    }
+    stored = table.column("n_tokens").to_pylist()
+    conf = decode_column(table.column("token_conf"), stored, source, "sample_confidence.token_conf")
     entropy = decode_column(
-        table.column("token_entropy"), n_tokens, source, "sample_confidence.token_entropy"
+        table.column("token_entropy"), stored, source, "sample_confidence.token_entropy"
     )
-    return conf, entropy
+    out_conf: list[np.ndarray | None] = []
+    out_entropy: list[np.ndarray | None] = []
+    for key, n in zip(keys, samples.column("n_tokens").to_pylist()):
+        j = row_of.get(key)
+        if j is None:
+            out_conf.append(None)
+            out_entropy.append(None)
+            continue
+        if stored[j] != n:
+            message = (
+                f"question {key[0]!r} sample {key[1]}: confidence of {stored[j]} tokens "
+                f"for a sample of {n} tokens"
+            )
+            raise InputError(source, "sample_confidence.n_tokens", message)
+        out_conf.append(conf[j])
+        out_entropy.append(entropy[j])
+    return out_conf, out_entropy
 
 
 def _assemble(
