@@ -32,12 +32,14 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also store per-token confidence (DeepConf-calibrated; the rest is unchanged)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
-        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile)
+        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
+                                   confidence=confidence)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
