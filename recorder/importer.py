@@ -354,12 +354,16 @@ def _times(
 def _token_array(chk: _LineCheck, value: Any, name: str, n_tokens: int) -> np.ndarray | None:
     """A per-token array of `n_tokens` finite numbers in 0..65504 (float16), or None (failed)."""
     if not isinstance(value, list):
-        chk.fail(name, f"expected a list of {n_tokens} numbers (one per token), got {type(value).__name__}")
+        got = type(value).__name__
+        chk.fail(name, f"expected a list of {n_tokens} numbers (one per token), got {got}")
         return None
     if len(value) != n_tokens:
         chk.fail(name, f"expected {n_tokens} values (one per token, n_tokens), got {len(value)}")
         return None
-    bad = next((i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    bad = next(
+        (i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, (int, float))),
+        None,
+    )
     if bad is not None:
         chk.fail(f"{name}[{bad}]", f"expected a number, got {value[bad]!r}")
         return None
@@ -372,10 +376,13 @@ def _token_array(chk: _LineCheck, value: Any, name: str, n_tokens: int) -> np.nd
     return array.astype(np.float32)
 
 
-def _confidence(chk: _LineCheck, value: Any, n_tokens: int) -> tuple[SampleConfidence | None, int | None]:
+def _confidence(
+    chk: _LineCheck, value: Any, n_tokens: int
+) -> tuple[SampleConfidence | None, int | None]:
     """The optional `confidence` object: token_conf (required), token_entropy, top_k."""
     if not isinstance(value, dict):
-        chk.fail("confidence", f'expected an object {{"token_conf": [...], ...}}, got {type(value).__name__}')
+        got = type(value).__name__
+        chk.fail("confidence", f'expected an object {{"token_conf": [...], ...}}, got {got}')
         return None, None
     for key in sorted(set(value) - CONFIDENCE_KEYS):
         chk.fail(f"confidence.{key}", f"unknown key; allowed: {', '.join(sorted(CONFIDENCE_KEYS))}")
