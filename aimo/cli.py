@@ -113,12 +113,14 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also store per-token confidence (DeepConf-calibrated; the rest is unchanged)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
-        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile)
+        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
+                                   confidence=confidence)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -441,6 +443,7 @@ def record(
     max_batch: int = typer.Option(32, min=1, help="Requests decoded at once."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default record-<model>-<csv stem>; reruns resume it)."),
     shard: Optional[str] = typer.Option(None, help="Record only shard i/N of the problems (stable split by id); join the stores with `aimo merge`."),
+    logprobs: int = typer.Option(8, help="Top-k logprobs per token for the stored confidence (0 = off; costs decode time)."),
 ) -> None:
     """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
     from recorder.record import run_record
@@ -452,7 +455,7 @@ def record(
     try:
         summary = run_record(problems, model, backend.value, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
-                             engine_options=options,
+                             engine_options=options, logprobs=logprobs,
                              shard=None if shard is None else parse_shard(shard))
     except InputError as exc:
         _fail(str(exc))
@@ -478,6 +481,7 @@ def solve(
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
     seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
     max_batch: int = typer.Option(32, min=1, help="lmdeploy/hil: requests decoded at once."),
+    logprobs: int = typer.Option(0, min=0, max=1024, help="lmdeploy: top-k logprobs per token, recorded as confidence with --record (0 = off)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
     One line per question goes to stderr as it is answered; the result is printed once at the end."""
@@ -498,9 +502,11 @@ def solve(
                 from simulator.hardware import load_profile
 
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
+            options: dict = {"draw_seed": seed} if backend is SolveBackend.hil else {}
+            if logprobs:
+                options["logprobs"] = logprobs
             spec = EngineSpec(backend.value, model=model, tp=tp, seed=seed or 0,
-                              max_batch=max_batch,
-                              options={"draw_seed": seed} if backend is SolveBackend.hil else {})
+                              max_batch=max_batch, options=options)
             report = run_solve(problems, policy, spec, record=record, hardware=prof,
                                speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
                                echo=notice)
