@@ -210,7 +210,10 @@ class HilRunner:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    def submit(self, code: str, *, sample: int, stream: Any) -> PendingRun:
+    def submit(self, code: str, *, sample: int, stream: Any,
+               mode: str | None = None) -> PendingRun:
+        """Hold a pool worker for the recorded run time (as live runs, `inline` is the loop's
+        wait: the loop awaits the result)."""
         import asyncio
 
         recorded = stream.recorded_code(code)

@@ -91,8 +91,17 @@ def test_majority_n_runs_every_recorded_sample_to_its_end_with_its_answers(fake,
 
 
 def test_seed_policy_aborts_real_requests(fake, store, tmp_path) -> None:
+    # the seed with its code runs overlapping the stream: with the preset's inline checks the loop
+    # waits out every 120 ms code run, and this fast double ends every sample meanwhile
+    import dataclasses
+
+    from solver.policy import dump_policy
+
+    seed = load_policy("seed-2nd-place")
+    policy = dump_policy(dataclasses.replace(
+        seed, check=dataclasses.replace(seed.check, code_overlap="parallel")), tmp_path / "p.yaml")
     out = tmp_path / "hil.duckdb"
-    report = hil(store, out, "seed-2nd-place")
+    report = hil(store, out, str(policy))
     q1 = report.result.questions[0]
     stopped = [s for s in q1.samples if s.end == "sample_stop"]
     assert stopped, "the seed stops CoT samples at their first box"
