@@ -320,3 +320,39 @@ def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
     per = by_sample(chunks)
     assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens <= 2
     assert 2 <= stream.abort_counts()[1] <= 8
+
+
+def test_restart_after_a_hung_abort_gives_a_working_engine(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abort that never returns hangs cancel_all and the next start_question (it waits for the
+    abandoned batch); `restart` abandons the pipeline (its close hangs too) and builds a new one."""
+    import threading
+
+    from fake_lmdeploy import FakePipeline, FakeSession
+
+    stuck = threading.Event()
+    real_abort = FakeSession.abort
+    monkeypatch.setattr(FakeSession, "abort", lambda self: stuck.wait(60))
+    monkeypatch.setattr(FakePipeline, "close", lambda self: stuck.wait(60))
+
+    async def main():
+        eng = engine(max_batch=2)
+        first = await eng.start_question("q1", "Q", specs(2), SamplingSettings(max_new_tokens=100_000))
+        async for c in first:
+            if c.n_tokens >= 2:
+                break
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(first.cancel_all(), 0.3)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(eng.start_question("q2", "Q", specs(2), SAMPLING), 0.3)
+        monkeypatch.setattr(FakeSession, "abort", real_abort)  # the new pipeline's sessions work
+        await asyncio.wait_for(eng.restart(close_timeout_s=0.2), 5.0)
+        second = await eng.start_question("q3", "Q", specs(2), SamplingSettings(max_new_tokens=5))
+        chunks = await collect(second)
+        return eng, chunks
+
+    try:
+        eng, chunks = asyncio.run(main())
+    finally:
+        stuck.set()
+    assert eng.restarts == 1 and len(fake.built) == 2
+    assert {c.sample for c in chunks if c.finish_reason == "length"} == {0, 1}
