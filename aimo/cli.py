@@ -21,6 +21,19 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+OVERTIME_HELP = ("How a run that passes the budget scores: zero (the competition's rule: the "
+                 "notebook is killed) or answered (answers given before the budget count).")
+
+
+def _budget_and_rule(budget_s: float, overtime_scores: str) -> float:
+    """The budget and the overtime rule checked (InputError naming the option)."""
+    from solver.loop.budget import check_budget
+    from solver.loop.scoring import check_overtime_rule
+
+    check_overtime_rule(overtime_scores)
+    return check_budget(budget_s)
+
+
 def _not_landed(command: str, issue: int) -> NoReturn:
     _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
 
@@ -70,6 +83,7 @@ def simulate(
     bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
     seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -83,6 +97,7 @@ def simulate(
     from solver.store import load_problem_traces
 
     try:
+        budget_s = _budget_and_rule(budget_s, overtime_scores)
         pol = load_policy(policy)
         prof = load_profile(hardware)
         problems = load_problem_traces(traces, run)
@@ -91,9 +106,9 @@ def simulate(
     if not problems:
         _fail(f"{traces}: no completed questions in the store")
     head = {"traces": str(traces), "run_id": problems[0].run_id, "policy": pol.name,
-            "hardware": prof.name, "budget_s": budget_s}
+            "hardware": prof.name, "budget_s": budget_s, "overtime_rule": overtime_scores}
     if bootstrap == 0:
-        result = replay_competition(problems, pol, prof, budget_s=budget_s)
+        result = replay_competition(problems, pol, prof, budget_s=budget_s, overtime_rule=overtime_scores)
         if as_json:
             typer.echo(json.dumps({**head, "mode": "recorded", **competition_json(result)}, indent=2))
         else:
@@ -101,7 +116,8 @@ def simulate(
             typer.echo(render_competition(result))
         return
     results = bootstrap_competitions(
-        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s
+        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s,
+        overtime_rule=overtime_scores,
     )
     summary = summarize(results)
     if as_json:
@@ -261,6 +277,7 @@ def tune(
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
     hardware: str = typer.Option("l4x4-14b-w4kv8", help="Hardware profile."),
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
@@ -271,7 +288,7 @@ def tune(
         run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
                  workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
                  select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,
-                 run_id=run, overwrite=force, echo=typer.echo)
+                 run_id=run, overwrite=force, echo=typer.echo, overtime_rule=overtime_scores)
     except InputError as exc:
         _fail(str(exc))
 
@@ -321,7 +338,8 @@ def solve(
     speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
     record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
-    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, help="Competition budget in seconds: caps the cutoff (budget less 1%)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
 ) -> None:
@@ -341,7 +359,7 @@ def solve(
             prof = load_profile(hardware or "l4x4-14b-w4kv8")
         report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                           echo=None if as_json else typer.echo, overtime_rule=overtime_scores)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
