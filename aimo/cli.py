@@ -374,12 +374,13 @@ def dashboard(
     study: Optional[str] = typer.Option(None, help="Study name within the storage."),
     port: int = typer.Option(8501, help="Port to serve on."),
     headless: bool = typer.Option(True, help="Do not open a browser window."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 exposes the dashboard (no authentication) to the network."),
 ) -> None:
     """Open the Streamlit dashboard over traces, simulations and studies."""
     from dashboard import launch
 
     try:
-        code = launch(traces, storage, port, headless, study=study)
+        code = launch(traces, storage, port, headless, study=study, host=host)
     except InputError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
