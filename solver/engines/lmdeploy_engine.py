@@ -413,7 +413,9 @@ class LmdeployQuestionStream:
 
     def _next_abort_at(self, state: _SampleState) -> float:
         """When a silent cancelled sample gets its next abort: intervals double up to the cap."""
-        return state.last_abort + min(self.reissue_s * 2 ** max(state.aborts - 1, 0), MAX_REISSUE_S)
+        # the exponent is capped: a hung engine can see thousands of aborts (2**1024 overflows)
+        backoff = self.reissue_s * 2.0 ** min(max(state.aborts - 1, 0), 60)
+        return state.last_abort + min(backoff, MAX_REISSUE_S)
 
     def _reissue_due(self) -> None:
         """Re-issue aborts of cancelled samples that show no output (backing off while queued)."""

@@ -143,10 +143,14 @@ class SolveSession:
             return True
         left = self.policy.schedule.cutoff_s - self.budget.clock.elapsed()
         limit = max(0.0, min(self.options.restart_timeout_s, left))
-        try:
-            await asyncio.wait_for(hook(), timeout=limit)
-        except Exception as exc:  # a timeout included: the next question tries again
-            logger.error("engine restart failed (%r); trying again before the next question", exc)
+        task = asyncio.ensure_future(hook())
+        # asyncio.wait, not wait_for: the deadline must not depend on the hung call honouring
+        # its cancellation
+        done, _ = await asyncio.wait({task}, timeout=limit)
+        error = task.exception() if task in done else asyncio.TimeoutError(f"no return in {limit:.0f} s")
+        if error is not None:
+            task.cancel()
+            logger.error("engine restart failed (%r); trying again before the next question", error)
             self.needs_restart = True
             return False
         self.restarts += 1
