@@ -309,8 +309,13 @@ def run_solve(
         async def _main() -> SolveResult:
             try:
                 return await solve_async(session, problems, echo)
-            finally:
-                await engine.close()
+            finally:  # a hung engine must not hold the finished run: close is bounded too
+                closing = asyncio.ensure_future(engine.close())
+                done, _ = await asyncio.wait({closing}, timeout=options.restart_timeout_s)
+                if closing not in done:
+                    closing.cancel()
+                elif closing.exception() is not None:
+                    raise closing.exception()  # type: ignore[misc]
 
         result = asyncio.run(_main())
         if recorder is not None:

@@ -73,3 +73,27 @@ def test_next_question_gets_a_restarted_engine(hang: str) -> None:
     finally:
         engine.release.set()
         solver.close()
+
+
+@pytest.mark.parametrize("hang", ["cancel_all", "start", "stream"])
+def test_session_as_aimo_solve_runs_it_answers_on_time(hang: str) -> None:
+    """`aimo solve` drives a SolveSession under asyncio.run: same deadline, same restart."""
+    import asyncio
+
+    from solver.loop import SolveSession, WallClock
+
+    engine = HangingEngine([hang])
+
+    async def go():
+        session = SolveSession(engine, _policy(500.0, 0.5), RecordedRunner(), questions=2,
+                               clock=WallClock(), options=OPTS, budget_s=600.0)
+        t0 = time.monotonic()
+        first = await session.answer("q0", "What is 3+4?")
+        took = time.monotonic() - t0
+        second = await session.answer("q1", "What is 3+4?")
+        return first, took, second
+
+    first, took, second = asyncio.run(go())
+    assert first.stop_reason == "deadline"
+    assert took <= 0.5 + OPTS.watchdog_grace_s + OPTS.drain_timeout_s + OPTS.watchdog_poll_s + SLACK
+    assert second.answer == 7 and engine.restarts == 1
