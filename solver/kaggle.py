@@ -144,10 +144,23 @@ class _LoopThread:
             future.cancel()
             raise
 
-    def stop(self) -> None:
-        """Stop the loop (a blocked one is left to its daemon thread)."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Cancel what still runs in the loop (abandoned questions), stop it and close it; a loop
+        still blocked by the engine is left to its daemon thread."""
+
+        async def _cancel_rest() -> None:
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=timeout_s)
+
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_rest(), self.loop).result(timeout_s + 0.5)
+        except Exception:  # noqa: BLE001 - blocked or already stopped: nothing more to do
+            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=1.0)
+        self.thread.join(timeout=timeout_s)
         if not self.thread.is_alive():
             self.loop.close()
 
@@ -187,6 +200,7 @@ class Solver:
         self.clock = clock or WallClock()
         self.policy = policy or load_policy(self.config.policy)
         self._loop = _LoopThread()
+        self._abandoned: list[_LoopThread] = []  # loops blocked by a hung engine
         self.options = options
         self._pool = None
         self.engine = engine if engine is not None else build_engine(self.config.engine_spec(), self.policy)
@@ -246,7 +260,8 @@ class Solver:
                          "answering without it and restarting the engine in a fresh loop", pid)
             answer = self._fallback()
             self.session.give_up(pid, answer)
-            self._loop = _LoopThread()  # the blocked one stays with its daemon thread
+            self._abandoned.append(self._loop)  # stopped by close(), if the engine ever lets go
+            self._loop = _LoopThread()
             return answer
         except Exception:
             logger.exception("question %s failed; answering the fallback", pid)
@@ -270,6 +285,8 @@ class Solver:
             if self.recorder is not None:
                 self.recorder.finish("complete")
             self._loop.stop()
+            for blocked in self._abandoned:
+                blocked.stop()
 
 
 _default: Solver | None = None

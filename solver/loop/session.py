@@ -126,6 +126,9 @@ class SolveSession:
         self.restarts = 0
         self._generation = 0  # bumped by `give_up`: an abandoned `answer` must not count
         self._in_progress: QuestionPlan | None = None  # the plan of the question being answered
+        # abandoned questions' tasks, held so that they are not garbage-collected mid-flight (their
+        # `finally` blocks would then run at random times, in any thread); cancelled on shutdown
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def question_deadline_s(self, plan: QuestionPlan) -> float:
         """Wall seconds after which a question is answered whatever the engine does: the cutoff
@@ -241,6 +244,8 @@ class SolveSession:
         if task in done:
             return task.result()
         task.cancel()  # not awaited: a hung engine call may never let it unwind
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
         self.needs_restart = True
         waited = time.monotonic() - wall0
         logger.error("question %s: the engine did not let the question end by its deadline "
