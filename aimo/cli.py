@@ -89,6 +89,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+OVERTIME_HELP = ("How a run that passes the budget scores: zero (the competition's rule: the "
+                 "notebook is killed) or answered (answers given before the budget count).")
+
+
 def _not_landed(command: str, issue: int) -> NoReturn:
     _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
 
@@ -155,6 +159,7 @@ def simulate(
     reference: bool = typer.Option(False, "--reference", help="Bootstrap with the reference replay instead of the compiled fast path (same numbers, ~500x slower)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -168,6 +173,7 @@ def simulate(
                 res = api.simulate(
                     traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
                     budget_s=budget_s, reference=reference,
+                    overtime_rule=overtime_scores,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if not hardware:
                 notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
@@ -386,7 +392,8 @@ def tune(
     select: Select = typer.Option(Select.mean, help="Trial value: mean score, or its lower confidence bound."),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
     hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
-    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds: caps the cutoff (budget less 1%)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the held-out table (one row per policy) to FILE.csv or FILE.parquet."),
@@ -410,7 +417,8 @@ def tune(
                 bootstrap=bootstrap, workers=workers, space=space, seed=seed,
                 sampler=sampler.value, max_overtime=max_overtime, select=select.value,  # type: ignore[arg-type]
                 multi_objective=multi_objective, hardware=chosen, budget_s=budget_s, run_id=run,
-                overwrite=force, echo=notice if as_json else typer.echo)
+                overwrite=force, echo=notice if as_json else typer.echo,
+                overtime_rule=overtime_scores)
             if export is not None:
                 notice(f"wrote {export_frame(tune_frame(result), export)}")
     except InputError as exc:
@@ -476,7 +484,8 @@ def solve(
     speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
     record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
-    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds: caps the cutoff (budget less 1%)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
     seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
@@ -509,7 +518,7 @@ def solve(
                               max_batch=max_batch, options=options)
             report = run_solve(problems, policy, spec, record=record, hardware=prof,
                                speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                               echo=notice)
+                               echo=notice, overtime_rule=overtime_scores)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
@@ -539,12 +548,13 @@ def dashboard(
     study: Optional[str] = typer.Option(None, help="Study name within the storage."),
     port: int = typer.Option(8501, help="Port to serve on."),
     headless: bool = typer.Option(True, help="Do not open a browser window."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 exposes the dashboard (no authentication) to the network."),
 ) -> None:
     """Open the Streamlit dashboard over traces, simulations and studies."""
     from dashboard import launch
 
     try:
-        code = launch(traces, storage, port, headless, study=study)
+        code = launch(traces, storage, port, headless, study=study, host=host)
     except InputError as exc:
         _fail(str(exc))
     raise typer.Exit(code)

@@ -39,7 +39,9 @@ from solver.loop import (
     SolveSession,
     WallClock,
 )
+from solver.loop.budget import check_budget
 from solver.loop.report import competition_json, render_competition, render_question
+from solver.loop.scoring import check_overtime_rule
 from solver.policy import Policy, load_policy, policy_to_dict
 from solver.traces import ProblemTrace, RunInfo
 
@@ -150,6 +152,17 @@ class SolveReport:
         return head + "\n" + render_competition(self.result)
 
 
+def check_speedup(speedup: float, where: str = "--speedup") -> float:
+    """Virtual seconds per wall second: a number > 0 (`inf`: no sleeping); InputError otherwise."""
+    try:
+        value = float(speedup)
+    except (TypeError, ValueError):
+        raise InputError(where, "speedup", f"expected a number > 0 or inf, got {speedup!r}") from None
+    if math.isnan(value) or value <= 0:
+        raise InputError(where, "speedup", f"must be > 0 (virtual seconds per wall second; inf: no sleeping), got {speedup!r}")
+    return value
+
+
 def build_engine(
     spec: EngineSpec, policy: Policy, *, traces: Sequence[ProblemTrace] | None = None,
     hardware: TimeModel | None = None, speedup: float = math.inf,
@@ -160,6 +173,7 @@ def build_engine(
         InputError: a missing argument for the backend.
         EngineUnavailable: turbomind/pytorch without lmdeploy installed.
     """
+    speedup = check_speedup(speedup)
     every = policy.check.every_tokens
     if spec.backend == "replay":
         if traces is None:
@@ -254,6 +268,7 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
+    overtime_rule: str = "zero",
 ) -> SolveReport:
     """Solve a problem set with the live solver and return the report.
 
@@ -269,10 +284,16 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
+        budget_s: the competition budget: it caps the policy's cutoff (budget less 1%), so the
+            run ends within it; a run that still passes it scores by `overtime_rule`.
+        overtime_rule: `zero` (an overtime run scores nothing) or `answered`.
     Raises:
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
     """
+    budget_s = check_budget(budget_s)
+    check_overtime_rule(overtime_rule)
+    speedup = check_speedup(speedup)
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
     spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
     trace_list: list[ProblemTrace] | None = None
@@ -316,13 +337,19 @@ def run_solve(
             raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
         session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
                                clock=clock if live else None, startup_s=clock.elapsed() if live else None,
-                               options=options, seed=spec.seed, budget_s=budget_s)
+                               options=options, seed=spec.seed, budget_s=budget_s,
+                               overtime_rule=overtime_rule)
 
         async def _main() -> SolveResult:
             try:
                 return await solve_async(session, problems, echo)
-            finally:
-                await engine.close()
+            finally:  # a hung engine must not hold the finished run: close is bounded too
+                closing = asyncio.ensure_future(engine.close())
+                done, _ = await asyncio.wait({closing}, timeout=options.restart_timeout_s)
+                if closing not in done:
+                    closing.cancel()
+                elif closing.exception() is not None:
+                    raise closing.exception()  # type: ignore[misc]
 
         result = asyncio.run(_main())
         if recorder is not None:
@@ -400,6 +427,6 @@ def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[Pr
 
 
 __all__ = [
-    "BACKENDS", "EngineSpec", "EngineUnavailable", "Problem", "SolveReport", "build_engine",
+    "BACKENDS", "EngineSpec", "EngineUnavailable", "Problem", "SolveReport", "build_engine", "check_speedup",
     "read_problems_csv", "run_solve", "solve_async", "solve_run_info",
 ]

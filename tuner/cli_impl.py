@@ -130,6 +130,7 @@ def run_tune(
     budget_s: float = DEFAULT_BUDGET_S,
     run_id: str | None = None,
     overwrite: bool = False,
+    overtime_rule: str = "zero",
     echo: Echo = print,
     progress_bar: bool | None = None,
 ) -> TuneResult:
@@ -151,6 +152,8 @@ def run_tune(
         max_overtime: constraint P(overtime) ≤ this.
         select: `mean` or `lcb` (lower confidence bound) for the trial value and the selection.
         multi_objective: also minimise the mean competition time (Pareto front).
+        budget_s: the competition budget (caps the cutoff; a finite number of seconds > 0).
+        overtime_rule: `zero` (an overtime competition scores nothing) or `answered`.
         echo: where lines go (the table, notes); progress goes to stderr.
 
     Raises:
@@ -170,7 +173,12 @@ def run_tune(
 
     import optuna
 
+    from solver.loop.budget import check_budget
+    from solver.loop.scoring import check_overtime_rule
+
     quiet_optuna()
+    budget_s = check_budget(budget_s)
+    check_overtime_rule(overtime_rule)
     out_path = check_out(out, overwrite=overwrite)
     space_obj = load_space(space)
     profile = load_profile(hardware)
@@ -186,7 +194,7 @@ def run_tune(
         space_file=None if space is None else str(space), folds=folds, bootstrap=bootstrap,
         seed=seed, sampler=sampler, max_overtime=max_overtime, select=select,
         multi_objective=multi_objective, budget_s=budget_s, n_questions=COMPETITION_QUESTIONS,
-        workers=workers,
+        workers=workers, overtime_rule=overtime_rule,
     )
     store = open_storage(storage_url)
     plans = plan_studies(config, [p.problem_id for p in problems])

@@ -953,9 +953,11 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
                  prob: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
                  budget_s: float, ws: tuple, out_i: np.ndarray,  # type: ignore[type-arg]
                  out_t: np.ndarray, detail: bool, det_i: np.ndarray,
-                 det_f: np.ndarray) -> tuple[int, float, bool, bool]:
+                 det_f: np.ndarray) -> tuple[int, int, float, bool, bool]:
     """replay_competition over problems `order` with per-question draws (rows of `samp`).
-    Returns (score, total_time_s, overtime, ok); ok is False when a served problem has no
+    Returns (correct, correct_in_budget, total_time_s, overtime, ok): correct answers in all
+    and of questions that ended by `budget_s` (the scoring rule is applied outside, by
+    solver.loop.scoring.rule_score); ok is False when a served problem has no
     recorded sample (the reference raises) or a replay stopped making progress (STOP_CODE_STUCK,
     a bug). Per-question results go to out_i / out_t."""
     sl = ws[0]
@@ -972,7 +974,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
     clock = prof[E.PF_STARTUP]
     level = pi[E.P_START_LEVEL]
     score = 0
-    n_after = 0
+    in_budget = 0
     tsum = 0.0
     for q in range(nq):
         p = order[q]
@@ -995,7 +997,6 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
             out_i[q, O_STOPPED] = 0
             out_i[q, O_TOKENS] = 0
             out_i[q, O_NSLOTS] = 0
-            n_after += 1
         else:
             lv = level - 1
             lv_off = pi[E.P_OFF_LEVELS] + lv * pi[E.P_LEVEL_STRIDE]
@@ -1004,7 +1005,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
             ncot = dncot[q]
             ncode = dncode[q]
             if ncot + ncode == 0:
-                return score, 0.0, False, False
+                return score, in_budget, 0.0, False, False
             cot_pool = dcot if ncot > 0 else dcode
             cot_n = ncot if ncot > 0 else ncode
             code_pool = dcode if ncode > 0 else dcot
@@ -1027,7 +1028,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
                 nslots, lv, cutoff_s - clock, ans_i, ans_exec_s, pi, pf, prof, ws
             )
             if stop == E.STOP_CODE_STUCK:
-                return score, 0.0, False, False
+                return score, in_budget, 0.0, False, False
             time_s = qtime + overhead
             clock += time_s
             if detail:
@@ -1048,9 +1049,11 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
         out_t[q] = time_s
         if answer == prob[p, E.PR_TRUTH]:
             score += 1
+            if clock <= budget_s:  # the question's end, summed as the reference's start_s + time_s
+                in_budget += 1
         tsum += time_s
     total = prof[E.PF_STARTUP] + tsum
-    return score, total, (n_after > 0 or total > budget_s), True
+    return score, in_budget, total, total > budget_s, True
 
 
 @njit(cache=True)
@@ -1238,8 +1241,8 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
         prob: np.ndarray, pool: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
         budget_s: float, max_answers: int, value_span: int, scores: np.ndarray,
-        totals: np.ndarray, overtime: np.ndarray, out_i: np.ndarray, out_t: np.ndarray,
-        detail: bool, det_i: np.ndarray, det_f: np.ndarray) -> bool:
+        totals: np.ndarray, overtime: np.ndarray, answered: np.ndarray, out_i: np.ndarray,
+        out_t: np.ndarray, detail: bool, det_i: np.ndarray, det_f: np.ndarray) -> bool:
     """The one entry point (one compiled body, so the first call compiles once).
 
     With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
@@ -1248,8 +1251,8 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
     permutation, or `integers` with replacement when len(order) differs — then per served
     problem a shuffle of its CoT and of its code samples; order and dcot/dncot/dcode/dncode are
     scratch). Without `draw`, one competition over the given order and draws (rows of `samp` per
-    question and kind; `rs` unused). Per replicate, score / total time / overtime go to
-    scores / totals / overtime; per question of the last one, results go to out_i / out_t (and
+    question and kind; `rs` unused). Per replicate, correct answers / total time / overtime /
+    correct answers given by the budget go to scores / totals / overtime / answered; per question of the last one, results go to out_i / out_t (and
     the per-slot details to det_i / det_f with `detail`). Returns False when a served problem
     has no recorded sample (the reference raises) or a replay stopped making progress (a bug).
     """
@@ -1272,7 +1275,7 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
                 dncot[q] = _draw_pool(rs, pool, prob[p, E.PR_COT0], prob[p, E.PR_NCOT], dcot[q])
                 dncode[q] = _draw_pool(rs, pool, prob[p, E.PR_CODE0], prob[p, E.PR_NCODE],
                                        dcode[q])
-        score, total, over, ok = _competition(
+        score, good, total, over, ok = _competition(
             order, dcot, dncot, dcode, dncode, ans_i, ans_exec_s, prob, pi, pf, prof,
             budget_s, ws, out_i, out_t, detail, det_i, det_f,
         )
@@ -1281,4 +1284,5 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         scores[r] = score
         totals[r] = total
         overtime[r] = over
+        answered[r] = good
     return True

@@ -15,6 +15,8 @@ from simulator.hardware import HardwareProfile
 from simulator.replay.question import replay_question
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
 from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
+from solver.loop.budget import within_budget
+from solver.loop.scoring import check_overtime_rule
 from solver.policy import Policy, past_cutoff, pick_level, sample_kinds
 from solver.traces import ProblemTrace
 
@@ -28,6 +30,7 @@ def replay_competition(
     *,
     draws: Sequence[SampleDraw] | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
+    overtime_rule: str = "zero",
 ) -> CompetitionResult:
     """Run `problems` in the given order as one competition.
 
@@ -36,8 +39,12 @@ def replay_competition(
         policy: the policy under test.
         profile: the hardware time model.
         draws: per problem, which recorded samples fill the slots (default: recorded order).
-        budget_s: the whole budget; running past it (or reaching the cutoff) counts as overtime.
+        budget_s: the whole budget: it caps the cutoff (`solver.loop.budget.effective_cutoff`);
+            a total past it is overtime (reaching the cutoff in time is not).
+        overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
     """
+    check_overtime_rule(overtime_rule)
+    policy = within_budget(policy, budget_s)
     schedule = dataclasses.replace(policy.schedule, questions=len(problems))
     draws = draws if draws is not None else [recorded_draw(p) for p in problems]
     clock = profile.startup_s
@@ -68,7 +75,7 @@ def replay_competition(
         clock += time_s
     return CompetitionResult(
         questions=tuple(results), startup_s=profile.startup_s, budget_s=budget_s,
-        cutoff_s=schedule.cutoff_s,
+        cutoff_s=schedule.cutoff_s, overtime_rule=overtime_rule,
     )
 
 
@@ -85,6 +92,7 @@ def bootstrap_competitions(
     n_questions: int | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     replay: CompetitionFn = replay_competition,
+    overtime_rule: str = "zero",
 ) -> list[CompetitionResult]:
     """`replicates` competitions, each with a seeded question order and sample draw.
 
@@ -101,12 +109,14 @@ def bootstrap_competitions(
             idx = rng.integers(0, len(problems), size=n)
         chosen = [problems[i] for i in idx]
         draws = [random_draw(p, rng) for p in chosen]
-        out.append(replay(chosen, policy, profile, draws=draws, budget_s=budget_s))
+        out.append(replay(chosen, policy, profile, draws=draws, budget_s=budget_s,
+                          overtime_rule=overtime_rule))
     return out
 
 
 def summarize(results: Sequence[CompetitionResult]) -> BootstrapSummary:
-    """Mean score with a 90% percentile interval, mean total time and overtime probability."""
+    """Mean score (each run scored by its overtime rule) with a 90% percentile interval, mean
+    total time and overtime probability."""
     scores = np.array([r.score for r in results], dtype=float)
     times = np.array([r.total_time_s for r in results], dtype=float)
     return BootstrapSummary(

@@ -81,4 +81,9 @@ class Engine(Protocol):
         self, question_id: str, question: str, prompts: Sequence[PromptSpec], sampling: SamplingSettings
     ) -> QuestionStream: ...
 
+    async def restart(self) -> None:
+        """Make the engine usable again after a hang: drop the current batch without waiting
+        for it and rebuild what a stuck call may hold (the solver calls it before the next
+        question when the last one hit its deadline)."""
+
     async def close(self) -> None: ...

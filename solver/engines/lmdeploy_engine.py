@@ -445,7 +445,9 @@ class LmdeployQuestionStream:
 
     def _next_abort_at(self, state: _SampleState) -> float:
         """When a silent cancelled sample gets its next abort: intervals double up to the cap."""
-        return state.last_abort + min(self.reissue_s * 2 ** max(state.aborts - 1, 0), MAX_REISSUE_S)
+        # the exponent is capped: a hung engine can see thousands of aborts (2**1024 overflows)
+        backoff = self.reissue_s * 2.0 ** min(max(state.aborts - 1, 0), 60)
+        return state.last_abort + min(backoff, MAX_REISSUE_S)
 
     def _reissue_due(self) -> None:
         """Re-issue aborts of cancelled samples that show no output (backing off while queued)."""
@@ -548,11 +550,7 @@ class LmdeployEngine:
         # may be reassigned between questions
         self.generation_overrides: dict[str, Any] = dict(generation_overrides or {})
         started = time.monotonic()
-        self._pipe = self._lmdeploy.pipeline(
-            self.config.model_path,
-            backend_config=backend_config(self._lmdeploy, self.config, self.tp),
-            log_level=log_level,
-        )
+        self._pipe = self._build_pipeline()
         self.startup_s = time.monotonic() - started
         self.backend: str = actual_backend(self._pipe)
         self.fell_back = self.backend != backend
@@ -577,6 +575,33 @@ class LmdeployEngine:
         )
         self._current: LmdeployQuestionStream | None = None
         self._closed = False
+        self.restarts = 0
+
+    def _build_pipeline(self) -> Any:
+        return self._lmdeploy.pipeline(
+            self.config.model_path,
+            backend_config=backend_config(self._lmdeploy, self.config, self.tp),
+            log_level=self.config.log_level,
+        )
+
+    async def restart(self, close_timeout_s: float = 30.0) -> None:
+        """After a hang: abandon the current batch, close the pipeline (waiting at most
+        `close_timeout_s`: a stuck one is left to its thread) and build a new one (the model is
+        loaded again; `restarts` counts them). See `Engine.restart`."""
+        self._current = None
+        old, old_aborter = self._pipe, self._aborter
+        old_aborter.shutdown(wait=False)
+        close: Callable[[], Any] | None = getattr(old, "close", None)
+        if close is not None:
+            closer = threading.Thread(target=close, name="lmdeploy-close", daemon=True)
+            closer.start()
+            await asyncio.to_thread(closer.join, close_timeout_s)
+        self._aborter = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="lmdeploy-abort")
+        self._pipe = await asyncio.to_thread(self._build_pipeline)
+        self.backend = actual_backend(self._pipe)
+        self.restarts += 1
+        self._closed = False
+        logger.warning("lmdeploy pipeline rebuilt after a hang (restart %d)", self.restarts)
 
     @property
     def quantization(self) -> str:

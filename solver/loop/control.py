@@ -22,7 +22,10 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
 The stream is read in lockstep: the loop asks for the next item only after it has handled the
 previous one, so on a replay stream decisions do not depend on asyncio scheduling. Code runs
 never block the stream. On streams with a wall clock a watchdog cancels the question once the
-engine clock passes the competition cutoff by `watchdog_grace_s` (e.g. a stalled engine).
+engine clock passes the competition cutoff by `watchdog_grace_s` (e.g. a stalled engine). An
+engine call that never returns (a hung `cancel_all` or stream) cannot hold the answer: the
+session (`SolveSession`) gives up on the question at its deadline and answers with
+`abandon()`, the vote of what the loop knew, without calling the engine.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from solver.engines.base import Chunk, QuestionStream
@@ -72,11 +76,16 @@ class Recorder(Protocol):
 @dataclass(frozen=True)
 class LoopOptions:
     """Knobs of the loop that are not policy: watchdog grace past the cutoff (engine seconds),
-    how often the watchdog looks, and how long to wait for a cancelled stream to drain."""
+    how often the watchdog looks, how long to wait for a cancelled stream to drain, and how long
+    an engine restart may take after a hang (wall seconds).
+
+    Whatever the engine does, a question on a wall clock is answered by its deadline,
+    min(cutoff, level timeout) + `watchdog_grace_s`, plus one `watchdog_poll_s`."""
 
     watchdog_grace_s: float = 5.0
     watchdog_poll_s: float = 1.0
     drain_timeout_s: float = 10.0
+    restart_timeout_s: float = 300.0
 
 
 class _Forced(Exception):
@@ -464,6 +473,19 @@ class _QuestionLoop:
             self.end_sample(s, "queued" if s.index in never else "question_stop", time_s)
         return self.outcome(stop, time_s)
 
+    def abandon(self, time_s: float) -> QuestionOutcome:
+        """The answer from what is known now, for a question whose engine hangs: no engine call,
+        nothing recorded; samples still running end as `question_stop` (`queued` if never
+        started), stop reason `deadline`."""
+        for s in self.samples:
+            if not s.ended:
+                self.end_sample(s, "queued" if s.first_t is None else "question_stop", time_s)
+        rec, self.rec = self.rec, None
+        try:
+            return self.outcome("deadline", time_s)
+        finally:
+            self.rec = rec
+
     def outcome(self, stop: str, time_s: float) -> QuestionOutcome:
         started = getattr(self.stream, "sample_start", None)
         source = getattr(self.stream, "source_sample", None)
@@ -504,6 +526,7 @@ async def run_question(
     cutoff_in_s: float = math.inf,
     recorder: Recorder | None = None,
     options: LoopOptions = LoopOptions(),
+    on_loop: Callable[[Any], None] | None = None,
 ) -> QuestionOutcome:
     """Drive one started question to its answer.
 
@@ -515,11 +538,15 @@ async def run_question(
         runner: where code blocks run.
         cutoff_in_s: seconds from the question's start to the competition's hard cutoff.
         recorder: receives every chunk, answer and sample end (optional).
+        on_loop: gets the question's loop object before it runs (its `abandon(time_s)` answers
+            from what is known if the caller gives up on a hung engine).
     Returns:
         The answer (always one: the policy's fallback when nothing voted), the question time on
         the stream's clock, the stop reason and per-sample outcomes.
     """
     loop = _QuestionLoop(stream, policy, level, kinds, runner, cutoff_in_s, recorder, options)
+    if on_loop is not None:
+        on_loop(loop)
     return await loop.run()
 
 

@@ -81,6 +81,7 @@ def assert_same(ref: CompetitionResult, fast: CompetitionResult) -> None:
             assert _close(fs.start_s, rs.start_s) and _close(fs.end_s, rs.end_s), (
                 w, (fs.start_s, fs.end_s), (rs.start_s, rs.end_s))
     assert fast.score == ref.score
+    assert (fast.n_correct, fast.n_correct_in_budget) == (ref.n_correct, ref.n_correct_in_budget)
     assert _close(fast.total_time_s, ref.total_time_s)
     assert fast.overtime == ref.overtime
     assert fast.n_after_cutoff == ref.n_after_cutoff
@@ -368,6 +369,29 @@ def test_bootstrap_summary_identical_to_reference(preset: str) -> None:
                                            replicates=5, seed=8, budget_s=3000.0))
     assert sim.bootstrap(policy, replicates=5, seed=8, budget_s=3000.0,
                          problem_subset=fold) == ref
+
+
+@pytest.mark.parametrize("rule", ["zero", "answered"])
+def test_overtime_scoring_rule_identical_to_reference(rule: str) -> None:
+    # a per-question overhead beyond the budget's 1% margin makes most runs overtime
+    problems = random_store(12, 12, 10)
+    profile = replace(load_profile("l4x4-14b-w4kv8"), question_overhead_s=60.0)
+    policy = load_policy("seed-2nd-place")
+    sim = FastSimulator(problems, profile)
+    runs = bootstrap_competitions(problems, policy, profile, replicates=8, seed=1,
+                                  budget_s=800.0, overtime_rule=rule)
+    ref = summarize(runs)
+    fast = sim.bootstrap(policy, replicates=8, seed=1, budget_s=800.0, overtime_rule=rule)
+    assert fast == ref
+    assert 0.5 < ref.p_overtime < 1.0
+    for r in runs:
+        if not r.overtime:
+            assert r.score == r.n_correct == r.n_correct_in_budget
+        elif rule == "zero":  # the competition's rule: an overtime run scores nothing
+            assert r.score == 0 and r.n_correct > 0
+        else:  # the answers given before the budget count
+            assert 0 < r.score == r.n_correct_in_budget < r.n_correct + 1
+    run_both(problems, policy, profile, draw_seed=3, budget_s=800.0, sim=sim)
 
 
 def test_problem_without_samples_of_a_kind_falls_back_like_the_reference() -> None:

@@ -139,7 +139,18 @@ def test_competition_cutoff_gives_the_cutoff_answer_without_generation() -> None
     assert reasons[2] == "cutoff"  # begun at ~1320 s, the cutoff at 1500 s stops it
     assert reasons[3] == "after_cutoff"
     assert result.questions[3].answer == SEED.schedule.cutoff_answer and result.questions[3].time_s == 0.0
-    assert result.overtime
+    assert not result.overtime  # reaching the cutoff in time is not overtime
+    assert result.score == result.n_correct
+
+
+def test_budget_caps_the_cutoff() -> None:
+    # the seed's cutoff (17,820 s) is beyond a 1,500 s budget: the budget less 1% rules
+    problems = [problem(f"p{i}", 7, [sample(j, "cot" if j % 2 == 0 else "code", 100_000) for j in range(16)])
+                for i in range(4)]
+    result = replay_competition(problems, SEED, flat_profile(0.1), budget_s=1500.0)
+    assert result.cutoff_s == pytest.approx(1485.0)
+    assert [q.stop_reason for q in result.questions] == ["timeout", "timeout", "cutoff", "after_cutoff"]
+    assert result.total_time_s <= 1500.0 and not result.overtime
 
 
 def test_bootstrap_is_deterministic_per_seed_and_varies_across_seeds() -> None:

@@ -371,3 +371,43 @@ def test_turbomind_logprobs_are_marked_processed(fake) -> None:
 def test_bad_logprobs_setting_is_refused(fake, k: int) -> None:
     with pytest.raises(ValueError, match="logprobs"):
         engine("pytorch", logprobs=k)
+def test_restart_after_a_hung_abort_gives_a_working_engine(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abort that never returns hangs cancel_all and the next start_question (it waits for the
+    abandoned batch); `restart` abandons the pipeline (its close hangs too) and builds a new one."""
+    import threading
+
+    from fake_lmdeploy import FakePipeline, FakeSession
+
+    stuck = threading.Event()
+    real_abort = FakeSession.abort
+    monkeypatch.setattr(FakeSession, "abort", lambda self: stuck.wait(60))
+    monkeypatch.setattr(FakePipeline, "close", lambda self: stuck.wait(60))
+
+    async def main():
+        eng = engine(max_batch=2)
+        first = await eng.start_question("q1", "Q", specs(2), SamplingSettings(max_new_tokens=100_000))
+        async for c in first:
+            if c.n_tokens >= 2:
+                break
+        # asyncio.wait, not wait_for: a deadline must not depend on the hung call honouring
+        # its cancellation (Python < 3.12's wait_for can swallow it)
+        hung_cancel = asyncio.ensure_future(first.cancel_all())
+        hung_start = asyncio.ensure_future(eng.start_question("q2", "Q", specs(2), SAMPLING))
+        done, _ = await asyncio.wait({hung_cancel, hung_start}, timeout=0.5)
+        assert not done  # both hang
+        monkeypatch.setattr(FakeSession, "abort", real_abort)  # the new pipeline's sessions work
+        await asyncio.wait_for(eng.restart(close_timeout_s=0.2), 5.0)
+        second = await eng.start_question("q3", "Q", specs(2), SamplingSettings(max_new_tokens=5))
+        chunks = await collect(second)
+        stuck.set()  # let the old pipeline's calls return
+        await asyncio.wait({hung_cancel, hung_start}, timeout=10)
+        for task in (hung_cancel, hung_start):
+            task.cancel()
+        return eng, chunks
+
+    try:
+        eng, chunks = asyncio.run(main())
+    finally:
+        stuck.set()
+    assert eng.restarts == 1 and len(fake.built) == 2
+    assert {c.sample for c in chunks if c.finish_reason == "length"} == {0, 1}
