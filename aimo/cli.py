@@ -9,6 +9,7 @@ from typing import NoReturn, Optional
 
 import typer
 
+from aimo.runs_cmd import runs_app
 from solver.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -111,6 +112,8 @@ def simulate(
         typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
         typer.echo(render_bootstrap(summary))
 
+
+app.add_typer(runs_app, name="runs")
 
 profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
@@ -324,6 +327,8 @@ def solve(
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of --record: its questions, time used and speed level."),
+    record_run: Optional[str] = typer.Option(None, "--record-run", help="Run id to record as (or to resume)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
@@ -341,7 +346,7 @@ def solve(
             prof = load_profile(hardware or "l4x4-14b-w4kv8")
         report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                           echo=None if as_json else typer.echo, resume=resume, record_run_id=record_run)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

@@ -36,6 +36,7 @@ from solver.loop import (
     SandboxRunner,
     SolveResult,
     SolveSession,
+    VirtualClock,
     WallClock,
 )
 from solver.loop.report import competition_json, render_competition, render_question
@@ -229,6 +230,8 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
+    resume: bool = False,
+    record_run_id: str | None = None,
 ) -> SolveReport:
     """Solve a problem set with the live solver and return the report.
 
@@ -244,6 +247,9 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
+        resume: continue the interrupted solve run of `record` (or `record_run_id`) from its
+            recording: the questions it committed are skipped, the clock starts at the time they
+            used and the speed level at the last one's.
     Raises:
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
@@ -258,15 +264,26 @@ def run_solve(
         if not trace_list:
             raise InputError(str(traces), None, "no completed questions in the store")
     problems = _problems(problems_csv, trace_list, spec.backend)
-    clock = WallClock()  # live engines: loading the engine counts against the budget
+    point = None
+    if resume:
+        if record is None:
+            raise InputError("<solve>", "resume", "--resume continues a recording: give --record")
+        from solver.store.live import resume_point
+
+        point = resume_point(record, record_run_id)
+        problems = [p for p in problems if p.problem_id not in point.done]
+    # live engines: loading the engine counts against the budget (on resume: after the time used)
+    clock = WallClock(offset_s=point.time_used_s if point else 0.0)
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
     kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else "recorded")
     hw_name = getattr(hardware, "name", None) if hardware is not None else None
     recorder = None
     if record is not None:
-        recorder = RunRecorder(record, solve_run_info(pol, spec, hw_name, engine=engine,
-                                                      notes=f"aimo solve of {len(problems)} problems"))
+        run_info = solve_run_info(pol, spec, hw_name, engine=engine,
+                                  run_id=point.run_id if point else record_run_id,
+                                  notes=f"aimo solve of {len(problems)} problems")
+        recorder = RunRecorder(record, run_info, resume=point is not None, budget_s=budget_s)
     t0 = time.monotonic()
     pool = None
     try:
@@ -280,9 +297,14 @@ def run_solve(
             runner = RecordedRunner()
         else:
             raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
-        session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
-                               clock=clock if live else None, startup_s=clock.elapsed() if live else None,
+        virtual_clock = VirtualClock(point.time_used_s) if point and not live else None
+        n_before = point.n_done if point else 0
+        session = SolveSession(engine, pol, runner, questions=n_before + len(problems), recorder=recorder,
+                               clock=clock if live else virtual_clock,
+                               startup_s=clock.elapsed() if live else None,
                                options=options, seed=spec.seed, budget_s=budget_s)
+        if point is not None:
+            session.budget.resume_from(point.n_done, point.level)
 
         async def _main() -> SolveResult:
             try:
