@@ -71,6 +71,7 @@ def simulate(
     bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
     seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Use a failed or interrupted run's committed questions."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -86,7 +87,7 @@ def simulate(
     try:
         pol = load_policy(policy)
         prof = load_profile(hardware)
-        problems = load_problem_traces(traces, run)
+        problems = load_problem_traces(traces, run, allow_incomplete=allow_incomplete)
     except InputError as exc:
         _fail(str(exc))
     if not problems:

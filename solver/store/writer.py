@@ -424,12 +424,15 @@ def flush_spool(path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOU
                     _set_status_on(con, p, meta["run_id"], meta["status"])
                 else:
                     live = meta.get("live")
+                    tables = {name: to_arrow(entry.tables[name], name, str(p))
+                              for name in ("samples", "chunks", "answers")}
+                    check_question(tables["samples"], tables["chunks"], tables["answers"], str(p))
                     _write_question_on(
-                        con, p, meta["run_id"], ProblemRow(**meta["problem"]), entry.tables,
+                        con, p, meta["run_id"], ProblemRow(**meta["problem"]), tables,
                         meta.get("wall_s"), None if live is None else LiveResult(**live),
                         skip_if_done=True,
                     )
-            except (InputError, KeyError, TypeError) as exc:
+            except (InputError, KeyError, TypeError, ValueError, duckdb.Error, pa.ArrowException) as exc:
                 target = entry_path.with_name(f"{spool.REJECTED_PREFIX}{entry_path.name}")
                 logger.error("spooled entry %s refused by the store (%s); kept as %s",
                              entry_path, exc, target)
