@@ -33,12 +33,14 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted synthesis into --out (same settings)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
-        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile)
+        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
+                                   resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -50,12 +52,13 @@ def import_(
     samples: Path = typer.Option(..., help="Samples JSONL, one sample a line."),
     out: Path = typer.Option(..., help="DuckDB trace store to write into."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default: derived from the file name)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import of the same run id."),
 ) -> None:
     """Import traces produced elsewhere (CSV of problems + JSONL of samples)."""
     from recorder.importer import import_traces
 
     try:
-        summary = import_traces(problems, samples, out, run_id=run_id)
+        summary = import_traces(problems, samples, out, run_id=run_id, resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())

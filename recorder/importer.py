@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.out_path import open_writer
 from solver.traces import RunInfo
 
 KINDS = ("cot", "code")
@@ -492,17 +493,25 @@ def default_run_id(samples_jsonl: str | Path) -> str:
 
 
 def import_traces(
-    problems_csv: str | Path, samples_jsonl: str | Path, out: str | Path, run_id: str | None = None
+    problems_csv: str | Path,
+    samples_jsonl: str | Path,
+    out: str | Path,
+    run_id: str | None = None,
+    *,
+    resume: bool = False,
 ) -> ImportSummary:
     """Validate both files completely, then write one `import` run into the store `out`.
 
     Problems are written in CSV order (dense positions over those with samples); problems without
-    samples are skipped and listed in the summary. `out` is created when missing.
+    samples are skipped and listed in the summary. `out` is created when missing. All or nothing:
+    an error while writing deletes the run again. With `resume`, an interrupted import of the same
+    run id continues after the questions it committed.
 
     Raises:
         TraceImportError: every malformed line of either file, with line numbers and fields
             (nothing is written).
-        InputError: `out` is not a trace store, or `run_id` already exists in it.
+        InputError: `out` is not a trace store, `run_id` already exists in it (without `resume`),
+            or cannot be written.
     """
     from solver.store import ProblemRow, TraceWriter
 
@@ -522,7 +531,6 @@ def import_traces(
         by_problem.setdefault(s.problem_id, []).append(s)
     kept = [p for p in problems if p.problem_id in by_problem]
     skipped = tuple(p.problem_id for p in problems if p.problem_id not in by_problem)
-    frames = [question_frames(by_problem[p.problem_id]) for p in kept]
 
     info = RunInfo(
         run_id=run_id,
@@ -530,14 +538,18 @@ def import_traces(
         gen_config={"problems_csv": str(pcsv), "samples_jsonl": str(sjsonl)},
         notes=f"imported from {pcsv.name} and {sjsonl.name}",
     )
-    writer = TraceWriter(out)
-    writer.start_run(info)  # raises before writing anything if the run exists
+    writer = open_writer(out)
+    writer.start_run(info, resume=resume)  # raises before writing anything if the run exists
+    done = writer.done_questions(run_id) if resume else set()
     try:
-        for position, (p, (s_t, c_t, a_t)) in enumerate(zip(kept, frames)):
+        for position, p in enumerate(kept):
+            if p.problem_id in done:
+                continue
+            s_t, c_t, a_t = question_frames(by_problem[p.problem_id])
             row = ProblemRow(p.problem_id, position, p.question, p.answer)
             writer.write_question(run_id, row, s_t, c_t, a_t, wall_s=_wall_s(by_problem[p.problem_id]))
-    except BaseException:
-        writer.finish_run(run_id, "failed")
+    except Exception:
+        writer.delete_run(run_id)  # all or nothing: no half run, no 'failed' row left behind
         raise
     writer.finish_run(run_id)
     return ImportSummary(
