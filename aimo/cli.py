@@ -150,13 +150,16 @@ def profile_fit(
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
-    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
+    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml; refused if it exists, unless --force)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+    from solver.store.out_path import check_out_path
 
     try:
+        check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
         chunks = read_chunks(traces, run_id=run)
         result = fit_profile(
             chunks, name=name, base=load_profile(base) if base else None,
@@ -184,6 +187,7 @@ def profile_measure(
     base: str = typer.Option("l4x4-14b-w4kv8", help="Profile to take start-up, max_batch, code overlap (and prefill, unless measured) from."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the step rows to this CSV."),
     until: Optional[float] = typer.Option(None, help="Deadline (epoch seconds): cells that would not end by then are skipped."),
+    force: bool = typer.Option(False, "--force", help="Replace --out / --csv if they exist."),
     fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double."),
 ) -> None:
     """Measure the engine's decode step latency over a (batch, prompt) grid on this GPU, fit
@@ -211,9 +215,16 @@ def profile_measure(
               "sequence of a cell must decode at once)")
     if until is not None and until <= time.time():
         _fail(f"--until: {until:.0f} is in the past")
+    from solver.store.out_path import check_out_path
+
     for opt, path in (("--out", out), ("--csv", csv_out)):
         if path is not None and not path.parent.is_dir():
             _fail(f"{opt}: no such directory: {path.parent}")
+        try:
+            if path is not None:
+                check_out_path(path, opt, overwrite=force)
+        except InputError as exc:
+            _fail(str(exc))
     try:
         base_prof = load_profile(base)
         dataclasses.replace(base_prof, name=name)  # checks the name before the engine starts
@@ -272,9 +283,11 @@ def tune(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
+    from solver.store.out_path import check_out_path
     from tuner.cli_impl import run_tune
 
     try:
+        check_out_path(out, "--out", overwrite=None)  # existing: run_tune's --force rule
         run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
                  workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
                  select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,

@@ -33,6 +33,23 @@ SAMPLE_KEYS = frozenset(
 ANSWER_KEYS = frozenset({"token", "value", "source", "code_ok", "exec_ms", "error"})
 QUESTION_ALIASES = ("question", "problem")
 MAX_LISTED_ERRORS = 50
+INT32_MAX = 2**31 - 1  # the store's INTEGER columns
+# utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is skipped instead of becoming part of the
+# first column's name.
+ENCODING = "utf-8-sig"
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object gives the same key twice (json keeps the last one silently)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -144,12 +161,14 @@ def read_problems(path: Path, errors: list[LineError]) -> list[ProblemIn]:
     src = str(path)
     out: list[ProblemIn] = []
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding=ENCODING)
     except OSError as exc:
         errors.append(LineError(src, None, None, f"cannot read: {exc.strerror or exc}"))
         return out
     with handle:
-        reader = csv.DictReader(handle)
+        # strict: an unclosed quote is an error at the end of the file instead of one field
+        # silently swallowing every line after it
+        reader = csv.DictReader(handle, strict=True)
         try:
             header = reader.fieldnames or []
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -188,8 +207,12 @@ def read_problems(path: Path, errors: list[LineError]) -> list[ProblemIn]:
                         continue
                 question = row.get(qcol) if qcol else None
                 out.append(ProblemIn(line, pid, question or None, answer))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            errors.append(LineError(src, start, None, f"malformed CSV: {exc}"))
+        except csv.Error as exc:
+            hint = (" (an unclosed quote: the quoted field that starts on this line runs to the "
+                    "end of the file)" if "end of data" in str(exc) else "")
+            errors.append(LineError(src, start, None, f"malformed CSV: {exc}{hint}"))
+        except UnicodeDecodeError as exc:
+            errors.append(LineError(src, start, None, f"not UTF-8 text: {exc}"))
     if not out and not errors:
         errors.append(LineError(src, None, None, "no problems"))
     return out
@@ -210,18 +233,23 @@ class _LineCheck:
         self.ok = False
         self.errors.append(LineError(self.src, self.line, field_name, message))
 
-    def int_(self, value: Any, name: str, lo: int = 0, hi: int | None = None) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                self.fail(name, f"expected an integer, got {value!r}")
-                return None
-        if value < lo or (hi is not None and value > hi):
-            bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            self.fail(name, f"expected an integer {bounds}, got {value}")
+    def int_(self, value: Any, name: str, lo: int = 0, hi: int = INT32_MAX) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not value.is_integer()
+        ):
+            self.fail(name, f"expected an integer, got {value!r}")
             return None
-        return value
+        if value < lo or value > hi:
+            if hi != INT32_MAX:
+                bounds = f"{lo}..{hi}"
+            elif value < lo:
+                bounds = f">= {lo}"
+            else:
+                bounds = f"<= {INT32_MAX} (the store's 32-bit integers)"
+            self.fail(name, f"expected an integer {bounds}, got {value:g}" if isinstance(value, float)
+                      else f"expected an integer {bounds}, got {value}")
+            return None
+        return int(value)
 
     def time(self, value: Any, name: str) -> float | None:
         if value is None:
@@ -407,7 +435,7 @@ def read_samples(path: Path, problem_ids: set[str] | None, errors: list[LineErro
     out: list[SampleIn] = []
     seen: dict[tuple[str, int], int] = {}
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding=ENCODING)
     except OSError as exc:
         errors.append(LineError(src, None, None, f"cannot read: {exc.strerror or exc}"))
         return out
@@ -418,9 +446,15 @@ def read_samples(path: Path, problem_ids: set[str] | None, errors: list[LineErro
                     continue
                 chk = _LineCheck(src, lineno, errors)
                 try:
-                    obj = json.loads(raw)
+                    obj = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
                 except json.JSONDecodeError as exc:
                     chk.fail(None, f"not valid JSON: {exc.msg} (column {exc.colno})")
+                    continue
+                except DuplicateKeyError as exc:
+                    chk.fail(str(exc), "key given twice in one object")
+                    continue
+                except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+                    chk.fail(None, f"not valid JSON: {str(exc)[:200]}")
                     continue
                 if not isinstance(obj, dict):
                     chk.fail(None, f"expected a JSON object, got {type(obj).__name__}")
@@ -518,7 +552,9 @@ def import_traces(
     pcsv, sjsonl = Path(problems_csv), Path(samples_jsonl)
     errors: list[LineError] = []
     problems = read_problems(pcsv, errors)
-    csv_ok = not any(e.file == str(pcsv) and e.line in (None, 1) for e in errors)
+    # the unknown-problem check needs every problem: skip it when the CSV could not be read whole
+    csv_ok = not any(e.file == str(pcsv) and (e.line in (None, 1) or e.message.startswith(("malformed", "not UTF-8")))
+                     for e in errors)
     samples = read_samples(sjsonl, {p.problem_id for p in problems} if csv_ok else None, errors)
     if not errors and not samples:
         errors.append(LineError(str(sjsonl), None, None, "no samples"))

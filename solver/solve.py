@@ -64,20 +64,23 @@ def read_problems_csv(path: str | Path) -> list[Problem]:
     """
     src = str(path)
     try:
-        handle = Path(path).open(newline="", encoding="utf-8")
+        # utf-8-sig: skip an Excel byte-order mark instead of reading it into the first column name
+        handle = Path(path).open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(src, None, f"cannot read: {exc.strerror or exc}") from exc
     out: list[Problem] = []
     seen: set[str] = set()
+    start = 2
     with handle:
-        reader = csv.DictReader(handle)
+        # strict: an unclosed quote fails at the end of the file instead of swallowing the rest
+        reader = csv.DictReader(handle, strict=True)
         try:
             header = reader.fieldnames or []
             if "id" not in header:
                 raise InputError(src, "id", f"missing column (header: {', '.join(header) or 'empty'})")
             qcol = next((c for c in QUESTION_ALIASES if c in header), None)
             for row in reader:
-                line = reader.line_num
+                line, start = start, reader.line_num + 1
                 if None in row:
                     raise InputError(src, f"line {line}", "more values than header columns")
                 pid = (row.get("id") or "").strip()
@@ -97,8 +100,12 @@ def read_problems_csv(path: str | Path) -> list[Problem]:
                         raise InputError(src, f"line {line}: answer",
                                          f"expected an integer 0..999 or empty, got {raw!r}")
                 out.append(Problem(pid, (row.get(qcol) or "") if qcol else "", answer))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(src, f"line {reader.line_num}", f"malformed CSV: {exc}") from exc
+        except csv.Error as exc:
+            hint = (" (an unclosed quote: the quoted field that starts on this line runs to the "
+                    "end of the file)" if "end of data" in str(exc) else "")
+            raise InputError(src, f"line {start}", f"malformed CSV: {exc}{hint}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(src, f"line {start}", f"not UTF-8 text: {exc}") from None
     if not out:
         raise InputError(src, None, "no problems")
     return out
@@ -255,6 +262,10 @@ def run_solve(
         EngineUnavailable: turbomind/pytorch without lmdeploy.
     """
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
+    if record is not None:
+        from solver.store.out_path import check_out_path
+
+        check_out_path(record, "--record", overwrite=None)  # before minutes of engine start-up
     spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
     trace_list: list[ProblemTrace] | None = None
     if traces is not None:

@@ -83,12 +83,32 @@ def open_duckdb(
             delay = min(delay * 2.0, _MAX_BACKOFF_S[read_only])
 
 
+# A DuckDB database file holds "DUCK" at bytes 8..11 (after a checksum).
+_MAGIC_AT, _MAGIC = 8, b"DUCK"
+
+
+def _check_magic(p: Path) -> None:
+    """InputError unless `p` starts like a DuckDB database (an empty file is let through: a
+    writer initialises it). Without this DuckDB opens e.g. a CSV through its file readers and
+    says "Cannot launch in-memory database in read-only mode!"."""
+    try:
+        with p.open("rb") as handle:
+            head = handle.read(_MAGIC_AT + len(_MAGIC))
+    except OSError as exc:
+        raise InputError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+    if head and head[_MAGIC_AT:] != _MAGIC:
+        kind = "text (a CSV or JSONL file?)" if head.isascii() else "some other binary format"
+        raise InputError(str(p), None, f"not a DuckDB trace store: the file is {kind}, "
+                         "not a DuckDB database")
+
+
 def _existing_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(str(p), None, "no such trace store")
     if not p.is_file():
         raise InputError(str(p), None, "not a file")
+    _check_magic(p)
     return p
 
 
