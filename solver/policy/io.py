@@ -168,7 +168,12 @@ def _resolve_base(data: Mapping[str, Any], source: str, depth: int) -> Mapping[s
     looks_like_path = spec.endswith((".yaml", ".yml")) or "/" in spec
     if looks_like_path and not Path(spec).is_absolute() and here.is_file():
         spec = str(here.parent / spec)  # a relative base path is relative to the file naming it
-    base = _load(spec, depth + 1)
+    try:
+        base = _load(spec, depth + 1)
+    except InputError as exc:
+        if exc.source != spec or exc.field is not None:
+            raise  # a problem inside the base file: that file names it
+        raise InputError(source, "base", f"{spec!r}: {exc.message}") from None
     rest = {k: v for k, v in data.items() if k != "base"}
     return _merge(policy_to_dict(base), rest)
 
