@@ -433,11 +433,16 @@ def synthesize_questions(
         yield question_tables(prof, spec, samples, times)
 
 
+# Far beyond any competition, small enough that a typo cannot run for days or fill the disk.
+MAX_PROBLEMS = 100_000
+MAX_SAMPLES = 1024
+
+
 def _check_sizes(n_problems: int, n_samples: int) -> None:
-    if not isinstance(n_problems, int) or n_problems < 1:
-        raise InputError(SOURCE, "n_problems", f"must be a positive integer, got {n_problems!r}")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(SOURCE, "n_samples", f"must be a positive integer, got {n_samples!r}")
+    if not isinstance(n_problems, int) or not 1 <= n_problems <= MAX_PROBLEMS:
+        raise InputError(SOURCE, "n_problems", f"must be an integer 1..{MAX_PROBLEMS:,}, got {n_problems!r}")
+    if not isinstance(n_samples, int) or not 1 <= n_samples <= MAX_SAMPLES:
+        raise InputError(SOURCE, "n_samples", f"must be an integer 1..{MAX_SAMPLES:,}, got {n_samples!r}")
 
 
 def run_info(prof: SynthProfile, n_problems: int, n_samples: int, seed: int) -> RunInfo:
