@@ -283,6 +283,10 @@ def run_solve(
 
         point = resume_point(record, record_run_id)
         problems = [p for p in problems if p.problem_id not in point.done]
+        if echo is not None:
+            echo(f"resuming run {point.run_id} after {point.n_done} questions "
+                 f"({point.time_used_s:.0f} s used, level {point.level}); the result below covers "
+                 f"the {len(problems)} remaining (`aimo runs show` has the whole run)")
     # live engines: loading the engine counts against the budget (on resume: after the time used)
     clock = WallClock(offset_s=point.time_used_s if point else 0.0)
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)

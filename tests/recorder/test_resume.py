@@ -61,10 +61,10 @@ def _dump(store: Path, run_id: str) -> dict[str, list]:
 
 def test_synth_killed_then_resumed_equals_an_uninterrupted_synthesis(tmp_path: Path) -> None:
     store, whole = tmp_path / "killed.duckdb", tmp_path / "whole.duckdb"
-    args = ["synth", "--problems", "40", "--samples", "16", "--seed", "3"]
+    args = ["synth", "--problems", "24", "--samples", "8", "--seed", "3"]
     run_id = "synthetic-r1-14b-s3"
     done = _kill_when([*args, "--out", str(store)], store, run_id, 3)
-    assert 3 <= done < 40
+    assert 3 <= done < 24
     assert list_runs(store)[0].state == "interrupted"
     with pytest.raises(InputError, match="interrupted"):
         load_problem_traces(store)
@@ -87,17 +87,17 @@ def _big_import(tmp_path: Path, n: int) -> tuple[Path, Path]:
         for k in range(4):
             lines.append(json.dumps({"problem_id": f"p{i}", "sample": k, "kind": "cot",
                                      "n_tokens": 100 + k, "answer": (i + k) % 1000,
-                                     "text": "x" * 2000, "end_s": 1.0 + k}))
+                                     "text": "x" * 500, "end_s": 1.0 + k}))
     samples.write_text("\n".join(lines) + "\n")
     return problems, samples
 
 
 def test_import_killed_then_resumed_equals_an_uninterrupted_import(tmp_path: Path) -> None:
-    problems, samples = _big_import(tmp_path, 300)
+    problems, samples = _big_import(tmp_path, 60)
     store, whole = tmp_path / "killed.duckdb", tmp_path / "whole.duckdb"
     args = ["import", "--problems", str(problems), "--samples", str(samples), "--run-id", "imp"]
     done = _kill_when([*args, "--out", str(store)], store, "imp", 5)
-    assert 5 <= done < 300
+    assert 5 <= done < 60
     assert list_runs(store)[0].state == "interrupted"
     again = runner.invoke(app, [*args, "--out", str(store)])
     assert again.exit_code == 2 and "--resume" in again.output

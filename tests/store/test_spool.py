@@ -115,3 +115,20 @@ def test_an_entry_the_store_refuses_is_kept_aside_not_deleted(tmp_path: Path) ->
     assert len(spool.rejected(path)) == 1
     meta = json.loads((spool.rejected(path)[0] / "meta.json").read_text())
     assert meta["problem"]["problem_id"] == "q000"
+
+
+def test_a_v1_store_is_migrated_on_first_read_and_its_running_run_is_interrupted(tmp_path: Path) -> None:
+    import duckdb
+
+    from solver.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    apply_migrations(con, MIGRATIONS[:1])
+    con.execute("INSERT INTO runs (run_id, kind) VALUES ('old', 'record')")  # status 'running'
+    con.close()
+    (run,) = list_runs(path)
+    assert run.state == "interrupted"  # no writer recorded: nobody is writing it
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == LATEST_VERSION
+    con.close()
