@@ -163,7 +163,7 @@ def _check_complete(
     raise InputError(
         source, "run_id",
         f"run {run_id!r} is {state} ({n_done} questions committed): resume it, delete it "
-        "(`aimo runs delete`), or pass --allow-incomplete to use what it holds",
+        "(`aimo runs delete`), or use what it holds with `aimo simulate --allow-incomplete`",
     )
 
 
