@@ -104,7 +104,8 @@ def command_lines(draw, world: dict[str, str]) -> list[str]:  # type: ignore[no-
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
-def test_random_command_lines_never_crash(world: dict[str, str], data) -> None:  # type: ignore[no-untyped-def]
+def test_random_command_lines_never_crash(world: dict[str, str], data, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(world["tmp"])  # default outputs (profile fit's NAME.yaml) land there
     args = data.draw(command_lines(world))
     if "--backend" in args and args[args.index("--backend") + 1] not in ("synthetic", "replay"):
         args[args.index("--backend") + 1] = "synthetic"  # lmdeploy backends need a GPU
@@ -132,9 +133,11 @@ PATH_OPTIONS = [(name, option) for name, options in sorted(COMMANDS.items())
 
 
 @pytest.mark.parametrize("name, option", PATH_OPTIONS)
-def test_every_path_option_with_every_hostile_path(world: dict[str, str], name: str, option: str) -> None:
+def test_every_path_option_with_every_hostile_path(world: dict[str, str], name: str, option: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Exhaustive where the random walk is thin: each path option of each command gets each kind of
     wrong path (a folder, a text file, a CSV for a store, a missing file, /proc, a file as parent)."""
+    monkeypatch.chdir(world["tmp"])
     for kind in sorted(set(PATH_KINDS)):
         args = _one_broken(world, name, option, _path(world, kind))
         result = runner.invoke(app, args)
