@@ -12,6 +12,7 @@ from typing import NoReturn, Optional
 import typer
 
 from aimo.settings import ENV
+from aimo.runs_cmd import runs_app
 from solver.errors import InputError
 
 # Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
@@ -118,13 +119,14 @@ def synth(
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
     confidence: bool = typer.Option(False, "--confidence", help="Also store per-token confidence (DeepConf-calibrated; the rest is unchanged)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted synthesis into --out (same settings)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
         summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
-                                   confidence=confidence)
+                                   confidence=confidence, resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -136,12 +138,13 @@ def import_(
     samples: Path = typer.Option(..., help="Samples JSONL, one sample a line."),
     out: Path = typer.Option(..., help="DuckDB trace store to write into."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default: derived from the file name)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import of the same run id."),
 ) -> None:
     """Import traces produced elsewhere (CSV of problems + JSONL of samples)."""
     from recorder.importer import import_traces
 
     try:
-        summary = import_traces(problems, samples, out, run_id=run_id)
+        summary = import_traces(problems, samples, out, run_id=run_id, resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -160,6 +163,7 @@ def simulate(
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
     overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Use a failed or interrupted run's committed questions."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -173,7 +177,7 @@ def simulate(
                 res = api.simulate(
                     traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
                     budget_s=budget_s, reference=reference,
-                    overtime_rule=overtime_scores,
+                    overtime_rule=overtime_scores, allow_incomplete=allow_incomplete,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if not hardware:
                 notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
@@ -184,6 +188,8 @@ def simulate(
         _fail(str(exc))
     typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
+
+app.add_typer(runs_app, name="runs")
 
 profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
@@ -268,21 +274,29 @@ def profile_fit(
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
-    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
+    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml; refused if it exists, unless --force)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
     from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+    from solver.store.out_path import check_out_path
 
     if from_live is not None:
         from aimo.validate_cmd import fit_from_live
 
+        if out is not None:
+            try:
+                check_out_path(out, "--out", overwrite=force)
+            except InputError as exc:
+                _fail(str(exc))
         return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
     if traces is None:
         _fail("--traces: required (or --from-live)")
 
     try:
+        check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
         chunks = read_chunks(traces, run_id=run)
         result = fit_profile(
             chunks, name=name, base=load_profile(base) if base else None,
@@ -310,6 +324,7 @@ def profile_measure(
     base: str = typer.Option("l4x4-14b-w4kv8", help="Profile to take start-up, max_batch, code overlap (and prefill, unless measured) from."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the step rows to this CSV."),
     until: Optional[float] = typer.Option(None, help="Deadline (epoch seconds): cells that would not end by then are skipped."),
+    force: bool = typer.Option(False, "--force", help="Replace --out / --csv if they exist."),
     fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double."),
 ) -> None:
     """Measure the engine's decode step latency over a (batch, prompt) grid on this GPU, fit
@@ -336,9 +351,16 @@ def profile_measure(
               "sequence of a cell must decode at once)")
     if until is not None and until <= time.time():
         _fail(f"--until: {until:.0f} is in the past")
+    from solver.store.out_path import check_out_path
+
     for opt, path in (("--out", out), ("--csv", csv_out)):
         if path is not None and not path.parent.is_dir():
             _fail(f"{opt}: no such directory: {path.parent}")
+        try:
+            if path is not None:
+                check_out_path(path, opt, overwrite=force)
+        except InputError as exc:
+            _fail(str(exc))
     try:
         base_prof = load_profile(base)
         dataclasses.replace(base_prof, name=name)  # checks the name before the engine starts
@@ -405,9 +427,11 @@ def tune(
     from aimo.output import notice, stdout_to_stderr
     from aimo.tune_report import tune_frame, tune_json
     from simulator.api import export_frame
+    from solver.store.out_path import check_out_path
     from tuner.cli_impl import run_tune
 
     try:
+        check_out_path(out, "--out", overwrite=None)  # existing: run_tune's --force rule
         if export is not None:
             _check_export(export)  # before hours of tuning
         with stdout_to_stderr():
@@ -491,6 +515,8 @@ def solve(
     seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
     max_batch: int = typer.Option(32, min=1, help="lmdeploy/hil: requests decoded at once."),
     logprobs: int = typer.Option(0, min=0, max=1024, help="lmdeploy: top-k logprobs per token, recorded as confidence with --record (0 = off)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of --record: its questions, time used and speed level."),
+    record_run: Optional[str] = typer.Option(None, "--record-run", help="Run id to record as (or to resume)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
     One line per question goes to stderr as it is answered; the result is printed once at the end."""
@@ -518,7 +544,8 @@ def solve(
                               max_batch=max_batch, options=options)
             report = run_solve(problems, policy, spec, record=record, hardware=prof,
                                speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                               echo=notice, overtime_rule=overtime_scores)
+                               echo=notice, overtime_rule=overtime_scores,
+                               resume=resume, record_run_id=record_run)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

@@ -195,6 +195,7 @@ def simulate(
     reference: bool = False,
     progress: Progress | None = None,
     overtime_rule: str = "zero",
+    allow_incomplete: bool = False,
 ) -> SimulationResult:
     """Replay a store's run under a policy: one competition (bootstrap=0) or N seeded replicates.
 
@@ -210,7 +211,7 @@ def simulate(
     if bootstrap < 0:
         raise InputError("bootstrap", None, f"must be >= 0, got {bootstrap}")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
-    problems = load_problem_traces(traces, run)
+    problems = load_problem_traces(traces, run, allow_incomplete=allow_incomplete)
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
     run_id = problems[0].run_id

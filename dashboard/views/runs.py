@@ -15,7 +15,7 @@ from dashboard import charts, data, ui
 TABLE_COLUMNS = [
     "run_id",
     "kind",
-    "status",
+    "state",
     "model",
     "backend",
     "quantization",
@@ -74,6 +74,16 @@ def render() -> None:
     cols[1].metric("Samples", int(run["samples"]))
     cols[2].metric("Samples right", _pct(run["sample_accuracy"]))
     cols[3].metric("Majority vote right", _pct(run["majority_accuracy"]))
+    if run["kind"] == "solve":
+        score = data.live_score(ctx.path, ctx.run_id, ctx.version)
+        if score.answered:
+            live = st.columns(3)
+            live[0].metric("Live solver right", f"{score.correct}/{score.with_truth}",
+                           help="Final answers the solver submitted that match the known answer.")
+            used = "–" if score.time_used_s is None else f"{score.time_used_s:,.0f} s"
+            live[1].metric("Time used", used)
+            left = score.budget_left_s
+            live[2].metric("Budget left", "–" if left is None else f"{left:,.0f} s")
     if run["notes"]:
         st.write(run["notes"])
     with st.expander("Generation config"):

@@ -34,7 +34,7 @@ from solver.loop.results import QuestionOutcome, QuestionResult, SolveResult
 from solver.loop.runners import CodeRunner
 from solver.loop.scoring import check_overtime_rule
 from solver.policy import Policy, SpeedLevel, sample_kinds
-from solver.store import ProblemRow
+from solver.store import LiveResult, ProblemRow
 
 logger = logging.getLogger("solver.session")
 
@@ -63,7 +63,8 @@ def sampling_settings(policy: Policy, seed: int | None) -> SamplingSettings:
 class RecorderSink(Recorder, Protocol):
     """A recorder that also commits questions (see `solver.loop.recording.RunRecorder`)."""
 
-    def commit_question(self, problem: ProblemRow, wall_s: float | None) -> None: ...
+    def commit_question(self, problem: ProblemRow, wall_s: float | None,
+                        live: LiveResult | None = None) -> None: ...
 
     def discard_question(self) -> None: ...
 
@@ -193,7 +194,8 @@ class SolveSession:
         self.budget.finish(time_s)
         self.results.append(result)
         if self.recorder is not None:
-            self._record(ProblemRow(problem_id, plan.order, question, truth), outcome, time_s)
+            live = LiveResult(result.answer, result.stop_reason, result.level, result.start_s)
+            self._record(ProblemRow(problem_id, plan.order, question, truth), outcome, time_s, live)
         return result
 
     def give_up(self, problem_id: str, answer: int, *, truth: int | None = None) -> QuestionResult:
@@ -220,12 +222,13 @@ class SolveSession:
                 logger.exception("could not discard the abandoned question %s", problem_id)
         return result
 
-    def _record(self, row: ProblemRow, outcome: QuestionOutcome, time_s: float) -> None:
+    def _record(self, row: ProblemRow, outcome: QuestionOutcome, time_s: float,
+                live: LiveResult | None = None) -> None:
         """Commit the question's rows; a recording failure never costs the answer."""
         assert self.recorder is not None
         try:
             if outcome.stop_reason != "deadline" and any(s.end != "queued" for s in outcome.samples):
-                self.recorder.commit_question(row, wall_s=time_s)
+                self.recorder.commit_question(row, wall_s=time_s, live=live)
             else:
                 self.recorder.discard_question()
         except Exception:
