@@ -109,7 +109,7 @@ def test_old_store_without_migration_003_is_readable_without_confidence(tmp_path
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
     apply_migrations(con, MIGRATIONS[:1])
-    con.execute("INSERT INTO runs (run_id, kind) VALUES ('old', 'record')")
+    con.execute("INSERT INTO runs (run_id, kind, status) VALUES ('old', 'record', 'complete')")
     con.execute("INSERT INTO problems VALUES ('old', 'p', 0, 'Q', 5)")
     con.execute(
         "INSERT INTO samples (run_id, problem_id, sample_idx, kind, n_tokens, finish_reason) "
