@@ -56,6 +56,8 @@ class SampleTrace:
     ans_source: np.ndarray  # int8: SOURCE_BOXED | SOURCE_CODE
     ans_code_ok: np.ndarray  # bool
     ans_exec_ms: np.ndarray  # float32 (NaN for boxed answers)
+    token_conf: np.ndarray | None = None  # float32[n_tokens]: DeepConf token confidence
+    token_entropy: np.ndarray | None = None  # float32[n_tokens]: top-k entropy (nats)
 
     @property
     def n_answers(self) -> int:

@@ -29,7 +29,10 @@ from simulator.fast.encode import (
     SA_NTOK,
     SA_PROMPT,
     VAL_NONE,
+    N_CONF,
     EncodedPolicy,
+    confidence_key,
+    encode_confidence,
     encode_policy,
     encode_profile,
     encode_traces,
@@ -50,6 +53,8 @@ from solver.traces import ProblemTrace
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
 _UNUSED_RS = kernel.pcg64_state(np.random.default_rng(0))
+# the confidence tables of a policy that reads no confidence
+_NO_CONF = (np.zeros((0, N_CONF), np.float64), np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +152,17 @@ class FastSimulator:
                int(tr.ans_i[:, AN_TOK].max(initial=0))) >= kernel.TOKEN_LIMIT:
             raise ValueError(f"fast path: token counts must be below {kernel.TOKEN_LIMIT} "
                              "(its slot tables are int32); use simulator.replay")
+        self._conf: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _confidence(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+        """The confidence tables the policy reads (`encode_confidence`, cached per what they
+        depend on); empty for a policy that reads no confidence."""
+        key = confidence_key(policy)
+        if key is None:
+            return _NO_CONF
+        if key not in self._conf:
+            self._conf[key] = encode_confidence(self.problems, key)
+        return self._conf[key]
 
     # ------------------------------------------------------------------ one competition
 
@@ -198,11 +214,12 @@ class FastSimulator:
         scores = np.zeros(1, np.int64)
         totals = np.zeros(1, np.float64)
         overtime = np.zeros(1, np.bool_)
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
-            True, det_i, det_f,
+            True, det_i, det_f, cg, coff,
         )
         if not ok:
             self._raise_failed(order_arr)
@@ -298,6 +315,7 @@ class FastSimulator:
         # bootstrap_competitions makes from np.random.default_rng(seed)
         rs = kernel.pcg64_state(np.random.default_rng(seed))
         width = tr.max_pool
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             rs, int(replicates), True, subset, np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64),
@@ -306,6 +324,7 @@ class FastSimulator:
             tr.max_answers, tr.value_span, scores, totals, overtime,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
+            cg, coff,
         )
         if not ok:
             self._raise_failed(subset)

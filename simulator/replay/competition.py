@@ -15,7 +15,7 @@ from simulator.hardware import HardwareProfile
 from simulator.replay.question import replay_question
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
 from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
-from solver.policy import Policy, past_cutoff, pick_level, sample_kinds
+from solver.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
 from solver.traces import ProblemTrace
 
 DEFAULT_BUDGET_S = 5 * 3600.0
@@ -55,6 +55,9 @@ def replay_competition(
             )
             continue
         speed = schedule.levels[level - 1]
+        if schedule.budget is not None:  # the per-question budget from the time left
+            speed = dataclasses.replace(speed, timeout_s=question_budget_s(
+                schedule, speed, order, schedule.cutoff_s - clock))
         chosen = draw.take(sample_kinds(policy.samples, speed.samples))
         q = replay_question(chosen, policy, speed, profile, cutoff_in_s=schedule.cutoff_s - clock)
         time_s = q.time_s + profile.question_overhead_s
