@@ -70,6 +70,8 @@ def simulate(
     bootstrap: int = typer.Option(0, min=0, help="0: recorded samples in recorded order; N: N seeded replicates."),
     seed: int = typer.Option(0, help="Seed of the bootstrap draws."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="AIMO-3 scoring: replicates in pairs over the same questions, 1 point if both right, 0.5 if one (needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -92,6 +94,8 @@ def simulate(
         _fail(f"{traces}: no completed questions in the store")
     head = {"traces": str(traces), "run_id": problems[0].run_id, "policy": pol.name,
             "hardware": prof.name, "budget_s": budget_s}
+    if aimo3_score and (bootstrap < 2 or bootstrap % 2):
+        _fail(f"--aimo3-score: --bootstrap must be an even number ≥ 2 (got {bootstrap})")
     if bootstrap == 0:
         result = replay_competition(problems, pol, prof, budget_s=budget_s)
         if as_json:
@@ -100,16 +104,32 @@ def simulate(
             typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
             typer.echo(render_competition(result))
         return
-    results = bootstrap_competitions(
-        problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s
-    )
+    try:
+        results = bootstrap_competitions(
+            problems, pol, prof, replicates=bootstrap, seed=seed, budget_s=budget_s,
+            paired=aimo3_score,
+        )
+    except ValueError as exc:  # e.g. a policy reading confidence on a store without it
+        _fail(f"{traces}: {exc}")
     summary = summarize(results)
+    aimo3 = None
+    if aimo3_score:
+        from simulator.aimo3 import aimo3_summary
+
+        aimo3 = aimo3_summary(summary.scores, target)
     if as_json:
+        extra = {} if aimo3 is None else {"aimo3": {
+            "pairs": aimo3.pairs, "mean": aimo3.mean, "target": aimo3.target,
+            "p_at_least_target": aimo3.p_at_least, "scores": list(aimo3.scores)}}
         typer.echo(json.dumps({**head, "mode": "bootstrap", "seed": seed,
-                               "bootstrap": bootstrap_json(summary)}, indent=2))
+                               "bootstrap": bootstrap_json(summary), **extra}, indent=2))
     else:
         typer.echo(f"policy {pol.name} on {traces} (run {problems[0].run_id}), hardware {prof.name}")
         typer.echo(render_bootstrap(summary))
+        if aimo3 is not None:
+            from simulator.aimo3 import render_aimo3
+
+            typer.echo(render_aimo3(aimo3))
 
 
 profile_app = typer.Typer(help="Hardware time-model profiles: list, show, fit from a recording, measure on a GPU.")
@@ -263,6 +283,8 @@ def tune(
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="Held-out rows also in AIMO-3 scoring (paired replicates; needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
     from tuner.cli_impl import run_tune
@@ -271,7 +293,8 @@ def tune(
         run_tune(traces, trials, out, storage=storage, study=study, folds=folds, bootstrap=bootstrap,
                  workers=workers, space=space, seed=seed, sampler=sampler, max_overtime=max_overtime,
                  select=select, multi_objective=multi_objective, hardware=hardware, budget_s=budget_s,
-                 run_id=run, overwrite=force, echo=typer.echo)
+                 run_id=run, overwrite=force, echo=typer.echo,
+                 aimo3_target=target if aimo3_score else None)
     except InputError as exc:
         _fail(str(exc))
 

@@ -162,7 +162,7 @@ def run_tune(
     from solver.store import load_problem_traces
     from tuner.export import check_out, export_policy, policy_of
     from tuner.objective import make_evaluator
-    from tuner.space import load_space
+    from tuner.space import load_space, space_for_store
     from tuner.study import (
         REPORT_ATTR, make_sampler, open_storage, plan_studies, prepare_studies, quiet_optuna,
         redact, run_workers, select_best, heldout_spec, wait_for_running,
@@ -177,6 +177,7 @@ def run_tune(
     problems = load_problem_traces(traces, run_id)
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
+    space_obj = space_for_store(space_obj, problems)  # confidence elements need it in the store
     _check_args(trials, folds, bootstrap, workers, max_overtime, select, sampler, len(problems))
     make_sampler(sampler, seed, trials=trials, space=space_obj)  # gp without torch: fails here
     storage_url = storage or str(out_path.with_suffix(".journal"))

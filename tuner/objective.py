@@ -37,6 +37,7 @@ class Evaluator(Protocol):
     def bootstrap(
         self, policy: Policy, *, replicates: int, seed: int, n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S, problem_subset: Sequence[int] | None = None,
+        paired: bool = False,
     ) -> BootstrapSummary: ...
 
 
@@ -50,12 +51,13 @@ class ReferenceEvaluator:
     def bootstrap(
         self, policy: Policy, *, replicates: int, seed: int, n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S, problem_subset: Sequence[int] | None = None,
+        paired: bool = False,
     ) -> BootstrapSummary:
         chosen = (self.problems if problem_subset is None
                   else [self.problems[i] for i in problem_subset])
         return summarize(bootstrap_competitions(
             chosen, policy, self.profile, replicates=replicates, seed=seed,
-            n_questions=n_questions, budget_s=budget_s,
+            n_questions=n_questions, budget_s=budget_s, paired=paired,
         ))
 
 
@@ -135,13 +137,14 @@ class ObjectiveSpec:
     max_overtime: float = 0.05
     multi_objective: bool = False
     fold: int | None = None  # None: the final study on all problems
+    paired: bool = False  # replicates in pairs serving the same questions (AIMO-3 scoring)
 
 
 def evaluate(evaluator: Evaluator, policy: Policy, spec: ObjectiveSpec) -> BootstrapSummary:
     """Bootstrap `policy` on the spec's problems with the spec's draws."""
     return evaluator.bootstrap(
         policy, replicates=spec.replicates, seed=spec.seed, n_questions=spec.n_questions,
-        budget_s=spec.budget_s, problem_subset=list(spec.subset),
+        budget_s=spec.budget_s, problem_subset=list(spec.subset), paired=spec.paired,
     )
 
 

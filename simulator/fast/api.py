@@ -219,7 +219,7 @@ class FastSimulator:
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
-            True, det_i, det_f, cg, coff,
+            True, det_i, det_f, cg, coff, False,
         )
         if not ok:
             self._raise_failed(order_arr)
@@ -293,6 +293,7 @@ class FastSimulator:
         n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
+        paired: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per replicate: score (int64), total time (float64), overtime (bool); see `bootstrap`."""
         if replicates < 0:
@@ -324,7 +325,7 @@ class FastSimulator:
             tr.max_answers, tr.value_span, scores, totals, overtime,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
-            cg, coff,
+            cg, coff, bool(paired),
         )
         if not ok:
             self._raise_failed(subset)
@@ -350,6 +351,7 @@ class FastSimulator:
         n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
+        paired: bool = False,
     ) -> BootstrapSummary:
         """`summarize(bootstrap_competitions(...))` with the same draws per seed.
 
@@ -362,12 +364,13 @@ class FastSimulator:
             budget_s: the whole budget.
             problem_subset: indices into `problems` to draw from (e.g. a cross-validation fold);
                 the reference equivalent is passing `[problems[i] for i in problem_subset]`.
+            paired: replicates 2i and 2i + 1 serve the same questions (AIMO-3 scoring).
         """
         if replicates < 1:
             raise ValueError("replicates must be ≥ 1")
         scores, totals, overtime = self.bootstrap_arrays(
             policy, replicates=replicates, seed=seed, n_questions=n_questions, budget_s=budget_s,
-            problem_subset=problem_subset,
+            problem_subset=problem_subset, paired=paired,
         )
         n_sub = len(self.problems) if problem_subset is None else len(problem_subset)
         nq = n_sub if n_questions is None else int(n_questions)

@@ -1419,7 +1419,7 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         budget_s: float, max_answers: int, value_span: int, scores: np.ndarray,
         totals: np.ndarray, overtime: np.ndarray, out_i: np.ndarray, out_t: np.ndarray,
         detail: bool, det_i: np.ndarray, det_f: np.ndarray, cg: np.ndarray,
-        coff: np.ndarray) -> bool:
+        coff: np.ndarray, paired: bool) -> bool:
     """The one entry point (one compiled body, so the first call compiles once).
 
     With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
@@ -1439,7 +1439,9 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
     idx = np.zeros(max(nq, n_sub), np.int64)
     for r in range(replicates):
         if draw:
-            if nq == n_sub:
+            if paired and r % 2 == 1:
+                pass  # the second run of a pair serves the same questions (idx kept)
+            elif nq == n_sub:
                 for i in range(n_sub):
                     idx[i] = i
                 _shuffle(rs, idx, n_sub)

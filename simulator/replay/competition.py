@@ -88,17 +88,22 @@ def bootstrap_competitions(
     n_questions: int | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     replay: CompetitionFn = replay_competition,
+    paired: bool = False,
 ) -> list[CompetitionResult]:
     """`replicates` competitions, each with a seeded question order and sample draw.
 
     With `n_questions` equal to the number of problems (default) every replicate serves each
-    problem once in a random order; otherwise problems are drawn with replacement.
+    problem once in a random order; otherwise problems are drawn with replacement. With
+    `paired`, replicates 2i and 2i + 1 serve the same questions in the same order (only the
+    sample draws differ): each problem run twice, as AIMO-3 scores (`simulator.aimo3`).
     """
     rng = np.random.default_rng(seed)
     n = len(problems) if n_questions is None else n_questions
     out = []
-    for _ in range(replicates):
-        if n == len(problems):
+    for r in range(replicates):
+        if paired and r % 2 == 1:
+            pass  # the second run of a pair: the same questions (idx), fresh sample draws
+        elif n == len(problems):
             idx = rng.permutation(len(problems))
         else:
             idx = rng.integers(0, len(problems), size=n)
