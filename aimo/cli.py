@@ -32,12 +32,14 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also store per-token confidence (DeepConf-calibrated; the rest is unchanged)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
-        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile)
+        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
+                                   confidence=confidence)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -314,6 +316,7 @@ def record(
     model_format: str = typer.Option("awq", help="TurboMind weight format: awq, or 'none' for fp16."),
     max_batch: int = typer.Option(32, min=1, help="Requests decoded at once."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default record-<model>-<csv stem>; reruns resume it)."),
+    logprobs: int = typer.Option(8, help="Top-k logprobs per token for the stored confidence (0 = off; costs decode time)."),
 ) -> None:
     """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
     from recorder.record import run_record
@@ -324,7 +327,7 @@ def record(
     try:
         summary = run_record(problems, model, backend, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
-                             engine_options=options)
+                             engine_options=options, logprobs=logprobs)
     except InputError as exc:
         _fail(str(exc))
     except LmdeployUnavailableError as exc:
@@ -347,6 +350,7 @@ def solve(
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    logprobs: int = typer.Option(0, min=0, max=1024, help="lmdeploy: top-k logprobs per token, recorded as confidence with --record (0 = off)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
@@ -362,7 +366,8 @@ def solve(
             from simulator.hardware import load_profile
 
             prof = load_profile(hardware or "l4x4-14b-w4kv8")
-        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
+        options = {"logprobs": logprobs} if logprobs else {}
+        report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp, options=options), record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
                            echo=None if as_json else typer.echo)
     except InputError as exc:

@@ -199,7 +199,7 @@ def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, ru
         run_id=run_id or _run_id(policy, spec.backend), kind="solve", model=spec.model,
         backend=getattr(engine, "backend", None) or spec.backend, quantization=quantization,
         hardware=hardware or getattr(engine, "hardware", None), gen_config=gen_config,
-        policy=policy_to_dict(policy), notes=notes,
+        policy=policy_to_dict(policy), notes=notes, logprobs=getattr(engine, "logprob_setting", None),
     )
 
 

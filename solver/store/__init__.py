@@ -20,7 +20,7 @@ from solver.store.reader import (
     load_problem_traces,
     load_sample_text,
 )
-from solver.store.records import ProblemRow, RunSummary
+from solver.store.records import ProblemRow, RunSummary, SampleConfidence
 from solver.store.writer import TraceWriter
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "LATEST_VERSION",
     "ProblemRow",
     "RunSummary",
+    "SampleConfidence",
     "StoreBusyError",
     "TraceWriter",
     "completed_questions",

@@ -16,9 +16,18 @@ import pandas as pd
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.confidence import decode_column
 from solver.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from solver.store.migrations import has_confidence
 from solver.store.records import RunSummary
-from solver.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from solver.traces import (
+    NO_VALUE,
+    SOURCE_BOXED,
+    SOURCE_CODE,
+    LogprobSetting,
+    ProblemTrace,
+    SampleTrace,
+)
 
 COMPLETED_QUESTIONS = "SELECT problem_id FROM questions_done WHERE run_id = $run_id"
 RUN_IDS = "SELECT run_id FROM runs ORDER BY created_at, run_id"
@@ -64,6 +73,12 @@ JOIN questions_done d ON d.run_id = a.run_id AND d.problem_id = a.problem_id
 WHERE a.run_id = $run_id
 ORDER BY p.position, a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
 """
+# Read in storage order, without joins: sorting rows that carry large blobs costs 3-4x the scan.
+# The loader maps the rows to samples by (problem_id, sample_idx).
+LOAD_CONFIDENCE = """
+SELECT problem_id, sample_idx, n_tokens, token_conf, token_entropy
+FROM sample_confidence WHERE run_id = $run_id
+"""
 LIST_RUNS = """
 WITH done AS (SELECT run_id, problem_id FROM questions_done),
 q AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),
@@ -79,7 +94,8 @@ a AS (
 )
 SELECT r.run_id, r.kind, r.model, r.backend, r.quantization, r.hardware, r.gen_config::VARCHAR,
        r.policy::VARCHAR, r.notes, r.status, r.created_at,
-       coalesce(q.n, 0), coalesce(s.n, 0), coalesce(s.tokens, 0)::BIGINT, coalesce(a.n, 0)
+       coalesce(q.n, 0), coalesce(s.n, 0), coalesce(s.tokens, 0)::BIGINT, coalesce(a.n, 0),
+       {logprobs}
 FROM runs r
 LEFT JOIN q ON q.run_id = r.run_id
 LEFT JOIN s ON s.run_id = r.run_id
@@ -136,15 +152,23 @@ def _resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None, source: str
 
 
 def load_problem_traces(
-    path: str | Path, run_id: str | None = None, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    path: str | Path,
+    run_id: str | None = None,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    confidence: bool = True,
 ) -> list[ProblemTrace]:
     """Event arrays of every completed question of a run, ordered by position, samples by index.
 
     `run_id` None picks the only run. Answer arrays are sorted by token position (then time);
-    they are read-only views into shared arrays.
+    they are read-only views into shared arrays. With `confidence`, `token_conf` and
+    `token_entropy` are filled where the store has them (float32 views, None otherwise: samples
+    without a row, stores older than migration 003); without it they stay None and the
+    `sample_confidence` table is not read.
 
     Raises:
-        InputError: not a store, or `run_id` unknown / ambiguous (the message lists the run ids).
+        InputError: not a store, `run_id` unknown / ambiguous (the message lists the run ids), or
+            a confidence blob whose length does not match its sample.
     """
     source = str(path)
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
@@ -154,13 +178,64 @@ def load_problem_traces(
         samples = _arrow(con, LOAD_SAMPLES, key)
         codes = {"no_value": NO_VALUE, "source_code": SOURCE_CODE, "source_boxed": SOURCE_BOXED}
         answers = _arrow(con, LOAD_ANSWERS, {**key, **codes})
-    return _assemble(run_id, problems, samples, answers)
+        conf = _arrow(con, LOAD_CONFIDENCE, key) if confidence and has_confidence(con) else None
+    arrays = _confidence_arrays(conf, problems, samples, source)
+    return _assemble(run_id, problems, samples, answers, arrays)
+
+
+def _confidence_arrays(
+    table: pa.Table | None, problems: pa.Table, samples: pa.Table, source: str
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None]] | None:
+    """Per-sample (token_conf, token_entropy) lists in LOAD_SAMPLES order, or None.
+
+    Rows of `sample_confidence` are decoded in storage order (one conversion per column) and
+    handed to the samples by key; rows of unfinished questions are ignored.
+    """
+    if table is None:
+        return None
+    problem_ids = np.repeat(
+        np.asarray(problems.column("problem_id").to_pylist(), dtype=object),
+        problems.column("n_samples").to_numpy(),
+    ).tolist()
+    keys = zip(problem_ids, samples.column("sample_idx").to_pylist())
+    row_of = {
+        key: j
+        for j, key in enumerate(
+            zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
+        )
+    }
+    stored = table.column("n_tokens").to_pylist()
+    conf = decode_column(table.column("token_conf"), stored, source, "sample_confidence.token_conf")
+    entropy = decode_column(
+        table.column("token_entropy"), stored, source, "sample_confidence.token_entropy"
+    )
+    out_conf: list[np.ndarray | None] = []
+    out_entropy: list[np.ndarray | None] = []
+    for key, n in zip(keys, samples.column("n_tokens").to_pylist()):
+        j = row_of.get(key)
+        if j is None:
+            out_conf.append(None)
+            out_entropy.append(None)
+            continue
+        if stored[j] != n:
+            message = (
+                f"question {key[0]!r} sample {key[1]}: confidence of {stored[j]} tokens "
+                f"for a sample of {n} tokens"
+            )
+            raise InputError(source, "sample_confidence.n_tokens", message)
+        out_conf.append(conf[j])
+        out_entropy.append(entropy[j])
+    return out_conf, out_entropy
 
 
 def _assemble(
-    run_id: str, problems: pa.Table, samples: pa.Table, answers: pa.Table
+    run_id: str,
+    problems: pa.Table,
+    samples: pa.Table,
+    answers: pa.Table,
+    confidence: tuple[list[np.ndarray | None], list[np.ndarray | None]] | None = None,
 ) -> list[ProblemTrace]:
-    """Split the three ordered result tables into ProblemTrace / SampleTrace objects."""
+    """Split the ordered result tables into ProblemTrace / SampleTrace objects."""
     ends = np.cumsum(samples.column("n_answers").to_numpy()).tolist()
     starts = [0, *ends[:-1]]
     arrays = {
@@ -178,6 +253,8 @@ def _assemble(
     reasons = samples.column("finish_reason").to_pylist()
     prompt = samples.column("prompt_tokens").to_pylist()
     end_s = np.asarray(samples.column("end_s").to_numpy(), dtype=np.float64).tolist()
+    none: list[np.ndarray | None] = [None] * len(idx)
+    conf, entropy = confidence if confidence is not None else (none, none)
     sample_traces = [
         SampleTrace(
             sample=idx[j],
@@ -192,6 +269,8 @@ def _assemble(
             ans_source=parts["ans_source"][j],
             ans_code_ok=parts["ans_code_ok"][j],
             ans_exec_ms=parts["ans_exec_ms"][j],
+            token_conf=conf[j],
+            token_entropy=entropy[j],
         )
         for j in range(len(idx))
     ]
@@ -229,7 +308,8 @@ def list_runs(
 ) -> list[RunSummary]:
     """Every run of the store, oldest first, with counts over its completed questions."""
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
-        rows = con.execute(LIST_RUNS).fetchall()
+        logprobs = "r.logprobs::VARCHAR" if has_confidence(con) else "NULL"
+        rows = con.execute(LIST_RUNS.format(logprobs=logprobs)).fetchall()
     return [
         RunSummary(
             run_id=r[0],
@@ -247,6 +327,7 @@ def list_runs(
             n_samples=int(r[12]),
             n_tokens=int(r[13]),
             n_answers=int(r[14]),
+            logprobs=LogprobSetting.from_json(json.loads(r[15])) if r[15] is not None else None,
         )
         for r in rows
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.confidence import confidence_table
 from solver.store.connect import (
     DEFAULT_LOCK_TIMEOUT_S,
     init_store,
@@ -25,17 +26,20 @@ from solver.store.connect import (
 )
 from solver.store.frames import Frame, check_question, to_arrow
 from solver.store.reader import COMPLETED_QUESTIONS
-from solver.store.records import ProblemRow
+from solver.store.records import ProblemRow, SampleConfidence
 from solver.traces import RunInfo
 
 logger = logging.getLogger("solver.store")
 
 RUN_ROW = """
-SELECT kind, model, backend, quantization, hardware FROM runs WHERE run_id = $run_id
+SELECT kind, model, backend, quantization, hardware, logprobs::VARCHAR FROM runs
+WHERE run_id = $run_id
 """
 INSERT_RUN = """
-INSERT INTO runs (run_id, kind, model, backend, quantization, hardware, gen_config, policy, notes)
-VALUES ($run_id, $kind, $model, $backend, $quantization, $hardware, $gen_config, $policy, $notes)
+INSERT INTO runs (run_id, kind, model, backend, quantization, hardware, gen_config, policy, notes,
+                  logprobs)
+VALUES ($run_id, $kind, $model, $backend, $quantization, $hardware, $gen_config, $policy, $notes,
+        $logprobs)
 """
 SET_RUN_STATUS = "UPDATE runs SET status = $status WHERE run_id = $run_id"
 IS_DONE = "SELECT count(*) FROM questions_done WHERE run_id = $run_id AND problem_id = $problem_id"
@@ -45,7 +49,7 @@ DELETE_PARTIAL = tuple(
 DELETE FROM {table} WHERE run_id = $run_id
   AND problem_id NOT IN (SELECT problem_id FROM questions_done WHERE run_id = $run_id)
 """
-    for table in ("chunks", "answers", "samples", "problems")
+    for table in ("chunks", "answers", "sample_confidence", "samples", "problems")
 )
 INSERT_PROBLEM = """
 INSERT INTO problems (run_id, problem_id, position, question, answer)
@@ -67,6 +71,11 @@ INSERT INTO answers (run_id, problem_id, sample_idx, token_pos, t_s, source, val
                      exec_ms, error)
 SELECT $run_id, $problem_id, sample_idx, token_pos, t_s, source, value, code_ok, exec_ms, error
 FROM _incoming_answers
+"""
+INSERT_CONFIDENCE = """
+INSERT INTO sample_confidence (run_id, problem_id, sample_idx, n_tokens, token_conf, token_entropy)
+SELECT $run_id, $problem_id, sample_idx, n_tokens, token_conf, token_entropy
+FROM _incoming_sample_confidence
 """
 INSERT_DONE = """
 INSERT INTO questions_done (run_id, problem_id, wall_s) VALUES ($run_id, $problem_id, $wall_s)
@@ -92,7 +101,7 @@ COMPACT_SMALL_TABLES = tuple(
 # every checkpoint (on close), rewriting every chunk row once more: 3-5x slower closes.
 WRITER_SETTINGS = "SET max_vacuum_tasks = 0"
 # RunInfo fields that must match when a run is resumed: mixing them would corrupt its statistics.
-_RESUME_FIELDS = ("kind", "model", "backend", "quantization", "hardware")
+_RESUME_FIELDS = ("kind", "model", "backend", "quantization", "hardware", "logprobs")
 
 
 class TraceWriter:
@@ -134,6 +143,9 @@ class TraceWriter:
             "gen_config": json.dumps(run.gen_config, sort_keys=True),
             "policy": None if run.policy is None else json.dumps(run.policy, sort_keys=True),
             "notes": run.notes,
+            "logprobs": None
+            if run.logprobs is None
+            else json.dumps(run.logprobs.to_json(), sort_keys=True),
         }
         with self._writing() as con:
             _begin(con)
@@ -149,6 +161,8 @@ class TraceWriter:
                     )
                 else:
                     for name, stored in zip(_RESUME_FIELDS, rows[0]):
+                        if name == "logprobs" and stored is not None:
+                            stored = json.dumps(json.loads(stored), sort_keys=True)
                         if stored != params[name]:
                             raise InputError(
                                 str(self.path),
@@ -179,11 +193,13 @@ class TraceWriter:
         answers: Frame,
         *,
         wall_s: float | None = None,
+        confidence: Mapping[int, SampleConfidence] | None = None,
     ) -> None:
         """Write one question of a started run in one transaction, ending with its done marker.
 
         The frames hold the columns of `samples`, `chunks` and `answers` minus run_id/problem_id
         (see `frames.py`); optional columns may be left out. Rows are inserted in bulk from Arrow.
+        `confidence` maps sample_idx to its per-token arrays (samples left out have none).
 
         Raises:
             InputError: bad frames (naming `table.column`), an unknown run, or a question already
@@ -195,6 +211,7 @@ class TraceWriter:
             chunk_table = to_arrow(chunks, "chunks", source)
             answer_table = to_arrow(answers, "answers", source)
             check_question(sample_table, chunk_table, answer_table, source)
+            conf_table = confidence_table(confidence or {}, sample_table, source)
         except InputError as exc:
             message = f"question {problem.problem_id!r}: {exc.message}"
             raise InputError(exc.source, exc.field, message) from None
@@ -222,6 +239,7 @@ class TraceWriter:
                     ("samples", sample_table, INSERT_SAMPLES),
                     ("chunks", chunk_table, INSERT_CHUNKS),
                     ("answers", answer_table, INSERT_ANSWERS),
+                    ("sample_confidence", conf_table, INSERT_CONFIDENCE),
                 ):
                     _insert_arrow(con, f"_incoming_{name}", table, query, key, self.path, name)
                 con.execute(INSERT_DONE, {**key, "wall_s": wall_s})
