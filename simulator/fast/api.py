@@ -9,6 +9,8 @@ traces and profiles — and `bootstrap` consumes the same random numbers as
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +55,7 @@ from solver.traces import ProblemTrace
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
 _UNUSED_RS = kernel.pcg64_state(np.random.default_rng(0))
+_CONF_TABLES_KEPT = 4
 # the confidence tables of a policy that reads no confidence
 _NO_CONF = (np.zeros((0, N_CONF), np.float64), np.zeros(0, np.int64))
 
@@ -152,7 +155,11 @@ class FastSimulator:
                int(tr.ans_i[:, AN_TOK].max(initial=0))) >= kernel.TOKEN_LIMIT:
             raise ValueError(f"fast path: token counts must be below {kernel.TOKEN_LIMIT} "
                              "(its slot tables are int32); use simulator.replay")
-        self._conf: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # confidence tables by what they depend on; least recently used first (a few kept:
+        # one table of a 50 × 32 × 10k-token store is ~30 MB)
+        self._conf: OrderedDict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = (
+            OrderedDict())
+        self._conf_lock = threading.Lock()
 
     def _confidence(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
         """The confidence tables the policy reads (`encode_confidence`, cached per what they
@@ -160,9 +167,16 @@ class FastSimulator:
         key = confidence_key(policy)
         if key is None:
             return _NO_CONF
-        if key not in self._conf:
-            self._conf[key] = encode_confidence(self.problems, key)
-        return self._conf[key]
+        with self._conf_lock:
+            if key in self._conf:
+                self._conf.move_to_end(key)
+                return self._conf[key]
+        tables = encode_confidence(self.problems, key)
+        with self._conf_lock:
+            self._conf[key] = tables
+            while len(self._conf) > _CONF_TABLES_KEPT:
+                self._conf.popitem(last=False)
+        return tables
 
     # ------------------------------------------------------------------ one competition
 
@@ -219,7 +233,7 @@ class FastSimulator:
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
-            True, det_i, det_f, cg, coff, False,
+            True, det_i, det_f, cg, coff, False, np.zeros(1, np.int64),
         )
         if not ok:
             self._raise_failed(order_arr)
@@ -294,10 +308,15 @@ class FastSimulator:
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
         paired: bool = False,
+        tokens_out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per replicate: score (int64), total time (float64), overtime (bool); see `bootstrap`."""
+        """Per replicate: score (int64), total time (float64), overtime (bool); see `bootstrap`.
+        `tokens_out` (int64[replicates]), when given, receives each replicate's generated tokens."""
         if replicates < 0:
             raise ValueError("replicates must be ≥ 0")
+        if tokens_out is not None and (tokens_out.dtype != np.int64
+                                       or tokens_out.shape != (replicates,)):
+            raise ValueError("tokens_out must be int64[replicates]")
         subset = (np.arange(len(self.problems), dtype=np.int64) if problem_subset is None
                   else np.asarray(problem_subset, dtype=np.int64).reshape(-1))
         if subset.size == 0:
@@ -325,7 +344,8 @@ class FastSimulator:
             tr.max_answers, tr.value_span, scores, totals, overtime,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
-            cg, coff, bool(paired),
+            cg, coff, bool(paired), tokens_out if tokens_out is not None
+            else np.zeros(replicates, np.int64),
         )
         if not ok:
             self._raise_failed(subset)

@@ -1419,7 +1419,7 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         budget_s: float, max_answers: int, value_span: int, scores: np.ndarray,
         totals: np.ndarray, overtime: np.ndarray, out_i: np.ndarray, out_t: np.ndarray,
         detail: bool, det_i: np.ndarray, det_f: np.ndarray, cg: np.ndarray,
-        coff: np.ndarray, paired: bool) -> bool:
+        coff: np.ndarray, paired: bool, ntok: np.ndarray) -> bool:
     """The one entry point (one compiled body, so the first call compiles once).
 
     With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
@@ -1463,4 +1463,8 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         scores[r] = score
         totals[r] = total
         overtime[r] = over
+        t = 0
+        for q in range(nq):
+            t += out_i[q, O_TOKENS]
+        ntok[r] = t  # tokens generated in the replicate
     return True

@@ -525,3 +525,26 @@ def test_more_slots_than_the_bit_set_are_refused() -> None:
         sim.bootstrap(policy, replicates=1, seed=0)
     with pytest.raises(ValueError, match="at most 64 samples"):
         sim.competition(policy)
+
+
+@pytest.mark.parametrize("n_questions", [None, 20])
+def test_paired_bootstrap_and_token_totals_match_reference(n_questions: int | None) -> None:
+    """AIMO-3 pairs: replicates 2i and 2i + 1 serve the same questions with fresh sample draws,
+    in both paths; the fast path's per-replicate token totals are the reference's."""
+    problems = random_store(12, 12, 10)
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy("aimo3-winner")
+    sim = FastSimulator(problems, profile)
+    ref = bootstrap_competitions(problems, policy, profile, replicates=6, seed=42, paired=True,
+                                 n_questions=n_questions)
+    toks = np.zeros(6, np.int64)
+    scores, totals, _ = sim.bootstrap_arrays(policy, replicates=6, seed=42, paired=True,
+                                             n_questions=n_questions, tokens_out=toks)
+    assert list(scores) == [r.score for r in ref]
+    assert list(toks) == [sum(q.tokens for q in r.questions) for r in ref]
+    assert all(_close(float(t), r.total_time_s) for t, r in zip(totals, ref))
+    for a, b in zip(ref[0::2], ref[1::2]):
+        assert [q.problem_id for q in a.questions] == [q.problem_id for q in b.questions]
+    assert [q.problem_id for q in ref[0].questions] != [q.problem_id for q in ref[2].questions]
+    drawn = [tuple(s.source_sample for q in r.questions for s in q.samples) for r in ref]
+    assert drawn[0] != drawn[1]  # fresh sample draws within a pair
