@@ -145,7 +145,7 @@ def decode_time_table(profile: SynthProfile) -> np.ndarray:
     rc = profile.rate
     n = np.arange(profile.max_new_tokens + 1, dtype=np.float64)
     rate = rc.start_tok_s - (rc.start_tok_s - rc.end_tok_s) * (n / rc.at_tokens) ** rc.power
-    rate = np.maximum(rate, 1.0)
+    rate = np.maximum(rate, rc.min_tok_s)
     return np.concatenate([[0.0], np.cumsum(1.0 / rate[:-1])])
 
 

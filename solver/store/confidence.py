@@ -119,7 +119,8 @@ def decode_column(
             out.append(None)
             continue
         if int(ends[j] - starts[j]) != n:
-            message = f"row {j} of the table: {int(ends[j] - starts[j])} values for a sample of {n} tokens"
+            got = int(ends[j] - starts[j])
+            message = f"row {j} of the table: {got} values for a sample of {n} tokens"
             raise InputError(source, field, message)
         out.append(values[starts[j] : ends[j]])
     return out
