@@ -99,7 +99,10 @@ def simulate(
     if aimo3_score and (bootstrap < 2 or bootstrap % 2):
         _fail(f"--aimo3-score: --bootstrap must be an even number ≥ 2 (got {bootstrap})")
     if bootstrap == 0:
-        result = replay_competition(problems, pol, prof, budget_s=budget_s)
+        try:
+            result = replay_competition(problems, pol, prof, budget_s=budget_s)
+        except ValueError as exc:  # e.g. a policy reading confidence on a store without it
+            _fail(f"{traces}: {exc}")
         if as_json:
             typer.echo(json.dumps({**head, "mode": "recorded", **competition_json(result)}, indent=2))
         else:
@@ -355,10 +358,16 @@ def solve(
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
 
-    from solver.policy import load_policy, with_token_cap
+    from solver.loop import LoopOptions
+    from solver.policy import load_policy, uses_confidence, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
+        if uses_confidence(load_policy(policy)) and not (
+                logprobs and backend in ("turbomind", "pytorch")):
+            _fail(f"--policy {policy} reads token confidence: the live solver needs lmdeploy's "
+                  "top-k logprobs (--backend turbomind|pytorch --logprobs K); the replay and "
+                  "synthetic engines send none (simulate such a policy with aimo simulate)")
         if max_new_tokens is not None:
             policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
         prof = None
@@ -369,7 +378,8 @@ def solve(
         options = {"logprobs": logprobs} if logprobs else {}
         report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp, options=options), record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                           echo=None if as_json else typer.echo,
+                           options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions())
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
