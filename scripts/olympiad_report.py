@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from simulator.hardware import load_profile  # noqa: E402
 from simulator.livecheck import LiveCheck, live_check  # noqa: E402
 from simulator.replay import replay_competition  # noqa: E402
-from solver.policy import load_policy  # noqa: E402
+from solver.policy import Policy, policy_from_dict  # noqa: E402
 from solver.store import load_problem_traces, read_connection  # noqa: E402
 
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
@@ -57,6 +57,14 @@ def seed_answers(path: Path) -> tuple[dict[str, int], float]:
     return {q["problem_id"]: q["answer"] for q in report["questions"]}, report["startup_s"]
 
 
+def run_policy(path: Path, run_id: str, name: str) -> Policy:
+    """The policy a live run solved with, as the run recorded it (a preset may have changed
+    since: seed-2nd-place became the original's exact reading after these runs, issue 13)."""
+    with read_connection(path) as con:
+        (text,) = con.execute("SELECT policy FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return policy_from_dict({**json.loads(text), "name": name}, source=f"{path}:{run_id}")
+
+
 def checks(profile_name: str) -> list[LiveCheck]:
     if profile_name == NO_POOL:  # every code run starts at once (no sandbox-pool limit)
         profile = dataclasses.replace(load_profile(PROFILES[0]), code_workers=None)
@@ -66,7 +74,7 @@ def checks(profile_name: str) -> list[LiveCheck]:
     runs = live_runs(LIVE)
     out = []
     for name, spec in POLICIES.items():
-        policy = load_policy(spec)
+        policy = run_policy(LIVE, runs[name], name)
         predicted = replay_competition(recording, policy, profile)
         times = live_times(LIVE, runs[name])
         if name == "seed-2nd-place":

@@ -51,7 +51,14 @@ POLICIES: dict[str, Policy] = {
     "majority-n": load_policy("majority-n"),
     "first-answer": load_policy("first-answer"),
     "fast-8": load_policy("fast-8"),
-    "seed-index": _variant("seed-index", "seed-2nd-place", question_stop={"order": "index"}),
+    "seed-2nd-place-arrival": load_policy("seed-2nd-place-arrival"),
+    # the seed's reading with code results seen after their run (the profile's overlap)
+    "seed-overlap": _variant("seed-overlap", "seed-2nd-place", check={"code_overlap": "profile"}),
+    # the project's former reading of the seed (every box, boxed 0 kept, no final read)
+    "seed-legacy": _variant("seed-legacy", "seed-2nd-place-arrival", check={
+        "boxes": "all", "boxed_zero": "keep", "code_overlap": "profile"},
+        vote={"tie_tolerance": 1e-9, "final_read": False},
+        schedule={"early_timeout_count": "valid"}),
     # a tight cutoff and early re-evaluation: the speed schedule, the in-flight cutoff and
     # questions begun after it
     "seed-tight": _variant("seed-tight", "seed-2nd-place", schedule={
@@ -71,7 +78,8 @@ PROFILES: dict[str, HardwareProfile] = {
     "pool": dataclasses.replace(L4, name="l4-pool", code_workers=2),
 }
 CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial"),
-                                         ("majority-n", "pool"), ("seed-2nd-place", "pool"),
+                                         ("majority-n", "pool"), ("seed-overlap", "pool"),
+                                         ("seed-overlap", "serial"), ("seed-2nd-place", "serial"),
                                          ("time-aware", "queued"), ("time-aware", "pool")]
 
 

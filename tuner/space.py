@@ -394,7 +394,10 @@ def build_policy(base: Policy, values: Mapping[str, Any], name: str) -> Policy:
         d["schedule"]["budget"] = {"reserve_s": float(values["schedule.budget.reserve_s"]),
                                    "min_s": lo,
                                    "max_s": max(lo, float(values["schedule.budget.max_s"]))}
-    d["check"] = {"every_tokens": int(values["check.every_tokens"])}
+    # the check's reading (boxes, boxed_zero, code_overlap), the vote's tie_tolerance and
+    # final_read and the schedule's early_timeout_count describe how answers are read, not a
+    # choice to search: they stay the base's (docs/seed-policy.md)
+    d["check"] = {**d["check"], "every_tokens": int(values["check.every_tokens"])}
     return policy_from_dict(d, source=SOURCE)
 
 

@@ -30,7 +30,8 @@ Policy ints `pi` (int64): header P_* below, then sections at the offsets the hea
       LV_EARLY + pi[P_MAX_EARLY].
   The sample-stop rule of kind k (KIND_COT, KIND_CODE) starts at P_RULE_COT + k * RS_STRIDE:
       RS_RULE (STOP_*), RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES (SRC_*).
-Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S, then per
+Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S,
+  F_TIE_TOL (vote.tie_tolerance), then per
   level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
   (P_MAX_EARLY slots); the schedule thresholds (n_levels − 1) at pi[P_OFF_THRESH_F].
 Stop reasons are small ints (STOP_CODE_*; RULE_BASE + rule number; EARLY_BASE + early index),
@@ -122,12 +123,20 @@ P_LEVEL_STRIDE = 32
 P_OFF_LEVELS_F = 33
 P_LEVEL_STRIDE_F = 34
 P_OFF_THRESH_F = 35
-P_CONF_STOP = 36  # CSTOP_*: the confidence sample stop
-P_CONF_WARMUP = 37  # its warm-up sample count (CSTOP_ONLINE)
-P_VOTE_CONF = 38  # VCONF_*: the vote's confidence metric
-P_UNCATCH = 39  # 1: question stop when the leader cannot be caught
-P_BUDGET = 40  # 1: per-question budget (schedule.budget)
-N_P_HEADER = 41
+P_BOXES_LAST = 36  # check.boxes == "last"
+P_BOXED_ZERO_IGNORE = 37  # check.boxed_zero == "ignore" (applied to the workspace's answer table)
+P_CODE_MODE = 38  # check.code_overlap: CODE_PROFILE (the profile's PF_SERIAL decides) or CODE_*
+P_EARLY_HIST = 39  # schedule.early_timeout_count == "history_if_none"
+P_FINAL_READ = 40  # vote.final_read
+CODE_PROFILE, CODE_PARALLEL, CODE_SERIAL, CODE_INLINE = -1, 0, 1, 2
+_CODE_MODES = {"profile": CODE_PROFILE, "parallel": CODE_PARALLEL, "serial": CODE_SERIAL,
+               "inline": CODE_INLINE}
+P_CONF_STOP = 41  # CSTOP_*: the confidence sample stop
+P_CONF_WARMUP = 42  # its warm-up sample count (CSTOP_ONLINE)
+P_VOTE_CONF = 43  # VCONF_*: the vote's confidence metric
+P_UNCATCH = 44  # 1: question stop when the leader cannot be caught
+P_BUDGET = 45  # 1: per-question budget (schedule.budget)
+N_P_HEADER = 46
 CSTOP_NONE, CSTOP_FIXED, CSTOP_ONLINE = range(3)
 VCONF_NONE, VCONF_INV_ENTROPY, VCONF_MEAN, VCONF_TAIL, VCONF_LOWEST = range(5)
 _VCONF = {"none": VCONF_NONE, "inv_entropy": VCONF_INV_ENTROPY, "mean": VCONF_MEAN,
@@ -137,9 +146,9 @@ RULE_STRIDE = 4
 LV_SAMPLES, LV_MIN_ANSWERS, LV_N_EARLY, LV_EARLY = range(4)
 
 # --------------------------------------------------------------------------- policy floats
-F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S = range(5)
-F_CONF_THRESH, F_CONF_PCT, F_VOTE_KEEP, F_BUD_RESERVE, F_BUD_MIN, F_BUD_MAX = range(5, 11)
-N_F_HEADER = 11
+F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S, F_TIE_TOL = range(6)
+F_CONF_THRESH, F_CONF_PCT, F_VOTE_KEEP, F_BUD_RESERVE, F_BUD_MIN, F_BUD_MAX = range(6, 12)
+N_F_HEADER = 12
 
 # --------------------------------------------------------------------------- stop reasons
 STOP_CODE_NONE = 0  # internal: the question runs on
@@ -306,6 +315,11 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     head[P_OFF_LEVELS_F] = N_F_HEADER
     head[P_LEVEL_STRIDE_F] = level_stride_f
     head[P_OFF_THRESH_F] = N_F_HEADER + level_stride_f * len(levels)
+    head[P_BOXES_LAST] = int(policy.check.boxes == "last")
+    head[P_BOXED_ZERO_IGNORE] = int(policy.check.boxed_zero == "ignore")
+    head[P_CODE_MODE] = _CODE_MODES[policy.check.code_overlap]
+    head[P_EARLY_HIST] = int(sched.early_timeout_count == "history_if_none")
+    head[P_FINAL_READ] = int(v.final_read)
     cstop = policy.sample_stop.confidence
     if cstop is not None:
         head[P_CONF_STOP] = CSTOP_FIXED if cstop.threshold is not None else CSTOP_ONLINE
@@ -324,6 +338,7 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     floats[F_SMALL_ROUND_W] = v.small_or_round_weight
     floats[F_LENGTH_W] = v.length_weight
     floats[F_CUTOFF_S] = sched.cutoff_s
+    floats[F_TIE_TOL] = v.tie_tolerance
     if cstop is not None:
         floats[F_CONF_THRESH] = cstop.threshold if cstop.threshold is not None else math.inf
         floats[F_CONF_PCT] = cstop.percentile

@@ -58,7 +58,6 @@ from numba.extending import intrinsic
 from simulator.fast import encode as E
 
 EPS = 1e-9  # question._EPS
-TIE_TOLERANCE = 1e-9  # decisions._TIE_TOLERANCE
 BIG = 1 << 62
 ITERATION_LIMIT = 1 << 26  # loop iterations of one question before giving up (see STOP_CODE_STUCK)
 # allocation-free helpers: no reference counting; the numpy error model (no ZeroDivisionError
@@ -103,7 +102,8 @@ QI_QCACHE = 2  # that verdict
 QI_NPEND = 3  # pending code results (gp_*[:QI_NPEND], in dispatch order)
 QI_MAXC = 4  # largest count of one valid value
 QI_MAXC_STALE = 5  # QI_MAXC may be too large (a count at the maximum went down)
-N_QI = 6
+QI_HIST = 6  # QuestionTracker.n_history (kept only with P_EARLY_HIST)
+N_QI = 7
 VNONE = -1
 # per-question outputs `out_i` columns
 O_PROBLEM, O_ANSWER, O_LEVEL, O_STOP, O_STARTED, O_STOPPED, O_TOKENS, O_NSLOTS = range(8)
@@ -192,6 +192,8 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
     tr_a[s, n] = j
     sl[s, S_TRN] = n + 1
     if val != E.VAL_NONE:
+        if val > 0 and pi[E.P_EARLY_HIST] != 0 and val != sl[s, S_LC if is_code else S_LB]:
+            qi[QI_HIST] += 1  # a new entry of the seed's answer history
         sl[s, S_LA] = val
         if is_code:
             sl[s, S_LC] = val
@@ -285,31 +287,39 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
 
 
 @njit(**_HELPER)
-def _detect(s: int, g: int, now: float, noticed: float, serial: bool, every: int,
+def _detect(s: int, g: int, now: float, noticed: float, mode: int, every: int,
             sl: np.ndarray, slf: np.ndarray, gp_t: np.ndarray, gp_a: np.ndarray,
             gp_s: np.ndarray, tr_a: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
             vcnt: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
             pi: np.ndarray, wfree: np.ndarray, nworkers: int) -> float:
     """detect(): answers up to token `g` of slot `s`; the newest new code block is dispatched
-    (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees).
-    Returns the clock (serial code execution advances it)."""
+    (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees);
+    `mode` E.CODE_PARALLEL / CODE_SERIAL / CODE_INLINE; with pi[P_BOXES_LAST] only the last new
+    box is recorded (read_boxes). Returns the clock (serial code execution advances it)."""
     a0 = sl[s, S_A0]
     na = sl[s, S_NANS]
     nxt = sl[s, S_NEXT]
     newest = -1
     exec_s = 0.0
+    last_only = pi[E.P_BOXES_LAST] != 0
+    lastbox = -1
     while nxt < na and ans_i[np.uint32(a0 + nxt), E.AN_TOK] <= g:
         j = np.uint32(a0 + nxt)  # unsigned indices: no negative-index wraparound
         if ans_i[j, E.AN_CODE] == 1:
             newest = j
             exec_s = ans_exec_s[j]
+        elif last_only:
+            lastbox = j
         else:
             _add_answer(s, j, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         nxt += 1
     sl[s, S_NEXT] = nxt
+    if lastbox >= 0:
+        _add_answer(s, lastbox, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
     if newest >= 0:
-        if serial:
-            now += exec_s
+        if mode != E.CODE_PARALLEL:
+            if mode == E.CODE_SERIAL:
+                now += exec_s
             _add_answer(s, newest, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         else:
             if nworkers > 0:  # first dispatched, first served on the earliest free worker
@@ -620,6 +630,13 @@ def _percentile(x: np.ndarray, n: int, p: float) -> float:
 
 
 @njit(**_HELPER)
+def _tcount(qi: np.ndarray, hist: bool) -> int:
+    """decisions.early_timeout_count: the valid answers, or the history when none is valid."""
+    n = qi[QI_NARR]
+    return qi[QI_HIST] if hist and n == 0 else n
+
+
+@njit(**_HELPER)
 def _timeout(now: float, n_valid: int, cutoff_in: float, lv_off: int, tmo: float,
              pi: np.ndarray, pf: np.ndarray, lvf_off: int) -> int:
     """timeout_stop(level, now, n_valid, now > cutoff_in), the level's timeout being `tmo`."""
@@ -702,7 +719,7 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
         t = vacc[v if v >= 0 else span]
         if t > best:
             best = t
-    floor = best - TIE_TOLERANCE * max(1.0, best)
+    floor = best - pf[E.F_TIE_TOL] * max(1.0, best)
     tie = pi[E.P_VOTE_TIE]
     winner = 0
     have = False
@@ -817,7 +834,10 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     gamma = prof[E.PF_GAMMA]
     prefill = prof[E.PF_PREFILL]
     max_batch = int(prof[E.PF_MAX_BATCH])
-    serial = prof[E.PF_SERIAL] != 0.0
+    mode = pi[E.P_CODE_MODE]  # check.code_overlap, else the profile's
+    if mode == E.CODE_PROFILE:
+        mode = E.CODE_SERIAL if prof[E.PF_SERIAL] != 0.0 else E.CODE_PARALLEL
+    hist = pi[E.P_EARLY_HIST] != 0
     # code workers: more than the runs a question can hold never wait, so cap at wfree's size
     nworkers = min(int(prof[E.PF_WORKERS]), wfree.shape[0])
     for k in range(nworkers):
@@ -832,6 +852,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     qi[QI_NPEND] = 0
     qi[QI_MAXC] = 0
     qi[QI_MAXC_STALE] = 0
+    qi[QI_HIST] = 0
 
     # sorted distinct positive time thresholds: level timeout, cutoff, early timeouts
     nthr = 0
@@ -931,7 +952,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             npd = qi[QI_NPEND]  # every slot has ended
             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab)
             if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, tmo, pi, pf, lvf_off)
+                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             continue
         horizon = max(now, noticed) + EPS
         # next_check_token of every active slot: its S_BASE, unless a threshold passed (armed)
@@ -1042,7 +1063,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     continue
             # check(s, ended)
             ended = g >= sl[s, S_CAP]
-            now = _detect(s, g, now, noticed, serial, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
+            now = _detect(s, g, now, noticed, mode, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
                           arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree, nworkers)
             if ended:
                 sl[s, S_STATE] = ST_DONE
@@ -1092,7 +1113,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 tact[s] = base
             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab)
             if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, tmo, pi, pf, lvf_off)
+                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             armed = False  # an armed check is used up only by a check that ran the timeouts
             lim = now + EPS
             if thr[ti] <= lim:
@@ -1111,6 +1132,12 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 tact[s] = sl[s, S_BASE]
     if stop == E.STOP_CODE_NONE:  # (then no slot is active)
         stop = E.STOP_CODE_ALL_DONE
+    elif pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read, code inline
+        for s in range(nstarted):
+            if sl[s, S_STATE] == ST_ACTIVE:
+                now = _detect(s, steps - sl[s, S_G0], now, noticed, E.CODE_SERIAL, every, sl, slf,
+                              gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt, ansx, ans_exec_s, pi,
+                              wfree, nworkers)
     answer, started, stopped, tokens = _finish_vote(nslots, steps, now, sl, slf, vcnt, pi, pf,
                                                     cand_v, vacc, vpos, srw, cg, coff, every,
                                                     cfeat)
@@ -1250,9 +1277,12 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
     every = pi[E.P_EVERY]
     # per answer, one row of int32: token, value, code flag (ans_i's columns), check-grid point
     agrid = np.empty((ans_i.shape[0], 4), np.int32)
+    zero_none = pi[E.P_BOXED_ZERO_IGNORE] != 0
     for j in range(ans_i.shape[0]):
         agrid[j, E.AN_TOK] = ans_i[j, E.AN_TOK]
         agrid[j, E.AN_VAL] = ans_i[j, E.AN_VAL]
+        if zero_none and ans_i[j, E.AN_CODE] == 0 and ans_i[j, E.AN_VAL] == 0:
+            agrid[j, E.AN_VAL] = E.VAL_NONE  # check.boxed_zero: ignore (read_boxes)
         agrid[j, E.AN_CODE] = ans_i[j, E.AN_CODE]
         agrid[j, AN_GRID] = min(_grid(ans_i[j, E.AN_TOK], every), I32_MAX)
     max_tokens = pi[E.P_MAX_TOKENS]

@@ -12,8 +12,16 @@ Semantics (the contract the live solver and the fast path follow):
   `code_workers` it first waits for a free worker, first dispatched first served) and is seen
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
   waits for it;
+- the policy's `check.code_overlap` overrides the profile's mode; `inline` (the seed: code runs
+  inside the check) adds the result at the dispatching check while the batch keeps decoding;
+- `check.boxes: last` records only the last box found since the previous check, and
+  `check.boxed_zero: ignore` records a boxed 0 as nothing (`decisions.read_boxes`);
+- early timeouts count `decisions.early_timeout_count` (valid answers, or the answer histories);
 - a question ends when a stop rule fires, or when every sample has ended and no code is pending;
-  the vote then uses what each sample had shown by its last check.
+  the vote then uses what each sample had shown by its last check, except with
+  `vote.final_read`: a stop rule's cancellation ends each running sample with one more read of
+  its text (answers up to its tokens at the stop), its new code block run synchronously (the
+  clock waits `exec_ms`, samples in index order), as the seed's lmdeploy 0.7.2 does.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ from solver.policy import (
     consistency_stop,
     leader_uncatchable,
     lowest_group,
+    code_mode,
+    early_timeout_count,
+    read_boxes,
     stop_condition_token,
     timeout_stop,
     uses_confidence,
@@ -122,7 +133,9 @@ def replay_question(
     cap = policy.sample_stop.max_tokens
     rules = {"cot": policy.sample_stop.cot, "code": policy.sample_stop.code}
     slots = [_Slot(i, s, cap, rules[s.kind]) for i, s in enumerate(samples)]
-    serial_code = profile.code_overlap == "serial"
+    mode = code_mode(policy.check, profile.code_overlap)
+    serial_code = mode == "serial"
+    inline_code = mode == "inline"
     # parallel code with a pool: when each worker frees up (runs start first dispatched, first served)
     workers_free = [0.0] * profile.code_workers if profile.code_workers else None
     tracker = QuestionTracker([s.kind for s in slots], policy.question_stop.valid)
@@ -186,7 +199,8 @@ def replay_question(
         return reason
 
     def timeout_check() -> str | None:
-        return timeout_stop(level, now, tracker.n_valid, now > cutoff_in_s)
+        count = early_timeout_count(policy.schedule, tracker.n_valid, tracker.n_history)
+        return timeout_stop(level, now, count, now > cutoff_in_s)
 
     def absorb_ready_code(s: _Slot) -> None:
         upto = max(now, noticed) + _EPS
@@ -196,11 +210,13 @@ def replay_question(
             for _, a in ready:
                 tracker.add_answer(s.index, a)
 
-    def detect(s: _Slot) -> None:
-        """See recorded answers up to the sample's current token; dispatch the latest new code."""
+    def detect(s: _Slot, sync: bool = False) -> None:
+        """See recorded answers up to the sample's current token; dispatch the latest new code
+        (`sync`: run it synchronously, the clock waiting, as the final read does)."""
         nonlocal now
         tr = s.trace
         newest_code: Answer | None = None
+        boxes: list[Answer] = []
         while s.next_ans < tr.n_answers and int(tr.ans_token[s.next_ans]) <= s.g:
             a = _answer_at(tr, s.next_ans)
             if a.source == "code":
@@ -208,11 +224,15 @@ def replay_question(
                 exec_s = float(tr.ans_exec_ms[s.next_ans]) / 1000.0
                 exec_s = 0.0 if not math.isfinite(exec_s) else exec_s
             else:
-                tracker.add_answer(s.index, a)
+                boxes.append(a)
             s.next_ans += 1
+        for a in read_boxes(policy.check, boxes):
+            tracker.add_answer(s.index, a)
         if newest_code is not None:
-            if serial_code:
+            if serial_code or sync:
                 now += exec_s
+                tracker.add_answer(s.index, newest_code)
+            elif inline_code:
                 tracker.add_answer(s.index, newest_code)
             elif workers_free is not None:
                 w = min(range(len(workers_free)), key=workers_free.__getitem__)
@@ -343,6 +363,10 @@ def replay_question(
     if stop_reason is None:
         stop_reason = "all_done"
     else:
+        if policy.vote.final_read:
+            for s in slots:
+                if s.state == "active":
+                    detect(s, sync=True)
         for s in slots:
             if s.state == "active":
                 end_sample(s, "question_stop")

@@ -11,7 +11,13 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
   the loop at that time; live streams are polled at every chunk);
 - the question ends on a stop rule (every running sample is cancelled; the tokens they reached
   come back in their `abort` chunks) or when every sample ended and no code run is pending;
-  the vote uses what each sample had shown by its last check (`QuestionTracker.finals`).
+  the vote uses what each sample had shown by its last check (`QuestionTracker.finals`), unless
+  `vote.final_read`: after the cancellation each cut-off sample is read once more (its abort
+  chunk carries the text up to its tokens) and a new code block runs to its end, its execution
+  time added to the question's (the seed on lmdeploy 0.7.2);
+- the check's reading options (`check.boxes`, `check.boxed_zero`: `decisions.read_boxes`,
+  `check.code_overlap: inline`: the check awaits its code run) and the early timeouts' count
+  (`decisions.early_timeout_count`) are the simulator's.
 
 The stream is read in lockstep: the loop asks for the next item only after it has handled the
 previous one, so on a replay stream decisions do not depend on asyncio scheduling. Code runs
@@ -45,6 +51,8 @@ from solver.policy import (
     consistency_stop,
     leader_uncatchable,
     lowest_group,
+    early_timeout_count,
+    read_boxes,
     sample_should_stop,
     timeout_stop,
     uses_confidence,
@@ -160,7 +168,9 @@ class _QuestionLoop:
         return self.checked
 
     def timeout(self, now: float) -> str | None:
-        return timeout_stop(self.level, now, self.tracker.n_valid, now > self.cutoff_in_s)
+        count = early_timeout_count(self.policy.schedule, self.tracker.n_valid,
+                                    self.tracker.n_history)
+        return timeout_stop(self.level, now, count, now > self.cutoff_in_s)
 
     def question_check(self) -> str | None:
         """The simulator's question check: consistency, then (if asked) the uncatchable leader
@@ -230,15 +240,58 @@ class _QuestionLoop:
 
     def detect(self, s: _Sample) -> None:
         """Detect the answers extracted since the last check; dispatch the latest new block."""
-        for a in s.boxed:
-            self.add(s, Answer(a.token, a.value, "boxed"))
-        s.boxed.clear()
+        self.record_boxes(s)
         block, s.code = s.code, None
         if block is not None and block.code != s.last_code:
             s.last_code = block.code
-            run = self.runner.submit(block.code, sample=s.index, stream=self.stream)
-            s.pending.append((run, block.token))
+            s.pending.append((self.submit(s, block.code), block.token))
         self.absorb(s, self.stream.now())
+
+    def record_boxes(self, s: _Sample) -> None:
+        """Record the boxes extracted since the last check, as the check reads them."""
+        found = [Answer(a.token, a.value, "boxed") for a in s.boxed]
+        for answer in read_boxes(self.policy.check, found):
+            self.add(s, answer)
+        s.boxed.clear()
+
+    def submit(self, s: _Sample, code: str, mode: str | None = None) -> PendingRun:
+        """Start a code run; the policy's `check.code_overlap` (or `mode`) overrides the
+        stream's own unless it is "profile" (runners without a `mode` then work unchanged)."""
+        mode = mode or self.policy.check.code_overlap
+        if mode == "profile":
+            return self.runner.submit(code, sample=s.index, stream=self.stream)
+        return self.runner.submit(code, sample=s.index, stream=self.stream, mode=mode)
+
+    async def settle_inline(self, s: _Sample) -> None:
+        """`code_overlap: inline`: the check waits for its code run and sees the result."""
+        if self.policy.check.code_overlap != "inline" or not s.pending:
+            return
+        for run, _ in s.pending:
+            if not run.ready(self.stream.now()):
+                await run.wait()
+        self.absorb(s, self.stream.now())
+
+    async def final_read(self, samples: Sequence[_Sample], time_s: float) -> float:
+        """`vote.final_read`: each cut-off sample's last read (boxes up to its tokens, a new code
+        block run synchronously); returns the question's time plus those runs' execution."""
+        for s in samples:
+            self.record_boxes(s)
+            block, s.code = s.code, None
+            if block is not None and block.code != s.last_code:
+                s.last_code = block.code
+                run = self.submit(s, block.code, mode="inline")
+                await run.wait()
+                out = run.result()
+                self.add(s, Answer(block.token, out.value, "code"))
+                exec_s = out.exec_ms / 1000.0 if math.isfinite(out.exec_ms) else 0.0
+                time_s += exec_s
+                if self.rec is not None:
+                    value = out.value if out.value is not None and out.value >= 0 else None
+                    self.rec.on_answer(s.index, block.token, time_s, "code", value, out.ok,
+                                       out.exec_ms, out.error)
+            if self.lockstep:  # replay: results ready by now count (live runs were cancelled)
+                self.absorb(s, time_s)
+        return time_s
 
     def end_sample(self, s: _Sample, end: SampleEnd, now: float) -> None:
         s.ended, s.end, s.end_s = True, end, now
@@ -246,6 +299,7 @@ class _QuestionLoop:
     async def check(self, s: _Sample) -> str | None:
         """A grid check of a running sample: detect, sample stop, question stop, timeout."""
         self.detect(s)
+        await self.settle_inline(s)
         self.tracker.set_tokens(s.index, s.tokens)
         if (s.n_answers and sample_should_stop(s.rule, self.tracker.view(s.index))) or (
             self.cstop is not None and self.confidence_low(s)
@@ -302,6 +356,7 @@ class _QuestionLoop:
         if chunk.finish_reason is not None:
             s.finish = chunk.finish_reason
             self.detect(s)
+            await self.settle_inline(s)
             now = self.stream.now()
             natural = chunk.finish_reason != "length"
             self.end_sample(s, "finished" if natural else "length", now)
@@ -471,6 +526,8 @@ class _QuestionLoop:
             await self.drain(it)
         except Exception:
             logger.exception("could not cancel the question's stream")
+        if self.policy.vote.final_read:
+            time_s = await self.final_read([s for s in running if s.index not in never], time_s)
         for s in running:
             self.end_sample(s, "queued" if s.index in never else "question_stop", time_s)
         return self.outcome(stop, time_s)

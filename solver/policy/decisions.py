@@ -12,6 +12,7 @@ sample, never hides another answer and never votes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import numpy as np
 from solver.policy.model import (
     Check,
     ConfidenceStop,
+    CodeSeen,
     QuestionStop,
     SampleMix,
     SampleStop,
@@ -34,7 +36,6 @@ from solver.policy.model import (
 from solver.traces import AnswerSource
 
 CODE_FAILURE = -1
-_TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,25 @@ def check_token(check: Check, token: int) -> int:
     return -(-max(token, 0) // every) * every
 
 
+def read_boxes(check: Check, boxes: Sequence[Answer]) -> list[Answer]:
+    """The boxed answers a check records out of those found since the previous check.
+
+    boxes "all": every one; "last": only the last (the seed parses only the last box of the text,
+    so one that does not parse records nothing: it is kept with value None, which counts nowhere);
+    boxed_zero "ignore": a value 0 becomes None (the seed's `if cot_answer:`). Kept as Answers
+    (not dropped) so every driver adds the same answers in the same order.
+    """
+    chosen = list(boxes[-1:]) if check.boxes == "last" else list(boxes)
+    if check.boxed_zero == "ignore":
+        chosen = [dataclasses.replace(a, value=None) if a.value == 0 else a for a in chosen]
+    return chosen
+
+
+def code_mode(check: Check, profile_mode: str) -> CodeSeen:
+    """When a dispatched code result is seen: the check's `code_overlap`, else the profile's."""
+    return check.code_mode(profile_mode)  # type: ignore[return-value]
+
+
 def sample_stop_token(rule: SampleStopRule, check: Check, answers: Sequence[Answer]) -> int | None:
     """Token of the check at which the rule stops the sample: check_token(T + grace), or None."""
     held = stop_condition_token(rule, answers)
@@ -264,6 +284,16 @@ def timeout_stop(
     return None
 
 
+def early_timeout_count(s: Schedule, n_valid: int, n_history: int) -> int:
+    """The answer count early timeouts compare with `min_answers`: the valid answers, or, with
+    `early_timeout_count: history_if_none` and no valid answer, every distinct positive answer
+    the samples recorded (the seed rebuilds its list from the answer histories when it is empty;
+    see `QuestionTracker.n_history`)."""
+    if s.early_timeout_count == "history_if_none" and n_valid == 0:
+        return n_history
+    return n_valid
+
+
 def timeout_deadline_s(level: SpeedLevel, n_valid: int) -> float:
     """The time after which `timeout_stop` fires with n_valid valid answers (cutoff aside):
     it fires iff elapsed_s > this. Lets an event-driven driver schedule the next timeout."""
@@ -328,7 +358,8 @@ def vote(v: Vote, finals: Sequence[SampleFinal]) -> int:
     2. candidates: each sample's code and boxed answer, negatives dropped (drop_negative);
     3. weight = kind_weights[sample kind] × (small_or_round_weight if value ≤ small_max or
        value % round_multiple == 0, 0 included) × exp(−length_weight · n_tokens / 10000);
-    4. highest total wins (totals within 1e-9 relative are tied); ties by `tie_break`:
+    4. highest total wins (totals within `tie_tolerance` relative are tied; 0 = exact float
+       comparison, as the seed); ties by `tie_break`:
        larger / smaller value, or first = the value whose first candidate came first
        (sample order, code before boxed); no candidate → fallback. Result % 1000.
     With a confidence metric (`v.confidence`), each weight is further multiplied by the
@@ -355,7 +386,7 @@ def vote(v: Vote, finals: Sequence[SampleFinal]) -> int:
     if not totals:
         return v.fallback % 1000
     best = max(totals.values())
-    tied = [value for value, t in totals.items() if t >= best - _TIE_TOLERANCE * max(1.0, best)]
+    tied = [value for value, t in totals.items() if t >= best - v.tie_tolerance * max(1.0, best)]
     if v.tie_break == "larger":
         winner = max(tied)
     elif v.tie_break == "smaller":
@@ -529,6 +560,10 @@ class QuestionTracker:
     to a value (ties: call order). If its valid answer later changes value it keeps its place
     with the new value. If it goes back to None (e.g. its latest code answer became −1) it
     loses its place; becoming valid again puts it at the end, as a new arrival.
+
+    `n_history` counts the answers the seed keeps in its per-sample histories that are > 0: an
+    answer is kept when its value is not None and differs from the sample's previous kept value
+    of the same source (code failures −1 included in that comparison).
     """
 
     def __init__(self, kinds: Sequence[str], valid: ValidAnswer) -> None:
@@ -538,6 +573,7 @@ class QuestionTracker:
         self._tokens = [0] * len(self._kinds)
         self._valid: list[int | None] = [None] * len(self._kinds)
         self._arrival: list[int] = []  # samples with a valid answer, in arrival order
+        self._history = 0  # kept history answers > 0 (see the class doc)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -545,6 +581,9 @@ class QuestionTracker:
 
     def add_answer(self, sample: int, answer: Answer) -> bool:
         """Record an answer of `sample`; True when the sample's valid answer changed."""
+        if answer.value is not None and answer.value > 0:
+            if answer.value != _latest(self._answers[sample], answer.source):
+                self._history += 1
         self._answers[sample].append(answer)
         self._tokens[sample] = max(self._tokens[sample], answer.token)
         old = self._valid[sample]
@@ -571,6 +610,11 @@ class QuestionTracker:
     @property
     def n_valid(self) -> int:
         return len(self._arrival)
+
+    @property
+    def n_history(self) -> int:
+        """Distinct-from-previous answers > 0 of every sample's boxed and code history."""
+        return self._history
 
     def valid_answers_ordered(self, order: QuestionStop | str) -> list[int]:
         """Valid answers in arrival order ("arrival") or sample-index order ("index")."""
@@ -606,9 +650,12 @@ __all__ = [
     "lowest_group",
     "percentile_linear",
     "question_budget_s",
+    "code_mode",
+    "early_timeout_count",
     "past_cutoff",
     "pick_level",
     "question_stop",
+    "read_boxes",
     "sample_end_token",
     "sample_final",
     "sample_kinds",

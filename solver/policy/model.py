@@ -31,6 +31,10 @@ QuestionOrder = Literal["arrival", "index"]
 TieBreak = Literal["larger", "smaller", "first"]
 Extraction = Literal["exact", "robust"]
 ConfidenceMetric = Literal["none", "inv_entropy", "mean", "tail", "lowest_group"]
+BoxedZero = Literal["keep", "ignore"]
+BoxScope = Literal["all", "last"]
+CodeSeen = Literal["profile", "parallel", "serial", "inline"]
+EarlyCount = Literal["valid", "history_if_none"]
 
 KINDS: tuple[SampleKind, ...] = ("cot", "code")
 
@@ -246,12 +250,16 @@ class Vote:
     tie_break: TieBreak = "larger"
     fallback: int = 49
     drop_negative: bool = True
+    tie_tolerance: float = 1e-9
+    final_read: bool = False
     confidence: ConfidenceMetric = "none"
     confidence_window: int = 2048
     keep_top: float = 1.0
 
     def __post_init__(self) -> None:
         _one_of("tie_break", self.tie_break, TieBreak)
+        _finite("tie_tolerance", self.tie_tolerance)
+        _within("tie_tolerance", self.tie_tolerance, 0.0, 0.5)
         _one_of("confidence", self.confidence, ConfidenceMetric)
         _at_least("confidence_window", self.confidence_window, 1)
         _finite("keep_top", self.keep_top)
@@ -330,7 +338,9 @@ class Schedule:
     reeval_after + reeval_every, ...: avg = time_left / (questions − done); the new level is
     i + 1 for the first i with avg < thresholds_s[i], else the top level.
     Questions begun after `cutoff_s` (seconds since the competition start) get
-    `cutoff_answer` without generation.
+    `cutoff_answer` without generation. `early_timeout_count`: what the early timeouts count,
+    "valid" answers, or "history_if_none" (the seed's quirk: with no valid answer, every distinct
+    positive answer any sample recorded; see `decisions.early_timeout_count`).
     """
 
     levels: tuple[SpeedLevel, ...]
@@ -341,9 +351,11 @@ class Schedule:
     cutoff_s: float = 17820.0
     cutoff_answer: int = 210
     questions: int = 50
+    early_timeout_count: EarlyCount = "valid"
     budget: QuestionBudget | None = None
 
     def __post_init__(self) -> None:
+        _one_of("early_timeout_count", self.early_timeout_count, EarlyCount)
         if not self.levels:
             _fail("levels", "must hold at least one level")
         _within("start_level", self.start_level, 1, len(self.levels))
@@ -373,12 +385,30 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """Checks run when a sample's token count is a multiple of `every_tokens`, and at its end."""
+    """Checks run when a sample's token count is a multiple of `every_tokens`, and at its end.
+
+    What a check reads (docs/seed-policy.md): `boxes` "all" records every box of the text,
+    "last" only the last box at each check (nothing if it does not parse, as the seed);
+    `boxed_zero` "ignore" never records a boxed 0 (the seed's `if cot_answer:`); `code_overlap`
+    when a code result is seen: "profile" (the hardware profile's mode), "parallel" (at the
+    first check after it is ready), "serial" (the batch waits for it) or "inline" (seen at the
+    dispatching check, the batch keeps decoding: the seed runs code inside the check).
+    """
 
     every_tokens: int = 20
+    boxes: BoxScope = "all"
+    boxed_zero: BoxedZero = "keep"
+    code_overlap: CodeSeen = "profile"
 
     def __post_init__(self) -> None:
         _at_least("every_tokens", self.every_tokens, 1)
+        _one_of("boxes", self.boxes, BoxScope)
+        _one_of("boxed_zero", self.boxed_zero, BoxedZero)
+        _one_of("code_overlap", self.code_overlap, CodeSeen)
+
+    def code_mode(self, profile_mode: str) -> str:
+        """The code-visibility mode in force: this check's, or the profile's with "profile"."""
+        return profile_mode if self.code_overlap == "profile" else self.code_overlap
 
 
 SEED_COT_SYSTEM = (

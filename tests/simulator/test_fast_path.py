@@ -271,6 +271,7 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
         reeval_after=draw(st.integers(0, 3)), reeval_every=draw(st.integers(1, 3)),
         thresholds_s=tuple(thresholds), cutoff_s=draw(st.floats(1.0, 400.0)),
         cutoff_answer=draw(st.integers(0, 999)),
+        early_timeout_count=draw(st.sampled_from(["valid", "history_if_none"])),
     )
     vote = Vote(
         code_over_boxed=draw(st.booleans()),
@@ -282,6 +283,8 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
         length_weight=draw(st.sampled_from([0.0, 0.0, 0.5, 3.0])),
         tie_break=draw(st.sampled_from(["larger", "smaller", "first"])),
         fallback=draw(st.integers(0, 999)), drop_negative=draw(st.booleans()),
+        tie_tolerance=draw(st.sampled_from([1e-9, 0.0, 0.1])),
+        final_read=draw(st.booleans()),
     )
     cstop = None
     uncatchable = False
@@ -310,7 +313,11 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
             valid=ValidAnswer(prefer_code=draw(st.booleans()), positive_only=draw(st.booleans())),
             uncatchable=uncatchable,
         ),
-        vote=vote, schedule=schedule, check=Check(every_tokens=draw(st.integers(1, 50))),
+        vote=vote, schedule=schedule, check=Check(
+            every_tokens=draw(st.integers(1, 50)), boxes=draw(st.sampled_from(["all", "last"])),
+            boxed_zero=draw(st.sampled_from(["keep", "ignore"])),
+            code_overlap=draw(st.sampled_from(["profile", "profile", "parallel", "serial",
+                                               "inline"]))),
     )
 
 
