@@ -34,6 +34,11 @@ Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_
   F_TIE_TOL (vote.tie_tolerance), then per
   level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
   (P_MAX_EARLY slots); the schedule thresholds (n_levels − 1) at pi[P_OFF_THRESH_F].
+Confidence (issue 17): header P_CONF_STOP / P_CONF_WARMUP / P_VOTE_CONF / P_UNCATCH / P_BUDGET,
+  floats F_CONF_THRESH, F_CONF_PCT, F_VOTE_KEEP, F_BUD_*; and, for a policy that reads
+  confidence, `encode_confidence`'s table: every sample's `decisions.confidence_grid` rows
+  (float64[rows, N_CONF]) stacked in sample-row order with each sample's first row, built per
+  (check grid, token cap, vote window, stop window) — the kernel only looks rows up.
 Stop reasons are small ints (STOP_CODE_*; RULE_BASE + rule number; EARLY_BASE + early index),
 turned back into the reference's labels by `stop_label`.
 """
