@@ -207,7 +207,7 @@ def test_huge_output_is_truncated_and_bounded() -> None:
     assert flood.truncated and not flood.ok and flood.timed_out  # runs until its timeout
     assert len(flood.stdout.encode()) == FAST.output_bytes
     assert one_write.truncated and len(one_write.stderr.encode()) == FAST.output_bytes
-    assert elapsed < 2 * FAST.timeout_s
+    assert elapsed < 3 * FAST.timeout_s  # the flood runs to its timeout, the write is quick
     assert peak < 2 * 1024 * 1024  # the caller never held more than a few read chunks
 
 
