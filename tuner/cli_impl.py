@@ -182,7 +182,11 @@ def run_tune(
     problems = load_problem_traces(traces, run_id)
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
-    space_obj = space_for_store(space_obj, problems)  # confidence elements need it in the store
+    # the confidence elements need confidence in the store; the fingerprint stays the file's
+    # space's (what the dashboard rebuilds; the hold follows from the store, which the settings
+    # pin, and holds parameters at the base's own values)
+    fingerprint = space_obj.fingerprint()
+    space_obj = space_for_store(space_obj, problems)
     _check_args(trials, folds, bootstrap, workers, max_overtime, select, sampler, len(problems))
     if aimo3_target is not None and bootstrap % 2:
         raise InputError("--bootstrap", None, "must be even with --aimo3-score (replicates pair up)")
@@ -198,7 +202,7 @@ def run_tune(
     )
     store = open_storage(storage_url)
     plans = plan_studies(config, [p.problem_id for p in problems])
-    settings = config.settings(space_obj.fingerprint(), problems[0].run_id, len(problems))
+    settings = config.settings(fingerprint, problems[0].run_id, len(problems))
     base_params, moved = space_obj.base_params()
     if moved:
         echo(f"note: the base {space_obj.base.name} lies outside the space; trial 0 is its "
