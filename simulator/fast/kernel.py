@@ -569,10 +569,11 @@ def _uncatch(nslots: int, sl: np.ndarray, pf: np.ndarray) -> int:
 @njit(**_HELPER)
 def _qstop(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
            vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
-           pf: np.ndarray, qtab: np.ndarray) -> int:
-    """The reference's question_check: consistency (`_qcheck`), then the uncatchable leader."""
+           pf: np.ndarray, qtab: np.ndarray, unc: bool) -> int:
+    """The reference's question_check: consistency (`_qcheck`), then (with `unc`, the policy's
+    question_stop.uncatchable, read once a question) the uncatchable leader."""
     r = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
-    if r == E.STOP_CODE_NONE and pi[E.P_UNCATCH] != 0:
+    if unc and r == E.STOP_CODE_NONE:
         r = _uncatch(nslots, sl, pf)
     return r
 
@@ -892,6 +893,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     steps = 0  # decode steps since the question started
     # the confidence stop: cft[s] its token (BIG: none / threshold not known yet)
     cmode = pi[E.P_CONF_STOP]
+    unc = pi[E.P_UNCATCH] != 0
     nwarm = 0  # samples that ended on their own, their lowest group confidence in cwarm
     if cmode != E.CSTOP_NONE:
         for s in range(nslots):
@@ -932,7 +934,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                         npd -= before - sl[s, S_PDN]
                         if stop == E.STOP_CODE_NONE:
                             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                          wcnt, pi, pf, qtab)
+                                          wcnt, pi, pf, qtab, unc)
                         armed = True
             if stop != E.STOP_CODE_NONE:
                 break
@@ -950,7 +952,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
                         ansx, pi)
             npd = qi[QI_NPEND]  # every slot has ended
-            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab)
+            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
+                          unc)
             if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             continue
@@ -1019,7 +1022,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                             npd -= before - sl[s, S_PDN]
                             if stop == E.STOP_CODE_NONE:
                                 stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                              wcnt, pi, pf, qtab)
+                                              wcnt, pi, pf, qtab, unc)
                             armed = True
             if stop != E.STOP_CODE_NONE:
                 now = t_event
@@ -1081,7 +1084,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     sl[s, S_ENDR] = E.END_LENGTH
                 else:
                     sl[s, S_ENDR] = E.END_FINISHED
-                    stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab)
+                    stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf,
+                                  qtab, unc)
                 lim = now + EPS
                 if thr[ti] <= lim:
                     while thr[ti] <= lim:
@@ -1111,7 +1115,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 base = g0 + _base_target(s, sl, ansx, cft)
                 sl[s, S_BASE] = base
                 tact[s] = base
-            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab)
+            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
+                          unc)
             if stop == E.STOP_CODE_NONE and now > tmin:
                 stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             armed = False  # an armed check is used up only by a check that ran the timeouts

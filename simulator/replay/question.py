@@ -154,7 +154,8 @@ def replay_question(
 
     def set_conf_tokens() -> None:
         for s in slots:
-            s.conf_tok = confidence_stop_token(s.grid, every, s.cap, threshold)  # type: ignore[arg-type]
+            s.conf_tok = confidence_stop_token(
+                s.grid, every, s.cap, threshold)  # type: ignore[arg-type]
 
     if threshold is not None:
         set_conf_tokens()
@@ -377,7 +378,8 @@ def replay_question(
     if policy.vote.confidence != "none":
         finals = tuple(
             dataclasses.replace(f, confidence=confidence_feature(
-                policy.vote.confidence, s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
+                policy.vote.confidence,
+                s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
             for s, f in zip(slots, finals)
         )
     outcomes = []

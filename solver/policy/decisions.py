@@ -344,8 +344,9 @@ def kept_by_confidence(keep_top: float, confidences: Sequence[float | None]) -> 
     keep = math.ceil(keep_top * len(idx) - 1e-9)
     out = [False] * len(confidences)
     for i in idx:
-        ci = confidences[i]
-        rank = sum(1 for j in idx if confidences[j] > ci or (confidences[j] == ci and j < i))  # type: ignore[operator]
+        ci: float = confidences[i]  # type: ignore[assignment]
+        rank = sum(1 for j in idx
+                   if confidences[j] > ci or (confidences[j] == ci and j < i))  # type: ignore[operator]
         out[i] = rank < keep
     return out
 
