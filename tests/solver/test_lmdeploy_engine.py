@@ -320,3 +320,54 @@ def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
     per = by_sample(chunks)
     assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens <= 2
     assert 2 <= stream.abort_counts()[1] <= 8
+
+
+# --------------------------------------------------------------------------- logprobs (issue 17)
+
+
+def test_logprobs_build_the_pytorch_engine_with_raw_mode_and_ride_on_chunks(fake) -> None:
+    from fake_lmdeploy import default_logprob_script
+
+    from solver.traces import LogprobSetting
+
+    async def main():
+        eng = engine("pytorch", logprobs=3)
+        stream = await eng.start_question("q", "Q", specs(2), SAMPLING)
+        chunks = await collect(stream)
+        await eng.close()
+        return eng, chunks
+
+    eng, chunks = asyncio.run(main())
+    pipe = fake.built[0]
+    assert pipe.backend_config.kwargs["logprobs_mode"] == "raw_logprobs"
+    assert [g.logprobs for g in pipe.calls[0]["gen_config"]] == [3, 3]
+    assert eng.logprob_setting == LogprobSetting(3, "raw_logprobs", "pytorch")
+    assert eng.run_config()["logprobs"] == 3
+    for sample, cs in by_sample(chunks).items():
+        steps = [d for c in cs if c.logprobs for d in c.logprobs]
+        assert steps == [default_logprob_script(sample, p, 3) for p in range(30)]  # one a token
+
+
+def test_without_logprobs_nothing_is_asked_and_chunks_carry_none(fake) -> None:
+    async def main():
+        eng = engine("pytorch")
+        chunks = await collect(await eng.start_question("q", "Q", specs(1), SAMPLING))
+        await eng.close()
+        return eng, chunks
+
+    eng, chunks = asyncio.run(main())
+    assert "logprobs_mode" not in fake.built[0].backend_config.kwargs
+    assert fake.built[0].calls[0]["gen_config"][0].logprobs is None
+    assert eng.logprob_setting is None and all(c.logprobs is None for c in chunks)
+
+
+def test_turbomind_logprobs_are_marked_processed(fake) -> None:
+    eng = engine("turbomind", logprobs=8)
+    assert "logprobs_mode" not in fake.built[0].backend_config.kwargs
+    assert eng.logprob_setting is not None and eng.logprob_setting.mode == "processed"
+
+
+@pytest.mark.parametrize("k", [-1, 1025])
+def test_bad_logprobs_setting_is_refused(fake, k: int) -> None:
+    with pytest.raises(ValueError, match="logprobs"):
+        engine("pytorch", logprobs=k)
