@@ -164,6 +164,8 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
     overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Use a failed or interrupted run's committed questions."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="AIMO-3 scoring: replicates in pairs over the same questions, 1 point if both right, 0.5 if one (needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -171,6 +173,8 @@ def simulate(
     from aimo.output import notice, progress, say_if_slow, stdout_to_stderr
     from simulator import api
 
+    if aimo3_score and (bootstrap < 2 or bootstrap % 2):
+        _fail(f"--aimo3-score: --bootstrap must be an even number ≥ 2 (got {bootstrap})")
     try:
         with stdout_to_stderr():
             with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
@@ -178,6 +182,7 @@ def simulate(
                     traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
                     budget_s=budget_s, reference=reference,
                     overtime_rule=overtime_scores, allow_incomplete=allow_incomplete,
+                    paired=aimo3_score,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if not hardware:
                 notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
@@ -186,6 +191,19 @@ def simulate(
                 typer.echo(f"wrote {path}")
     except InputError as exc:
         _fail(str(exc))
+    except ValueError as exc:  # e.g. a policy reading confidence on a store without it
+        _fail(f"{traces}: {exc}")
+    if aimo3_score:
+        from simulator.aimo3 import aimo3_summary, render_aimo3
+
+        assert res.scores is not None
+        aimo3 = aimo3_summary(res.scores, target)
+        doc = res.to_json()
+        doc["aimo3"] = {"pairs": aimo3.pairs, "mean": aimo3.mean, "target": aimo3.target,
+                        "p_at_least_target": aimo3.p_at_least, "scores": list(aimo3.scores)}
+        typer.echo(json.dumps(doc, indent=2) if as_json
+                   else res.render() + "\n" + render_aimo3(aimo3))
+        return
     typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
 
@@ -420,6 +438,8 @@ def tune(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the held-out table (one row per policy) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print the held-out table, the chosen trials and the output as JSON (docs/tuner.md)."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="Held-out rows also in AIMO-3 scoring (paired replicates; needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
     import json
@@ -442,7 +462,8 @@ def tune(
                 sampler=sampler.value, max_overtime=max_overtime, select=select.value,  # type: ignore[arg-type]
                 multi_objective=multi_objective, hardware=chosen, budget_s=budget_s, run_id=run,
                 overwrite=force, echo=notice if as_json else typer.echo,
-                overtime_rule=overtime_scores)
+                overtime_rule=overtime_scores,
+                aimo3_target=target if aimo3_score else None)
             if export is not None:
                 notice(f"wrote {export_frame(tune_frame(result), export)}")
     except InputError as exc:
@@ -523,10 +544,16 @@ def solve(
     import json
 
     from aimo.output import notice, stdout_to_stderr
-    from solver.policy import load_policy, with_token_cap
+    from solver.loop import LoopOptions
+    from solver.policy import load_policy, uses_confidence, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
+        if uses_confidence(load_policy(policy)) and not (
+                logprobs and backend in (SolveBackend.turbomind, SolveBackend.pytorch)):
+            _fail(f"--policy {policy} reads token confidence: the live solver needs lmdeploy's "
+                  "top-k logprobs (--backend turbomind|pytorch --logprobs K); the replay, "
+                  "synthetic and hil engines send none (simulate such a policy with aimo simulate)")
         with stdout_to_stderr():  # engines' and libraries' prints and logs: never on stdout
             if max_new_tokens is not None:
                 policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
@@ -545,7 +572,8 @@ def solve(
             report = run_solve(problems, policy, spec, record=record, hardware=prof,
                                speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
                                echo=notice, overtime_rule=overtime_scores,
-                               resume=resume, record_run_id=record_run)
+                               resume=resume, record_run_id=record_run,
+                               options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions())
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

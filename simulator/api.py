@@ -142,7 +142,7 @@ def resolve_profile(traces: str | Path, run_id: str,
 def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile, *,
                      replicates: int, seed: int, budget_s: float = DEFAULT_BUDGET_S,
                      reference: bool = False, progress: Progress | None = None,
-                     overtime_rule: str = "zero",
+                     overtime_rule: str = "zero", paired: bool = False,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Literal["fast", "reference"]]:
     """Per replicate score, time and overtime: the fast path, or the reference when asked or when
     the fast path refuses the policy/traces (its limits: simulator.fast.FastSimulator)."""
@@ -154,11 +154,12 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
                            "reference replay; install the [sim] extra for ~500x the speed", exc)
             return bootstrap_arrays(problems, policy, profile, replicates=replicates, seed=seed,
                                     budget_s=budget_s, reference=True, progress=progress,
-                                    overtime_rule=overtime_rule)
+                                    overtime_rule=overtime_rule, paired=paired)
         try:
             sim = FastSimulator(problems, profile)
             s, t, o = sim.bootstrap_arrays(policy, replicates=replicates, seed=seed,
-                                           budget_s=budget_s, overtime_rule=overtime_rule)
+                                           budget_s=budget_s, overtime_rule=overtime_rule,
+                                           paired=paired)
             return s, t, o, "fast"  # one compiled call: no progress to report
         except ValueError as exc:
             if "fast path" not in str(exc):
@@ -177,7 +178,7 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
 
     results = bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=seed,
                                      budget_s=budget_s, replay=counted,
-                                     overtime_rule=overtime_rule)
+                                     overtime_rule=overtime_rule, paired=paired)
     return (np.asarray([r.score for r in results], np.int64),
             np.asarray([r.total_time_s for r in results], np.float64),
             np.asarray([r.overtime for r in results], np.bool_), "reference")
@@ -196,6 +197,7 @@ def simulate(
     progress: Progress | None = None,
     overtime_rule: str = "zero",
     allow_incomplete: bool = False,
+    paired: bool = False,
 ) -> SimulationResult:
     """Replay a store's run under a policy: one competition (bootstrap=0) or N seeded replicates.
 
@@ -229,7 +231,7 @@ def simulate(
 
     s, t, o, engine = bootstrap_arrays(problems, pol, prof, replicates=bootstrap, seed=seed,
                                        budget_s=budget_s, reference=reference, progress=progress,
-                                       overtime_rule=overtime_rule)
+                                       overtime_rule=overtime_rule, paired=paired)
     return SimulationResult(**common, mode="bootstrap", seed=seed, engine=engine,
                             summary=summarize_arrays(s, t, o, len(problems)),
                             scores=s, times_s=t, overtime=o)

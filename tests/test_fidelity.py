@@ -25,7 +25,14 @@ from simulator.hardware import HardwareProfile, load_profile
 from simulator.replay import replay_competition, replay_question
 from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
 from solver.loop import RecordedRunner, run_question
-from solver.policy import ConsistencyRule, EarlyTimeout, Policy, SpeedLevel, load_policy
+from solver.policy import (
+    ConsistencyRule,
+    EarlyTimeout,
+    Policy,
+    QuestionBudget,
+    SpeedLevel,
+    load_policy,
+)
 from solver.solve import run_solve
 from solver.store import load_problem_traces
 
@@ -56,6 +63,11 @@ POLICIES: dict[str, Policy] = {
     # questions begun after it
     "seed-tight": _variant("seed-tight", "seed-2nd-place", schedule={
         "cutoff_s": 1500.0, "reeval_after": 2, "reeval_every": 1, "thresholds_s": (100.0, 200.0, 300.0, 400.0)}),
+    # the time-aware elements (issue 17): the uncatchable-leader stop and a per-question budget
+    # that binds (clamp(time_left − remaining × 60 s, 40 s, 300 s) under a 1500 s cutoff)
+    "time-aware": _variant("time-aware", "majority-n", question_stop={"uncatchable": True},
+                           schedule={"cutoff_s": 1500.0, "budget": QuestionBudget(60.0, 40.0, 300.0)}),
+    "seed-uncatchable": _variant("seed-uncatchable", "seed-2nd-place", question_stop={"uncatchable": True}),
 }
 PROFILES: dict[str, HardwareProfile] = {
     "l4": L4,
@@ -67,7 +79,8 @@ PROFILES: dict[str, HardwareProfile] = {
 }
 CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial"),
                                          ("majority-n", "pool"), ("seed-overlap", "pool"),
-                                         ("seed-overlap", "serial"), ("seed-2nd-place", "serial")]
+                                         ("seed-overlap", "serial"), ("seed-2nd-place", "serial"),
+                                         ("time-aware", "queued"), ("time-aware", "pool")]
 
 
 @pytest.fixture(scope="module")

@@ -379,7 +379,7 @@ def run_worker(
     from simulator.hardware import load_profile
     from solver.store import load_problem_traces
     from tuner.objective import TrialObjective, make_evaluator
-    from tuner.space import load_space
+    from tuner.space import load_space, space_for_store
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if parallel is None:  # other machines may join an RDB study at any time
@@ -387,7 +387,7 @@ def run_worker(
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{worker}"
     problems = load_problem_traces(config.traces, config.run_id)
     evaluator = make_evaluator(problems, load_profile(config.hardware))
-    space = load_space(config.space_file)
+    space = space_for_store(load_space(config.space_file), problems)
     storage = open_storage(config.storage)
     done = [0]
 

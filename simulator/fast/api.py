@@ -9,6 +9,8 @@ traces and profiles — and `bootstrap` consumes the same random numbers as
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +31,10 @@ from simulator.fast.encode import (
     SA_NTOK,
     SA_PROMPT,
     VAL_NONE,
+    N_CONF,
     EncodedPolicy,
+    confidence_key,
+    encode_confidence,
     encode_policy,
     encode_profile,
     encode_traces,
@@ -52,6 +57,9 @@ from solver.traces import ProblemTrace
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
 _UNUSED_RS = kernel.pcg64_state(np.random.default_rng(0))
+_CONF_TABLES_KEPT = 4
+# the confidence tables of a policy that reads no confidence
+_NO_CONF = (np.zeros((0, N_CONF), np.float64), np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,6 +158,28 @@ class FastSimulator:
                int(tr.ans_i[:, AN_TOK].max(initial=0))) >= kernel.TOKEN_LIMIT:
             raise ValueError(f"fast path: token counts must be below {kernel.TOKEN_LIMIT} "
                              "(its slot tables are int32); use simulator.replay")
+        # confidence tables by what they depend on; least recently used first (a few kept:
+        # one table of a 50 × 32 × 10k-token store is ~30 MB)
+        self._conf: OrderedDict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = (
+            OrderedDict())
+        self._conf_lock = threading.Lock()
+
+    def _confidence(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+        """The confidence tables the policy reads (`encode_confidence`, cached per what they
+        depend on); empty for a policy that reads no confidence."""
+        key = confidence_key(policy)
+        if key is None:
+            return _NO_CONF
+        with self._conf_lock:
+            if key in self._conf:
+                self._conf.move_to_end(key)
+                return self._conf[key]
+        tables = encode_confidence(self.problems, key)
+        with self._conf_lock:
+            self._conf[key] = tables
+            while len(self._conf) > _CONF_TABLES_KEPT:
+                self._conf.popitem(last=False)
+        return tables
 
     # ------------------------------------------------------------------ one competition
 
@@ -207,11 +237,12 @@ class FastSimulator:
         totals = np.zeros(1, np.float64)
         overtime = np.zeros(1, np.bool_)
         answered = np.zeros(1, np.int64)
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, answered,
-            out_i, out_t, True, det_i, det_f,
+            out_i, out_t, True, det_i, det_f, cg, coff, False, np.zeros(1, np.int64),
         )
         if not ok:
             self._raise_failed(order_arr)
@@ -290,13 +321,19 @@ class FastSimulator:
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
         overtime_rule: str = "zero",
+        paired: bool = False,
+        tokens_out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per replicate: score under `overtime_rule` (int64), total time (float64), overtime
-        (bool); see `bootstrap`."""
+        (bool); see `bootstrap`. `tokens_out` (int64[replicates]), when given, receives each
+        replicate's generated tokens."""
         check_overtime_rule(overtime_rule)
         policy = within_budget(policy, budget_s)
         if replicates < 0:
             raise ValueError("replicates must be ≥ 0")
+        if tokens_out is not None and (tokens_out.dtype != np.int64
+                                       or tokens_out.shape != (replicates,)):
+            raise ValueError("tokens_out must be int64[replicates]")
         subset = (np.arange(len(self.problems), dtype=np.int64) if problem_subset is None
                   else np.asarray(problem_subset, dtype=np.int64).reshape(-1))
         if subset.size == 0:
@@ -316,6 +353,7 @@ class FastSimulator:
         # bootstrap_competitions makes from np.random.default_rng(seed)
         rs = kernel.pcg64_state(np.random.default_rng(seed))
         width = tr.max_pool
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             rs, int(replicates), True, subset, np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64),
@@ -324,6 +362,8 @@ class FastSimulator:
             tr.max_answers, tr.value_span, scores, totals, overtime, answered,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
+            cg, coff, bool(paired), tokens_out if tokens_out is not None
+            else np.zeros(replicates, np.int64),
         )
         if not ok:
             self._raise_failed(subset)
@@ -350,6 +390,7 @@ class FastSimulator:
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
         overtime_rule: str = "zero",
+        paired: bool = False,
     ) -> BootstrapSummary:
         """`summarize(bootstrap_competitions(...))` with the same draws per seed.
 
@@ -363,12 +404,13 @@ class FastSimulator:
             problem_subset: indices into `problems` to draw from (e.g. a cross-validation fold);
                 the reference equivalent is passing `[problems[i] for i in problem_subset]`.
             overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
+            paired: replicates 2i and 2i + 1 serve the same questions (AIMO-3 scoring).
         """
         if replicates < 1:
             raise ValueError("replicates must be ≥ 1")
         scores, totals, overtime = self.bootstrap_arrays(
             policy, replicates=replicates, seed=seed, n_questions=n_questions, budget_s=budget_s,
-            problem_subset=problem_subset, overtime_rule=overtime_rule,
+            problem_subset=problem_subset, overtime_rule=overtime_rule, paired=paired,
         )
         n_sub = len(self.problems) if problem_subset is None else len(problem_subset)
         nq = n_sub if n_questions is None else int(n_questions)

@@ -17,7 +17,7 @@ from simulator.replay.results import BootstrapSummary, CompetitionResult, Questi
 from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
 from solver.loop.budget import within_budget
 from solver.loop.scoring import check_overtime_rule
-from solver.policy import Policy, past_cutoff, pick_level, sample_kinds
+from solver.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
 from solver.traces import ProblemTrace
 
 DEFAULT_BUDGET_S = 5 * 3600.0
@@ -62,6 +62,9 @@ def replay_competition(
             )
             continue
         speed = schedule.levels[level - 1]
+        if schedule.budget is not None:  # the per-question budget from the time left
+            speed = dataclasses.replace(speed, timeout_s=question_budget_s(
+                schedule, speed, order, schedule.cutoff_s - clock))
         chosen = draw.take(sample_kinds(policy.samples, speed.samples))
         q = replay_question(chosen, policy, speed, profile, cutoff_in_s=schedule.cutoff_s - clock)
         time_s = q.time_s + profile.question_overhead_s
@@ -93,17 +96,22 @@ def bootstrap_competitions(
     budget_s: float = DEFAULT_BUDGET_S,
     replay: CompetitionFn = replay_competition,
     overtime_rule: str = "zero",
+    paired: bool = False,
 ) -> list[CompetitionResult]:
     """`replicates` competitions, each with a seeded question order and sample draw.
 
     With `n_questions` equal to the number of problems (default) every replicate serves each
-    problem once in a random order; otherwise problems are drawn with replacement.
+    problem once in a random order; otherwise problems are drawn with replacement. With
+    `paired`, replicates 2i and 2i + 1 serve the same questions in the same order (only the
+    sample draws differ): each problem run twice, as AIMO-3 scores (`simulator.aimo3`).
     """
     rng = np.random.default_rng(seed)
     n = len(problems) if n_questions is None else n_questions
     out = []
-    for _ in range(replicates):
-        if n == len(problems):
+    for r in range(replicates):
+        if paired and r % 2 == 1:
+            pass  # the second run of a pair: the same questions (idx), fresh sample draws
+        elif n == len(problems):
             idx = rng.permutation(len(problems))
         else:
             idx = rng.integers(0, len(problems), size=n)

@@ -26,6 +26,7 @@ Semantics (the contract the live solver and the fast path follow):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,14 +41,23 @@ from solver.policy import (
     Policy,
     QuestionTracker,
     SpeedLevel,
-    code_mode,
+    confidence_feature,
+    confidence_grid,
+    confidence_row,
+    confidence_stop_token,
+    confidence_threshold,
     consistency_stop,
+    leader_uncatchable,
+    lowest_group,
+    code_mode,
     early_timeout_count,
     read_boxes,
     stop_condition_token,
     timeout_stop,
+    uses_confidence,
     vote,
 )
+from solver.policy.decisions import CONF_LOW_STOP
 from solver.traces import SOURCE_CODE, SampleTrace
 
 _EPS = 1e-9
@@ -68,7 +78,7 @@ class _Slot:
 
     __slots__ = (
         "index", "trace", "kind", "cap", "end_kind", "state", "g", "start_s", "end_s", "next_ans",
-        "pending", "end_reason", "rule",
+        "pending", "end_reason", "rule", "grid", "conf_tok",
     )
 
     def __init__(self, index: int, trace: SampleTrace, cap: int, rule: object) -> None:
@@ -85,6 +95,8 @@ class _Slot:
         self.pending: list[tuple[float, Answer]] = []  # (ready time, code answer)
         self.end_reason = "queued"
         self.rule = rule
+        self.grid: np.ndarray | None = None  # confidence_grid, when the policy reads confidence
+        self.conf_tok: int | None = None  # confidence_stop_token, once the threshold is known
 
 
 def _answer_at(trace: SampleTrace, j: int) -> Answer:
@@ -127,6 +139,27 @@ def replay_question(
     # parallel code with a pool: when each worker frees up (runs start first dispatched, first served)
     workers_free = [0.0] * profile.code_workers if profile.code_workers else None
     tracker = QuestionTracker([s.kind for s in slots], policy.question_stop.valid)
+    cstop = policy.sample_stop.confidence
+    if uses_confidence(policy):
+        for s in slots:
+            tr = s.trace
+            if tr.token_conf is None or tr.token_entropy is None:
+                raise ValueError(f"policy {policy.name!r} reads token confidence, but sample "
+                                 f"{tr.sample} has none (record or synthesise it)")
+            s.grid = confidence_grid(tr.token_conf, tr.token_entropy, s.cap, every,
+                                     policy.vote.confidence_window,
+                                     cstop.window if cstop is not None else 1)
+    warmup_lows: list[float] = []
+    threshold = None if cstop is None else confidence_threshold(cstop, warmup_lows)
+
+    def set_conf_tokens() -> None:
+        for s in slots:
+            s.conf_tok = confidence_stop_token(
+                s.grid, every, s.cap, threshold)  # type: ignore[arg-type]
+
+    if threshold is not None:
+        set_conf_tokens()
+    kw = policy.vote.kind_weights
     now = 0.0
     stop_reason: str | None = None
     thresholds = sorted(
@@ -151,7 +184,20 @@ def replay_question(
 
     def question_check() -> str | None:
         ordered = tracker.valid_answers_ordered(policy.question_stop)
-        return consistency_stop(policy.question_stop, level, ordered)
+        reason = consistency_stop(policy.question_stop, level, ordered)
+        if reason is None and policy.question_stop.uncatchable:
+            secure: list[tuple[int, float]] = []
+            open_w = 0.0
+            for s in slots:
+                if s.state == "done" and not s.pending:
+                    value = tracker.valid_of(s.index)
+                    if value is not None:
+                        secure.append((value, kw.of(s.kind)))
+                else:
+                    open_w += kw.of(s.kind)
+            if leader_uncatchable(secure, open_w):
+                reason = "uncatchable"
+        return reason
 
     def timeout_check() -> str | None:
         count = early_timeout_count(policy.schedule, tracker.n_valid, tracker.n_history)
@@ -202,14 +248,22 @@ def replay_question(
 
     def check(s: _Slot, ended: bool) -> str | None:
         """One check of sample `s`; returns a question stop reason or None."""
+        nonlocal threshold
         detect(s)
         if ended:
             end_sample(s, s.end_kind)
+            if cstop is not None and threshold is None:  # a warm-up sample of DeepConf online
+                warmup_lows.append(lowest_group(s.grid[-1], CONF_LOW_STOP))  # type: ignore[index]
+                threshold = confidence_threshold(cstop, warmup_lows)
+                if threshold is not None:
+                    set_conf_tokens()
             if s.end_kind == "finished":
                 return question_check()
             return None
         holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
-        if holds is not None and s.g >= holds + s.rule.grace_tokens:
+        if (holds is not None and s.g >= holds + s.rule.grace_tokens) or (
+            s.conf_tok is not None and s.g >= s.conf_tok
+        ):
             end_sample(s, "sample_stop")
             start_queued()
         return question_check() or timeout_check()
@@ -223,6 +277,8 @@ def replay_question(
         holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
         if holds is not None:
             nxt = min(nxt, _grid_at_or_after(holds + s.rule.grace_tokens, every))
+        if s.conf_tok is not None:
+            nxt = min(nxt, max(s.conf_tok, _grid_at_or_after(s.g + 1, every)))
         if armed_global or any(p[0] <= max(now, noticed) + _EPS for p in s.pending):
             nxt = min(nxt, _grid_at_or_after(s.g + 1, every))
         return max(nxt, s.g + 1) if nxt > s.g else s.g
@@ -319,6 +375,13 @@ def replay_question(
     for s in slots:
         tracker.set_tokens(s.index, s.g)
     finals = tracker.finals()
+    if policy.vote.confidence != "none":
+        finals = tuple(
+            dataclasses.replace(f, confidence=confidence_feature(
+                policy.vote.confidence,
+                s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
+            for s, f in zip(slots, finals)
+        )
     outcomes = []
     for s, final in zip(slots, finals):
         boxed, code = final.boxed, final.code

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from solver.errors import InputError
-from solver.policy import Policy, Schedule, SpeedLevel, past_cutoff, pick_level
+from solver.policy import Policy, Schedule, SpeedLevel, past_cutoff, pick_level, question_budget_s
 
 BUDGET_MARGIN = 0.01  # share of the budget kept after the cutoff (180 s of 5 hours)
 
@@ -124,8 +124,12 @@ class BudgetController:
         s = self.schedule
         now = self.clock.elapsed()
         self.level = pick_level(s, self.level, self.done, s.cutoff_s - now)
+        speed = s.level(self.level)
+        if s.budget is not None:  # the per-question budget from the time left (its timeout)
+            speed = dataclasses.replace(
+                speed, timeout_s=question_budget_s(s, speed, self.done, s.cutoff_s - now))
         return QuestionPlan(
-            order=self.done, level=self.level, speed=s.level(self.level),
+            order=self.done, level=self.level, speed=speed,
             run=not past_cutoff(s, now), start_s=now, cutoff_in_s=s.cutoff_s - now,
         )
 

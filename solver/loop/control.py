@@ -31,6 +31,7 @@ session (`SolveSession`) gives up on the question at its deadline and answers wi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -41,19 +42,27 @@ from typing import Any, Protocol
 from solver.engines.base import Chunk, QuestionStream
 from solver.engines.replay import Wake
 from solver.extraction import AnswerFound, CodeFound, StreamingExtractor
+from solver.engines.logprobs import DEFAULT_TOP_K, token_confidence
 from solver.policy import (
     Answer,
     Policy,
     QuestionTracker,
     SampleStopRule,
     SpeedLevel,
+    confidence_feature,
+    confidence_grid,
+    confidence_threshold,
     consistency_stop,
+    leader_uncatchable,
+    lowest_group,
     early_timeout_count,
     read_boxes,
     sample_should_stop,
     timeout_stop,
+    uses_confidence,
     vote,
 )
+from solver.policy.decisions import CONF_LOW_STOP
 from solver.loop.results import QuestionOutcome, SampleEnd, SampleOutcome
 from solver.loop.runners import CodeRunner, PendingRun
 
@@ -86,6 +95,7 @@ class LoopOptions:
     watchdog_poll_s: float = 1.0
     drain_timeout_s: float = 10.0
     restart_timeout_s: float = 300.0
+    top_k: int = DEFAULT_TOP_K  # logprobs per token the engine sends (confidence policies)
 
 
 class _Forced(Exception):
@@ -96,7 +106,8 @@ class _Sample:
     """Mutable per-sample state of the loop (private)."""
 
     __slots__ = ("index", "kind", "rule", "extractor", "boxed", "code", "last_code", "pending",
-                 "next_grid", "tokens", "ended", "end", "end_s", "first_t", "finish", "n_answers")
+                 "next_grid", "tokens", "ended", "end", "end_s", "first_t", "finish", "n_answers",
+                 "steps")
 
     def __init__(self, index: int, kind: str, rule: SampleStopRule, policy: Policy) -> None:
         self.index = index
@@ -115,6 +126,7 @@ class _Sample:
         self.first_t: float | None = None
         self.finish = "abort"
         self.n_answers = 0
+        self.steps: list[Any] = []  # the engine's top-k logprobs, one dict a token (confidence)
 
 
 class _QuestionLoop:
@@ -143,6 +155,11 @@ class _QuestionLoop:
         self.version = 0  # answers added so far (invalidates the consistency cache)
         self.checked_version = -1
         self.checked: str | None = None
+        self.reads_confidence = uses_confidence(policy)
+        self.cstop = policy.sample_stop.confidence
+        self.warmup_lows: list[float] = []
+        self.threshold = (None if self.cstop is None
+                          else confidence_threshold(self.cstop, self.warmup_lows))
 
     # ------------------------------------------------------------------ decisions
 
@@ -163,6 +180,52 @@ class _QuestionLoop:
         count = early_timeout_count(self.policy.schedule, self.tracker.n_valid,
                                     self.tracker.n_history)
         return timeout_stop(self.level, now, count, now > self.cutoff_in_s)
+
+    def question_check(self) -> str | None:
+        """The simulator's question check: consistency, then (if asked) the uncatchable leader
+        over the samples that ended with no code pending (`leader_uncatchable`)."""
+        stop = self.consistency()
+        if stop is None and self.policy.question_stop.uncatchable:
+            kw = self.policy.vote.kind_weights
+            secure: list[tuple[int, float]] = []
+            open_w = 0.0
+            for s in self.samples:
+                value = self.tracker.valid_of(s.index)
+                if s.ended and not s.pending:
+                    if value is not None:
+                        secure.append((value, kw.of(s.kind)))
+                else:
+                    open_w += kw.of(s.kind)
+            if leader_uncatchable(secure, open_w):
+                stop = "uncatchable"
+        return stop
+
+    def grid(self, s: _Sample) -> Any:
+        """The sample's `confidence_grid` over the tokens it generated so far."""
+        if len(s.steps) < s.tokens:
+            raise ValueError(
+                f"policy {self.policy.name!r} reads token confidence, but the engine sent "
+                f"logprobs for {len(s.steps)} of sample {s.index}'s {s.tokens} tokens "
+                "(run the engine with logprobs)")
+        conf, ent = token_confidence(s.steps[: s.tokens], self.opt.top_k)
+        cw = self.cstop.window if self.cstop is not None else 1
+        return confidence_grid(conf, ent, s.tokens, self.every,
+                               self.policy.vote.confidence_window, cw)
+
+    def warm_up(self, s: _Sample) -> None:
+        """A sample ended on its own: DeepConf's warm-up takes its lowest group confidence."""
+        if self.cstop is None or self.threshold is not None:
+            return
+        self.warmup_lows.append(lowest_group(self.grid(s)[-1], CONF_LOW_STOP))
+        self.threshold = confidence_threshold(self.cstop, self.warmup_lows)
+
+    def confidence_low(self, s: _Sample) -> bool:
+        """The confidence stop at a check: the lowest group confidence up to the sample's last
+        check point is below the threshold (known)."""
+        if self.threshold is None:
+            return False
+        row = self.grid(s)[s.tokens // self.every]
+        return bool(row[CONF_LOW_STOP] < self.threshold)
 
     def absorb(self, s: _Sample, now: float) -> bool:
         """Add the sample's code results that are ready at `now`; True if any was added."""
@@ -247,11 +310,13 @@ class _QuestionLoop:
         self.detect(s)
         await self.settle_inline(s)
         self.tracker.set_tokens(s.index, s.tokens)
-        if s.n_answers and sample_should_stop(s.rule, self.tracker.view(s.index)):
+        if (s.n_answers and sample_should_stop(s.rule, self.tracker.view(s.index))) or (
+            self.cstop is not None and self.confidence_low(s)
+        ):
             self.end_sample(s, "sample_stop", self.stream.now())
             await self.stream.cancel(s.index)
         now = self.stream.now()
-        stop = self.consistency() or self.timeout(now)
+        stop = self.question_check() or self.timeout(now)
         if stop is not None:
             self.stop_time = now
         return stop
@@ -265,7 +330,7 @@ class _QuestionLoop:
                 added = self.absorb(s, now) or added
         if not added:
             return None
-        stop = self.consistency()
+        stop = self.question_check()
         if stop is not None:
             self.stop_time = now
         return stop
@@ -277,6 +342,8 @@ class _QuestionLoop:
         if s.first_t is None:
             s.first_t = chunk.t
         found = s.extractor.feed(chunk.text, max(chunk.n_tokens, s.tokens))
+        if self.reads_confidence and chunk.logprobs is not None:
+            s.steps.extend(chunk.logprobs)
         s.tokens = max(s.tokens, chunk.n_tokens)
         if found.answers:
             if not s.ended:
@@ -302,7 +369,8 @@ class _QuestionLoop:
             now = self.stream.now()
             natural = chunk.finish_reason != "length"
             self.end_sample(s, "finished" if natural else "length", now)
-            stop = self.consistency() if natural else None
+            self.warm_up(s)
+            stop = self.question_check() if natural else None
             if stop is not None:
                 self.stop_time = now
             return stop or (None if self.lockstep else self.poll_ended())
@@ -322,9 +390,9 @@ class _QuestionLoop:
                 self.absorb(s, wake.t)
                 had = True
         if wake.active == 0:  # only code runs remain: consistency, then timeouts
-            stop = self.consistency() or self.timeout(now)
+            stop = self.question_check() or self.timeout(now)
         else:
-            stop = self.consistency() if had else None
+            stop = self.question_check() if had else None
         if stop is not None:
             self.stop_time = now
         return stop
@@ -369,7 +437,7 @@ class _QuestionLoop:
                 now = max(now, self.stream.now())
             for s in self.samples:
                 self.absorb(s, now)
-            stop = self.consistency() or self.timeout(now)
+            stop = self.question_check() or self.timeout(now)
             if stop is not None:
                 return stop, now
         return None, now
@@ -493,6 +561,14 @@ class _QuestionLoop:
         for s in self.samples:
             self.tracker.set_tokens(s.index, s.tokens if s.end != "queued" else 0)
         finals = self.tracker.finals()
+        if self.policy.vote.confidence != "none":  # each sample's metric at its last check
+            metric = self.policy.vote.confidence
+            finals = tuple(
+                dataclasses.replace(f, confidence=confidence_feature(metric, self.grid(s)[
+                    -1 if s.end in ("finished", "length") else s.tokens // self.every]))
+                if s.end != "queued" else f
+                for s, f in zip(self.samples, finals)
+            )
         outcomes = []
         for s, final in zip(self.samples, finals):
             queued = s.end == "queued"

@@ -30,6 +30,7 @@ AnswerSources = Literal["any", "boxed", "code"]
 QuestionOrder = Literal["arrival", "index"]
 TieBreak = Literal["larger", "smaller", "first"]
 Extraction = Literal["exact", "robust"]
+ConfidenceMetric = Literal["none", "inv_entropy", "mean", "tail", "lowest_group"]
 BoxedZero = Literal["keep", "ignore"]
 BoxScope = Literal["all", "last"]
 CodeSeen = Literal["profile", "parallel", "serial", "inline"]
@@ -107,12 +108,44 @@ class SampleStopRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfidenceStop:
+    """Stop a sample whose lowest group confidence falls below a threshold (DeepConf).
+
+    The group confidence at a check at token c ≥ `window` is the mean token confidence of the
+    `window` tokens before c; the sample's lowest group confidence is the minimum over its check
+    points so far. The threshold is `threshold`, or, with `warmup` = n > 0, the `percentile`-th
+    percentile (linear) of the lowest group confidence of the question's first n samples that
+    ended on their own (DeepConf online); until then no sample stops on confidence.
+    See `decisions.confidence_stop_token`.
+    """
+
+    window: int = 2048
+    threshold: float | None = None
+    warmup: int = 0
+    percentile: float = 10.0
+
+    def __post_init__(self) -> None:
+        _at_least("window", self.window, 1)
+        _at_least("warmup", self.warmup, 0)
+        _finite("percentile", self.percentile)
+        _within("percentile", self.percentile, 0.0, 100.0)
+        if self.threshold is not None:
+            _finite("threshold", self.threshold)
+            if self.warmup:
+                _fail("warmup", "give either threshold or warmup, not both")
+        elif not self.warmup:
+            _fail("threshold", "give a fixed threshold, or warmup ≥ 1 to set it online")
+
+
+@dataclass(frozen=True, slots=True)
 class SampleStop:
-    """Per-kind sample stop rules plus a token cap that ends any sample."""
+    """Per-kind sample stop rules plus a token cap that ends any sample, and optionally a stop on
+    low token confidence (needs traces with confidence)."""
 
     cot: SampleStopRule
     code: SampleStopRule
     max_tokens: int = 16384
+    confidence: ConfidenceStop | None = None
 
     def __post_init__(self) -> None:
         _at_least("max_tokens", self.max_tokens, 1)
@@ -178,6 +211,7 @@ class QuestionStop:
     order: QuestionOrder = "arrival"
     rules: tuple[ConsistencyRule, ...] = ()
     valid: ValidAnswer = field(default_factory=ValidAnswer)
+    uncatchable: bool = False  # also stop once the leader cannot be caught (decisions)
 
     def __post_init__(self) -> None:
         _one_of("order", self.order, QuestionOrder)
@@ -218,11 +252,21 @@ class Vote:
     drop_negative: bool = True
     tie_tolerance: float = 1e-9
     final_read: bool = False
+    confidence: ConfidenceMetric = "none"
+    confidence_window: int = 2048
+    keep_top: float = 1.0
 
     def __post_init__(self) -> None:
         _one_of("tie_break", self.tie_break, TieBreak)
         _finite("tie_tolerance", self.tie_tolerance)
         _within("tie_tolerance", self.tie_tolerance, 0.0, 0.5)
+        _one_of("confidence", self.confidence, ConfidenceMetric)
+        _at_least("confidence_window", self.confidence_window, 1)
+        _finite("keep_top", self.keep_top)
+        if not 0.0 < self.keep_top <= 1.0:
+            _fail("keep_top", "must be in (0, 1]")
+        if self.keep_top < 1.0 and self.confidence == "none":
+            _fail("keep_top", "needs a confidence metric (vote.confidence) to rank answers by")
         if self.round_multiple is not None:
             _at_least("round_multiple", self.round_multiple, 1)
         _finite("small_or_round_weight", self.small_or_round_weight)
@@ -268,6 +312,25 @@ class SpeedLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class QuestionBudget:
+    """Per-question time budget from the time left (AIMO-3 winners): a question times out after
+    clamp(time_left − remaining × reserve_s, min_s, max_s) seconds (or its level's timeout_s if
+    smaller); time_left counts to the cutoff, remaining = questions after this one."""
+
+    reserve_s: float = 300.0
+    min_s: float = 300.0
+    max_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        _finite("reserve_s", self.reserve_s)
+        _at_least("reserve_s", self.reserve_s, 0.0)
+        _finite("min_s", self.min_s)
+        _positive("min_s", self.min_s)
+        _finite("max_s", self.max_s)
+        _at_least("max_s", self.max_s, self.min_s)
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
     """Speed levels and the rule that re-picks the level from the time left per question.
 
@@ -289,6 +352,7 @@ class Schedule:
     cutoff_answer: int = 210
     questions: int = 50
     early_timeout_count: EarlyCount = "valid"
+    budget: QuestionBudget | None = None
 
     def __post_init__(self) -> None:
         _one_of("early_timeout_count", self.early_timeout_count, EarlyCount)
@@ -441,6 +505,12 @@ class Policy:
         return self.schedule.level(number)
 
 
+def uses_confidence(policy: Policy) -> bool:
+    """Whether the policy reads token confidence (a confidence stop or confidence votes), so
+    its replay needs traces that carry it."""
+    return policy.sample_stop.confidence is not None or policy.vote.confidence != "none"
+
+
 def with_token_cap(policy: Policy, max_new_tokens: int) -> Policy:
     """`policy` with every sample capped at `max_new_tokens` (generation and sample stop), e.g. the
     cap a recording was made with, so a live run and its replay end samples at the same token."""
@@ -456,6 +526,7 @@ def with_token_cap(policy: Policy, max_new_tokens: int) -> Policy:
 
 __all__ = [
     "Check",
+    "ConfidenceStop",
     "ConsistencyRule",
     "EarlyTimeout",
     "Generation",
@@ -464,6 +535,7 @@ __all__ = [
     "Policy",
     "Prompt",
     "Prompts",
+    "QuestionBudget",
     "QuestionStop",
     "SampleMix",
     "SampleStop",
@@ -472,5 +544,6 @@ __all__ = [
     "SpeedLevel",
     "ValidAnswer",
     "Vote",
+    "uses_confidence",
     "with_token_cap",
 ]
