@@ -166,7 +166,8 @@ def derive_answers(live: LiveRun, profile: HardwareProfile) -> LiveRun:
     policy with `profile` (for stores without per-question results)."""
     from solver.store import load_problem_traces
 
-    own = load_problem_traces(live.path, live.run_id)
+    # a live run cut short (interrupted) is validated on what it holds
+    own = load_problem_traces(live.path, live.run_id, allow_incomplete=True)
     result = replay_competition(own, live.policy, profile)
     by_id = {q.problem_id: q for q in result.questions}
     qs = tuple(replace(q, answer=by_id[q.problem_id].answer, stop_reason=by_id[q.problem_id].stop_reason)

@@ -28,7 +28,7 @@ def test_aimo3_score_pairs_replicates(stores: tuple[Path, Path]) -> None:
     result = runner.invoke(app, ["simulate", "--traces", str(conf), "--policy", "aimo3-winner",
                                  "--bootstrap", "4", "--aimo3-score", "--target", "2", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     scores = data["bootstrap"]["scores"]
     a3 = data["aimo3"]
     assert a3["pairs"] == 2 and a3["target"] == 2.0

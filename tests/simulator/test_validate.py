@@ -177,14 +177,14 @@ def test_stored_per_question_results_win_when_the_store_has_them(hil_run) -> Non
     import duckdb
 
     store, live = hil_run
-    run = read_live_run(live)
+    assert read_live_run(live).answers_from == "store"  # the live solver records its answers
     with duckdb.connect(str(live)) as con:
-        for col, typ in (("final_answer", "INTEGER"), ("stop_reason", "VARCHAR"), ("start_s", "DOUBLE")):
-            con.execute(f"ALTER TABLE questions_done ADD COLUMN {col} {typ}")
+        con.execute("UPDATE questions_done SET final_answer = NULL, stop_reason = NULL")
+    assert read_live_run(live).answers_from == "derived"  # a store without them (before v2)
+    with duckdb.connect(str(live)) as con:
         con.execute("UPDATE questions_done SET final_answer = 111, stop_reason = 'timeout', start_s = 3.5")
     stored = read_live_run(live)
     assert stored.answers_from == "store"
     assert [(q.answer, q.stop_reason) for q in stored.questions] == [(111, "timeout")] * 2
     v = validate(stored, load_problem_traces(store), load_profile("h200-14b-w4kv8"))
     assert v.same_answer == (0, 0)  # both decided by a (live) timeout: not compared
-    assert run.answers_from == "derived"
