@@ -1,11 +1,14 @@
 """Child-side sandbox setup: run as `python -I -S _launcher.py CONFIG_JSON`, never imported.
 
-Stdlib only, so it starts in a few ms. Process tree (pids namespace on):
-launcher (caller's pid ns, root) -> init (pid 1 of a new pid ns) -> snippet (unprivileged).
-The launcher joins the pids cgroup, unshares net/mount/ipc/pid namespaces, makes the mount
-tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps; the snippet process
-sets rlimits, drops to the run's uid, and execs the interpreter. The snippet's wait status is
-passed back up and re-raised, so the caller sees the snippet's exit code or signal.
+Stdlib only (plus `_confine`'s two libraries in the snippet's process), so it starts in a few ms.
+Process tree (pids namespace on): launcher (caller's pid ns) -> init (pid 1 of a new pid ns) ->
+snippet. Where the caller may (root), the launcher unshares net/mount/ipc/pid namespaces, makes
+the mount tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps. Everywhere,
+the snippet process sets rlimits, drops to the run's uid (root only), applies the unprivileged
+layers of `_confine` (no new privileges, Landlock, seccomp) and execs the interpreter. The
+snippet's wait status is passed back up and re-raised, so the caller sees its exit code or
+signal. If the caller dies, the launcher kills its whole process group (which nothing in it can
+leave: seccomp denies setsid/setpgid).
 Setup errors exit with SETUP_FAILED after writing MARKER + reason to stderr.
 """
 
@@ -115,6 +118,11 @@ def _exec_snippet(cfg: dict[str, Any]) -> None:
         signal.signal(sig, signal.SIG_DFL)
     os.umask(0o077)
     os.chdir(cfg["workdir"])
+    if cfg["landlock"] or cfg["seccomp"]:
+        sys.path[:0] = cfg["libpath"]
+        from _confine import confine
+
+        confine(cfg)
     os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
 
 
@@ -139,6 +147,7 @@ def _init(cfg: dict[str, Any], status_fd: int) -> None:
 
 def _child(cfg: dict[str, Any], fn: Any, *args: Any) -> None:
     """Run `fn` in a forked child; any error before exec becomes a setup failure."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         fn(*args)
     except BaseException as exc:  # noqa: BLE001 - the child must never return into the caller's code
@@ -157,16 +166,19 @@ def _propagate(status: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else SETUP_FAILED)
 
 
+def _kill_group(*_: Any) -> None:
+    """The caller is gone: SIGKILL the launcher's process group (every snippet process, us too)."""
+    os.killpg(0, signal.SIGKILL)
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+        signal.signal(signal.SIGTERM, _kill_group)
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0), "prctl(PDEATHSIG)")
         if os.getppid() != cfg["caller"]:  # the caller died before the line above
-            os._exit(SETUP_FAILED)
-        if cfg["cgroup"]:
-            with open(os.path.join(cfg["cgroup"], "cgroup.procs"), "w", encoding="ascii") as f:
-                f.write(str(os.getpid()))
+            _kill_group()
         flags = (CLONE_NEWNET if cfg["netns"] else 0) | (CLONE_NEWPID if cfg["pidns"] else 0)
         flags |= (CLONE_NEWNS | CLONE_NEWIPC) if cfg["mountns"] else 0
         if flags:
