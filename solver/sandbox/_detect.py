@@ -48,3 +48,8 @@ def detect_isolation(python: str | None = None) -> Isolation:
         if python not in _best:
             _best[python] = next((c for c in candidates() if works(c, python)), Isolation())
         return _best[python]
+
+
+def describe_layers(python: str | None = None) -> tuple[str, ...]:
+    """Names of the layers snippets run under here (detecting them on first use)."""
+    return detect_isolation(python).describe()
