@@ -324,6 +324,7 @@ def solve(
     budget_s: float = typer.Option(18000.0, help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    require_sandbox: bool = typer.Option(False, "--require-sandbox", help="Run no model code unless every sandbox layer is here (docs/sandbox.md); answers then come from boxes."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines)."""
     import json
@@ -341,7 +342,8 @@ def solve(
             prof = load_profile(hardware or "l4x4-14b-w4kv8")
         report = run_solve(problems, policy, EngineSpec(backend, model=model, tp=tp), record=record,
                            hardware=prof, speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
-                           echo=None if as_json else typer.echo)
+                           echo=None if as_json else typer.echo,
+                           **({"require_sandbox": True} if require_sandbox else {}))
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

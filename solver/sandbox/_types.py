@@ -65,7 +65,8 @@ class Isolation:
 
 @dataclass(frozen=True)
 class ExecResult:
-    """Outcome of one snippet. `ok` means exit code 0, not killed, output not truncated."""
+    """Outcome of one snippet. `ok` means exit code 0, not killed, output not truncated;
+    `refused` that it never ran because a required sandbox layer is missing here."""
 
     ok: bool
     stdout: str
@@ -76,3 +77,4 @@ class ExecResult:
     returncode: int | None
     error: str | None
     isolation: tuple[str, ...] = ()
+    refused: bool = False
