@@ -93,15 +93,17 @@ def _config(script: str, work: str, limits: SandboxLimits, iso: Isolation, pytho
         rlimits["RLIMIT_NPROC"] = [limits.max_procs] * 2
     elif os.geteuid() != 0:  # counts all our tasks: allow what is running now plus the budget
         rlimits["RLIMIT_NPROC"] = [_tasks_of(os.getuid()) + limits.max_procs] * 2
-    from solver.sandbox._layers import exec_paths, library_path, shared_libraries
+    from solver.sandbox._filters import landlock_plan, seccomp_program
+    from solver.sandbox._layers import exec_paths
 
     return {
         "argv": [python, "-I", script], "env": env, "caller": os.getpid(), "workdir": work,
         "uid": uid, "gid": uid, "netns": iso.netns, "mountns": iso.mountns, "pidns": iso.pidns,
         "rlimits": rlimits, "expose": exposures(python) if iso.mountns and iso.drop_uid else [],
-        "work_mb": 4 * limits.file_mb, "landlock": iso.landlock > 0, "seccomp": iso.seccomp,
-        "signal_scope": iso.landlock >= 6, "libpath": library_path(),
-        "exec_paths": exec_paths(python), "libs": shared_libraries(),
+        "work_mb": 4 * limits.file_mb,
+        "landlock": landlock_plan(iso.landlock, work, iso.mountns, exec_paths(python))
+        if iso.landlock else None,
+        "seccomp": seccomp_program(iso.landlock < 6).hex() if iso.seccomp else None,
     }
 
 

@@ -1,6 +1,6 @@
 """Child-side sandbox setup: run as `python -I -S _launcher.py CONFIG_JSON`, never imported.
 
-Stdlib only (plus `_confine`'s two libraries in the snippet's process), so it starts in a few ms.
+Stdlib only (with `_confine`, also stdlib), so it starts in a few ms.
 Process tree (pids namespace on): launcher (caller's pid ns) -> init (pid 1 of a new pid ns) ->
 snippet. Where the caller may (root), the launcher unshares net/mount/ipc/pid namespaces, makes
 the mount tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps. Everywhere,
@@ -23,6 +23,9 @@ import struct
 import sys
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's dir out
+from _confine import confine  # noqa: E402 - the path line above comes first
+
 SETUP_FAILED = 125
 MARKER = "aimo-sandbox: setup failed: "
 
@@ -35,7 +38,7 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 SYS_MOUNT_SETATTR = 442  # same number on every architecture
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -112,17 +115,12 @@ def _exec_snippet(cfg: dict[str, Any]) -> None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
         os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     os.umask(0o077)
     os.chdir(cfg["workdir"])
-    if cfg["landlock"] or cfg["seccomp"]:
-        sys.path[:0] = cfg["libpath"]
-        from _confine import confine
-
-        confine(cfg)
+    confine(cfg)
     os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
 
 

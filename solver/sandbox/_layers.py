@@ -39,29 +39,6 @@ def seccomp_available() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1)
-def shared_libraries() -> dict[str, str]:
-    """Paths of libc and libseccomp, resolved once here for the launcher's pyseccomp."""
-    import ctypes.util
-
-    found = {name: ctypes.util.find_library(name) for name in ("c", "seccomp")}
-    return {name: path for name, path in found.items() if path}
-
-
-@functools.lru_cache(maxsize=1)
-def library_path() -> tuple[str, ...]:
-    """Directories the launcher (run with -I -S) imports `_confine` and its libraries from."""
-    dirs = [os.path.dirname(os.path.abspath(__file__))]
-    for name in ("landlockpy", "pyseccomp"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        path = os.path.dirname(os.path.abspath(module.__file__ or ""))
-        dirs.append(os.path.dirname(path) if name == "landlockpy" else path)
-    return tuple(dict.fromkeys(dirs))
-
-
 def _elf_interpreter(path: str) -> str | None:
     """The dynamic loader (PT_INTERP) of an ELF64 little-endian executable, if any."""
     with open(path, "rb") as f:
