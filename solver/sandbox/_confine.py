@@ -1,7 +1,8 @@
 """Unprivileged confinement, applied by the snippet's own process just before it execs Python.
 
 Imported by the launcher, stdlib only; what it loads was built by the caller (`_filters`):
-`PR_SET_NO_NEW_PRIVS`, then the Landlock ruleset (landlock_create_ruleset / add_rule /
+`PR_SET_NO_NEW_PRIVS`, every capability dropped (uid 0 included: with no-new-privs, exec cannot
+give them back), then the Landlock ruleset (landlock_create_ruleset / add_rule /
 restrict_self), then the seccomp program (last: it denies syscalls the steps before need).
 """
 
@@ -13,6 +14,8 @@ import struct
 from typing import Any
 
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 LANDLOCK_RULE_PATH_BENEATH = 1
 
@@ -29,6 +32,15 @@ def _check(ret: int, what: str) -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
+
+
+def drop_capabilities() -> None:
+    """Empty the bounding (where permitted), ambient, effective, permitted and inheritable sets."""
+    for cap in range(64):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last; EPERM without SETPCAP
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc.capset(header, bytes(24)), "capset")
 
 
 def landlock(plan: dict[str, Any]) -> None:
@@ -62,6 +74,7 @@ def seccomp(program: bytes) -> None:
 def confine(cfg: dict[str, Any]) -> None:
     """Every unprivileged layer `cfg` carries; raises if one cannot be applied."""
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    drop_capabilities()
     if cfg["landlock"]:
         landlock(cfg["landlock"])
     if cfg["seccomp"]:

@@ -24,7 +24,17 @@ DENIED = (
     "swapon", "swapoff", "acct", "syslog", "quotactl", "open_by_handle_at", "name_to_handle_at",
     "iopl", "ioperm", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
     "sethostname", "setdomainname", "vhangup",
+    # Landlock does not mediate these: a uid-0 snippet (Kaggle runs as root) could change modes,
+    # owners or extended attributes of the solver's files
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "setxattr", "lsetxattr", "fsetxattr", "setxattrat", "removexattr", "lremovexattr",
+    "fremovexattr", "removexattrat",
 )
+# Allowed on the caller itself only (first argument 0): else a snippet could renice, pin or
+# re-limit the solver, which runs as the same user.
+SELF_ONLY = ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam",
+             "sched_setattr", "migrate_pages", "move_pages")
+SELF_ONLY_SECOND = ("setpriority", "ioprio_set")  # (which, who): who 0 is the caller
 # Denied too where Landlock cannot scope signals to the sandbox (ABI < 6).
 SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal")
 # clone(2) flags that make namespaces; clone3 gets ENOSYS so libc falls back to clone.
@@ -44,6 +54,10 @@ def seccomp_program(deny_signals: bool) -> bytes:
             f.add_rule(deny, name)
         except (OSError, ValueError, RuntimeError):
             continue  # not a syscall on this architecture
+    for name in SELF_ONLY:
+        f.add_rule(deny, name, sc.Arg(0, sc.NE, 0))
+    for name in SELF_ONLY_SECOND:
+        f.add_rule(deny, name, sc.Arg(1, sc.NE, 0))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     for flag in CLONE_NS:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))

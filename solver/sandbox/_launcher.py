@@ -2,8 +2,8 @@
 
 Stdlib only (with `_confine`, also stdlib), so it starts in a few ms.
 Process tree (pids namespace on): launcher (caller's pid ns) -> init (pid 1 of a new pid ns) ->
-snippet. Where the caller may (root), the launcher unshares net/mount/ipc/pid namespaces, makes
-the mount tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps. Everywhere,
+snippet. Where the caller may (root), the launcher unshares net/mount/ipc/pid namespaces and
+mounts a tmpfs work dir; init mounts /proc and reaps. Everywhere,
 the snippet process sets rlimits, drops to the run's uid (root only), applies the unprivileged
 layers of `_confine` (no new privileges, Landlock, seccomp) and execs the interpreter. The
 snippet's wait status is passed back up and re-raised, so the caller sees its exit code or
@@ -35,19 +35,12 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-SYS_MOUNT_SETATTR = 442  # same number on every architecture
-AT_FDCWD, AT_RECURSIVE = -100, 0x8000
-MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in ("attr_set", "attr_clr", "propagation", "userns_fd")]
 
 
 def _check(ret: int, what: str) -> None:
@@ -64,31 +57,12 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
     _check(_libc.mount(_b(src), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
 
 
-def _make_readonly() -> None:
-    """Every mount read-only and nosuid: mount_setattr(2) recursively, else one by one."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
-    ret = _libc.syscall(
-        ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), b"/",
-        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if ret == 0:
-        return
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
-    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-    for point in points[1:]:
-        try:
-            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-        except OSError:
-            pass  # mounts hidden under others, or kernel ones that refuse: still no writes via /
-
-
 def _setup_mounts(cfg: dict[str, Any]) -> None:
-    """Private, read-only tree; tmpfs work dir and /dev/shm; hidden dirs masked but the interpreter."""
+    """Private mounts: tmpfs work dir and /dev/shm; hidden dirs masked but the interpreter.
+    (Writes elsewhere are Landlock's job, in every mode.)"""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     exposed = [(root, [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in paths])
                for root, paths in cfg["expose"]]
-    _make_readonly()
     for root, items in exposed:
         _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
         for path, fd in items:

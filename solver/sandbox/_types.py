@@ -34,7 +34,7 @@ class Isolation:
 
     Need root (CAP_SYS_ADMIN), used where available:
     netns: private network namespace (no interfaces up: every connect fails).
-    mountns: private mount namespace, whole tree read-only, tmpfs work dir and /dev/shm,
+    mountns: private mount namespace: tmpfs work dir (size-capped) and /dev/shm,
         /root-style unreadable dirs hidden except the interpreter.
     pidns: private pid namespace; its init dies with the launcher and takes every
         descendant with it.
@@ -43,9 +43,10 @@ class Isolation:
     Need no privilege (kernel >= 5.13 / libseccomp), used everywhere they exist:
     landlock: the kernel's Landlock ABI in force (0: none): writes only in the work dir, exec
         only of the interpreter; >= 4 no TCP; >= 6 no signals or abstract sockets outside.
-    seccomp: syscall filter: no sockets, io_uring, ptrace, new session/group, namespaces.
-    Always: no new privileges, rlimits, and the caller's watch of the whole process group
-    (memory and process count, kill on timeout).
+    seccomp: syscall filter: no sockets, io_uring, ptrace, new session/group, namespaces,
+        mode/owner changes; scheduling and limits of itself only.
+    Always: no new privileges, no capabilities (uid 0 too), rlimits, and the caller's watch
+    of the whole process group (memory and process count, kill on timeout).
     """
 
     netns: bool = False
@@ -60,7 +61,7 @@ class Isolation:
         names = [n for n in ("netns", "mountns", "pidns", "drop_uid", "seccomp") if getattr(self, n)]
         if self.landlock:
             names.insert(len(names) - self.seccomp, f"landlock-abi{self.landlock}")
-        return (*names, "no-new-privs", "tree-limits", "rlimits")
+        return (*names, "no-new-privs", "no-caps", "tree-limits", "rlimits")
 
 
 @dataclass(frozen=True)

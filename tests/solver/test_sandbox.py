@@ -237,7 +237,7 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_best_isolation_is_reported() -> None:
     r = run_code("pass", FAST)
     assert r.isolation == BEST.describe() == describe_layers()
-    assert {"rlimits", "tree-limits", "no-new-privs"} <= set(r.isolation)
+    assert {"rlimits", "tree-limits", "no-new-privs", "no-caps"} <= set(r.isolation)
 
 
 def test_limits_validate_with_field_name() -> None:
