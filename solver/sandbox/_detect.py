@@ -21,11 +21,8 @@ def candidates() -> list[Isolation]:
     """Isolations worth trying here, strongest first (uid changes and namespaces need root);
     the unprivileged layers join every one, and the last resort has none of them."""
     base = unprivileged()
-    names = [dict(netns=True, mountns=True, pidns=True, drop_uid=True),
-             dict(netns=True, pidns=True, drop_uid=True), dict(drop_uid=True),
-             dict(netns=True, mountns=True, pidns=True), dict(netns=True, pidns=True)]
-    rooted = [dataclasses.replace(base, **n) for n in names] if os.geteuid() == 0 else []
-    return [*rooted, base, Isolation()]
+    full = dataclasses.replace(base, netns=True, mountns=True, pidns=True, drop_uid=True)
+    return [*([full] if os.geteuid() == 0 else []), base, Isolation()]
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,7 +7,9 @@ caller process (tests/solver/sandbox_attacks.py):
   the tree watch hold. The interpreter may live under a root-only dir (pyenv in /root): the
   caller then starts in a private mount namespace where only those paths are bound back
   (sandbox._interp's rule), before it drops to `nobody`. That needs root here; outside CI a
-  non-root test run skips this mode, under CI=true it must run.
+  non-root test run skips this mode, under CI=true it must run;
+- root without capabilities: uid 0 with an empty capability set (no CAP_SYS_ADMIN, so no
+  namespaces), as in a Kaggle notebook.
 """
 
 from __future__ import annotations
@@ -83,6 +85,26 @@ def unprivileged() -> dict[str, list[object]]:
     if IN_CI:
         pytest.fail("CI needs unshare and setpriv (util-linux) to drop to nobody")
     pytest.skip("no unshare/setpriv to drop privileges")
+
+
+@pytest.fixture(scope="module")
+def root_without_caps() -> dict[str, list[object]]:
+    """uid 0 with every capability gone (CAP_SYS_ADMIN included): a Kaggle-like container."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        if IN_CI:
+            pytest.fail("CI must run the sandbox attack tests as root, with setpriv")
+        pytest.skip("needs root and setpriv")
+    return _run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", sys.executable,
+                 str(HARNESS), *ATTACKS])
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_root_without_capabilities_contains(root_without_caps: dict[str, list[object]],
+                                            attack: str) -> None:
+    layers = str(root_without_caps["_layers"][1])
+    assert root_without_caps["_uid"][1] == "0" and "netns" not in layers
+    contained, detail = root_without_caps[attack]
+    assert contained, f"{detail} (layers: {layers})"
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
