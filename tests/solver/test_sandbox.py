@@ -355,3 +355,18 @@ def test_missing_layers_warn_and_can_refuse(capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr(_pool, "detect_isolation", detect_isolation)
     with SandboxPool(workers=1, limits=FAST, require_layers=True) as full:
         assert (full.refusal is None) == (not _layers.missing(BEST))
+
+
+def test_sweep_removes_folders_of_dead_callers_only(tmp_path: Path) -> None:
+    from solver.sandbox._execute import sweep_stale
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid is free (a reuse before the sweep would only keep the folder)
+    stale = tmp_path / f"aimo-sbx-{dead.pid}-abc123"
+    live = tmp_path / f"aimo-sbx-{os.getpid()}-def456"
+    other = tmp_path / "aimo-sbx-notapid"
+    for d in (stale, live, other):
+        (d / "work").mkdir(parents=True)
+    (stale / "work").chmod(0o500)  # a snippet may leave parts unwritable
+    assert sweep_stale(str(tmp_path)) == [stale.name]
+    assert not stale.exists() and live.exists() and other.exists()
