@@ -15,6 +15,7 @@ from solver.sandbox._types import Isolation
 # missing ones are warned about, and refused with `require_layers`.
 WANTED = ("landlock", "landlock-signal-scope", "seccomp")
 _announced = threading.Event()
+_announce_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -22,9 +23,10 @@ def landlock_abi() -> int:
     """The kernel's Landlock ABI version (0: no Landlock: kernel < 5.13 or disabled at boot)."""
     try:
         import landlockpy
-    except ImportError:
+
+        return int(landlockpy.abi_version())
+    except Exception:  # noqa: BLE001 - ImportError, or an unexpected errno: no Landlock then
         return 0
-    return int(landlockpy.abi_version())
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,9 +80,10 @@ def missing(iso: Isolation) -> tuple[str, ...]:
 
 def announce(iso: Isolation) -> None:
     """Print, once per process, the active layers to stderr, and a warning if some are missing."""
-    if _announced.is_set():
-        return
-    _announced.set()
+    with _announce_lock:
+        if _announced.is_set():
+            return
+        _announced.set()
     print(f"aimo sandbox: layers active: {', '.join(iso.describe())}", file=sys.stderr)
     lacking = missing(iso)
     if lacking:
