@@ -28,6 +28,7 @@ class _SockFprog(ctypes.Structure):
 
 
 def _check(ret: int, what: str) -> int:
+    """`ret`, or OSError naming `what` when a libc call or syscall failed (-1 and errno)."""
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")

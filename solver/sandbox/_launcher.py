@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's dir out
-from _confine import confine  # noqa: E402 - the path line above comes first
+from _confine import _check, confine  # noqa: E402 - the path line above comes first
 
 SETUP_FAILED = 125
 MARKER = "aimo-sandbox: setup failed: "
@@ -41,12 +41,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _b(s: str | None) -> bytes | None:
