@@ -24,8 +24,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/aimo demo
 
-# Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite.
+# Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite;
+# the PostgreSQL is stopped afterwards, whatever the outcome (trap).
 test: $(STAMP) $(TRAIN_STAMP)
+	trap 'bash scripts/ci-postgres.sh stop >&2 || true' EXIT; \
 	env $$(bash scripts/test-services.sh) $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

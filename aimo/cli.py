@@ -538,6 +538,7 @@ def solve(
     logprobs: int = typer.Option(0, min=0, max=1024, help="lmdeploy: top-k logprobs per token, recorded as confidence with --record (0 = off)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of --record: its questions, time used and speed level."),
     record_run: Optional[str] = typer.Option(None, "--record-run", help="Run id to record as (or to resume)."),
+    require_sandbox: bool = typer.Option(False, "--require-sandbox", help="Run no model code unless every sandbox layer is here (docs/sandbox.md); answers then come from boxes."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
     One line per question goes to stderr as it is answered; the result is printed once at the end."""
@@ -573,7 +574,8 @@ def solve(
                                speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
                                echo=notice, overtime_rule=overtime_scores,
                                resume=resume, record_run_id=record_run,
-                               options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions())
+                               options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions(),
+                               **({"require_sandbox": True} if require_sandbox else {}))
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

@@ -6,10 +6,14 @@
 #   scripts/ci-postgres.sh stop     # stop the server started here
 #
 # The server is its own cluster (initdb) in $AIMO_PG_DATA (default /tmp/aimo-pg), owned by the
-# `postgres` system user, listening on 127.0.0.1:$AIMO_PG_PORT (default 55432) only, so it does
-# not touch a system cluster. Role `aimo` (password `aimo`) owns database `aimo_tune`; local
-# socket connections are trusted, TCP ones need the password. Idempotent: running it again on a
-# running server only makes sure the role and database exist.
+# `postgres` system user, listening on 127.0.0.1:$AIMO_PG_PORT (default 55432) and on a socket in
+# a private folder ($AIMO_PG_DATA/socket, mode 700: only `postgres` may enter it), so it does
+# not touch a system cluster. Every login needs a password (scram-sha-256), the socket's too: no
+# local process (a sandboxed snippet included) gets in by being local. The superuser's password
+# is random, kept in $AIMO_PG_DATA/superuser.pw (mode 600, owner postgres). Role `aimo` (password
+# `aimo`, no superuser) owns database `aimo_tune`. A cluster made by an older version of this
+# script (trusting local logins) is recreated. Idempotent: running it again on a running server
+# only makes sure the role and database exist. `make test` stops it after the tests (trap).
 # The test reads AIMO_PG_URL, defaulting (under CI=true) to the URL printed last.
 set -euo pipefail
 
@@ -49,10 +53,22 @@ fi
 
 mkdir -p "$DATA" "$SOCK"
 chown postgres:postgres "$DATA" "$SOCK"
+chmod 700 "$DATA" "$SOCK"
+PWFILE="$DATA/superuser.pw"
+
+if [ -f "$DATA/db/PG_VERSION" ] && { [ ! -s "$PWFILE" ] || grep -Eq '^[^#]*[[:space:]]trust([[:space:]]|$)' "$DATA/db/pg_hba.conf"; }; then
+  echo "ci-postgres.sh: recreating $DATA/db (it trusted local logins)" >&2
+  if [ -f "$DATA/db/postmaster.pid" ]; then
+    as_postgres "$BIN/pg_ctl" -D "$DATA/db" -m fast -w stop >/dev/null || true
+  fi
+  rm -rf "$DATA/db"
+fi
 
 if [ ! -f "$DATA/db/PG_VERSION" ]; then
-  as_postgres "$BIN/initdb" -D "$DATA/db" -U postgres --auth-local=trust \
-    --auth-host=scram-sha-256 -E UTF8 >/dev/null
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$PWFILE")
+  chown postgres:postgres "$PWFILE"
+  as_postgres "$BIN/initdb" -D "$DATA/db" -U postgres --pwfile="$PWFILE" \
+    --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 >/dev/null
 fi
 
 if ! as_postgres "$BIN/pg_ctl" -D "$DATA/db" status >/dev/null 2>&1; then
@@ -61,7 +77,10 @@ if ! as_postgres "$BIN/pg_ctl" -D "$DATA/db" status >/dev/null 2>&1; then
     >/dev/null
 fi
 
-psql_local() { as_postgres "$BIN/psql" -h "$SOCK" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+psql_local() {
+  PGPASSWORD="$(cat "$PWFILE")" as_postgres "$BIN/psql" -h "$SOCK" -p "$PORT" -U postgres \
+    -v ON_ERROR_STOP=1 -qtA "$@"
+}
 
 if [ "$(psql_local -c "SELECT 1 FROM pg_roles WHERE rolname = 'aimo'")" != "1" ]; then
   psql_local -c "CREATE ROLE aimo LOGIN PASSWORD 'aimo'"

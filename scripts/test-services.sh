@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Brings up what the real-part tests need before `pytest`: Debian's chromium (dashboard e2e) and a
-# throw-away PostgreSQL on 127.0.0.1 (tuner's shared-study test). Prints the env to export.
+# throw-away PostgreSQL on 127.0.0.1 (tuner's shared-study test; password logins only, socket in
+# a private folder; `make test` stops it afterwards: `bash scripts/ci-postgres.sh stop`).
+# Prints the env to export.
 # Needs root; without it the scripts say so and those tests skip locally (never under CI=true).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -274,6 +274,7 @@ def run_solve(
     budget_s: float = DEFAULT_BUDGET_S,
     code_workers: int = 4,
     code_runner: str | None = None,
+    require_sandbox: bool | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
     overtime_rule: str = "zero",
@@ -293,6 +294,8 @@ def run_solve(
         speedup: virtual seconds per wall second for replay/synthetic (`inf`: no sleeping).
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
+        require_sandbox: refuse to run code unless every sandbox layer is here (None: env
+            AIMO_REQUIRE_SANDBOX); the sandbox prints its layers to stderr once either way.
         echo: prints one line per question (None: silent).
         budget_s: the competition budget: it caps the policy's cutoff (budget less 1%), so the
             run ends within it; a run that still passes it scores by `overtime_rule`.
@@ -355,7 +358,7 @@ def run_solve(
         if kind == "sandbox":
             from solver.sandbox import SandboxPool
 
-            pool = SandboxPool(code_workers)
+            pool = SandboxPool(code_workers, require_layers=require_sandbox)
             runner = SandboxRunner(pool)
         elif kind == "recorded":
             runner = RecordedRunner()

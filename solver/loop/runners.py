@@ -56,7 +56,10 @@ class CodeRunner(Protocol):
 
 
 def outcome_of(result: ExecResult) -> CodeOutcome:
-    """The code answer of a sandbox result (the seed's rule: −1 on failure, last number % 1000)."""
+    """The code answer of a sandbox result (the seed's rule: −1 on failure, last number % 1000);
+    no answer (None) for a run the sandbox refused, so the sample's boxed answer still votes."""
+    if result.refused:
+        return CodeOutcome(None, False, 0.0, result.error)
     return CodeOutcome(code_answer(result.stdout, result.ok), result.ok, result.exec_ms, result.error)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
 import threading
 
-from solver.sandbox._cgroup import pids_base
-from solver.sandbox._execute import execute
+from solver.sandbox._execute import execute, sweep_stale
+from solver.sandbox._layers import unprivileged
 from solver.sandbox._types import Isolation, SandboxLimits
 
 _TRIAL_LIMITS = SandboxLimits(timeout_s=20, cpu_s=10, memory_mb=512, file_mb=1, max_procs=8)
@@ -17,18 +18,11 @@ _best: dict[str, Isolation] = {}
 
 
 def candidates() -> list[Isolation]:
-    """Isolations worth trying here, strongest first (uid changes and namespaces need root)."""
-    cg = pids_base() is not None
-    if os.geteuid() != 0:
-        return [Isolation(cgroup_pids=cg)]
-    return [
-        Isolation(netns=True, mountns=True, pidns=True, drop_uid=True, cgroup_pids=cg),
-        Isolation(netns=True, pidns=True, drop_uid=True, cgroup_pids=cg),
-        Isolation(drop_uid=True, cgroup_pids=cg),
-        Isolation(netns=True, mountns=True, pidns=True, cgroup_pids=cg),
-        Isolation(netns=True, pidns=True, cgroup_pids=cg),
-        Isolation(cgroup_pids=cg),
-    ]
+    """Isolations worth trying here, strongest first (uid changes and namespaces need root);
+    the unprivileged layers join every one, and the last resort has none of them."""
+    base = unprivileged()
+    full = dataclasses.replace(base, netns=True, mountns=True, pidns=True, drop_uid=True)
+    return [*([full] if os.geteuid() == 0 else []), base, Isolation()]
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,10 +35,18 @@ def works(isolation: Isolation, python: str) -> bool:
 def detect_isolation(python: str | None = None) -> Isolation:
     """The strongest working isolation for `python` (default: this interpreter); cached.
 
-    Thread-safe; the first call costs one trial run per candidate that fails (~50 ms each).
+    Thread-safe; the first call sweeps run folders left by dead callers, and costs one trial run
+    per candidate that fails (~50 ms each).
     """
     python = python or sys.executable
     with _lock:
+        if not _best:
+            sweep_stale()
         if python not in _best:
             _best[python] = next((c for c in candidates() if works(c, python)), Isolation())
         return _best[python]
+
+
+def describe_layers(python: str | None = None) -> tuple[str, ...]:
+    """Names of the layers snippets run under here (detecting them on first use)."""
+    return detect_isolation(python).describe()

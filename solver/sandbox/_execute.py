@@ -1,10 +1,11 @@
 """Run one snippet under a given `Isolation`: launch, stream capped output, enforce the wall
-clock, kill everything left, clean up, classify the outcome."""
+clock and the tree's memory and process limits, kill everything left, clean up, classify."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -14,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from solver.sandbox import _uids
-from solver.sandbox._cgroup import PidsCgroup, pids_base
+from solver.sandbox import _tree, _uids
 from solver.sandbox._interp import exposures
 from solver.sandbox._launcher import MARKER, SETUP_FAILED
 from solver.sandbox._types import ExecResult, Isolation, SandboxLimits
@@ -23,21 +23,8 @@ from solver.sandbox._types import ExecResult, Isolation, SandboxLimits
 LAUNCHER = str(Path(__file__).with_name("_launcher.py"))
 _CHUNK = 65536
 _EXIT_GRACE_S = 0.2  # after the launcher exits, how long leftover writers may keep the pipes
-
-# Without a network namespace: refuse sockets, and spawning programs that would not carry the hook.
-AUDIT_BOOT = """\
-import sys
-def _aimo_sandbox_hook(event, args, _blocked=("socket.", "subprocess.Popen", "os.system",
-                       "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn")):
-    if event.startswith(_blocked):
-        raise PermissionError(f"sandbox: {event} is blocked")
-sys.addaudithook(_aimo_sandbox_hook)
-del _aimo_sandbox_hook
-sys.argv = sys.argv[1:]
-import runpy
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
+_TREE_EVERY_S = 0.05  # how often the tree's memory and process count are checked
+_PREFIX = "aimo-sbx-"
 _THREAD_CAPS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -52,9 +39,8 @@ def execute(code: str, limits: SandboxLimits, isolation: Isolation, python: str)
 
 
 def _execute(code: str, limits: SandboxLimits, iso: Isolation, python: str, start: float) -> ExecResult:
-    root = tempfile.mkdtemp(prefix="aimo-sbx-")
+    root = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     uid: int | None = None
-    group: PidsCgroup | None = None
     try:
         os.chmod(root, 0o755)
         script, work = os.path.join(root, "main.py"), os.path.join(root, "work")
@@ -65,25 +51,34 @@ def _execute(code: str, limits: SandboxLimits, iso: Isolation, python: str, star
         if iso.drop_uid:
             uid = _uids.acquire()
             os.chown(work, uid, uid)
-        if iso.cgroup_pids:
-            base = pids_base()
-            if base is None:
-                raise OSError("pids cgroup not available")
-            group = PidsCgroup.create(base, limits.max_procs + 2)  # + launcher and init
-        cfg = _config(script, work, limits, iso, python, uid, group)
+        cfg = _config(script, work, limits, iso, python, uid)
         argv = [python, "-I", "-S", LAUNCHER, json.dumps(cfg)]
-        return _supervise(argv, cfg["env"], limits, iso, group, start)
+        return _supervise(argv, cfg["env"], limits, iso, start)
     finally:
-        if group is not None:
-            group.kill_all()
-            group.remove()
         if uid is not None:
             _uids.release(uid)
         _remove_tree(root)
 
 
+def sweep_stale(tmp: str | None = None) -> list[str]:
+    """Remove run folders left by callers that died (SIGKILL skips `finally`); returns them.
+
+    A folder is `aimo-sbx-<caller pid>-*`; it is stale when no process has that pid (a reused
+    pid keeps it until a later sweep: harmless). Their snippets died with the caller (the
+    launcher kills its group, or its pid namespace ends).
+    """
+    tmp = tmp or tempfile.gettempdir()
+    removed = []
+    for name in os.listdir(tmp):
+        m = re.fullmatch(re.escape(_PREFIX) + r"(\d+)-\w+", name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            _remove_tree(os.path.join(tmp, name))
+            removed.append(name)
+    return removed
+
+
 def _config(script: str, work: str, limits: SandboxLimits, iso: Isolation, python: str,
-            uid: int | None, group: PidsCgroup | None) -> dict[str, Any]:
+            uid: int | None) -> dict[str, Any]:
     env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": work, "TMPDIR": work,
            "LANG": os.environ.get("LANG", "C.UTF-8")}
     env.update(dict.fromkeys(_THREAD_CAPS, "1"))
@@ -98,44 +93,60 @@ def _config(script: str, work: str, limits: SandboxLimits, iso: Isolation, pytho
         rlimits["RLIMIT_NPROC"] = [limits.max_procs] * 2
     elif os.geteuid() != 0:  # counts all our tasks: allow what is running now plus the budget
         rlimits["RLIMIT_NPROC"] = [_tasks_of(os.getuid()) + limits.max_procs] * 2
-    argv = [python, "-I", script] if iso.netns else [python, "-I", "-c", AUDIT_BOOT, script]
+    from solver.sandbox._filters import landlock_plan, seccomp_program
+    from solver.sandbox._layers import exec_paths
+
     return {
-        "argv": argv, "env": env, "caller": os.getpid(), "workdir": work, "uid": uid, "gid": uid,
-        "netns": iso.netns, "mountns": iso.mountns, "pidns": iso.pidns,
-        "cgroup": group.path if group else None, "rlimits": rlimits,
-        "expose": exposures(python) if iso.mountns and iso.drop_uid else [],
+        "argv": [python, "-I", script], "env": env, "caller": os.getpid(), "workdir": work,
+        "uid": uid, "gid": uid, "netns": iso.netns, "mountns": iso.mountns, "pidns": iso.pidns,
+        "rlimits": rlimits, "expose": exposures(python) if iso.mountns and iso.drop_uid else [],
         "work_mb": 4 * limits.file_mb,
+        "landlock": landlock_plan(iso.landlock, work, iso.mountns, exec_paths(python))
+        if iso.landlock else None,
+        "seccomp": seccomp_program(iso.landlock < 6).hex() if iso.seccomp else None,
     }
 
 
 def _supervise(argv: list[str], env: dict[str, str], limits: SandboxLimits, iso: Isolation,
-               group: PidsCgroup | None, start: float) -> ExecResult:
+               start: float) -> ExecResult:
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
-        return _pump(proc, limits, iso, group, start)
+        return _pump(proc, limits, iso, start)
     except BaseException:
         _killpg(proc.pid)
         proc.wait()
         raise
 
 
+def _over_limit(pgid: int, limits: SandboxLimits) -> str | None:
+    """Why the tree must be killed now ("memory", "process limit"), or None."""
+    used = _tree.usage(pgid)
+    if used.rss_bytes > limits.memory_mb << 20:
+        return "memory"
+    if used.procs > limits.max_procs + 2:  # + launcher and pid-namespace init
+        return "process limit"
+    return None
+
+
 def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
-          group: PidsCgroup | None, start: float) -> ExecResult:
-    """Read output until exit or deadline, keeping each stream's last `output_bytes` (the seed
-    parses the last number of the whole stdout, so a capped output keeps its tail and the run is
-    not failed for it); kill what is left; build the result."""
+          start: float) -> ExecResult:
+    """Read output until exit, deadline or a tree limit, keeping each stream's last
+    `output_bytes` (the seed parses the last number of the whole stdout, so a capped output keeps
+    its tail and the run is not failed for it); kill what is left; build the result."""
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     bufs = {out_fd: bytearray(), err_fd: bytearray()}
     deadline = start + limits.timeout_s
     timed_out = truncated = False
+    over: str | None = None
     exited_at: float | None = None
+    next_check = start
     with selectors.DefaultSelector() as sel:
         for fd in bufs:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map():
+        while sel.get_map() and over is None:
             now = time.monotonic()
             if exited_at is None and _exited(proc.pid):
                 exited_at = now
@@ -145,7 +156,12 @@ def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
             if exited_at is None and now >= deadline:
                 timed_out = True
                 break
-            for key, _ in sel.select(timeout=max(0.0, min(deadline - now, 0.05))):
+            if exited_at is None and now >= next_check:
+                over, next_check = _over_limit(proc.pid, limits), now + _TREE_EVERY_S
+                if over is not None:
+                    break
+            wait = min(deadline - now, next_check - now, 0.05)
+            for key, _ in sel.select(timeout=max(0.0, wait)):
                 fd = key.fd
                 try:
                     chunk = os.read(fd, _CHUNK)
@@ -159,24 +175,26 @@ def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
                 if len(buf) > limits.output_bytes:
                     del buf[:len(buf) - limits.output_bytes]
                     truncated = True
-    while exited_at is None and not timed_out:
+    while exited_at is None and not (timed_out or over):
+        now = time.monotonic()
         if _exited(proc.pid):
-            exited_at = time.monotonic()
-        elif time.monotonic() >= deadline:
+            exited_at = now
+        elif now >= deadline:
             timed_out = True
+        elif now >= next_check:
+            over, next_check = _over_limit(proc.pid, limits), now + _TREE_EVERY_S
         else:
             time.sleep(0.002)
     end = exited_at if exited_at is not None else time.monotonic()
     _killpg(proc.pid)  # launcher not reaped yet, so its pgid cannot have been reused
-    if group is not None:
-        group.kill_all()
     returncode = proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    killed_by_us = timed_out and exited_at is None
+    killed_by_us = (timed_out or over is not None) and exited_at is None
     out, err = (bufs[fd].decode("utf-8", "replace") for fd in (out_fd, err_fd))
     rc = None if killed_by_us else returncode
-    error = _classify(rc, err, timed_out and killed_by_us)
+    error = (over if killed_by_us and over else None) or _classify(
+        rc, err, timed_out and killed_by_us)
     return ExecResult(error is None, out, err, (end - start) * 1000, timed_out and killed_by_us,
                       truncated, rc, error, iso.describe())
 

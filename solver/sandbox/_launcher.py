@@ -1,11 +1,14 @@
 """Child-side sandbox setup: run as `python -I -S _launcher.py CONFIG_JSON`, never imported.
 
-Stdlib only, so it starts in a few ms. Process tree (pids namespace on):
-launcher (caller's pid ns, root) -> init (pid 1 of a new pid ns) -> snippet (unprivileged).
-The launcher joins the pids cgroup, unshares net/mount/ipc/pid namespaces, makes the mount
-tree read-only and mounts a tmpfs work dir; init mounts /proc and reaps; the snippet process
-sets rlimits, drops to the run's uid, and execs the interpreter. The snippet's wait status is
-passed back up and re-raised, so the caller sees the snippet's exit code or signal.
+Stdlib only (with `_confine`, also stdlib), so it starts in a few ms.
+Process tree (pids namespace on): launcher (caller's pid ns) -> init (pid 1 of a new pid ns) ->
+snippet. Where the caller may (root), the launcher unshares net/mount/ipc/pid namespaces and
+mounts a tmpfs work dir; init mounts /proc and reaps. Everywhere,
+the snippet process sets rlimits, drops to the run's uid (root only), applies the unprivileged
+layers of `_confine` (no new privileges, Landlock, seccomp) and execs the interpreter. The
+snippet's wait status is passed back up and re-raised, so the caller sees its exit code or
+signal. If the caller dies, the launcher kills its whole process group (which nothing in it can
+leave: seccomp denies setsid/setpgid).
 Setup errors exit with SETUP_FAILED after writing MARKER + reason to stderr.
 """
 
@@ -20,6 +23,9 @@ import struct
 import sys
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's dir out
+from _confine import _check, confine  # noqa: E402 - the path line above comes first
+
 SETUP_FAILED = 125
 MARKER = "aimo-sandbox: setup failed: "
 
@@ -29,25 +35,12 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-SYS_MOUNT_SETATTR = 442  # same number on every architecture
-AT_FDCWD, AT_RECURSIVE = -100, 0x8000
-MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in ("attr_set", "attr_clr", "propagation", "userns_fd")]
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _b(s: str | None) -> bytes | None:
@@ -58,31 +51,12 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
     _check(_libc.mount(_b(src), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
 
 
-def _make_readonly() -> None:
-    """Every mount read-only and nosuid: mount_setattr(2) recursively, else one by one."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
-    ret = _libc.syscall(
-        ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), b"/",
-        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if ret == 0:
-        return
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
-    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-    for point in points[1:]:
-        try:
-            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-        except OSError:
-            pass  # mounts hidden under others, or kernel ones that refuse: still no writes via /
-
-
 def _setup_mounts(cfg: dict[str, Any]) -> None:
-    """Private, read-only tree; tmpfs work dir and /dev/shm; hidden dirs masked but the interpreter."""
+    """Private mounts: tmpfs work dir and /dev/shm; hidden dirs masked but the interpreter.
+    (Writes elsewhere are Landlock's job, in every mode.)"""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     exposed = [(root, [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in paths])
                for root, paths in cfg["expose"]]
-    _make_readonly()
     for root, items in exposed:
         _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
         for path, fd in items:
@@ -109,12 +83,12 @@ def _exec_snippet(cfg: dict[str, Any]) -> None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
         os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     os.umask(0o077)
     os.chdir(cfg["workdir"])
+    confine(cfg)
     os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
 
 
@@ -139,6 +113,7 @@ def _init(cfg: dict[str, Any], status_fd: int) -> None:
 
 def _child(cfg: dict[str, Any], fn: Any, *args: Any) -> None:
     """Run `fn` in a forked child; any error before exec becomes a setup failure."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         fn(*args)
     except BaseException as exc:  # noqa: BLE001 - the child must never return into the caller's code
@@ -157,16 +132,19 @@ def _propagate(status: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else SETUP_FAILED)
 
 
+def _kill_group(*_: Any) -> None:
+    """The caller is gone: SIGKILL the launcher's process group (every snippet process, us too)."""
+    os.killpg(0, signal.SIGKILL)
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+        signal.signal(signal.SIGTERM, _kill_group)
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0), "prctl(PDEATHSIG)")
         if os.getppid() != cfg["caller"]:  # the caller died before the line above
-            os._exit(SETUP_FAILED)
-        if cfg["cgroup"]:
-            with open(os.path.join(cfg["cgroup"], "cgroup.procs"), "w", encoding="ascii") as f:
-                f.write(str(os.getpid()))
+            _kill_group()
         flags = (CLONE_NEWNET if cfg["netns"] else 0) | (CLONE_NEWPID if cfg["pidns"] else 0)
         flags |= (CLONE_NEWNS | CLONE_NEWIPC) if cfg["mountns"] else 0
         if flags:

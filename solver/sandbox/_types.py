@@ -32,37 +32,44 @@ class SandboxLimits:
 class Isolation:
     """Which mechanisms a run uses; `detect_isolation()` picks the strongest that works here.
 
+    Need root (CAP_SYS_ADMIN), used where available:
     netns: private network namespace (no interfaces up: every connect fails).
-    mountns: private mount namespace, whole tree read-only, tmpfs work dir, /root-style
-        unreadable dirs hidden except the interpreter. Needs root (CAP_SYS_ADMIN).
+    mountns: private mount namespace: tmpfs work dir (size-capped) and /dev/shm,
+        /root-style unreadable dirs hidden except the interpreter.
     pidns: private pid namespace; its init dies with the launcher and takes every
-        descendant with it, even ones that left the process group.
-    drop_uid: run as a fresh unprivileged uid/gid (per run), so RLIMIT_NPROC is enforced
-        and root-owned files are out of reach. Needs root.
-    cgroup_pids: a pids cgroup per run with pids.max (exact process cap, kill-all).
-    Without netns, a Python audit hook blocks socket and process-spawning events instead.
+        descendant with it.
+    drop_uid: run as a fresh unprivileged uid/gid (per run), so RLIMIT_NPROC is exact and
+        root-owned files are out of reach.
+    Need no privilege (kernel >= 5.13 / libseccomp), used everywhere they exist:
+    landlock: the kernel's Landlock ABI in force (0: none): writes only in the work dir, exec
+        only of the interpreter; >= 4 no TCP; >= 6 no signals or abstract sockets outside.
+    seccomp: syscall filter: no sockets, io_uring, ptrace, new session/group, namespaces,
+        mode/owner changes; scheduling and limits of itself only.
+    Always: no new privileges, no capabilities (uid 0 too), rlimits, and the caller's watch
+    of the whole process group (memory and process count, kill on timeout).
     """
 
     netns: bool = False
     mountns: bool = False
     pidns: bool = False
     drop_uid: bool = False
-    cgroup_pids: bool = False
+    landlock: int = 0
+    seccomp: bool = False
 
     def describe(self) -> tuple[str, ...]:
         """Short names of the mechanisms in force, for `ExecResult.isolation` and logs."""
-        names = [f.name for f in fields(self) if getattr(self, f.name)]
-        if not self.netns:
-            names.append("audit-hook")
-        names.append("rlimits")
-        return tuple(names)
+        names = [n for n in ("netns", "mountns", "pidns", "drop_uid", "seccomp") if getattr(self, n)]
+        if self.landlock:
+            names.insert(len(names) - self.seccomp, f"landlock-abi{self.landlock}")
+        return (*names, "no-new-privs", "no-caps", "tree-limits", "rlimits")
 
 
 @dataclass(frozen=True)
 class ExecResult:
     """Outcome of one snippet. `ok` means exit code 0 and not killed. `truncated`: a stream wrote
     more than `output_bytes`; only its last `output_bytes` are kept (the answer is the last
-    number, as the seed's), which is not a failure."""
+    number, as the seed's), which is not a failure. `refused`: it never ran because a required
+    sandbox layer is missing here."""
 
     ok: bool
     stdout: str
@@ -73,3 +80,4 @@ class ExecResult:
     returncode: int | None
     error: str | None
     isolation: tuple[str, ...] = ()
+    refused: bool = False

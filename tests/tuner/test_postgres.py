@@ -90,3 +90,25 @@ def test_independent_runs_join_the_same_studies(store: Path, tmp_path: Path, stu
         assert sum(1 for t in study.get_trials() if t.user_attrs.get("base")) >= 1
     # either run's export loads
     assert load_policy(tmp_path / "best0.yaml").name == f"tuned-{study_name}"
+
+
+def test_server_takes_password_logins_only() -> None:
+    """scripts/ci-postgres.sh: no login by being local (issue 14: a snippet got a shell as postgres
+    through a trusting socket); the socket lives in a folder only `postgres` may enter."""
+    import psycopg
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(URL))
+    for user in ("postgres", parts.username):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host=parts.hostname, port=parts.port, user=user, dbname="postgres",
+                            password="", connect_timeout=10).close()
+    data = Path(os.environ.get("AIMO_PG_DATA", "/tmp/aimo-pg"))
+    if (data / "socket").exists():
+        assert (data / "socket").stat().st_mode & 0o077 == 0
+        with pytest.raises(psycopg.OperationalError, match="password"):  # the socket asks too
+            psycopg.connect(host=str(data / "socket"), port=parts.port, user="postgres",
+                            dbname="postgres", password="", connect_timeout=10).close()
+        hba = (data / "db" / "pg_hba.conf").read_text() if os.access(data, os.R_OK) else ""
+        rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
+        assert all(r[-1] == "scram-sha-256" for r in rules)
