@@ -47,7 +47,7 @@ from solver.policy import (
     confidence_stop_token,
     confidence_threshold,
     consistency_stop,
-    leader_uncatchable,
+    uncatchable_among,
     lowest_group,
     code_mode,
     early_timeout_count,
@@ -186,16 +186,10 @@ def replay_question(
         ordered = tracker.valid_answers_ordered(policy.question_stop)
         reason = consistency_stop(policy.question_stop, level, ordered)
         if reason is None and policy.question_stop.uncatchable:
-            secure: list[tuple[int, float]] = []
-            open_w = 0.0
-            for s in slots:
-                if s.state == "done" and not s.pending:
-                    value = tracker.valid_of(s.index)
-                    if value is not None:
-                        secure.append((value, kw.of(s.kind)))
-                else:
-                    open_w += kw.of(s.kind)
-            if leader_uncatchable(secure, open_w):
+            if uncatchable_among(
+                (s.state == "done" and not s.pending, tracker.valid_of(s.index), kw.of(s.kind))
+                for s in slots
+            ):
                 reason = "uncatchable"
         return reason
 

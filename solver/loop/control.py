@@ -53,7 +53,7 @@ from solver.policy import (
     confidence_grid,
     confidence_threshold,
     consistency_stop,
-    leader_uncatchable,
+    uncatchable_among,
     lowest_group,
     early_timeout_count,
     read_boxes,
@@ -183,20 +183,14 @@ class _QuestionLoop:
 
     def question_check(self) -> str | None:
         """The simulator's question check: consistency, then (if asked) the uncatchable leader
-        over the samples that ended with no code pending (`leader_uncatchable`)."""
+        over the samples that ended with no code pending (`uncatchable_among`)."""
         stop = self.consistency()
         if stop is None and self.policy.question_stop.uncatchable:
             kw = self.policy.vote.kind_weights
-            secure: list[tuple[int, float]] = []
-            open_w = 0.0
-            for s in self.samples:
-                value = self.tracker.valid_of(s.index)
-                if s.ended and not s.pending:
-                    if value is not None:
-                        secure.append((value, kw.of(s.kind)))
-                else:
-                    open_w += kw.of(s.kind)
-            if leader_uncatchable(secure, open_w):
+            if uncatchable_among(
+                (s.ended and not s.pending, self.tracker.valid_of(s.index), kw.of(s.kind))
+                for s in self.samples
+            ):
                 stop = "uncatchable"
         return stop
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -449,6 +449,21 @@ def leader_uncatchable(secure: Sequence[tuple[int, float]], open_weight: float) 
     return ranked[0] > second + open_weight
 
 
+def uncatchable_among(samples: Iterable[tuple[bool, int | None, float]]) -> bool:
+    """`leader_uncatchable` over (settled, valid answer, kind weight) per sample in sample order:
+    a settled sample (ended, no code result pending) secures its valid answer; every other
+    sample's weight is still open. The one reading of the rule for every clock."""
+    secure: list[tuple[int, float]] = []
+    open_weight = 0.0
+    for settled, value, weight in samples:
+        if settled:
+            if value is not None:
+                secure.append((value, weight))
+        else:
+            open_weight += weight
+    return leader_uncatchable(secure, open_weight)
+
+
 # --------------------------------------------------------------------------- confidence
 
 # columns of `confidence_grid`
@@ -648,6 +663,7 @@ __all__ = [
     "consistency_stop",
     "kept_by_confidence",
     "leader_uncatchable",
+    "uncatchable_among",
     "lowest_group",
     "percentile_linear",
     "question_budget_s",
