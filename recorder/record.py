@@ -39,6 +39,7 @@ DEFAULT_PROMPTS = "cot:16,code:16"
 DEFAULT_LIMITS = SandboxLimits()  # the seed's 30 s per code run
 ERROR_CHARS = 500
 PROGRESS_EVERY_S = 0.5
+MAX_FINISHING = 2  # questions whose code runs may still be finishing while the next one streams
 _MIX_ITEM = re.compile(r"^\s*(cot|code)\s*:\s*(\d+)\s*$")
 # gen_config keys that must match when a recording is resumed (the rest may differ, e.g. start-up)
 _RESUME_KEYS = (
@@ -393,52 +394,90 @@ async def record_questions(
     pool: SandboxPool | None,
     stats: RecordStats,
     progress: _Progress | None = None,
+    max_finishing: int = MAX_FINISHING,
 ) -> list[str]:
-    """Record each problem in turn (every sample to its natural end); returns the ids written."""
-    written = []
-    for problem in problems:
-        t_begin = time.perf_counter()
-        specs = prompt_specs(policy, kinds, problem.question)
-        if progress is not None:
-            progress.question(problem.problem_id)
-        stream = await engine.start_question(problem.problem_id, problem.question, specs, sampling)
-        log = QuestionLog(kinds, stream, recorder, pool, policy.extraction)
-        t_stream = time.perf_counter()
-        stats.start_s += t_stream - t_begin
-        handler = 0.0
-        n_chunks = 0
-        next_progress = PROGRESS_EVERY_S
-        async for chunk in stream:
-            t0 = time.perf_counter()
-            log.on_chunk(chunk)
-            n_chunks += 1
-            if progress is not None and chunk.t >= next_progress:
-                next_progress = chunk.t + PROGRESS_EVERY_S
-                progress.tokens(log.tokens, chunk.t)
-            handler += time.perf_counter() - t0
-        t_end = time.perf_counter()
+    """Record each problem in turn (every sample to its natural end); returns the ids written.
+
+    Generation is the GPU's work and code runs the CPU's, so they overlap: once a question's
+    stream ends, its remaining code runs finish (and the question commits) in a task of its own
+    while the next question streams; at most `max_finishing` questions wait on code at once
+    (1: one question at a time, as before). Each
+    question records into its own buffer (`RunRecorder.question`) and keeps its own clock, so the
+    recorded answer tokens, times and run times are what they would be one question at a time.
+    """
+    written: list[str] = []
+    finishing: list[asyncio.Task[None]] = []
+
+    async def finish(log: QuestionLog, qrec: RunRecorder, problem: Problem,
+                     stream: QuestionStream) -> None:
         await log.finish()
         t_code = time.perf_counter()
-        recorder.commit_question(
+        qrec.commit_question(
             ProblemRow(problem.problem_id, problem.position, problem.question, problem.answer),
             wall_s=stream.now(),
         )
-        t_commit = time.perf_counter()
-        stats.questions += 1
-        stats.samples += log.samples
-        stats.chunks += n_chunks
-        stats.tokens += log.tokens
+        stats.commit_s += time.perf_counter() - t_code
+        recorder.confidence_missing += qrec.confidence_missing
+        recorder.spooled += qrec.spooled
         stats.answers += log.answers
         stats.code_runs += log.code_runs
-        stats.stream_s += t_end - t_stream
-        stats.handler_s += handler
-        stats.code_wait_s += t_code - t_end
-        stats.commit_s += t_commit - t_code
         written.append(problem.problem_id)
         if progress is not None:
-            progress.tokens(log.tokens, t_end - t_stream)
             progress.advance()
-    return written
+
+    async def wait_oldest() -> None:
+        t0 = time.perf_counter()
+        await finishing.pop(0)  # an error (e.g. a refused commit) surfaces here
+        stats.code_wait_s += time.perf_counter() - t0
+
+    try:
+        for problem in problems:
+            t_begin = time.perf_counter()
+            specs = prompt_specs(policy, kinds, problem.question)
+            if progress is not None:
+                progress.question(problem.problem_id)
+            stream = await engine.start_question(problem.problem_id, problem.question, specs,
+                                                 sampling)
+            qrec = recorder.question()
+            log = QuestionLog(kinds, stream, qrec, pool, policy.extraction)
+            t_stream = time.perf_counter()
+            stats.start_s += t_stream - t_begin
+            handler = 0.0
+            n_chunks = 0
+            next_progress = PROGRESS_EVERY_S
+            async for chunk in stream:
+                t0 = time.perf_counter()
+                log.on_chunk(chunk)
+                n_chunks += 1
+                if progress is not None and chunk.t >= next_progress:
+                    next_progress = chunk.t + PROGRESS_EVERY_S
+                    progress.tokens(log.tokens, chunk.t)
+                handler += time.perf_counter() - t0
+            t_end = time.perf_counter()
+            stats.questions += 1
+            stats.samples += log.samples
+            stats.chunks += n_chunks
+            stats.tokens += log.tokens
+            stats.stream_s += t_end - t_stream
+            stats.handler_s += handler
+            if progress is not None:
+                progress.tokens(log.tokens, t_end - t_stream)
+            finishing.append(asyncio.create_task(finish(log, qrec, problem, stream)))
+            while len(finishing) >= max(1, max_finishing):
+                await wait_oldest()
+        while finishing:
+            await wait_oldest()
+    except asyncio.CancelledError:
+        for task in finishing:
+            task.cancel()
+        raise
+    except BaseException:
+        # e.g. the engine died: the questions already generated still finish and commit (their
+        # code runs need no engine), so a rerun resumes after them
+        await asyncio.gather(*finishing, return_exceptions=True)
+        raise
+    done = set(written)
+    return [p.problem_id for p in problems if p.problem_id in done]
 
 
 def default_run_id(model: str | Path, problems_csv: str | Path) -> str:
@@ -486,6 +525,7 @@ def run_record(
     notes: str | None = None,
     show_progress: bool | None = None,
     shard: Shard | None = None,
+    max_finishing: int = MAX_FINISHING,
     logprobs: int = DEFAULT_TOP_K,
 ) -> RecordSummary:
     """Record `samples` samples of every problem of `problems_csv` into the store `out`.
@@ -563,6 +603,7 @@ def run_record(
             sandbox_workers=sandbox_workers,
             sandbox_limits=sandbox_limits,
             logprobs=logprobs,
+            max_finishing=max_finishing,
         )
     except BaseException:
         if own_engine and not getattr(engine, "_closed", False):
@@ -589,6 +630,7 @@ def _record(
     sandbox_workers: int,
     sandbox_limits: SandboxLimits,
     logprobs: int = 0,
+    max_finishing: int = MAX_FINISHING,
 ) -> RecordSummary:
     """`run_record` once the engine exists: start or resume the run, record, finish the run."""
     stats = RecordStats(engine_startup_s=getattr(engine, "startup_s", None))
@@ -616,7 +658,8 @@ def _record(
     progress = _Progress(len(problems), len(skipped), show_progress)
     pool = SandboxPool(sandbox_workers, sandbox_limits) if run_code else None
     work = record_questions(
-        engine, todo, recorder, pol, kinds, sampling, pool=pool, stats=stats, progress=progress
+        engine, todo, recorder, pol, kinds, sampling, pool=pool, stats=stats, progress=progress,
+        max_finishing=max_finishing,
     )
     started = time.perf_counter()
     status = "failed"

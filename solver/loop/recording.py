@@ -62,6 +62,17 @@ class RunRecorder:
         self.spooled = 0
         self._reset()
 
+    def question(self) -> RunRecorder:
+        """A recorder for one question that shares this run's writer but has its own buffer: a
+        question's late code results land in it while the next question streams (aimo record
+        overlaps them). Commit it with its own `commit_question`."""
+        child = object.__new__(RunRecorder)
+        child.writer, child.run = self.writer, self.run
+        child.confidence_missing = 0
+        child.spooled = 0
+        child._reset()
+        return child
+
     def _reset(self) -> None:
         self._seq: dict[int, int] = {}
         self._samples: dict[str, list] = {k: [] for k in _SAMPLE_TYPES}

@@ -571,3 +571,33 @@ def test_bad_logprobs_argument(problems: Path, tmp_path: Path, k: int) -> None:
         run_record(problems, "/m", "pytorch", 1, tmp_path / "r.duckdb", logprobs=k,
                    engine=ScriptedEngine(texts), show_progress=False)
     assert info.value.field == "--logprobs"
+
+
+class _TimedEngine(ScriptedEngine):
+    """A ScriptedEngine that notes when each question's generation started."""
+
+    def __init__(self, texts_for) -> None:
+        super().__init__(texts_for)
+        self.started: dict[str, float] = {}
+
+    async def start_question(self, question_id, question, prompts, sampling):
+        self.started[question_id] = time.monotonic()
+        return await super().start_question(question_id, question, prompts, sampling)
+
+
+def test_code_runs_overlap_the_next_questions_generation(problems: Path, tmp_path: Path) -> None:
+    # each question's code sample sleeps 3 s; generation takes milliseconds: one question at a
+    # time, p2 would start after p1's code finished; overlapped, it starts at once
+    slow = "```python\nimport time\ntime.sleep(3)\nprint(7)\n```\nSo \\boxed{7}"
+    eng = _TimedEngine(lambda p, s: slow)
+    out = tmp_path / "rec.duckdb"
+    summary = run_record(problems, "/models/m", "scripted", 1, out, prompts="code:1", engine=eng,
+                         sandbox_limits=LIMITS, show_progress=False)
+    assert summary.written == ("p1", "p2", "p3")
+    assert eng.started["p2"] - eng.started["p1"] < 2.5
+    # the recorded run times stay those of the runs themselves, one committed row per question
+    rows = query(out, "SELECT problem_id, value, code_ok, exec_ms FROM answers "
+                      "WHERE source = 'code' ORDER BY problem_id")
+    assert [(p, v, ok) for p, v, ok, _ in rows] == [("p1", 7, True), ("p2", 7, True), ("p3", 7, True)]
+    assert all(3000 <= ms < 3000 + 2500 for *_, ms in rows)
+    assert query(out, "SELECT count(*) FROM questions_done")[0][0] == 3
