@@ -12,18 +12,17 @@ import streamlit as st
 
 from dashboard import charts, data, ui
 
+# The table fits the page's width: backend, quantization and mean length are in the run's
+# details below it.
 TABLE_COLUMNS = [
     "run_id",
     "kind",
     "status",
     "model",
-    "backend",
-    "quantization",
     "hardware",
     "problems",
     "samples",
     "tokens",
-    "mean_tokens",
     "sample_accuracy",
     "majority_accuracy",
     "created_at",
@@ -58,11 +57,25 @@ def render() -> None:
         key="runs_table",
         on_select=pick,
         selection_mode="single-row",
+        width="stretch",
         column_config={
-            "sample_accuracy": st.column_config.NumberColumn("samples right", format="percent"),
-            "majority_accuracy": st.column_config.NumberColumn("majority right", format="percent"),
-            "mean_tokens": st.column_config.NumberColumn("mean tokens", format="%.0f"),
-            "tokens": st.column_config.NumberColumn("tokens", format="localized"),
+            "run_id": st.column_config.TextColumn("run", width="medium", pinned=True),
+            "kind": st.column_config.TextColumn("kind", width="small"),
+            "status": st.column_config.TextColumn("status", width="small"),
+            "model": st.column_config.TextColumn("model", width="medium"),
+            "hardware": st.column_config.TextColumn("hardware", width="small"),
+            "problems": st.column_config.NumberColumn("problems", width="small"),
+            "samples": st.column_config.NumberColumn("samples", width="small"),
+            "tokens": st.column_config.NumberColumn("tokens", format="localized", width="small"),
+            "sample_accuracy": st.column_config.NumberColumn(
+                "samples right", format="percent", width="small"
+            ),
+            "majority_accuracy": st.column_config.NumberColumn(
+                "majority right", format="percent", width="small"
+            ),
+            "created_at": st.column_config.DatetimeColumn(
+                "created", format="YYYY-MM-DD HH:mm", width="small"
+            ),
         },
     )
     st.plotly_chart(charts.runs_chart(runs), key="runs_chart")
@@ -74,6 +87,10 @@ def render() -> None:
     cols[1].metric("Samples", int(run["samples"]))
     cols[2].metric("Samples right", _pct(run["sample_accuracy"]))
     cols[3].metric("Majority vote right", _pct(run["majority_accuracy"]))
+    st.caption(
+        f"backend {run['backend']} · quantization {run['quantization']} · mean length "
+        f"{_num(run['mean_tokens'])} tokens · {run['tokens']:,} tokens in all"
+    )
     if run["notes"]:
         st.write(run["notes"])
     with st.expander("Generation config"):
@@ -81,6 +98,14 @@ def render() -> None:
     if run["policy"]:
         with st.expander("Policy of this run"):
             st.json(json.loads(run["policy"]))
+
+
+def _num(value: object) -> str:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(number) else f"{number:,.0f}"
 
 
 def _pct(value: object) -> str:

@@ -114,10 +114,12 @@ def test_token_curves_one_line_per_sample_and_marked_answers() -> None:
     fig = charts.token_curves(curves, events, x_title="seconds", title="q")
     assert_svg(fig)
     lines = [t for t in fig.data if t.mode == "lines"]
-    assert [t.name for t in lines] == ["code samples", "cot samples"]
-    cot = next(t for t in lines if t.name == "cot samples")
-    # samples 0 and 2 in one trace, separated by a NaN gap
-    assert len(cot.x) == 3 + 1 + 2 and np.isnan(cot.x[3])
+    # one line per sample (not one per kind), each its own colour, named in legend and hover
+    assert [t.name for t in lines] == ["sample 0 (cot)", "sample 1 (code)", "sample 2 (cot)"]
+    assert len({t.line.color for t in lines}) == 3
+    assert list(lines[0].x) == [0.0, 5.0, 10.0] and list(lines[2].y) == [0, 40]
+    assert "sample 1 (code)" in lines[1].hovertemplate
+    assert lines[1].line.dash == "dot" and lines[0].line.dash == "solid"
     markers = {t.name: t for t in fig.data if t.mode == "markers"}
     assert set(markers) == {"boxed · right", "code · code failed", "code · wrong"}
     assert markers["boxed · right"].marker.color == charts.OUTCOME_COLORS["right"]
@@ -235,10 +237,83 @@ def test_compare_charts() -> None:
     fig = charts.compare_times(table, ("A", "B"))
     assert_svg(fig)
     assert [t.name for t in fig.data] == ["A", "B"]
-    assert list(fig.data[0].customdata[:2]) == ["right", "wrong"]
+    assert [row[1] for row in fig.data[0].customdata[:2]] == ["right", "wrong"]
+    # short x labels (question numbers; the problem id is in the hover), axes grow margins
+    assert list(fig.data[0].x) == ["1", "2", "3", "4", "5"]
+    assert fig.data[0].customdata[0][0] == "p0"
+    assert fig.layout.xaxis.automargin is True
+    assert fig.layout.legend.y > 1  # above the plot, never over the x labels
     fig = charts.compare_cumulative((a, b), ("A", "B"))
     assert_svg(fig)
     assert list(fig.data[0].y) == [0, 1, 1, 2, 2, 3] and list(fig.data[1].y) == [0, 1, 2, 3, 4, 5]
+
+
+def test_compare_cumulative_axis_follows_the_data() -> None:
+    """A 25-minute competition is drawn in minutes on a 25-minute axis, not on 5 hours; the
+    5-hour budget line is then left out (named in a note); a long one shows the budget."""
+    short = competition()  # 150 s start-up + 5 x 300 s = 1650 s
+    fig = charts.compare_cumulative((short, short), ("A", "B"))
+    assert fig.layout.xaxis.title.text == "competition clock (minutes)"
+    assert fig.layout.xaxis.range[1] == pytest.approx(1650 * 1.03 / 60)
+    assert not fig.layout.shapes
+    assert "off this axis" in fig.layout.annotations[0].text
+    long = competition(time_s=3000.0)  # 150 + 15000 s: within 1.5x of the 5 h budget
+    fig = charts.compare_cumulative((long, long), ("A", "B"))
+    assert fig.layout.xaxis.title.text == "competition clock (hours)"
+    assert fig.layout.shapes[0].x0 == pytest.approx(5.0)
+    assert charts.time_unit(100) == ("seconds", 1.0)
+
+
+def test_delta_histogram_marks_mean_and_interval() -> None:
+    fig = charts.delta_histogram([-1.0, 0.0, 2.0, 3.0], 1.0, 0.2, 1.8)
+    assert_svg(fig)
+    assert sorted(s.x0 for s in fig.layout.shapes) == [0.0, 0.2, 1.0, 1.8]
+    fig = charts.delta_histogram([0.0], 0.0, float("-inf"), float("inf"))
+    assert sorted(s.x0 for s in fig.layout.shapes) == [0.0, 0.0]
+
+
+def test_importance_bars_top_n_with_full_labels() -> None:
+    names = [f"question_stop.rule{i}.min_answers" for i in range(53)]
+    importances = {n: (53 - i) / 1000 for i, n in enumerate(names)}
+    fig = charts.importance_bars(importances, objective="score", top=10)
+    assert_svg(fig)
+    bar = fig.data[0]
+    assert bar.orientation == "h"
+    # the 10 largest, the largest on top (drawn last), every label the full name
+    assert list(bar.y)[::-1] == names[:10]
+    assert fig.layout.height == 140 + 26 * 10
+    assert "score" in fig.layout.title.text and "top 10 of 53" in fig.layout.title.text
+    taller = charts.importance_bars(importances, objective="score", top=30)
+    assert taller.layout.height > fig.layout.height
+
+
+def test_short_labels_and_tidy_optuna_titles() -> None:
+    assert charts.short_label("question_stop.rule1.min_answers") == "qs.r1.min_answers"
+    assert charts.short_label("sample_stop.cot.grace_tokens") == "ss.cot.grace_tokens"
+    assert len(charts.short_label("a_b." + "x" * 40)) == 22
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=[
+                {"label": "Objective Value", "values": [1, 2]},
+                {"label": "question_stop.rule1.min_answers", "values": [3, 4]},
+            ],
+            line={"color": [1, 2], "colorbar": {"title": {"text": "Objective Value"}}},
+        ),
+        layout={"title": {"text": "Parallel Coordinate Plot"}},
+    )
+    fig = charts.tidy_study_figure(fig, kind="parallel", objective="score")
+    labels = [d.label for d in fig.data[0].dimensions]
+    assert labels == ["score", "qs.r1.min_answers"]
+    assert fig.layout.meta["axes"] == {"qs.r1.min_answers": "question_stop.rule1.min_answers"}
+    assert fig.data[0].line.colorbar.title.text == "score"
+    assert fig.layout.margin.t >= 100 and "score" in fig.layout.title.text
+    hist = go.Figure(
+        go.Scatter(x=[0, 1], y=[1, 2], name="Objective Value"),
+        layout={"yaxis": {"title": {"text": "Objective Value"}}},
+    )
+    hist = charts.tidy_study_figure(hist, kind="history", objective="score")
+    assert hist.layout.yaxis.title.text == "score" and hist.data[0].name == "score"
+    assert "Objective Value" not in hist.to_json()
 
 
 def test_gantt_lists_slots_in_index_order() -> None:
