@@ -108,14 +108,6 @@ def _runs(path: str) -> tuple[data.StoreVersion, pd.DataFrame]:
     return version, data.runs_frame(path, version)
 
 
-def default_run(runs: pd.DataFrame) -> str:
-    """The run a page opens with: the newest finished run (not one cut short or still being
-    written), else the newest run. `runs` is in store order (oldest first)."""
-    finished = runs[runs["status"] == "finished"]
-    chosen = finished if len(finished) else runs
-    return str(chosen["run_id"].iloc[-1])
-
-
 def store_sidebar() -> None:
     """Sidebar: the trace-store path and the run picker (bound to `?run=` in the URL)."""
     st.text_input(
@@ -137,10 +129,10 @@ def store_sidebar() -> None:
     st.selectbox(
         "Run",
         run_ids,
-        index=run_ids.index(default_run(runs)),
+        index=len(run_ids) - 1,
         key=K_RUN,
         bind="query-params",
-        help="The newest finished run by default; the choice is kept in the URL (?run=...).",
+        help="The newest run by default; the choice is kept in the URL (?run=...).",
     )
     status = runs.loc[runs["run_id"] == st.session_state.get(K_RUN), "status"]
     if len(status):
@@ -173,9 +165,7 @@ def run_context(*, need_questions: bool = True) -> RunContext:
         st.stop()
     run_id = st.session_state.get(K_RUN)
     chosen = runs[runs["run_id"] == run_id]
-    if not len(chosen):
-        chosen = runs[runs["run_id"] == default_run(runs)]
-    run = chosen.iloc[0]
+    run = chosen.iloc[0] if len(chosen) else runs.iloc[-1]
     ctx = RunContext(path=path, version=version, runs=runs, run=run)
     if ctx.in_progress:
         st.info(

@@ -80,14 +80,13 @@ def test_runs_page_lists_runs_and_switches_run(store: Path, env, page) -> None:
     # a table that fits the page: at most 11 columns, the rest in the run's details
     assert len(table.columns) <= 11
     assert "backend" in texts(at.caption)
-    # the newest *finished* run by default, not the newer one still being written
+    assert f"Run {LIVE_RUN}" in texts(at.subheader)  # the newest run by default
+    assert "in progress" in texts(at.info)  # runs.status = 'running'
+
+    at.selectbox(key="run").select(SYNTH_RUN).run()  # interaction: pick the other run
+    assert_clean(at)
     assert f"Run {SYNTH_RUN}" in texts(at.subheader)
     assert "in progress" not in texts(at.info)
-
-    at.selectbox(key="run").select(LIVE_RUN).run()  # interaction: pick the other run
-    assert_clean(at)
-    assert f"Run {LIVE_RUN}" in texts(at.subheader)
-    assert "in progress" in texts(at.info)  # runs.status = 'running'
 
 
 def test_run_and_problem_come_from_the_url(store: Path, env) -> None:
