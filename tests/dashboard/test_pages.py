@@ -4,6 +4,7 @@ written by another process read without a lock error and marked as in progress."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -48,6 +49,11 @@ def texts(elements) -> str:
 
 def charts(at) -> int:
     return len(at.get("plotly_chart"))
+
+
+def chart_json(at, i: int) -> str:
+    """The i-th Plotly figure of the page as Plotly JSON text."""
+    return at.get("plotly_chart")[i].proto.spec
 
 
 def assert_clean(at) -> None:
@@ -202,6 +208,9 @@ def test_tune_page_plots_and_exports_a_trial(
         "Parallel coordinates",
     ]
     assert charts(at) == 1  # only the open tab is built: the history
+    history = chart_json(at, 0)
+    assert "Objective Value" not in history  # says what the value is
+    assert ('"score' if study == "multi" else '"objective 0') in history  # its metric name
     at.session_state["plot"] = "Pareto front"
     at.run()
     assert_clean(at)
@@ -214,8 +223,17 @@ def test_tune_page_plots_and_exports_a_trial(
         at.run()
         assert_clean(at)
         assert charts(at) == 1, plot
+        assert "Objective Value" not in chart_json(at, 0), plot
+    at.session_state["plot"] = "Importances"
+    at.run()
+    bars = json.loads(chart_json(at, 0))["data"][0]
+    assert bars["orientation"] == "h" and set(bars["y"]) == {"start_level", "check_every"}
     best = at.dataframe[0].value
     assert "attr:fold_scores" in best.columns and "attr:heldout_mean" in best.columns
+    # lists as "a · b · c" with floats to 5 significant digits, never raw JSON with float noise
+    folds = str(best["attr:fold_scores"].iloc[0])
+    assert " · " in folds and "[" not in folds
+    assert all(len(x.strip().lstrip("-").replace(".", "")) <= 6 for x in folds.split("·"))
 
     options = at.selectbox(key="tune_trial").options
     other = options[-1]
@@ -226,7 +244,11 @@ def test_tune_page_plots_and_exports_a_trial(
     number = int(other.split()[1])
     yaml_text = at.code[0].value
     assert f"name: trial-{number}" in yaml_text
-    assert "fold_scores" in texts(at.json)
+    scores = next(d.value for d in at.dataframe if list(d.value.columns) == ["name", "value"])
+    assert "fold_scores" in set(scores["name"]) and "score" in set(scores["name"])
+    params = next(d.value for d in at.dataframe if list(d.value.columns) == ["parameter", "value"])
+    assert set(params["parameter"]) == {"start_level", "check_every"}
+    assert not at.json  # formatted tables, not raw JSON
 
 
 def test_tune_page_on_an_aimo_tune_study(tuner_journal: Path, store: Path, env, page) -> None:
@@ -267,7 +289,12 @@ def test_compare_page_two_policies(store: Path, env, page) -> None:
     env(traces=store)
     at = page("compare", run=SYNTH_RUN)
     assert_clean(at)
-    assert charts(at) == 2
+    assert charts(at) == 3  # paired Δ histogram, score over the clock, time per question
+    labels = [m.label for m in at.metric]
+    assert "Δ score (B − A), paired" in labels
+    assert "90% interval" in texts(at.caption) and "batches" in texts(at.caption)
+    clock = json.loads(chart_json(at, 1))["layout"]
+    assert clock["xaxis"]["title"]["text"].startswith("competition clock (")
     table = at.dataframe[0].value
     assert len(table) == 50
     assert {"answer_a", "answer_b", "correct_a", "correct_b", "time_a", "time_b"} <= set(
@@ -281,6 +308,8 @@ def test_compare_page_two_policies(store: Path, env, page) -> None:
     table = at.dataframe[0].value
     assert (table["answer_a"] == table["answer_b"]).all()
     assert (table["time_a"] == table["time_b"]).all()
+    delta = next(m for m in at.metric if m.label.startswith("Δ score"))
+    assert delta.value == "+0.00"  # same policy, same draws: no difference
 
 
 # --------------------------------------------------------------------------- bad input
