@@ -650,7 +650,7 @@ def tidy_study_figure(fig: go.Figure, *, kind: str, objective: str) -> go.Figure
             trace.tickfont = {"size": 10}
             if trace.line.colorbar is not None:
                 trace.line.colorbar.title = {"text": objective}
-        fig.update_layout(margin={"l": 70, "r": 90, "t": 130, "b": 40}, height=520)
+        fig.update_layout(margin={"l": 70, "r": 90, "t": 90, "b": 60}, height=500)
     current = fig.layout.title.text or ""
     if kind == "parallel" and current and "Plot" not in current:  # our own "top N of M" title
         fig.update_layout(title={"text": f"{current}, coloured by {objective}"})
