@@ -612,10 +612,43 @@ def importance_bars(
     return fig
 
 
-def tidy_study_figure(fig: go.Figure, *, kind: str, objective: str) -> go.Figure:
+def optuna_label(name: str) -> str:
+    """How Optuna's parallel-coordinates plot labels a parameter (cut at 20 characters)."""
+    return name if len(name) <= 20 else name[:17] + "..."
+
+
+def _parallel_axes(fig: go.Figure, objective: str, params: Sequence[str]) -> None:
+    """Optuna's (scatter-drawn) parallel coordinates with readable axes: each parameter's tick
+    label shortened by `short_label` instead of Optuna's cut ("question_stop.rul..."), the full
+    name in every line's hover text and in `layout.meta["axes"]` (the page lists them), the
+    labels angled with room to fit."""
+    ticks = [str(t) for t in fig.layout.xaxis.ticktext or ()]
+    names = iter(sorted(params))
+    full = [objective]  # the first axis is the objective, the rest the sorted parameters
+    for label in ticks[1:]:
+        full.append(next((n for n in names if optuna_label(n) == label), label))
+    fig.update_xaxes(
+        ticktext=[objective] + [short_label(n) for n in full[1:]],
+        tickangle=-30,
+        automargin=True,
+        title={"text": "parameter"},
+    )
+    for trace in fig.data:
+        if trace.customdata is not None and trace.mode == "lines":
+            trace.customdata = [
+                [full[i] if i < len(full) else row[0], row[1]]
+                for i, row in enumerate(trace.customdata)
+            ]
+    axes = {short_label(n): n for n in full[1:] if short_label(n) != n}
+    fig.update_layout(meta={"axes": axes}, margin={"l": 40, "r": 40, "t": 80, "b": 40})
+
+
+def tidy_study_figure(
+    fig: go.Figure, *, kind: str, objective: str, params: Sequence[str] = ()
+) -> go.Figure:
     """Optuna's figures made readable: its generic "Objective Value" titles say what the value
-    is, titles say what the plot shows, parallel-coordinate axes get short labels (the full
-    names are listed under the plot), room and an angle so none is clipped."""
+    is, titles say what the plot shows, parallel coordinates get short readable axis labels
+    (`_parallel_axes`)."""
     for key in list(fig.layout.to_plotly_json()):
         if key.startswith(("xaxis", "yaxis")):
             axis = fig.layout[key]
@@ -630,27 +663,7 @@ def tidy_study_figure(fig: go.Figure, *, kind: str, objective: str) -> go.Figure
         "parallel": f"Parallel coordinates, coloured by {objective}",
     }
     if kind == "parallel":
-        for trace in fig.data:
-            if trace.type != "parcoords":
-                continue
-            dims = list(trace.dimensions)
-            axes: dict[str, str] = {}
-            for dim in dims:
-                if dim.label in GENERIC_TITLES:
-                    dim.label = objective
-                else:
-                    full = str(dim.label)
-                    dim.label = short_label(full)
-                    axes[dim.label] = full
-            trace.dimensions = dims
-            fig.update_layout(meta={"axes": axes})  # the page lists short = full name
-            trace.labelangle = -20
-            trace.labelside = "top"
-            trace.labelfont = {"size": 11}
-            trace.tickfont = {"size": 10}
-            if trace.line.colorbar is not None:
-                trace.line.colorbar.title = {"text": objective}
-        fig.update_layout(margin={"l": 70, "r": 90, "t": 90, "b": 60}, height=500)
+        _parallel_axes(fig, objective, params)
     current = fig.layout.title.text or ""
     if kind == "parallel" and current and "Plot" not in current:  # our own "top N of M" title
         fig.update_layout(title={"text": f"{current}, coloured by {objective}"})

@@ -1077,4 +1077,5 @@ def study_figure(
             fig = builders[kind]()
     except Exception as exc:  # noqa: BLE001 - too few trials, one-valued params, ...
         return f"not available: {exc}"
-    return charts.tidy_study_figure(fig, kind=kind, objective=names[objective])
+    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
+    return charts.tidy_study_figure(fig, kind=kind, objective=names[objective], params=params)

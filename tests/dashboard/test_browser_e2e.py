@@ -195,11 +195,12 @@ SEEN = """JSON.stringify((() => {
       if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2)
         out.clipped.push({chart: title, text: text.slice(0, 60), text_box: rect(r), chart_box: rect(box)});
     });
-    if (plot.querySelector('.cartesianlayer .trace')) {
+    const types = (plot.data || []).map(t => t.type || 'scatter');
+    if (types.length && types.every(t => ['scatter', 'bar', 'histogram'].includes(t))) {
       const titled = Array.from(plot.querySelectorAll('.g-xtitle text, .g-ytitle text'))
         .map(t => (t.textContent || '').trim()).filter(Boolean);
       const horizontalBars = plot.querySelectorAll('.ytick text').length > 0 && titled.length >= 1;
-      if (titled.length < 2 && !horizontalBars) out.missingAxisTitles.push(title);
+      if (titled.length < 2 && !horizontalBars) out.missingAxisTitles.push(`${title} [${types}]`);
     }
     if ((plot.textContent || '').includes('Objective Value')) out.generic.push(title);
   });

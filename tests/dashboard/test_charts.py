@@ -291,22 +291,24 @@ def test_short_labels_and_tidy_optuna_titles() -> None:
     assert charts.short_label("question_stop.rule1.min_answers") == "qs.r1.min_answers"
     assert charts.short_label("sample_stop.cot.grace_tokens") == "ss.cot.grace_tokens"
     assert len(charts.short_label("a_b." + "x" * 40)) == 22
-    fig = go.Figure(
-        go.Parcoords(
-            dimensions=[
-                {"label": "Objective Value", "values": [1, 2]},
-                {"label": "question_stop.rule1.min_answers", "values": [3, 4]},
-            ],
-            line={"color": [1, 2], "colorbar": {"title": {"text": "Objective Value"}}},
-        ),
-        layout={"title": {"text": "Parallel Coordinate Plot"}},
-    )
-    fig = charts.tidy_study_figure(fig, kind="parallel", objective="score")
-    labels = [d.label for d in fig.data[0].dimensions]
-    assert labels == ["score", "qs.r1.min_answers"]
-    assert fig.layout.meta["axes"] == {"qs.r1.min_answers": "question_stop.rule1.min_answers"}
-    assert fig.data[0].line.colorbar.title.text == "score"
-    assert fig.layout.margin.t >= 100 and "score" in fig.layout.title.text
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    long = ["question_stop.rule1.min_answers", "question_stop.rule1.min_equal", "b"]
+    study.optimize(lambda t: sum(t.suggest_int(n, 1, 9) for n in long), n_trials=6)
+    fig = optuna.visualization.plot_parallel_coordinate(study, target_name="score")
+    assert "question_stop.rul..." in fig.layout.xaxis.ticktext  # Optuna's cut: ambiguous
+    fig = charts.tidy_study_figure(fig, kind="parallel", objective="score", params=long)
+    assert list(fig.layout.xaxis.ticktext) == [
+        "score", "b", "qs.r1.min_answers", "qs.r1.min_equal"
+    ]
+    assert fig.layout.meta["axes"]["qs.r1.min_equal"] == "question_stop.rule1.min_equal"
+    assert "b" not in fig.layout.meta["axes"]  # only shortened labels are listed
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [row[0] for row in lines[0].customdata] == ["score", "b", *long[:2]]  # full in hover
+    assert fig.layout.xaxis.automargin and fig.layout.xaxis.title.text == "parameter"
+    assert "score" in fig.layout.title.text and "Objective Value" not in fig.to_json()
     hist = go.Figure(
         go.Scatter(x=[0, 1], y=[1, 2], name="Objective Value"),
         layout={"yaxis": {"title": {"text": "Objective Value"}}},
