@@ -69,7 +69,12 @@ def _titled(layout: dict[str, object]) -> dict[str, object]:
 def runs_chart(runs: pd.DataFrame) -> go.Figure:
     """Sample accuracy and majority-vote accuracy per run (columns `run_id`, `sample_accuracy`,
     `majority_accuracy`; NaN where no problem has a known answer)."""
-    fig = _figure("Accuracy per run", yaxis={"title": "accuracy", "range": [0, 1]}, barmode="group")
+    fig = _figure(
+        "Accuracy per run",
+        xaxis={"title": "run"},
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        barmode="group",
+    )
     for column, label in (
         ("sample_accuracy", "samples right"),
         ("majority_accuracy", "majority vote right"),

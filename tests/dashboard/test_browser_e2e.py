@@ -197,10 +197,15 @@ SEEN = """JSON.stringify((() => {
     });
     const types = (plot.data || []).map(t => t.type || 'scatter');
     if (types.length && types.every(t => ['scatter', 'bar', 'histogram'].includes(t))) {
-      const titled = Array.from(plot.querySelectorAll('.g-xtitle text, .g-ytitle text'))
-        .map(t => (t.textContent || '').trim()).filter(Boolean);
-      const horizontalBars = plot.querySelectorAll('.ytick text').length > 0 && titled.length >= 1;
-      if (titled.length < 2 && !horizontalBars) out.missingAxisTitles.push(`${title} [${types}]`);
+      // an x-axis title always; a y-axis title where the y ticks are numbers (category
+      // labels such as parameter names speak for themselves)
+      const said = sel => Array.from(plot.querySelectorAll(sel))
+        .some(t => (t.textContent || '').trim());
+      const yNumeric = Array.from(plot.querySelectorAll('.ytick text'))
+        .some(t => /^[-−]?[0-9.,]+[%kM]?$/.test((t.textContent || '').trim()));
+      if (!said('[class^="g-x"][class$="title"] text') ||
+          (yNumeric && !said('[class^="g-y"][class$="title"] text')))
+        out.missingAxisTitles.push(title);
     }
     if ((plot.textContent || '').includes('Objective Value')) out.generic.push(title);
   });
