@@ -512,7 +512,7 @@ def compare_cumulative(
     """Cumulative score against the competition clock for two policies.
 
     The time axis spans the data (a 3-minute competition is not drawn on a 5-hour axis) in the
-    unit that reads best; the budget line is drawn when it is within 1.5x of the longest run.
+    unit that reads best; the budget line is drawn when it is within 2x of the longest run.
     """
     end = max(
         [r.startup_s for r in results]
@@ -520,7 +520,7 @@ def compare_cumulative(
         + [1.0]
     )
     budget_s = results[0].budget_s
-    show_budget = budget_s <= 1.5 * end
+    show_budget = budget_s <= 2.0 * end
     span = max(end, budget_s) if show_budget else end
     unit, per = time_unit(span)
     fig = _figure(

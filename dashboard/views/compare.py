@@ -96,7 +96,13 @@ def render() -> None:
     st.subheader("Per question")
     st.plotly_chart(charts.compare_times(table, names), key="compare_times")
     show = table.assign(order=table["order"] + 1)
-    st.dataframe(show, hide_index=True, key="compare_table")
+    seconds = st.column_config.NumberColumn(format="%.0f s")
+    st.dataframe(
+        show,
+        hide_index=True,
+        key="compare_table",
+        column_config={"time_a": seconds, "time_b": seconds, "time_diff": seconds},
+    )
 
 
 def _paired(summaries: tuple) -> None:
