@@ -675,3 +675,65 @@ def tidy_study_figure(
     elif kind in titles:
         fig.update_layout(title={"text": titles[kind]})
     return fig
+
+
+# --------------------------------------------------------------------------- Live runs
+
+
+def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure:
+    """A live run's competition clock after each question against its budget: the cumulative
+    time used (start of the question plus its time), markers coloured by the solver's answer
+    being right, wrong or unknown, the budget as a line, and the even pace to it.
+
+    Args:
+        questions: one row per committed question in serving order with `problem_id`,
+            `start_s`, `wall_s` and `correct` (True / False / None), as
+            `solver.store.live.question_results` returns them.
+        budget_s: the run's budget (None: unknown, no budget line).
+    """
+    done = questions.dropna(subset=["wall_s"]).reset_index(drop=True)
+    start = done["start_s"].astype(float)
+    wall = done["wall_s"].astype(float)
+    # the stored competition clock; questions back to back where a start is missing
+    ends = (start + wall).where(start.notna(), wall.cumsum())
+    n = len(done)
+    span = max([float(ends.max()) if n else 0.0, float(budget_s or 0.0), 1.0])
+    unit, per = time_unit(span)
+    fig = _figure(
+        "Time used against the budget",
+        xaxis={"title": "questions answered", "range": [0, max(n, 1) + 0.5]},
+        yaxis={"title": f"competition clock ({unit})", "rangemode": "tozero"},
+    )
+    outcome = [_outcome(c) for c in done["correct"]]
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(n + 1),
+            y=np.concatenate([[0.0], ends.to_numpy(dtype=float) / per]),
+            mode="lines",
+            name="time used",
+            line={"color": "#1f77b4", "shape": "linear"},
+            hoverinfo="skip",
+        )
+    )
+    for name in sorted(set(outcome)):
+        pick = [i for i, o in enumerate(outcome) if o == name]
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(pick) + 1,
+                y=ends.to_numpy(dtype=float)[pick] / per,
+                mode="markers",
+                name=f"answer {name}",
+                marker={"color": OUTCOME_COLORS.get(name, "#333"), "size": 8},
+                customdata=done["problem_id"].astype(str).to_numpy()[pick],
+                hovertemplate=f"question %{{x}} (%{{customdata}}): %{{y:.1f}} {unit}, {name}"
+                "<extra></extra>",
+            )
+        )
+    if budget_s:
+        fig.add_hline(
+            y=budget_s / per,
+            line={"dash": "dash", "color": "#d62728"},
+            annotation_text=f"budget {budget_s / per:,.1f} {unit}",
+            annotation_position="top left",
+        )
+    return fig

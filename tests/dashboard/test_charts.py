@@ -322,3 +322,27 @@ def test_gantt_lists_slots_in_index_order() -> None:
     q = question(0, correct=True, level=3, start_s=0.0, time_s=200.0)
     fig = charts.question_gantt(q)
     assert list(fig.layout.yaxis.categoryarray) == ["#0 cot", "#1 code", "#2 cot", "#3 cot"]
+
+
+def test_live_burn_down_time_used_against_budget() -> None:
+    frame = pd.DataFrame(
+        {
+            "problem_id": ["a", "b", "c"],
+            "start_s": [10.0, 70.0, 100.0],
+            "wall_s": [60.0, 30.0, 50.0],
+            "correct": [True, False, None],
+        }
+    )
+    fig = charts.live_burn_down(frame, 300.0)
+    assert_svg(fig)
+    used = next(t for t in fig.data if t.name == "time used")
+    assert list(used.x) == [0, 1, 2, 3]
+    assert list(used.y * 60) == pytest.approx([0.0, 70.0, 100.0, 150.0])  # the stored clock
+    names = {t.name for t in fig.data if t.mode == "markers"}
+    assert names == {"answer right", "answer wrong", "answer unknown truth"}
+    assert fig.layout.shapes[0].y0 == pytest.approx(5.0)  # the budget: 300 s in minutes
+    assert fig.layout.yaxis.title.text == "competition clock (minutes)"
+    long = charts.live_burn_down(frame.assign(start_s=None), 18000.0)  # no start stored
+    used = next(t for t in long.data if t.name == "time used")
+    assert list(used.y * 3600) == pytest.approx([0.0, 60.0, 90.0, 140.0])
+    assert not charts.live_burn_down(frame, None).layout.shapes
