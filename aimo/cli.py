@@ -11,6 +11,7 @@ from typing import NoReturn, Optional
 
 import typer
 
+from aimo.runs_cmd import runs_app
 from aimo.settings import ENV
 from solver.errors import InputError
 
@@ -112,12 +113,14 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted synthesis into --out (same settings)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
     from recorder.synth import synthesize_store
 
     try:
-        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile)
+        summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
+                                   resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -129,12 +132,13 @@ def import_(
     samples: Path = typer.Option(..., help="Samples JSONL, one sample a line."),
     out: Path = typer.Option(..., help="DuckDB trace store to write into."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default: derived from the file name)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import of the same run id."),
 ) -> None:
     """Import traces produced elsewhere (CSV of problems + JSONL of samples)."""
     from recorder.importer import import_traces
 
     try:
-        summary = import_traces(problems, samples, out, run_id=run_id)
+        summary = import_traces(problems, samples, out, run_id=run_id, resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -152,6 +156,7 @@ def simulate(
     reference: bool = typer.Option(False, "--reference", help="Bootstrap with the reference replay instead of the compiled fast path (same numbers, ~500x slower)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Use a failed or interrupted run's committed questions."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -164,7 +169,7 @@ def simulate(
             with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
                 res = api.simulate(
                     traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
-                    budget_s=budget_s, reference=reference,
+                    budget_s=budget_s, reference=reference, allow_incomplete=allow_incomplete,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if not hardware:
                 notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
@@ -175,6 +180,8 @@ def simulate(
         _fail(str(exc))
     typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
+
+app.add_typer(runs_app, name="runs")
 
 profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU.")
 app.add_typer(profile_app, name="profile")
@@ -259,13 +266,16 @@ def profile_fit(
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
-    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml)."),
+    out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml; refused if it exists, unless --force)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
+    from solver.store.out_path import check_out_path
 
     try:
+        check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
         chunks = read_chunks(traces, run_id=run)
         result = fit_profile(
             chunks, name=name, base=load_profile(base) if base else None,
@@ -293,6 +303,7 @@ def profile_measure(
     base: str = typer.Option("l4x4-14b-w4kv8", help="Profile to take start-up, max_batch, code overlap (and prefill, unless measured) from."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the step rows to this CSV."),
     until: Optional[float] = typer.Option(None, help="Deadline (epoch seconds): cells that would not end by then are skipped."),
+    force: bool = typer.Option(False, "--force", help="Replace --out / --csv if they exist."),
     fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double."),
 ) -> None:
     """Measure the engine's decode step latency over a (batch, prompt) grid on this GPU, fit
@@ -319,9 +330,16 @@ def profile_measure(
               "sequence of a cell must decode at once)")
     if until is not None and until <= time.time():
         _fail(f"--until: {until:.0f} is in the past")
+    from solver.store.out_path import check_out_path
+
     for opt, path in (("--out", out), ("--csv", csv_out)):
         if path is not None and not path.parent.is_dir():
             _fail(f"{opt}: no such directory: {path.parent}")
+        try:
+            if path is not None:
+                check_out_path(path, opt, overwrite=force)
+        except InputError as exc:
+            _fail(str(exc))
     try:
         base_prof = load_profile(base)
         dataclasses.replace(base_prof, name=name)  # checks the name before the engine starts
@@ -387,9 +405,11 @@ def tune(
     from aimo.output import notice, stdout_to_stderr
     from aimo.tune_report import tune_frame, tune_json
     from simulator.api import export_frame
+    from solver.store.out_path import check_out_path
     from tuner.cli_impl import run_tune
 
     try:
+        check_out_path(out, "--out", overwrite=None)  # existing: run_tune's --force rule
         if export is not None:
             _check_export(export)  # before hours of tuning
         with stdout_to_stderr():
@@ -464,6 +484,8 @@ def solve(
     budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of --record: its questions, time used and speed level."),
+    record_run: Optional[str] = typer.Option(None, "--record-run", help="Run id to record as (or to resume)."),
 ) -> None:
     """Run the live solver over a problems CSV (lmdeploy, or the replay/synthetic CPU engines).
     One line per question goes to stderr as it is answered; the result is printed once at the end."""
@@ -486,7 +508,8 @@ def solve(
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
             report = run_solve(problems, policy, EngineSpec(backend.value, model=model, tp=tp),
                                record=record, hardware=prof, speedup=speedup, traces=traces,
-                               run_id=run, budget_s=budget_s, echo=notice)
+                               run_id=run, budget_s=budget_s, echo=notice, resume=resume,
+                               record_run_id=record_run)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:

@@ -98,6 +98,7 @@ RUN_COLUMNS = [
     "run_id",
     "kind",
     "status",
+    "state",
     "model",
     "backend",
     "quantization",
@@ -130,6 +131,7 @@ def runs_frame(path: str, version: StoreVersion) -> pd.DataFrame:
             "run_id": r.run_id,
             "kind": r.kind,
             "status": r.status,
+            "state": r.state,  # finished | failed | interrupted | running (solver.store.run_state)
             "model": r.model,
             "backend": r.backend,
             "quantization": r.quantization,
@@ -177,14 +179,37 @@ def runs_accuracy(
     return frame
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def live_score(path: str, run_id: str, version: StoreVersion):  # type: ignore[no-untyped-def]
+    """The live solver's score, time used and budget of a `solve` run (solver.store.live)."""
+    del version
+    from solver.store.live import live_score as query
+
+    return query(path, run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def live_questions(path: str, run_id: str, version: StoreVersion) -> pd.DataFrame:
+    """A live run's questions in serving order: the solver's final answer, whether it is right,
+    stop reason, level, start and time (solver.store.live.question_results)."""
+    del version
+    from solver.store.live import question_results
+
+    frame = question_results(path, run_id)
+    columns = ["position", "problem_id", "truth", "final_answer", "correct", "stop_reason",
+               "level", "start_s", "wall_s"]
+    return frame[columns].reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- store: traces
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def problem_traces(path: str, run_id: str, version: StoreVersion) -> list[ProblemTrace]:
-    """Event arrays of every completed question of a run (shared, read-only: not copied)."""
+    """Event arrays of every completed question of a run (shared, read-only: not copied).
+    Incomplete runs are loaded too: the page says which state the run is in."""
     del version
-    return load_problem_traces(path, run_id)
+    return load_problem_traces(path, run_id, allow_incomplete=True)
 
 
 def _outcome(value: int | None, truth: int | None, *, code_failed: bool = False) -> str:

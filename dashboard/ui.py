@@ -100,7 +100,7 @@ class RunContext:
 
     @property
     def in_progress(self) -> bool:
-        return self.run["status"] == "running"
+        return self.run.get("state", self.run["status"]) == "running"
 
 
 def _runs(path: str) -> tuple[data.StoreVersion, pd.DataFrame]:
@@ -125,18 +125,19 @@ def store_sidebar() -> None:
     if runs.empty:
         return
     run_ids = runs["run_id"].tolist()
+    finished = [i for i, state in enumerate(runs["state"]) if state == "finished"]
     # Plain ids as labels: a bound widget writes its label into the URL (?run=...).
     st.selectbox(
         "Run",
         run_ids,
-        index=len(run_ids) - 1,
+        index=finished[-1] if finished else len(run_ids) - 1,
         key=K_RUN,
         bind="query-params",
-        help="The newest run by default; the choice is kept in the URL (?run=...).",
+        help="The newest finished run by default; the choice is kept in the URL (?run=...).",
     )
-    status = runs.loc[runs["run_id"] == st.session_state.get(K_RUN), "status"]
+    status = runs.loc[runs["run_id"] == st.session_state.get(K_RUN), "state"]
     if len(status):
-        st.caption(f"status: {status.iloc[0]}")
+        st.caption(f"state: {status.iloc[0]}")
     if st.button("Refresh", help="Reload the store (new questions of a run in progress)."):
         st.session_state[K_REFRESH] += 1  # the rerun re-reads the store's version
 
@@ -165,13 +166,19 @@ def run_context(*, need_questions: bool = True) -> RunContext:
         st.stop()
     run_id = st.session_state.get(K_RUN)
     chosen = runs[runs["run_id"] == run_id]
-    run = chosen.iloc[0] if len(chosen) else runs.iloc[-1]
+    finished = runs[runs["state"] == "finished"] if "state" in runs else runs
+    run = chosen.iloc[0] if len(chosen) else (finished if len(finished) else runs).iloc[-1]
     ctx = RunContext(path=path, version=version, runs=runs, run=run)
     if ctx.in_progress:
         st.info(
             f"Run **{ctx.run_id}** is in progress (still being recorded): "
             f"{int(run['problems'])} question(s) committed so far. The page shows the "
             "committed questions; press Refresh in the sidebar for newer ones."
+        )
+    elif run.get("state") == "interrupted":
+        st.warning(
+            f"Run **{ctx.run_id}** was interrupted (its writer is gone); its committed questions "
+            "are shown. Resume it, or close it with `aimo runs mark-failed`."
         )
     elif run["status"] == "failed":
         st.warning(

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.out_path import open_writer
 from solver.traces import RunInfo
 
 KINDS = ("cot", "code")
@@ -32,6 +33,23 @@ SAMPLE_KEYS = frozenset(
 ANSWER_KEYS = frozenset({"token", "value", "source", "code_ok", "exec_ms", "error"})
 QUESTION_ALIASES = ("question", "problem")
 MAX_LISTED_ERRORS = 50
+INT32_MAX = 2**31 - 1  # the store's INTEGER columns
+# utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is skipped instead of becoming part of the
+# first column's name.
+ENCODING = "utf-8-sig"
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object gives the same key twice (json keeps the last one silently)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,12 +161,14 @@ def read_problems(path: Path, errors: list[LineError]) -> list[ProblemIn]:
     src = str(path)
     out: list[ProblemIn] = []
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding=ENCODING)
     except OSError as exc:
         errors.append(LineError(src, None, None, f"cannot read: {exc.strerror or exc}"))
         return out
     with handle:
-        reader = csv.DictReader(handle)
+        # strict: an unclosed quote is an error at the end of the file instead of one field
+        # silently swallowing every line after it
+        reader = csv.DictReader(handle, strict=True)
         try:
             header = reader.fieldnames or []
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -187,8 +207,12 @@ def read_problems(path: Path, errors: list[LineError]) -> list[ProblemIn]:
                         continue
                 question = row.get(qcol) if qcol else None
                 out.append(ProblemIn(line, pid, question or None, answer))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            errors.append(LineError(src, start, None, f"malformed CSV: {exc}"))
+        except csv.Error as exc:
+            hint = (" (an unclosed quote: the quoted field that starts on this line runs to the "
+                    "end of the file)" if "end of data" in str(exc) else "")
+            errors.append(LineError(src, start, None, f"malformed CSV: {exc}{hint}"))
+        except UnicodeDecodeError as exc:
+            errors.append(LineError(src, start, None, f"not UTF-8 text: {exc}"))
     if not out and not errors:
         errors.append(LineError(src, None, None, "no problems"))
     return out
@@ -209,18 +233,23 @@ class _LineCheck:
         self.ok = False
         self.errors.append(LineError(self.src, self.line, field_name, message))
 
-    def int_(self, value: Any, name: str, lo: int = 0, hi: int | None = None) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                self.fail(name, f"expected an integer, got {value!r}")
-                return None
-        if value < lo or (hi is not None and value > hi):
-            bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            self.fail(name, f"expected an integer {bounds}, got {value}")
+    def int_(self, value: Any, name: str, lo: int = 0, hi: int = INT32_MAX) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not value.is_integer()
+        ):
+            self.fail(name, f"expected an integer, got {value!r}")
             return None
-        return value
+        if value < lo or value > hi:
+            if hi != INT32_MAX:
+                bounds = f"{lo}..{hi}"
+            elif value < lo:
+                bounds = f">= {lo}"
+            else:
+                bounds = f"<= {INT32_MAX} (the store's 32-bit integers)"
+            self.fail(name, f"expected an integer {bounds}, got {value:g}" if isinstance(value, float)
+                      else f"expected an integer {bounds}, got {value}")
+            return None
+        return int(value)
 
     def time(self, value: Any, name: str) -> float | None:
         if value is None:
@@ -406,7 +435,7 @@ def read_samples(path: Path, problem_ids: set[str] | None, errors: list[LineErro
     out: list[SampleIn] = []
     seen: dict[tuple[str, int], int] = {}
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding=ENCODING)
     except OSError as exc:
         errors.append(LineError(src, None, None, f"cannot read: {exc.strerror or exc}"))
         return out
@@ -417,9 +446,15 @@ def read_samples(path: Path, problem_ids: set[str] | None, errors: list[LineErro
                     continue
                 chk = _LineCheck(src, lineno, errors)
                 try:
-                    obj = json.loads(raw)
+                    obj = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
                 except json.JSONDecodeError as exc:
                     chk.fail(None, f"not valid JSON: {exc.msg} (column {exc.colno})")
+                    continue
+                except DuplicateKeyError as exc:
+                    chk.fail(str(exc), "key given twice in one object")
+                    continue
+                except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+                    chk.fail(None, f"not valid JSON: {str(exc)[:200]}")
                     continue
                 if not isinstance(obj, dict):
                     chk.fail(None, f"expected a JSON object, got {type(obj).__name__}")
@@ -492,24 +527,34 @@ def default_run_id(samples_jsonl: str | Path) -> str:
 
 
 def import_traces(
-    problems_csv: str | Path, samples_jsonl: str | Path, out: str | Path, run_id: str | None = None
+    problems_csv: str | Path,
+    samples_jsonl: str | Path,
+    out: str | Path,
+    run_id: str | None = None,
+    *,
+    resume: bool = False,
 ) -> ImportSummary:
     """Validate both files completely, then write one `import` run into the store `out`.
 
     Problems are written in CSV order (dense positions over those with samples); problems without
-    samples are skipped and listed in the summary. `out` is created when missing.
+    samples are skipped and listed in the summary. `out` is created when missing. All or nothing:
+    an error while writing deletes the run again. With `resume`, an interrupted import of the same
+    run id continues after the questions it committed.
 
     Raises:
         TraceImportError: every malformed line of either file, with line numbers and fields
             (nothing is written).
-        InputError: `out` is not a trace store, or `run_id` already exists in it.
+        InputError: `out` is not a trace store, `run_id` already exists in it (without `resume`),
+            or cannot be written.
     """
     from solver.store import ProblemRow, TraceWriter
 
     pcsv, sjsonl = Path(problems_csv), Path(samples_jsonl)
     errors: list[LineError] = []
     problems = read_problems(pcsv, errors)
-    csv_ok = not any(e.file == str(pcsv) and e.line in (None, 1) for e in errors)
+    # the unknown-problem check needs every problem: skip it when the CSV could not be read whole
+    csv_ok = not any(e.file == str(pcsv) and (e.line in (None, 1) or e.message.startswith(("malformed", "not UTF-8")))
+                     for e in errors)
     samples = read_samples(sjsonl, {p.problem_id for p in problems} if csv_ok else None, errors)
     if not errors and not samples:
         errors.append(LineError(str(sjsonl), None, None, "no samples"))
@@ -522,7 +567,6 @@ def import_traces(
         by_problem.setdefault(s.problem_id, []).append(s)
     kept = [p for p in problems if p.problem_id in by_problem]
     skipped = tuple(p.problem_id for p in problems if p.problem_id not in by_problem)
-    frames = [question_frames(by_problem[p.problem_id]) for p in kept]
 
     info = RunInfo(
         run_id=run_id,
@@ -530,14 +574,18 @@ def import_traces(
         gen_config={"problems_csv": str(pcsv), "samples_jsonl": str(sjsonl)},
         notes=f"imported from {pcsv.name} and {sjsonl.name}",
     )
-    writer = TraceWriter(out)
-    writer.start_run(info)  # raises before writing anything if the run exists
+    writer = open_writer(out)
+    writer.start_run(info, resume=resume)  # raises before writing anything if the run exists
+    done = writer.done_questions(run_id) if resume else set()
     try:
-        for position, (p, (s_t, c_t, a_t)) in enumerate(zip(kept, frames)):
+        for position, p in enumerate(kept):
+            if p.problem_id in done:
+                continue
+            s_t, c_t, a_t = question_frames(by_problem[p.problem_id])
             row = ProblemRow(p.problem_id, position, p.question, p.answer)
             writer.write_question(run_id, row, s_t, c_t, a_t, wall_s=_wall_s(by_problem[p.problem_id]))
-    except BaseException:
-        writer.finish_run(run_id, "failed")
+    except Exception:
+        writer.delete_run(run_id)  # all or nothing: no half run, no 'failed' row left behind
         raise
     writer.finish_run(run_id)
     return ImportSummary(

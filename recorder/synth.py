@@ -433,11 +433,16 @@ def synthesize_questions(
         yield question_tables(prof, spec, samples, times)
 
 
+# Far beyond any competition, small enough that a typo cannot run for days or fill the disk.
+MAX_PROBLEMS = 100_000
+MAX_SAMPLES = 1024
+
+
 def _check_sizes(n_problems: int, n_samples: int) -> None:
-    if not isinstance(n_problems, int) or n_problems < 1:
-        raise InputError(SOURCE, "n_problems", f"must be a positive integer, got {n_problems!r}")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(SOURCE, "n_samples", f"must be a positive integer, got {n_samples!r}")
+    if not isinstance(n_problems, int) or not 1 <= n_problems <= MAX_PROBLEMS:
+        raise InputError(SOURCE, "n_problems", f"must be an integer 1..{MAX_PROBLEMS:,}, got {n_problems!r}")
+    if not isinstance(n_samples, int) or not 1 <= n_samples <= MAX_SAMPLES:
+        raise InputError(SOURCE, "n_samples", f"must be an integer 1..{MAX_SAMPLES:,}, got {n_samples!r}")
 
 
 def run_info(prof: SynthProfile, n_problems: int, n_samples: int, seed: int) -> RunInfo:
@@ -474,34 +479,47 @@ def synthesize_store(
     profile: str = DEFAULT_PROFILE,
     *,
     progress: bool | None = None,
+    resume: bool = False,
 ) -> SynthSummary:
     """Write a new trace store with one `synthetic` run and return what was written.
 
     Args:
-        out: the DuckDB file to create; it must not exist (nothing of the user's is overwritten).
+        out: the DuckDB file to create; it must not exist (nothing of the user's is overwritten),
+            unless `resume`.
         progress: show a progress bar on stderr; default only when stderr is a terminal.
+        resume: continue an interrupted synthesis of the same settings in `out` (the questions are
+            a pure function of the settings, so the result equals an uninterrupted run's).
 
     Raises:
-        InputError: `out` exists, an unknown `profile`, or non-positive sizes.
+        InputError: `out` exists (without `resume`) or cannot be written, an unknown `profile`,
+            non-positive sizes, or a resume with other settings.
     """
-    from solver.store import ProblemRow, TraceWriter
+    from solver.store import ProblemRow
+    from solver.store.out_path import check_out_path, open_writer
 
     prof = get_profile(profile)
     _check_sizes(n_problems, n_samples)
     path = Path(out)
-    if path.exists():
-        raise InputError(str(path), "out", "already exists; synthesize writes a new store (remove it first)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    resuming = resume and path.exists()
+    if path.exists() and not resuming:
+        raise InputError(str(path), "out", "already exists; synthesize writes a new store "
+                         "(remove it first, or --resume an interrupted synthesis)")
+    check_out_path(path, "--out", overwrite=None)
     info = run_info(prof, n_problems, n_samples, seed)
     t0 = time.perf_counter()
     n_chunks = n_answers = n_right = n_total = tokens = 0
     try:
-        writer = TraceWriter(path)
-        writer.start_run(info)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = open_writer(path)
+        if resuming:
+            _check_resumable(path, info)
+        writer.start_run(info, resume=resuming)
+        done = writer.done_questions(info.run_id) if resuming else set()
         with _progress_bar(_want_progress(progress), n_problems) as advance:
             for q in synthesize_questions(n_problems, n_samples, seed, prof):
                 problem = ProblemRow(q.spec.problem_id, q.spec.position, q.question, q.spec.answer)
-                writer.write_question(info.run_id, problem, q.samples, q.chunks, q.answers, wall_s=q.wall_s)
+                if problem.problem_id not in done:
+                    writer.write_question(info.run_id, problem, q.samples, q.chunks, q.answers, wall_s=q.wall_s)
                 n_chunks += q.chunks.num_rows
                 n_answers += q.answers.num_rows
                 tokens += int(np.sum(q.samples.column("n_tokens").to_numpy()))
@@ -509,9 +527,10 @@ def synthesize_store(
                 n_right += _count_right(q)
                 advance()
         writer.finish_run(info.run_id)
-    except BaseException:
-        for leftover in (path, path.with_name(path.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+    except Exception:
+        if not resuming:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
         raise
     return SynthSummary(
         path=path,
@@ -527,6 +546,24 @@ def synthesize_store(
         elapsed_s=time.perf_counter() - t0,
         size_bytes=path.stat().st_size,
     )
+
+
+def _check_resumable(path: Path, info: RunInfo) -> None:
+    """InputError unless `path` holds this synthetic run, interrupted, with the same settings."""
+    from solver.store import list_runs
+
+    runs = {r.run_id: r for r in list_runs(path)}
+    run = runs.get(info.run_id)
+    if run is None:
+        listed = ", ".join(runs) or "none"
+        raise InputError(str(path), "run_id", f"no run {info.run_id!r} to resume (runs: {listed})")
+    if run.state == "finished":
+        raise InputError(str(path), "run_id", f"run {info.run_id!r} is finished; nothing to resume")
+    if run.gen_config != info.gen_config:
+        changed = sorted(k for k in info.gen_config if run.gen_config.get(k) != info.gen_config[k])
+        raise InputError(str(path), f"gen_config.{changed[0]}" if changed else "gen_config",
+                         "resume with the settings of the interrupted synthesis: "
+                         + ", ".join(f"{k}={run.gen_config.get(k)!r}" for k in changed))
 
 
 def _count_right(q: QuestionTables) -> int:

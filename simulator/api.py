@@ -189,8 +189,10 @@ def simulate(
     budget_s: float = DEFAULT_BUDGET_S,
     reference: bool = False,
     progress: Progress | None = None,
+    allow_incomplete: bool = False,
 ) -> SimulationResult:
     """Replay a store's run under a policy: one competition (bootstrap=0) or N seeded replicates.
+    A failed or interrupted run is refused unless `allow_incomplete` (its committed questions).
 
     Raises:
         InputError: a store, run, policy or profile that cannot be read (names file and field).
@@ -200,7 +202,7 @@ def simulate(
     if bootstrap < 0:
         raise InputError("bootstrap", None, f"must be >= 0, got {bootstrap}")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
-    problems = load_problem_traces(traces, run)
+    problems = load_problem_traces(traces, run, allow_incomplete=allow_incomplete)
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
     run_id = problems[0].run_id

@@ -36,6 +36,7 @@ from solver.loop import (
     SandboxRunner,
     SolveResult,
     SolveSession,
+    VirtualClock,
     WallClock,
 )
 from solver.loop.report import competition_json, render_competition, render_question
@@ -63,20 +64,23 @@ def read_problems_csv(path: str | Path) -> list[Problem]:
     """
     src = str(path)
     try:
-        handle = Path(path).open(newline="", encoding="utf-8")
+        # utf-8-sig: skip an Excel byte-order mark instead of reading it into the first column name
+        handle = Path(path).open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(src, None, f"cannot read: {exc.strerror or exc}") from exc
     out: list[Problem] = []
     seen: set[str] = set()
+    start = 2
     with handle:
-        reader = csv.DictReader(handle)
+        # strict: an unclosed quote fails at the end of the file instead of swallowing the rest
+        reader = csv.DictReader(handle, strict=True)
         try:
             header = reader.fieldnames or []
             if "id" not in header:
                 raise InputError(src, "id", f"missing column (header: {', '.join(header) or 'empty'})")
             qcol = next((c for c in QUESTION_ALIASES if c in header), None)
             for row in reader:
-                line = reader.line_num
+                line, start = start, reader.line_num + 1
                 if None in row:
                     raise InputError(src, f"line {line}", "more values than header columns")
                 pid = (row.get("id") or "").strip()
@@ -96,8 +100,12 @@ def read_problems_csv(path: str | Path) -> list[Problem]:
                         raise InputError(src, f"line {line}: answer",
                                          f"expected an integer 0..999 or empty, got {raw!r}")
                 out.append(Problem(pid, (row.get(qcol) or "") if qcol else "", answer))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(src, f"line {reader.line_num}", f"malformed CSV: {exc}") from exc
+        except csv.Error as exc:
+            hint = (" (an unclosed quote: the quoted field that starts on this line runs to the "
+                    "end of the file)" if "end of data" in str(exc) else "")
+            raise InputError(src, f"line {start}", f"malformed CSV: {exc}{hint}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(src, f"line {start}", f"not UTF-8 text: {exc}") from None
     if not out:
         raise InputError(src, None, "no problems")
     return out
@@ -229,6 +237,8 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
+    resume: bool = False,
+    record_run_id: str | None = None,
 ) -> SolveReport:
     """Solve a problem set with the live solver and return the report.
 
@@ -244,11 +254,18 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
+        resume: continue the interrupted solve run of `record` (or `record_run_id`) from its
+            recording: the questions it committed are skipped, the clock starts at the time they
+            used and the speed level at the last one's.
     Raises:
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
     """
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
+    if record is not None:
+        from solver.store.out_path import check_out_path
+
+        check_out_path(record, "--record", overwrite=None)  # before minutes of engine start-up
     spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
     trace_list: list[ProblemTrace] | None = None
     if traces is not None:
@@ -258,15 +275,30 @@ def run_solve(
         if not trace_list:
             raise InputError(str(traces), None, "no completed questions in the store")
     problems = _problems(problems_csv, trace_list, spec.backend)
-    clock = WallClock()  # live engines: loading the engine counts against the budget
+    point = None
+    if resume:
+        if record is None:
+            raise InputError("<solve>", "resume", "--resume continues a recording: give --record")
+        from solver.store.live import resume_point
+
+        point = resume_point(record, record_run_id)
+        problems = [p for p in problems if p.problem_id not in point.done]
+        if echo is not None:
+            echo(f"resuming run {point.run_id} after {point.n_done} questions "
+                 f"({point.time_used_s:.0f} s used, level {point.level}); the result below covers "
+                 f"the {len(problems)} remaining (`aimo runs show` has the whole run)")
+    # live engines: loading the engine counts against the budget (on resume: after the time used)
+    clock = WallClock(offset_s=point.time_used_s if point else 0.0)
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
     kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else "recorded")
     hw_name = getattr(hardware, "name", None) if hardware is not None else None
     recorder = None
     if record is not None:
-        recorder = RunRecorder(record, solve_run_info(pol, spec, hw_name, engine=engine,
-                                                      notes=f"aimo solve of {len(problems)} problems"))
+        run_info = solve_run_info(pol, spec, hw_name, engine=engine,
+                                  run_id=point.run_id if point else record_run_id,
+                                  notes=f"aimo solve of {len(problems)} problems")
+        recorder = RunRecorder(record, run_info, resume=point is not None, budget_s=budget_s)
     t0 = time.monotonic()
     pool = None
     try:
@@ -280,9 +312,14 @@ def run_solve(
             runner = RecordedRunner()
         else:
             raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
-        session = SolveSession(engine, pol, runner, questions=len(problems), recorder=recorder,
-                               clock=clock if live else None, startup_s=clock.elapsed() if live else None,
+        virtual_clock = VirtualClock(point.time_used_s) if point and not live else None
+        n_before = point.n_done if point else 0
+        session = SolveSession(engine, pol, runner, questions=n_before + len(problems), recorder=recorder,
+                               clock=clock if live else virtual_clock,
+                               startup_s=clock.elapsed() if live else None,
                                options=options, seed=spec.seed, budget_s=budget_s)
+        if point is not None:
+            session.budget.resume_from(point.n_done, point.level)
 
         async def _main() -> SolveResult:
             try:

@@ -18,7 +18,7 @@ from dashboard import charts, data, ui
 TABLE_COLUMNS = [
     "run_id",
     "kind",
-    "status",
+    "state",
     "model",
     "problems",
     "samples",
@@ -60,7 +60,9 @@ def render() -> None:
         column_config={
             "run_id": st.column_config.TextColumn("run", width=170, pinned=True),
             "kind": st.column_config.TextColumn("kind", width=70),
-            "status": st.column_config.TextColumn("status", width=80),
+            "state": st.column_config.TextColumn(
+                "state", width=80, help="finished, failed, interrupted (writer gone) or running"
+            ),
             "model": st.column_config.TextColumn("model", width=150),
             "problems": st.column_config.NumberColumn("problems", width=70),
             "samples": st.column_config.NumberColumn("samples", width=70),
@@ -87,13 +89,49 @@ def render() -> None:
         f"{run['quantization']} · created {run['created_at']} · mean length "
         f"{_num(run['mean_tokens'])} tokens · {run['tokens']:,} tokens in all"
     )
+    if run["kind"] == "solve":
+        _live(ctx, run)
     if run["notes"]:
         st.write(run["notes"])
     with st.expander("Generation config"):
         st.json(json.loads(run["gen_config"]))
-    if run["policy"]:
+    if isinstance(run["policy"], str):  # None (NaN after the merge with accuracy) = no policy
         with st.expander("Policy of this run"):
             st.json(json.loads(run["policy"]))
+
+
+def _live(ctx: ui.RunContext, run) -> None:  # type: ignore[no-untyped-def]
+    """A live solve's own result: the final answers it submitted against the known answers (not
+    a majority vote re-computed from its samples), its time and the budget burn-down."""
+    score = data.live_score(ctx.path, ctx.run_id, ctx.version)
+    st.subheader("Live solver")
+    if not score.answered:
+        st.info(f"Run {ctx.run_id} ({score.state}) has no answered question yet.")
+        return
+    live = st.columns(4)
+    live[0].metric(
+        "Live solver right",
+        f"{score.correct}/{score.with_truth}",
+        help="Final answers the solver submitted that match the known answer.",
+    )
+    live[1].metric("Answered", f"{score.answered}", help=f"run state: {score.state}")
+    used = "–" if score.time_used_s is None else f"{score.time_used_s:,.0f} s"
+    live[2].metric("Time used", used)
+    left = score.budget_left_s
+    live[3].metric("Budget left", "–" if left is None else f"{left:,.0f} s")
+    questions = data.live_questions(ctx.path, ctx.run_id, ctx.version)
+    st.plotly_chart(
+        charts.live_burn_down(questions, score.budget_s), key="live_burn_down"
+    )
+    st.dataframe(
+        questions,
+        hide_index=True,
+        key="live_questions_table",
+        column_config={
+            "start_s": st.column_config.NumberColumn("start", format="%.0f s"),
+            "wall_s": st.column_config.NumberColumn("time", format="%.1f s"),
+        },
+    )
 
 
 def _num(value: object) -> str:

@@ -100,5 +100,12 @@ class BudgetController:
         self.clock.advance(time_s)
         self.done += 1
 
+    def resume_from(self, done: int, level: int | None) -> None:
+        """Continue a restarted competition after `done` questions at speed `level` (the clock
+        carries the time they used)."""
+        self.done = done
+        if level is not None:
+            self.level = level
+
 
 __all__ = ["BudgetController", "CompetitionClock", "QuestionPlan", "VirtualClock", "WallClock"]

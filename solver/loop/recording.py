@@ -13,8 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from solver.engines.base import Chunk
-from solver.store import ProblemRow, TraceWriter
+from solver.store import LiveResult, ProblemRow, TraceWriter
 from solver.traces import RunInfo
+
+# How long a question's commit may wait for a reader to let go of the store before it is spooled
+# beside the store instead (solver.store.spool): the solve never waits longer than this.
+SPOOL_AFTER_S = 0.5
 
 _SAMPLE_TYPES = {
     "sample_idx": pa.int32(), "kind": pa.string(), "prompt_tokens": pa.int32(),
@@ -46,10 +50,12 @@ class RunRecorder:
     or a failed code run: `code_ok` False).
     """
 
-    def __init__(self, path: str | Path, run: RunInfo, *, resume: bool = False) -> None:
-        self.writer = TraceWriter(path)
+    def __init__(self, path: str | Path, run: RunInfo, *, resume: bool = False,
+                 budget_s: float | None = None, spool_after_s: float = SPOOL_AFTER_S) -> None:
+        self.writer = TraceWriter(path, spool_after_s=spool_after_s)
         self.run = run
-        self.writer.start_run(run, resume=resume)
+        self.writer.start_run(run, resume=resume, budget_s=budget_s)
+        self.spooled = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -99,9 +105,12 @@ class RunRecorder:
         s["n_tokens"].append(n_tokens)
         s["finish_reason"].append(finish_reason)
 
-    def commit_question(self, problem: ProblemRow, wall_s: float | None) -> None:
+    def commit_question(self, problem: ProblemRow, wall_s: float | None,
+                        live: LiveResult | None = None) -> None:
         """Write the buffered question in one transaction and start a fresh buffer.
 
+        `live` is what the solver answered (kind 'solve'). If a reader holds the store, the
+        question is spooled beside it and committed later (never dropped, never waited for).
         Chunks and answers of samples without a sample row (never started) are dropped.
         """
         known = set(self._samples["sample_idx"])
@@ -113,10 +122,12 @@ class RunRecorder:
             keep = [j for j, i in enumerate(answers["sample_idx"]) if i in known]
             answers = {k: [v[j] for j in keep] for k, v in answers.items()}
         try:
-            self.writer.write_question(
+            outcome = self.writer.write_question(
                 self.run.run_id, problem, _table(self._samples, _SAMPLE_TYPES),
                 _table(chunks, _CHUNK_TYPES), _table(answers, _ANSWER_TYPES), wall_s=wall_s,
+                live=live,
             )
+            self.spooled += outcome == "spooled"
         finally:
             self._reset()
 
@@ -125,7 +136,7 @@ class RunRecorder:
         self._reset()
 
     def finish(self, status: str = "complete") -> None:
-        """Mark the run complete (or 'failed')."""
+        """Mark the run complete (or 'failed'); spooled behind its questions if the store is busy."""
         self.writer.finish_run(self.run.run_id, status)
 
 

@@ -21,7 +21,7 @@ from solver.loop.control import LoopOptions, Recorder, run_question
 from solver.loop.results import QuestionOutcome, QuestionResult, SolveResult
 from solver.loop.runners import CodeRunner
 from solver.policy import Policy, SpeedLevel, sample_kinds
-from solver.store import ProblemRow
+from solver.store import LiveResult, ProblemRow
 
 logger = logging.getLogger("solver.session")
 
@@ -50,7 +50,8 @@ def sampling_settings(policy: Policy, seed: int | None) -> SamplingSettings:
 class RecorderSink(Recorder, Protocol):
     """A recorder that also commits questions (see `solver.loop.recording.RunRecorder`)."""
 
-    def commit_question(self, problem: ProblemRow, wall_s: float | None) -> None: ...
+    def commit_question(self, problem: ProblemRow, wall_s: float | None,
+                        live: LiveResult | None = None) -> None: ...
 
     def discard_question(self) -> None: ...
 
@@ -129,15 +130,17 @@ class SolveSession:
         self.budget.finish(time_s)
         self.results.append(result)
         if self.recorder is not None:
-            self._record(ProblemRow(problem_id, plan.order, question, truth), outcome, time_s)
+            live = LiveResult(result.answer, result.stop_reason, result.level, result.start_s)
+            self._record(ProblemRow(problem_id, plan.order, question, truth), outcome, time_s, live)
         return result
 
-    def _record(self, row: ProblemRow, outcome: QuestionOutcome, time_s: float) -> None:
+    def _record(self, row: ProblemRow, outcome: QuestionOutcome, time_s: float,
+                live: LiveResult | None = None) -> None:
         """Commit the question's rows; a recording failure never costs the answer."""
         assert self.recorder is not None
         try:
             if any(s.end != "queued" for s in outcome.samples):
-                self.recorder.commit_question(row, wall_s=time_s)
+                self.recorder.commit_question(row, wall_s=time_s, live=live)
             else:
                 self.recorder.discard_question()
         except Exception:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import types
 import typing
@@ -30,6 +31,24 @@ from solver.errors import InputError
 from solver.policy.model import Policy
 
 _MAX_BASE_DEPTH = 8
+
+# Upper bounds the model itself does not state, so that a typo cannot make the solver allocate
+# for 100 million samples or plan a competition of 30 years. (class name, field) -> max.
+MAX_SAMPLES = 1024
+MAX_CUTOFF_S = 24 * 3600.0
+LIMITS: dict[tuple[str, str], float] = {
+    ("SpeedLevel", "samples"): MAX_SAMPLES,
+    ("SpeedLevel", "min_answers"): MAX_SAMPLES,
+    ("SpeedLevel", "timeout_s"): MAX_CUTOFF_S,
+    ("Schedule", "cutoff_s"): MAX_CUTOFF_S,
+    ("Schedule", "questions"): 100_000,
+    ("Schedule", "reeval_after"): 100_000,
+    ("Schedule", "reeval_every"): 100_000,
+    ("SampleStop", "max_tokens"): 1 << 20,
+    ("Generation", "max_new_tokens"): 1 << 20,
+}
+# YAML 1.1 reads "1e9" (no dot) as a string; such a value is taken as the number it spells.
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 # --------------------------------------------------------------------------- dict -> dataclass
@@ -81,6 +100,8 @@ def _convert(hint: Any, value: Any, path: str, source: str) -> Any:
         if not isinstance(value, bool):
             raise InputError(source, path, f"must be true or false (got {value!r})")
         return value
+    if hint in (int, float) and isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        value = float(value) if hint is float or not value.strip().lstrip("+-").isdigit() else int(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
@@ -114,6 +135,9 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
     for name, f in fields.items():
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], _join(path, name), source)
+            limit = LIMITS.get((cls.__name__, name))
+            if limit is not None and isinstance(kwargs[name], (int, float)) and kwargs[name] > limit:
+                raise InputError(source, _join(path, name), f"must be ≤ {limit:,g} (got {kwargs[name]:,})")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise InputError(source, _join(path, name), "missing required key")
     try:
@@ -144,7 +168,12 @@ def _resolve_base(data: Mapping[str, Any], source: str, depth: int) -> Mapping[s
     looks_like_path = spec.endswith((".yaml", ".yml")) or "/" in spec
     if looks_like_path and not Path(spec).is_absolute() and here.is_file():
         spec = str(here.parent / spec)  # a relative base path is relative to the file naming it
-    base = _load(spec, depth + 1)
+    try:
+        base = _load(spec, depth + 1)
+    except InputError as exc:
+        if exc.source != spec or exc.field is not None:
+            raise  # a problem inside the base file: that file names it
+        raise InputError(source, "base", f"{spec!r}: {exc.message}") from None
     rest = {k: v for k, v in data.items() if k != "base"}
     return _merge(policy_to_dict(base), rest)
 

@@ -20,17 +20,19 @@ from solver.store.reader import (
     load_problem_traces,
     load_sample_text,
 )
-from solver.store.records import ProblemRow, RunSummary
-from solver.store.writer import TraceWriter
+from solver.store.records import LiveResult, ProblemRow, RunSummary
+from solver.store.writer import TraceWriter, flush_spool
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT_S",
     "LATEST_VERSION",
+    "LiveResult",
     "ProblemRow",
     "RunSummary",
     "StoreBusyError",
     "TraceWriter",
     "completed_questions",
+    "flush_spool",
     "init_store",
     "list_runs",
     "load_chunks",

@@ -28,6 +28,8 @@ from solver.store.migrations import (
 logger = logging.getLogger("solver.store")
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+# Readers commit a dead writer's spool on open, but never wait long for the lock to do so.
+READER_FLUSH_TIMEOUT_S = 0.2
 _FIRST_BACKOFF_S = 0.002
 # The writer polls faster than readers, so it takes the file in the gaps between reads: a
 # dashboard must not slow a recording down.
@@ -81,27 +83,77 @@ def open_duckdb(
             delay = min(delay * 2.0, _MAX_BACKOFF_S[read_only])
 
 
+# A DuckDB database file holds "DUCK" at bytes 8..11 (after a checksum).
+_MAGIC_AT, _MAGIC = 8, b"DUCK"
+
+
+def _check_magic(p: Path) -> None:
+    """InputError unless `p` starts like a DuckDB database (an empty file is let through: a
+    writer initialises it). Without this DuckDB opens e.g. a CSV through its file readers and
+    says "Cannot launch in-memory database in read-only mode!"."""
+    try:
+        with p.open("rb") as handle:
+            head = handle.read(_MAGIC_AT + len(_MAGIC))
+    except OSError as exc:
+        raise InputError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+    if head and head[_MAGIC_AT:] != _MAGIC:
+        kind = "text (a CSV or JSONL file?)" if head.isascii() else "some other binary format"
+        raise InputError(str(p), None, f"not a DuckDB trace store: the file is {kind}, "
+                         "not a DuckDB database")
+
+
 def _existing_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(str(p), None, "no such trace store")
     if not p.is_file():
         raise InputError(str(p), None, "not a file")
+    _check_magic(p)
     return p
+
+
+def _flush_pending(p: Path) -> None:
+    """Commit spooled entries left beside the store (solver.store.spool), if the lock is free now."""
+    from solver.store import spool
+
+    if not spool.pending(p):
+        return
+    from solver.store.writer import flush_spool
+
+    try:
+        flush_spool(p, lock_timeout_s=READER_FLUSH_TIMEOUT_S)
+    except StoreBusyError:
+        pass  # the writer holds it: it flushes its own spool
+    except (InputError, OSError) as exc:  # e.g. a read-only copy of the store
+        logger.warning("could not commit the spool of %s: %s", p, exc)
+
+
+def _older_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    versions = applied_versions(con)
+    return bool(versions) and max(versions) < LATEST_VERSION
 
 
 @contextmanager
 def read_connection(
-    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, flush: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the trace store `path`, closed on exit; hold it only briefly.
+
+    Before opening, commits a spool a writer left (`flush`); a store at an older schema is
+    migrated forward first (when the file is writable).
 
     Raises:
         InputError: missing file, not a DuckDB file, or not a trace store at the current schema.
         StoreBusyError: a writer held the file for longer than `lock_timeout_s`.
     """
     p = _existing_file(path)
+    if flush:
+        _flush_pending(p)
     con = open_duckdb(p, read_only=True, lock_timeout_s=lock_timeout_s)
+    if _older_schema(con) and os.access(p, os.W_OK):
+        con.close()
+        init_store(p, create=False, lock_timeout_s=lock_timeout_s)
+        con = open_duckdb(p, read_only=True, lock_timeout_s=lock_timeout_s)
     try:
         check_schema(con, str(p))
         yield con
@@ -111,14 +163,18 @@ def read_connection(
 
 @contextmanager
 def write_connection(
-    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, flush: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the existing trace store `path`; closed (checkpointed) on exit.
+
+    Commits a pending spool first (`flush`; the writer itself passes False).
 
     Raises:
         InputError / StoreBusyError: as `read_connection`.
     """
     p = _existing_file(path)
+    if flush:
+        _flush_pending(p)
     con = open_duckdb(p, read_only=False, lock_timeout_s=lock_timeout_s)
     try:
         check_schema(con, str(p))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,11 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($versi
 APPLIED_VERSIONS = "SELECT version FROM schema_migrations ORDER BY version"
 MAX_VERSION = "SELECT max(version) FROM schema_migrations"
 LIST_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+LIST_COLUMNS = """
+SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = 'main' AND table_catalog = current_database()
+ORDER BY table_name, ordinal_position
+"""
 
 
 @dataclass(frozen=True)
@@ -141,4 +147,28 @@ def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(source, missing[0], "table missing from the trace store")
+    found: dict[str, set[str]] = {}
+    for table, column in con.execute(LIST_COLUMNS).fetchall():
+        found.setdefault(table, set()).add(column)
+    for table, columns in expected_columns().items():
+        lost = [c for c in columns if c not in found.get(table, set())]
+        if lost:
+            raise InputError(source, f"{table}.{lost[0]}",
+                             "column missing from the trace store (the file was altered by hand?)")
     return version
+
+
+@cache
+def expected_columns() -> dict[str, tuple[str, ...]]:
+    """Columns of each required table at the current schema, from the migrations themselves."""
+    con = duckdb.connect()
+    try:
+        apply_migrations(con)
+        rows = con.execute(LIST_COLUMNS).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[str]] = {}
+    for table, column in rows:
+        if table in REQUIRED_TABLES:
+            out.setdefault(table, []).append(column)
+    return {t: tuple(c) for t, c in out.items()}

@@ -8,6 +8,7 @@ never touches the `chunks` table.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import duckdb
@@ -18,7 +19,10 @@ import pyarrow as pa
 from solver.errors import InputError
 from solver.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
 from solver.store.records import RunSummary
+from solver.store.run_state import WriterMark, run_state
 from solver.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+
+logger = logging.getLogger("solver.store")
 
 COMPLETED_QUESTIONS = "SELECT problem_id FROM questions_done WHERE run_id = $run_id"
 RUN_IDS = "SELECT run_id FROM runs ORDER BY created_at, run_id"
@@ -79,7 +83,9 @@ a AS (
 )
 SELECT r.run_id, r.kind, r.model, r.backend, r.quantization, r.hardware, r.gen_config::VARCHAR,
        r.policy::VARCHAR, r.notes, r.status, r.created_at,
-       coalesce(q.n, 0), coalesce(s.n, 0), coalesce(s.tokens, 0)::BIGINT, coalesce(a.n, 0)
+       coalesce(q.n, 0), coalesce(s.n, 0), coalesce(s.tokens, 0)::BIGINT, coalesce(a.n, 0),
+       r.writer_pid, r.writer_host, r.heartbeat_at, r.finished_at, r.budget_s,
+       current_timestamp::TIMESTAMP
 FROM runs r
 LEFT JOIN q ON q.run_id = r.run_id
 LEFT JOIN s ON s.run_id = r.run_id
@@ -135,20 +141,53 @@ def _resolve_run(con: duckdb.DuckDBPyConnection, run_id: str | None, source: str
     return run_id
 
 
+RUN_STATE = """
+SELECT status, writer_pid, writer_host, heartbeat_at, current_timestamp::TIMESTAMP,
+       (SELECT count(*) FROM questions_done WHERE run_id = $run_id)
+FROM runs WHERE run_id = $run_id
+"""
+
+
+def _check_complete(
+    con: duckdb.DuckDBPyConnection, run_id: str, source: str, allow_incomplete: bool
+) -> None:
+    """Refuse a failed or interrupted run, warn on one still running, unless `allow_incomplete`."""
+    status, pid, host, beat, now, n_done = con.execute(RUN_STATE, {"run_id": run_id}).fetchall()[0]
+    state = run_state(status, WriterMark(pid, host, beat), now)
+    if state == "finished" or allow_incomplete:
+        return
+    if state == "running":
+        logger.warning("%s: run %r is still being written (%d questions so far); "
+                       "results cover those only", source, run_id, n_done)
+        return
+    raise InputError(
+        source, "run_id",
+        f"run {run_id!r} is {state} ({n_done} questions committed): resume it, delete it "
+        "(`aimo runs delete`), or use what it holds with `aimo simulate --allow-incomplete`",
+    )
+
+
 def load_problem_traces(
-    path: str | Path, run_id: str | None = None, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    path: str | Path,
+    run_id: str | None = None,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    allow_incomplete: bool = False,
 ) -> list[ProblemTrace]:
     """Event arrays of every completed question of a run, ordered by position, samples by index.
 
     `run_id` None picks the only run. Answer arrays are sorted by token position (then time);
-    they are read-only views into shared arrays.
+    they are read-only views into shared arrays. A run that failed or was interrupted is refused
+    and one still being written is loaded with a warning, unless `allow_incomplete`.
 
     Raises:
-        InputError: not a store, or `run_id` unknown / ambiguous (the message lists the run ids).
+        InputError: not a store, `run_id` unknown / ambiguous (the message lists the run ids),
+            or an incomplete run.
     """
     source = str(path)
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
         run_id = _resolve_run(con, run_id, source)
+        _check_complete(con, run_id, source, allow_incomplete)
         key = {"run_id": run_id}
         problems = _arrow(con, LOAD_PROBLEMS, key)
         samples = _arrow(con, LOAD_SAMPLES, key)
@@ -247,6 +286,12 @@ def list_runs(
             n_samples=int(r[12]),
             n_tokens=int(r[13]),
             n_answers=int(r[14]),
+            state=run_state(r[9], WriterMark(r[15], r[16], r[17]), r[20]),
+            writer_pid=r[15],
+            writer_host=r[16],
+            heartbeat_at=r[17],
+            finished_at=r[18],
+            budget_s=r[19],
         )
         for r in rows
     ]

@@ -42,6 +42,17 @@ class RunSummary:
     n_samples: int
     n_tokens: int
     n_answers: int
+    state: str = "finished"  # finished | failed | interrupted | running (solver.store.run_state)
+    writer_pid: int | None = None
+    writer_host: str | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+    budget_s: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every question the run set out to write is in (its writer finished it)."""
+        return self.state == "finished"
 
     @property
     def info(self) -> RunInfo:
@@ -57,3 +68,14 @@ class RunSummary:
             policy=None if self.policy is None else dict(self.policy),
             notes=self.notes,
         )
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """What the live solver did with one question: the answer it submitted (0..999), why it
+    stopped, the speed level it ran at and the competition clock when the question started."""
+
+    final_answer: int | None
+    stop_reason: str | None
+    level: int | None
+    start_s: float | None

@@ -234,3 +234,30 @@ def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: 
         other = tuner_journal.parent / "narrow.yaml"
         other.write_text("fix:\n  check.every_tokens: 40\n")
         data.trial_policy(exported, study, str(other))
+
+
+def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_path: Path) -> None:
+    """Issue 16: a live solve's final answers are in the store; finished, failed, interrupted and
+    running runs are told apart; an interrupted run's committed questions still load here."""
+    from solver.solve import Problem, run_solve
+    from solver.store import TraceWriter
+    from solver.traces import RunInfo
+
+    store = tmp_path / "live.duckdb"
+    problems = [Problem(f"q{i}", f"question {i}", i) for i in range(3)]
+    report = run_solve(problems, "fast-8", "synthetic", record=store, echo=None, record_run_id="done")
+    writer = TraceWriter(store)
+    writer.start_run(RunInfo("alive", "solve"))  # this process: alive, so 'running'
+    writer.start_run(RunInfo("dead", "solve"))
+    from solver.store.writer import write_connection
+    with write_connection(store) as con:
+        con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
+    frame = data.runs_frame(str(store), data.store_version(str(store)))
+    assert dict(zip(frame["run_id"], frame["state"])) == {
+        "done": "finished", "alive": "running", "dead": "interrupted"}
+    score = data.live_score(str(store), "done", data.store_version(str(store)))
+    right = sum(q.answer == q.truth for q in report.result.questions)
+    assert (score.answered, score.with_truth, score.correct) == (3, 3, right)
+    assert score.time_used_s == pytest.approx(report.result.questions[-1].start_s
+                                              + report.result.questions[-1].time_s)
+    assert data.problem_traces(str(store), "dead", data.store_version(str(store))) == []

@@ -56,6 +56,17 @@ def chart_json(at, i: int) -> str:
     return at.get("plotly_chart")[i].proto.spec
 
 
+def plotly_values(value: object) -> list[float]:
+    """A Plotly JSON array: a list, or numpy data as {"dtype", "bdata"} (base64)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)  # type: ignore[call-overload]
+
+
 def assert_clean(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -74,7 +85,7 @@ def test_runs_page_lists_runs_and_switches_run(store: Path, env, page) -> None:
     assert set(table["run_id"]) == {SYNTH_RUN, LIVE_RUN}
     assert {
         "kind",
-        "status",
+        "state",
         "model",
         "problems",
         "samples",
@@ -82,16 +93,18 @@ def test_runs_page_lists_runs_and_switches_run(store: Path, env, page) -> None:
         "sample_accuracy",
         "majority_accuracy",
     } <= set(table.columns)
-    # a table that fits the page: at most 11 columns, the rest in the run's details
+    # a table that fits the page: at most 9 columns, the rest in the run's details
     assert len(table.columns) <= 9
     assert "hardware" in texts(at.caption) and "backend" in texts(at.caption)
-    assert f"Run {LIVE_RUN}" in texts(at.subheader)  # the newest run by default
-    assert "in progress" in texts(at.info)  # runs.status = 'running'
-
-    at.selectbox(key="run").select(SYNTH_RUN).run()  # interaction: pick the other run
-    assert_clean(at)
+    # the newest *finished* run by default: a run being written (or cut short) is not (issue 16)
     assert f"Run {SYNTH_RUN}" in texts(at.subheader)
     assert "in progress" not in texts(at.info)
+    assert set(table["state"]) == {"finished", "running"}
+
+    at.selectbox(key="run").select(LIVE_RUN).run()  # interaction: pick the other run
+    assert_clean(at)
+    assert f"Run {LIVE_RUN}" in texts(at.subheader)
+    assert "in progress" in texts(at.info)  # its writer (this process) is alive: 'running'
 
 
 def test_run_and_problem_come_from_the_url(store: Path, env) -> None:
@@ -400,3 +413,47 @@ def test_pages_read_a_store_while_a_recorder_writes_it(tmp_path: Path, env, page
     assert "in progress" not in texts(at.info)
     table = at.dataframe[0].value
     assert int(table.loc[table["run_id"] == LIVE_RUN, "problems"].iloc[0]) == 12
+
+
+# --------------------------------------------------------------------------- live runs
+
+
+def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
+    tmp_path: Path, env, page
+) -> None:
+    """Issue 16: a live run's real score (its submitted answers vs the known ones), its time and
+    budget burn-down; finished, interrupted and running runs told apart, a finished one the
+    default selection."""
+    from solver.solve import Problem, run_solve
+    from solver.store import TraceWriter
+    from solver.store.writer import write_connection
+    from solver.traces import RunInfo
+
+    store = tmp_path / "live.duckdb"
+    problems = [Problem(f"q{i}", f"question {i}", i) for i in range(4)]
+    report = run_solve(problems, "fast-8", "synthetic", record=store, echo=None, record_run_id="done")
+    TraceWriter(store).start_run(RunInfo("dead", "solve"))  # newer, but cut short
+    with write_connection(store) as con:
+        con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
+    env(traces=store)
+    at = page("runs")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["run_id"], table["state"])) == {"done": "finished", "dead": "interrupted"}
+    assert "Run done" in texts(at.subheader)  # the finished run, not the newer interrupted one
+    right = sum(q.answer == q.truth for q in report.result.questions)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Live solver right"] == f"{right}/4"
+    assert metrics["Answered"] == "4"
+    last = report.result.questions[-1]
+    assert metrics["Time used"] == f"{last.start_s + last.time_s:,.0f} s"
+    burn = json.loads(next(c for c in at.get("plotly_chart") if "Time used" in c.proto.spec).proto.spec)
+    used = next(t for t in burn["data"] if t["name"] == "time used")
+    ys = plotly_values(used["y"])
+    assert len(ys) == 5 and ys[0] == 0.0 and all(a <= b for a, b in zip(ys, ys[1:]))
+    live = next(d.value for d in at.dataframe if "final_answer" in d.value.columns)
+    assert list(live["final_answer"]) == [q.answer for q in report.result.questions]
+
+    at.selectbox(key="run").select("dead").run()
+    assert_clean(at)
+    assert "interrupted" in texts(at.warning)

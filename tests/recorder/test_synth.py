@@ -140,7 +140,8 @@ def test_same_seed_gives_identical_stores(tmp_path: Path) -> None:
 
 def _volatile(table: str) -> str:
     """Columns that hold wall-clock timestamps of the write itself."""
-    return {"runs": "created_at", "questions_done": "committed_at"}.get(table, "run_id")
+    runs = "created_at, writer_pid, writer_host, heartbeat_at, finished_at"
+    return {"runs": runs, "questions_done": "committed_at"}.get(table, "run_id")
 
 
 def test_problem_prefix_does_not_depend_on_store_size() -> None:

@@ -90,6 +90,38 @@ def write(args: argparse.Namespace, counter: BusyCounter) -> dict:
     return {"retries": counter.count}
 
 
+def hold(args: argparse.Namespace, counter: BusyCounter) -> dict:
+    """Hold a read-only connection (the file lock) for `--timeout` seconds, like a slow reader."""
+    import duckdb
+
+    con = duckdb.connect(args.path, read_only=True)
+    print("holding", flush=True)
+    time.sleep(args.timeout)
+    con.close()
+    return {"held_s": args.timeout}
+
+
+def spool_write(args: argparse.Namespace, counter: BusyCounter) -> dict:
+    """A live writer that spools when the store is busy; with --die, SIGKILLs itself after the
+    last question (nothing flushed, the run left 'running')."""
+    writer = TraceWriter(args.path, spool_after_s=0.3)
+    writer.start_run(RunInfo(args.run_id, "synthetic", model="worker"), resume=args.resume)
+    outcomes = []
+    for k in range(args.n):
+        samples, chunks, answers = question_frames(k, args.samples, args.chunks)
+        problem = ProblemRow(f"q{k:03d}", k, f"question {k}", k % 1000)
+        t0 = time.monotonic()
+        outcome = writer.write_question(args.run_id, problem, samples, chunks, answers, wall_s=1.0)
+        outcomes.append((outcome, time.monotonic() - t0))
+        print(f"{outcome} q{k:03d}", flush=True)
+        if k == 0 and args.wait_stdin:
+            sys.stdin.readline()  # the test starts a holder, then lets the writer go on
+    if args.die:
+        os.kill(os.getpid(), 9)
+    status = writer.finish_run(args.run_id)
+    return {"outcomes": outcomes, "finish": status}
+
+
 def read(args: argparse.Namespace, counter: BusyCounter) -> dict:
     """Poll the store until `n` questions are complete; record what each read saw."""
     deadline = time.monotonic() + args.timeout
@@ -114,13 +146,15 @@ def read(args: argparse.Namespace, counter: BusyCounter) -> dict:
 def main(argv: list[str]) -> int:
     """Parse arguments, run one side, print its JSON report on the last line."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["write", "read"])
+    parser.add_argument("mode", choices=["write", "read", "hold", "spool-write"])
     parser.add_argument("path")
     parser.add_argument("run_id")
     parser.add_argument("n", type=int)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--die", action="store_true", help="spool-write: SIGKILL itself at the end")
+    parser.add_argument("--wait-stdin", action="store_true", help="spool-write: wait after q000")
     parser.add_argument("--pause", type=float, default=0.0, help="writer: sleep between questions")
     parser.add_argument("--interval", type=float, default=0.01, help="reader: sleep between reads")
     parser.add_argument("--timeout", type=float, default=45.0)
@@ -130,7 +164,8 @@ def main(argv: list[str]) -> int:
     logger = logging.getLogger("solver.store")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(counter)
-    report = write(args, counter) if args.mode == "write" else read(args, counter)
+    modes = {"write": write, "read": read, "hold": hold, "spool-write": spool_write}
+    report = modes[args.mode](args, counter)
     print(json.dumps(report), flush=True)
     return 0
 
