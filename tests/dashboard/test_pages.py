@@ -257,7 +257,8 @@ def test_tune_page_plots_and_exports_a_trial(
     yaml_text = at.code[0].value
     assert f"name: trial-{number}" in yaml_text
     scores = next(d.value for d in at.dataframe if list(d.value.columns) == ["name", "value"])
-    assert "fold_scores" in set(scores["name"]) and len(scores) == 3  # metric + 2 attributes
+    # its objective values, then its 2 user attributes
+    assert len(scores) == (4 if study == "multi" else 3) and "fold_scores" in set(scores["name"])
     params = next(d.value for d in at.dataframe if list(d.value.columns) == ["parameter", "value"])
     assert set(params["parameter"]) == {"start_level", "check_every"}
     assert not at.json  # formatted tables, not raw JSON
