@@ -683,7 +683,8 @@ def tidy_study_figure(
 def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure:
     """A live run's competition clock after each question against its budget: the cumulative
     time used (start of the question plus its time), markers coloured by the solver's answer
-    being right, wrong or unknown, the budget as a line, and the even pace to it.
+    being right, wrong or unknown, and the budget as a line when it is within 2x of the time
+    used (else a note with the share used: a 3-minute run is not drawn on a 5-hour axis).
 
     Args:
         questions: one row per committed question in serving order with `problem_id`,
@@ -697,12 +698,14 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     # the stored competition clock; questions back to back where a start is missing
     ends = (start + wall).where(start.notna(), wall.cumsum())
     n = len(done)
-    span = max([float(ends.max()) if n else 0.0, float(budget_s or 0.0), 1.0])
+    used = float(ends.max()) if n else 0.0
+    show_budget = bool(budget_s) and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
+    span = max(used, float(budget_s) if show_budget and budget_s else 0.0, 1.0)
     unit, per = time_unit(span)
     fig = _figure(
         "Time used against the budget",
         xaxis={"title": "questions answered", "range": [0, max(n, 1) + 0.5]},
-        yaxis={"title": f"competition clock ({unit})", "rangemode": "tozero"},
+        yaxis={"title": f"competition clock ({unit})", "range": [0, span * 1.05 / per]},
     )
     outcome = [_outcome(c) for c in done["correct"]]
     fig.add_trace(
@@ -729,11 +732,17 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
                 "<extra></extra>",
             )
         )
-    if budget_s:
+    if show_budget and budget_s:
         fig.add_hline(
             y=budget_s / per,
             line={"dash": "dash", "color": "#d62728"},
             annotation_text=f"budget {budget_s / per:,.1f} {unit}",
             annotation_position="top left",
+        )
+    elif budget_s:
+        fig.add_annotation(
+            text=f"budget {budget_s / 3600:.2f} h: {100 * used / budget_s:.1f}% used, off this axis",
+            xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="top",
+            showarrow=False, font={"color": "#d62728"},
         )
     return fig

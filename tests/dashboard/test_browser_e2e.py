@@ -19,6 +19,7 @@ page. Skipped only when Chromium is missing and CI is not 'true'; in CI it must 
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -242,17 +243,16 @@ PAGE_STATE = """JSON.stringify({
 })"""
 
 
-@pytest.fixture(scope="module")
-def server(store: Path, study_journal: Path) -> Iterator[str]:
-    """The dashboard served on a free port; yields its base URL."""
+@contextlib.contextmanager
+def serve(store: Path, journal: Path, log_name: str) -> Iterator[str]:
+    """The dashboard over `store` served on a free port (the command line `aimo dashboard`
+    runs); yields its base URL; the server log is kept with the screenshots."""
     from dashboard import build_command
 
-    _warm_fast_simulator(store)
     port = free_port()
-    cmd = build_command(store, str(study_journal), port, True, study="multi")
-    log = SHOTS / "server.log"  # kept with the screenshots
+    cmd = build_command(store, str(journal), port, True, study="multi")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    with open(SHOTS / log_name, "w") as out:
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
@@ -270,6 +270,14 @@ def server(store: Path, study_journal: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, study_journal: Path) -> Iterator[str]:
+    """The dashboard over the `store` fixture; yields its base URL."""
+    _warm_fast_simulator(store)
+    with serve(store, study_journal, "server.log") as url:
+        yield url
 
 
 def _warm_fast_simulator(store: Path) -> None:
@@ -300,43 +308,50 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         b.close()
 
 
+def visit(browser: Browser, server: str, name: str, path: str, title: str, min_plots: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open /path, wait until it settled, save test-output/screenshots/NAME.png and assert what
+    every page must show: no exception or error, its title, its charts drawn, no chart text
+    outside its chart, axis titles, no generic Optuna title, nothing past the window's edge, no
+    Deploy button. Returns the page state and what was seen (for page-specific checks)."""
+    browser.call("Page.navigate", url=f"{server}/{path}")
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    state: dict[str, Any] = {}
+    stable = 0
+    while time.monotonic() < deadline:
+        state = json.loads(browser.evaluate(PAGE_STATE) or "{}")
+        done = state.get("title") == title and state.get("plots", 0) >= min_plots
+        stable = stable + 1 if done and not state.get("running") else 0
+        if state.get("exceptions") or stable >= 3:  # settled for ~1.5 s
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)  # Plotly's automargin redraw after the first paint
+    shot = SHOTS / f"{name}.png"
+    browser.screenshot(shot)
+    print(f"screenshot /{path}: {shot}")
+    seen = json.loads(browser.evaluate(SEEN) or "{}")
+    assert not state.get("exceptions"), f"/{path}: exception shown: {state}"
+    assert not state.get("notFound"), f"/{path}: not addressable by URL: {state}"
+    assert not state.get("errors"), f"/{path}: error shown: {state}"
+    assert state.get("title") == title, f"/{path}: {state}"
+    assert state.get("plots", 0) >= min_plots, f"/{path}: charts not drawn: {state}"
+    assert shot.stat().st_size > 10_000
+    # what a person sees
+    assert not seen["clipped"], f"/{path}: chart text drawn outside its chart: {seen['clipped']}"
+    assert not seen["missingAxisTitles"], f"/{path}: a chart without axis titles: {seen}"
+    assert not seen["generic"], f"/{path}: 'Objective Value' instead of the metric: {seen}"
+    assert seen["pageWidth"] <= seen["window"] + 1, f"/{path}: wider than the window: {seen}"
+    assert not seen["wide"], f"/{path}: elements past the right edge: {seen['wide']}"
+    assert not seen["deploy"], f"/{path}: Streamlit's Deploy button is shown"
+    return state, seen
+
+
 @pytest.mark.timeout(900)
 def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Browser) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     report = {}
-    shots = []
     for name, (path, title, min_plots) in PAGES.items():
-        browser.call("Page.navigate", url=f"{server}/{path}")
-        deadline = time.monotonic() + PAGE_TIMEOUT_S
-        state: dict[str, Any] = {}
-        stable = 0
-        while time.monotonic() < deadline:
-            state = json.loads(browser.evaluate(PAGE_STATE) or "{}")
-            done = state.get("title") == title and state.get("plots", 0) >= min_plots
-            stable = stable + 1 if done and not state.get("running") else 0
-            if state.get("exceptions") or stable >= 3:  # settled for ~1.5 s
-                break
-            time.sleep(0.5)
-        time.sleep(1.0)  # Plotly's automargin redraw after the first paint
-        shot = SHOTS / f"{name}.png"
-        browser.screenshot(shot)
-        shots.append(shot)
-        print(f"screenshot /{path}: {shot}")
-        seen = json.loads(browser.evaluate(SEEN) or "{}")
+        state, seen = visit(browser, server, name, path, title, min_plots)
         report[name] = {**state, "seen": seen}
-        assert not state.get("exceptions"), f"/{path}: exception shown: {state}"
-        assert not state.get("notFound"), f"/{path}: not addressable by URL: {state}"
-        assert not state.get("errors"), f"/{path}: error shown: {state}"
-        assert state.get("title") == title, f"/{path}: {state}"
-        assert state.get("plots", 0) >= min_plots, f"/{path}: charts not drawn: {state}"
-        assert shot.stat().st_size > 10_000
-        # what a person sees
-        assert not seen["clipped"], f"/{path}: chart text drawn outside its chart: {seen['clipped']}"
-        assert not seen["missingAxisTitles"], f"/{path}: a chart without axis titles: {seen}"
-        assert not seen["generic"], f"/{path}: 'Objective Value' instead of the metric: {seen}"
-        assert seen["pageWidth"] <= seen["window"] + 1, f"/{path}: wider than the window: {seen}"
-        assert not seen["wide"], f"/{path}: elements past the right edge: {seen['wide']}"
-        assert not seen["deploy"], f"/{path}: Streamlit's Deploy button is shown"
         if name == "runs":
             assert not seen["scrolledTables"], f"/runs: the runs table is cut off: {seen}"
         if name == "traces":
@@ -349,4 +364,39 @@ def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Brows
         if name == "compare":
             assert "Score difference B − A on the same draws" in seen["charts"], seen
     (SHOTS / "pages.json").write_text(json.dumps(report, indent=2))
-    print("screenshots:", *[str(p) for p in shots], sep="\n  ")
+    print("screenshots:", *sorted(str(p) for p in SHOTS.glob("*.png")), sep="\n  ")
+
+
+@pytest.fixture(scope="module")
+def live_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a finished live solve (`done`, 6 questions) and a newer one cut short."""
+    from solver.solve import Problem, run_solve
+    from solver.store import TraceWriter
+    from solver.store.writer import write_connection
+    from solver.traces import RunInfo
+
+    path = tmp_path_factory.mktemp("live") / "live.duckdb"
+    problems = [Problem(f"q{i}", f"question {i}", i) for i in range(6)]
+    run_solve(problems, "fast-8", "synthetic", record=path, echo=None, record_run_id="done")
+    TraceWriter(path).start_run(RunInfo("dead", "solve"))
+    with write_connection(path) as con:
+        con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
+    return path
+
+
+@pytest.mark.timeout(600)
+def test_a_live_run_in_a_real_browser(
+    live_store: Path, study_journal: Path, browser: Browser
+) -> None:
+    """Issue 16: a live solve's own score, time and burn-down; the finished run is the default,
+    the interrupted one is told apart."""
+    with serve(live_store, study_journal, "server-live.log") as url:
+        _, seen = visit(browser, url, "runs-live", "runs", "Runs", 2)
+        text = browser.evaluate("document.body.innerText")
+        assert "Run done" in text and "Live solver right" in text, text[:2000]
+        assert "state: finished" in text  # the sidebar says which state the run is in
+        assert "Time used against the budget" in seen["charts"], seen
+        assert not any(t["table"] == 0 for t in seen["scrolledTables"]), seen  # the runs table
+        visit(browser, url, "runs-interrupted", "runs?run=dead", "Runs", 1)
+        text = browser.evaluate("document.body.innerText")
+        assert "was interrupted" in text and "state: interrupted" in text, text[:2000]

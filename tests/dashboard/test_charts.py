@@ -344,5 +344,7 @@ def test_live_burn_down_time_used_against_budget() -> None:
     assert fig.layout.yaxis.title.text == "competition clock (minutes)"
     long = charts.live_burn_down(frame.assign(start_s=None), 18000.0)  # no start stored
     used = next(t for t in long.data if t.name == "time used")
-    assert list(used.y * 3600) == pytest.approx([0.0, 60.0, 90.0, 140.0])
+    assert list(used.y) == pytest.approx([0.0, 60.0, 90.0, 140.0])  # seconds: 140 s of data
+    assert not long.layout.shapes  # a 5-hour budget is off a 140 s axis: a note instead
+    assert "0.8% used" in long.layout.annotations[0].text
     assert not charts.live_burn_down(frame, None).layout.shapes
