@@ -308,7 +308,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         b.close()
 
 
-def visit(browser: Browser, server: str, name: str, path: str, title: str, min_plots: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def visit(
+    browser: Browser, server: str, name: str, path: str, title: str, min_plots: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Open /path, wait until it settled, save test-output/screenshots/NAME.png and assert what
     every page must show: no exception or error, its title, its charts drawn, no chart text
     outside its chart, axis titles, no generic Optuna title, nothing past the window's edge, no

@@ -432,7 +432,9 @@ def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
 
     store = tmp_path / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(4)]
-    report = run_solve(problems, "fast-8", "synthetic", record=store, echo=None, record_run_id="done")
+    report = run_solve(
+        problems, "fast-8", "synthetic", record=store, echo=None, record_run_id="done"
+    )
     TraceWriter(store).start_run(RunInfo("dead", "solve"))  # newer, but cut short
     with write_connection(store) as con:
         con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
@@ -448,7 +450,8 @@ def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
     assert metrics["Answered"] == "4"
     last = report.result.questions[-1]
     assert metrics["Time used"] == f"{last.start_s + last.time_s:,.0f} s"
-    burn = json.loads(next(c for c in at.get("plotly_chart") if "Time used" in c.proto.spec).proto.spec)
+    spec = next(c.proto.spec for c in at.get("plotly_chart") if "Time used" in c.proto.spec)
+    burn = json.loads(spec)
     used = next(t for t in burn["data"] if t["name"] == "time used")
     ys = plotly_values(used["y"])
     assert len(ys) == 5 and ys[0] == 0.0 and all(a <= b for a, b in zip(ys, ys[1:]))
