@@ -366,7 +366,7 @@ def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Brows
         if name == "compare":
             assert "Score difference B − A on the same draws" in seen["charts"], seen
     (SHOTS / "pages.json").write_text(json.dumps(report, indent=2))
-    print("screenshots:", *sorted(str(p) for p in SHOTS.glob("*.png")), sep="\n  ")
+    print("screenshots:", *(str(SHOTS / f"{name}.png") for name in PAGES), sep="\n  ")
 
 
 @pytest.fixture(scope="module")
