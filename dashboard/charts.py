@@ -742,8 +742,8 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     elif budget_s:
         fig.add_annotation(
             text=f"budget {budget_s / 3600:.2f} h: {100 * used / budget_s:.1f}% used, "
-            "off this axis",
-            xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="top",
+            "off this axis",  # bottom right: the rising line is high there
+            xref="paper", yref="paper", x=1, y=0, xanchor="right", yanchor="bottom",
             showarrow=False, font={"color": "#d62728"},
         )
     return fig
