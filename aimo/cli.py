@@ -11,8 +11,8 @@ from typing import NoReturn, Optional
 
 import typer
 
-from aimo.runs_cmd import runs_app
 from aimo.settings import ENV
+from aimo.runs_cmd import runs_app
 from solver.errors import InputError
 
 # Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
@@ -47,6 +47,7 @@ class SolveBackend(str, Enum):
     synthetic = "synthetic"
     turbomind = "turbomind"
     pytorch = "pytorch"
+    hil = "hil"
 
 
 class LmdeployBackend(str, Enum):
@@ -89,6 +90,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+OVERTIME_HELP = ("How a run that passes the budget scores: zero (the competition's rule: the "
+                 "notebook is killed) or answered (answers given before the budget count).")
+
+
 def _not_landed(command: str, issue: int) -> NoReturn:
     _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
 
@@ -113,6 +118,7 @@ def synth(
     samples: int = typer.Option(32, min=1, help="Samples per problem (half CoT, half code)."),
     seed: int = typer.Option(0, help="Random seed; the store is a pure function of it."),
     profile: str = typer.Option("r1-14b", help="Calibration profile of the synthetic model."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also store per-token confidence (DeepConf-calibrated; the rest is unchanged)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted synthesis into --out (same settings)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
@@ -120,7 +126,7 @@ def synth(
 
     try:
         summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
-                                   resume=resume)
+                                   confidence=confidence, resume=resume)
     except InputError as exc:
         _fail(str(exc))
     typer.echo(summary.render())
@@ -156,7 +162,10 @@ def simulate(
     reference: bool = typer.Option(False, "--reference", help="Bootstrap with the reference replay instead of the compiled fast path (same numbers, ~500x slower)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the rows (per question, or per replicate) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (fields: docs/simulate-json.md)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Use a failed or interrupted run's committed questions."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="AIMO-3 scoring: replicates in pairs over the same questions, 1 point if both right, 0.5 if one (needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Replay a trace store under a policy and a hardware profile: a 5-hour competition."""
     import json
@@ -164,12 +173,16 @@ def simulate(
     from aimo.output import notice, progress, say_if_slow, stdout_to_stderr
     from simulator import api
 
+    if aimo3_score and (bootstrap < 2 or bootstrap % 2):
+        _fail(f"--aimo3-score: --bootstrap must be an even number ≥ 2 (got {bootstrap})")
     try:
         with stdout_to_stderr():
             with say_if_slow(COMPILING if bootstrap and not reference else "", after_s=8.0):
                 res = api.simulate(
                     traces, policy, hardware, run=run, bootstrap=bootstrap, seed=seed,
-                    budget_s=budget_s, reference=reference, allow_incomplete=allow_incomplete,
+                    budget_s=budget_s, reference=reference,
+                    overtime_rule=overtime_scores, allow_incomplete=allow_incomplete,
+                    paired=aimo3_score,
                     progress=progress(f"bootstrap ({'reference' if reference else 'fast'})"))
             if not hardware:
                 notice(f"hardware profile: {res.hardware} ({res.profile_reason}; --hardware to change)")
@@ -178,6 +191,19 @@ def simulate(
                 typer.echo(f"wrote {path}")
     except InputError as exc:
         _fail(str(exc))
+    except ValueError as exc:  # e.g. a policy reading confidence on a store without it
+        _fail(f"{traces}: {exc}")
+    if aimo3_score:
+        from simulator.aimo3 import aimo3_summary, render_aimo3
+
+        assert res.scores is not None
+        aimo3 = aimo3_summary(res.scores, target)
+        doc = res.to_json()
+        doc["aimo3"] = {"pairs": aimo3.pairs, "mean": aimo3.mean, "target": aimo3.target,
+                        "p_at_least_target": aimo3.p_at_least, "scores": list(aimo3.scores)}
+        typer.echo(json.dumps(doc, indent=2) if as_json
+                   else res.render() + "\n" + render_aimo3(aimo3))
+        return
     typer.echo(json.dumps(res.to_json(), indent=2) if as_json else res.render())
 
 
@@ -262,17 +288,30 @@ def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path
 
 @profile_app.command("fit")
 def profile_fit(
-    traces: Path = typer.Option(..., help="Trace store with timestamped chunks."),
+    traces: Optional[Path] = typer.Option(None, help="Trace store with timestamped chunks (with --from-live: the replayed store, for question-time errors)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
     base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
     out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml; refused if it exists, unless --force)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
     from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
     from solver.store.out_path import check_out_path
+
+    if from_live is not None:
+        from aimo.validate_cmd import fit_from_live
+
+        if out is not None:
+            try:
+                check_out_path(out, "--out", overwrite=force)
+            except InputError as exc:
+                _fail(str(exc))
+        return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
+    if traces is None:
+        _fail("--traces: required (or --from-live)")
 
     try:
         check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
@@ -393,11 +432,14 @@ def tune(
     select: Select = typer.Option(Select.mean, help="Trial value: mean score, or its lower confidence bound."),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Also minimise mean time (Pareto front)."),
     hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (default: bound to the store, else matching the run's recorded hardware)."),
-    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds: caps the cutoff (budget less 1%)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the held-out table (one row per policy) to FILE.csv or FILE.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print the held-out table, the chosen trials and the output as JSON (docs/tuner.md)."),
+    aimo3_score: bool = typer.Option(False, "--aimo3-score", help="Held-out rows also in AIMO-3 scoring (paired replicates; needs an even --bootstrap)."),
+    target: float = typer.Option(44.0, "--target", help="With --aimo3-score: report P(AIMO-3 score >= target)."),
 ) -> None:
     """Search the policy space with Optuna; report held-out (nested CV) scores; export the winner."""
     import json
@@ -419,7 +461,9 @@ def tune(
                 bootstrap=bootstrap, workers=workers, space=space, seed=seed,
                 sampler=sampler.value, max_overtime=max_overtime, select=select.value,  # type: ignore[arg-type]
                 multi_objective=multi_objective, hardware=chosen, budget_s=budget_s, run_id=run,
-                overwrite=force, echo=notice if as_json else typer.echo)
+                overwrite=force, echo=notice if as_json else typer.echo,
+                overtime_rule=overtime_scores,
+                aimo3_target=target if aimo3_score else None)
             if export is not None:
                 notice(f"wrote {export_frame(tune_frame(result), export)}")
     except InputError as exc:
@@ -451,9 +495,12 @@ def record(
     model_format: str = typer.Option("awq", help="TurboMind weight format: awq, or 'none' for fp16."),
     max_batch: int = typer.Option(32, min=1, help="Requests decoded at once."),
     run_id: Optional[str] = typer.Option(None, help="Run id (default record-<model>-<csv stem>; reruns resume it)."),
+    shard: Optional[str] = typer.Option(None, help="Record only shard i/N of the problems (stable split by id); join the stores with `aimo merge`."),
+    logprobs: int = typer.Option(8, help="Top-k logprobs per token for the stored confidence (0 = off; costs decode time)."),
 ) -> None:
     """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
     from recorder.record import run_record
+    from recorder.shards import parse_shard
     from solver.engines.lmdeploy_engine import LmdeployUnavailableError
 
     options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
@@ -461,7 +508,8 @@ def record(
     try:
         summary = run_record(problems, model, backend.value, samples, out, prompts=prompts,
                              max_new_tokens=max_new_tokens, policy=policy, run_id=run_id,
-                             engine_options=options)
+                             engine_options=options, logprobs=logprobs,
+                             shard=None if shard is None else parse_shard(shard))
     except InputError as exc:
         _fail(str(exc))
     except LmdeployUnavailableError as exc:
@@ -474,16 +522,20 @@ def solve(
     problems: Optional[Path] = typer.Option(None, help="Problems CSV: id,question[,answer]; replay without it: the run's questions."),
     policy: str = typer.Option("seed-2nd-place", envvar=ENV["policy"], help="Preset name or policy YAML path."),
     model: Optional[str] = typer.Option(None, help="Model path (turbomind/pytorch)."),
-    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, or lmdeploy (turbomind/pytorch, [gpu] extra)."),
+    backend: SolveBackend = typer.Option(SolveBackend.replay, help="Engine: replay a store, synthetic, lmdeploy (turbomind/pytorch, [gpu] extra), or hil: lmdeploy timing with a store's content (docs/hil.md)."),
     traces: Optional[Path] = typer.Option(None, help="Trace store to replay."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
     hardware: Optional[str] = typer.Option(None, envvar=ENV["hardware"], help="Hardware profile (replay default: bound to the store, else matching the run's hardware)."),
     speedup: float = typer.Option(float("inf"), help="Virtual seconds per wall second (inf: no sleeping)."),
     record: Optional[Path] = typer.Option(None, help="Trace store to record the run into (kind 'solve')."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel GPUs (lmdeploy; default all visible)."),
-    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds."),
+    budget_s: float = typer.Option(18000.0, envvar=ENV["budget_s"], help="Competition budget in seconds: caps the cutoff (budget less 1%)."),
+    overtime_scores: str = typer.Option("zero", help=OVERTIME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (docs/simulate-json.md, mode 'solve')."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Cap every sample at N tokens (e.g. the cap the replayed recording was made with)."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed; hil: also the recorded-sample draw (default: recorded order)."),
+    max_batch: int = typer.Option(32, min=1, help="lmdeploy/hil: requests decoded at once."),
+    logprobs: int = typer.Option(0, min=0, max=1024, help="lmdeploy: top-k logprobs per token, recorded as confidence with --record (0 = off)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of --record: its questions, time used and speed level."),
     record_run: Optional[str] = typer.Option(None, "--record-run", help="Run id to record as (or to resume)."),
 ) -> None:
@@ -492,10 +544,16 @@ def solve(
     import json
 
     from aimo.output import notice, stdout_to_stderr
-    from solver.policy import load_policy, with_token_cap
+    from solver.loop import LoopOptions
+    from solver.policy import load_policy, uses_confidence, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
+        if uses_confidence(load_policy(policy)) and not (
+                logprobs and backend in (SolveBackend.turbomind, SolveBackend.pytorch)):
+            _fail(f"--policy {policy} reads token confidence: the live solver needs lmdeploy's "
+                  "top-k logprobs (--backend turbomind|pytorch --logprobs K); the replay, "
+                  "synthetic and hil engines send none (simulate such a policy with aimo simulate)")
         with stdout_to_stderr():  # engines' and libraries' prints and logs: never on stdout
             if max_new_tokens is not None:
                 policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]
@@ -506,15 +564,36 @@ def solve(
                 from simulator.hardware import load_profile
 
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
-            report = run_solve(problems, policy, EngineSpec(backend.value, model=model, tp=tp),
-                               record=record, hardware=prof, speedup=speedup, traces=traces,
-                               run_id=run, budget_s=budget_s, echo=notice, resume=resume,
-                               record_run_id=record_run)
+            options: dict = {"draw_seed": seed} if backend is SolveBackend.hil else {}
+            if logprobs:
+                options["logprobs"] = logprobs
+            spec = EngineSpec(backend.value, model=model, tp=tp, seed=seed or 0,
+                              max_batch=max_batch, options=options)
+            report = run_solve(problems, policy, spec, record=record, hardware=prof,
+                               speedup=speedup, traces=traces, run_id=run, budget_s=budget_s,
+                               echo=notice, overtime_rule=overtime_scores,
+                               resume=resume, record_run_id=record_run,
+                               options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions())
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
         _fail(str(exc), code=3)
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+
+
+@app.command()
+def merge(
+    out: Path = typer.Argument(..., help="Trace store to write into (created if missing)."),
+    stores: list[Path] = typer.Argument(..., help="Stores to merge (e.g. the shards of a recording)."),
+) -> None:
+    """Merge trace stores: runs and problems combined, duplicates refused, provenance kept."""
+    from recorder.shards import merge_stores
+
+    try:
+        summary = merge_stores(out, stores)
+    except InputError as exc:
+        _fail(str(exc))
+    typer.echo(summary.render())
 
 
 @app.command()
@@ -524,12 +603,13 @@ def dashboard(
     study: Optional[str] = typer.Option(None, help="Study name within the storage."),
     port: int = typer.Option(8501, help="Port to serve on."),
     headless: bool = typer.Option(True, help="Do not open a browser window."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 exposes the dashboard (no authentication) to the network."),
 ) -> None:
     """Open the Streamlit dashboard over traces, simulations and studies."""
     from dashboard import launch
 
     try:
-        code = launch(traces, storage, port, headless, study=study)
+        code = launch(traces, storage, port, headless, study=study, host=host)
     except InputError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
@@ -611,6 +691,9 @@ def bundle(
 from aimo.policy_cmd import app as _policy_app  # noqa: E402 - a command group in its own module
 
 app.add_typer(_policy_app, name="policy")
+
+
+__import__("aimo.validate_cmd").validate_cmd.register(app)  # aimo validate, aimo scale-store (issue 15)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`

@@ -1,7 +1,11 @@
-"""Benchmark of the DuckDB trace store: bulk chunk-insert rate and event-loader time.
+"""Benchmark of the DuckDB trace store: bulk chunk-insert rate, event-loader time, and what
+per-token confidence (migration 003) costs in file size and load time.
 
 Builds a realistic store in a temporary directory (lmdeploy-like streams: one chunk row per
-1-4 tokens) and prints rows/s and load seconds. Run: `python bench/bench_store.py [--quick]`.
+1-4 tokens) and prints rows/s and load seconds; then the same questions again with float16
+confidence arrays (token_conf and token_entropy for every token) and prints both stores' sizes and
+load times, with and without reading the confidence. Run:
+`python bench/bench_store.py [--quick] [--no-confidence]`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pyarrow as pa
 
 from solver.store import (
     ProblemRow,
+    SampleConfidence,
     TraceWriter,
     init_store,
     load_chunks,
@@ -44,6 +49,58 @@ class Question:
     samples: pd.DataFrame
     chunks: pa.Table
     answers: pd.DataFrame
+
+
+def make_confidence(rng: np.random.Generator, samples: pd.DataFrame) -> dict[int, SampleConfidence]:
+    """Per-token arrays of every sample: token confidence around 12 (top-k of k=8 on a 14B-like
+    model), entropy in 0..ln 8 with most tokens near 0, as the recorder would store them."""
+    out: dict[int, SampleConfidence] = {}
+    for idx, n in zip(samples["sample_idx"], samples["n_tokens"]):
+        conf = rng.gamma(16.0, 0.75, int(n))
+        entropy = np.minimum(rng.exponential(0.3, int(n)), np.log(8))
+        out[int(idx)] = SampleConfidence(conf, entropy)
+    return out
+
+
+def write_store(path: Path, questions: list[Question], confidence: list | None) -> float:
+    """Write one run of `questions` (with their confidence when given); return the wall time."""
+    writer = TraceWriter(path)
+    writer.start_run(RunInfo("bench", "synthetic", model="bench"))
+    start = time.perf_counter()
+    for i, q in enumerate(questions):
+        conf = None if confidence is None else confidence[i]
+        writer.write_question(
+            "bench", q.problem, q.samples, q.chunks, q.answers, wall_s=1.0, confidence=conf
+        )
+    elapsed = time.perf_counter() - start
+    writer.finish_run("bench")
+    return elapsed
+
+
+def bench_confidence(directory: Path, questions: list[Question], plain: Path, args) -> None:
+    """(3): size and load time of the store with confidence against the one without."""
+    rng = np.random.default_rng(args.seed + 1)
+    confidence = [make_confidence(rng, q.samples) for q in questions]
+    n_tok = sum(int(q.samples["n_tokens"].sum()) for q in questions)
+    path = directory / "store-confidence.duckdb"
+    write_s = write_store(path, questions, confidence)
+    mib = {name: p.stat().st_size / 2**20 for name, p in (("plain", plain), ("conf", path))}
+    print(
+        f"(3) confidence (token_conf + token_entropy, float16, {n_tok:,} tokens): store "
+        f"{mib['conf']:.1f} MiB vs {mib['plain']:.1f} MiB without "
+        f"(+{mib['conf'] - mib['plain']:.1f} MiB; 2 arrays x 2 bytes x tokens = "
+        f"{4 * n_tok / 2**20:.1f} MiB); writing took {write_s:.1f} s"
+    )
+    plain_s, plain_cpu = best_wall_and_cpu(args.repeats, lambda: load_problem_traces(plain))
+    with_s, with_cpu = best_wall_and_cpu(args.repeats, lambda: load_problem_traces(path))
+    skip_s, skip_cpu = best_wall_and_cpu(
+        args.repeats, lambda: load_problem_traces(path, confidence=False)
+    )
+    print(
+        f"    load_problem_traces, best of {args.repeats} wall (CPU) s: store without confidence "
+        f"{plain_s:.3f} ({plain_cpu:.3f}); store with confidence: {with_s:.3f} ({with_cpu:.3f}) "
+        f"reading it, {skip_s:.3f} ({skip_cpu:.3f}) with confidence=False"
+    )
 
 
 def make_vocab(rng: np.random.Generator, size: int = 8000) -> pa.Array:
@@ -162,6 +219,18 @@ def best_of(repeats: int, fn: object) -> float:
     return min(times)
 
 
+def best_wall_and_cpu(repeats: int, fn: object) -> tuple[float, float]:
+    """Smallest wall time and smallest CPU time (this process, all threads) of `repeats` calls:
+    the CPU figure is steadier than wall time on a loaded machine."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()  # type: ignore[operator]
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
 def main() -> None:
     """Parse options, build the store, print machine info and the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -171,6 +240,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=12_000, help="mean tokens per sample")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-confidence", action="store_true", help="skip (3), the store with confidence"
+    )
     args = parser.parse_args()
     if args.quick:
         args.problems, args.samples, args.repeats = 10, 8, 3
@@ -221,7 +293,7 @@ def main() -> None:
             f"{n_chunks / elapsed:,.0f} chunk rows/s wall, {n_chunks / cpu:,.0f} per CPU-second, "
             f"{elapsed / len(questions) * 1000:.0f} ms/question"
         )
-        print(f"    store file: {path.stat().st_size / 2**20:.1f} MiB")
+        print(f"    store file: {path.stat().st_size / 2**20:.1f} MiB (no confidence)")
 
         traces: list = []
         load_s = best_of(args.repeats, lambda: traces.append(load_problem_traces(path)))
@@ -237,6 +309,8 @@ def main() -> None:
             f"    load_chunks(one sample): {chunks_s * 1000:.0f} ms; "
             f"load_sample_text: {text_s * 1000:.0f} ms"
         )
+        if not args.no_confidence:
+            bench_confidence(directory, questions, path, args)
 
 
 if __name__ == "__main__":

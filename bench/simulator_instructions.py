@@ -2,7 +2,7 @@
 valgrind (callgrind with its branch simulator) — exact where wall time on a shared machine
 swings by ±25%, so kernel changes can be compared one against another.
 
-    python bench/simulator_instructions.py [--replicates 100] [--store PATH]
+    python bench/simulator_instructions.py [--replicates 100] [--store PATH] [--policy NAME|YAML]
 
 Runs the seed preset's bootstrap (50 questions) once under `valgrind --tool=callgrind
 --branch-sim=yes` and counts what the JIT-compiled code executed (valgrind files it under the
@@ -28,7 +28,7 @@ import llvmlite.binding as llvm
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_bootstrap(store: Path, replicates: int) -> None:
+def run_bootstrap(store: Path, replicates: int, policy_spec: str = "seed-2nd-place") -> None:
     """The measured work: one warm-up competition, then `replicates` more."""
     sys.path.insert(0, str(REPO))
     from simulator.fast import FastSimulator
@@ -37,7 +37,7 @@ def run_bootstrap(store: Path, replicates: int) -> None:
     from solver.store import load_problem_traces
 
     sim = FastSimulator(load_problem_traces(store), load_profile("l4x4-14b-w4kv8"))
-    policy = load_policy("seed-2nd-place")
+    policy = load_policy(policy_spec)
     subset = list(range(min(50, len(sim.problems))))
     sim.bootstrap_arrays(policy, replicates=1, seed=0, problem_subset=subset)
     if replicates:
@@ -79,10 +79,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--store", type=Path, default=REPO / "out" / "demo-synthetic.duckdb")
+    ap.add_argument("--policy", default="seed-2nd-place", help="preset name or policy YAML")
+    ap.add_argument("--cpu", default=None,
+                    help="compile for this LLVM CPU (e.g. x86-64-v3) instead of the host's: "
+                         "valgrind 3.19 cannot run AVX-512 code (SIGILL on such hosts)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inner:
-        run_bootstrap(args.store, args.replicates)
+        run_bootstrap(args.store, args.replicates, args.policy)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind not found (Debian: apt install valgrind)")
@@ -90,9 +94,10 @@ def main() -> None:
         sys.exit(f"{args.store}: no such trace store (make demo writes out/demo-synthetic.duckdb)")
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "numba"),
-                   NUMBA_CPU_NAME=llvm.get_host_cpu_name(),
-                   NUMBA_CPU_FEATURES=llvm.get_host_cpu_features().flatten())
-        me = [sys.executable, __file__, "--inner", "--store", str(args.store)]
+                   NUMBA_CPU_NAME=args.cpu or llvm.get_host_cpu_name(),
+                   NUMBA_CPU_FEATURES="" if args.cpu else llvm.get_host_cpu_features().flatten())
+        me = [sys.executable, __file__, "--inner", "--store", str(args.store), "--policy",
+              args.policy]
         print("compiling the kernel for the host CPU …", flush=True)
         subprocess.run(me + ["--replicates", "0"], env=env, check=True)
         out = Path(tmp) / "callgrind.out"
@@ -103,7 +108,7 @@ def main() -> None:
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ir, bc, bcm = jit_costs(out)
     n = args.replicates + 1
-    print(f"seed-2nd-place, 50 questions, {args.store.name}: per competition "
+    print(f"{args.policy}, 50 questions, {args.store.name}: per competition "
           f"{ir / n:,.0f} instructions, {bc / n:,.0f} conditional branches, "
           f"{bcm / n:,.0f} mispredicted (valgrind's branch simulator)")
 

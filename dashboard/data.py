@@ -41,6 +41,8 @@ from simulator.replay import (
 )
 from simulator.replay.selection import random_draw, recorded_draw
 from solver.errors import InputError
+from solver.loop.budget import check_budget
+from solver.loop.scoring import check_overtime_rule
 from solver.policy import Policy, load_policy, policy_from_dict, policy_from_yaml, policy_to_yaml
 from solver.store import list_runs, load_problem_traces, load_sample_text, read_connection
 from solver.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
@@ -576,21 +578,30 @@ def competition(
     seed: int | None,
     budget_s: float,
     fast: bool = False,
+    overtime_rule: str = "zero",
 ) -> CompetitionResult:
     """One competition under the policy, with per-sample detail for the Gantt view.
 
     `fast` runs it in the compiled simulator (same decisions and times as the reference path,
-    proven by its differential test); otherwise `replay_competition`.
+    proven by its differential test); otherwise `replay_competition`. Its score follows
+    `overtime_rule` (solver.loop.scoring: an overtime run scores 0 by default).
+
+    Raises:
+        InputError: a budget that is not a finite number of seconds > 0, an unknown rule.
     """
+    budget_s = check_budget(budget_s, "Budget")
+    check_overtime_rule(overtime_rule, "Overtime scores")
     policy = policy_from_yaml(policy_yaml, "<policy>")
     traces = problem_traces(path, run_id, version)
     order, draws = competition_problems(traces, n_questions, seed)
     if fast:
         sim = fast_simulator(path, run_id, version, profile_name)
-        return sim.competition(policy, order=order, draws=draws, budget_s=budget_s).to_result()
+        return sim.competition(policy, order=order, draws=draws, budget_s=budget_s,
+                               overtime_rule=overtime_rule).to_result()
     chosen = [traces[i] for i in order]
     draws = draws if draws is not None else [recorded_draw(p) for p in chosen]
-    return replay_competition(chosen, policy, profile(profile_name), draws=draws, budget_s=budget_s)
+    return replay_competition(chosen, policy, profile(profile_name), draws=draws, budget_s=budget_s,
+                              overtime_rule=overtime_rule)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -605,17 +616,24 @@ def bootstrap(
     seed: int,
     budget_s: float,
     fast: bool,
+    overtime_rule: str = "zero",
 ) -> BootstrapSummary:
     """Bootstrap summary (score interval, mean time, P(overtime)) over seeded competitions.
 
     `fast` uses the compiled simulator (identical numbers for a seed); otherwise the reference
-    path runs at most REFERENCE_MAX_REPLICATES replicates.
+    path runs at most REFERENCE_MAX_REPLICATES replicates. Scores follow `overtime_rule`.
+
+    Raises:
+        InputError: a budget that is not a finite number of seconds > 0, an unknown rule.
     """
+    budget_s = check_budget(budget_s, "Budget")
+    check_overtime_rule(overtime_rule, "Overtime scores")
     policy = policy_from_yaml(policy_yaml, "<policy>")
     if fast:
         sim = fast_simulator(path, run_id, version, profile_name)
         return sim.bootstrap(
-            policy, replicates=replicates, seed=seed, n_questions=n_questions, budget_s=budget_s
+            policy, replicates=replicates, seed=seed, n_questions=n_questions, budget_s=budget_s,
+            overtime_rule=overtime_rule,
         )
     traces = problem_traces(path, run_id, version)
     results = bootstrap_competitions(
@@ -626,6 +644,7 @@ def bootstrap(
         seed=seed,
         n_questions=n_questions,
         budget_s=budget_s,
+        overtime_rule=overtime_rule,
     )
     return summarize(results)
 

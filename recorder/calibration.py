@@ -3,7 +3,9 @@
 `check_calibration(path)` measures every metric of the run's profile (read from the run's
 `gen_config.profile`; `r1-14b` for runs of other kinds, so a real 14B recording can be compared
 with the seed's figures too) and returns a report whose `render()` is a target/measured/pass table.
-Run it as `python -m recorder.calibration STORE [--run RUN] [--profile NAME]`; it exits 1 on a miss.
+Run it as `python -m recorder.calibration STORE [--run RUN] [--profile NAME] [--confidence-only]`;
+it exits 1 on a miss. A run that stores per-token confidence is also checked against the
+confidence targets (DeepConf's published behaviour, docs/synthetic.md).
 Metric definitions are in docs/synthetic.md; sample-level definitions follow `recorder.summary`.
 """
 
@@ -13,7 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -21,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from recorder.summary import majority_votes, sample_stats
-from recorder.synth_profiles import DEFAULT_PROFILE, SynthProfile, Target, get_profile
+from recorder.synth_profiles import (
+    CONFIDENCE_TARGETS,
+    DEFAULT_PROFILE,
+    SynthProfile,
+    Target,
+    get_profile,
+)
 from solver.errors import InputError
 
 RUN_CONFIG = "SELECT run_id, gen_config::VARCHAR FROM runs ORDER BY created_at, run_id"
@@ -61,6 +69,26 @@ WHERE a.run_id = $run_id
 ORDER BY a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
 """
 HAS_TEXT = "SELECT count(text) FROM chunks WHERE run_id = $run_id"
+CONFIDENCE_ROWS = """
+SELECT c.problem_id, c.sample_idx, c.n_tokens, c.token_conf, c.token_entropy
+FROM sample_confidence c
+JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
+WHERE c.run_id = $run_id
+"""
+FINAL_FIRST_POS = """
+WITH f AS (
+    SELECT problem_id, sample_idx,
+           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
+               AS final_value
+    FROM answers WHERE run_id = $run_id GROUP BY problem_id, sample_idx
+)
+SELECT a.problem_id, a.sample_idx, min(a.token_pos) AS final_pos
+FROM answers a JOIN f ON f.problem_id = a.problem_id AND f.sample_idx = a.sample_idx
+WHERE a.run_id = $run_id AND a.value = f.final_value
+GROUP BY a.problem_id, a.sample_idx
+"""
+# DeepConf's group confidence: the mean token confidence over a sliding window of tokens.
+GROUP_WINDOW = 2048
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,7 @@ class RunData:
     votes: pd.DataFrame
     con: duckdb.DuckDBPyConnection
     run_id: str
+    cache: dict = field(default_factory=dict)  # per-run intermediate frames shared by metrics
 
 
 Metric = Callable[[RunData], "float | None"]
@@ -263,6 +292,126 @@ def _sorted(events: list) -> list:
     return sorted(events, key=lambda e: (e[0], e[1], -1 if e[2] is None else e[2]))
 
 
+def median_tokens(d: RunData) -> float | None:
+    return float(d.stats["n_tokens"].median()) if len(d.stats) else None
+
+
+def p90_tokens(d: RunData) -> float | None:
+    return float(d.stats["n_tokens"].quantile(0.9)) if len(d.stats) else None
+
+
+def share_over_16k(d: RunData) -> float | None:
+    """Share of samples longer than 16,384 tokens (the r1-14b profiles' cap)."""
+    return _share(d.stats["n_tokens"] > 16384)
+
+
+def _lowest_group(conf: np.ndarray, window: int = GROUP_WINDOW) -> tuple[float, int]:
+    """Lowest mean over windows of `window` tokens (the whole sample when shorter) and the end
+    position (exclusive) of that window."""
+    w = min(window, conf.size)
+    sums = np.concatenate([[0.0], np.cumsum(conf, dtype=np.float64)])
+    means = (sums[w:] - sums[:-w]) / w
+    j = int(np.argmin(means))
+    return float(means[j]), j + w
+
+
+def confidence_frame(d: RunData) -> pd.DataFrame | None:
+    """Per answered sample with confidence and a known truth: right, mean confidence, lowest group
+    confidence (window GROUP_WINDOW), where that window ends, mean entropy, and the token where
+    the final answer first appeared. None when the run has no confidence."""
+    if "confidence" in d.cache:
+        return d.cache["confidence"]
+    from solver.store.confidence import decode_column
+    from solver.store.migrations import has_confidence
+    from solver.store.reader import _arrow  # one Arrow fetch across DuckDB versions
+
+    frame = None
+    if has_confidence(d.con):
+        table = _arrow(d.con, CONFIDENCE_ROWS, {"run_id": d.run_id})
+        if table.num_rows:
+            n = table.column("n_tokens").to_pylist()
+            conf = decode_column(table.column("token_conf"), n, "store", "token_conf")
+            ent = decode_column(table.column("token_entropy"), n, "store", "token_entropy")
+            rows = []
+            for pid, idx, c, e in zip(
+                table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist(),
+                conf, ent,
+            ):
+                if c is None or c.size == 0:
+                    continue
+                low, end = _lowest_group(c)
+                rows.append((pid, idx, float(c.mean()), low, end,
+                             float(e.mean()) if e is not None and e.size else np.nan))
+            cols = ["problem_id", "sample_idx", "mean_conf", "lowest_group", "lowest_end",
+                    "mean_entropy"]
+            per = pd.DataFrame(rows, columns=cols)
+            pos = d.con.execute(FINAL_FIRST_POS, {"run_id": d.run_id}).df()
+            st = d.stats[d.stats["truth"].notna() & d.stats["final_value"].notna()]
+            st = st.assign(right=(st["final_value"] == st["truth"]).astype(bool))
+            keep = ["problem_id", "sample_idx", "n_tokens", "right"]
+            frame = st[keep].merge(per, on=["problem_id", "sample_idx"])
+            frame = frame.merge(pos, on=["problem_id", "sample_idx"], how="left")
+    d.cache["confidence"] = frame
+    return frame
+
+
+def _auroc(score: pd.Series, right: pd.Series) -> float | None:
+    """P(a right sample scores higher than a wrong one), ties half (Mann-Whitney)."""
+    n_right, n_wrong = int(right.sum()), int((~right).sum())
+    if n_right == 0 or n_wrong == 0:
+        return None
+    ranks = score.rank(method="average")
+    return float((ranks[right].sum() - n_right * (n_right + 1) / 2) / (n_right * n_wrong))
+
+
+def conf_auroc_mean(d: RunData) -> float | None:
+    """How well a sample's mean token confidence separates right from wrong answers (AUROC)."""
+    f = confidence_frame(d)
+    return None if f is None else _auroc(f["mean_conf"], f["right"])
+
+
+def conf_auroc_lowest(d: RunData) -> float | None:
+    """The same for the lowest group confidence (DeepConf's local measure)."""
+    f = confidence_frame(d)
+    return None if f is None else _auroc(f["lowest_group"], f["right"])
+
+
+def conf_lowest_gain(d: RunData) -> float | None:
+    """AUROC of the lowest group confidence minus that of the mean: local dips carry signal."""
+    a, b = conf_auroc_lowest(d), conf_auroc_mean(d)
+    return None if a is None or b is None else a - b
+
+
+def _dip_near_answer(d: RunData, right: bool) -> float | None:
+    """Over samples of at least 4 windows (shorter ones put every window near the answer)."""
+    f = confidence_frame(d)
+    if f is None:
+        return None
+    f = f[(f["right"] == right) & f["final_pos"].notna() & (f["n_tokens"] >= 4 * GROUP_WINDOW)]
+    near = (f["lowest_end"] - f["final_pos"]).abs() <= GROUP_WINDOW // 2
+    return _share(near.astype(bool))
+
+
+def conf_dip_near_wrong(d: RunData) -> float | None:
+    """Share of wrong samples (of >= 4 windows) whose lowest-confidence window ends within half
+    a window of where their final answer first appears."""
+    return _dip_near_answer(d, False)
+
+
+def conf_dip_near_right(d: RunData) -> float | None:
+    """The same share for right samples."""
+    return _dip_near_answer(d, True)
+
+
+def conf_entropy_corr(d: RunData) -> float | None:
+    """Spearman correlation of per-sample mean confidence and mean top-k entropy (negative)."""
+    f = confidence_frame(d)
+    if f is None or f["mean_entropy"].isna().all() or len(f) < 3:
+        return None
+    ranks = f[["mean_conf", "mean_entropy"]].dropna().rank()  # Spearman = Pearson of the ranks
+    return float(ranks["mean_conf"].corr(ranks["mean_entropy"]))
+
+
 METRICS: dict[str, Metric] = {
     f.__name__: f
     for f in (
@@ -270,7 +419,9 @@ METRICS: dict[str, Metric] = {
         code_fail_parse, code_wrong_number, no_answer, capped, flip_rate, restate_1_3,
         first_answer_pos, easy_median_tokens, hard_median_tokens, attractor_share, vote_fooled,
         truth_small_round, truth_median, kind_interleave, rate_start, rate_16k, time_13007,
-        text_consistency,
+        text_consistency, median_tokens, p90_tokens, share_over_16k, conf_auroc_mean,
+        conf_auroc_lowest, conf_lowest_gain, conf_dip_near_wrong, conf_dip_near_right,
+        conf_entropy_corr,
     )
 }
 
@@ -344,10 +495,28 @@ def measure(con: duckdb.DuckDBPyConnection, run_id: str, metrics: list[str]) -> 
     return {name: METRICS[name](data) for name in metrics}
 
 
+HAS_CONFIDENCE_ROWS = "SELECT count(*) FROM sample_confidence WHERE run_id = $run_id"
+
+
+def _run_has_confidence(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    from solver.store.migrations import has_confidence
+
+    return has_confidence(con) and bool(
+        con.execute(HAS_CONFIDENCE_ROWS, {"run_id": run_id}).fetchone()[0]
+    )
+
+
 def check_calibration(
-    path: str | Path, run_id: str | None = None, profile: str | SynthProfile | None = None
+    path: str | Path,
+    run_id: str | None = None,
+    profile: str | SynthProfile | None = None,
+    *,
+    confidence_only: bool = False,
 ) -> CalibrationReport:
     """Measure a run of the store at `path` against a profile's targets.
+
+    The confidence targets (`CONFIDENCE_TARGETS`) are added when the run stores confidence;
+    `confidence_only` checks just those (e.g. on a real recording with logprobs).
 
     Args:
         run_id: the run to check; None picks the only run.
@@ -363,8 +532,11 @@ def check_calibration(
         if profile is None:
             profile = config.get("profile", DEFAULT_PROFILE)
         prof = get_profile(profile, source=str(path)) if isinstance(profile, str) else profile
-        measured = measure(con, run_id, [t.metric for t in prof.targets])
-    rows = tuple(CalibrationRow(t, measured[t.metric]) for t in prof.targets)
+        targets = () if confidence_only else prof.targets
+        if confidence_only or _run_has_confidence(con, run_id):
+            targets = (*targets, *CONFIDENCE_TARGETS)
+        measured = measure(con, run_id, [t.metric for t in targets])
+    rows = tuple(CalibrationRow(t, measured[t.metric]) for t in targets)
     return CalibrationReport(Path(path), run_id, prof.name, rows)
 
 
@@ -374,9 +546,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("store", type=Path)
     parser.add_argument("--run", default=None, help="run id (default: the only run)")
     parser.add_argument("--profile", default=None, help="profile (default: the run's own, else r1-14b)")
+    parser.add_argument("--confidence-only", action="store_true",
+                        help="check only the confidence targets (a real recording with logprobs)")
     args = parser.parse_args(argv)
     try:
-        report = check_calibration(args.store, args.run, args.profile)
+        report = check_calibration(args.store, args.run, args.profile,
+                                   confidence_only=args.confidence_only)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,16 +20,19 @@ import numpy as np
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.confidence import FLOAT16_MAX
+from solver.store.records import SampleConfidence
+from solver.traces import LogprobSetting, RunInfo
 from solver.store.out_path import open_writer
-from solver.traces import RunInfo
 
 KINDS = ("cot", "code")
 FINISH_REASONS = ("stop", "length", "abort", "error")
 SOURCES = ("boxed", "code")
 SAMPLE_KEYS = frozenset(
     {"problem_id", "sample", "kind", "n_tokens", "answer", "answer_token", "answers", "text",
-     "finish_reason", "times", "prompt_tokens", "start_s", "end_s"}
+     "finish_reason", "times", "prompt_tokens", "start_s", "end_s", "confidence"}
 )
+CONFIDENCE_KEYS = frozenset({"token_conf", "token_entropy", "top_k"})
 ANSWER_KEYS = frozenset({"token", "value", "source", "code_ok", "exec_ms", "error"})
 QUESTION_ALIASES = ("question", "problem")
 MAX_LISTED_ERRORS = 50
@@ -117,6 +120,8 @@ class SampleIn:
     end_s: float | None
     answers: tuple[AnswerIn, ...]
     chunks: tuple[tuple[int, float | None, str | None], ...]
+    confidence: SampleConfidence | None = None
+    top_k: int | None = None  # of the confidence, when the line says
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class ImportSummary:
     n_answers: int
     skipped_problems: tuple[str, ...] = field(default_factory=tuple)
     samples_without_times: int = 0
+    samples_with_confidence: int = 0
 
     def render(self) -> str:
         lines = [
@@ -141,6 +147,8 @@ class ImportSummary:
             lines.append(f"  {len(self.skipped_problems)} problem(s) without samples not imported: {shown}")
         if self.samples_without_times:
             lines.append(f"  {self.samples_without_times} sample(s) without timestamps (NULL times)")
+        if self.samples_with_confidence:
+            lines.append(f"  {self.samples_with_confidence} sample(s) with per-token confidence")
         return "\n".join(lines)
 
 
@@ -372,6 +380,54 @@ def _times(
     return timed, list(zip(tok_ok, t_ok))
 
 
+def _token_array(chk: _LineCheck, value: Any, name: str, n_tokens: int) -> np.ndarray | None:
+    """A per-token array of `n_tokens` finite numbers in 0..65504 (float16), or None (failed)."""
+    if not isinstance(value, list):
+        got = type(value).__name__
+        chk.fail(name, f"expected a list of {n_tokens} numbers (one per token), got {got}")
+        return None
+    if len(value) != n_tokens:
+        chk.fail(name, f"expected {n_tokens} values (one per token, n_tokens), got {len(value)}")
+        return None
+    bad = next(
+        (i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, (int, float))),
+        None,
+    )
+    if bad is not None:
+        chk.fail(f"{name}[{bad}]", f"expected a number, got {value[bad]!r}")
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    out = ~np.isfinite(array) | (array < 0) | (array > FLOAT16_MAX)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        chk.fail(f"{name}[{i}]", f"expected a finite number in 0..{FLOAT16_MAX:g}, got {value[i]!r}")
+        return None
+    return array.astype(np.float32)
+
+
+def _confidence(
+    chk: _LineCheck, value: Any, n_tokens: int
+) -> tuple[SampleConfidence | None, int | None]:
+    """The optional `confidence` object: token_conf (required), token_entropy, top_k."""
+    if not isinstance(value, dict):
+        got = type(value).__name__
+        chk.fail("confidence", f'expected an object {{"token_conf": [...], ...}}, got {got}')
+        return None, None
+    for key in sorted(set(value) - CONFIDENCE_KEYS):
+        chk.fail(f"confidence.{key}", f"unknown key; allowed: {', '.join(sorted(CONFIDENCE_KEYS))}")
+    if "token_conf" not in value:
+        chk.fail("confidence.token_conf", "missing")
+        return None, None
+    conf = _token_array(chk, value["token_conf"], "confidence.token_conf", n_tokens)
+    entropy = None
+    if value.get("token_entropy") is not None:
+        entropy = _token_array(chk, value["token_entropy"], "confidence.token_entropy", n_tokens)
+    top_k = chk.int_(value["top_k"], "confidence.top_k", 1) if "top_k" in value else None
+    if conf is None or not chk.ok:
+        return None, None
+    return SampleConfidence(conf, entropy), top_k
+
+
 def _sample(chk: _LineCheck, obj: dict, problem_ids: set[str] | None) -> SampleIn | None:
     unknown = sorted(set(obj) - SAMPLE_KEYS)
     for key in unknown:
@@ -398,6 +454,10 @@ def _sample(chk: _LineCheck, obj: dict, problem_ids: set[str] | None) -> SampleI
     if n_tokens is None:
         return None
     answers = _answers(chk, obj, n_tokens)
+    confidence, top_k = (
+        _confidence(chk, obj["confidence"], n_tokens) if obj.get("confidence") is not None
+        else (None, None)
+    )
     chunk_times = None
     if chk.ok:  # times are checked against valid answers only
         answers, chunk_times = _times(chk, obj, n_tokens, answers, start_s)
@@ -423,7 +483,7 @@ def _sample(chk: _LineCheck, obj: dict, problem_ids: set[str] | None) -> SampleI
     else:
         chunks = ((n_tokens, end_s, text),)
     return SampleIn(chk.line, pid.strip(), sample, kind, n_tokens, finish, prompt_tokens,  # type: ignore[arg-type]
-                    start_s, end_s, tuple(answers), chunks)
+                    start_s, end_s, tuple(answers), chunks, confidence, top_k)
 
 
 def read_samples(path: Path, problem_ids: set[str] | None, errors: list[LineError]) -> list[SampleIn]:
@@ -521,6 +581,28 @@ def _has_times(s: SampleIn) -> bool:
     return s.end_s is not None or any(a.t_s is not None for a in s.answers)
 
 
+def _logprob_setting(
+    samples: list[SampleIn], src: str, errors: list[LineError]
+) -> LogprobSetting | None:
+    """The run's logprob setting: mode 'imported' with the lines' `top_k` (one value across the
+    file; 0 when none gives it); None when no sample has confidence."""
+    with_conf = [s for s in samples if s.confidence is not None]
+    if not with_conf:
+        return None
+    first: SampleIn | None = None
+    for s in with_conf:
+        if s.top_k is None:
+            continue
+        if first is None:
+            first = s
+        elif s.top_k != first.top_k:
+            errors.append(LineError(src, s.line, "confidence.top_k",
+                                    f"{s.top_k} differs from {first.top_k} on line {first.line}: "
+                                    "one run has one top-k"))
+            return None
+    return LogprobSetting(top_k=first.top_k if first else 0, mode="imported")
+
+
 def default_run_id(samples_jsonl: str | Path) -> str:
     """`import-<samples file stem>`."""
     return f"import-{Path(samples_jsonl).stem}"
@@ -558,6 +640,7 @@ def import_traces(
     samples = read_samples(sjsonl, {p.problem_id for p in problems} if csv_ok else None, errors)
     if not errors and not samples:
         errors.append(LineError(str(sjsonl), None, None, "no samples"))
+    logprobs = _logprob_setting(samples, str(sjsonl), errors)
     if errors:
         raise TraceImportError(errors)
 
@@ -573,6 +656,7 @@ def import_traces(
         kind="import",
         gen_config={"problems_csv": str(pcsv), "samples_jsonl": str(sjsonl)},
         notes=f"imported from {pcsv.name} and {sjsonl.name}",
+        logprobs=logprobs,
     )
     writer = open_writer(out)
     writer.start_run(info, resume=resume)  # raises before writing anything if the run exists
@@ -583,7 +667,10 @@ def import_traces(
                 continue
             s_t, c_t, a_t = question_frames(by_problem[p.problem_id])
             row = ProblemRow(p.problem_id, position, p.question, p.answer)
-            writer.write_question(run_id, row, s_t, c_t, a_t, wall_s=_wall_s(by_problem[p.problem_id]))
+            group = by_problem[p.problem_id]
+            confidence = {s.sample: s.confidence for s in group if s.confidence is not None}
+            writer.write_question(run_id, row, s_t, c_t, a_t, wall_s=_wall_s(group),
+                                  confidence=confidence)
     except Exception:
         writer.delete_run(run_id)  # all or nothing: no half run, no 'failed' row left behind
         raise
@@ -596,4 +683,5 @@ def import_traces(
         n_answers=sum(len(s.answers) for s in samples),
         skipped_problems=skipped,
         samples_without_times=sum(not _has_times(s) for s in samples),
+        samples_with_confidence=sum(s.confidence is not None for s in samples),
     )

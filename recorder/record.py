@@ -24,14 +24,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.shards import Shard, select_shard
 from solver.engines.base import Chunk, Engine, PromptSpec, QuestionStream, SamplingSettings
+from solver.engines.logprobs import DEFAULT_TOP_K
 from solver.errors import InputError
 from solver.extraction import StreamingExtractor, code_answer, prepare_code
 from solver.loop.recording import RunRecorder
 from solver.policy import Policy, load_policy, policy_to_dict
 from solver.sandbox import ExecResult, SandboxLimits, SandboxPool
 from solver.store import ProblemRow, list_runs
-from solver.traces import RunInfo
+from solver.traces import LogprobSetting, RunInfo
 
 DEFAULT_PROMPTS = "cot:16,code:16"
 DEFAULT_LIMITS = SandboxLimits()  # the seed's 30 s per code run
@@ -39,7 +41,9 @@ ERROR_CHARS = 500
 PROGRESS_EVERY_S = 0.5
 _MIX_ITEM = re.compile(r"^\s*(cot|code)\s*:\s*(\d+)\s*$")
 # gen_config keys that must match when a recording is resumed (the rest may differ, e.g. start-up)
-_RESUME_KEYS = ("samples", "prompt_kinds", "sampling", "prompts", "policy", "extraction")
+_RESUME_KEYS = (
+    "samples", "prompt_kinds", "sampling", "prompts", "policy", "extraction", "logprobs", "shard"
+)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -162,6 +166,7 @@ class RecordStats:
     code_wait_s: float = 0.0
     start_s: float = 0.0
     engine_startup_s: float | None = None
+    confidence_missing: int = 0  # samples stored without confidence: fewer logprobs than tokens
 
     @property
     def per_chunk_us(self) -> float:
@@ -326,6 +331,11 @@ class RecordSummary:
                 f"{s.commit_s:.2f} s + batch starts {s.start_s:.2f} s between questions, and "
                 f"chunk handling {s.per_chunk_us:.1f} us/chunk over {s.chunks} chunks"
             )
+            if s.confidence_missing:
+                lines.append(
+                    f"  WARNING: {s.confidence_missing} sample(s) stored without confidence "
+                    "(the engine gave fewer logprobs than tokens; see docs/gpu-notes.md)"
+                )
         return "\n".join(lines)
 
 
@@ -475,6 +485,8 @@ def run_record(
     hardware: str | None = None,
     notes: str | None = None,
     show_progress: bool | None = None,
+    shard: Shard | None = None,
+    logprobs: int = DEFAULT_TOP_K,
 ) -> RecordSummary:
     """Record `samples` samples of every problem of `problems_csv` into the store `out`.
 
@@ -483,7 +495,12 @@ def run_record(
     `samples` are used; `max_new_tokens` overrides the policy's. `engine` (any Engine) is used as
     given and left open; without one an `LmdeployEngine(model, backend, **engine_options)` is built
     here and closed at the end. A run that exists in `out` is resumed: questions already committed
-    are skipped, partial rows of an interrupted one are dropped.
+    are skipped, partial rows of an interrupted one are dropped. With `shard` only that shard's
+    problems are recorded (recorder.shards: a stable split by problem id; `aimo merge` joins them).
+    `logprobs` k > 0 asks the engine
+    for the top-k logprobs of every token and stores each sample's confidence arrays (0: off); the
+    setting is stored with the run (`runs.logprobs`), since it costs decode time. A given `engine`
+    brings its own setting (`engine.logprob_setting`; engines without one record no confidence).
 
     Raises:
         InputError: a bad CSV, argument or policy, or a resume with different settings.
@@ -494,8 +511,10 @@ def run_record(
     kinds = sample_kinds(parse_prompt_mix(prompts), samples)
     if max_new_tokens is not None and max_new_tokens < 1:
         raise InputError("<arguments>", "--max-new-tokens", "must be >= 1")
+    if not 0 <= logprobs <= 1024:
+        raise InputError("<arguments>", "--logprobs", f"must be 0 (off) .. 1024, got {logprobs}")
     sampling = sampling_settings(pol, max_new_tokens, seed)
-    problems = load_problems(problems_csv)
+    problems = select_shard(load_problems(problems_csv), shard, key=lambda p: p.problem_id)
     run_id = run_id or default_run_id(model, problems_csv)
     gen_config: dict[str, Any] = {
         "samples": samples,
@@ -508,6 +527,13 @@ def run_record(
         "problems_csv": str(problems_csv),
         "code_runs": run_code,
     }
+    if shard is not None:
+        gen_config["shard"] = str(shard)
+    if engine is not None:  # a given engine decides (the lmdeploy adapter's logprobs=k)
+        setting = getattr(engine, "logprob_setting", None)
+        logprobs = setting.top_k if isinstance(setting, LogprobSetting) else 0
+    if logprobs:
+        gen_config["logprobs"] = logprobs
     _check_resumable(out, run_id, gen_config)
 
     own_engine = engine is None
@@ -516,7 +542,7 @@ def run_record(
 
         if backend not in BACKENDS:
             raise InputError("<arguments>", "--backend", f"must be one of {', '.join(BACKENDS)}")
-        options = engine_options or {}
+        options = {**(engine_options or {}), "logprobs": logprobs}
         engine = LmdeployEngine(str(model), backend, **options)  # type: ignore[arg-type]
     try:
         return _record(
@@ -536,6 +562,7 @@ def run_record(
             show_progress=show_progress,
             sandbox_workers=sandbox_workers,
             sandbox_limits=sandbox_limits,
+            logprobs=logprobs,
         )
     except BaseException:
         if own_engine and not getattr(engine, "_closed", False):
@@ -561,6 +588,7 @@ def _record(
     show_progress: bool | None,
     sandbox_workers: int,
     sandbox_limits: SandboxLimits,
+    logprobs: int = 0,
 ) -> RecordSummary:
     """`run_record` once the engine exists: start or resume the run, record, finish the run."""
     stats = RecordStats(engine_startup_s=getattr(engine, "startup_s", None))
@@ -577,6 +605,7 @@ def _record(
         gen_config=gen_config,
         policy=policy_to_dict(pol),
         notes=notes,
+        logprobs=_logprob_setting(engine, logprobs),
     )
     recorder = RunRecorder(out, run, resume=True)
     done = recorder.writer.done_questions(run_id)
@@ -596,11 +625,19 @@ def _record(
         status = "complete"
     finally:
         stats.wall_s = time.perf_counter() - started
+        stats.confidence_missing = recorder.confidence_missing
         progress.close()
         if pool is not None:
             pool.close()
         recorder.finish(status)
     return RecordSummary(out, run_id, engine.backend, tuple(written), skipped, stats)
+
+
+def _logprob_setting(engine: Engine, logprobs: int) -> LogprobSetting | None:
+    """The run's logprob setting: the engine's own (the lmdeploy adapter: k and the mode of the
+    backend that runs); None when off or for engines that send no logprobs."""
+    setting = getattr(engine, "logprob_setting", None)
+    return setting if logprobs > 0 and isinstance(setting, LogprobSetting) else None
 
 
 async def _record_and_close(

@@ -787,6 +787,19 @@ def _kv_label(qp: int) -> str:
     return {0: "16-bit", 4: "int4", 8: "int8"}.get(qp, f"quant_policy {qp}")
 
 
+def measured_conditions(ctx: MeasureContext) -> dict[str, Any]:
+    """The provenance's conditions of a measurement: engine, version, GPU, quantisation and the
+    sampling settings every cell ran with (the policy defaults, `SamplingSettings()`)."""
+    from solver.engines.base import SamplingSettings
+
+    s = SamplingSettings()
+    weights = "awq-w4" if "AWQ" in ctx.model_summary else "fp16"
+    return {"engine": f"lmdeploy {ctx.backend}", "engine_version": ctx.lmdeploy_version or "",
+            "gpu": ctx.gpu, "quantization": f"{weights}/kv{ {0: 16, 4: 4, 8: 8}.get(ctx.quant_policy, ctx.quant_policy)}",
+            "sampling": (("temperature", s.temperature), ("top_p", s.top_p), ("min_p", s.min_p),
+                         ("repetition_penalty", s.repetition_penalty))}
+
+
 def measured_profile(fit: StepFit, rows: Sequence[StepRow], results: Sequence[CellResult], *,
                      name: str, base: HardwareProfile, ctx: MeasureContext,
                      date: str | None = None) -> HardwareProfile:
@@ -852,7 +865,7 @@ def measured_profile(fit: StepFit, rows: Sequence[StepRow], results: Sequence[Ce
                      f"{_kv_label(ctx.quant_policy)} KV cache (measured)"),
         a=fit.a, beta=fit.beta, gamma=fit.gamma, prefill_s_per_token=prefill,
         provenance=Provenance(source=source, date=date or _dt.date.today().isoformat(),
-                              method=method, notes=notes),
+                              method=method, notes=notes, **measured_conditions(ctx)),
         calibration=calibration_points(rows),
     )
 

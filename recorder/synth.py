@@ -12,15 +12,22 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from recorder.synth_profiles import DEFAULT_PROFILE, SynthProfile, Tier, get_profile
+from recorder.synth_profiles import (
+    DEFAULT_PROFILE,
+    ConfidenceModel,
+    SynthProfile,
+    Tier,
+    get_profile,
+)
 from solver.errors import InputError
-from solver.traces import RunInfo
+from solver.store.records import SampleConfidence
+from solver.traces import LogprobSetting, RunInfo
 
 GENERATOR_VERSION = 1
 SOURCE = "synthesize_store"
@@ -88,6 +95,7 @@ class SampleSpec:
     n_tokens: int
     finish_reason: str
     mentions: tuple[Mention, ...]
+    right: bool = False  # the latent draw: its final answer would be the truth
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class QuestionTables:
     chunks: pa.Table
     answers: pa.Table
     wall_s: float
+    confidence: dict[int, SampleConfidence] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ def decode_time_table(profile: SynthProfile) -> np.ndarray:
     rc = profile.rate
     n = np.arange(profile.max_new_tokens + 1, dtype=np.float64)
     rate = rc.start_tok_s - (rc.start_tok_s - rc.end_tok_s) * (n / rc.at_tokens) ** rc.power
-    rate = np.maximum(rate, 1.0)
+    rate = np.maximum(rate, rc.min_tok_s)
     return np.concatenate([[0.0], np.cumsum(1.0 / rate[:-1])])
 
 
@@ -335,7 +344,44 @@ def sample_spec(
             break  # the cap cut the sample before this answer
         prev = q
         mentions.append(code.mention(q, value) if i == 0 and code is not None else Mention(q, "boxed", value))
-    return SampleSpec(sample_idx, kind, n_tokens, finish, tuple(mentions))
+    return SampleSpec(sample_idx, kind, n_tokens, finish, tuple(mentions), right)
+
+
+def _dip(values: np.ndarray, end: int, length: int, depth: float) -> None:
+    """Lower `values[end - length:end]` by `depth` (in place), clipped to the array."""
+    values[max(0, end - length) : max(0, min(end, values.size))] -= depth
+
+
+def sample_confidence(
+    rng: np.random.Generator, model: ConfidenceModel, sample: SampleSpec
+) -> SampleConfidence:
+    """Per-token confidence and top-k entropy of one sample (see `ConfidenceModel`).
+
+    Draws only from `rng` (its own stream), so switching confidence on changes nothing else.
+    """
+    n = sample.n_tokens
+    level = rng.normal(model.mean_right if sample.right else model.mean_wrong, model.sd_between)
+    n_blocks = -(-n // model.drift_block) if n else 0
+    steps = rng.normal(0.0, model.drift_sd, n_blocks)
+    drift = np.zeros(n_blocks)
+    for i in range(1, n_blocks):
+        drift[i] = model.drift_phi * drift[i - 1] + steps[i]
+    conf = level + np.repeat(drift, model.drift_block)[:n] + rng.normal(0.0, model.sd_token, n)
+    rate = model.dips_per_10k_right if sample.right else model.dips_per_10k_wrong
+    for _ in range(int(rng.poisson(rate * n / 10_000))):
+        length = int(rng.integers(model.dip_tokens[0], model.dip_tokens[1] + 1))
+        _dip(conf, int(rng.integers(1, n + 1)), length, float(rng.uniform(*model.dip_depth)))
+    final = [m for m in sample.mentions if m.value is not None]
+    p_answer_dip = model.answer_dip_right if sample.right else model.answer_dip_wrong
+    if final and rng.random() < p_answer_dip:
+        first = next(m.token_pos for m in final if m.value == final[-1].value)
+        length = int(rng.integers(model.dip_tokens[0], model.dip_tokens[1] + 1))
+        _dip(conf, first, length, float(rng.uniform(*model.answer_dip_depth)))
+    conf = np.clip(conf, model.floor, model.ceil)
+    ln_k = math.log(model.top_k)
+    spread = np.exp(rng.normal(0.0, model.entropy_sd, n) + rng.normal(0.0, model.entropy_sample_sd))
+    entropy = np.clip(ln_k * np.exp(-conf / model.entropy_scale) * spread, 0.0, ln_k)
+    return SampleConfidence(conf.astype(np.float32), entropy.astype(np.float32))
 
 
 def _question_text(spec: ProblemSpec) -> str:
@@ -421,16 +467,30 @@ def question_tables(
 
 
 def synthesize_questions(
-    n_problems: int = 50, n_samples: int = 32, seed: int = 0, profile: str | SynthProfile = DEFAULT_PROFILE
+    n_problems: int = 50, n_samples: int = 32, seed: int = 0, profile: str | SynthProfile = DEFAULT_PROFILE,
+    *, confidence: bool = False,
 ) -> Iterator[QuestionTables]:
-    """Yield the tables of each synthetic question in position order; pure in its arguments."""
+    """Yield the tables of each synthetic question in position order; pure in its arguments.
+
+    With `confidence`, each question also carries per-token confidence arrays, drawn from their
+    own random streams: the other tables are the same with or without it.
+    """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     _check_sizes(n_problems, n_samples)
     times = decode_time_table(prof)
     for spec in problem_specs(prof, n_problems, seed):
         rng = np.random.default_rng([seed, 2, spec.position])
         samples = [sample_spec(rng, prof, spec, j) for j in range(n_samples)]
-        yield question_tables(prof, spec, samples, times)
+        tables = question_tables(prof, spec, samples, times)
+        if confidence:
+            conf = {
+                s.sample_idx: sample_confidence(
+                    np.random.default_rng([seed, 3, spec.position, s.sample_idx]), prof.confidence, s
+                )
+                for s in samples
+            }
+            tables = replace(tables, confidence=conf)
+        yield tables
 
 
 # Far beyond any competition, small enough that a typo cannot run for days or fill the disk.
@@ -445,8 +505,12 @@ def _check_sizes(n_problems: int, n_samples: int) -> None:
         raise InputError(SOURCE, "n_samples", f"must be an integer 1..{MAX_SAMPLES:,}, got {n_samples!r}")
 
 
-def run_info(prof: SynthProfile, n_problems: int, n_samples: int, seed: int) -> RunInfo:
+def run_info(
+    prof: SynthProfile, n_problems: int, n_samples: int, seed: int, confidence: bool = False
+) -> RunInfo:
     """The `runs` row of a synthetic store; `gen_config` records how to regenerate it."""
+    extra = {"confidence": True} if confidence else {}
+    logprobs = LogprobSetting(prof.confidence.top_k, "synthetic", "synthetic") if confidence else None
     return RunInfo(
         run_id=f"synthetic-{prof.name}-s{seed}",
         kind="synthetic",
@@ -462,8 +526,10 @@ def run_info(prof: SynthProfile, n_problems: int, n_samples: int, seed: int) -> 
             "n_samples": n_samples,
             "max_new_tokens": prof.max_new_tokens,
             "chunk_tokens": prof.chunk_tokens,
+            **extra,
         },
         notes=prof.description,
+        logprobs=logprobs,
     )
 
 
@@ -479,6 +545,7 @@ def synthesize_store(
     profile: str = DEFAULT_PROFILE,
     *,
     progress: bool | None = None,
+    confidence: bool = False,
     resume: bool = False,
 ) -> SynthSummary:
     """Write a new trace store with one `synthetic` run and return what was written.
@@ -487,6 +554,7 @@ def synthesize_store(
         out: the DuckDB file to create; it must not exist (nothing of the user's is overwritten),
             unless `resume`.
         progress: show a progress bar on stderr; default only when stderr is a terminal.
+        confidence: also store per-token confidence (the rest of the store is unchanged).
         resume: continue an interrupted synthesis of the same settings in `out` (the questions are
             a pure function of the settings, so the result equals an uninterrupted run's).
 
@@ -505,7 +573,7 @@ def synthesize_store(
         raise InputError(str(path), "out", "already exists; synthesize writes a new store "
                          "(remove it first, or --resume an interrupted synthesis)")
     check_out_path(path, "--out", overwrite=None)
-    info = run_info(prof, n_problems, n_samples, seed)
+    info = run_info(prof, n_problems, n_samples, seed, confidence)
     t0 = time.perf_counter()
     n_chunks = n_answers = n_right = n_total = tokens = 0
     try:
@@ -516,10 +584,11 @@ def synthesize_store(
         writer.start_run(info, resume=resuming)
         done = writer.done_questions(info.run_id) if resuming else set()
         with _progress_bar(_want_progress(progress), n_problems) as advance:
-            for q in synthesize_questions(n_problems, n_samples, seed, prof):
+            for q in synthesize_questions(n_problems, n_samples, seed, prof, confidence=confidence):
                 problem = ProblemRow(q.spec.problem_id, q.spec.position, q.question, q.spec.answer)
                 if problem.problem_id not in done:
-                    writer.write_question(info.run_id, problem, q.samples, q.chunks, q.answers, wall_s=q.wall_s)
+                    writer.write_question(info.run_id, problem, q.samples, q.chunks, q.answers,
+                                          wall_s=q.wall_s, confidence=q.confidence)
                 n_chunks += q.chunks.num_rows
                 n_answers += q.answers.num_rows
                 tokens += int(np.sum(q.samples.column("n_tokens").to_numpy()))

@@ -83,6 +83,44 @@ class RateCurve:
     at_tokens: int = 16384
     power: float = 1.4
     prefill_tok_s: float = 4000.0
+    min_tok_s: float = 1.0  # the curve's floor (long profiles: the rate it levels off at)
+
+
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """Per-token confidence of synthetic samples (`aimo synth --confidence`): DeepConf's token
+    confidence C_i for top-`top_k` logprobs and the entropy of that top-k, per generated token.
+
+    C_i = level + drift_i + noise_i − dips_i, clipped to [`floor`, `ceil`]: `level` per sample,
+    Normal(`mean_right` or `mean_wrong`, `sd_between`) by whether its answer is right (overlapping
+    distributions); `drift` an AR(1) over blocks of `drift_block` tokens; `noise` iid per token;
+    `dips` low-confidence stretches (`dip_tokens` long, `dip_depth` deep) at a Poisson rate per
+    10k tokens, higher for wrong samples, plus, with probability `answer_dip_right/_wrong`, one that
+    ends where the final answer first appears (confidence falls before/in wrong answers). The
+    entropy is ln(k)·exp(−C_i/`entropy_scale`)·LogNormal(0, `entropy_sd`) per token ·
+    LogNormal(0, `entropy_sample_sd`) per sample, clipped to [0, ln k].
+    """
+
+    top_k: int = 8
+    mean_right: float = 13.0
+    mean_wrong: float = 12.4
+    sd_between: float = 0.9
+    sd_token: float = 2.5
+    floor: float = 0.05
+    ceil: float = 40.0
+    drift_block: int = 256
+    drift_sd: float = 0.3
+    drift_phi: float = 0.9
+    dips_per_10k_right: float = 0.5
+    dips_per_10k_wrong: float = 1.0
+    dip_tokens: tuple[int, int] = (400, 1600)
+    dip_depth: tuple[float, float] = (0.8, 2.0)
+    answer_dip_right: float = 0.15
+    answer_dip_wrong: float = 0.8
+    answer_dip_depth: tuple[float, float] = (2.0, 4.0)
+    entropy_scale: float = 4.0
+    entropy_sd: float = 0.35
+    entropy_sample_sd: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -115,6 +153,7 @@ class SynthProfile:
     code: CodeModel = CodeModel()
     answers: AnswerModel = AnswerModel()
     rate: RateCurve = RateCurve()
+    confidence: ConfidenceModel = ConfidenceModel()
 
 
 SEED = "AIMO-2 2nd-place write-up"
@@ -137,6 +176,24 @@ def _shared_targets() -> tuple[Target, ...]:
         Target("kind_interleave", 1.0, 1.0, 1.0, f"{SEED}: even index cot, odd code"),
         Target("text_consistency", 1.0, 1.0, 1.0, f"{DESIGN}: chunk text re-extracts answers"),
     )
+
+
+DEEPCONF = "DeepConf (Fu et al. 2025)"
+# Checked on every run that stores confidence (`aimo synth --confidence`, `aimo record
+# --logprobs`): DeepConf's qualitative findings, with bands of our choosing (docs/synthetic.md).
+CONFIDENCE_TARGETS: tuple[Target, ...] = (
+    Target("conf_auroc_mean", 0.70, 0.58, 0.80,
+           f"{DEEPCONF}: right traces more confident on average, distributions overlap"),
+    Target("conf_auroc_lowest", 0.80, 0.68, 0.90,
+           f"{DEEPCONF}: lowest group confidence separates better than the mean"),
+    Target("conf_lowest_gain", 0.10, 0.02, 0.20,
+           f"{DEEPCONF}: local (window) measures beat the global mean"),
+    Target("conf_dip_near_wrong", 0.55, 0.45, 0.85,
+           f"{DEEPCONF}: confidence dips before/in wrong answers"),
+    Target("conf_dip_near_right", 0.25, 0.05, 0.40, f"{DESIGN}: fewer dips at right answers"),
+    Target("conf_entropy_corr", -0.9, -1.0, -0.6,
+           f"{DEEPCONF}: low entropy goes with high token confidence"),
+)
 
 
 # The three tiers the profiles mix (weights set per profile with `dataclasses.replace`).
@@ -205,7 +262,37 @@ HARD_MIX = SynthProfile(
     ),
 )
 
-PROFILES: dict[str, SynthProfile] = {p.name: p for p in (R1_14B, EASY_MIX, HARD_MIX)}
+LONG = "long-reasoning traces of a public 8B model (issue 17)"
+LONG_REASONING = SynthProfile(
+    name="long-reasoning",
+    description=(
+        "an 8B long-reasoning model on AIME-level problems: samples as long as real ones (median "
+        "11-16k tokens, p90 ~30k, a third to a half past 16k), max_new_tokens 32768"
+    ),
+    tiers=(
+        Tier("easy", 0.30, (0.70, 1.00), (4500.0, 8000.0), (1, 1), 0.3),
+        Tier("medium", 0.40, (0.30, 0.65), (10000.0, 18000.0), (1, 3), 0.4),
+        Tier("hard", 0.30, (0.00, 0.15), (19000.0, 30000.0), (2, 3), 0.7),
+    ),
+    targets=(
+        Target("median_tokens", 13500.0, 11000.0, 16000.0, f"{LONG}: median 11-16k tokens"),
+        Target("p90_tokens", 30000.0, 26000.0, 32000.0, f"{LONG}: p90 ~30k"),
+        Target("share_over_16k", 0.42, 0.33, 0.50, f"{LONG}: a third to a half past 16k"),
+        Target("capped", 0.07, 0.03, 0.10, f"{DESIGN}: p90 below the 32,768 cap"),
+        Target("sample_accuracy", 0.50, 0.42, 0.58, f"{DESIGN}: tier mix 30/40/30"),
+        Target("majority_accuracy", 0.66, 0.50, 0.80, f"{DESIGN}: ~31/50 under the budget"),
+        Target("code_no_code", 0.17, 0.12, 0.26, f"{DESIGN}: as r1-14b, fewer capped"),
+        Target("attractor_share", 0.40, 0.25, 0.60, f"{DESIGN}: wrong answers cluster"),
+        *_shared_targets(),
+    ),
+    max_new_tokens=32768,
+    length_sigma=0.35,
+    rate=RateCurve(min_tok_s=12.0),
+)
+
+PROFILES: dict[str, SynthProfile] = {
+    p.name: p for p in (R1_14B, EASY_MIX, HARD_MIX, LONG_REASONING)
+}
 DEFAULT_PROFILE = R1_14B.name
 
 

@@ -4,12 +4,16 @@
 #   bash scripts/device_olympiad.sh build record      # call 1: train + AWQ + record
 #   bash scripts/device_olympiad.sh profile           # call 2: step latency -> profile
 #   bash scripts/device_olympiad.sh live              # call 3: live solves, seed and tuned
+#   bash scripts/device_olympiad.sh record-logprobs   # issue 17: the record call again, + top-8
+#                                                       logprobs (token confidence), bundled model
 # Each stage appends to $OUT/device.log; results land in $OUT (at most 8 files come back).
 set -uo pipefail
 MODEL=${MODEL:-data/models/olympiad-tiny-awq}
 PROBLEMS=data/problems/olympiad-50.csv
 STORE=/tmp/olympiad-record.duckdb
 LIVE=/tmp/olympiad-live.duckdb
+STORE_LP=/tmp/olympiad-record-logprobs.duckdb
+LOGPROBS=${LOGPROBS:-8}
 MINUTES=${MINUTES:-4}
 TOKENS=${TOKENS:-1536}
 log="$OUT/device.log"
@@ -28,8 +32,15 @@ for stage in "$@"; do
     record)
       run timeout "$(left 25)" python3 -m aimo.cli record --problems "$PROBLEMS" --model "$MODEL" --backend pytorch \
         --samples 16 --prompts cot:8,code:8 --max-new-tokens "$TOKENS" --quant-policy 8 \
-        --max-batch 16 --out "$STORE" --run-id olympiad-tiny-w4kv8  # resumable: keep a partial one
+        --max-batch 16 --logprobs 0 --out "$STORE" --run-id olympiad-tiny-w4kv8  # resumable
       compact "$STORE" "$OUT/olympiad-tiny.duckdb"
+      ;;
+    record-logprobs)  # the same problems and settings as `record`, plus top-k logprobs
+      run timeout "$(left 25)" python3 -m aimo.cli record --problems "$PROBLEMS" --model "$MODEL" --backend pytorch \
+        --samples 16 --prompts cot:8,code:8 --max-new-tokens "$TOKENS" --quant-policy 8 \
+        --max-batch 16 --logprobs "$LOGPROBS" --out "$STORE_LP" --run-id olympiad-tiny-w4kv8-logprobs
+      compact "$STORE_LP" "$OUT/olympiad-tiny-logprobs.duckdb"
+      python3 -m recorder.calibration "$OUT/olympiad-tiny-logprobs.duckdb" --confidence-only 2>&1 | tee -a "$log"
       ;;
     profile)  # skipped when less than 90 s are left; cells that do not fit are skipped
       if [ "$(left)" -lt 90 ]; then say "profile skipped: $(left) s left"; continue; fi

@@ -364,6 +364,7 @@ def fit(args: argparse.Namespace) -> int:
 
     from data import HARDWARE_DIR
     from simulator.hardware.profile import HardwareProfile, Provenance, load_profile, save_profile
+    from simulator.hardware.calibrate import SEED_SAMPLING
 
     qp = args.quant_policy
     lin = report[qp][sl.LINEAR]
@@ -423,8 +424,10 @@ def fit(args: argparse.Namespace) -> int:
                      "engine, AWQ 4-bit weights, int8 KV cache (measured)"),
         a=a, beta=beta, gamma=gamma,
         prefill_s_per_token=args.prefill_s_per_token, startup_s=args.startup_s, max_batch=32,
-        code_overlap="parallel", question_overhead_s=0.0,
+        code_overlap="parallel", question_overhead_s=0.0, code_workers=4,
         provenance=Provenance(
+            engine="lmdeploy pytorch", engine_version="0.18.0", gpu=f"1x{gpu}",
+            quantization="awq-w4/kv8", sampling=SEED_SAMPLING,
             source=(f"measured on one {gpu} (lmdeploy 0.18.0 PyTorch engine, torch "
                     "2.11.0+cu130): random-weight Qwen2 with DeepSeek-R1-Distill-Qwen-14B's "
                     "shapes, AWQ W4 group 128 (GEMM), quant_policy 8; "

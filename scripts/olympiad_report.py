@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -24,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simulator.hardware import load_profile  # noqa: E402
-from simulator.livecheck import LiveCheck, live_check  # noqa: E402
-from simulator.replay import replay_competition  # noqa: E402
-from solver.policy import load_policy  # noqa: E402
+from simulator.livecheck import LiveCheck  # noqa: E402
+from simulator.validate import plot as validation_plot  # noqa: E402
+from simulator.validate import read_live_run, validate  # noqa: E402
 from solver.store import load_problem_traces, read_connection  # noqa: E402
 
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
@@ -45,19 +44,11 @@ def live_runs(path: Path) -> dict[str, str]:
     return {name: r for (r,) in rows for name in POLICIES if r.startswith(f"solve-{name}-")}
 
 
-def live_times(path: Path, run_id: str) -> dict[str, float]:
-    with read_connection(path) as con:
-        return dict(con.execute("SELECT problem_id, wall_s FROM questions_done WHERE run_id = ?",
-                                [run_id]).fetchall())
-
-
-def seed_answers(path: Path) -> tuple[dict[str, int], float]:
-    text = path.read_text()
-    report = json.loads(text[text.index("{"):])
-    return {q["problem_id"]: q["answer"] for q in report["questions"]}, report["startup_s"]
-
-
 def checks(profile_name: str) -> list[LiveCheck]:
+    """`aimo validate`'s comparison (simulator/validate.py) of each live run, first question left
+    out (lmdeploy's first-batch stall). The seed run's answers come from its --json report; the
+    tuned run's are re-derived from its own samples (its report was cut off); live start-up is
+    the report's (the tuned run has none)."""
     if profile_name == NO_POOL:  # every code run starts at once (no sandbox-pool limit)
         profile = dataclasses.replace(load_profile(PROFILES[0]), code_workers=None)
     else:
@@ -65,20 +56,11 @@ def checks(profile_name: str) -> list[LiveCheck]:
     recording = load_problem_traces(RECORDING)
     runs = live_runs(LIVE)
     out = []
-    for name, spec in POLICIES.items():
-        policy = load_policy(spec)
-        predicted = replay_competition(recording, policy, profile)
-        times = live_times(LIVE, runs[name])
-        if name == "seed-2nd-place":
-            answers, startup = seed_answers(SEED_JSON)
-        else:
-            # the tuned live run was cut short after 26 questions (interrupted): use what it holds
-            own = replay_competition(load_problem_traces(LIVE, runs[name], allow_incomplete=True),
-                                     policy, profile)
-            answers, startup = {q.problem_id: q.answer for q in own.questions}, None
-        first = recording[0].problem_id  # waits for lmdeploy's first-batch stall
-        out.append(live_check(name, predicted, times, answers, live_startup_s=startup,
-                              skip=(first,)))
+    for name in POLICIES:
+        seed = name == "seed-2nd-place"
+        live = read_live_run(LIVE, runs[name], json_report=SEED_JSON if seed else None)
+        live = dataclasses.replace(live, startup_s=live.startup_s if seed else None)
+        out.append(validate(live, recording, profile, skip_first=True).check)
     return out
 
 
@@ -101,30 +83,7 @@ def table(rows: list[tuple[str, list[LiveCheck]]]) -> str:
 
 
 def plot(cs: list[LiveCheck], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for c, colour in zip(cs, ("tab:red", "tab:blue")):
-        live = [p.live_s for p in c.pairs]
-        pred = [p.predicted_s for p in c.pairs]
-        ax1.scatter(live, pred, s=18, color=colour, label=c.policy, alpha=0.75)
-        ax2.plot(range(1, len(live) + 1), [sum(live[:i + 1]) for i in range(len(live))],
-                 color=colour, label=f"{c.policy} live")
-        ax2.plot(range(1, len(pred) + 1), [sum(pred[:i + 1]) for i in range(len(pred))],
-                 color=colour, linestyle="--", label=f"{c.policy} predicted")
-    top = max(max(p.live_s, p.predicted_s) for c in cs for p in c.pairs) * 1.1
-    ax1.plot([0, top], [0, top], color="grey", linewidth=0.8)
-    ax1.set(xlabel="live question time (s)", ylabel="predicted question time (s)",
-            title="per question", xlim=(0, top), ylim=(0, top))
-    ax1.legend()
-    ax2.set(xlabel="questions", ylabel="cumulative time (s, start-up excluded)",
-            title="cumulative")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    validation_plot(cs, out)
 
 
 def main(argv: list[str] | None = None) -> int:

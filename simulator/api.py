@@ -57,11 +57,13 @@ class SimulationResult:
     scores: np.ndarray | None = None
     times_s: np.ndarray | None = None
     overtime: np.ndarray | None = None
+    overtime_rule: str = "zero"
 
     def head(self) -> dict[str, Any]:
         """The fields every JSON document of `aimo simulate` starts with."""
         return {"traces": self.traces, "run_id": self.run_id, "policy": self.policy,
-                "hardware": self.hardware, "budget_s": self.budget_s}
+                "hardware": self.hardware, "budget_s": self.budget_s,
+                "overtime_rule": self.overtime_rule}
 
     def to_json(self) -> dict[str, Any]:
         """The document `aimo simulate --json` prints (docs/simulate-json.md)."""
@@ -140,6 +142,7 @@ def resolve_profile(traces: str | Path, run_id: str,
 def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile, *,
                      replicates: int, seed: int, budget_s: float = DEFAULT_BUDGET_S,
                      reference: bool = False, progress: Progress | None = None,
+                     overtime_rule: str = "zero", paired: bool = False,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Literal["fast", "reference"]]:
     """Per replicate score, time and overtime: the fast path, or the reference when asked or when
     the fast path refuses the policy/traces (its limits: simulator.fast.FastSimulator)."""
@@ -150,11 +153,13 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
             logger.warning("the compiled simulator is not installed (%s): bootstrapping on the "
                            "reference replay; install the [sim] extra for ~500x the speed", exc)
             return bootstrap_arrays(problems, policy, profile, replicates=replicates, seed=seed,
-                                    budget_s=budget_s, reference=True, progress=progress)
+                                    budget_s=budget_s, reference=True, progress=progress,
+                                    overtime_rule=overtime_rule, paired=paired)
         try:
             sim = FastSimulator(problems, profile)
             s, t, o = sim.bootstrap_arrays(policy, replicates=replicates, seed=seed,
-                                           budget_s=budget_s)
+                                           budget_s=budget_s, overtime_rule=overtime_rule,
+                                           paired=paired)
             return s, t, o, "fast"  # one compiled call: no progress to report
         except ValueError as exc:
             if "fast path" not in str(exc):
@@ -172,7 +177,8 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
         return result
 
     results = bootstrap_competitions(problems, policy, profile, replicates=replicates, seed=seed,
-                                     budget_s=budget_s, replay=counted)
+                                     budget_s=budget_s, replay=counted,
+                                     overtime_rule=overtime_rule, paired=paired)
     return (np.asarray([r.score for r in results], np.int64),
             np.asarray([r.total_time_s for r in results], np.float64),
             np.asarray([r.overtime for r in results], np.bool_), "reference")
@@ -189,16 +195,21 @@ def simulate(
     budget_s: float = DEFAULT_BUDGET_S,
     reference: bool = False,
     progress: Progress | None = None,
+    overtime_rule: str = "zero",
     allow_incomplete: bool = False,
+    paired: bool = False,
 ) -> SimulationResult:
     """Replay a store's run under a policy: one competition (bootstrap=0) or N seeded replicates.
-    A failed or interrupted run is refused unless `allow_incomplete` (its committed questions).
 
     Raises:
         InputError: a store, run, policy or profile that cannot be read (names file and field).
     """
+    from solver.loop.budget import check_budget
+    from solver.loop.scoring import check_overtime_rule
     from solver.store import load_problem_traces
 
+    check_overtime_rule(overtime_rule)
+    budget_s = check_budget(budget_s)
     if bootstrap < 0:
         raise InputError("bootstrap", None, f"must be >= 0, got {bootstrap}")
     if seed < 0:  # numpy's generators refuse it deep inside the bootstrap
@@ -210,17 +221,19 @@ def simulate(
     run_id = problems[0].run_id
     prof, choice = resolve_profile(traces, run_id, hardware)
     common = dict(traces=str(traces), run_id=run_id, policy=pol.name, hardware=prof.name,
-                  profile_reason=choice.reason, budget_s=budget_s)
+                  profile_reason=choice.reason, budget_s=budget_s, overtime_rule=overtime_rule)
     if bootstrap == 0:
         from simulator.replay import replay_competition
 
-        result = replay_competition(problems, pol, prof, budget_s=budget_s)
+        result = replay_competition(problems, pol, prof, budget_s=budget_s,
+                                    overtime_rule=overtime_rule)
         return SimulationResult(**common, mode="recorded", seed=None, engine="reference",
                                 competition=result)
     from simulator.fast import summarize_arrays
 
     s, t, o, engine = bootstrap_arrays(problems, pol, prof, replicates=bootstrap, seed=seed,
-                                       budget_s=budget_s, reference=reference, progress=progress)
+                                       budget_s=budget_s, reference=reference, progress=progress,
+                                       overtime_rule=overtime_rule, paired=paired)
     return SimulationResult(**common, mode="bootstrap", seed=seed, engine=engine,
                             summary=summarize_arrays(s, t, o, len(problems)),
                             scores=s, times_s=t, overtime=o)

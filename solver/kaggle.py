@@ -19,6 +19,14 @@ from the environment (`SolverConfig.from_env`):
 | `AIMO_SEED` | `0` | sampling seed of question k is seed + k |
 | `AIMO_CODE_WORKERS` | `4` | sandbox processes at once |
 | `AIMO_RECORD` | — | trace store to record the run into (kind `solve`) |
+| `AIMO_BUDGET_S` | `18000` | the competition budget: caps the policy's cutoff (budget less 1%) |
+
+An answer is always on time: the asyncio loop that drives the engine runs in its own thread, and
+`predict` waits for it only until the question's deadline (the cutoff plus the watchdog's grace,
+or the level timeout plus grace and one drain, plus one watchdog poll). An engine call that hangs
+(`start_question`, a stream, `cancel_all`), even one that blocks the loop's thread, cannot hold
+the answer: the question gets what the loop knew (or the fallback / cutoff answer), and the
+engine is restarted (`restart` hook) in a fresh loop before the next question.
 
 The module-level `predict` builds one `Solver` from the environment on its first call (the only
 global state, as the inference server requires a plain function).
@@ -27,8 +35,10 @@ global state, as the inference server requires a plain function).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +55,7 @@ from solver.loop import (
     SolveSession,
     WallClock,
 )
+from solver.loop.budget import check_budget
 from solver.policy import Policy, load_policy
 from solver.solve import EngineSpec, build_engine, solve_run_info
 
@@ -68,6 +79,7 @@ class SolverConfig:
     seed: int = 0
     code_workers: int = 4
     record: str | None = None
+    budget_s: float = 5 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SolverConfig:
@@ -82,6 +94,14 @@ class SolverConfig:
                 return int(raw)
             except ValueError:
                 raise InputError(_ENV, name, f"expected an integer, got {raw!r}") from None
+
+        def budgeted(raw: str | None) -> float:
+            if raw is None or raw.strip() == "":
+                return cls.budget_s
+            try:
+                return check_budget(float(raw), _ENV)
+            except ValueError:
+                raise InputError(_ENV, "AIMO_BUDGET_S", f"expected seconds > 0, got {raw!r}") from None
 
         def integer(name: str, default: int) -> int:
             value = optional_integer(name)
@@ -99,11 +119,50 @@ class SolverConfig:
             seed=integer("AIMO_SEED", cls.seed),
             code_workers=integer("AIMO_CODE_WORKERS", cls.code_workers),
             record=env.get("AIMO_RECORD") or None,
+            budget_s=budgeted(env.get("AIMO_BUDGET_S")),
         )
 
     def engine_spec(self) -> EngineSpec:
         return EngineSpec(self.backend, model=self.model, tp=self.tp, quant_policy=self.quant_policy,
                           max_batch=self.max_batch, session_len=self.session_len, seed=self.seed)
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread: a call that blocks the loop cannot block the caller."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="aimo-solver-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float | None) -> Any:
+        """The coroutine's result; concurrent.futures.TimeoutError after `timeout` seconds."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Cancel what still runs in the loop (abandoned questions), stop it and close it; a loop
+        still blocked by the engine is left to its daemon thread."""
+
+        async def _cancel_rest() -> None:
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=timeout_s)
+
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_rest(), self.loop).result(timeout_s + 0.5)
+        except Exception:  # noqa: BLE001 - blocked or already stopped: nothing more to do
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=timeout_s)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def _scalar(value: Any) -> Any:
@@ -140,7 +199,9 @@ class Solver:
         self.config = config or SolverConfig.from_env()
         self.clock = clock or WallClock()
         self.policy = policy or load_policy(self.config.policy)
-        self._loop = asyncio.new_event_loop()
+        self._loop = _LoopThread()
+        self._abandoned: list[_LoopThread] = []  # loops blocked by a hung engine
+        self.options = options
         self._pool = None
         self.engine = engine if engine is not None else build_engine(self.config.engine_spec(), self.policy)
         if runner is None:
@@ -162,6 +223,7 @@ class Solver:
             clock=None if virtual and clock is None else self.clock,
             startup_s=None if virtual else self.clock.elapsed(),
             recorder=self.recorder, options=options, seed=self.config.seed,
+            budget_s=self.config.budget_s,
         )
 
     @property
@@ -172,28 +234,59 @@ class Solver:
     def level(self) -> int:
         return self.session.budget.level
 
+    def wait_limit_s(self) -> float | None:
+        """How long `predict` waits for the loop: the latest question deadline the session can
+        set (`SolveSession.question_deadline_s` over the levels) plus one watchdog poll, plus a
+        pending engine restart; None on a virtual clock (nothing there can hang on wall time)."""
+        if self.session.virtual:
+            return None
+        opt = self.options
+        schedule = self.session.policy.schedule
+        left = max(0.0, schedule.cutoff_s - self.session.budget.clock.elapsed())
+        slowest = max(level.timeout_s for level in schedule.levels)
+        limit = min(left + opt.watchdog_grace_s, slowest + opt.watchdog_grace_s + opt.drain_timeout_s)
+        if self.session.needs_restart:
+            limit += min(opt.restart_timeout_s, left)
+        return limit + opt.watchdog_poll_s
+
     def predict(self, id_: Any, question: Any) -> int:
         """The answer (0..999) to one question; state carries over to the next call."""
         pid, text = str(_scalar(id_)), str(_scalar(question))
         try:
-            result = self._loop.run_until_complete(self.session.answer(pid, text))
+            result = self._loop.run(self.session.answer(pid, text), self.wait_limit_s())
             return int(result.answer) % 1000
+        except concurrent.futures.TimeoutError:
+            logger.error("question %s: the engine blocked the solver's loop past the deadline; "
+                         "answering without it and restarting the engine in a fresh loop", pid)
+            answer = self._fallback()
+            self.session.give_up(pid, answer)
+            self._abandoned.append(self._loop)  # stopped by close(), if the engine ever lets go
+            self._loop = _LoopThread()
+            return answer
         except Exception:
             logger.exception("question %s failed; answering the fallback", pid)
-            schedule = self.session.policy.schedule
-            after = self.clock.elapsed() > schedule.cutoff_s
-            return (schedule.cutoff_answer if after else self.policy.vote.fallback) % 1000
+            return self._fallback()
+
+    def _fallback(self) -> int:
+        """The cutoff answer after the cutoff, else the policy's fallback."""
+        schedule = self.session.policy.schedule
+        after = self.clock.elapsed() > schedule.cutoff_s
+        return (schedule.cutoff_answer if after else self.policy.vote.fallback) % 1000
 
     def close(self) -> None:
         """Close the engine, the sandbox pool and the recorder's run."""
         try:
-            self._loop.run_until_complete(self.engine.close())
+            self._loop.run(self.engine.close(), self.options.restart_timeout_s)
+        except Exception:
+            logger.exception("could not close the engine")
         finally:
             if self._pool is not None:
                 self._pool.close()
             if self.recorder is not None:
                 self.recorder.finish("complete")
-            self._loop.close()
+            self._loop.stop()
+            for blocked in self._abandoned:
+                blocked.stop()
 
 
 _default: Solver | None = None

@@ -9,6 +9,7 @@ records the run (kind `solve`) into a trace store, prints one line per question 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import csv
 import datetime as dt
 import math
@@ -39,11 +40,14 @@ from solver.loop import (
     VirtualClock,
     WallClock,
 )
+from solver.loop.budget import check_budget
 from solver.loop.report import competition_json, render_competition, render_question
+from solver.loop.scoring import check_overtime_rule
 from solver.policy import Policy, load_policy, policy_to_dict
 from solver.traces import ProblemTrace, RunInfo
 
-BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS)
+BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
+HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
 QUESTION_ALIASES = ("question", "problem")
 
 
@@ -156,6 +160,17 @@ class SolveReport:
         return head + "\n" + render_competition(self.result)
 
 
+def check_speedup(speedup: float, where: str = "--speedup") -> float:
+    """Virtual seconds per wall second: a number > 0 (`inf`: no sleeping); InputError otherwise."""
+    try:
+        value = float(speedup)
+    except (TypeError, ValueError):
+        raise InputError(where, "speedup", f"expected a number > 0 or inf, got {speedup!r}") from None
+    if math.isnan(value) or value <= 0:
+        raise InputError(where, "speedup", f"must be > 0 (virtual seconds per wall second; inf: no sleeping), got {speedup!r}")
+    return value
+
+
 def build_engine(
     spec: EngineSpec, policy: Policy, *, traces: Sequence[ProblemTrace] | None = None,
     hardware: TimeModel | None = None, speedup: float = math.inf,
@@ -166,6 +181,7 @@ def build_engine(
         InputError: a missing argument for the backend.
         EngineUnavailable: turbomind/pytorch without lmdeploy installed.
     """
+    speedup = check_speedup(speedup)
     every = policy.check.every_tokens
     if spec.backend == "replay":
         if traces is None:
@@ -177,9 +193,29 @@ def build_engine(
         return SyntheticEngine(seed=spec.seed, model=hardware, chunk_tokens=every, speedup=speedup)
     if not spec.model:
         raise InputError("<engine>", "model", f"the {spec.backend} backend needs a model path (--model)")
+    if spec.backend == "hil":
+        return _hil_engine(spec, traces)
     cls = lmdeploy_engine_class()
     return cls(model_path=spec.model, backend=spec.backend, quant_policy=spec.quant_policy, tp=spec.tp,
                max_batch=spec.max_batch, session_len=spec.session_len, **spec.options)
+
+
+def _hil_engine(spec: EngineSpec, traces: Sequence[ProblemTrace] | None) -> Any:
+    """The hardware-in-the-loop engine (solver/engines/hil.py): lmdeploy + a store's samples."""
+    if traces is None:
+        raise InputError("<engine>", "traces", "the hil backend needs a trace store (--traces)")
+    from solver.engines.hil import build_hil_engine
+
+    opts = dict(spec.options)
+    draw_seed = opts.pop("draw_seed", spec.seed)
+    code_workers = opts.pop("code_workers", None)
+    shared = opts.pop("lmdeploy_engine", None)  # started elsewhere and kept open (device_hil.py)
+    opts.pop("hil_source", None)  # run metadata (solve_run_info), not an engine setting
+    lmdeploy = {"backend": opts.pop("lmdeploy_backend", HIL_LMDEPLOY_BACKEND), "tp": spec.tp,
+                "quant_policy": spec.quant_policy, "max_batch": spec.max_batch,
+                "session_len": spec.session_len, **opts}
+    return build_hil_engine(spec.model or "", traces, draw_seed=draw_seed, lmdeploy_options=lmdeploy,
+                            code_workers=code_workers, lmdeploy_engine=shared)
 
 
 def _run_id(policy: Policy, backend: str) -> str:
@@ -200,6 +236,9 @@ def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, ru
     run_config = getattr(engine, "run_config", None)
     if callable(run_config):
         gen_config["engine"] = run_config()
+    if spec.backend == "hil":
+        gen_config["hil"] = {"draw_seed": spec.options.get("draw_seed", spec.seed),
+                             **spec.options.get("hil_source", {})}
     quantization = getattr(engine, "quantization", None)
     if quantization is None and spec.backend in LMDEPLOY_BACKENDS:
         quantization = f"kv{spec.quant_policy}"
@@ -207,7 +246,7 @@ def solve_run_info(policy: Policy, spec: EngineSpec, hardware: str | None, *, ru
         run_id=run_id or _run_id(policy, spec.backend), kind="solve", model=spec.model,
         backend=getattr(engine, "backend", None) or spec.backend, quantization=quantization,
         hardware=hardware or getattr(engine, "hardware", None), gen_config=gen_config,
-        policy=policy_to_dict(policy), notes=notes,
+        policy=policy_to_dict(policy), notes=notes, logprobs=getattr(engine, "logprob_setting", None),
     )
 
 
@@ -237,6 +276,7 @@ def run_solve(
     code_runner: str | None = None,
     echo: Callable[[str], None] | None = print,
     options: LoopOptions = LoopOptions(),
+    overtime_rule: str = "zero",
     resume: bool = False,
     record_run_id: str | None = None,
 ) -> SolveReport:
@@ -254,6 +294,9 @@ def run_solve(
         traces: the trace store to replay; `run_id` picks its run when it holds several.
         code_runner: `recorded` (default for replay/synthetic) or `sandbox` (default for lmdeploy).
         echo: prints one line per question (None: silent).
+        budget_s: the competition budget: it caps the policy's cutoff (budget less 1%), so the
+            run ends within it; a run that still passes it scores by `overtime_rule`.
+        overtime_rule: `zero` (an overtime run scores nothing) or `answered`.
         resume: continue the interrupted solve run of `record` (or `record_run_id`) from its
             recording: the questions it committed are skipped, the clock starts at the time they
             used and the speed level at the last one's.
@@ -261,6 +304,9 @@ def run_solve(
         InputError: bad CSV, policy, store, or arguments (naming file and field).
         EngineUnavailable: turbomind/pytorch without lmdeploy.
     """
+    budget_s = check_budget(budget_s)
+    check_overtime_rule(overtime_rule)
+    speedup = check_speedup(speedup)
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
     if record is not None:
         from solver.store.out_path import check_out_path
@@ -275,6 +321,8 @@ def run_solve(
         if not trace_list:
             raise InputError(str(traces), None, "no completed questions in the store")
     problems = _problems(problems_csv, trace_list, spec.backend)
+    if spec.backend == "hil":  # the stored question texts (real prompts) and the run's source
+        problems, spec = _hil_inputs(problems, problems_csv is None, spec, traces, trace_list)
     point = None
     if resume:
         if record is None:
@@ -291,7 +339,8 @@ def run_solve(
     clock = WallClock(offset_s=point.time_used_s if point else 0.0)
     engine = build_engine(spec, pol, traces=trace_list, hardware=hardware, speedup=speedup)
     live = not getattr(engine, "virtual_clock", False)
-    kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else "recorded")
+    kind = code_runner or ("sandbox" if spec.backend in LMDEPLOY_BACKENDS else
+                           "hil" if spec.backend == "hil" else "recorded")
     hw_name = getattr(hardware, "name", None) if hardware is not None else None
     recorder = None
     if record is not None:
@@ -310,6 +359,12 @@ def run_solve(
             runner = SandboxRunner(pool)
         elif kind == "recorded":
             runner = RecordedRunner()
+        elif kind == "hil":
+            from solver.engines.hil import HilRunner
+            from solver.sandbox import SandboxPool
+
+            pool = SandboxPool(code_workers)
+            runner = HilRunner(pool)
         else:
             raise InputError("<engine>", "code_runner", f"must be 'recorded' or 'sandbox' (got {kind!r})")
         virtual_clock = VirtualClock(point.time_used_s) if point and not live else None
@@ -317,15 +372,21 @@ def run_solve(
         session = SolveSession(engine, pol, runner, questions=n_before + len(problems), recorder=recorder,
                                clock=clock if live else virtual_clock,
                                startup_s=clock.elapsed() if live else None,
-                               options=options, seed=spec.seed, budget_s=budget_s)
+                               options=options, seed=spec.seed, budget_s=budget_s,
+                               overtime_rule=overtime_rule)
         if point is not None:
             session.budget.resume_from(point.n_done, point.level)
 
         async def _main() -> SolveResult:
             try:
                 return await solve_async(session, problems, echo)
-            finally:
-                await engine.close()
+            finally:  # a hung engine must not hold the finished run: close is bounded too
+                closing = asyncio.ensure_future(engine.close())
+                done, _ = await asyncio.wait({closing}, timeout=options.restart_timeout_s)
+                if closing not in done:
+                    closing.cancel()
+                elif closing.exception() is not None:
+                    raise closing.exception()  # type: ignore[misc]
 
         result = asyncio.run(_main())
         if recorder is not None:
@@ -348,6 +409,42 @@ def run_solve(
     )
 
 
+def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, traces: str | Path | None,
+                trace_list: Sequence[ProblemTrace] | None) -> tuple[list[Problem], EngineSpec]:
+    """A hil run's problems with the stored question texts (its prompts are real), and its spec
+    with the replayed store's path, run and length scale (`hil_source`, recorded in the run)."""
+    if traces is None or not trace_list:
+        return problems, spec  # build_engine says what is missing
+    run_id = trace_list[0].run_id
+    if from_store:
+        texts = _store_questions(traces, run_id)
+        problems = [Problem(p.problem_id, texts.get(p.problem_id, ""), p.answer) for p in problems]
+    source = {"traces": str(traces), "run_id": run_id, "length_scale": _store_scale(traces, run_id)}
+    return problems, dataclasses.replace(spec, options={**spec.options, "hil_source": source})
+
+
+def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
+    """Question texts of a stored run, by problem id."""
+    from solver.store import read_connection
+
+    with read_connection(path) as con:  # type: ignore[arg-type]
+        rows = con.execute("SELECT problem_id, question FROM problems WHERE run_id = ?", [run_id]).fetchall()
+    return {pid: q or "" for pid, q in rows}
+
+
+def _store_scale(path: str | Path | None, run_id: str | None) -> float | None:
+    """The `length_scale` a scaled copy of a store recorded in its run's gen_config (None: unscaled)."""
+    if path is None or run_id is None:
+        return None
+    from solver.store import list_runs
+
+    for run in list_runs(path):
+        if run.run_id == run_id:
+            value = (run.gen_config or {}).get("length_scale")
+            return float(value) if value is not None else None
+    return None
+
+
 def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[ProblemTrace] | None,
               backend: str) -> list[Problem]:
     if source is None:
@@ -355,7 +452,7 @@ def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[Pr
             raise InputError("<solve>", "problems", "a problems CSV is needed (or --traces for replay)")
         return [Problem(p.problem_id, "", p.answer) for p in traces]
     problems = read_problems_csv(source) if isinstance(source, (str, Path)) else list(source)
-    if backend == "replay" and traces is not None:
+    if backend in ("replay", "hil") and traces is not None:
         known = {p.problem_id: p for p in traces}
         where = str(source) if isinstance(source, (str, Path)) else "<problems>"
         missing = [p.problem_id for p in problems if p.problem_id not in known]
@@ -367,6 +464,6 @@ def _problems(source: str | Path | Sequence[Problem] | None, traces: Sequence[Pr
 
 
 __all__ = [
-    "BACKENDS", "EngineSpec", "EngineUnavailable", "Problem", "SolveReport", "build_engine",
+    "BACKENDS", "EngineSpec", "EngineUnavailable", "Problem", "SolveReport", "build_engine", "check_speedup",
     "read_problems_csv", "run_solve", "solve_async", "solve_run_info",
 ]

@@ -22,6 +22,29 @@ NO_VALUE = -1  # in `ans_value`: nothing parsed, or the code run failed
 
 
 @dataclass(frozen=True)
+class LogprobSetting:
+    """How a run asked its engine for per-token logprobs, so timings can be corrected for the cost.
+
+    `top_k`: logprobs of the k most likely tokens per step; `mode`: the engine's logprob mode
+    (lmdeploy PyTorch `logprobs_mode`, e.g. 'raw_logprobs'; 'imported'/'synthetic' elsewhere);
+    `backend`: the engine that produced them ('pytorch', 'turbomind', ...; None when unknown).
+    """
+
+    top_k: int
+    mode: str
+    backend: str | None = None
+
+    def to_json(self) -> dict:
+        """The setting as the JSON object stored in `runs.logprobs`."""
+        return {"top_k": self.top_k, "mode": self.mode, "backend": self.backend}
+
+    @classmethod
+    def from_json(cls, data: dict) -> LogprobSetting:
+        """Inverse of `to_json` (unknown keys ignored)."""
+        return cls(int(data["top_k"]), str(data["mode"]), data.get("backend"))
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """One run of the trace store (a recording, a live solve, an import or a synthetic store)."""
 
@@ -34,6 +57,7 @@ class RunInfo:
     gen_config: dict = field(default_factory=dict)
     policy: dict | None = None
     notes: str | None = None
+    logprobs: LogprobSetting | None = None  # how token confidence was asked for; None: it was not
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +80,11 @@ class SampleTrace:
     ans_source: np.ndarray  # int8: SOURCE_BOXED | SOURCE_CODE
     ans_code_ok: np.ndarray  # bool
     ans_exec_ms: np.ndarray  # float32 (NaN for boxed answers)
+    # Per-token confidence (None when the store has none), float32, length n_tokens:
+    # DeepConf's token confidence C_i = -mean of the top-k logprobs at token i (higher = surer)
+    token_conf: np.ndarray | None = None
+    # entropy (nats) of the renormalised top-k distribution at token i
+    token_entropy: np.ndarray | None = None
 
     @property
     def n_answers(self) -> int:

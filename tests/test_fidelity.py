@@ -25,7 +25,14 @@ from simulator.hardware import HardwareProfile, load_profile
 from simulator.replay import replay_competition, replay_question
 from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
 from solver.loop import RecordedRunner, run_question
-from solver.policy import ConsistencyRule, EarlyTimeout, Policy, SpeedLevel, load_policy
+from solver.policy import (
+    ConsistencyRule,
+    EarlyTimeout,
+    Policy,
+    QuestionBudget,
+    SpeedLevel,
+    load_policy,
+)
 from solver.solve import run_solve
 from solver.store import load_problem_traces
 
@@ -44,11 +51,23 @@ POLICIES: dict[str, Policy] = {
     "majority-n": load_policy("majority-n"),
     "first-answer": load_policy("first-answer"),
     "fast-8": load_policy("fast-8"),
-    "seed-index": _variant("seed-index", "seed-2nd-place", question_stop={"order": "index"}),
+    "seed-2nd-place-arrival": load_policy("seed-2nd-place-arrival"),
+    # the seed's reading with code results seen after their run (the profile's overlap)
+    "seed-overlap": _variant("seed-overlap", "seed-2nd-place", check={"code_overlap": "profile"}),
+    # the project's former reading of the seed (every box, boxed 0 kept, no final read)
+    "seed-legacy": _variant("seed-legacy", "seed-2nd-place-arrival", check={
+        "boxes": "all", "boxed_zero": "keep", "code_overlap": "profile"},
+        vote={"tie_tolerance": 1e-9, "final_read": False},
+        schedule={"early_timeout_count": "valid"}),
     # a tight cutoff and early re-evaluation: the speed schedule, the in-flight cutoff and
     # questions begun after it
     "seed-tight": _variant("seed-tight", "seed-2nd-place", schedule={
         "cutoff_s": 1500.0, "reeval_after": 2, "reeval_every": 1, "thresholds_s": (100.0, 200.0, 300.0, 400.0)}),
+    # the time-aware elements (issue 17): the uncatchable-leader stop and a per-question budget
+    # that binds (clamp(time_left − remaining × 60 s, 40 s, 300 s) under a 1500 s cutoff)
+    "time-aware": _variant("time-aware", "majority-n", question_stop={"uncatchable": True},
+                           schedule={"cutoff_s": 1500.0, "budget": QuestionBudget(60.0, 40.0, 300.0)}),
+    "seed-uncatchable": _variant("seed-uncatchable", "seed-2nd-place", question_stop={"uncatchable": True}),
 }
 PROFILES: dict[str, HardwareProfile] = {
     "l4": L4,
@@ -59,7 +78,9 @@ PROFILES: dict[str, HardwareProfile] = {
     "pool": dataclasses.replace(L4, name="l4-pool", code_workers=2),
 }
 CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial"),
-                                         ("majority-n", "pool"), ("seed-2nd-place", "pool")]
+                                         ("majority-n", "pool"), ("seed-overlap", "pool"),
+                                         ("seed-overlap", "serial"), ("seed-2nd-place", "serial"),
+                                         ("time-aware", "queued"), ("time-aware", "pool")]
 
 
 @pytest.fixture(scope="module")

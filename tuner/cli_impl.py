@@ -7,6 +7,7 @@ and the plain baselines on the same traces and budget, exports the winner, and p
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from tuner.study import SAMPLERS, Choice, TuneConfig
 
 Echo = Callable[[str], None]
 BASELINES = ("majority-n", "first-answer")
+TIME_AWARE_BASELINES = ("aimo3-winner", "deepconf-online")  # rows when the store has confidence
 SEED_PRESET = "seed-2nd-place"
 DEFAULT_STUDY = "aimo-tune"
 DEFAULT_HARDWARE = "l4x4-14b-w4kv8"
@@ -130,8 +132,10 @@ def run_tune(
     budget_s: float = DEFAULT_BUDGET_S,
     run_id: str | None = None,
     overwrite: bool = False,
+    overtime_rule: str = "zero",
     echo: Echo = print,
     progress_bar: bool | None = None,
+    aimo3_target: float | None = None,
 ) -> TuneResult:
     """Tune a policy on a trace store, score the procedure held-out, export the winner.
 
@@ -151,6 +155,10 @@ def run_tune(
         max_overtime: constraint P(overtime) ≤ this.
         select: `mean` or `lcb` (lower confidence bound) for the trial value and the selection.
         multi_objective: also minimise the mean competition time (Pareto front).
+        budget_s: the competition budget (caps the cutoff; a finite number of seconds > 0).
+        overtime_rule: `zero` (an overtime competition scores nothing) or `answered`.
+        aimo3_target: also score the held-out rows the AIMO-3 way (paired replicates; needs an
+            even `bootstrap`) and report P(score ≥ this).
         echo: where lines go (the table, notes); progress goes to stderr.
 
     Raises:
@@ -162,7 +170,7 @@ def run_tune(
     from solver.store import load_problem_traces
     from tuner.export import check_out, export_policy, policy_of
     from tuner.objective import make_evaluator
-    from tuner.space import load_space
+    from tuner.space import load_space, space_for_store
     from tuner.study import (
         REPORT_ATTR, make_sampler, open_storage, plan_studies, prepare_studies, quiet_optuna,
         redact, run_workers, select_best, heldout_spec, wait_for_running,
@@ -170,14 +178,26 @@ def run_tune(
 
     import optuna
 
+    from solver.loop.budget import check_budget
+    from solver.loop.scoring import check_overtime_rule
+
     quiet_optuna()
+    budget_s = check_budget(budget_s)
+    check_overtime_rule(overtime_rule)
     out_path = check_out(out, overwrite=overwrite)
     space_obj = load_space(space)
     profile = load_profile(hardware)
     problems = load_problem_traces(traces, run_id)
     if not problems:
         raise InputError(str(traces), None, "no completed questions in the store")
+    # the confidence elements need confidence in the store; the fingerprint stays the file's
+    # space's (what the dashboard rebuilds; the hold follows from the store, which the settings
+    # pin, and holds parameters at the base's own values)
+    fingerprint = space_obj.fingerprint()
+    space_obj = space_for_store(space_obj, problems)
     _check_args(trials, folds, bootstrap, workers, max_overtime, select, sampler, len(problems))
+    if aimo3_target is not None and bootstrap % 2:
+        raise InputError("--bootstrap", None, "must be even with --aimo3-score (replicates pair up)")
     make_sampler(sampler, seed, trials=trials, space=space_obj)  # gp without torch: fails here
     storage_url = storage or str(out_path.with_suffix(".journal"))
     config = TuneConfig(
@@ -186,11 +206,11 @@ def run_tune(
         space_file=None if space is None else str(space), folds=folds, bootstrap=bootstrap,
         seed=seed, sampler=sampler, max_overtime=max_overtime, select=select,
         multi_objective=multi_objective, budget_s=budget_s, n_questions=COMPETITION_QUESTIONS,
-        workers=workers,
+        workers=workers, overtime_rule=overtime_rule,
     )
     store = open_storage(storage_url)
     plans = plan_studies(config, [p.problem_id for p in problems])
-    settings = config.settings(space_obj.fingerprint(), problems[0].run_id, len(problems))
+    settings = config.settings(fingerprint, problems[0].run_id, len(problems))
     base_params, moved = space_obj.base_params()
     if moved:
         echo(f"note: the base {space_obj.base.name} lies outside the space; trial 0 is its "
@@ -215,6 +235,8 @@ def run_tune(
         fold_choices.append(choice)
         fold_policies.append(policy_of(space_obj, choice, f"tuned-{plan.name}"))
     specs = [heldout_spec(config, p) for p in fold_plans]
+    if aimo3_target is not None:  # each problem run twice: replicates pair up on the same draws
+        specs = [dataclasses.replace(s, paired=True) for s in specs]
 
     final_study = optuna.load_study(study_name=final_plan.name, storage=store)
     still = wait_for_running(final_study, timeout_s=0.0)
@@ -223,12 +245,18 @@ def run_tune(
     final_policy = policy_of(space_obj, final, name)
 
     seed_policy = load_policy(SEED_PRESET)
-    seed_row = heldout_row(SEED_PRESET, evaluator, [seed_policy] * folds, specs)
-    rows = [seed_row, with_delta(heldout_row("tuned", evaluator, fold_policies, specs), seed_row)]
+    seed_row = heldout_row(SEED_PRESET, evaluator, [seed_policy] * folds, specs, aimo3_target)
+    rows = [seed_row, with_delta(heldout_row("tuned", evaluator, fold_policies, specs,
+                                             aimo3_target), seed_row)]
     extra = [] if space_obj.base.name == SEED_PRESET else [space_obj.base.name]
+    from tuner.space import store_has_confidence
+
+    if store_has_confidence(problems):
+        extra += [p for p in TIME_AWARE_BASELINES if p != space_obj.base.name]
     for preset in [*extra, *BASELINES]:
         pol = space_obj.base if preset == space_obj.base.name else load_policy(preset)
-        rows.append(with_delta(heldout_row(preset, evaluator, [pol] * folds, specs), seed_row))
+        rows.append(with_delta(heldout_row(preset, evaluator, [pol] * folds, specs, aimo3_target),
+                               seed_row))
 
     path = export_policy(final_policy, out_path, overwrite=overwrite)
     table = render_comparison(rows, folds=folds, replicates=bootstrap,

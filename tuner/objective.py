@@ -37,6 +37,8 @@ class Evaluator(Protocol):
     def bootstrap(
         self, policy: Policy, *, replicates: int, seed: int, n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S, problem_subset: Sequence[int] | None = None,
+        overtime_rule: str = "zero",
+        paired: bool = False,
     ) -> BootstrapSummary: ...
 
 
@@ -50,12 +52,15 @@ class ReferenceEvaluator:
     def bootstrap(
         self, policy: Policy, *, replicates: int, seed: int, n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S, problem_subset: Sequence[int] | None = None,
+        overtime_rule: str = "zero",
+        paired: bool = False,
     ) -> BootstrapSummary:
         chosen = (self.problems if problem_subset is None
                   else [self.problems[i] for i in problem_subset])
         return summarize(bootstrap_competitions(
             chosen, policy, self.profile, replicates=replicates, seed=seed,
-            n_questions=n_questions, budget_s=budget_s,
+            n_questions=n_questions, budget_s=budget_s, overtime_rule=overtime_rule,
+            paired=paired,
         ))
 
 
@@ -131,17 +136,20 @@ class ObjectiveSpec:
     seed: int  # bootstrap seed shared by every trial of the study
     n_questions: int = COMPETITION_QUESTIONS
     budget_s: float = DEFAULT_BUDGET_S
+    overtime_rule: str = "zero"  # how an overtime competition scores (solver.loop.scoring)
     select: Select = "mean"
     max_overtime: float = 0.05
     multi_objective: bool = False
     fold: int | None = None  # None: the final study on all problems
+    paired: bool = False  # replicates in pairs serving the same questions (AIMO-3 scoring)
 
 
 def evaluate(evaluator: Evaluator, policy: Policy, spec: ObjectiveSpec) -> BootstrapSummary:
     """Bootstrap `policy` on the spec's problems with the spec's draws."""
     return evaluator.bootstrap(
         policy, replicates=spec.replicates, seed=spec.seed, n_questions=spec.n_questions,
-        budget_s=spec.budget_s, problem_subset=list(spec.subset),
+        budget_s=spec.budget_s, problem_subset=list(spec.subset), overtime_rule=spec.overtime_rule,
+        paired=spec.paired,
     )
 
 

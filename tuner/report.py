@@ -35,6 +35,9 @@ class HeldOutRow:
     fold_means: tuple[float, ...]
     scores: tuple[int, ...]
     delta: tuple[float, float, float] | None = None  # vs the seed: mean and 90% CI of the mean
+    aimo3_mean: float | None = None  # AIMO-3 scoring (paired replicates), when asked for
+    aimo3_p: float | None = None  # P(AIMO-3 score ≥ aimo3_target)
+    aimo3_target: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -43,10 +46,19 @@ class HeldOutRow:
 
 
 def heldout_row(
-    name: str, evaluator: Evaluator, policies: Sequence[Policy], specs: Sequence[ObjectiveSpec]
+    name: str, evaluator: Evaluator, policies: Sequence[Policy], specs: Sequence[ObjectiveSpec],
+    aimo3_target: float | None = None,
 ) -> HeldOutRow:
-    """Score `policies[k]` on fold k (`specs[k]`: its test problems and draws) and pool."""
+    """Score `policies[k]` on fold k (`specs[k]`: its test problems and draws) and pool; with
+    `aimo3_target` (paired specs) also the AIMO-3 score's mean and P(≥ target), pairs pooled."""
     summaries = [evaluate(evaluator, pol, spec) for pol, spec in zip(policies, specs, strict=True)]
+    a3: dict[str, float | None] = {}
+    if aimo3_target is not None:
+        from simulator.aimo3 import aimo3_scores
+
+        pairs = np.concatenate([aimo3_scores(s.scores) for s in summaries])
+        a3 = {"aimo3_mean": float(pairs.mean()),
+              "aimo3_p": float(np.mean(pairs >= aimo3_target)), "aimo3_target": aimo3_target}
     scores = np.concatenate([np.asarray(s.scores, dtype=float) for s in summaries])
     times = np.concatenate([np.asarray(s.times_s, dtype=float) for s in summaries])
     weights = np.array([s.replicates for s in summaries], dtype=float)
@@ -56,7 +68,7 @@ def heldout_row(
         mean_time_s=float(times.mean()),
         p_overtime=float(np.average([s.p_overtime for s in summaries], weights=weights)),
         fold_means=tuple(s.mean_score for s in summaries),
-        scores=tuple(int(x) for x in scores),
+        scores=tuple(int(x) for x in scores), **a3,  # type: ignore[arg-type]
     )
 
 
@@ -99,18 +111,26 @@ def render_comparison(rows: Sequence[HeldOutRow], *, folds: int, replicates: int
     """The comparison table with a one-line legend."""
     headers = ["policy", "held-out score", "90% interval", "Δ vs seed (90% CI)", "mean time",
                "P(overtime)"]
+    aimo3 = bool(rows) and rows[0].aimo3_mean is not None
+    if aimo3:
+        headers += ["AIMO-3 score", f"P(AIMO-3 ≥ {rows[0].aimo3_target:g})"]
     body = []
     for r in rows:
         delta = "-" if r.delta is None else (
             f"{r.delta[0]:+.2f} ({r.delta[1]:+.2f}..{r.delta[2]:+.2f})")
         body.append([r.name, f"{r.mean_score:.2f}", f"{r.score_lo:.0f}–{r.score_hi:.0f}", delta,
                      _hours(r.mean_time_s), f"{r.p_overtime:.3f}"])
+        if aimo3:
+            body[-1] += [f"{r.aimo3_mean:.2f}", f"{r.aimo3_p:.3f}"]
     legend = (
         f"held-out: nested {folds}-fold CV by problem; {n_questions}-question competitions drawn "
         f"from each fold's held-out problems, {replicates} replicates per fold, pooled; the same "
         "draws for every row. Δ: paired mean difference, 90% t-interval over the folds. 'tuned' = "
         "the tuning procedure: on fold k, the policy tuned on the other folds only."
     )
+    if aimo3:
+        legend += (" AIMO-3: replicates in pairs over the same questions (each problem run "
+                   "twice), 1 point if both right, 0.5 if one.")
     return render_table(headers, body) + "\n" + legend
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from data import DATA_DIR
 from solver.errors import InputError
-from solver.policy import Policy, load_policy, policy_from_dict, policy_to_dict
+from solver.policy import Policy, load_policy, policy_from_dict, policy_to_dict, uses_confidence
 
 SPACES_DIR = DATA_DIR / "spaces"
 DEFAULT_SPACE_FILE = SPACES_DIR / "default.yaml"
@@ -230,7 +230,47 @@ def _catalogue() -> tuple[Param, ...]:
         _int("schedule.reeval_every", 1, 5, "then every this many questions", when=adaptive),
         _cat("check.every_tokens", [10, 20, 40, 80, 160, 320], "check granularity in tokens"),
     ]
+    out += _confidence_params()
     return tuple(out)
+
+
+CONF_WINDOWS = (256, 512, 1024, 2048, 4096)
+CONFIDENCE_PARAMS = ("sample_stop.confidence.mode", "vote.confidence")  # off switches (see below)
+
+
+def _confidence_params() -> list[Param]:
+    """The confidence and time-aware elements (issue 17): DeepConf sample stop, confidence vote
+    weights and filtering, the uncatchable-leader stop, the per-question budget."""
+    mode = Condition("sample_stop.confidence.mode", ("fixed", "online"))
+    weighted = Condition("vote.confidence", ("inv_entropy", "mean", "tail", "lowest_group"))
+    budget = Condition("schedule.budget", (True,))
+    return [
+        _cat("sample_stop.confidence.mode", ["off", "fixed", "online"],
+             "stop a sample on low group confidence: off, fixed threshold, or DeepConf online"),
+        _cat("sample_stop.confidence.window", CONF_WINDOWS, "group size in tokens", when=mode),
+        _float("sample_stop.confidence.threshold", 0.1, 50.0, "fixed threshold", log=True,
+               when=Condition("sample_stop.confidence.mode", ("fixed",))),
+        _int("sample_stop.confidence.warmup", 1, 8, "warm-up samples that set the threshold",
+             when=Condition("sample_stop.confidence.mode", ("online",))),
+        _float("sample_stop.confidence.percentile", 0.0, 90.0,
+               "percentile of the warm-up lowest group confidences", step=5.0,
+               when=Condition("sample_stop.confidence.mode", ("online",))),
+        _cat("vote.confidence", ["none", "inv_entropy", "mean", "tail", "lowest_group"],
+             "vote weight × the sample's confidence metric"),
+        _cat("vote.confidence_window", CONF_WINDOWS, "group size of tail / lowest_group",
+             when=Condition("vote.confidence", ("tail", "lowest_group"))),
+        _float("vote.keep_top", 0.1, 1.0, "only the most confident share of voters votes",
+               step=0.05, when=weighted),
+        _cat("question_stop.uncatchable", [False, True], "stop once the leader cannot be caught"),
+        _cat("schedule.budget", [False, True],
+             "per-question timeout clamp(time_left − remaining × reserve_s, min_s, max_s)"),
+        _float("schedule.budget.reserve_s", 0.0, 900.0, "seconds kept per remaining question",
+               step=30.0, when=budget),
+        _float("schedule.budget.min_s", 60.0, 900.0, "smallest per-question budget", step=30.0,
+               when=budget),
+        _float("schedule.budget.max_s", 300.0, 1800.0, "largest per-question budget (≥ min_s)",
+               step=60.0, when=budget),
+    ]
 
 
 CATALOGUE: tuple[Param, ...] = _catalogue()
@@ -324,12 +364,13 @@ def build_policy(base: Policy, values: Mapping[str, Any], name: str) -> Policy:
                     "cot_fraction": float(values["samples.cot_fraction"])}
     cap = min(int(values["sample_stop.max_tokens"]), d["generation"]["max_new_tokens"])
     d["sample_stop"] = {"cot": _stop_rule(values, "cot"), "code": _stop_rule(values, "code"),
-                        "max_tokens": cap}
+                        "max_tokens": cap, "confidence": _confidence_stop(values)}
     d["question_stop"] = {
         "order": values["question_stop.order"],
         "rules": _rules(values),
         "valid": {"prefer_code": bool(values["question_stop.valid.prefer_code"]),
                   "positive_only": bool(values["question_stop.valid.positive_only"])},
+        "uncatchable": bool(values["question_stop.uncatchable"]),
     }
     vote = dict(d["vote"])
     vote.update(
@@ -340,11 +381,84 @@ def build_policy(base: Policy, values: Mapping[str, Any], name: str) -> Policy:
         small_or_round_weight=float(values["vote.small_or_round_weight"]),
         length_weight=float(values["vote.length_weight"]),
         tie_break=values["vote.tie_break"],
+        confidence=values["vote.confidence"],
     )
+    if vote["confidence"] in ("tail", "lowest_group"):
+        vote["confidence_window"] = int(values["vote.confidence_window"])
+    vote["keep_top"] = 1.0 if vote["confidence"] == "none" else float(values["vote.keep_top"])
     d["vote"] = vote
     d["schedule"] = _schedule(d["schedule"], values)
-    d["check"] = {"every_tokens": int(values["check.every_tokens"])}
+    d["schedule"]["budget"] = None
+    if values["schedule.budget"]:
+        lo = float(values["schedule.budget.min_s"])
+        d["schedule"]["budget"] = {"reserve_s": float(values["schedule.budget.reserve_s"]),
+                                   "min_s": lo,
+                                   "max_s": max(lo, float(values["schedule.budget.max_s"]))}
+    # the check's reading (boxes, boxed_zero, code_overlap), the vote's tie_tolerance and
+    # final_read and the schedule's early_timeout_count describe how answers are read, not a
+    # choice to search: they stay the base's (docs/seed-policy.md)
+    d["check"] = {**d["check"], "every_tokens": int(values["check.every_tokens"])}
     return policy_from_dict(d, source=SOURCE)
+
+
+def _confidence_stop(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    mode = values["sample_stop.confidence.mode"]
+    if mode == "off":
+        return None
+    out: dict[str, Any] = {"window": int(values["sample_stop.confidence.window"])}
+    if mode == "fixed":
+        out["threshold"] = float(values["sample_stop.confidence.threshold"])
+    else:
+        out["warmup"] = int(values["sample_stop.confidence.warmup"])
+        out["percentile"] = float(values["sample_stop.confidence.percentile"])
+    return out
+
+
+def _confidence_point(policy: Policy) -> dict[str, Any]:
+    """`point_of` for the confidence and time-aware parameters."""
+    c = policy.sample_stop.confidence
+    b = policy.schedule.budget
+    return {
+        "sample_stop.confidence.mode": ("off" if c is None else
+                                        "fixed" if c.threshold is not None else "online"),
+        "sample_stop.confidence.window": 2048 if c is None else c.window,
+        "sample_stop.confidence.threshold": (
+            1.0 if c is None or c.threshold is None else c.threshold),
+        "sample_stop.confidence.warmup": 4 if c is None or not c.warmup else c.warmup,
+        "sample_stop.confidence.percentile": 10.0 if c is None else c.percentile,
+        "vote.confidence": policy.vote.confidence,
+        "vote.confidence_window": policy.vote.confidence_window,
+        "vote.keep_top": policy.vote.keep_top,
+        "question_stop.uncatchable": policy.question_stop.uncatchable,
+        "schedule.budget": b is not None,
+        "schedule.budget.reserve_s": 300.0 if b is None else b.reserve_s,
+        "schedule.budget.min_s": 300.0 if b is None else b.min_s,
+        "schedule.budget.max_s": 900.0 if b is None else b.max_s,
+    }
+
+
+def without_confidence(space: SearchSpace) -> SearchSpace:
+    """`space` with the elements that read token confidence held off (for stores without it):
+    the confidence sample stop and confidence votes; the time-aware elements stay searched."""
+    if not uses_confidence(space.base):
+        fixed = dict(space.fixed)
+        fixed.update({"sample_stop.confidence.mode": "off", "vote.confidence": "none"})
+        params = tuple(p for p in space.params if p.name not in CONFIDENCE_PARAMS)
+        return dataclasses.replace(space, params=params, fixed=tuple(fixed.items()))
+    raise InputError(space.source, "base", f"policy {space.base.name!r} reads token "
+                     "confidence, but the trace store has none")
+
+
+def store_has_confidence(problems: Sequence[Any]) -> bool:
+    """Whether every sample of the store carries token confidence and entropy."""
+    return all(s.token_conf is not None and s.token_entropy is not None
+               for p in problems for s in p.samples)
+
+
+def space_for_store(space: SearchSpace, problems: Sequence[Any]) -> SearchSpace:
+    """The space as the tuner searches it on `problems`: `without_confidence` unless the store
+    carries confidence (so no trial reads what the traces lack)."""
+    return space if store_has_confidence(problems) else without_confidence(space)
 
 
 def point_of(policy: Policy) -> dict[str, Any]:
@@ -402,6 +516,7 @@ def point_of(policy: Policy) -> dict[str, Any]:
         "schedule.reeval_after": s.reeval_after,
         "schedule.reeval_every": s.reeval_every,
     })
+    v.update(_confidence_point(policy))
     return v
 
 
@@ -662,4 +777,5 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
 __all__ = [
     "CATALOGUE", "DEFAULT_BASE", "DEFAULT_SPACE_FILE", "MAX_RULES", "Condition", "Param",
     "SearchSpace", "build_policy", "default_space", "load_space", "point_of", "space_from_dict",
+    "space_for_store", "store_has_confidence", "without_confidence",
 ]

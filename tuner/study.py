@@ -63,6 +63,7 @@ class TuneConfig:
     budget_s: float = DEFAULT_BUDGET_S
     n_questions: int = COMPETITION_QUESTIONS
     workers: int = 1
+    overtime_rule: str = "zero"
 
     def settings(self, space_fingerprint: str, run_id: str, n_problems: int) -> dict[str, Any]:
         """What must match when a study is resumed (trials, workers and storage may change)."""
@@ -71,7 +72,7 @@ class TuneConfig:
             "space": space_fingerprint, "folds": self.folds, "bootstrap": self.bootstrap,
             "seed": self.seed, "select": self.select, "max_overtime": self.max_overtime,
             "multi_objective": self.multi_objective, "budget_s": self.budget_s,
-            "n_questions": self.n_questions,
+            "n_questions": self.n_questions, "overtime_rule": self.overtime_rule,
         }
 
 
@@ -112,6 +113,7 @@ def objective_spec(config: TuneConfig, plan: StudyPlan) -> ObjectiveSpec:
         seed=derive_seed(config.seed, ROLE_TUNE, _key(plan)),
         n_questions=config.n_questions, budget_s=config.budget_s, select=config.select,
         max_overtime=config.max_overtime, multi_objective=config.multi_objective, fold=plan.fold,
+        overtime_rule=config.overtime_rule,
     )
 
 
@@ -122,7 +124,7 @@ def heldout_spec(config: TuneConfig, plan: StudyPlan) -> ObjectiveSpec:
         subset=plan.test, replicates=config.bootstrap,
         seed=derive_seed(config.seed, ROLE_TEST, _key(plan)), n_questions=config.n_questions,
         budget_s=config.budget_s, select=config.select, max_overtime=config.max_overtime,
-        fold=plan.fold,
+        fold=plan.fold, overtime_rule=config.overtime_rule,
     )
 
 
@@ -377,7 +379,7 @@ def run_worker(
     from simulator.hardware import load_profile
     from solver.store import load_problem_traces
     from tuner.objective import TrialObjective, make_evaluator
-    from tuner.space import load_space
+    from tuner.space import load_space, space_for_store
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if parallel is None:  # other machines may join an RDB study at any time
@@ -385,7 +387,7 @@ def run_worker(
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{worker}"
     problems = load_problem_traces(config.traces, config.run_id)
     evaluator = make_evaluator(problems, load_profile(config.hardware))
-    space = load_space(config.space_file)
+    space = space_for_store(load_space(config.space_file), problems)
     storage = open_storage(config.storage)
     done = [0]
 

@@ -77,7 +77,8 @@ def render() -> None:
         known = sum(1 for q in result.questions if q.truth is not None)
         col.markdown(f"**{name}**")
         inner = col.columns(3)
-        inner[0].metric("Score", f"{result.score} / {known}")
+        inner[0].metric("Score", f"{result.score} / {known}",
+                        help="an overtime run scores 0 (the competition's rule)")
         inner[1].metric("Time", f"{result.total_time_s / 3600:.2f} h")
         inner[2].metric("Overtime", "yes" if result.overtime else "no")
         col.caption(

@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import charts, data, ui
 from simulator.replay import DEFAULT_BUDGET_S
 from simulator.replay.results import BootstrapSummary, CompetitionResult
+from solver.loop.scoring import OVERTIME_RULES
 from solver.policy import Policy
 
 
@@ -40,7 +41,7 @@ def render() -> None:
         mime="application/x-yaml",
         key="sim_download",
     )
-    n_questions, seed, replicates, budget_s = settings
+    n_questions, seed, replicates, budget_s, rule = settings
     try:
         fast = data.fast_available()
         result = data.competition(
@@ -53,6 +54,7 @@ def render() -> None:
             seed,
             budget_s,
             fast,
+            rule,
         )
         summary = data.bootstrap(
             ctx.path,
@@ -65,6 +67,7 @@ def render() -> None:
             0 if seed is None else seed,
             budget_s,
             fast,
+            rule,
         )
     except Exception as exc:  # noqa: BLE001 - bad combination of inputs: message, not traceback
         ui.show_error(exc)
@@ -78,7 +81,7 @@ def render() -> None:
     _questions(result)
 
 
-def _settings(n_problems: int, policy: Policy | None) -> tuple[int, int | None, int, float]:
+def _settings(n_problems: int, policy: Policy | None) -> tuple[int, int | None, int, float, str]:
     default_n = policy.schedule.questions if policy is not None else 50
     n_questions = int(
         st.number_input(
@@ -112,9 +115,17 @@ def _settings(n_problems: int, policy: Policy | None) -> tuple[int, int | None, 
             "Budget (hours)", 0.5, 24.0, DEFAULT_BUDGET_S / 3600.0, 0.25, key="sim_budget"
         )
     )
+    rule = st.radio(
+        "Overtime scores",
+        list(OVERTIME_RULES),
+        horizontal=True,
+        key="sim_overtime_rule",
+        help="zero: a run past the budget scores nothing (the competition kills the notebook); "
+        "answered: the answers given before the budget count.",
+    )
     if n_questions != n_problems:
         st.caption(f"The run holds {n_problems} problems; competitions draw {n_questions}.")
-    return n_questions, (None if order == "store order" else seed), replicates, hours * 3600.0
+    return n_questions, (None if order == "store order" else seed), replicates, hours * 3600.0, rule
 
 
 def _wilson(p: float, n: int, z: float = 1.645) -> tuple[float, float]:
@@ -138,12 +149,14 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
     known = sum(1 for q in result.questions if q.truth is not None)
     st.subheader("Competition result")
     cols = st.columns(4)
-    cols[0].metric("Score (this competition)", f"{result.score} / {known}")
+    cols[0].metric("Score (this competition)", f"{result.score} / {known}",
+                   help=f"overtime scores: {result.overtime_rule}; {result.n_correct} correct in all")
     cols[1].metric("Total time", _hms(result.total_time_s), help=f"budget {_hms(result.budget_s)}")
     cols[2].metric(
         "Overtime",
         "yes" if result.overtime else "no",
-        help=f"{result.n_after_cutoff} question(s) reached after the cutoff",
+        help=f"past the budget (reaching the cutoff in time is not overtime); "
+        f"{result.n_after_cutoff} question(s) reached after the cutoff",
     )
     cols[3].metric(
         "Questions stopped by a rule",
@@ -154,9 +167,11 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
     t_lo, t_hi = np.percentile(summary.times_s, [5, 95]) if summary.times_s else (math.nan,) * 2
     cols = st.columns(3)
     cols[0].metric(
-        "Mean score (bootstrap)", f"{summary.mean_score:.2f}", help="90% interval over replicates"
+        "Mean score (bootstrap)", f"{summary.mean_score:.2f}",
+        help=f"90% interval over replicates; overtime scores: {result.overtime_rule}",
     )
-    cols[0].caption(f"90% interval {summary.score_lo:.0f} – {summary.score_hi:.0f}")
+    cols[0].caption(f"90% interval {summary.score_lo:.0f} – {summary.score_hi:.0f} · "
+                    f"P(overtime) {summary.p_overtime:.1%}")
     cols[1].metric("Mean time", _hms(summary.mean_time_s))
     cols[1].caption(f"90% interval {_hms(t_lo)} – {_hms(t_hi)}")
     cols[2].metric("P(overtime)", f"{summary.p_overtime:.1%}")

@@ -9,6 +9,8 @@ traces and profiles — and `bootstrap` consumes the same random numbers as
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +31,10 @@ from simulator.fast.encode import (
     SA_NTOK,
     SA_PROMPT,
     VAL_NONE,
+    N_CONF,
     EncodedPolicy,
+    confidence_key,
+    encode_confidence,
     encode_policy,
     encode_profile,
     encode_traces,
@@ -44,12 +49,17 @@ from simulator.replay.results import (
     SampleOutcome,
 )
 from simulator.replay.selection import SampleDraw
+from solver.loop.budget import within_budget
+from solver.loop.scoring import check_overtime_rule, rule_score
 from solver.policy import Policy
 from solver.traces import ProblemTrace
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
 _UNUSED_RS = kernel.pcg64_state(np.random.default_rng(0))
+_CONF_TABLES_KEPT = 4
+# the confidence tables of a policy that reads no confidence
+_NO_CONF = (np.zeros((0, N_CONF), np.float64), np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +102,7 @@ class FastCompetition:
     startup_s: float
     budget_s: float
     cutoff_s: float
+    overtime_rule: str = "zero"
 
     def to_result(self) -> CompetitionResult:
         """The same competition as the reference's result object (for reports and plots)."""
@@ -118,7 +129,7 @@ class FastCompetition:
             )
         return CompetitionResult(
             questions=tuple(questions), startup_s=self.startup_s, budget_s=self.budget_s,
-            cutoff_s=self.cutoff_s,
+            cutoff_s=self.cutoff_s, overtime_rule=self.overtime_rule,
         )
 
 
@@ -147,6 +158,28 @@ class FastSimulator:
                int(tr.ans_i[:, AN_TOK].max(initial=0))) >= kernel.TOKEN_LIMIT:
             raise ValueError(f"fast path: token counts must be below {kernel.TOKEN_LIMIT} "
                              "(its slot tables are int32); use simulator.replay")
+        # confidence tables by what they depend on; least recently used first (a few kept:
+        # one table of a 50 × 32 × 10k-token store is ~30 MB)
+        self._conf: OrderedDict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = (
+            OrderedDict())
+        self._conf_lock = threading.Lock()
+
+    def _confidence(self, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+        """The confidence tables the policy reads (`encode_confidence`, cached per what they
+        depend on); empty for a policy that reads no confidence."""
+        key = confidence_key(policy)
+        if key is None:
+            return _NO_CONF
+        with self._conf_lock:
+            if key in self._conf:
+                self._conf.move_to_end(key)
+                return self._conf[key]
+        tables = encode_confidence(self.problems, key)
+        with self._conf_lock:
+            self._conf[key] = tables
+            while len(self._conf) > _CONF_TABLES_KEPT:
+                self._conf.popitem(last=False)
+        return tables
 
     # ------------------------------------------------------------------ one competition
 
@@ -157,6 +190,7 @@ class FastSimulator:
         order: np.ndarray | Sequence[int] | None = None,
         draws: Sequence[DrawSpec] | None = None,
         budget_s: float = DEFAULT_BUDGET_S,
+        overtime_rule: str = "zero",
     ) -> FastCompetition:
         """One competition, like `replay_competition([problems[i] for i in order], draws=...)`.
 
@@ -168,8 +202,12 @@ class FastSimulator:
                 `SampleDraw` of this store's traces, or a pair (cot, code) of index arrays into
                 `problem.of_kind("cot")` / `of_kind("code")` in the order they are used.
                 Default: recorded order.
-            budget_s: the whole budget (overtime when exceeded).
+            budget_s: the whole budget: it caps the cutoff (`effective_cutoff`); overtime when
+                exceeded.
+            overtime_rule: how an overtime run scores (`solver.loop.scoring`).
         """
+        check_overtime_rule(overtime_rule)
+        policy = within_budget(policy, budget_s)
         enc = _encoded(policy)
         tr = self._traces
         order_arr = (np.arange(len(self.problems), dtype=np.int64) if order is None
@@ -198,16 +236,20 @@ class FastSimulator:
         scores = np.zeros(1, np.int64)
         totals = np.zeros(1, np.float64)
         overtime = np.zeros(1, np.bool_)
+        answered = np.zeros(1, np.int64)
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
-            float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, out_i, out_t,
-            True, det_i, det_f,
+            float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, answered,
+            out_i, out_t, True, det_i, det_f, cg, coff, False, np.zeros(1, np.int64),
         )
         if not ok:
             self._raise_failed(order_arr)
-        return self._package(enc, order_arr, out_i, out_t, det_i, det_f, int(scores[0]),
-                             float(totals[0]), bool(overtime[0]), float(budget_s), policy)
+        score = rule_score(int(scores[0]), int(answered[0]), bool(overtime[0]), overtime_rule)
+        return self._package(enc, order_arr, out_i, out_t, det_i, det_f, score,
+                             float(totals[0]), bool(overtime[0]), float(budget_s), policy,
+                             overtime_rule)
 
     def _draw_rows(self, p: int, spec: DrawSpec | None) -> tuple[list[int], list[int]]:
         """Rows of `samp` for a problem's CoT and code pools, in the order they are used."""
@@ -235,7 +277,8 @@ class FastSimulator:
 
     def _package(self, enc: EncodedPolicy, order: np.ndarray, out_i: np.ndarray,
                  out_t: np.ndarray, det_i: np.ndarray, det_f: np.ndarray, score: int,
-                 total: float, overtime: bool, budget_s: float, policy: Policy) -> FastCompetition:
+                 total: float, overtime: bool, budget_s: float, policy: Policy,
+                 overtime_rule: str) -> FastCompetition:
         tr = self._traces
         k = kernel
         startup = float(self._prof[PF_STARTUP])
@@ -263,6 +306,7 @@ class FastSimulator:
             slot_boxed=det_i[:, :, k.D_BOXED].copy(), slot_code=det_i[:, :, k.D_CODE].copy(),
             score=score, total_time_s=total, overtime=overtime, startup_s=startup,
             budget_s=budget_s, cutoff_s=float(policy.schedule.cutoff_s),
+            overtime_rule=overtime_rule,
         )
 
     # ------------------------------------------------------------------ bootstrap
@@ -276,10 +320,20 @@ class FastSimulator:
         n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
+        overtime_rule: str = "zero",
+        paired: bool = False,
+        tokens_out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per replicate: score (int64), total time (float64), overtime (bool); see `bootstrap`."""
+        """Per replicate: score under `overtime_rule` (int64), total time (float64), overtime
+        (bool); see `bootstrap`. `tokens_out` (int64[replicates]), when given, receives each
+        replicate's generated tokens."""
+        check_overtime_rule(overtime_rule)
+        policy = within_budget(policy, budget_s)
         if replicates < 0:
             raise ValueError("replicates must be ≥ 0")
+        if tokens_out is not None and (tokens_out.dtype != np.int64
+                                       or tokens_out.shape != (replicates,)):
+            raise ValueError("tokens_out must be int64[replicates]")
         subset = (np.arange(len(self.problems), dtype=np.int64) if problem_subset is None
                   else np.asarray(problem_subset, dtype=np.int64).reshape(-1))
         if subset.size == 0:
@@ -294,22 +348,26 @@ class FastSimulator:
         scores = np.zeros(replicates, np.int64)
         totals = np.zeros(replicates, np.float64)
         overtime = np.zeros(replicates, np.bool_)
+        answered = np.zeros(replicates, np.int64)
         # numpy's PCG64 for the seed, stepped in the kernel: the same draws as
         # bootstrap_competitions makes from np.random.default_rng(seed)
         rs = kernel.pcg64_state(np.random.default_rng(seed))
         width = tr.max_pool
+        cg, coff = self._confidence(policy)
         ok = kernel.run(
             rs, int(replicates), True, subset, np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64),
             np.zeros((nq, width), np.int64), np.zeros(nq, np.int64), tr.samp, tr.ans_i,
             tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof, float(budget_s),
-            tr.max_answers, tr.value_span, scores, totals, overtime,
+            tr.max_answers, tr.value_span, scores, totals, overtime, answered,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
+            cg, coff, bool(paired), tokens_out if tokens_out is not None
+            else np.zeros(replicates, np.int64),
         )
         if not ok:
             self._raise_failed(subset)
-        return scores, totals, overtime
+        return rule_score(scores, answered, overtime, overtime_rule), totals, overtime
 
     def _raise_failed(self, served: np.ndarray) -> None:
         """The kernel gave up: a served problem without samples (as the reference raises), or a
@@ -331,6 +389,8 @@ class FastSimulator:
         n_questions: int | None = None,
         budget_s: float = DEFAULT_BUDGET_S,
         problem_subset: Sequence[int] | np.ndarray | None = None,
+        overtime_rule: str = "zero",
+        paired: bool = False,
     ) -> BootstrapSummary:
         """`summarize(bootstrap_competitions(...))` with the same draws per seed.
 
@@ -343,12 +403,14 @@ class FastSimulator:
             budget_s: the whole budget.
             problem_subset: indices into `problems` to draw from (e.g. a cross-validation fold);
                 the reference equivalent is passing `[problems[i] for i in problem_subset]`.
+            overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
+            paired: replicates 2i and 2i + 1 serve the same questions (AIMO-3 scoring).
         """
         if replicates < 1:
             raise ValueError("replicates must be ≥ 1")
         scores, totals, overtime = self.bootstrap_arrays(
             policy, replicates=replicates, seed=seed, n_questions=n_questions, budget_s=budget_s,
-            problem_subset=problem_subset,
+            problem_subset=problem_subset, overtime_rule=overtime_rule, paired=paired,
         )
         n_sub = len(self.problems) if problem_subset is None else len(problem_subset)
         nq = n_sub if n_questions is None else int(n_questions)

@@ -30,9 +30,15 @@ Policy ints `pi` (int64): header P_* below, then sections at the offsets the hea
       LV_EARLY + pi[P_MAX_EARLY].
   The sample-stop rule of kind k (KIND_COT, KIND_CODE) starts at P_RULE_COT + k * RS_STRIDE:
       RS_RULE (STOP_*), RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES (SRC_*).
-Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S, then per
+Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S,
+  F_TIE_TOL (vote.tie_tolerance), then per
   level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
   (P_MAX_EARLY slots); the schedule thresholds (n_levels − 1) at pi[P_OFF_THRESH_F].
+Confidence (issue 17): header P_CONF_STOP / P_CONF_WARMUP / P_VOTE_CONF / P_UNCATCH / P_BUDGET,
+  floats F_CONF_THRESH, F_CONF_PCT, F_VOTE_KEEP, F_BUD_*; and, for a policy that reads
+  confidence, `encode_confidence`'s table: every sample's `decisions.confidence_grid` rows
+  (float64[rows, N_CONF]) stacked in sample-row order with each sample's first row, built per
+  (check grid, token cap, vote window, stop window) — the kernel only looks rows up.
 Stop reasons are small ints (STOP_CODE_*; RULE_BASE + rule number; EARLY_BASE + early index),
 turned back into the reference's labels by `stop_label`.
 """
@@ -47,7 +53,16 @@ from functools import lru_cache
 import numpy as np
 
 from simulator.hardware import HardwareProfile
-from solver.policy import Policy, SampleStopRule, sample_kinds
+from solver.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
+from solver.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
+    CONF_ENTROPY,
+    CONF_LOW_STOP,
+    CONF_LOW_VOTE,
+    CONF_MEAN,
+    CONF_TAIL,
+    MIN_ENTROPY,
+    N_CONF,
+)
 from solver.traces import SOURCE_CODE, ProblemTrace
 
 # --------------------------------------------------------------------------- traces
@@ -113,14 +128,32 @@ P_LEVEL_STRIDE = 32
 P_OFF_LEVELS_F = 33
 P_LEVEL_STRIDE_F = 34
 P_OFF_THRESH_F = 35
-N_P_HEADER = 36
+P_BOXES_LAST = 36  # check.boxes == "last"
+P_BOXED_ZERO_IGNORE = 37  # check.boxed_zero == "ignore" (applied to the workspace's answer table)
+P_CODE_MODE = 38  # check.code_overlap: CODE_PROFILE (the profile's PF_SERIAL decides) or CODE_*
+P_EARLY_HIST = 39  # schedule.early_timeout_count == "history_if_none"
+P_FINAL_READ = 40  # vote.final_read
+CODE_PROFILE, CODE_PARALLEL, CODE_SERIAL, CODE_INLINE = -1, 0, 1, 2
+_CODE_MODES = {"profile": CODE_PROFILE, "parallel": CODE_PARALLEL, "serial": CODE_SERIAL,
+               "inline": CODE_INLINE}
+P_CONF_STOP = 41  # CSTOP_*: the confidence sample stop
+P_CONF_WARMUP = 42  # its warm-up sample count (CSTOP_ONLINE)
+P_VOTE_CONF = 43  # VCONF_*: the vote's confidence metric
+P_UNCATCH = 44  # 1: question stop when the leader cannot be caught
+P_BUDGET = 45  # 1: per-question budget (schedule.budget)
+N_P_HEADER = 46
+CSTOP_NONE, CSTOP_FIXED, CSTOP_ONLINE = range(3)
+VCONF_NONE, VCONF_INV_ENTROPY, VCONF_MEAN, VCONF_TAIL, VCONF_LOWEST = range(5)
+_VCONF = {"none": VCONF_NONE, "inv_entropy": VCONF_INV_ENTROPY, "mean": VCONF_MEAN,
+          "tail": VCONF_TAIL, "lowest_group": VCONF_LOWEST}
 
 RULE_STRIDE = 4
 LV_SAMPLES, LV_MIN_ANSWERS, LV_N_EARLY, LV_EARLY = range(4)
 
 # --------------------------------------------------------------------------- policy floats
-F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S = range(5)
-N_F_HEADER = 5
+F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S, F_TIE_TOL = range(6)
+F_CONF_THRESH, F_CONF_PCT, F_VOTE_KEEP, F_BUD_RESERVE, F_BUD_MIN, F_BUD_MAX = range(6, 12)
+N_F_HEADER = 12
 
 # --------------------------------------------------------------------------- stop reasons
 STOP_CODE_NONE = 0  # internal: the question runs on
@@ -130,6 +163,7 @@ STOP_CODE_TIMEOUT = 3
 STOP_CODE_CUTOFF = 4
 STOP_CODE_AFTER_CUTOFF = 5
 STOP_CODE_STUCK = 6  # internal: the kernel's loop made no progress (a bug; the API raises)
+STOP_CODE_UNCATCHABLE = 7
 RULE_BASE = 100  # + rule number (1-based)
 EARLY_BASE = 200  # + index of the level's early timeout
 
@@ -286,6 +320,18 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     head[P_OFF_LEVELS_F] = N_F_HEADER
     head[P_LEVEL_STRIDE_F] = level_stride_f
     head[P_OFF_THRESH_F] = N_F_HEADER + level_stride_f * len(levels)
+    head[P_BOXES_LAST] = int(policy.check.boxes == "last")
+    head[P_BOXED_ZERO_IGNORE] = int(policy.check.boxed_zero == "ignore")
+    head[P_CODE_MODE] = _CODE_MODES[policy.check.code_overlap]
+    head[P_EARLY_HIST] = int(sched.early_timeout_count == "history_if_none")
+    head[P_FINAL_READ] = int(v.final_read)
+    cstop = policy.sample_stop.confidence
+    if cstop is not None:
+        head[P_CONF_STOP] = CSTOP_FIXED if cstop.threshold is not None else CSTOP_ONLINE
+        head[P_CONF_WARMUP] = cstop.warmup
+    head[P_VOTE_CONF] = _VCONF[v.confidence]
+    head[P_UNCATCH] = int(policy.question_stop.uncatchable)
+    head[P_BUDGET] = int(sched.budget is not None)
 
     body: list[int] = []
     for r in rules:
@@ -297,6 +343,15 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     floats[F_SMALL_ROUND_W] = v.small_or_round_weight
     floats[F_LENGTH_W] = v.length_weight
     floats[F_CUTOFF_S] = sched.cutoff_s
+    floats[F_TIE_TOL] = v.tie_tolerance
+    if cstop is not None:
+        floats[F_CONF_THRESH] = cstop.threshold if cstop.threshold is not None else math.inf
+        floats[F_CONF_PCT] = cstop.percentile
+    floats[F_VOTE_KEEP] = v.keep_top
+    if sched.budget is not None:
+        floats[F_BUD_RESERVE] = sched.budget.reserve_s
+        floats[F_BUD_MIN] = sched.budget.min_s
+        floats[F_BUD_MAX] = sched.budget.max_s
     labels: list[dict[int, str]] = []
     rule_labels = {RULE_BASE + i: r.label(i) for i, r in enumerate(rules, 1)}
     for lv in levels:
@@ -310,7 +365,8 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
         lab = {
             STOP_CODE_ALL_DONE: "all_done", STOP_CODE_MIN_ANSWERS: "min_answers",
             STOP_CODE_TIMEOUT: "timeout", STOP_CODE_CUTOFF: "cutoff",
-            STOP_CODE_AFTER_CUTOFF: "after_cutoff", **rule_labels,
+            STOP_CODE_AFTER_CUTOFF: "after_cutoff", STOP_CODE_UNCATCHABLE: "uncatchable",
+            **rule_labels,
         }
         for j, e in enumerate(lv.early_timeouts):
             lab[EARLY_BASE + j] = f"early:{e.after_s:g}s/≥{e.min_answers}"
@@ -321,12 +377,43 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     return EncodedPolicy(pi=pi, pf=pf, max_slots=max_slots, stop_labels=tuple(labels))
 
 
+def confidence_key(policy: Policy) -> tuple[int, int, int, int] | None:
+    """What the confidence tables of a policy depend on (None: it reads no confidence)."""
+    if not uses_confidence(policy):
+        return None
+    cstop = policy.sample_stop.confidence
+    return (policy.check.every_tokens, policy.sample_stop.max_tokens,
+            policy.vote.confidence_window, cstop.window if cstop is not None else 1)
+
+
+def encode_confidence(problems: Sequence[ProblemTrace],
+                      key: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample's `confidence_grid` (rows of samples in `encode_traces` order) stacked into
+    one float64[rows, N_CONF] table, and each sample's first row (int64[samples])."""
+    every, max_tokens, vote_window, stop_window = key
+    grids: list[np.ndarray] = []
+    offsets: list[int] = []
+    n = 0
+    for problem in problems:
+        for s in problem.samples:
+            if s.token_conf is None or s.token_entropy is None:
+                raise ValueError(f"the policy reads token confidence, but sample {s.sample} of "
+                                 f"problem {problem.problem_id!r} has none")
+            g = confidence_grid(s.token_conf, s.token_entropy, min(int(s.n_tokens), max_tokens),
+                                every, vote_window, stop_window)
+            offsets.append(n)
+            n += g.shape[0]
+            grids.append(g)
+    table = np.concatenate(grids) if grids else np.zeros((0, N_CONF), np.float64)
+    return np.ascontiguousarray(table, np.float64), np.asarray(offsets, np.int64)
+
+
 def stop_label(enc: EncodedPolicy, level: int, code: int) -> str:
     """The reference's stop-reason label of kernel stop `code` at 1-based `level`."""
     return enc.stop_labels[level - 1][int(code)]
 
 
 __all__ = [
-    "EncodedPolicy", "EncodedTraces", "encode_policy", "encode_profile", "encode_traces",
-    "stop_label",
+    "EncodedPolicy", "EncodedTraces", "confidence_key", "encode_confidence", "encode_policy",
+    "encode_profile", "encode_traces", "stop_label",
 ]

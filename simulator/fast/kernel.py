@@ -58,7 +58,6 @@ from numba.extending import intrinsic
 from simulator.fast import encode as E
 
 EPS = 1e-9  # question._EPS
-TIE_TOLERANCE = 1e-9  # decisions._TIE_TOLERANCE
 BIG = 1 << 62
 ITERATION_LIMIT = 1 << 26  # loop iterations of one question before giving up (see STOP_CODE_STUCK)
 # allocation-free helpers: no reference counting; the numpy error model (no ZeroDivisionError
@@ -103,7 +102,8 @@ QI_QCACHE = 2  # that verdict
 QI_NPEND = 3  # pending code results (gp_*[:QI_NPEND], in dispatch order)
 QI_MAXC = 4  # largest count of one valid value
 QI_MAXC_STALE = 5  # QI_MAXC may be too large (a count at the maximum went down)
-N_QI = 6
+QI_HIST = 6  # QuestionTracker.n_history (kept only with P_EARLY_HIST)
+N_QI = 7
 VNONE = -1
 # per-question outputs `out_i` columns
 O_PROBLEM, O_ANSWER, O_LEVEL, O_STOP, O_STARTED, O_STOPPED, O_TOKENS, O_NSLOTS = range(8)
@@ -192,6 +192,8 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
     tr_a[s, n] = j
     sl[s, S_TRN] = n + 1
     if val != E.VAL_NONE:
+        if val > 0 and pi[E.P_EARLY_HIST] != 0 and val != sl[s, S_LC if is_code else S_LB]:
+            qi[QI_HIST] += 1  # a new entry of the seed's answer history
         sl[s, S_LA] = val
         if is_code:
             sl[s, S_LC] = val
@@ -285,31 +287,39 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
 
 
 @njit(**_HELPER)
-def _detect(s: int, g: int, now: float, noticed: float, serial: bool, every: int,
+def _detect(s: int, g: int, now: float, noticed: float, mode: int, every: int,
             sl: np.ndarray, slf: np.ndarray, gp_t: np.ndarray, gp_a: np.ndarray,
             gp_s: np.ndarray, tr_a: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
             vcnt: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
             pi: np.ndarray, wfree: np.ndarray, nworkers: int) -> float:
     """detect(): answers up to token `g` of slot `s`; the newest new code block is dispatched
-    (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees).
-    Returns the clock (serial code execution advances it)."""
+    (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees);
+    `mode` E.CODE_PARALLEL / CODE_SERIAL / CODE_INLINE; with pi[P_BOXES_LAST] only the last new
+    box is recorded (read_boxes). Returns the clock (serial code execution advances it)."""
     a0 = sl[s, S_A0]
     na = sl[s, S_NANS]
     nxt = sl[s, S_NEXT]
     newest = -1
     exec_s = 0.0
+    last_only = pi[E.P_BOXES_LAST] != 0
+    lastbox = -1
     while nxt < na and ans_i[np.uint32(a0 + nxt), E.AN_TOK] <= g:
         j = np.uint32(a0 + nxt)  # unsigned indices: no negative-index wraparound
         if ans_i[j, E.AN_CODE] == 1:
             newest = j
             exec_s = ans_exec_s[j]
+        elif last_only:
+            lastbox = j
         else:
             _add_answer(s, j, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         nxt += 1
     sl[s, S_NEXT] = nxt
+    if lastbox >= 0:
+        _add_answer(s, lastbox, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
     if newest >= 0:
-        if serial:
-            now += exec_s
+        if mode != E.CODE_PARALLEL:
+            if mode == E.CODE_SERIAL:
+                now += exec_s
             _add_answer(s, newest, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         else:
             if nworkers > 0:  # first dispatched, first served on the earliest free worker
@@ -345,9 +355,10 @@ def _any_ready(lim: float, qi: np.ndarray, gp_t: np.ndarray, gp_s: np.ndarray,
 
 
 @njit(**_HELPER)
-def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray) -> int:
-    """next_check_token without the armed / ready-code term, in the slot's own tokens."""
-    nxt = sl[s, S_CAP]
+def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray, cft: np.ndarray) -> int:
+    """next_check_token without the armed / ready-code term, in the slot's own tokens (cft[s]:
+    the slot's confidence stop token, BIG when none)."""
+    nxt = min(sl[s, S_CAP], cft[s])
     k = sl[s, S_NEXT]
     if k < sl[s, S_NANS]:
         nxt = min(nxt, agrid[np.uint32(sl[s, S_A0] + k), AN_GRID])
@@ -392,7 +403,7 @@ def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.nda
 @njit(**_HELPER)
 def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int, max_batch: int,
                   prefill: float, sl: np.ndarray, slf: np.ndarray,
-                  agrid: np.ndarray) -> tuple[float, int]:
+                  agrid: np.ndarray, cft: np.ndarray) -> tuple[float, int]:
     """start_queued(): the first queued slots (always slots nstarted, nstarted + 1, ...) fill
     the free batch places after their prefill. Returns (clock, slots started so far)."""
     end = min(nslots, nstarted + max(0, max_batch - nrun))
@@ -407,7 +418,7 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
         sl[s, S_STATE] = ST_ACTIVE
         slf[s, SF_START] = now
         sl[s, S_G0] = steps
-        sl[s, S_BASE] = steps + _base_target(s, sl, agrid)
+        sl[s, S_BASE] = steps + _base_target(s, sl, agrid, cft)
     return now, end
 
 
@@ -517,13 +528,123 @@ def _verdicts(pi: np.ndarray) -> np.ndarray:
 
 
 @njit(**_HELPER)
-def _timeout(now: float, n_valid: int, cutoff_in: float, lv_off: int, lvf_off: int,
-             pi: np.ndarray, pf: np.ndarray) -> int:
-    """timeout_stop(level, now, n_valid, now > cutoff_in)."""
+def _uncatch(nslots: int, sl: np.ndarray, pf: np.ndarray) -> int:
+    """decisions.leader_uncatchable over the slots (secure: ended with no code pending; open:
+    the rest), kind weights summed in slot order: STOP_CODE_UNCATCHABLE or STOP_CODE_NONE."""
+    open_w = 0.0
+    for s in range(nslots):
+        if sl[s, S_STATE] != ST_DONE or sl[s, S_PDN] > 0:
+            open_w += pf[E.F_W_CODE] if sl[s, S_KIND] != E.KIND_COT else pf[E.F_W_COT]
+    best = -math.inf
+    second = -math.inf
+    n = 0
+    for s in range(nslots):
+        v = sl[s, S_VALID]
+        if sl[s, S_STATE] != ST_DONE or sl[s, S_PDN] > 0 or v == VNONE:
+            continue
+        first = True
+        for s2 in range(s):
+            if sl[s2, S_STATE] == ST_DONE and sl[s2, S_PDN] == 0 and sl[s2, S_VALID] == v:
+                first = False
+                break
+        if not first:
+            continue
+        total = 0.0
+        for s2 in range(s, nslots):
+            if sl[s2, S_STATE] == ST_DONE and sl[s2, S_PDN] == 0 and sl[s2, S_VALID] == v:
+                total += pf[E.F_W_CODE] if sl[s2, S_KIND] != E.KIND_COT else pf[E.F_W_COT]
+        n += 1
+        if total > best:
+            second = best
+            best = total
+        elif total > second:
+            second = total
+    if n == 0:
+        return E.STOP_CODE_NONE
+    if n == 1:
+        second = 0.0
+    return E.STOP_CODE_UNCATCHABLE if best > second + open_w else E.STOP_CODE_NONE
+
+
+@njit(**_HELPER)
+def _qstop(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
+           vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
+           pf: np.ndarray, qtab: np.ndarray, unc: bool) -> int:
+    """The reference's question_check: consistency (`_qcheck`), then (with `unc`, the policy's
+    question_stop.uncatchable, read once a question) the uncatchable leader."""
+    r = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
+    if unc and r == E.STOP_CODE_NONE:
+        r = _uncatch(nslots, sl, pf)
+    return r
+
+
+@njit(**_HELPER)
+def _conf_row(cap: int, every: int, g: int) -> int:
+    """decisions.confidence_row: the grid row a sample of g tokens shows."""
+    return -(-cap // every) if g >= cap else g // every
+
+
+@njit(**_HELPER)
+def _conf_tok(cg: np.ndarray, off: int, cap: int, every: int, thr: float) -> int:
+    """decisions.confidence_stop_token (BIG for None) by bisection: the lowest group confidence
+    never rises along the rows."""
+    lo = 0
+    hi = -(-cap // every)  # rows 0..hi-1 are check points before cap
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cg[off + mid, E.CONF_LOW_STOP] < thr:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo >= -(-cap // every):
+        return BIG
+    return lo * every
+
+
+@njit(**_HELPER)
+def _conf_feature(metric: int, cg: np.ndarray, r: int) -> float:
+    """decisions.confidence_feature of grid row r."""
+    if metric == E.VCONF_INV_ENTROPY:
+        return 1.0 / max(cg[r, E.CONF_ENTROPY], E.MIN_ENTROPY)
+    if metric == E.VCONF_MEAN:
+        return cg[r, E.CONF_MEAN]
+    if metric == E.VCONF_TAIL:
+        return cg[r, E.CONF_TAIL]
+    low = cg[r, E.CONF_LOW_VOTE]
+    return low if low < math.inf else cg[r, E.CONF_MEAN]
+
+
+@njit(**_HELPER)
+def _percentile(x: np.ndarray, n: int, p: float) -> float:
+    """decisions.percentile_linear of x[:n] (sorted in place)."""
+    for i in range(1, n):
+        v = x[i]
+        j = i
+        while j > 0 and x[j - 1] > v:
+            x[j] = x[j - 1]
+            j -= 1
+        x[j] = v
+    h = (n - 1) * p / 100.0
+    lo = int(math.floor(h))
+    hi = min(lo + 1, n - 1)
+    return x[lo] + (h - lo) * (x[hi] - x[lo])
+
+
+@njit(**_HELPER)
+def _tcount(qi: np.ndarray, hist: bool) -> int:
+    """decisions.early_timeout_count: the valid answers, or the history when none is valid."""
+    n = qi[QI_NARR]
+    return qi[QI_HIST] if hist and n == 0 else n
+
+
+@njit(**_HELPER)
+def _timeout(now: float, n_valid: int, cutoff_in: float, lv_off: int, tmo: float,
+             pi: np.ndarray, pf: np.ndarray, lvf_off: int) -> int:
+    """timeout_stop(level, now, n_valid, now > cutoff_in), the level's timeout being `tmo`."""
     for j in range(pi[lv_off + E.LV_N_EARLY]):
         if now > pf[lvf_off + 1 + j] and n_valid >= pi[lv_off + E.LV_EARLY + j]:
             return E.EARLY_BASE + j
-    if now > pf[lvf_off]:
+    if now > tmo:
         return E.STOP_CODE_TIMEOUT
     if now > cutoff_in:
         return E.STOP_CODE_CUTOFF
@@ -534,7 +655,8 @@ def _timeout(now: float, n_valid: int, cutoff_in: float, lv_off: int, lvf_off: i
 def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.ndarray,
                  vcnt: np.ndarray, pi: np.ndarray, pf: np.ndarray, cand_v: np.ndarray,
                  vacc: np.ndarray, vpos: np.ndarray,
-                 srw: np.ndarray) -> tuple[int, int, int, int]:
+                 srw: np.ndarray, cg: np.ndarray, coff: np.ndarray, every: int,
+                 cfeat: np.ndarray) -> tuple[int, int, int, int]:
     """The end of a question in one pass over its slots: slots still active end as stopped by
     the question (at `steps` / `now`), the valid-value counts are zeroed for the next question,
     the slots started / stopped and the tokens are counted, and decisions.vote runs over the
@@ -551,6 +673,9 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
     started = 0
     stopped = 0
     tokens = 0
+    vconf = pi[E.P_VOTE_CONF]
+    if vconf != E.VCONF_NONE:  # each slot's confidence metric; −inf: not voting / filtered out
+        _vote_confidence(nslots, steps, sl, pi, pf, cg, coff, every, cfeat, vconf, cob, drop_neg)
     for s in range(nslots):
         if sl[s, S_STATE] == ST_ACTIVE:
             sl[s, S_STATE] = ST_DONE
@@ -564,6 +689,8 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
         tokens += sl[s, S_G]
         code = sl[s, S_LC]
         boxed = sl[s, S_LB]
+        if vconf != E.VCONF_NONE and cfeat[s] == -math.inf:
+            continue
         for which in range(2):
             if which == 1 and cob and code != E.VAL_NONE and boxed != E.VAL_NONE:
                 break
@@ -576,6 +703,8 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
                 w *= sorw
             if lw != 0.0:
                 w *= math.exp(-lw * sl[s, S_G] / 10000.0)
+            if vconf != E.VCONF_NONE:
+                w *= cfeat[s]
             if vpos[idx] == 0:
                 cand_v[nc] = v
                 nc += 1
@@ -591,7 +720,7 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
         t = vacc[v if v >= 0 else span]
         if t > best:
             best = t
-    floor = best - TIE_TOLERANCE * max(1.0, best)
+    floor = best - pf[E.F_TIE_TOL] * max(1.0, best)
     tie = pi[E.P_VOTE_TIE]
     winner = 0
     have = False
@@ -611,18 +740,94 @@ def _finish_vote(nslots: int, steps: int, now: float, sl: np.ndarray, slf: np.nd
     return winner % 1000, started, stopped, tokens
 
 
+@njit(**_HELPER)
+def _casts(code: int, boxed: int, cob: bool, drop_neg: bool) -> bool:
+    """Whether a sample with these latest answers casts a vote (decisions._cast non-empty)."""
+    for which in range(2):
+        if which == 1 and cob and code != E.VAL_NONE and boxed != E.VAL_NONE:
+            break
+        v = code if which == 0 else boxed
+        if v == E.VAL_NONE or (drop_neg and v < 0):
+            continue
+        return True
+    return False
+
+
+@njit(**_HELPER)
+def _vote_confidence(nslots: int, steps: int, sl: np.ndarray, pi: np.ndarray, pf: np.ndarray,
+                     cg: np.ndarray, coff: np.ndarray, every: int, cfeat: np.ndarray,
+                     vconf: int, cob: bool, drop_neg: bool) -> None:
+    """cfeat[s]: slot s's confidence metric at the question's end if it votes and survives
+    kept_by_confidence (keep_top), else −inf."""
+    nv = 0
+    for s in range(nslots):
+        g = steps - sl[s, S_G0] if sl[s, S_STATE] == ST_ACTIVE else sl[s, S_G]
+        if _casts(sl[s, S_LC], sl[s, S_LB], cob, drop_neg):
+            cap = sl[s, S_CAP]
+            cfeat[s] = _conf_feature(vconf, cg, coff[sl[s, S_ROW]] + _conf_row(cap, every, g))
+            nv += 1
+        else:
+            cfeat[s] = -math.inf
+    keep_top = pf[E.F_VOTE_KEEP]
+    if keep_top < 1.0:
+        keep = int(math.ceil(keep_top * nv - 1e-9))
+        for s in range(nslots):  # ranks first, then filter (cfeat is read by later ranks)
+            if cfeat[s] == -math.inf:
+                sl[s, S_SEEN] = -1
+                continue
+            rank = 0
+            for s2 in range(nslots):
+                if cfeat[s2] == -math.inf:
+                    continue
+                if cfeat[s2] > cfeat[s] or (cfeat[s2] == cfeat[s] and s2 < s):
+                    rank += 1
+            sl[s, S_SEEN] = rank
+        for s in range(nslots):
+            if sl[s, S_SEEN] >= keep or sl[s, S_SEEN] < 0:
+                cfeat[s] = -math.inf
+
+
+@njit(**_HELPER)
+def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.ndarray,
+             tact: np.ndarray, cft: np.ndarray, cwarm: np.ndarray, cg: np.ndarray,
+             coff: np.ndarray, pi: np.ndarray, pf: np.ndarray) -> int:
+    """Slot s ended on its own during DeepConf's warm-up: its lowest group confidence joins
+    cwarm; with the last warm-up sample the threshold is set and every slot gets its stop
+    token, an active slot its next check at max(token, next grid point) if earlier.
+    Returns the new warm-up count."""
+    r = coff[sl[s, S_ROW]] + _conf_row(sl[s, S_CAP], every, sl[s, S_CAP])
+    low = cg[r, E.CONF_LOW_STOP]
+    cwarm[nwarm] = low if low < math.inf else cg[r, E.CONF_MEAN]
+    nwarm += 1
+    if nwarm == pi[E.P_CONF_WARMUP]:
+        thr = _percentile(cwarm, nwarm, pf[E.F_CONF_PCT])
+        for s2 in range(nslots):
+            c = _conf_tok(cg, coff[sl[s2, S_ROW]], sl[s2, S_CAP], every, thr)
+            cft[s2] = c
+            if c < BIG and sl[s2, S_STATE] == ST_ACTIVE:
+                g02 = sl[s2, S_G0]
+                t2 = g02 + max(c, _grid(steps - g02 + 1, every))
+                if t2 < sl[s2, S_BASE]:
+                    sl[s2, S_BASE] = t2
+                    tact[s2] = t2
+    return nwarm
+
+
 # --------------------------------------------------------------------------- one question
 
 
 @njit(**_HELPER)
 def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                      ans_exec_s: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
-                     ws: tuple) -> tuple[int, float, int, int, int, int]:  # type: ignore[type-arg]
-    """replay_question for the fresh slots sl[:nslots] (`_fresh_slot`) at 0-based level `lv`.
+                     ws: tuple, cg: np.ndarray, coff: np.ndarray,  # type: ignore[type-arg]
+                     tmo: float) -> tuple[int, float, int, int, int, int]:
+    """replay_question for the fresh slots sl[:nslots] (`_fresh_slot`) at 0-based level `lv`,
+    whose timeout is `tmo` (the level's, or the per-question budget); cg / coff: the
+    confidence tables (`encode_confidence`; read only by policies that use confidence).
     Returns (answer, time_s, stop code, slots started, slots stopped, tokens); per-slot state
     is left in `sl` / `slf`."""
     (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, tact, targets, thr,
-     cand_v, vacc, vpos, ansx, srw, sstat, wfree, qtab) = ws
+     cand_v, vacc, vpos, ansx, srw, sstat, wfree, qtab, cft, cwarm, cfeat) = ws
     # ansx: the workspace's copy of ans_i (int32, plus each answer's grid point), read instead
     every = pi[E.P_EVERY]
     a = prof[E.PF_A]
@@ -630,7 +835,10 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     gamma = prof[E.PF_GAMMA]
     prefill = prof[E.PF_PREFILL]
     max_batch = int(prof[E.PF_MAX_BATCH])
-    serial = prof[E.PF_SERIAL] != 0.0
+    mode = pi[E.P_CODE_MODE]  # check.code_overlap, else the profile's
+    if mode == E.CODE_PROFILE:
+        mode = E.CODE_SERIAL if prof[E.PF_SERIAL] != 0.0 else E.CODE_PARALLEL
+    hist = pi[E.P_EARLY_HIST] != 0
     # code workers: more than the runs a question can hold never wait, so cap at wfree's size
     nworkers = min(int(prof[E.PF_WORKERS]), wfree.shape[0])
     for k in range(nworkers):
@@ -645,13 +853,14 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     qi[QI_NPEND] = 0
     qi[QI_MAXC] = 0
     qi[QI_MAXC_STALE] = 0
+    qi[QI_HIST] = 0
 
     # sorted distinct positive time thresholds: level timeout, cutoff, early timeouts
     nthr = 0
     tmin = math.inf  # _timeout can stop only once the clock is past the smallest threshold
     for c in range(2 + pi[lv_off + E.LV_N_EARLY]):
         if c == 0:
-            x = pf[lvf_off]
+            x = tmo
         elif c == 1:
             x = cutoff_in
         else:
@@ -682,7 +891,17 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     npd = 0  # pending code results of ended slots
     stop = E.STOP_CODE_NONE
     steps = 0  # decode steps since the question started
-    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx)
+    # the confidence stop: cft[s] its token (BIG: none / threshold not known yet)
+    cmode = pi[E.P_CONF_STOP]
+    unc = pi[E.P_UNCATCH] != 0
+    nwarm = 0  # samples that ended on their own, their lowest group confidence in cwarm
+    if cmode != E.CSTOP_NONE:
+        for s in range(nslots):
+            cft[s] = BIG
+            if cmode == E.CSTOP_FIXED:
+                cft[s] = _conf_tok(cg, coff[sl[s, S_ROW]], sl[s, S_CAP], every,
+                                   pf[E.F_CONF_THRESH])
+    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx, cft)
     nrun = nstarted  # active slots
     # bit s of `active`: slot s is active (iterated in slot order); tact[s]: its S_BASE between
     # checks (BIG once it ended); context tokens of the batch = ctx_off + nrun * steps
@@ -714,8 +933,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     if sl[s, S_PDN] < before:
                         npd -= before - sl[s, S_PDN]
                         if stop == E.STOP_CODE_NONE:
-                            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                           wcnt, pi, qtab)
+                            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt,
+                                          wcnt, pi, pf, qtab, unc)
                         armed = True
             if stop != E.STOP_CODE_NONE:
                 break
@@ -733,9 +952,10 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 _absorb(s, upto, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
                         ansx, pi)
             npd = qi[QI_NPEND]  # every slot has ended
-            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
+            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
+                          unc)
             if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
+                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             continue
         horizon = max(now, noticed) + EPS
         # next_check_token of every active slot: its S_BASE, unless a threshold passed (armed)
@@ -801,8 +1021,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                         if sl[s, S_PDN] < before:
                             npd -= before - sl[s, S_PDN]
                             if stop == E.STOP_CODE_NONE:
-                                stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt,
-                                               wcnt, pi, qtab)
+                                stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt,
+                                              wcnt, pi, pf, qtab, unc)
                             armed = True
             if stop != E.STOP_CODE_NONE:
                 now = t_event
@@ -846,7 +1066,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     continue
             # check(s, ended)
             ended = g >= sl[s, S_CAP]
-            now = _detect(s, g, now, noticed, serial, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
+            now = _detect(s, g, now, noticed, mode, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
                           arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree, nworkers)
             if ended:
                 sl[s, S_STATE] = ST_DONE
@@ -857,11 +1077,15 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 nrun -= 1
                 npd += sl[s, S_PDN]
                 ctx_off -= sl[s, S_PROMPT] - g0
+                if cmode == E.CSTOP_ONLINE and nwarm < pi[E.P_CONF_WARMUP]:
+                    nwarm = _warm_up(s, nwarm, nslots, steps, every, sl, tact, cft, cwarm, cg,
+                                     coff, pi, pf)
                 if sl[s, S_ENDLEN] != 0:
                     sl[s, S_ENDR] = E.END_LENGTH
                 else:
                     sl[s, S_ENDR] = E.END_FINISHED
-                    stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
+                    stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf,
+                                  qtab, unc)
                 lim = now + EPS
                 if thr[ti] <= lim:
                     while thr[ti] <= lim:
@@ -869,7 +1093,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     armed = True
                 extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
                 continue
-            if sl[s, S_HOLD] >= 0 and g >= sl[s, S_HOLD] + sl[s, S_GRACE]:
+            if (sl[s, S_HOLD] >= 0 and g >= sl[s, S_HOLD] + sl[s, S_GRACE]) or g >= cft[s]:
                 sl[s, S_STATE] = ST_DONE
                 active &= ~bit
                 tact[s] = BIG
@@ -881,19 +1105,20 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 ctx_off -= sl[s, S_PROMPT] - g0
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
-                                              prefill, sl, slf, ansx)
+                                              prefill, sl, slf, ansx, cft)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
                     ctx_off += sl[s2, S_PROMPT] - steps
                     active |= ONE << np.uint64(s2)
                     tact[s2] = sl[s2, S_BASE]
             else:
-                base = g0 + _base_target(s, sl, ansx)
+                base = g0 + _base_target(s, sl, ansx, cft)
                 sl[s, S_BASE] = base
                 tact[s] = base
-            stop = _qcheck(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, qtab)
+            stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
+                          unc)
             if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, qi[QI_NARR], cutoff_in, lv_off, lvf_off, pi, pf)
+                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             armed = False  # an armed check is used up only by a check that ran the timeouts
             lim = now + EPS
             if thr[ti] <= lim:
@@ -904,7 +1129,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
             before = nstarted
             now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch, prefill,
-                                          sl, slf, ansx)
+                                          sl, slf, ansx, cft)
             nrun += nstarted - before
             for s in range(before, nstarted):
                 ctx_off += sl[s, S_PROMPT] - steps
@@ -912,8 +1137,15 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 tact[s] = sl[s, S_BASE]
     if stop == E.STOP_CODE_NONE:  # (then no slot is active)
         stop = E.STOP_CODE_ALL_DONE
+    elif pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read, code inline
+        for s in range(nstarted):
+            if sl[s, S_STATE] == ST_ACTIVE:
+                now = _detect(s, steps - sl[s, S_G0], now, noticed, E.CODE_SERIAL, every, sl, slf,
+                              gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt, ansx, ans_exec_s, pi,
+                              wfree, nworkers)
     answer, started, stopped, tokens = _finish_vote(nslots, steps, now, sl, slf, vcnt, pi, pf,
-                                                    cand_v, vacc, vpos, srw)
+                                                    cand_v, vacc, vpos, srw, cg, coff, every,
+                                                    cfeat)
     return answer, now, stop, started, stopped, tokens
 
 
@@ -926,9 +1158,12 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
                  prob: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
                  budget_s: float, ws: tuple, out_i: np.ndarray,  # type: ignore[type-arg]
                  out_t: np.ndarray, detail: bool, det_i: np.ndarray,
-                 det_f: np.ndarray) -> tuple[int, float, bool, bool]:
+                 det_f: np.ndarray, cg: np.ndarray,
+                 coff: np.ndarray) -> tuple[int, int, float, bool, bool]:
     """replay_competition over problems `order` with per-question draws (rows of `samp`).
-    Returns (score, total_time_s, overtime, ok); ok is False when a served problem has no
+    Returns (correct, correct_in_budget, total_time_s, overtime, ok): correct answers in all
+    and of questions that ended by `budget_s` (the scoring rule is applied outside, by
+    solver.loop.scoring.rule_score); ok is False when a served problem has no
     recorded sample (the reference raises) or a replay stopped making progress (STOP_CODE_STUCK,
     a bug). Per-question results go to out_i / out_t."""
     sl = ws[0]
@@ -945,7 +1180,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
     clock = prof[E.PF_STARTUP]
     level = pi[E.P_START_LEVEL]
     score = 0
-    n_after = 0
+    in_budget = 0
     tsum = 0.0
     for q in range(nq):
         p = order[q]
@@ -968,7 +1203,6 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
             out_i[q, O_STOPPED] = 0
             out_i[q, O_TOKENS] = 0
             out_i[q, O_NSLOTS] = 0
-            n_after += 1
         else:
             lv = level - 1
             lv_off = pi[E.P_OFF_LEVELS] + lv * pi[E.P_LEVEL_STRIDE]
@@ -977,7 +1211,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
             ncot = dncot[q]
             ncode = dncode[q]
             if ncot + ncode == 0:
-                return score, 0.0, False, False
+                return score, in_budget, 0.0, False, False
             cot_pool = dcot if ncot > 0 else dcode
             cot_n = ncot if ncot > 0 else ncode
             code_pool = dcode if ncode > 0 else dcot
@@ -996,11 +1230,18 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
                     if uk == code_n:
                         uk = 0
                 _fresh_slot(i, row, sl, slf, sstat)
+            # the question's timeout: the level's, or decisions.question_budget_s
+            tmo = pf[pi[E.P_OFF_LEVELS_F] + lv * pi[E.P_LEVEL_STRIDE_F]]
+            if pi[E.P_BUDGET] != 0:
+                x = (cutoff_s - clock) - (nq - q - 1) * pf[E.F_BUD_RESERVE]
+                x = min(pf[E.F_BUD_MAX], x)
+                x = max(pf[E.F_BUD_MIN], x)
+                tmo = min(tmo, x)
             answer, qtime, stop, started, stopped, tokens = _replay_question(
-                nslots, lv, cutoff_s - clock, ans_i, ans_exec_s, pi, pf, prof, ws
+                nslots, lv, cutoff_s - clock, ans_i, ans_exec_s, pi, pf, prof, ws, cg, coff, tmo
             )
             if stop == E.STOP_CODE_STUCK:
-                return score, 0.0, False, False
+                return score, in_budget, 0.0, False, False
             time_s = qtime + overhead
             clock += time_s
             if detail:
@@ -1021,9 +1262,11 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
         out_t[q] = time_s
         if answer == prob[p, E.PR_TRUTH]:
             score += 1
+            if clock <= budget_s:  # the question's end, summed as the reference's start_s + time_s
+                in_budget += 1
         tsum += time_s
     total = prof[E.PF_STARTUP] + tsum
-    return score, total, (n_after > 0 or total > budget_s), True
+    return score, in_budget, total, total > budget_s, True
 
 
 @njit(cache=True)
@@ -1042,9 +1285,12 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
     every = pi[E.P_EVERY]
     # per answer, one row of int32: token, value, code flag (ans_i's columns), check-grid point
     agrid = np.empty((ans_i.shape[0], 4), np.int32)
+    zero_none = pi[E.P_BOXED_ZERO_IGNORE] != 0
     for j in range(ans_i.shape[0]):
         agrid[j, E.AN_TOK] = ans_i[j, E.AN_TOK]
         agrid[j, E.AN_VAL] = ans_i[j, E.AN_VAL]
+        if zero_none and ans_i[j, E.AN_CODE] == 0 and ans_i[j, E.AN_VAL] == 0:
+            agrid[j, E.AN_VAL] = E.VAL_NONE  # check.boxed_zero: ignore (read_boxes)
         agrid[j, E.AN_CODE] = ans_i[j, E.AN_CODE]
         agrid[j, AN_GRID] = min(_grid(ans_i[j, E.AN_TOK], every), I32_MAX)
     max_tokens = pi[E.P_MAX_TOKENS]
@@ -1077,7 +1323,8 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         np.zeros(value_span, np.int32), np.zeros(ms, np.int64), np.zeros(ms, np.int64),
         np.zeros(3 + pi[E.P_MAX_EARLY], np.float64), np.zeros(2 * ms, np.int64),
         np.zeros(value_span + 1, np.float64), np.zeros(value_span + 1, np.int32), agrid, srw,
-        sstat, np.zeros(n_pend, np.float64), _verdicts(pi),
+        sstat, np.zeros(n_pend, np.float64), _verdicts(pi), np.full(ms, BIG, np.int64),
+        np.zeros(ms, np.float64), np.zeros(ms, np.float64),
     )
 
 
@@ -1208,8 +1455,9 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         dncode: np.ndarray, samp: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
         prob: np.ndarray, pool: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
         budget_s: float, max_answers: int, value_span: int, scores: np.ndarray,
-        totals: np.ndarray, overtime: np.ndarray, out_i: np.ndarray, out_t: np.ndarray,
-        detail: bool, det_i: np.ndarray, det_f: np.ndarray) -> bool:
+        totals: np.ndarray, overtime: np.ndarray, answered: np.ndarray, out_i: np.ndarray,
+        out_t: np.ndarray, detail: bool, det_i: np.ndarray, det_f: np.ndarray, cg: np.ndarray,
+        coff: np.ndarray, paired: bool, ntok: np.ndarray) -> bool:
     """The one entry point (one compiled body, so the first call compiles once).
 
     With `draw`, `replicates` bootstrap competitions as `bootstrap_competitions` makes them:
@@ -1218,8 +1466,8 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
     permutation, or `integers` with replacement when len(order) differs — then per served
     problem a shuffle of its CoT and of its code samples; order and dcot/dncot/dcode/dncode are
     scratch). Without `draw`, one competition over the given order and draws (rows of `samp` per
-    question and kind; `rs` unused). Per replicate, score / total time / overtime go to
-    scores / totals / overtime; per question of the last one, results go to out_i / out_t (and
+    question and kind; `rs` unused). Per replicate, correct answers / total time / overtime /
+    correct answers given by the budget go to scores / totals / overtime / answered; per question of the last one, results go to out_i / out_t (and
     the per-slot details to det_i / det_f with `detail`). Returns False when a served problem
     has no recorded sample (the reference raises) or a replay stopped making progress (a bug).
     """
@@ -1229,7 +1477,9 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
     idx = np.zeros(max(nq, n_sub), np.int64)
     for r in range(replicates):
         if draw:
-            if nq == n_sub:
+            if paired and r % 2 == 1:
+                pass  # the second run of a pair serves the same questions (idx kept)
+            elif nq == n_sub:
                 for i in range(n_sub):
                     idx[i] = i
                 _shuffle(rs, idx, n_sub)
@@ -1242,13 +1492,18 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
                 dncot[q] = _draw_pool(rs, pool, prob[p, E.PR_COT0], prob[p, E.PR_NCOT], dcot[q])
                 dncode[q] = _draw_pool(rs, pool, prob[p, E.PR_CODE0], prob[p, E.PR_NCODE],
                                        dcode[q])
-        score, total, over, ok = _competition(
+        score, good, total, over, ok = _competition(
             order, dcot, dncot, dcode, dncode, ans_i, ans_exec_s, prob, pi, pf, prof,
-            budget_s, ws, out_i, out_t, detail, det_i, det_f,
+            budget_s, ws, out_i, out_t, detail, det_i, det_f, cg, coff,
         )
         if not ok:
             return False
         scores[r] = score
         totals[r] = total
         overtime[r] = over
+        answered[r] = good
+        t = 0
+        for q in range(nq):
+            t += out_i[q, O_TOKENS]
+        ntok[r] = t  # tokens generated in the replicate
     return True

@@ -44,6 +44,16 @@ PROMPT_TOKENS = 150  # per-sequence prompt, as in the seed policy's prompts plus
 BETA_SHARE = 0.2  # assumed share of the per-sequence term in the base step at batch 15
 PREFILL_S_PER_TOKEN = 2.0e-4  # estimate, see notes
 CALIBRATION_DATE = "2026-11-28"
+SEED_SAMPLING = (("temperature", 0.9), ("top_p", 0.95), ("min_p", 0.1), ("repetition_penalty", 1.05))
+
+
+def _published(quantization: str) -> dict:
+    """The conditions of the write-up's figures (docs/seed-policy.md): TurboMind on 4×L4, the
+    seed's sampling; lmdeploy's version is not stated there."""
+    return {"engine": "lmdeploy turbomind", "gpu": "4xNVIDIA L4 (TP4)", "quantization": quantization,
+            "sampling": SEED_SAMPLING}
+
+
 WRITEUP = ("AIMO-2 2nd-place write-up (imagination-research), 'Some efficiency results' and its "
            "output-speed figure; via docs/seed-policy.md 'Published figures to calibrate against'")
 
@@ -154,7 +164,7 @@ def derive_published_profiles(*, date: str = CALIBRATION_DATE) -> dict[str, Hard
         a=a8, beta=b8, gamma=g8,
         prefill_s_per_token=pf, startup_s=90.0, max_batch=32,
         provenance=Provenance(
-            source=WRITEUP, date=date,
+            source=WRITEUP, date=date, **_published('awq-w4/kv8'),
             method="weighted least squares on relative errors over the published points "
                    "(hard timing 423 s weight 100, rates read off the figure weight 1); "
                    "fit A = a + 15*beta and gamma, then split A",
@@ -179,7 +189,7 @@ def derive_published_profiles(*, date: str = CALIBRATION_DATE) -> dict[str, Hard
         a=a8, beta=b8, gamma=g16,
         prefill_s_per_token=pf, startup_s=90.0, max_batch=32,
         provenance=Provenance(
-            source=WRITEUP, date=date,
+            source=WRITEUP, date=date, **_published('awq-w4/kv16'),
             method="a and beta taken from l4x4-14b-w4kv8 (same 4-bit weights); gamma solved from "
                    "the measured 12,993 tokens at 553 s",
             notes=(f"gamma is {g16 / g8:.2f}x W4KV8's (16-bit KV reads twice the bytes per context "
@@ -196,7 +206,7 @@ def derive_published_profiles(*, date: str = CALIBRATION_DATE) -> dict[str, Hard
         a=a_fp, beta=b_fp, gamma=g16,
         prefill_s_per_token=pf, startup_s=150.0, max_batch=32,
         provenance=Provenance(
-            source=WRITEUP, date=date,
+            source=WRITEUP, date=date, **_published('fp16/kv16'),
             method="gamma taken from l4x4-14b-w4kv16 (same 16-bit KV); base step A = a + 15*beta "
                    "solved from the measured 12,997 tokens at 981 s and split like W4KV8",
             notes=(f"The base step is {(a_fp + b_fp * B_REF) / base8:.2f}x W4KV8's (16-bit weights "
@@ -237,6 +247,8 @@ def format_report(p: HardwareProfile) -> str:
         f"{p.name}: a={p.a:.4g} s  beta={p.beta:.4g} s/seq  gamma={p.gamma:.4g} s/token  "
         f"prefill={p.prefill_s_per_token:.3g} s/token  startup={p.startup_s:g} s  "
         f"max_batch={p.max_batch}",
+        f"  holds for: {p.provenance.conditions()}",
+        f"  source: {p.provenance.source}",
     ]
     rows = calibration_report(p)
     if not rows:

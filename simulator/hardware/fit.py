@@ -320,3 +320,16 @@ def read_chunks(store: str | Path, *, run_id: str | None = None,
         what = f"run {run_id!r}" if run_id else "the store"
         raise InputError(str(path), "chunks.t_s", f"no timed chunks in {what}")
     return df.reset_index(drop=True)
+
+
+def observation_errors(profile: HardwareProfile, obs: StepObservations) -> tuple[float, float, int]:
+    """How well `profile`'s step model explains observed stretches: relative error |pred/obs − 1|
+    median and p90, and the number of usable stretches (the "before" of a refit)."""
+    y = np.asarray(obs.step_s, np.float64)
+    b = np.asarray(obs.batch, np.float64)
+    c = np.asarray(obs.context, np.float64)
+    good = np.isfinite(y) & (y > 0) & np.isfinite(b) & (b > 0) & np.isfinite(c)
+    if not good.any():
+        return float("nan"), float("nan"), 0
+    rel = np.abs((profile.a + profile.beta * b[good] + profile.gamma * c[good]) / y[good] - 1.0)
+    return float(np.median(rel)), float(np.quantile(rel, 0.9)), int(good.sum())

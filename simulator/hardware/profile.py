@@ -29,13 +29,34 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a profile's numbers come from: `source` (who measured what), `date` (ISO day),
-    `method` (how the parameters were obtained) and free `notes` (assumptions, caveats)."""
+    """Where a profile's numbers come from: `source` (who measured what), `date` (ISO day it was
+    measured on), `method` (how the parameters were obtained) and free `notes` (assumptions,
+    caveats); and under which conditions they hold: `engine` (e.g. 'lmdeploy pytorch'),
+    `engine_version`, `gpu` (e.g. '1xNVIDIA H100 80GB HBM3'), `quantization` (e.g. 'awq-w4/kv8')
+    and `sampling` (the sampling settings, as (name, value) pairs). Empty = not stated."""
 
     source: str
     date: str
     method: str
     notes: str = ""
+    engine: str = ""
+    engine_version: str = ""
+    gpu: str = ""
+    quantization: str = ""
+    sampling: tuple[tuple[str, float], ...] = ()
+
+    def conditions(self) -> str:
+        """One line: under which engine, GPU, quantisation and sampling the profile holds."""
+        parts = [
+            f"engine {self.engine}{' ' + self.engine_version if self.engine_version else ''}"
+            if self.engine else "engine not stated",
+            f"GPU {self.gpu}" if self.gpu else "GPU not stated",
+            f"quantization {self.quantization}" if self.quantization else "quantization not stated",
+            ("sampling " + ", ".join(f"{k} {v:g}" for k, v in self.sampling)) if self.sampling
+            else "sampling not stated",
+            f"measured on {self.date}" if self.date else "measurement date not stated",
+        ]
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,10 @@ class HardwareProfile:
         }
         if self.provenance.notes:
             prov["notes"] = self.provenance.notes
+        for key in PROVENANCE_CONDITIONS:
+            value = getattr(self.provenance, key)
+            if value:
+                prov[key] = dict(value) if key == "sampling" else value
         out["provenance"] = prov
         if self.calibration:
             points = []
@@ -225,7 +250,8 @@ _TOP_KEYS = {
 }
 _REQUIRED_TOP = ("name", "decode", "prefill_s_per_token", "startup_s", "max_batch", "provenance")
 _DECODE_KEYS = ("a", "beta", "gamma")
-_PROV_KEYS = {"source", "date", "method", "notes"}
+PROVENANCE_CONDITIONS = ("engine", "engine_version", "gpu", "quantization", "sampling")
+_PROV_KEYS = {"source", "date", "method", "notes", *PROVENANCE_CONDITIONS}
 _POINT_KEYS = {"label", "kind", "batch", "prompt_tokens", "n_tokens", "observed", "weight",
                "predicted", "rel_error"}
 _POINT_REQUIRED = ("label", "kind", "batch", "prompt_tokens", "n_tokens", "observed")
@@ -276,6 +302,20 @@ def _str(value: Any, source: str, path: str) -> str:
     return value
 
 
+def _sampling(value: Any, source: str) -> tuple[tuple[str, float], ...]:
+    """`provenance.sampling`: a mapping of setting name to number (absent: not stated)."""
+    if value is None:
+        return ()
+    m = _mapping(value, source, "provenance.sampling")
+    out = []
+    for key, v in m.items():
+        x = _num(v, source, f"provenance.sampling.{key}")
+        if not math.isfinite(x):
+            raise InputError(source, f"provenance.sampling.{key}", f"must be a finite number, got {v!r}")
+        out.append((key, x))
+    return tuple(out)
+
+
 def _parse_profile(data: Any, source: str) -> HardwareProfile:
     top = _mapping(data, source, "")
     _no_unknown(top, _TOP_KEYS, source, "")
@@ -291,6 +331,9 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
         date=_str(prov_m["date"], source, "provenance.date"),
         method=_str(prov_m["method"], source, "provenance.method"),
         notes=_str(prov_m.get("notes", ""), source, "provenance.notes"),
+        **{k: _str(prov_m.get(k, ""), source, f"provenance.{k}")
+           for k in PROVENANCE_CONDITIONS if k != "sampling"},
+        sampling=_sampling(prov_m.get("sampling"), source),
     )
     raw_points = top.get("calibration") or []
     if not isinstance(raw_points, list):

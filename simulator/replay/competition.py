@@ -15,7 +15,9 @@ from simulator.hardware import HardwareProfile
 from simulator.replay.question import replay_question
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
 from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
-from solver.policy import Policy, past_cutoff, pick_level, sample_kinds
+from solver.loop.budget import within_budget
+from solver.loop.scoring import check_overtime_rule
+from solver.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
 from solver.traces import ProblemTrace
 
 DEFAULT_BUDGET_S = 5 * 3600.0
@@ -28,6 +30,7 @@ def replay_competition(
     *,
     draws: Sequence[SampleDraw] | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
+    overtime_rule: str = "zero",
 ) -> CompetitionResult:
     """Run `problems` in the given order as one competition.
 
@@ -36,8 +39,12 @@ def replay_competition(
         policy: the policy under test.
         profile: the hardware time model.
         draws: per problem, which recorded samples fill the slots (default: recorded order).
-        budget_s: the whole budget; running past it (or reaching the cutoff) counts as overtime.
+        budget_s: the whole budget: it caps the cutoff (`solver.loop.budget.effective_cutoff`);
+            a total past it is overtime (reaching the cutoff in time is not).
+        overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
     """
+    check_overtime_rule(overtime_rule)
+    policy = within_budget(policy, budget_s)
     schedule = dataclasses.replace(policy.schedule, questions=len(problems))
     draws = draws if draws is not None else [recorded_draw(p) for p in problems]
     clock = profile.startup_s
@@ -55,6 +62,9 @@ def replay_competition(
             )
             continue
         speed = schedule.levels[level - 1]
+        if schedule.budget is not None:  # the per-question budget from the time left
+            speed = dataclasses.replace(speed, timeout_s=question_budget_s(
+                schedule, speed, order, schedule.cutoff_s - clock))
         chosen = draw.take(sample_kinds(policy.samples, speed.samples))
         q = replay_question(chosen, policy, speed, profile, cutoff_in_s=schedule.cutoff_s - clock)
         time_s = q.time_s + profile.question_overhead_s
@@ -68,7 +78,7 @@ def replay_competition(
         clock += time_s
     return CompetitionResult(
         questions=tuple(results), startup_s=profile.startup_s, budget_s=budget_s,
-        cutoff_s=schedule.cutoff_s,
+        cutoff_s=schedule.cutoff_s, overtime_rule=overtime_rule,
     )
 
 
@@ -85,28 +95,36 @@ def bootstrap_competitions(
     n_questions: int | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     replay: CompetitionFn = replay_competition,
+    overtime_rule: str = "zero",
+    paired: bool = False,
 ) -> list[CompetitionResult]:
     """`replicates` competitions, each with a seeded question order and sample draw.
 
     With `n_questions` equal to the number of problems (default) every replicate serves each
-    problem once in a random order; otherwise problems are drawn with replacement.
+    problem once in a random order; otherwise problems are drawn with replacement. With
+    `paired`, replicates 2i and 2i + 1 serve the same questions in the same order (only the
+    sample draws differ): each problem run twice, as AIMO-3 scores (`simulator.aimo3`).
     """
     rng = np.random.default_rng(seed)
     n = len(problems) if n_questions is None else n_questions
     out = []
-    for _ in range(replicates):
-        if n == len(problems):
+    for r in range(replicates):
+        if paired and r % 2 == 1:
+            pass  # the second run of a pair: the same questions (idx), fresh sample draws
+        elif n == len(problems):
             idx = rng.permutation(len(problems))
         else:
             idx = rng.integers(0, len(problems), size=n)
         chosen = [problems[i] for i in idx]
         draws = [random_draw(p, rng) for p in chosen]
-        out.append(replay(chosen, policy, profile, draws=draws, budget_s=budget_s))
+        out.append(replay(chosen, policy, profile, draws=draws, budget_s=budget_s,
+                          overtime_rule=overtime_rule))
     return out
 
 
 def summarize(results: Sequence[CompetitionResult]) -> BootstrapSummary:
-    """Mean score with a 90% percentile interval, mean total time and overtime probability."""
+    """Mean score (each run scored by its overtime rule) with a 90% percentile interval, mean
+    total time and overtime probability."""
     scores = np.array([r.score for r in results], dtype=float)
     times = np.array([r.total_time_s for r in results], dtype=float)
     return BootstrapSummary(

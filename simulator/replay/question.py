@@ -12,12 +12,21 @@ Semantics (the contract the live solver and the fast path follow):
   `code_workers` it first waits for a free worker, first dispatched first served) and is seen
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
   waits for it;
+- the policy's `check.code_overlap` overrides the profile's mode; `inline` (the seed: code runs
+  inside the check) adds the result at the dispatching check while the batch keeps decoding;
+- `check.boxes: last` records only the last box found since the previous check, and
+  `check.boxed_zero: ignore` records a boxed 0 as nothing (`decisions.read_boxes`);
+- early timeouts count `decisions.early_timeout_count` (valid answers, or the answer histories);
 - a question ends when a stop rule fires, or when every sample has ended and no code is pending;
-  the vote then uses what each sample had shown by its last check.
+  the vote then uses what each sample had shown by its last check, except with
+  `vote.final_read`: a stop rule's cancellation ends each running sample with one more read of
+  its text (answers up to its tokens at the stop), its new code block run synchronously (the
+  clock waits `exec_ms`, samples in index order), as the seed's lmdeploy 0.7.2 does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,11 +41,23 @@ from solver.policy import (
     Policy,
     QuestionTracker,
     SpeedLevel,
+    confidence_feature,
+    confidence_grid,
+    confidence_row,
+    confidence_stop_token,
+    confidence_threshold,
     consistency_stop,
+    leader_uncatchable,
+    lowest_group,
+    code_mode,
+    early_timeout_count,
+    read_boxes,
     stop_condition_token,
     timeout_stop,
+    uses_confidence,
     vote,
 )
+from solver.policy.decisions import CONF_LOW_STOP
 from solver.traces import SOURCE_CODE, SampleTrace
 
 _EPS = 1e-9
@@ -57,7 +78,7 @@ class _Slot:
 
     __slots__ = (
         "index", "trace", "kind", "cap", "end_kind", "state", "g", "start_s", "end_s", "next_ans",
-        "pending", "end_reason", "rule",
+        "pending", "end_reason", "rule", "grid", "conf_tok",
     )
 
     def __init__(self, index: int, trace: SampleTrace, cap: int, rule: object) -> None:
@@ -74,6 +95,8 @@ class _Slot:
         self.pending: list[tuple[float, Answer]] = []  # (ready time, code answer)
         self.end_reason = "queued"
         self.rule = rule
+        self.grid: np.ndarray | None = None  # confidence_grid, when the policy reads confidence
+        self.conf_tok: int | None = None  # confidence_stop_token, once the threshold is known
 
 
 def _answer_at(trace: SampleTrace, j: int) -> Answer:
@@ -110,10 +133,33 @@ def replay_question(
     cap = policy.sample_stop.max_tokens
     rules = {"cot": policy.sample_stop.cot, "code": policy.sample_stop.code}
     slots = [_Slot(i, s, cap, rules[s.kind]) for i, s in enumerate(samples)]
-    serial_code = profile.code_overlap == "serial"
+    mode = code_mode(policy.check, profile.code_overlap)
+    serial_code = mode == "serial"
+    inline_code = mode == "inline"
     # parallel code with a pool: when each worker frees up (runs start first dispatched, first served)
     workers_free = [0.0] * profile.code_workers if profile.code_workers else None
     tracker = QuestionTracker([s.kind for s in slots], policy.question_stop.valid)
+    cstop = policy.sample_stop.confidence
+    if uses_confidence(policy):
+        for s in slots:
+            tr = s.trace
+            if tr.token_conf is None or tr.token_entropy is None:
+                raise ValueError(f"policy {policy.name!r} reads token confidence, but sample "
+                                 f"{tr.sample} has none (record or synthesise it)")
+            s.grid = confidence_grid(tr.token_conf, tr.token_entropy, s.cap, every,
+                                     policy.vote.confidence_window,
+                                     cstop.window if cstop is not None else 1)
+    warmup_lows: list[float] = []
+    threshold = None if cstop is None else confidence_threshold(cstop, warmup_lows)
+
+    def set_conf_tokens() -> None:
+        for s in slots:
+            s.conf_tok = confidence_stop_token(
+                s.grid, every, s.cap, threshold)  # type: ignore[arg-type]
+
+    if threshold is not None:
+        set_conf_tokens()
+    kw = policy.vote.kind_weights
     now = 0.0
     stop_reason: str | None = None
     thresholds = sorted(
@@ -138,10 +184,24 @@ def replay_question(
 
     def question_check() -> str | None:
         ordered = tracker.valid_answers_ordered(policy.question_stop)
-        return consistency_stop(policy.question_stop, level, ordered)
+        reason = consistency_stop(policy.question_stop, level, ordered)
+        if reason is None and policy.question_stop.uncatchable:
+            secure: list[tuple[int, float]] = []
+            open_w = 0.0
+            for s in slots:
+                if s.state == "done" and not s.pending:
+                    value = tracker.valid_of(s.index)
+                    if value is not None:
+                        secure.append((value, kw.of(s.kind)))
+                else:
+                    open_w += kw.of(s.kind)
+            if leader_uncatchable(secure, open_w):
+                reason = "uncatchable"
+        return reason
 
     def timeout_check() -> str | None:
-        return timeout_stop(level, now, tracker.n_valid, now > cutoff_in_s)
+        count = early_timeout_count(policy.schedule, tracker.n_valid, tracker.n_history)
+        return timeout_stop(level, now, count, now > cutoff_in_s)
 
     def absorb_ready_code(s: _Slot) -> None:
         upto = max(now, noticed) + _EPS
@@ -151,11 +211,13 @@ def replay_question(
             for _, a in ready:
                 tracker.add_answer(s.index, a)
 
-    def detect(s: _Slot) -> None:
-        """See recorded answers up to the sample's current token; dispatch the latest new code."""
+    def detect(s: _Slot, sync: bool = False) -> None:
+        """See recorded answers up to the sample's current token; dispatch the latest new code
+        (`sync`: run it synchronously, the clock waiting, as the final read does)."""
         nonlocal now
         tr = s.trace
         newest_code: Answer | None = None
+        boxes: list[Answer] = []
         while s.next_ans < tr.n_answers and int(tr.ans_token[s.next_ans]) <= s.g:
             a = _answer_at(tr, s.next_ans)
             if a.source == "code":
@@ -163,11 +225,15 @@ def replay_question(
                 exec_s = float(tr.ans_exec_ms[s.next_ans]) / 1000.0
                 exec_s = 0.0 if not math.isfinite(exec_s) else exec_s
             else:
-                tracker.add_answer(s.index, a)
+                boxes.append(a)
             s.next_ans += 1
+        for a in read_boxes(policy.check, boxes):
+            tracker.add_answer(s.index, a)
         if newest_code is not None:
-            if serial_code:
+            if serial_code or sync:
                 now += exec_s
+                tracker.add_answer(s.index, newest_code)
+            elif inline_code:
                 tracker.add_answer(s.index, newest_code)
             elif workers_free is not None:
                 w = min(range(len(workers_free)), key=workers_free.__getitem__)
@@ -182,14 +248,22 @@ def replay_question(
 
     def check(s: _Slot, ended: bool) -> str | None:
         """One check of sample `s`; returns a question stop reason or None."""
+        nonlocal threshold
         detect(s)
         if ended:
             end_sample(s, s.end_kind)
+            if cstop is not None and threshold is None:  # a warm-up sample of DeepConf online
+                warmup_lows.append(lowest_group(s.grid[-1], CONF_LOW_STOP))  # type: ignore[index]
+                threshold = confidence_threshold(cstop, warmup_lows)
+                if threshold is not None:
+                    set_conf_tokens()
             if s.end_kind == "finished":
                 return question_check()
             return None
         holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
-        if holds is not None and s.g >= holds + s.rule.grace_tokens:
+        if (holds is not None and s.g >= holds + s.rule.grace_tokens) or (
+            s.conf_tok is not None and s.g >= s.conf_tok
+        ):
             end_sample(s, "sample_stop")
             start_queued()
         return question_check() or timeout_check()
@@ -203,6 +277,8 @@ def replay_question(
         holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
         if holds is not None:
             nxt = min(nxt, _grid_at_or_after(holds + s.rule.grace_tokens, every))
+        if s.conf_tok is not None:
+            nxt = min(nxt, max(s.conf_tok, _grid_at_or_after(s.g + 1, every)))
         if armed_global or any(p[0] <= max(now, noticed) + _EPS for p in s.pending):
             nxt = min(nxt, _grid_at_or_after(s.g + 1, every))
         return max(nxt, s.g + 1) if nxt > s.g else s.g
@@ -288,6 +364,10 @@ def replay_question(
     if stop_reason is None:
         stop_reason = "all_done"
     else:
+        if policy.vote.final_read:
+            for s in slots:
+                if s.state == "active":
+                    detect(s, sync=True)
         for s in slots:
             if s.state == "active":
                 end_sample(s, "question_stop")
@@ -295,6 +375,13 @@ def replay_question(
     for s in slots:
         tracker.set_tokens(s.index, s.g)
     finals = tracker.finals()
+    if policy.vote.confidence != "none":
+        finals = tuple(
+            dataclasses.replace(f, confidence=confidence_feature(
+                policy.vote.confidence,
+                s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
+            for s, f in zip(slots, finals)
+        )
     outcomes = []
     for s, final in zip(slots, finals):
         boxed, code = final.boxed, final.code

@@ -48,3 +48,16 @@ def random_draw(problem: ProblemTrace, rng: np.random.Generator) -> SampleDraw:
         cot=tuple(cot[i] for i in rng.permutation(len(cot))),
         code=tuple(code[i] for i in rng.permutation(len(code))),
     )
+
+
+def competition_draws(problems: Sequence[ProblemTrace], seed: int | None) -> list[SampleDraw]:
+    """The draws of a competition served in the given order: recorded order when `seed` is None,
+    else one `random_draw` per problem from `np.random.default_rng(seed)`, in serving order.
+
+    One definition shared by `aimo simulate`-style replays, the hardware-in-the-loop engine
+    (`solver.engines.hil`) and `aimo validate`, so the same store, policy and seed pick the same
+    recorded samples live and simulated."""
+    if seed is None:
+        return [recorded_draw(p) for p in problems]
+    rng = np.random.default_rng(seed)
+    return [random_draw(p, rng) for p in problems]

@@ -7,7 +7,7 @@ hardware profile, CPU), synthetic (CPU). One shared test suite runs against ever
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -42,7 +42,8 @@ class Chunk:
 
     `n_tokens` is the sample's cumulative generated tokens after this chunk; `t` is seconds since
     the question's batch was submitted, on the engine's clock (wall clock for real engines, the
-    virtual clock for the replay engine); `finish_reason` is set on the sample's last chunk.
+    virtual clock for the replay engine); `finish_reason` is set on the sample's last chunk;
+    `logprobs` (None unless asked for) holds one dict per new token.
     """
 
     sample: int
@@ -50,6 +51,9 @@ class Chunk:
     n_tokens: int
     t: float
     finish_reason: FinishReason | None = None
+    # the engine's top-k logprobs of this chunk's new tokens, one {token_id: logprob} a token,
+    # when the run asked for them (solver.engines.logprobs turns them into confidence)
+    logprobs: Sequence[Mapping[int, float]] | None = None
 
 
 class QuestionStream(Protocol):
@@ -76,5 +80,10 @@ class Engine(Protocol):
     async def start_question(
         self, question_id: str, question: str, prompts: Sequence[PromptSpec], sampling: SamplingSettings
     ) -> QuestionStream: ...
+
+    async def restart(self) -> None:
+        """Make the engine usable again after a hang: drop the current batch without waiting
+        for it and rebuild what a stuck call may hold (the solver calls it before the next
+        question when the last one hit its deadline)."""
 
     async def close(self) -> None: ...

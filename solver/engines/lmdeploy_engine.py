@@ -16,6 +16,15 @@ lmdeploy falls back from TurboMind to PyTorch with only a log warning (TurboMind
 not supported); `LmdeployEngine.backend` is the backend that actually runs, read from the built
 pipeline, and `fell_back` says whether it differs from the one asked for.
 
+Per-token logprobs (`logprobs=k`, 0 = off): on lmdeploy's PyTorch engine they come back only
+when the engine is built with `PytorchEngineConfig(logprobs_mode='raw_logprobs')` *and* the request
+asks `GenerationConfig(logprobs=k)` (seen on lmdeploy 0.18; `logprobs=k` alone returns None);
+each response then carries one `{token_id: logprob}` dict per new token (log-softmax of the raw
+logits: before temperature, penalties, top-p/min-p). TurboMind has no mode: it returns the log of
+its *processed* distribution (after temperature, top-k/top-p/min-p filtering, renormalised over
+the kept candidates), so with the seed's min_p 0.1 often a single candidate near 0; see
+docs/gpu-notes.md. The dicts are passed through on `Chunk.logprobs`.
+
 lmdeploy is imported inside this module's functions only, so `import solver` works without it.
 """
 
@@ -34,6 +43,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from solver.traces import LogprobSetting
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,8 @@ BACKENDS: tuple[str, ...] = ("turbomind", "pytorch")
 GPU_EXTRA_INSTALL = "pip install 'aimo-policy-lab[gpu]'"
 DEFAULT_SESSION_LEN = 32768 + 8192 + 128
 MAX_REISSUE_S = 1.0
+PYTORCH_LOGPROBS_MODE = "raw_logprobs"  # log-softmax of the raw logits (DeepConf's definition)
+TURBOMIND_LOGPROBS_MODE = "processed"  # TurboMind: after sampling filters, renormalised
 _FINISH_REASONS = frozenset({"stop", "length", "abort", "error"})
 
 
@@ -67,7 +79,8 @@ class LmdeployConfig:
 
     `tp=None` means every visible GPU; `model_format` ('awq' for AutoAWQ checkpoints) is given to
     TurboMind only, since the PyTorch engine reads the quantisation from config.json;
-    `quant_policy` 8 is the int8 KV cache, 0 the 16-bit one.
+    `quant_policy` 8 is the int8 KV cache, 0 the 16-bit one; `logprobs` k > 0 asks for the top-k
+    logprobs of every generated token (0: none, the default and the faster engine).
     """
 
     model_path: str
@@ -81,6 +94,7 @@ class LmdeployConfig:
     max_prefill_token_num: int = 8192
     enable_prefix_caching: bool = True
     log_level: str = "WARNING"
+    logprobs: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -91,10 +105,19 @@ class LmdeployConfig:
             raise ValueError(f"quant_policy: must be 0, 4 or 8, got {self.quant_policy}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch: must be >= 1, got {self.max_batch}")
+        if not 0 <= self.logprobs <= 1024:
+            raise ValueError(f"logprobs: must be 0 (off) .. 1024, got {self.logprobs}")
         if not 0.0 < self.cache_max_entry_count < 1.0:
             raise ValueError(
                 f"cache_max_entry_count: must be in (0, 1), got {self.cache_max_entry_count}"
             )
+
+    def logprob_setting(self, backend: str) -> LogprobSetting | None:
+        """What the store's `runs.logprobs` says for this config on `backend` (None: off)."""
+        if self.logprobs <= 0:
+            return None
+        mode = PYTORCH_LOGPROBS_MODE if backend == "pytorch" else TURBOMIND_LOGPROBS_MODE
+        return LogprobSetting(top_k=self.logprobs, mode=mode, backend=backend)
 
     @property
     def quantization(self) -> str:
@@ -126,6 +149,8 @@ def backend_config(lmdeploy: ModuleType, cfg: LmdeployConfig, tp: int) -> Any:
     }
     if cfg.backend == "turbomind":
         return lmdeploy.TurbomindEngineConfig(model_format=cfg.model_format, **common)
+    if cfg.logprobs > 0:  # without it the PyTorch engine returns no logprobs at all
+        common["logprobs_mode"] = PYTORCH_LOGPROBS_MODE
     return lmdeploy.PytorchEngineConfig(**common)
 
 
@@ -149,10 +174,12 @@ def generation_config(
     sampling: SamplingSettings,
     sample: int,
     overrides: Mapping[str, Any] | None = None,
+    logprobs: int = 0,
 ) -> Any:
     """lmdeploy's GenerationConfig for one sample (do_sample on; a set seed is offset per sample
     so that samples of one question differ). top_k is left at lmdeploy's default, as the seed did.
-    `overrides` are extra GenerationConfig fields (e.g. ignore_eos=True for fixed-length timing)."""
+    `overrides` are extra GenerationConfig fields (e.g. ignore_eos=True for fixed-length timing);
+    `logprobs` k > 0 asks for the top-k logprobs of every token."""
     seed = None if sampling.seed is None else sampling.seed + sample
     fields: dict[str, Any] = {
         "max_new_tokens": sampling.max_new_tokens,
@@ -163,6 +190,8 @@ def generation_config(
         "repetition_penalty": sampling.repetition_penalty,
         "random_seed": seed,
     }
+    if logprobs > 0:
+        fields["logprobs"] = logprobs
     return lmdeploy.GenerationConfig(**{**fields, **(overrides or {})})
 
 
@@ -230,8 +259,10 @@ class LmdeployQuestionStream:
         aborter: concurrent.futures.Executor,
         *,
         reissue_s: float = 0.05,
+        logprobs: bool = False,
     ) -> None:
         self._pipe = pipe
+        self._logprobs = logprobs
         self._specs = tuple(specs)
         self._inputs = list(inputs)
         self._gen_configs = list(gen_configs)
@@ -399,7 +430,8 @@ class LmdeployQuestionStream:
         elif state.cancel_at is not None and (first or t - state.last_abort >= self.reissue_s):
             # output after a cancel: it was queued (first output: re-issue at once), or it raced
             self._issue_abort(state, t)
-        return Chunk(state.sample, response.text or "", state.n_tokens, t, finish)
+        steps = getattr(response, "logprobs", None) if self._logprobs else None
+        return Chunk(state.sample, response.text or "", state.n_tokens, t, finish, steps)
 
     def _close_unfinished(self, t: float) -> list[Chunk]:
         """End-of-stream without a final response (should not happen): close those samples."""
@@ -413,7 +445,9 @@ class LmdeployQuestionStream:
 
     def _next_abort_at(self, state: _SampleState) -> float:
         """When a silent cancelled sample gets its next abort: intervals double up to the cap."""
-        return state.last_abort + min(self.reissue_s * 2 ** max(state.aborts - 1, 0), MAX_REISSUE_S)
+        # the exponent is capped: a hung engine can see thousands of aborts (2**1024 overflows)
+        backoff = self.reissue_s * 2.0 ** min(max(state.aborts - 1, 0), 60)
+        return state.last_abort + min(backoff, MAX_REISSUE_S)
 
     def _reissue_due(self) -> None:
         """Re-issue aborts of cancelled samples that show no output (backing off while queued)."""
@@ -492,6 +526,7 @@ class LmdeployEngine:
         use_chat_template: bool = True,
         generation_overrides: Mapping[str, Any] | None = None,
         reissue_s: float = 0.05,
+        logprobs: int = 0,
     ) -> None:
         self.config = LmdeployConfig(
             model_path=str(model_path),
@@ -505,6 +540,7 @@ class LmdeployEngine:
             max_prefill_token_num=max_prefill_token_num,
             enable_prefix_caching=enable_prefix_caching,
             log_level=log_level,
+            logprobs=logprobs,
         )
         self._lmdeploy = import_lmdeploy()
         self.tp = tp if tp is not None else visible_gpus()
@@ -514,11 +550,7 @@ class LmdeployEngine:
         # may be reassigned between questions
         self.generation_overrides: dict[str, Any] = dict(generation_overrides or {})
         started = time.monotonic()
-        self._pipe = self._lmdeploy.pipeline(
-            self.config.model_path,
-            backend_config=backend_config(self._lmdeploy, self.config, self.tp),
-            log_level=log_level,
-        )
+        self._pipe = self._build_pipeline()
         self.startup_s = time.monotonic() - started
         self.backend: str = actual_backend(self._pipe)
         self.fell_back = self.backend != backend
@@ -530,6 +562,11 @@ class LmdeployEngine:
                 self.backend,
                 self.backend,
             )
+            if self.config.logprobs > 0 and self.backend == "pytorch":
+                logger.warning(
+                    "logprobs were asked for, but the PyTorch fallback engine was built without "
+                    "logprobs_mode and returns none: this run records no confidence"
+                )
         self._tokenizer = None
         if use_chat_template:
             self._tokenizer = tokenizer if tokenizer is not None else pipeline_tokenizer(self._pipe)
@@ -538,10 +575,48 @@ class LmdeployEngine:
         )
         self._current: LmdeployQuestionStream | None = None
         self._closed = False
+        self.restarts = 0
+
+    def _build_pipeline(self) -> Any:
+        return self._lmdeploy.pipeline(
+            self.config.model_path,
+            backend_config=backend_config(self._lmdeploy, self.config, self.tp),
+            log_level=self.config.log_level,
+        )
+
+    async def restart(self, close_timeout_s: float = 30.0) -> None:
+        """After a hang: abandon the current batch, close the pipeline (waiting at most
+        `close_timeout_s`: a stuck one is left to its thread) and build a new one (the model is
+        loaded again; `restarts` counts them). See `Engine.restart`."""
+        self._current = None
+        old, old_aborter = self._pipe, self._aborter
+        old_aborter.shutdown(wait=False)
+        close: Callable[[], Any] | None = getattr(old, "close", None)
+        if close is not None:
+            closer = threading.Thread(target=close, name="lmdeploy-close", daemon=True)
+            closer.start()
+            await asyncio.to_thread(closer.join, close_timeout_s)
+        self._aborter = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="lmdeploy-abort")
+        self._pipe = await asyncio.to_thread(self._build_pipeline)
+        self.backend = actual_backend(self._pipe)
+        self.restarts += 1
+        self._closed = False
+        logger.warning("lmdeploy pipeline rebuilt after a hang (restart %d)", self.restarts)
 
     @property
     def quantization(self) -> str:
         return self.config.quantization
+
+    @property
+    def logprob_setting(self) -> LogprobSetting | None:
+        """The run's `RunInfo.logprobs`: k and the mode of the backend that actually runs.
+
+        None when off, and when TurboMind fell back to PyTorch: that engine was built from a
+        TurbomindEngineConfig, without `logprobs_mode`, and returns no logprobs.
+        """
+        if self.fell_back and self.backend == "pytorch":
+            return None
+        return self.config.logprob_setting(self.backend)
 
     @property
     def hardware(self) -> str | None:
@@ -574,8 +649,13 @@ class LmdeployEngine:
         question: str,
         prompts: Sequence[PromptSpec],
         sampling: SamplingSettings,
+        *,
+        sample_overrides: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> LmdeployQuestionStream:
-        """Submit every prompt of one question; a batch still running is cancelled first."""
+        """Submit every prompt of one question; a batch still running is cancelled first.
+
+        `sample_overrides` adds GenerationConfig fields per sample index (e.g. the hardware-in-
+        the-loop engine's per-sample `max_new_tokens`), over the engine-wide overrides."""
         if self._closed:
             raise RuntimeError("LmdeployEngine is closed")
         if not prompts:
@@ -595,7 +675,13 @@ class LmdeployEngine:
             inputs.append(value)
             flags.add(flag)
         gen_configs = [
-            generation_config(self._lmdeploy, sampling, p.sample, self.generation_overrides)
+            generation_config(
+                self._lmdeploy,
+                sampling,
+                p.sample,
+                {**self.generation_overrides, **(sample_overrides or {}).get(p.sample, {})},
+                logprobs=self.config.logprobs,
+            )
             for p in prompts
         ]
         stream = LmdeployQuestionStream(
@@ -606,6 +692,7 @@ class LmdeployEngine:
             flags.pop() if len(flags) == 1 else True,
             self._aborter,
             reissue_s=self.reissue_s,
+            logprobs=self.config.logprobs > 0,
         )
         stream.start()
         self._current = stream

@@ -480,6 +480,10 @@ class ReplayEngine:
         return PacedStream(scripts, self.model, chunk_tokens=self.chunk_tokens,
                            max_new_tokens=sampling.max_new_tokens, speedup=self.speedup)
 
+    async def restart(self) -> None:
+        """Nothing to rebuild: every question gets a fresh stream (see `Engine.restart`)."""
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -123,6 +123,10 @@ class SyntheticEngine:
         return PacedStream(self.scripts(question_id, prompts), self.model, chunk_tokens=self.chunk_tokens,
                            max_new_tokens=sampling.max_new_tokens, speedup=self.speedup)
 
+    async def restart(self) -> None:
+        """Nothing to rebuild: every question gets a fresh stream (see `Engine.restart`)."""
+        return None
+
     async def close(self) -> None:
         return None
 

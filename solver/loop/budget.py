@@ -6,6 +6,11 @@ and says whether the question may run at all (`past_cutoff`: begun after the cut
 timeout checks and watchdog enforce that. The same order of operations as the simulator's
 `replay_competition`: level first, then the cutoff test.
 
+The budget has one meaning everywhere (`effective_cutoff`, used by the live solver, the reference
+replay, the fast path and the tuner): it caps the run. The cutoff in force is
+min(policy cutoff, budget − margin), the margin being `BUDGET_MARGIN` (1%) of the budget, kept
+for the question running at the cutoff; a run whose total passes the budget is overtime.
+
 Two clocks: `VirtualClock` (replay/synthetic engines: start-up plus the sum of question times,
 all on the engine's virtual clock) and `WallClock` (live engines: monotonic seconds since the
 competition started, so time between questions counts too).
@@ -13,12 +18,41 @@ competition started, so time between questions counts too).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from solver.policy import Schedule, SpeedLevel, past_cutoff, pick_level
+from solver.errors import InputError
+from solver.policy import Policy, Schedule, SpeedLevel, past_cutoff, pick_level, question_budget_s
+
+BUDGET_MARGIN = 0.01  # share of the budget kept after the cutoff (180 s of 5 hours)
+
+
+def check_budget(budget_s: float, where: str = "--budget-s") -> float:
+    """The budget as a float; InputError unless it is a finite number of seconds > 0."""
+    try:
+        value = float(budget_s)
+    except (TypeError, ValueError):
+        raise InputError(where, "budget_s", f"expected seconds > 0, got {budget_s!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(where, "budget_s", f"must be a finite number of seconds > 0 (got {budget_s!r})")
+    return value
+
+
+def effective_cutoff(cutoff_s: float, budget_s: float) -> float:
+    """The cutoff in force: the policy's, or the budget less its margin when that is earlier."""
+    return min(float(cutoff_s), float(budget_s) * (1.0 - BUDGET_MARGIN))
+
+
+def within_budget(policy: Policy, budget_s: float) -> Policy:
+    """`policy` with its schedule's cutoff capped by the budget (`effective_cutoff`)."""
+    cutoff = effective_cutoff(policy.schedule.cutoff_s, budget_s)
+    if cutoff == policy.schedule.cutoff_s:
+        return policy
+    return dataclasses.replace(policy, schedule=dataclasses.replace(policy.schedule, cutoff_s=cutoff))
 
 
 class CompetitionClock(Protocol):
@@ -90,8 +124,12 @@ class BudgetController:
         s = self.schedule
         now = self.clock.elapsed()
         self.level = pick_level(s, self.level, self.done, s.cutoff_s - now)
+        speed = s.level(self.level)
+        if s.budget is not None:  # the per-question budget from the time left (its timeout)
+            speed = dataclasses.replace(
+                speed, timeout_s=question_budget_s(s, speed, self.done, s.cutoff_s - now))
         return QuestionPlan(
-            order=self.done, level=self.level, speed=s.level(self.level),
+            order=self.done, level=self.level, speed=speed,
             run=not past_cutoff(s, now), start_s=now, cutoff_in_s=s.cutoff_s - now,
         )
 
@@ -108,4 +146,4 @@ class BudgetController:
             self.level = level
 
 
-__all__ = ["BudgetController", "CompetitionClock", "QuestionPlan", "VirtualClock", "WallClock"]
+__all__ = ["BUDGET_MARGIN", "BudgetController", "check_budget", "effective_cutoff", "within_budget", "CompetitionClock", "QuestionPlan", "VirtualClock", "WallClock"]

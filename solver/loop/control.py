@@ -11,37 +11,58 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
   the loop at that time; live streams are polled at every chunk);
 - the question ends on a stop rule (every running sample is cancelled; the tokens they reached
   come back in their `abort` chunks) or when every sample ended and no code run is pending;
-  the vote uses what each sample had shown by its last check (`QuestionTracker.finals`).
+  the vote uses what each sample had shown by its last check (`QuestionTracker.finals`), unless
+  `vote.final_read`: after the cancellation each cut-off sample is read once more (its abort
+  chunk carries the text up to its tokens) and a new code block runs to its end, its execution
+  time added to the question's (the seed on lmdeploy 0.7.2);
+- the check's reading options (`check.boxes`, `check.boxed_zero`: `decisions.read_boxes`,
+  `check.code_overlap: inline`: the check awaits its code run) and the early timeouts' count
+  (`decisions.early_timeout_count`) are the simulator's.
 
 The stream is read in lockstep: the loop asks for the next item only after it has handled the
 previous one, so on a replay stream decisions do not depend on asyncio scheduling. Code runs
 never block the stream. On streams with a wall clock a watchdog cancels the question once the
-engine clock passes the competition cutoff by `watchdog_grace_s` (e.g. a stalled engine).
+engine clock passes the competition cutoff by `watchdog_grace_s` (e.g. a stalled engine). An
+engine call that never returns (a hung `cancel_all` or stream) cannot hold the answer: the
+session (`SolveSession`) gives up on the question at its deadline and answers with
+`abandon()`, the vote of what the loop knew, without calling the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from solver.engines.base import Chunk, QuestionStream
 from solver.engines.replay import Wake
 from solver.extraction import AnswerFound, CodeFound, StreamingExtractor
+from solver.engines.logprobs import DEFAULT_TOP_K, token_confidence
 from solver.policy import (
     Answer,
     Policy,
     QuestionTracker,
     SampleStopRule,
     SpeedLevel,
+    confidence_feature,
+    confidence_grid,
+    confidence_threshold,
     consistency_stop,
+    leader_uncatchable,
+    lowest_group,
+    early_timeout_count,
+    read_boxes,
     sample_should_stop,
     timeout_stop,
+    uses_confidence,
     vote,
 )
+from solver.policy.decisions import CONF_LOW_STOP
 from solver.loop.results import QuestionOutcome, SampleEnd, SampleOutcome
 from solver.loop.runners import CodeRunner, PendingRun
 
@@ -64,11 +85,17 @@ class Recorder(Protocol):
 @dataclass(frozen=True)
 class LoopOptions:
     """Knobs of the loop that are not policy: watchdog grace past the cutoff (engine seconds),
-    how often the watchdog looks, and how long to wait for a cancelled stream to drain."""
+    how often the watchdog looks, how long to wait for a cancelled stream to drain, and how long
+    an engine restart may take after a hang (wall seconds).
+
+    Whatever the engine does, a question on a wall clock is answered by its deadline,
+    min(cutoff, level timeout) + `watchdog_grace_s`, plus one `watchdog_poll_s`."""
 
     watchdog_grace_s: float = 5.0
     watchdog_poll_s: float = 1.0
     drain_timeout_s: float = 10.0
+    restart_timeout_s: float = 300.0
+    top_k: int = DEFAULT_TOP_K  # logprobs per token the engine sends (confidence policies)
 
 
 class _Forced(Exception):
@@ -79,7 +106,8 @@ class _Sample:
     """Mutable per-sample state of the loop (private)."""
 
     __slots__ = ("index", "kind", "rule", "extractor", "boxed", "code", "last_code", "pending",
-                 "next_grid", "tokens", "ended", "end", "end_s", "first_t", "finish", "n_answers")
+                 "next_grid", "tokens", "ended", "end", "end_s", "first_t", "finish", "n_answers",
+                 "steps")
 
     def __init__(self, index: int, kind: str, rule: SampleStopRule, policy: Policy) -> None:
         self.index = index
@@ -98,6 +126,7 @@ class _Sample:
         self.first_t: float | None = None
         self.finish = "abort"
         self.n_answers = 0
+        self.steps: list[Any] = []  # the engine's top-k logprobs, one dict a token (confidence)
 
 
 class _QuestionLoop:
@@ -126,6 +155,11 @@ class _QuestionLoop:
         self.version = 0  # answers added so far (invalidates the consistency cache)
         self.checked_version = -1
         self.checked: str | None = None
+        self.reads_confidence = uses_confidence(policy)
+        self.cstop = policy.sample_stop.confidence
+        self.warmup_lows: list[float] = []
+        self.threshold = (None if self.cstop is None
+                          else confidence_threshold(self.cstop, self.warmup_lows))
 
     # ------------------------------------------------------------------ decisions
 
@@ -143,7 +177,55 @@ class _QuestionLoop:
         return self.checked
 
     def timeout(self, now: float) -> str | None:
-        return timeout_stop(self.level, now, self.tracker.n_valid, now > self.cutoff_in_s)
+        count = early_timeout_count(self.policy.schedule, self.tracker.n_valid,
+                                    self.tracker.n_history)
+        return timeout_stop(self.level, now, count, now > self.cutoff_in_s)
+
+    def question_check(self) -> str | None:
+        """The simulator's question check: consistency, then (if asked) the uncatchable leader
+        over the samples that ended with no code pending (`leader_uncatchable`)."""
+        stop = self.consistency()
+        if stop is None and self.policy.question_stop.uncatchable:
+            kw = self.policy.vote.kind_weights
+            secure: list[tuple[int, float]] = []
+            open_w = 0.0
+            for s in self.samples:
+                value = self.tracker.valid_of(s.index)
+                if s.ended and not s.pending:
+                    if value is not None:
+                        secure.append((value, kw.of(s.kind)))
+                else:
+                    open_w += kw.of(s.kind)
+            if leader_uncatchable(secure, open_w):
+                stop = "uncatchable"
+        return stop
+
+    def grid(self, s: _Sample) -> Any:
+        """The sample's `confidence_grid` over the tokens it generated so far."""
+        if len(s.steps) < s.tokens:
+            raise ValueError(
+                f"policy {self.policy.name!r} reads token confidence, but the engine sent "
+                f"logprobs for {len(s.steps)} of sample {s.index}'s {s.tokens} tokens "
+                "(run the engine with logprobs)")
+        conf, ent = token_confidence(s.steps[: s.tokens], self.opt.top_k)
+        cw = self.cstop.window if self.cstop is not None else 1
+        return confidence_grid(conf, ent, s.tokens, self.every,
+                               self.policy.vote.confidence_window, cw)
+
+    def warm_up(self, s: _Sample) -> None:
+        """A sample ended on its own: DeepConf's warm-up takes its lowest group confidence."""
+        if self.cstop is None or self.threshold is not None:
+            return
+        self.warmup_lows.append(lowest_group(self.grid(s)[-1], CONF_LOW_STOP))
+        self.threshold = confidence_threshold(self.cstop, self.warmup_lows)
+
+    def confidence_low(self, s: _Sample) -> bool:
+        """The confidence stop at a check: the lowest group confidence up to the sample's last
+        check point is below the threshold (known)."""
+        if self.threshold is None:
+            return False
+        row = self.grid(s)[s.tokens // self.every]
+        return bool(row[CONF_LOW_STOP] < self.threshold)
 
     def absorb(self, s: _Sample, now: float) -> bool:
         """Add the sample's code results that are ready at `now`; True if any was added."""
@@ -167,15 +249,58 @@ class _QuestionLoop:
 
     def detect(self, s: _Sample) -> None:
         """Detect the answers extracted since the last check; dispatch the latest new block."""
-        for a in s.boxed:
-            self.add(s, Answer(a.token, a.value, "boxed"))
-        s.boxed.clear()
+        self.record_boxes(s)
         block, s.code = s.code, None
         if block is not None and block.code != s.last_code:
             s.last_code = block.code
-            run = self.runner.submit(block.code, sample=s.index, stream=self.stream)
-            s.pending.append((run, block.token))
+            s.pending.append((self.submit(s, block.code), block.token))
         self.absorb(s, self.stream.now())
+
+    def record_boxes(self, s: _Sample) -> None:
+        """Record the boxes extracted since the last check, as the check reads them."""
+        found = [Answer(a.token, a.value, "boxed") for a in s.boxed]
+        for answer in read_boxes(self.policy.check, found):
+            self.add(s, answer)
+        s.boxed.clear()
+
+    def submit(self, s: _Sample, code: str, mode: str | None = None) -> PendingRun:
+        """Start a code run; the policy's `check.code_overlap` (or `mode`) overrides the
+        stream's own unless it is "profile" (runners without a `mode` then work unchanged)."""
+        mode = mode or self.policy.check.code_overlap
+        if mode == "profile":
+            return self.runner.submit(code, sample=s.index, stream=self.stream)
+        return self.runner.submit(code, sample=s.index, stream=self.stream, mode=mode)
+
+    async def settle_inline(self, s: _Sample) -> None:
+        """`code_overlap: inline`: the check waits for its code run and sees the result."""
+        if self.policy.check.code_overlap != "inline" or not s.pending:
+            return
+        for run, _ in s.pending:
+            if not run.ready(self.stream.now()):
+                await run.wait()
+        self.absorb(s, self.stream.now())
+
+    async def final_read(self, samples: Sequence[_Sample], time_s: float) -> float:
+        """`vote.final_read`: each cut-off sample's last read (boxes up to its tokens, a new code
+        block run synchronously); returns the question's time plus those runs' execution."""
+        for s in samples:
+            self.record_boxes(s)
+            block, s.code = s.code, None
+            if block is not None and block.code != s.last_code:
+                s.last_code = block.code
+                run = self.submit(s, block.code, mode="inline")
+                await run.wait()
+                out = run.result()
+                self.add(s, Answer(block.token, out.value, "code"))
+                exec_s = out.exec_ms / 1000.0 if math.isfinite(out.exec_ms) else 0.0
+                time_s += exec_s
+                if self.rec is not None:
+                    value = out.value if out.value is not None and out.value >= 0 else None
+                    self.rec.on_answer(s.index, block.token, time_s, "code", value, out.ok,
+                                       out.exec_ms, out.error)
+            if self.lockstep:  # replay: results ready by now count (live runs were cancelled)
+                self.absorb(s, time_s)
+        return time_s
 
     def end_sample(self, s: _Sample, end: SampleEnd, now: float) -> None:
         s.ended, s.end, s.end_s = True, end, now
@@ -183,12 +308,15 @@ class _QuestionLoop:
     async def check(self, s: _Sample) -> str | None:
         """A grid check of a running sample: detect, sample stop, question stop, timeout."""
         self.detect(s)
+        await self.settle_inline(s)
         self.tracker.set_tokens(s.index, s.tokens)
-        if s.n_answers and sample_should_stop(s.rule, self.tracker.view(s.index)):
+        if (s.n_answers and sample_should_stop(s.rule, self.tracker.view(s.index))) or (
+            self.cstop is not None and self.confidence_low(s)
+        ):
             self.end_sample(s, "sample_stop", self.stream.now())
             await self.stream.cancel(s.index)
         now = self.stream.now()
-        stop = self.consistency() or self.timeout(now)
+        stop = self.question_check() or self.timeout(now)
         if stop is not None:
             self.stop_time = now
         return stop
@@ -202,7 +330,7 @@ class _QuestionLoop:
                 added = self.absorb(s, now) or added
         if not added:
             return None
-        stop = self.consistency()
+        stop = self.question_check()
         if stop is not None:
             self.stop_time = now
         return stop
@@ -214,6 +342,8 @@ class _QuestionLoop:
         if s.first_t is None:
             s.first_t = chunk.t
         found = s.extractor.feed(chunk.text, max(chunk.n_tokens, s.tokens))
+        if self.reads_confidence and chunk.logprobs is not None:
+            s.steps.extend(chunk.logprobs)
         s.tokens = max(s.tokens, chunk.n_tokens)
         if found.answers:
             if not s.ended:
@@ -235,10 +365,12 @@ class _QuestionLoop:
         if chunk.finish_reason is not None:
             s.finish = chunk.finish_reason
             self.detect(s)
+            await self.settle_inline(s)
             now = self.stream.now()
             natural = chunk.finish_reason != "length"
             self.end_sample(s, "finished" if natural else "length", now)
-            stop = self.consistency() if natural else None
+            self.warm_up(s)
+            stop = self.question_check() if natural else None
             if stop is not None:
                 self.stop_time = now
             return stop or (None if self.lockstep else self.poll_ended())
@@ -258,9 +390,9 @@ class _QuestionLoop:
                 self.absorb(s, wake.t)
                 had = True
         if wake.active == 0:  # only code runs remain: consistency, then timeouts
-            stop = self.consistency() or self.timeout(now)
+            stop = self.question_check() or self.timeout(now)
         else:
-            stop = self.consistency() if had else None
+            stop = self.question_check() if had else None
         if stop is not None:
             self.stop_time = now
         return stop
@@ -305,7 +437,7 @@ class _QuestionLoop:
                 now = max(now, self.stream.now())
             for s in self.samples:
                 self.absorb(s, now)
-            stop = self.consistency() or self.timeout(now)
+            stop = self.question_check() or self.timeout(now)
             if stop is not None:
                 return stop, now
         return None, now
@@ -403,9 +535,24 @@ class _QuestionLoop:
             await self.drain(it)
         except Exception:
             logger.exception("could not cancel the question's stream")
+        if self.policy.vote.final_read:
+            time_s = await self.final_read([s for s in running if s.index not in never], time_s)
         for s in running:
             self.end_sample(s, "queued" if s.index in never else "question_stop", time_s)
         return self.outcome(stop, time_s)
+
+    def abandon(self, time_s: float) -> QuestionOutcome:
+        """The answer from what is known now, for a question whose engine hangs: no engine call,
+        nothing recorded; samples still running end as `question_stop` (`queued` if never
+        started), stop reason `deadline`."""
+        for s in self.samples:
+            if not s.ended:
+                self.end_sample(s, "queued" if s.first_t is None else "question_stop", time_s)
+        rec, self.rec = self.rec, None
+        try:
+            return self.outcome("deadline", time_s)
+        finally:
+            self.rec = rec
 
     def outcome(self, stop: str, time_s: float) -> QuestionOutcome:
         started = getattr(self.stream, "sample_start", None)
@@ -414,6 +561,14 @@ class _QuestionLoop:
         for s in self.samples:
             self.tracker.set_tokens(s.index, s.tokens if s.end != "queued" else 0)
         finals = self.tracker.finals()
+        if self.policy.vote.confidence != "none":  # each sample's metric at its last check
+            metric = self.policy.vote.confidence
+            finals = tuple(
+                dataclasses.replace(f, confidence=confidence_feature(metric, self.grid(s)[
+                    -1 if s.end in ("finished", "length") else s.tokens // self.every]))
+                if s.end != "queued" else f
+                for s, f in zip(self.samples, finals)
+            )
         outcomes = []
         for s, final in zip(self.samples, finals):
             queued = s.end == "queued"
@@ -447,6 +602,7 @@ async def run_question(
     cutoff_in_s: float = math.inf,
     recorder: Recorder | None = None,
     options: LoopOptions = LoopOptions(),
+    on_loop: Callable[[Any], None] | None = None,
 ) -> QuestionOutcome:
     """Drive one started question to its answer.
 
@@ -458,11 +614,15 @@ async def run_question(
         runner: where code blocks run.
         cutoff_in_s: seconds from the question's start to the competition's hard cutoff.
         recorder: receives every chunk, answer and sample end (optional).
+        on_loop: gets the question's loop object before it runs (its `abandon(time_s)` answers
+            from what is known if the caller gives up on a hung engine).
     Returns:
         The answer (always one: the policy's fallback when nothing voted), the question time on
         the stream's clock, the stop reason and per-sample outcomes.
     """
     loop = _QuestionLoop(stream, policy, level, kinds, runner, cutoff_in_s, recorder, options)
+    if on_loop is not None:
+        on_loop(loop)
     return await loop.run()
 
 

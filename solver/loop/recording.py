@@ -3,6 +3,8 @@ store in one transaction (`solver.store.TraceWriter.write_question`).
 
 Independent of the policy, so `aimo solve` (run kind `solve`) and `aimo record` (kind `record`)
 share it. Per-chunk work is a few list appends; the Arrow tables are built once per question.
+When the run asked for logprobs (`RunInfo.logprobs`), each chunk's per-token dicts are kept and
+turned into the sample's confidence arrays at commit (`solver.engines.logprobs`).
 Not thread-safe: one recorder per run, fed from one event loop.
 """
 
@@ -13,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from solver.engines.base import Chunk
-from solver.store import LiveResult, ProblemRow, TraceWriter
+from solver.engines.logprobs import token_confidence
+from solver.store import LiveResult, ProblemRow, SampleConfidence, TraceWriter
 from solver.traces import RunInfo
 
 # How long a question's commit may wait for a reader to let go of the store before it is spooled
@@ -54,6 +57,7 @@ class RunRecorder:
                  budget_s: float | None = None, spool_after_s: float = SPOOL_AFTER_S) -> None:
         self.writer = TraceWriter(path, spool_after_s=spool_after_s)
         self.run = run
+        self.confidence_missing = 0  # samples whose engine gave fewer logprobs than tokens
         self.writer.start_run(run, resume=resume, budget_s=budget_s)
         self.spooled = 0
         self._reset()
@@ -63,6 +67,7 @@ class RunRecorder:
         self._samples: dict[str, list] = {k: [] for k in _SAMPLE_TYPES}
         self._chunks: dict[str, list] = {k: [] for k in _CHUNK_TYPES}
         self._answers: dict[str, list] = {k: [] for k in _ANSWER_TYPES}
+        self._logprobs: dict[int, list] = {}
 
     @property
     def path(self) -> Path:
@@ -78,6 +83,8 @@ class RunRecorder:
         c["t_s"].append(chunk.t)
         c["n_tokens"].append(chunk.n_tokens)
         c["text"].append(chunk.text)
+        if chunk.logprobs is not None and self.run.logprobs is not None:
+            self._logprobs.setdefault(chunk.sample, []).extend(chunk.logprobs)
 
     def on_answer(self, sample: int, token: int, t: float | None, source: str, value: int | None,
                   code_ok: bool | None = None, exec_ms: float | None = None,
@@ -125,11 +132,27 @@ class RunRecorder:
             outcome = self.writer.write_question(
                 self.run.run_id, problem, _table(self._samples, _SAMPLE_TYPES),
                 _table(chunks, _CHUNK_TYPES), _table(answers, _ANSWER_TYPES), wall_s=wall_s,
+                confidence=self._confidence(),
                 live=live,
             )
             self.spooled += outcome == "spooled"
         finally:
             self._reset()
+
+    def _confidence(self) -> dict[int, SampleConfidence] | None:
+        """Each ended sample's confidence from its logprob dicts: the first n_tokens of them (an
+        engine may add the stop token's); a sample with fewer than n_tokens dicts has none."""
+        if self.run.logprobs is None:
+            return None
+        out: dict[int, SampleConfidence] = {}
+        for sample, n in zip(self._samples["sample_idx"], self._samples["n_tokens"]):
+            steps = self._logprobs.get(sample, [])
+            if len(steps) < n:
+                self.confidence_missing += 1
+                continue
+            conf, entropy = token_confidence(steps[:n], self.run.logprobs.top_k)
+            out[sample] = SampleConfidence(conf, entropy)
+        return out
 
     def discard_question(self) -> None:
         """Drop the buffered question (e.g. it was not generated)."""

@@ -34,6 +34,9 @@ def competition_json(result: SolveResult) -> dict[str, Any]:
     """Totals and per-question rows (same fields as the simulator's `competition_json`)."""
     return {
         "score": result.score,
+        "overtime_rule": result.overtime_rule,
+        "n_correct": result.n_correct,
+        "n_correct_in_budget": result.n_correct_in_budget,
         "n_questions": len(result.questions),
         "n_known_answers": sum(1 for q in result.questions if q.truth is not None),
         "total_time_s": round(result.total_time_s, 3),
@@ -82,8 +85,11 @@ def render_question(q: QuestionResult) -> str:
 def render_competition(result: SolveResult) -> str:
     """Per-question table and totals."""
     known = sum(1 for q in result.questions if q.truth is not None)
+    over = "" if not result.overtime else (
+        f" (overtime: scores {'nothing' if result.overtime_rule == 'zero' else 'the answers given by the budget'}; "
+        f"{result.n_correct} correct in all)")
     total = (
-        f"score {result.score}/{known} known answers ({len(result.questions)} questions); "
+        f"score {result.score}/{known} known answers{over} ({len(result.questions)} questions); "
         f"total time {result.total_time_s:.0f} s of {result.budget_s:.0f} s budget "
         f"(start-up {result.startup_s:.0f} s); overtime: {_fmt(result.overtime)}; "
         f"questions after cutoff: {result.n_after_cutoff}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from solver.loop.scoring import rule_score
+
 SampleEnd = Literal["finished", "length", "sample_stop", "question_stop", "queued"]
 
 
@@ -72,16 +74,32 @@ class QuestionResult:
 
 @dataclass(frozen=True)
 class SolveResult:
-    """A whole solve (a competition): per-question results and totals under the budget."""
+    """A whole solve (a competition): per-question results and totals under the budget.
+
+    `score` follows the competition's rule (solver/loop/scoring.py): 0 for an overtime run
+    unless `overtime_rule` is `answered` (then the answers given by the budget count).
+    """
 
     questions: tuple[QuestionResult, ...]
     startup_s: float
     budget_s: float
     cutoff_s: float
+    overtime_rule: str = "zero"
+
+    @property
+    def n_correct(self) -> int:
+        """Correct answers, whenever they were given (the score if the budget did not count)."""
+        return sum(1 for q in self.questions if q.correct)
+
+    @property
+    def n_correct_in_budget(self) -> int:
+        """Correct answers of questions that ended by the budget."""
+        return sum(1 for q in self.questions if q.correct and q.start_s + q.time_s <= self.budget_s)
 
     @property
     def score(self) -> int:
-        return sum(1 for q in self.questions if q.correct)
+        """The score under the competition's rule (`rule_score`)."""
+        return rule_score(self.n_correct, self.n_correct_in_budget, self.overtime, self.overtime_rule)
 
     @property
     def total_time_s(self) -> float:
@@ -93,8 +111,8 @@ class SolveResult:
 
     @property
     def overtime(self) -> bool:
-        """A question was reached after the cutoff, or the total exceeded the budget."""
-        return self.n_after_cutoff > 0 or self.total_time_s > self.budget_s
+        """The run passed its budget (reaching the cutoff in time is not overtime)."""
+        return self.total_time_s > self.budget_s
 
 
 __all__ = ["QuestionOutcome", "QuestionResult", "SampleEnd", "SampleOutcome", "SolveResult"]

@@ -4,7 +4,9 @@
 and reads `result()` once ready. Two implementations:
 - `SandboxRunner` (live): `solver.sandbox.SandboxPool` on worker threads; ready when the run ends.
 - `RecordedRunner` (replay): the recorded value/success, ready `exec_ms` later on the replay
-  stream's virtual clock (`code_overlap: serial` instead pauses the stream for the execution).
+  stream's virtual clock (`code_overlap: serial` instead pauses the stream for the execution;
+  `inline` makes it ready at once, the stream not paused: the seed runs code inside the check).
+A `mode` passed to `submit` (the policy's `check.code_overlap`) overrides the stream's.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class PendingRun(Protocol):
 class CodeRunner(Protocol):
     """Starts code runs for the loop; `stream` is the question's stream (clock, recordings)."""
 
-    def submit(self, code: str, *, sample: int, stream: Any) -> PendingRun: ...
+    def submit(self, code: str, *, sample: int, stream: Any,
+               mode: str | None = None) -> PendingRun: ...
 
 
 def outcome_of(result: ExecResult) -> CodeOutcome:
@@ -97,7 +100,9 @@ class SandboxRunner:
     def __init__(self, pool: SandboxPool) -> None:
         self.pool = pool
 
-    def submit(self, code: str, *, sample: int, stream: Any) -> PendingRun:
+    def submit(self, code: str, *, sample: int, stream: Any,
+               mode: str | None = None) -> PendingRun:
+        """Start the run (live runs always overlap; with `inline` the loop awaits the result)."""
         future = asyncio.wrap_future(self.pool.submit(prepare_code(code)))
         return _LiveRun(future, stream)
 
@@ -144,14 +149,18 @@ class RecordedRunner:
         self._free[w] = start + exec_s
         return start
 
-    def submit(self, code: str, *, sample: int, stream: Any) -> PendingRun:
+    def submit(self, code: str, *, sample: int, stream: Any,
+               mode: str | None = None) -> PendingRun:
         recorded = stream.recorded_code(code)
         outcome = UNKNOWN_CODE if recorded is None else CodeOutcome(
             recorded.value, recorded.ok, recorded.exec_ms, recorded.error
         )
         exec_s = outcome.exec_ms / 1000.0 if math.isfinite(outcome.exec_ms) else 0.0
         exec_s = max(0.0, exec_s)
-        if getattr(stream, "code_overlap", "parallel") == "serial":
+        mode = mode or getattr(stream, "code_overlap", "parallel")
+        if mode == "inline":
+            return _TimedRun(outcome, stream.now())
+        if mode == "serial":
             stream.pause(exec_s)
             return _TimedRun(outcome, stream.now())
         ready_at = self._start_time(stream, stream.now(), exec_s) + exec_s

@@ -12,13 +12,18 @@ sample, never hides another answer and never votes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from solver.policy.model import (
     Check,
+    ConfidenceStop,
+    CodeSeen,
     QuestionStop,
     SampleMix,
     SampleStop,
@@ -31,7 +36,6 @@ from solver.policy.model import (
 from solver.traces import AnswerSource
 
 CODE_FAILURE = -1
-_TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class SampleFinal:
     n_tokens: int
     boxed: int | None
     code: int | None
+    confidence: float | None = None  # the vote's confidence metric (`confidence_feature`)
 
 
 # --------------------------------------------------------------------------- sample mix
@@ -153,6 +158,25 @@ def check_token(check: Check, token: int) -> int:
     """The first check point at or after `token` (checks run at multiples of every_tokens)."""
     every = check.every_tokens
     return -(-max(token, 0) // every) * every
+
+
+def read_boxes(check: Check, boxes: Sequence[Answer]) -> list[Answer]:
+    """The boxed answers a check records out of those found since the previous check.
+
+    boxes "all": every one; "last": only the last (the seed parses only the last box of the text,
+    so one that does not parse records nothing: it is kept with value None, which counts nowhere);
+    boxed_zero "ignore": a value 0 becomes None (the seed's `if cot_answer:`). Kept as Answers
+    (not dropped) so every driver adds the same answers in the same order.
+    """
+    chosen = list(boxes[-1:]) if check.boxes == "last" else list(boxes)
+    if check.boxed_zero == "ignore":
+        chosen = [dataclasses.replace(a, value=None) if a.value == 0 else a for a in chosen]
+    return chosen
+
+
+def code_mode(check: Check, profile_mode: str) -> CodeSeen:
+    """When a dispatched code result is seen: the check's `code_overlap`, else the profile's."""
+    return check.code_mode(profile_mode)  # type: ignore[return-value]
 
 
 def sample_stop_token(rule: SampleStopRule, check: Check, answers: Sequence[Answer]) -> int | None:
@@ -260,6 +284,16 @@ def timeout_stop(
     return None
 
 
+def early_timeout_count(s: Schedule, n_valid: int, n_history: int) -> int:
+    """The answer count early timeouts compare with `min_answers`: the valid answers, or, with
+    `early_timeout_count: history_if_none` and no valid answer, every distinct positive answer
+    the samples recorded (the seed rebuilds its list from the answer histories when it is empty;
+    see `QuestionTracker.n_history`)."""
+    if s.early_timeout_count == "history_if_none" and n_valid == 0:
+        return n_history
+    return n_valid
+
+
 def timeout_deadline_s(level: SpeedLevel, n_valid: int) -> float:
     """The time after which `timeout_stop` fires with n_valid valid answers (cutoff aside):
     it fires iff elapsed_s > this. Lets an event-driven driver schedule the next timeout."""
@@ -294,6 +328,29 @@ def _weight(v: Vote, kind: str, n_tokens: int, value: int) -> float:
     return w
 
 
+def _cast(v: Vote, f: SampleFinal) -> list[int]:
+    """The values sample `f` votes for (steps 1–2 of `vote`)."""
+    values = [f.code, f.boxed]
+    if v.code_over_boxed and f.code is not None and f.boxed is not None:
+        values = [f.code]
+    return [x for x in values if x is not None and not (v.drop_negative and x < 0)]
+
+
+def kept_by_confidence(keep_top: float, confidences: Sequence[float | None]) -> list[bool]:
+    """DeepConf filtering: of the samples with a confidence (the ones that cast a vote), keep
+    the ceil(keep_top · n) most confident; ties go to the lower sample index. A sample ranks by
+    how many others beat it (higher confidence, or equal and earlier)."""
+    idx = [i for i, c in enumerate(confidences) if c is not None]
+    keep = math.ceil(keep_top * len(idx) - 1e-9)
+    out = [False] * len(confidences)
+    for i in idx:
+        ci: float = confidences[i]  # type: ignore[assignment]
+        rank = sum(1 for j in idx
+                   if confidences[j] > ci or (confidences[j] == ci and j < i))  # type: ignore[operator]
+        out[i] = rank < keep
+    return out
+
+
 def vote(v: Vote, finals: Sequence[SampleFinal]) -> int:
     """The question's answer, in 0..999.
 
@@ -302,23 +359,35 @@ def vote(v: Vote, finals: Sequence[SampleFinal]) -> int:
     2. candidates: each sample's code and boxed answer, negatives dropped (drop_negative);
     3. weight = kind_weights[sample kind] × (small_or_round_weight if value ≤ small_max or
        value % round_multiple == 0, 0 included) × exp(−length_weight · n_tokens / 10000);
-    4. highest total wins (totals within 1e-9 relative are tied); ties by `tie_break`:
+    4. highest total wins (totals within `tie_tolerance` relative are tied; 0 = exact float
+       comparison, as the seed); ties by `tie_break`:
        larger / smaller value, or first = the value whose first candidate came first
        (sample order, code before boxed); no candidate → fallback. Result % 1000.
+    With a confidence metric (`v.confidence`), each weight is further multiplied by the
+    sample's `confidence` (the last factor), and with keep_top < 1 only the most confident
+    voting samples vote (`kept_by_confidence`).
     """
+    cast = [_cast(v, f) for f in finals]
+    use_conf = v.confidence != "none"
+    if use_conf and any(f.confidence is None for f, c in zip(finals, cast) if c):
+        raise ValueError("vote.confidence: a voting sample has no confidence (traces without it?)")
+    kept = [True] * len(finals)
+    if use_conf and v.keep_top < 1.0:
+        kept = kept_by_confidence(v.keep_top, [f.confidence if c else None
+                                               for f, c in zip(finals, cast)])
     totals: dict[int, float] = {}
-    for f in finals:
-        values = [f.code, f.boxed]
-        if v.code_over_boxed and f.code is not None and f.boxed is not None:
-            values = [f.code]
+    for f, values, keep in zip(finals, cast, kept):
+        if not keep:
+            continue
         for value in values:
-            if value is None or (v.drop_negative and value < 0):
-                continue
-            totals[value] = totals.get(value, 0.0) + _weight(v, f.kind, f.n_tokens, value)
+            w = _weight(v, f.kind, f.n_tokens, value)
+            if use_conf:
+                w *= f.confidence  # type: ignore[operator]
+            totals[value] = totals.get(value, 0.0) + w
     if not totals:
         return v.fallback % 1000
     best = max(totals.values())
-    tied = [value for value, t in totals.items() if t >= best - _TIE_TOLERANCE * max(1.0, best)]
+    tied = [value for value, t in totals.items() if t >= best - v.tie_tolerance * max(1.0, best)]
     if v.tie_break == "larger":
         winner = max(tied)
     elif v.tie_break == "smaller":
@@ -352,6 +421,135 @@ def past_cutoff(s: Schedule, elapsed_s: float) -> bool:
     return elapsed_s > s.cutoff_s
 
 
+def question_budget_s(s: Schedule, level: SpeedLevel, done: int, time_left_s: float) -> float:
+    """The timeout of the question served after `done` others: the level's timeout_s, or with
+    `s.budget` the smaller of it and clamp(time_left − remaining × reserve_s, min_s, max_s),
+    remaining = s.questions − done − 1 (the questions after this one)."""
+    if s.budget is None:
+        return level.timeout_s
+    b = s.budget
+    x = time_left_s - (s.questions - done - 1) * b.reserve_s
+    x = min(b.max_s, x)
+    x = max(b.min_s, x)
+    return min(level.timeout_s, x)
+
+
+def leader_uncatchable(secure: Sequence[tuple[int, float]], open_weight: float) -> bool:
+    """True when the leading answer cannot be caught: its secured vote total exceeds the
+    runner-up's by more than `open_weight`, the weight the samples still running or queued could
+    still add. `secure`: (valid answer, kind weight) of each sample that ended with no code
+    result pending, in sample order (totals summed in that order)."""
+    totals: dict[int, float] = {}
+    for value, w in secure:
+        totals[value] = totals.get(value, 0.0) + w
+    if not totals:
+        return False
+    ranked = sorted(totals.values(), reverse=True)
+    second = ranked[1] if len(ranked) > 1 else 0.0
+    return ranked[0] > second + open_weight
+
+
+# --------------------------------------------------------------------------- confidence
+
+# columns of `confidence_grid`
+CONF_MEAN, CONF_ENTROPY, CONF_TAIL, CONF_LOW_VOTE, CONF_LOW_STOP = range(5)
+N_CONF = 5
+MIN_ENTROPY = 1e-3  # inv_entropy = 1 / max(mean entropy, MIN_ENTROPY)
+
+
+def confidence_grid(conf: np.ndarray, entropy: np.ndarray, cap: int, every: int,
+                    vote_window: int, stop_window: int) -> np.ndarray:
+    """A sample's confidence summaries at its check points, float64[K + 1, N_CONF].
+
+    Row k is token t_k = min(k · every, cap), K = ceil(cap / every) (so row K is the end).
+    Columns: CONF_MEAN mean token confidence of tokens [0, t_k) (0 when t_k = 0); CONF_ENTROPY
+    their mean entropy; CONF_TAIL mean confidence of the last `vote_window` tokens before t_k
+    (all of them when fewer); CONF_LOW_VOTE / CONF_LOW_STOP the lowest group confidence so far:
+    the minimum over rows j ≤ k with t_j ≥ w of the mean confidence of tokens [t_j − w, t_j),
+    w the vote's / the stop's window (+inf while no row has a full window). Only tokens
+    before t_k enter row k, so a live solver computes the same rows from what it has seen.
+    """
+    if cap < 0 or len(conf) < cap or len(entropy) < cap:
+        raise ValueError(f"confidence arrays hold {len(conf)} / {len(entropy)} tokens, "
+                         f"fewer than the {cap} tokens replayed")
+    c = np.asarray(conf[:cap], np.float64)
+    e = np.asarray(entropy[:cap], np.float64)
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(e))):
+        raise ValueError("confidence arrays must be finite")
+    cs = np.concatenate([[0.0], np.cumsum(c)])
+    es = np.concatenate([[0.0], np.cumsum(e)])
+    k_end = -(-cap // every)
+    t = np.minimum(np.arange(k_end + 1, dtype=np.int64) * every, cap)
+    t1 = np.maximum(t, 1)
+    out = np.empty((k_end + 1, N_CONF), np.float64)
+    out[:, CONF_MEAN] = cs[t] / t1
+    out[:, CONF_ENTROPY] = es[t] / t1
+    a = np.maximum(t - vote_window, 0)
+    out[:, CONF_TAIL] = (cs[t] - cs[a]) / np.maximum(t - a, 1)
+    for col, w in ((CONF_LOW_VOTE, vote_window), (CONF_LOW_STOP, stop_window)):
+        a = np.maximum(t - w, 0)
+        full = np.where(t >= w, (cs[t] - cs[a]) / float(w), np.inf)
+        out[:, col] = np.minimum.accumulate(full)
+    return out
+
+
+def confidence_row(cap: int, every: int, tokens: int) -> int:
+    """The `confidence_grid` row a sample of `tokens` generated tokens shows: its last check
+    point (the end once it reached `cap`)."""
+    return -(-cap // every) if tokens >= cap else tokens // every
+
+
+def lowest_group(row: np.ndarray, col: int = CONF_LOW_VOTE) -> float:
+    """Lowest group confidence of a grid row; the mean confidence while no window is full."""
+    low = float(row[col])
+    return low if low < math.inf else float(row[CONF_MEAN])
+
+
+def confidence_feature(metric: str, row: np.ndarray) -> float:
+    """The vote's confidence metric of a sample from its grid row (higher = more confident):
+    inv_entropy 1 / max(mean entropy, MIN_ENTROPY), mean, tail (last window) or lowest_group."""
+    if metric == "inv_entropy":
+        return 1.0 / max(float(row[CONF_ENTROPY]), MIN_ENTROPY)
+    if metric == "mean":
+        return float(row[CONF_MEAN])
+    if metric == "tail":
+        return float(row[CONF_TAIL])
+    if metric == "lowest_group":
+        return lowest_group(row)
+    raise ValueError(f"unknown confidence metric {metric!r}")
+
+
+def percentile_linear(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100) with linear interpolation, as numpy's default method."""
+    xs = sorted(values)
+    h = (len(xs) - 1) * p / 100.0
+    lo = int(math.floor(h))
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
+
+
+def confidence_threshold(stop: ConfidenceStop, warmup_lows: Sequence[float]) -> float | None:
+    """The confidence stop's threshold: fixed, or once `stop.warmup` samples ended on their own,
+    the percentile of their lowest group confidence (`warmup_lows`, first ones first); else None."""
+    if stop.threshold is not None:
+        return stop.threshold
+    if len(warmup_lows) < stop.warmup:
+        return None
+    return percentile_linear(warmup_lows[: stop.warmup], stop.percentile)
+
+
+def confidence_stop_token(grid: np.ndarray, every: int, cap: int, threshold: float) -> int | None:
+    """The first check point t_k < cap whose lowest group confidence (stop window) is below
+    `threshold`, or None: a sample checked at token c ≥ that point stops on confidence."""
+    low = grid[:, CONF_LOW_STOP]
+    for k in range(len(low)):
+        if k * every >= cap:
+            break
+        if low[k] < threshold:
+            return k * every
+    return None
+
+
 # --------------------------------------------------------------------------- question state
 
 
@@ -363,6 +561,10 @@ class QuestionTracker:
     to a value (ties: call order). If its valid answer later changes value it keeps its place
     with the new value. If it goes back to None (e.g. its latest code answer became −1) it
     loses its place; becoming valid again puts it at the end, as a new arrival.
+
+    `n_history` counts the answers the seed keeps in its per-sample histories that are > 0: an
+    answer is kept when its value is not None and differs from the sample's previous kept value
+    of the same source (code failures −1 included in that comparison).
     """
 
     def __init__(self, kinds: Sequence[str], valid: ValidAnswer) -> None:
@@ -372,6 +574,7 @@ class QuestionTracker:
         self._tokens = [0] * len(self._kinds)
         self._valid: list[int | None] = [None] * len(self._kinds)
         self._arrival: list[int] = []  # samples with a valid answer, in arrival order
+        self._history = 0  # kept history answers > 0 (see the class doc)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -379,6 +582,9 @@ class QuestionTracker:
 
     def add_answer(self, sample: int, answer: Answer) -> bool:
         """Record an answer of `sample`; True when the sample's valid answer changed."""
+        if answer.value is not None and answer.value > 0:
+            if answer.value != _latest(self._answers[sample], answer.source):
+                self._history += 1
         self._answers[sample].append(answer)
         self._tokens[sample] = max(self._tokens[sample], answer.token)
         old = self._valid[sample]
@@ -406,6 +612,11 @@ class QuestionTracker:
     def n_valid(self) -> int:
         return len(self._arrival)
 
+    @property
+    def n_history(self) -> int:
+        """Distinct-from-previous answers > 0 of every sample's boxed and code history."""
+        return self._history
+
     def valid_answers_ordered(self, order: QuestionStop | str) -> list[int]:
         """Valid answers in arrival order ("arrival") or sample-index order ("index")."""
         key = order.order if isinstance(order, QuestionStop) else order
@@ -429,10 +640,23 @@ __all__ = [
     "SampleFinal",
     "SampleView",
     "check_token",
+    "confidence_feature",
+    "confidence_grid",
+    "confidence_row",
+    "confidence_stop_token",
+    "confidence_threshold",
     "consistency_stop",
+    "kept_by_confidence",
+    "leader_uncatchable",
+    "lowest_group",
+    "percentile_linear",
+    "question_budget_s",
+    "code_mode",
+    "early_timeout_count",
     "past_cutoff",
     "pick_level",
     "question_stop",
+    "read_boxes",
     "sample_end_token",
     "sample_final",
     "sample_kinds",

@@ -30,6 +30,11 @@ AnswerSources = Literal["any", "boxed", "code"]
 QuestionOrder = Literal["arrival", "index"]
 TieBreak = Literal["larger", "smaller", "first"]
 Extraction = Literal["exact", "robust"]
+ConfidenceMetric = Literal["none", "inv_entropy", "mean", "tail", "lowest_group"]
+BoxedZero = Literal["keep", "ignore"]
+BoxScope = Literal["all", "last"]
+CodeSeen = Literal["profile", "parallel", "serial", "inline"]
+EarlyCount = Literal["valid", "history_if_none"]
 
 KINDS: tuple[SampleKind, ...] = ("cot", "code")
 
@@ -103,12 +108,44 @@ class SampleStopRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfidenceStop:
+    """Stop a sample whose lowest group confidence falls below a threshold (DeepConf).
+
+    The group confidence at a check at token c ≥ `window` is the mean token confidence of the
+    `window` tokens before c; the sample's lowest group confidence is the minimum over its check
+    points so far. The threshold is `threshold`, or, with `warmup` = n > 0, the `percentile`-th
+    percentile (linear) of the lowest group confidence of the question's first n samples that
+    ended on their own (DeepConf online); until then no sample stops on confidence.
+    See `decisions.confidence_stop_token`.
+    """
+
+    window: int = 2048
+    threshold: float | None = None
+    warmup: int = 0
+    percentile: float = 10.0
+
+    def __post_init__(self) -> None:
+        _at_least("window", self.window, 1)
+        _at_least("warmup", self.warmup, 0)
+        _finite("percentile", self.percentile)
+        _within("percentile", self.percentile, 0.0, 100.0)
+        if self.threshold is not None:
+            _finite("threshold", self.threshold)
+            if self.warmup:
+                _fail("warmup", "give either threshold or warmup, not both")
+        elif not self.warmup:
+            _fail("threshold", "give a fixed threshold, or warmup ≥ 1 to set it online")
+
+
+@dataclass(frozen=True, slots=True)
 class SampleStop:
-    """Per-kind sample stop rules plus a token cap that ends any sample."""
+    """Per-kind sample stop rules plus a token cap that ends any sample, and optionally a stop on
+    low token confidence (needs traces with confidence)."""
 
     cot: SampleStopRule
     code: SampleStopRule
     max_tokens: int = 16384
+    confidence: ConfidenceStop | None = None
 
     def __post_init__(self) -> None:
         _at_least("max_tokens", self.max_tokens, 1)
@@ -174,6 +211,7 @@ class QuestionStop:
     order: QuestionOrder = "arrival"
     rules: tuple[ConsistencyRule, ...] = ()
     valid: ValidAnswer = field(default_factory=ValidAnswer)
+    uncatchable: bool = False  # also stop once the leader cannot be caught (decisions)
 
     def __post_init__(self) -> None:
         _one_of("order", self.order, QuestionOrder)
@@ -212,9 +250,23 @@ class Vote:
     tie_break: TieBreak = "larger"
     fallback: int = 49
     drop_negative: bool = True
+    tie_tolerance: float = 1e-9
+    final_read: bool = False
+    confidence: ConfidenceMetric = "none"
+    confidence_window: int = 2048
+    keep_top: float = 1.0
 
     def __post_init__(self) -> None:
         _one_of("tie_break", self.tie_break, TieBreak)
+        _finite("tie_tolerance", self.tie_tolerance)
+        _within("tie_tolerance", self.tie_tolerance, 0.0, 0.5)
+        _one_of("confidence", self.confidence, ConfidenceMetric)
+        _at_least("confidence_window", self.confidence_window, 1)
+        _finite("keep_top", self.keep_top)
+        if not 0.0 < self.keep_top <= 1.0:
+            _fail("keep_top", "must be in (0, 1]")
+        if self.keep_top < 1.0 and self.confidence == "none":
+            _fail("keep_top", "needs a confidence metric (vote.confidence) to rank answers by")
         if self.round_multiple is not None:
             _at_least("round_multiple", self.round_multiple, 1)
         _finite("small_or_round_weight", self.small_or_round_weight)
@@ -260,6 +312,25 @@ class SpeedLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class QuestionBudget:
+    """Per-question time budget from the time left (AIMO-3 winners): a question times out after
+    clamp(time_left − remaining × reserve_s, min_s, max_s) seconds (or its level's timeout_s if
+    smaller); time_left counts to the cutoff, remaining = questions after this one."""
+
+    reserve_s: float = 300.0
+    min_s: float = 300.0
+    max_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        _finite("reserve_s", self.reserve_s)
+        _at_least("reserve_s", self.reserve_s, 0.0)
+        _finite("min_s", self.min_s)
+        _positive("min_s", self.min_s)
+        _finite("max_s", self.max_s)
+        _at_least("max_s", self.max_s, self.min_s)
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
     """Speed levels and the rule that re-picks the level from the time left per question.
 
@@ -267,7 +338,9 @@ class Schedule:
     reeval_after + reeval_every, ...: avg = time_left / (questions − done); the new level is
     i + 1 for the first i with avg < thresholds_s[i], else the top level.
     Questions begun after `cutoff_s` (seconds since the competition start) get
-    `cutoff_answer` without generation.
+    `cutoff_answer` without generation. `early_timeout_count`: what the early timeouts count,
+    "valid" answers, or "history_if_none" (the seed's quirk: with no valid answer, every distinct
+    positive answer any sample recorded; see `decisions.early_timeout_count`).
     """
 
     levels: tuple[SpeedLevel, ...]
@@ -278,8 +351,11 @@ class Schedule:
     cutoff_s: float = 17820.0
     cutoff_answer: int = 210
     questions: int = 50
+    early_timeout_count: EarlyCount = "valid"
+    budget: QuestionBudget | None = None
 
     def __post_init__(self) -> None:
+        _one_of("early_timeout_count", self.early_timeout_count, EarlyCount)
         if not self.levels:
             _fail("levels", "must hold at least one level")
         _within("start_level", self.start_level, 1, len(self.levels))
@@ -309,12 +385,30 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """Checks run when a sample's token count is a multiple of `every_tokens`, and at its end."""
+    """Checks run when a sample's token count is a multiple of `every_tokens`, and at its end.
+
+    What a check reads (docs/seed-policy.md): `boxes` "all" records every box of the text,
+    "last" only the last box at each check (nothing if it does not parse, as the seed);
+    `boxed_zero` "ignore" never records a boxed 0 (the seed's `if cot_answer:`); `code_overlap`
+    when a code result is seen: "profile" (the hardware profile's mode), "parallel" (at the
+    first check after it is ready), "serial" (the batch waits for it) or "inline" (seen at the
+    dispatching check, the batch keeps decoding: the seed runs code inside the check).
+    """
 
     every_tokens: int = 20
+    boxes: BoxScope = "all"
+    boxed_zero: BoxedZero = "keep"
+    code_overlap: CodeSeen = "profile"
 
     def __post_init__(self) -> None:
         _at_least("every_tokens", self.every_tokens, 1)
+        _one_of("boxes", self.boxes, BoxScope)
+        _one_of("boxed_zero", self.boxed_zero, BoxedZero)
+        _one_of("code_overlap", self.code_overlap, CodeSeen)
+
+    def code_mode(self, profile_mode: str) -> str:
+        """The code-visibility mode in force: this check's, or the profile's with "profile"."""
+        return profile_mode if self.code_overlap == "profile" else self.code_overlap
 
 
 SEED_COT_SYSTEM = (
@@ -411,6 +505,12 @@ class Policy:
         return self.schedule.level(number)
 
 
+def uses_confidence(policy: Policy) -> bool:
+    """Whether the policy reads token confidence (a confidence stop or confidence votes), so
+    its replay needs traces that carry it."""
+    return policy.sample_stop.confidence is not None or policy.vote.confidence != "none"
+
+
 def with_token_cap(policy: Policy, max_new_tokens: int) -> Policy:
     """`policy` with every sample capped at `max_new_tokens` (generation and sample stop), e.g. the
     cap a recording was made with, so a live run and its replay end samples at the same token."""
@@ -426,6 +526,7 @@ def with_token_cap(policy: Policy, max_new_tokens: int) -> Policy:
 
 __all__ = [
     "Check",
+    "ConfidenceStop",
     "ConsistencyRule",
     "EarlyTimeout",
     "Generation",
@@ -434,6 +535,7 @@ __all__ = [
     "Policy",
     "Prompt",
     "Prompts",
+    "QuestionBudget",
     "QuestionStop",
     "SampleMix",
     "SampleStop",
@@ -442,5 +544,6 @@ __all__ = [
     "SpeedLevel",
     "ValidAnswer",
     "Vote",
+    "uses_confidence",
     "with_token_cap",
 ]

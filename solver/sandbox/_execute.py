@@ -122,7 +122,9 @@ def _supervise(argv: list[str], env: dict[str, str], limits: SandboxLimits, iso:
 
 def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
           group: PidsCgroup | None, start: float) -> ExecResult:
-    """Read capped output until exit or deadline; kill what is left; build the result."""
+    """Read output until exit or deadline, keeping each stream's last `output_bytes` (the seed
+    parses the last number of the whole stdout, so a capped output keeps its tail and the run is
+    not failed for it); kill what is left; build the result."""
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     bufs = {out_fd: bytearray(), err_fd: bytearray()}
@@ -133,7 +135,7 @@ def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
         for fd in bufs:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
-        while sel.get_map() and not truncated:
+        while sel.get_map():
             now = time.monotonic()
             if exited_at is None and _exited(proc.pid):
                 exited_at = now
@@ -152,10 +154,12 @@ def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
                 if not chunk:
                     sel.unregister(fd)
                     continue
-                room = limits.output_bytes - len(bufs[fd])
-                bufs[fd] += chunk[:room]
-                truncated = truncated or len(chunk) > room
-    while exited_at is None and not (timed_out or truncated):
+                buf = bufs[fd]
+                buf += chunk
+                if len(buf) > limits.output_bytes:
+                    del buf[:len(buf) - limits.output_bytes]
+                    truncated = True
+    while exited_at is None and not timed_out:
         if _exited(proc.pid):
             exited_at = time.monotonic()
         elif time.monotonic() >= deadline:
@@ -169,20 +173,18 @@ def _pump(proc: subprocess.Popen[bytes], limits: SandboxLimits, iso: Isolation,
     returncode = proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    killed_by_us = (timed_out or truncated) and exited_at is None
+    killed_by_us = timed_out and exited_at is None
     out, err = (bufs[fd].decode("utf-8", "replace") for fd in (out_fd, err_fd))
     rc = None if killed_by_us else returncode
-    error = _classify(rc, err, timed_out and killed_by_us, truncated)
+    error = _classify(rc, err, timed_out and killed_by_us)
     return ExecResult(error is None, out, err, (end - start) * 1000, timed_out and killed_by_us,
                       truncated, rc, error, iso.describe())
 
 
-def _classify(rc: int | None, stderr: str, timed_out: bool, truncated: bool) -> str | None:
-    """Short reason for a failure, None for success."""
+def _classify(rc: int | None, stderr: str, timed_out: bool) -> str | None:
+    """Short reason for a failure, None for success (a capped output is not a failure)."""
     if timed_out:
         return "timeout"
-    if truncated:
-        return "output limit exceeded"
     if rc == 0:
         return None
     if rc is None:

@@ -30,6 +30,13 @@ class SandboxPool:
         """Queue `code`; the future resolves to its `ExecResult` (never to an exception)."""
         return self._executor.submit(run_code, code, self.limits, python=self._python)
 
+    def hold(self, seconds: float) -> concurrent.futures.Future[None]:
+        """Occupy one worker for `seconds` without running anything: a recorded code run's wait
+        replayed on the live pool (hardware-in-the-loop runs queue exactly as real ones)."""
+        import time  # here, not at the top: keeps this hook a one-place addition
+
+        return self._executor.submit(time.sleep, max(0.0, float(seconds)))
+
     async def run(self, code: str) -> ExecResult:
         """Await `code`'s result from an asyncio loop without blocking the loop."""
         return await asyncio.wrap_future(self.submit(code))

@@ -60,7 +60,9 @@ class Isolation:
 
 @dataclass(frozen=True)
 class ExecResult:
-    """Outcome of one snippet. `ok` means exit code 0, not killed, output not truncated."""
+    """Outcome of one snippet. `ok` means exit code 0 and not killed. `truncated`: a stream wrote
+    more than `output_bytes`; only its last `output_bytes` are kept (the answer is the last
+    number, as the seed's), which is not a failure."""
 
     ok: bool
     stdout: str

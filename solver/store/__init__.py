@@ -20,7 +20,7 @@ from solver.store.reader import (
     load_problem_traces,
     load_sample_text,
 )
-from solver.store.records import LiveResult, ProblemRow, RunSummary
+from solver.store.records import LiveResult, ProblemRow, RunSummary, SampleConfidence
 from solver.store.writer import TraceWriter, flush_spool
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "LiveResult",
     "ProblemRow",
     "RunSummary",
+    "SampleConfidence",
     "StoreBusyError",
     "TraceWriter",
     "completed_questions",

@@ -143,7 +143,8 @@ def read_connection(
     migrated forward first (when the file is writable).
 
     Raises:
-        InputError: missing file, not a DuckDB file, or not a trace store at the current schema.
+        InputError: missing file, not a DuckDB file, not a trace store, or one of a newer schema
+            (an older store is read as it is: what later migrations add is absent).
         StoreBusyError: a writer held the file for longer than `lock_timeout_s`.
     """
     p = _existing_file(path)
@@ -155,7 +156,7 @@ def read_connection(
         init_store(p, create=False, lock_timeout_s=lock_timeout_s)
         con = open_duckdb(p, read_only=True, lock_timeout_s=lock_timeout_s)
     try:
-        check_schema(con, str(p))
+        check_schema(con, str(p), allow_older=True)
         yield con
     finally:
         con.close()

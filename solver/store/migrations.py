@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($version, $name)"
 APPLIED_VERSIONS = "SELECT version FROM schema_migrations ORDER BY version"
-MAX_VERSION = "SELECT max(version) FROM schema_migrations"
 LIST_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
 LIST_COLUMNS = """
 SELECT table_name, column_name FROM information_schema.columns
@@ -59,7 +58,7 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ..
     """Read the `NNN_name.sql` files of `directory`, sorted by version.
 
     Raises:
-        InputError: a file name that does not follow the pattern, or versions that are not 1..n.
+        InputError: a file name that does not follow the pattern, a repeated version or 000.
     """
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
@@ -69,14 +68,16 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ..
         sql = path.read_text(encoding="utf-8")
         found.append(Migration(int(match.group(1)), match.group(2), sql))
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        message = f"migration versions must be 1..n without gaps, got {versions}"
+    # Gaps are allowed (parallel branches reserve numbers); duplicates and 000 are not.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        message = f"migration versions must be distinct and start at 1 or above, got {versions}"
         raise InputError(str(directory), None, message)
     return tuple(found)
 
 
 MIGRATIONS: tuple[Migration, ...] = discover_migrations()
 LATEST_VERSION: int = MIGRATIONS[-1].version
+CONFIDENCE_VERSION = 3  # migration 003: `sample_confidence` and `runs.logprobs`
 
 
 def list_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -116,12 +117,22 @@ def apply_migrations(
     return applied
 
 
-def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
-    """Check that `con` is a trace store at the current schema version and return that version.
+def has_confidence(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store has migration 003 (the `sample_confidence` table, `runs.logprobs`)."""
+    return CONFIDENCE_VERSION in applied_versions(con)
+
+
+def check_schema(
+    con: duckdb.DuckDBPyConnection, source: str, *, allow_older: bool = False
+) -> int:
+    """Check that `con` is a trace store at the current schema version and return its version.
+
+    With `allow_older` (readers), a store that lacks some of this code's migrations is accepted:
+    the readers treat what those migrations add as absent (e.g. no confidence before 003).
 
     Raises:
         InputError: naming `source` when the database is not a trace store or is at another
-            schema version.
+            schema version (older only without `allow_older`).
     """
     tables = list_tables(con)
     if "schema_migrations" not in tables:
@@ -129,7 +140,8 @@ def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
         raise InputError(
             source, None, f"not a trace store (no schema_migrations table; tables found: {shown})"
         )
-    version = con.execute(MAX_VERSION).fetchall()[0][0] or 0
+    applied = set(applied_versions(con))
+    version = max(applied, default=0)
     if version > LATEST_VERSION:
         raise InputError(
             source,
@@ -137,12 +149,13 @@ def check_schema(con: duckdb.DuckDBPyConnection, source: str) -> int:
             f"store schema v{version} is newer than this code's v{LATEST_VERSION}; "
             "upgrade the package",
         )
-    if version < LATEST_VERSION:
+    missing_versions = sorted({m.version for m in MIGRATIONS} - applied)
+    if missing_versions and not allow_older:
         raise InputError(
             source,
             "schema_migrations.version",
-            f"store schema v{version} is older than v{LATEST_VERSION}; "
-            "upgrade it with solver.store.init_store (TraceWriter does so)",
+            f"store schema v{version} lacks migration(s) {missing_versions} of "
+            f"v{LATEST_VERSION}; upgrade it with solver.store.init_store (TraceWriter does so)",
         )
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:

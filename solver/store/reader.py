@@ -17,10 +17,19 @@ import pandas as pd
 import pyarrow as pa
 
 from solver.errors import InputError
+from solver.store.confidence import decode_column
 from solver.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from solver.store.migrations import has_confidence
 from solver.store.records import RunSummary
+from solver.traces import (
+    NO_VALUE,
+    SOURCE_BOXED,
+    SOURCE_CODE,
+    LogprobSetting,
+    ProblemTrace,
+    SampleTrace,
+)
 from solver.store.run_state import WriterMark, run_state
-from solver.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 logger = logging.getLogger("solver.store")
 
@@ -68,6 +77,12 @@ JOIN questions_done d ON d.run_id = a.run_id AND d.problem_id = a.problem_id
 WHERE a.run_id = $run_id
 ORDER BY p.position, a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
 """
+# Read in storage order, without joins: sorting rows that carry large blobs costs 3-4x the scan.
+# The loader maps the rows to samples by (problem_id, sample_idx).
+LOAD_CONFIDENCE = """
+SELECT problem_id, sample_idx, n_tokens, token_conf, token_entropy
+FROM sample_confidence WHERE run_id = $run_id
+"""
 LIST_RUNS = """
 WITH done AS (SELECT run_id, problem_id FROM questions_done),
 q AS (SELECT run_id, count(*) AS n FROM done GROUP BY run_id),
@@ -85,7 +100,8 @@ SELECT r.run_id, r.kind, r.model, r.backend, r.quantization, r.hardware, r.gen_c
        r.policy::VARCHAR, r.notes, r.status, r.created_at,
        coalesce(q.n, 0), coalesce(s.n, 0), coalesce(s.tokens, 0)::BIGINT, coalesce(a.n, 0),
        r.writer_pid, r.writer_host, r.heartbeat_at, r.finished_at, r.budget_s,
-       current_timestamp::TIMESTAMP
+       current_timestamp::TIMESTAMP,
+       {logprobs}
 FROM runs r
 LEFT JOIN q ON q.run_id = r.run_id
 LEFT JOIN s ON s.run_id = r.run_id
@@ -172,17 +188,23 @@ def load_problem_traces(
     run_id: str | None = None,
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    confidence: bool = True,
     allow_incomplete: bool = False,
 ) -> list[ProblemTrace]:
     """Event arrays of every completed question of a run, ordered by position, samples by index.
 
     `run_id` None picks the only run. Answer arrays are sorted by token position (then time);
-    they are read-only views into shared arrays. A run that failed or was interrupted is refused
-    and one still being written is loaded with a warning, unless `allow_incomplete`.
+    they are read-only views into shared arrays. With `confidence`, `token_conf` and
+    `token_entropy` are filled where the store has them (float32 views, None otherwise: samples
+    without a row, stores older than migration 003); without it they stay None and the
+    `sample_confidence` table is not read.
+
+    A run that failed or was interrupted is refused and one still being written is loaded with
+    a warning, unless `allow_incomplete`.
 
     Raises:
         InputError: not a store, `run_id` unknown / ambiguous (the message lists the run ids),
-            or an incomplete run.
+            an incomplete run, or a confidence blob whose length does not match its sample.
     """
     source = str(path)
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
@@ -193,13 +215,64 @@ def load_problem_traces(
         samples = _arrow(con, LOAD_SAMPLES, key)
         codes = {"no_value": NO_VALUE, "source_code": SOURCE_CODE, "source_boxed": SOURCE_BOXED}
         answers = _arrow(con, LOAD_ANSWERS, {**key, **codes})
-    return _assemble(run_id, problems, samples, answers)
+        conf = _arrow(con, LOAD_CONFIDENCE, key) if confidence and has_confidence(con) else None
+    arrays = _confidence_arrays(conf, problems, samples, source)
+    return _assemble(run_id, problems, samples, answers, arrays)
+
+
+def _confidence_arrays(
+    table: pa.Table | None, problems: pa.Table, samples: pa.Table, source: str
+) -> tuple[list[np.ndarray | None], list[np.ndarray | None]] | None:
+    """Per-sample (token_conf, token_entropy) lists in LOAD_SAMPLES order, or None.
+
+    Rows of `sample_confidence` are decoded in storage order (one conversion per column) and
+    handed to the samples by key; rows of unfinished questions are ignored.
+    """
+    if table is None:
+        return None
+    problem_ids = np.repeat(
+        np.asarray(problems.column("problem_id").to_pylist(), dtype=object),
+        problems.column("n_samples").to_numpy(),
+    ).tolist()
+    keys = zip(problem_ids, samples.column("sample_idx").to_pylist())
+    row_of = {
+        key: j
+        for j, key in enumerate(
+            zip(table.column("problem_id").to_pylist(), table.column("sample_idx").to_pylist())
+        )
+    }
+    stored = table.column("n_tokens").to_pylist()
+    conf = decode_column(table.column("token_conf"), stored, source, "sample_confidence.token_conf")
+    entropy = decode_column(
+        table.column("token_entropy"), stored, source, "sample_confidence.token_entropy"
+    )
+    out_conf: list[np.ndarray | None] = []
+    out_entropy: list[np.ndarray | None] = []
+    for key, n in zip(keys, samples.column("n_tokens").to_pylist()):
+        j = row_of.get(key)
+        if j is None:
+            out_conf.append(None)
+            out_entropy.append(None)
+            continue
+        if stored[j] != n:
+            message = (
+                f"question {key[0]!r} sample {key[1]}: confidence of {stored[j]} tokens "
+                f"for a sample of {n} tokens"
+            )
+            raise InputError(source, "sample_confidence.n_tokens", message)
+        out_conf.append(conf[j])
+        out_entropy.append(entropy[j])
+    return out_conf, out_entropy
 
 
 def _assemble(
-    run_id: str, problems: pa.Table, samples: pa.Table, answers: pa.Table
+    run_id: str,
+    problems: pa.Table,
+    samples: pa.Table,
+    answers: pa.Table,
+    confidence: tuple[list[np.ndarray | None], list[np.ndarray | None]] | None = None,
 ) -> list[ProblemTrace]:
-    """Split the three ordered result tables into ProblemTrace / SampleTrace objects."""
+    """Split the ordered result tables into ProblemTrace / SampleTrace objects."""
     ends = np.cumsum(samples.column("n_answers").to_numpy()).tolist()
     starts = [0, *ends[:-1]]
     arrays = {
@@ -217,6 +290,8 @@ def _assemble(
     reasons = samples.column("finish_reason").to_pylist()
     prompt = samples.column("prompt_tokens").to_pylist()
     end_s = np.asarray(samples.column("end_s").to_numpy(), dtype=np.float64).tolist()
+    none: list[np.ndarray | None] = [None] * len(idx)
+    conf, entropy = confidence if confidence is not None else (none, none)
     sample_traces = [
         SampleTrace(
             sample=idx[j],
@@ -231,6 +306,8 @@ def _assemble(
             ans_source=parts["ans_source"][j],
             ans_code_ok=parts["ans_code_ok"][j],
             ans_exec_ms=parts["ans_exec_ms"][j],
+            token_conf=conf[j],
+            token_entropy=entropy[j],
         )
         for j in range(len(idx))
     ]
@@ -268,7 +345,8 @@ def list_runs(
 ) -> list[RunSummary]:
     """Every run of the store, oldest first, with counts over its completed questions."""
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
-        rows = con.execute(LIST_RUNS).fetchall()
+        logprobs = "r.logprobs::VARCHAR" if has_confidence(con) else "NULL"
+        rows = con.execute(LIST_RUNS.format(logprobs=logprobs)).fetchall()
     return [
         RunSummary(
             run_id=r[0],
@@ -292,6 +370,7 @@ def list_runs(
             heartbeat_at=r[17],
             finished_at=r[18],
             budget_s=r[19],
+            logprobs=LogprobSetting.from_json(json.loads(r[21])) if r[21] is not None else None,
         )
         for r in rows
     ]

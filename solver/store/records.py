@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from solver.traces import RunInfo
+import numpy as np
+
+from solver.traces import LogprobSetting, RunInfo
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class RunSummary:
     n_samples: int
     n_tokens: int
     n_answers: int
+    logprobs: LogprobSetting | None = None  # NULL column or a store older than migration 003
     state: str = "finished"  # finished | failed | interrupted | running (solver.store.run_state)
     writer_pid: int | None = None
     writer_host: str | None = None
@@ -67,7 +70,21 @@ class RunSummary:
             gen_config=dict(self.gen_config),
             policy=None if self.policy is None else dict(self.policy),
             notes=self.notes,
+            logprobs=self.logprobs,
         )
+
+
+@dataclass(frozen=True, eq=False)
+class SampleConfidence:
+    """Per-token confidence of one sample, as given to `TraceWriter.write_question`.
+
+    `token_conf`: DeepConf's token confidence −mean(top-k logprobs) per generated token (≥ 0);
+    `token_entropy`: entropy in nats of the renormalised top-k distribution per token, or None.
+    Both have the sample's `n_tokens` values; the store keeps them as float16.
+    """
+
+    token_conf: np.ndarray
+    token_entropy: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

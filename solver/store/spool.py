@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-TABLES = ("samples", "chunks", "answers")
+TABLES = ("samples", "chunks", "answers", "sample_confidence")
 _TMP_PREFIX = ".tmp-"
 REJECTED_PREFIX = "rejected-"
 _counter = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from solver.errors import InputError
 from solver.store import spool
+from solver.store.confidence import confidence_table
 from solver.store.connect import (
     DEFAULT_LOCK_TIMEOUT_S,
     StoreBusyError,
@@ -28,18 +29,21 @@ from solver.store.connect import (
 )
 from solver.store.frames import Frame, check_question, to_arrow
 from solver.store.reader import COMPLETED_QUESTIONS
-from solver.store.records import LiveResult, ProblemRow
+from solver.store.records import LiveResult, ProblemRow, SampleConfidence
 from solver.store.run_state import WriterMark, this_writer, writer_alive
 from solver.traces import RunInfo
 
 logger = logging.getLogger("solver.store")
 
 RUN_ROW = """
-SELECT kind, model, backend, quantization, hardware FROM runs WHERE run_id = $run_id
+SELECT kind, model, backend, quantization, hardware, logprobs::VARCHAR FROM runs
+WHERE run_id = $run_id
 """
 INSERT_RUN = """
-INSERT INTO runs (run_id, kind, model, backend, quantization, hardware, gen_config, policy, notes)
-VALUES ($run_id, $kind, $model, $backend, $quantization, $hardware, $gen_config, $policy, $notes)
+INSERT INTO runs (run_id, kind, model, backend, quantization, hardware, gen_config, policy, notes,
+                  logprobs)
+VALUES ($run_id, $kind, $model, $backend, $quantization, $hardware, $gen_config, $policy, $notes,
+        $logprobs)
 """
 SET_RUN_STATUS = """
 UPDATE runs SET status = $status,
@@ -55,7 +59,8 @@ HEARTBEAT = "UPDATE runs SET heartbeat_at = current_timestamp WHERE run_id = $ru
 RUN_WRITER = "SELECT status, writer_pid, writer_host, heartbeat_at FROM runs WHERE run_id = $run_id"
 DELETE_RUN = tuple(
     f"DELETE FROM {table} WHERE run_id = $run_id"
-    for table in ("chunks", "answers", "samples", "problems", "questions_done", "runs")
+    for table in ("chunks", "answers", "sample_confidence", "samples", "problems",
+                  "questions_done", "runs")
 )
 IS_DONE = "SELECT count(*) FROM questions_done WHERE run_id = $run_id AND problem_id = $problem_id"
 # Resume rule: rows of a question without its marker are leftovers of an interrupted write.
@@ -64,7 +69,7 @@ DELETE_PARTIAL = tuple(
 DELETE FROM {table} WHERE run_id = $run_id
   AND problem_id NOT IN (SELECT problem_id FROM questions_done WHERE run_id = $run_id)
 """
-    for table in ("chunks", "answers", "samples", "problems")
+    for table in ("chunks", "answers", "sample_confidence", "samples", "problems")
 )
 INSERT_PROBLEM = """
 INSERT INTO problems (run_id, problem_id, position, question, answer)
@@ -86,6 +91,11 @@ INSERT INTO answers (run_id, problem_id, sample_idx, token_pos, t_s, source, val
                      exec_ms, error)
 SELECT $run_id, $problem_id, sample_idx, token_pos, t_s, source, value, code_ok, exec_ms, error
 FROM _incoming_answers
+"""
+INSERT_CONFIDENCE = """
+INSERT INTO sample_confidence (run_id, problem_id, sample_idx, n_tokens, token_conf, token_entropy)
+SELECT $run_id, $problem_id, sample_idx, n_tokens, token_conf, token_entropy
+FROM _incoming_sample_confidence
 """
 INSERT_DONE = """
 INSERT INTO questions_done (run_id, problem_id, wall_s, final_answer, stop_reason, level, start_s)
@@ -112,7 +122,7 @@ COMPACT_SMALL_TABLES = tuple(
 # every checkpoint (on close), rewriting every chunk row once more: 3-5x slower closes.
 WRITER_SETTINGS = "SET max_vacuum_tasks = 0"
 # RunInfo fields that must match when a run is resumed: mixing them would corrupt its statistics.
-_RESUME_FIELDS = ("kind", "model", "backend", "quantization", "hardware")
+_RESUME_FIELDS = ("kind", "model", "backend", "quantization", "hardware", "logprobs")
 
 
 class TraceWriter:
@@ -178,6 +188,9 @@ class TraceWriter:
             "gen_config": json.dumps(run.gen_config, sort_keys=True),
             "policy": None if run.policy is None else json.dumps(run.policy, sort_keys=True),
             "notes": run.notes,
+            "logprobs": None
+            if run.logprobs is None
+            else json.dumps(run.logprobs.to_json(), sort_keys=True),
         }
         pid, host = this_writer()
         with self._writing() as con:
@@ -194,6 +207,8 @@ class TraceWriter:
                     )
                 else:
                     for name, stored in zip(_RESUME_FIELDS, rows[0]):
+                        if name == "logprobs" and stored is not None:
+                            stored = json.dumps(json.loads(stored), sort_keys=True)
                         if stored != params[name]:
                             raise InputError(
                                 str(self.path),
@@ -227,12 +242,14 @@ class TraceWriter:
         answers: Frame,
         *,
         wall_s: float | None = None,
+        confidence: Mapping[int, SampleConfidence] | None = None,
         live: LiveResult | None = None,
     ) -> str:
         """Write one question of a started run in one transaction, ending with its done marker.
 
         The frames hold the columns of `samples`, `chunks` and `answers` minus run_id/problem_id
         (see `frames.py`); optional columns may be left out. Rows are inserted in bulk from Arrow.
+        `confidence` maps sample_idx to its per-token arrays (samples left out have none).
         `live` holds what the live solver answered. Returns 'committed', or 'spooled' when a
         spooling writer could not get the lock in time (see the class docstring).
 
@@ -246,10 +263,12 @@ class TraceWriter:
             chunk_table = to_arrow(chunks, "chunks", source)
             answer_table = to_arrow(answers, "answers", source)
             check_question(sample_table, chunk_table, answer_table, source)
+            conf_table = confidence_table(confidence or {}, sample_table, source)
         except InputError as exc:
             message = f"question {problem.problem_id!r}: {exc.message}"
             raise InputError(exc.source, exc.field, message) from None
-        tables = {"samples": sample_table, "chunks": chunk_table, "answers": answer_table}
+        tables = {"samples": sample_table, "chunks": chunk_table, "answers": answer_table,
+                  "sample_confidence": conf_table}
         if self.spool_after_s is None:
             with self._writing() as con:
                 _write_question_on(con, self.path, run_id, problem, tables, wall_s, live)
@@ -374,8 +393,10 @@ def _write_question_on(
         _execute(con, INSERT_PROBLEM, problem_params, path, "problems")
         for name, query in (
             ("samples", INSERT_SAMPLES), ("chunks", INSERT_CHUNKS), ("answers", INSERT_ANSWERS),
+            ("sample_confidence", INSERT_CONFIDENCE),
         ):
-            _insert_arrow(con, f"_incoming_{name}", tables[name], query, key, path, name)
+            if name in tables:  # a spool entry from before confidence has no such table
+                _insert_arrow(con, f"_incoming_{name}", tables[name], query, key, path, name)
         done = {**key, "wall_s": wall_s, "final_answer": None, "stop_reason": None,
                 "level": None, "start_s": None}
         if live is not None:
@@ -426,6 +447,8 @@ def flush_spool(path: str | Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOU
                     live = meta.get("live")
                     tables = {name: to_arrow(entry.tables[name], name, str(p))
                               for name in ("samples", "chunks", "answers")}
+                    if "sample_confidence" in entry.tables:
+                        tables["sample_confidence"] = entry.tables["sample_confidence"]
                     check_question(tables["samples"], tables["chunks"], tables["answers"], str(p))
                     _write_question_on(
                         con, p, meta["run_id"], ProblemRow(**meta["problem"]), tables,

@@ -9,7 +9,12 @@ as read in lmdeploy 0.18's `pipeline.py` and `serve/managers/session_manager.py`
 - at most `max_batch_size` requests run; the others wait for a request handle, and
   `session.abort()` on a waiting session is a no-op (its handle is None);
 - with a `TurbomindEngineConfig` and TurboMind not available, the pipeline silently runs the
-  PyTorch engine (`pipe.async_engine.backend == 'pytorch'`).
+  PyTorch engine (`pipe.async_engine.backend == 'pytorch'`);
+- logprobs: a request with `GenerationConfig(logprobs=k)` gets `Response.logprobs`, one
+  `{token_id: logprob}` dict per new token, on the PyTorch engine only when it was built with
+  `PytorchEngineConfig(logprobs_mode=...)` (else None, as lmdeploy 0.18 does), on TurboMind
+  always. PyTorch's dicts put the sampled token first, then the top k (k + 1 entries when the
+  sampled token is not among them); the values come from `module.logprob_script`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Script = Callable[[int, Any], Sequence[str]]
+# (prompt index, token position from 0, k) -> that token's {token_id: logprob}
+LogprobScript = Callable[[int, int, int], dict]
 
 
 class _Words(Sequence[str]):
@@ -40,6 +47,19 @@ def default_script(index: int, prompt: Any) -> Sequence[str]:
     return _Words()
 
 
+def default_logprob_script(index: int, pos: int, k: int) -> dict:
+    """Sampled token 10_000 + pos first, then the top k: candidates 0..k-1 at −(j + 1)·scale.
+    The sampled token is among them (as candidate 0's value) on even positions and below them on
+    odd ones; `scale` varies with prompt and position so that confidence varies."""
+    scale = 0.5 + 0.25 * ((index + pos) % 4)
+    top = {j: -(j + 1) * scale for j in range(k)}
+    chosen = 10_000 + pos
+    if pos % 2 == 0:
+        value = top.pop(0)
+        return {chosen: value, **top}
+    return {chosen: -(k + 2) * scale, **top}
+
+
 @dataclass
 class GenerationConfig:
     max_new_tokens: int = 512
@@ -51,6 +71,7 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     random_seed: int | None = None
     ignore_eos: bool = False
+    logprobs: int | None = None
 
 
 class _EngineConfig:
@@ -75,6 +96,7 @@ class Response:
     input_token_len: int
     finish_reason: str | None = None
     index: int = 0
+    logprobs: list | None = None
 
 
 @dataclass
@@ -172,6 +194,9 @@ class FakePipeline:
         running: list[int] = []
         done_tokens = [0] * len(prompts)
         prompt_len = [len(str(p)) for p in prompts]
+        raw = getattr(self.backend_config, "logprobs_mode", None) is not None
+        gives = self.async_engine.backend == "turbomind" or raw
+        ks = [int(c.logprobs or 0) if gives else 0 for c in configs]
         while waiting or running:
             while waiting and len(running) < self.max_batch:
                 i = waiting.pop(0)
@@ -191,10 +216,16 @@ class FakePipeline:
                 else:
                     text = scripts[i][n]
                     done_tokens[i] = n = n + 1
+                    steps = [m.logprob_script(i, n - 1, ks[i])] if ks[i] else None
                     reason = "length" if n >= configs[i].max_new_tokens else None
                     if reason is None:
-                        out.put(Response(text, n, prompt_len[i], None, i))
+                        out.put(Response(text, n, prompt_len[i], None, i, steps))
                         continue
+                    out.put(Response(text, n, prompt_len[i], reason, i, steps))
+                    running.remove(i)
+                    with s.lock:
+                        s.handle = False
+                    continue
                 out.put(Response(text, done_tokens[i], prompt_len[i], reason, i))
                 running.remove(i)
                 with s.lock:
@@ -211,6 +242,7 @@ def make_fake_lmdeploy(
     script: Script = default_script,
     step_s: float = 0.001,
     tokenizer: Any | None = None,
+    logprob_script: LogprobScript = default_logprob_script,
 ) -> types.ModuleType:
     """A fresh fake `lmdeploy` module; `module.built` lists the pipelines it made."""
     m = types.ModuleType("lmdeploy")
@@ -222,6 +254,7 @@ def make_fake_lmdeploy(
     m.script = script
     m.step_s = step_s
     m.tokenizer = tokenizer
+    m.logprob_script = logprob_script
     m.built = []
     m.GenerationConfig = GenerationConfig
     m.TurbomindEngineConfig = TurbomindEngineConfig

@@ -269,7 +269,8 @@ _json = st.recursive(
     max_leaves=8,
 )
 _keys = st.sampled_from(["problem_id", "sample", "kind", "n_tokens", "answer", "answer_token", "answers",
-                         "text", "finish_reason", "times", "prompt_tokens", "start_s", "end_s", "bogus"])
+                         "text", "finish_reason", "times", "prompt_tokens", "start_s", "end_s", "bogus",
+                         "confidence"])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -307,3 +308,75 @@ def test_cli_import_reports_every_error_and_exits_2(tmp_path: Path) -> None:
     ok = CliRunner().invoke(app, ["import", "--problems", str(PROBLEMS), "--samples", str(SAMPLES),
                                   "--out", str(out), "--run-id", "mine"])
     assert ok.exit_code == 0 and "imported run mine" in ok.output
+
+
+# --- per-token confidence (issue 17) ----------------------------------------------------------
+
+SMALL = {"problem_id": "p1", "sample": 0, "kind": "cot", "n_tokens": 4, "answer": 1}
+
+
+def test_confidence_arrays_round_trip_and_set_the_run_setting(tmp_path: Path) -> None:
+    from solver.traces import LogprobSetting
+
+    rows = [
+        {**SMALL, "confidence": {"token_conf": [1, 2.5, 3, 0], "token_entropy": [0.1, 0.2, 0, 2],
+                                 "top_k": 8}},
+        {**SMALL, "sample": 1, "confidence": {"token_conf": [4, 4, 4, 4]}},
+        {**SMALL, "sample": 2},
+        {**SMALL, "sample": 3, "confidence": None},
+    ]
+    out = tmp_path / "c.duckdb"
+    summary = import_traces(PROBLEMS, write_jsonl(tmp_path / "s.jsonl", rows), out)
+    assert summary.samples_with_confidence == 2 and "2 sample(s) with per-token confidence" in summary.render()
+    (run,) = list_runs(out)
+    assert run.logprobs == LogprobSetting(top_k=8, mode="imported")
+    s0, s1, s2, s3 = load_problem_traces(out)[0].samples
+    assert s0.token_conf.tolist() == [1, 2.5, 3, 0]
+    assert s0.token_entropy.tolist() == pytest.approx([0.1, 0.2, 0, 2], rel=1e-3)
+    assert s1.token_conf.tolist() == [4, 4, 4, 4] and s1.token_entropy is None
+    assert s2.token_conf is None and s3.token_conf is None
+
+
+def test_import_without_confidence_has_no_setting(imported: Path) -> None:
+    assert list_runs(imported)[0].logprobs is None
+    assert all(s.token_conf is None for t in load_problem_traces(imported) for s in t.samples)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "field", "fragment"),
+    [
+        ([1, 2, 3, 4], "confidence", "expected an object"),
+        ({}, "confidence.token_conf", "missing"),
+        ({"token_conf": [1, 2, 3]}, "confidence.token_conf", "expected 4 values"),
+        ({"token_conf": "1,2,3,4"}, "confidence.token_conf", "expected a list of 4 numbers"),
+        ({"token_conf": [1, 2, "x", 4]}, "confidence.token_conf[2]", "expected a number, got 'x'"),
+        ({"token_conf": [1, 2, None, 4]}, "confidence.token_conf[2]", "expected a number"),
+        ({"token_conf": [1, True, 3, 4]}, "confidence.token_conf[1]", "expected a number"),
+        ({"token_conf": [1, -2, 3, 4]}, "confidence.token_conf[1]", "finite number in 0..65504"),
+        ({"token_conf": [1, 2, 3, 1e9]}, "confidence.token_conf[3]", "finite number"),
+        ({"token_conf": [1, 2, 3, 4], "token_entropy": [0, 0]}, "confidence.token_entropy",
+         "expected 4 values"),
+        ({"token_conf": [1, 2, 3, 4], "top_k": 0}, "confidence.top_k", ">= 1"),
+        ({"token_conf": [1, 2, 3, 4], "logprobs": [[0]]}, "confidence.logprobs", "unknown key"),
+    ],
+)
+def test_bad_confidence_names_line_and_field(
+    tmp_path: Path, confidence: object, field: str, fragment: str
+) -> None:
+    samples = write_jsonl(tmp_path / "s.jsonl", [SMALL, {**SMALL, "sample": 1, "confidence": confidence}])
+    with pytest.raises(TraceImportError) as info:
+        import_traces(PROBLEMS, samples, tmp_path / "out.duckdb")
+    hits = [e for e in info.value.errors if e.line == 2 and e.field == field]
+    assert hits, [str(e) for e in info.value.errors]
+    assert fragment in hits[0].message
+    assert not (tmp_path / "out.duckdb").exists()
+
+
+def test_confidence_top_k_must_agree_across_lines(tmp_path: Path) -> None:
+    rows = [{**SMALL, "confidence": {"token_conf": [1] * 4, "top_k": 8}},
+            {**SMALL, "sample": 1, "confidence": {"token_conf": [1] * 4}},
+            {**SMALL, "sample": 2, "confidence": {"token_conf": [1] * 4, "top_k": 20}}]
+    with pytest.raises(TraceImportError) as info:
+        import_traces(PROBLEMS, write_jsonl(tmp_path / "s.jsonl", rows), tmp_path / "o.duckdb")
+    (err,) = info.value.errors
+    assert (err.line, err.field) == (3, "confidence.top_k") and "line 1" in err.message

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from fake_lmdeploy import make_fake_lmdeploy
 from hypothesis import given, settings
@@ -444,3 +445,129 @@ def test_held_back_deltas_give_the_same_answers_at_the_same_tokens(parts) -> Non
         log.on_chunk(Chunk(0, delta, n, 0.0, "stop" if n == len(chunks) else None))
     assert sink.answers == want_answers
     assert got_code == want_code
+
+
+# --------------------------------------------------------------------------- logprobs
+
+
+def _fake_confidence(index: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the recorder should store for prompt `index`: the fake's dicts through the formula."""
+    from fake_lmdeploy import default_logprob_script
+
+    from solver.engines.logprobs import token_confidence
+
+    return token_confidence([default_logprob_script(index, p, k) for p in range(n)], k)
+
+
+@pytest.mark.parametrize(
+    ("backend", "turbomind", "mode"),
+    [("pytorch", False, "raw_logprobs"), ("turbomind", True, "processed")],
+)
+def test_record_with_logprobs_stores_confidence_and_the_setting(
+    problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend, turbomind, mode
+) -> None:
+    from solver.store import load_problem_traces
+    from solver.traces import LogprobSetting
+
+    fake = make_fake_lmdeploy(turbomind_available=turbomind, script=lambda i, p: tokens_of(BOXED))
+    monkeypatch.setitem(sys.modules, "lmdeploy", fake)
+    out = tmp_path / "rec.duckdb"
+    summary = run_record(
+        problems, "/models/tiny", backend, 3, out, max_new_tokens=9, logprobs=4,
+        engine_options={"tp": 1, "max_batch": 2}, sandbox_limits=LIMITS, show_progress=False,
+    )
+    assert summary.stats.confidence_missing == 0
+    pipe = fake.built[0]
+    if backend == "pytorch":
+        assert pipe.backend_config.logprobs_mode == "raw_logprobs"
+    assert all(c.logprobs == 4 for call in pipe.calls for c in call["gen_config"])
+    run = list_runs(out)[0]
+    assert run.logprobs == LogprobSetting(4, mode, backend)
+    assert run.gen_config["logprobs"] == 4
+    traces = load_problem_traces(out)
+    assert len(traces) == 3
+    for trace in traces:
+        for s in trace.samples:
+            assert s.n_tokens == 9 and s.token_conf is not None and s.token_conf.shape == (9,)
+            conf, entropy = _fake_confidence(s.sample, 9, 4)
+            np.testing.assert_allclose(s.token_conf, conf, rtol=1e-3)  # stored as float16
+            np.testing.assert_allclose(s.token_entropy, entropy, rtol=1e-3, atol=1e-3)
+    # the same recording without logprobs: no confidence, no setting, and no resume across them
+    with pytest.raises(InputError, match="logprobs"):
+        run_record(
+            problems, "/models/tiny", backend, 3, out, max_new_tokens=9, logprobs=0,
+            engine_options={"tp": 1}, sandbox_limits=LIMITS, show_progress=False,
+        )
+
+
+def test_record_without_logprobs_and_the_fallback_store_no_confidence(
+    problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from solver.store import load_problem_traces
+
+    for backend, logprobs in (("pytorch", 0), ("turbomind", 8)):  # turbomind: falls back
+        fake = make_fake_lmdeploy(
+            turbomind_available=False, script=lambda i, p: tokens_of(BOXED)
+        )
+        monkeypatch.setitem(sys.modules, "lmdeploy", fake)
+        out = tmp_path / f"{backend}.duckdb"
+        summary = run_record(
+            problems, "/models/tiny", backend, 2, out, max_new_tokens=5, logprobs=logprobs,
+            engine_options={"tp": 1}, sandbox_limits=LIMITS, show_progress=False,
+        )
+        assert summary.stats.confidence_missing == 0
+        assert list_runs(out)[0].logprobs is None
+        # gen_config keeps what was asked; runs.logprobs what the engine gives
+        assert list_runs(out)[0].gen_config.get("logprobs") == (logprobs or None)
+        assert all(
+            s.token_conf is None for t in load_problem_traces(out) for s in t.samples
+        )
+        asked = [c.logprobs for call in fake.built[0].calls for c in call["gen_config"]]
+        assert set(asked) == {logprobs or None}
+
+
+def test_samples_with_too_few_logprobs_are_stored_without_confidence(
+    problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_lmdeploy import default_logprob_script
+
+    from solver.store import load_problem_traces
+
+    def gappy(index: int, pos: int, k: int) -> dict:
+        return {} if index == 1 else default_logprob_script(index, pos, k)
+
+    fake = make_fake_lmdeploy(turbomind_available=False, script=lambda i, p: tokens_of(BOXED))
+    fake.logprob_script = gappy  # prompt 1 gets empty dicts: still one per token, so stored
+    monkeypatch.setitem(sys.modules, "lmdeploy", fake)
+    out = tmp_path / "gappy.duckdb"
+    run_record(
+        problems, "/models/tiny", "pytorch", 2, out, max_new_tokens=5, logprobs=3,
+        engine_options={"tp": 1}, sandbox_limits=LIMITS, show_progress=False,
+    )
+    s0, s1 = load_problem_traces(out)[0].samples
+    assert s0.token_conf is not None and s1.token_conf.tolist() == [0.0] * 5
+
+    from solver.engines.base import Chunk
+    from solver.loop.recording import RunRecorder
+    from solver.store import ProblemRow
+    from solver.traces import LogprobSetting, RunInfo
+
+    info = RunInfo("r", "record", logprobs=LogprobSetting(2, "x"))
+    rec = RunRecorder(tmp_path / "short.duckdb", info)
+    rec.on_chunk(Chunk(0, "a", 2, 0.1, None, [{1: -0.1}, {1: -0.2}]))
+    rec.on_chunk(Chunk(1, "b", 2, 0.1, None, [{1: -0.1}]))  # one dict for two tokens
+    rec.on_sample_end(0, "cot", 0, 0.0, 0.2, 2, "stop")
+    rec.on_sample_end(1, "cot", 0, 0.0, 0.2, 2, "stop")
+    rec.commit_question(ProblemRow("q", 0, "Q", None), wall_s=0.3)
+    assert rec.confidence_missing == 1
+    a, b = load_problem_traces(tmp_path / "short.duckdb")[0].samples
+    np.testing.assert_allclose(a.token_conf, [0.1, 0.2], rtol=1e-3)
+    assert b.token_conf is None
+
+
+@pytest.mark.parametrize("k", [-1, 1025])
+def test_bad_logprobs_argument(problems: Path, tmp_path: Path, k: int) -> None:
+    with pytest.raises(InputError) as info:
+        run_record(problems, "/m", "pytorch", 1, tmp_path / "r.duckdb", logprobs=k,
+                   engine=ScriptedEngine(texts), show_progress=False)
+    assert info.value.field == "--logprobs"

@@ -20,7 +20,7 @@ from recorder.synth import (
     synthesize_questions,
     synthesize_store,
 )
-from recorder.synth_profiles import PROFILES, R1_14B
+from recorder.synth_profiles import CONFIDENCE_TARGETS, PROFILES, R1_14B
 from solver.errors import InputError
 from solver.extraction import StreamingExtractor
 from solver.store import list_runs, load_problem_traces
@@ -343,3 +343,52 @@ def test_cli_synth_writes_a_store_and_refuses_to_overwrite(tmp_path: Path) -> No
     assert again.exit_code == 2 and "already exists" in again.output
     bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x.duckdb"), "--profile", "zz"])
     assert bad.exit_code == 2 and "profile" in bad.output
+
+
+# --- confidence (issue 17) and the long-reasoning profile ----------------------------------------
+
+
+def test_confidence_changes_no_other_table_and_is_deterministic() -> None:
+    plain = list(synthesize_questions(6, 8, seed=5))
+    with_conf = list(synthesize_questions(6, 8, seed=5, confidence=True))
+    again = list(synthesize_questions(6, 8, seed=5, confidence=True))
+    for p, c, a in zip(plain, with_conf, again):
+        assert p.confidence is None
+        for name in ("samples", "chunks", "answers"):
+            assert getattr(p, name).equals(getattr(c, name))
+        n_tokens = dict(zip(c.samples.column("sample_idx").to_pylist(),
+                            c.samples.column("n_tokens").to_pylist()))
+        assert sorted(c.confidence) == sorted(n_tokens)
+        for idx, sc in c.confidence.items():
+            assert sc.token_conf.shape == sc.token_entropy.shape == (n_tokens[idx],)
+            assert sc.token_conf.dtype == np.float32
+            assert (sc.token_conf > 0).all() and (sc.token_entropy >= 0).all()
+            assert (sc.token_entropy <= np.log(8) + 1e-6).all()
+            np.testing.assert_array_equal(sc.token_conf, a.confidence[idx].token_conf)
+
+
+def test_default_store_has_no_confidence(default_store: Path) -> None:
+    (run,) = list_runs(default_store)
+    assert run.logprobs is None and "confidence" not in run.gen_config
+    traces = load_problem_traces(default_store)
+    assert all(s.token_conf is None for t in traces for s in t.samples)
+
+
+def test_long_reasoning_store_with_confidence_meets_every_target(tmp_path: Path) -> None:
+    path = tmp_path / "long.duckdb"
+    summary = synthesize_store(path, profile="long-reasoning", confidence=True)
+    report = check_calibration(path)
+    assert report.profile == "long-reasoning"
+    metrics = {r.target.metric for r in report.rows}
+    assert {"median_tokens", "p90_tokens", "share_over_16k", "conf_auroc_lowest"} <= metrics
+    assert report.passed, report.render()
+    (run,) = list_runs(path)
+    assert run.gen_config["max_new_tokens"] == 32768 and run.gen_config["confidence"] is True
+    assert run.logprobs is not None and run.logprobs.top_k == 8
+    traces = load_problem_traces(path)
+    assert max(s.n_tokens for t in traces for s in t.samples) == 32768
+    assert all(s.token_conf is not None and s.token_conf.size == s.n_tokens
+               for t in traces for s in t.samples)
+    assert summary.mean_tokens > 12000
+    only = check_calibration(path, confidence_only=True)
+    assert [r.target for r in only.rows] == list(CONFIDENCE_TARGETS)

@@ -30,10 +30,12 @@ from simulator.replay import (
 )
 from solver.policy import (
     Check,
+    ConfidenceStop,
     ConsistencyRule,
     EarlyTimeout,
     KindWeights,
     Policy,
+    QuestionBudget,
     QuestionStop,
     SampleMix,
     SampleStop,
@@ -81,6 +83,7 @@ def assert_same(ref: CompetitionResult, fast: CompetitionResult) -> None:
             assert _close(fs.start_s, rs.start_s) and _close(fs.end_s, rs.end_s), (
                 w, (fs.start_s, fs.end_s), (rs.start_s, rs.end_s))
     assert fast.score == ref.score
+    assert (fast.n_correct, fast.n_correct_in_budget) == (ref.n_correct, ref.n_correct_in_budget)
     assert _close(fast.total_time_s, ref.total_time_s)
     assert fast.overtime == ref.overtime
     assert fast.n_after_cutoff == ref.n_after_cutoff
@@ -111,6 +114,22 @@ def run_both(problems: list[ProblemTrace], policy: Policy, profile: HardwareProf
 # ------------------------------------------------------------------------------ random data
 
 
+def confidence_arrays(rng: np.random.Generator, n_tokens: int,
+                      right: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Token confidence (−mean top-k logprob) and entropy: a noisy level, lower for wrong
+    samples, with a dip (a stretch of low confidence) in some of them."""
+    level = rng.uniform(1.2, 2.4) if right else rng.uniform(0.8, 2.0)
+    conf = np.clip(level + rng.normal(0.0, 0.6, n_tokens), 0.0, None)
+    if n_tokens > 4 and rng.random() < 0.5:
+        a = int(rng.integers(0, n_tokens - 2))
+        b = min(n_tokens, a + int(rng.integers(2, max(3, n_tokens // 3))))
+        conf[a:b] *= rng.uniform(0.2, 0.7)
+    ent = np.clip(2.5 - conf + rng.normal(0.0, 0.3, n_tokens), 0.0, None)
+    return conf.astype(np.float32), ent.astype(np.float32)
+
+
+
+
 def make_sample(rng: np.random.Generator, index: int, kind: str, *, n_tokens: int,
                 n_answers: int, truth: int, p_right: float, prompt: int,
                 p_length: float = 0.05) -> SampleTrace:
@@ -131,12 +150,13 @@ def make_sample(rng: np.random.Generator, index: int, kind: str, *, n_tokens: in
                                         int(rng.integers(0, 1000))])))
     ok = rng.random(n_answers) < 0.8
     exec_ms = np.where(src == SOURCE_CODE, rng.uniform(0, 4000, n_answers), np.nan)
+    conf, ent = confidence_arrays(rng, n_tokens, right)
     return SampleTrace(
         sample=index, kind=kind, n_tokens=n_tokens,  # type: ignore[arg-type]
         finish_reason="length" if rng.random() < p_length else "stop", prompt_tokens=prompt,
         end_s=math.nan, ans_token=tok, ans_time=np.full(n_answers, math.nan),
         ans_value=np.asarray(vals, np.int16), ans_source=src, ans_code_ok=ok,
-        ans_exec_ms=exec_ms.astype(np.float32),
+        ans_exec_ms=exec_ms.astype(np.float32), token_conf=conf, token_entropy=ent,
     )
 
 
@@ -174,6 +194,8 @@ def sample_traces(draw: st.DrawFn, index: int, kind: str) -> SampleTrace:
     exec_ms = draw(st.lists(st.one_of(st.just(math.nan), st.just(0.0), st.floats(0, 3000)),
                             min_size=n_answers, max_size=n_answers))
     exec_ms = [e if s == SOURCE_CODE else math.nan for e, s in zip(exec_ms, sources)]
+    conf, ent = confidence_arrays(np.random.default_rng(draw(st.integers(0, 2**31))), n_tokens,
+                                  draw(st.booleans()))
     return SampleTrace(
         sample=index, kind=kind, n_tokens=n_tokens,  # type: ignore[arg-type]
         finish_reason=draw(st.sampled_from(["stop", "stop", "length"])),
@@ -181,6 +203,7 @@ def sample_traces(draw: st.DrawFn, index: int, kind: str) -> SampleTrace:
         ans_token=np.asarray(toks, np.int32), ans_time=np.full(n_answers, math.nan),
         ans_value=np.asarray(values, np.int16), ans_source=np.asarray(sources, np.int8),
         ans_code_ok=np.asarray(ok, bool), ans_exec_ms=np.asarray(exec_ms, np.float32),
+        token_conf=conf, token_entropy=ent,
     )
 
 
@@ -228,7 +251,18 @@ def levels(draw: st.DrawFn, number: int) -> SpeedLevel:
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> Policy:
+def confidence_stops(draw: st.DrawFn) -> ConfidenceStop | None:
+    window = draw(st.sampled_from([1, 5, 40, 200]))
+    return draw(st.one_of(
+        st.none(),
+        st.builds(ConfidenceStop, window=st.just(window), threshold=st.floats(0.3, 2.6)),
+        st.builds(ConfidenceStop, window=st.just(window), warmup=st.integers(1, 4),
+                  percentile=st.sampled_from([0.0, 10.0, 50.0, 90.0, 100.0]))))
+
+
+@st.composite
+def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
+    """Random policies; with `confidence`, also the confidence and time-aware elements."""
     n_levels = draw(st.integers(1, 3))
     lv = tuple(draw(levels(i)) for i in range(n_levels))
     thresholds = sorted(draw(st.lists(st.floats(0.5, 60.0), min_size=n_levels - 1,
@@ -238,6 +272,7 @@ def policies(draw: st.DrawFn) -> Policy:
         reeval_after=draw(st.integers(0, 3)), reeval_every=draw(st.integers(1, 3)),
         thresholds_s=tuple(thresholds), cutoff_s=draw(st.floats(1.0, 400.0)),
         cutoff_answer=draw(st.integers(0, 999)),
+        early_timeout_count=draw(st.sampled_from(["valid", "history_if_none"])),
     )
     vote = Vote(
         code_over_boxed=draw(st.booleans()),
@@ -249,20 +284,41 @@ def policies(draw: st.DrawFn) -> Policy:
         length_weight=draw(st.sampled_from([0.0, 0.0, 0.5, 3.0])),
         tie_break=draw(st.sampled_from(["larger", "smaller", "first"])),
         fallback=draw(st.integers(0, 999)), drop_negative=draw(st.booleans()),
+        tie_tolerance=draw(st.sampled_from([1e-9, 0.0, 0.1])),
+        final_read=draw(st.booleans()),
     )
+    cstop = None
+    uncatchable = False
+    if confidence:
+        metric = draw(st.sampled_from(["none", "inv_entropy", "mean", "tail", "lowest_group"]))
+        vote = replace(vote, confidence=metric,
+                       confidence_window=draw(st.sampled_from([1, 7, 50, 400])),
+                       keep_top=1.0 if metric == "none" else draw(
+                           st.sampled_from([1.0, 0.5, 0.34, 0.1])))
+        cstop = draw(confidence_stops())
+        uncatchable = draw(st.booleans())
+        schedule = replace(schedule, budget=draw(st.one_of(st.none(), st.builds(
+            lambda r, lo, extra: QuestionBudget(reserve_s=r, min_s=lo, max_s=lo + extra),
+            st.floats(0.0, 20.0), st.floats(0.05, 10.0), st.floats(0.0, 30.0)))))
     return Policy(
         name="random",
         samples=SampleMix(order=draw(st.sampled_from(["interleave", "cot_first", "code_first"])),
                           first_kind=draw(st.sampled_from(["cot", "code"])),
                           cot_fraction=draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))),
         sample_stop=SampleStop(cot=draw(stop_rules()), code=draw(stop_rules()),
-                               max_tokens=draw(st.one_of(st.integers(1, 320), st.just(16384)))),
+                               max_tokens=draw(st.one_of(st.integers(1, 320), st.just(16384))),
+                               confidence=cstop),
         question_stop=QuestionStop(
             order=draw(st.sampled_from(["arrival", "index"])),
             rules=tuple(draw(st.lists(consistency_rules(), max_size=4))),
             valid=ValidAnswer(prefer_code=draw(st.booleans()), positive_only=draw(st.booleans())),
+            uncatchable=uncatchable,
         ),
-        vote=vote, schedule=schedule, check=Check(every_tokens=draw(st.integers(1, 50))),
+        vote=vote, schedule=schedule, check=Check(
+            every_tokens=draw(st.integers(1, 50)), boxes=draw(st.sampled_from(["all", "last"])),
+            boxed_zero=draw(st.sampled_from(["keep", "ignore"])),
+            code_overlap=draw(st.sampled_from(["profile", "profile", "parallel", "serial",
+                                               "inline"]))),
     )
 
 
@@ -305,6 +361,49 @@ def test_random_policies_traces_profiles_match_reference(
     draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
     budget = data.draw(st.sampled_from([18000.0, 60.0, 200.0]))
     run_both(problems, policy, profile, order=order, draw_seed=draw_seed, budget_s=budget)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems=problem_sets(), policy=policies(confidence=True), profile=profiles(),
+       data=st.data())
+def test_confidence_and_time_aware_policies_match_reference(
+    problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile, data: st.DataObject
+) -> None:
+    """The confidence stop (fixed and online threshold), confidence votes with DeepConf
+    filtering, the uncatchable-leader stop and the per-question budget, at random."""
+    n = len(problems)
+    order = data.draw(st.one_of(st.just(list(range(n))), st.permutations(list(range(n))),
+                                st.lists(st.integers(0, n - 1), min_size=1, max_size=6)))
+    draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
+    budget = data.draw(st.sampled_from([18000.0, 60.0, 200.0]))
+    run_both(problems, policy, profile, order=order, draw_seed=draw_seed, budget_s=budget)
+
+
+@pytest.mark.parametrize("preset", ["aimo3-winner", "deepconf-online"])
+def test_confidence_presets_on_a_larger_store_match_reference(preset: str) -> None:
+    problems = random_store(13, 20, 16, min_tokens=500, max_tokens=6000)
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy(preset)
+    sim = FastSimulator(problems, profile)
+    ref = run_both(problems, policy, profile, draw_seed=2, sim=sim)
+    tight = replace(policy, schedule=replace(policy.schedule, cutoff_s=900.0))
+    run_both(problems, tight, profile, draw_seed=6, budget_s=1000.0, sim=sim)
+    ref_b = summarize(bootstrap_competitions(problems, policy, profile, replicates=3, seed=9))
+    assert sim.bootstrap(policy, replicates=3, seed=9) == ref_b
+    assert ref.questions
+
+
+def test_policy_reading_confidence_refuses_traces_without_it() -> None:
+    problems = random_store(14, 2, 4, min_tokens=100, max_tokens=300)
+    bare = [replace(p, samples=tuple(replace(s, token_conf=None, token_entropy=None)
+                                     for s in p.samples)) for p in problems]
+    policy = load_policy("deepconf-online")
+    profile = load_profile("l4x4-14b-w4kv8")
+    with pytest.raises(ValueError, match="confidence"):
+        replay_competition(bare, policy, profile)
+    with pytest.raises(ValueError, match="confidence"):
+        FastSimulator(bare, profile).competition(policy)
+    run_both(bare, load_policy("seed-2nd-place"), profile)  # no confidence read: fine
 
 
 def test_rules_of_every_kind_on_one_question() -> None:
@@ -361,6 +460,29 @@ def test_bootstrap_summary_identical_to_reference(preset: str) -> None:
                                            replicates=5, seed=8, budget_s=3000.0))
     assert sim.bootstrap(policy, replicates=5, seed=8, budget_s=3000.0,
                          problem_subset=fold) == ref
+
+
+@pytest.mark.parametrize("rule", ["zero", "answered"])
+def test_overtime_scoring_rule_identical_to_reference(rule: str) -> None:
+    # a per-question overhead beyond the budget's 1% margin makes most runs overtime
+    problems = random_store(12, 12, 10)
+    profile = replace(load_profile("l4x4-14b-w4kv8"), question_overhead_s=60.0)
+    policy = load_policy("seed-2nd-place")
+    sim = FastSimulator(problems, profile)
+    runs = bootstrap_competitions(problems, policy, profile, replicates=8, seed=1,
+                                  budget_s=800.0, overtime_rule=rule)
+    ref = summarize(runs)
+    fast = sim.bootstrap(policy, replicates=8, seed=1, budget_s=800.0, overtime_rule=rule)
+    assert fast == ref
+    assert 0.5 < ref.p_overtime < 1.0
+    for r in runs:
+        if not r.overtime:
+            assert r.score == r.n_correct == r.n_correct_in_budget
+        elif rule == "zero":  # the competition's rule: an overtime run scores nothing
+            assert r.score == 0 and r.n_correct > 0
+        else:  # the answers given before the budget count
+            assert 0 < r.score == r.n_correct_in_budget < r.n_correct + 1
+    run_both(problems, policy, profile, draw_seed=3, budget_s=800.0, sim=sim)
 
 
 def test_problem_without_samples_of_a_kind_falls_back_like_the_reference() -> None:
@@ -434,3 +556,26 @@ def test_more_slots_than_the_bit_set_are_refused() -> None:
         sim.bootstrap(policy, replicates=1, seed=0)
     with pytest.raises(ValueError, match="at most 64 samples"):
         sim.competition(policy)
+
+
+@pytest.mark.parametrize("n_questions", [None, 20])
+def test_paired_bootstrap_and_token_totals_match_reference(n_questions: int | None) -> None:
+    """AIMO-3 pairs: replicates 2i and 2i + 1 serve the same questions with fresh sample draws,
+    in both paths; the fast path's per-replicate token totals are the reference's."""
+    problems = random_store(12, 12, 10)
+    profile = load_profile("l4x4-14b-w4kv8")
+    policy = load_policy("aimo3-winner")
+    sim = FastSimulator(problems, profile)
+    ref = bootstrap_competitions(problems, policy, profile, replicates=6, seed=42, paired=True,
+                                 n_questions=n_questions)
+    toks = np.zeros(6, np.int64)
+    scores, totals, _ = sim.bootstrap_arrays(policy, replicates=6, seed=42, paired=True,
+                                             n_questions=n_questions, tokens_out=toks)
+    assert list(scores) == [r.score for r in ref]
+    assert list(toks) == [sum(q.tokens for q in r.questions) for r in ref]
+    assert all(_close(float(t), r.total_time_s) for t, r in zip(totals, ref))
+    for a, b in zip(ref[0::2], ref[1::2]):
+        assert [q.problem_id for q in a.questions] == [q.problem_id for q in b.questions]
+    assert [q.problem_id for q in ref[0].questions] != [q.problem_id for q in ref[2].questions]
+    drawn = [tuple(s.source_sample for q in r.questions for s in q.samples) for r in ref]
+    assert drawn[0] != drawn[1]  # fresh sample draws within a pair

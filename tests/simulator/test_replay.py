@@ -38,13 +38,18 @@ def test_cot_sample_stops_at_the_first_check_after_its_boxed_answer() -> None:
 
 def test_code_result_arrives_after_exec_time_and_is_seen_at_the_next_check() -> None:
     tr = sample(0, "code", 5000, [(105, 42, "code", True, 2000.0)])
-    r = replay_question([tr], SEED, LEVEL, flat_profile(0.01))
+    overlap = dataclasses.replace(SEED, check=dataclasses.replace(SEED.check, code_overlap="profile"))
+    r = replay_question([tr], overlap, LEVEL, flat_profile(0.01))
     # dispatched at the check at token 120 (t = 1.2 s), ready at 3.2 s, seen at the check at 340
     assert r.samples[0].tokens == 340
     assert r.time_s == pytest.approx(3.4)
-    serial = replay_question([tr], SEED, LEVEL, flat_profile(0.01, overlap="serial"))
+    serial = replay_question([tr], overlap, LEVEL, flat_profile(0.01, overlap="serial"))
     assert serial.samples[0].tokens == 120
     assert serial.time_s == pytest.approx(1.2 + 2.0)
+    # the seed (inline): seen at its own check, the batch not waiting; the policy's mode wins
+    for profile in (flat_profile(0.01), flat_profile(0.01, overlap="serial")):
+        inline = replay_question([tr], SEED, LEVEL, profile)
+        assert inline.samples[0].tokens == 120 and inline.time_s == pytest.approx(1.2)
 
 
 def test_seed_quirk_code_answer_zero_never_stops_a_code_sample() -> None:
@@ -134,7 +139,18 @@ def test_competition_cutoff_gives_the_cutoff_answer_without_generation() -> None
     assert reasons[2] == "cutoff"  # begun at ~1320 s, the cutoff at 1500 s stops it
     assert reasons[3] == "after_cutoff"
     assert result.questions[3].answer == SEED.schedule.cutoff_answer and result.questions[3].time_s == 0.0
-    assert result.overtime
+    assert not result.overtime  # reaching the cutoff in time is not overtime
+    assert result.score == result.n_correct
+
+
+def test_budget_caps_the_cutoff() -> None:
+    # the seed's cutoff (17,820 s) is beyond a 1,500 s budget: the budget less 1% rules
+    problems = [problem(f"p{i}", 7, [sample(j, "cot" if j % 2 == 0 else "code", 100_000) for j in range(16)])
+                for i in range(4)]
+    result = replay_competition(problems, SEED, flat_profile(0.1), budget_s=1500.0)
+    assert result.cutoff_s == pytest.approx(1485.0)
+    assert [q.stop_reason for q in result.questions] == ["timeout", "timeout", "cutoff", "after_cutoff"]
+    assert result.total_time_s <= 1500.0 and not result.overtime
 
 
 def test_bootstrap_is_deterministic_per_seed_and_varies_across_seeds() -> None:

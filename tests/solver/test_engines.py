@@ -137,6 +137,20 @@ def test_cancel_all_ends_every_sample_and_the_stream(make_engine) -> None:
     assert after and all(c.finish_reason == "abort" for c in after)
 
 
+def test_restart_mid_question_leaves_a_working_engine(make_engine) -> None:
+    engine = make_engine()
+
+    async def go():
+        stream = await engine.start_question("p0", "question", _prompts(KINDS), SamplingSettings())
+        async for _ in stream:
+            break  # a question abandoned mid-stream (a hang), then the restart hook
+        await engine.restart()
+        return await _collect(await engine.start_question("p0", "question", _prompts(KINDS), SamplingSettings()))
+
+    again = [c for c in asyncio.run(go()) if isinstance(c, Chunk)]
+    assert again == [c for c in _run(make_engine()) if isinstance(c, Chunk)]
+
+
 def test_finite_speedup_sleeps_virtual_over_speedup(make_engine) -> None:
     virtual = [c for c in _run(make_engine()) if isinstance(c, Chunk)][-1].t
     speedup = virtual / 0.4  # aim at 0.4 s of wall time

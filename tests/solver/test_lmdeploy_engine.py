@@ -320,3 +320,94 @@ def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
     per = by_sample(chunks)
     assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens <= 2
     assert 2 <= stream.abort_counts()[1] <= 8
+
+
+# --------------------------------------------------------------------------- logprobs (issue 17)
+
+
+def test_logprobs_build_the_pytorch_engine_with_raw_mode_and_ride_on_chunks(fake) -> None:
+    from fake_lmdeploy import default_logprob_script
+
+    from solver.traces import LogprobSetting
+
+    async def main():
+        eng = engine("pytorch", logprobs=3)
+        stream = await eng.start_question("q", "Q", specs(2), SAMPLING)
+        chunks = await collect(stream)
+        await eng.close()
+        return eng, chunks
+
+    eng, chunks = asyncio.run(main())
+    pipe = fake.built[0]
+    assert pipe.backend_config.kwargs["logprobs_mode"] == "raw_logprobs"
+    assert [g.logprobs for g in pipe.calls[0]["gen_config"]] == [3, 3]
+    assert eng.logprob_setting == LogprobSetting(3, "raw_logprobs", "pytorch")
+    assert eng.run_config()["logprobs"] == 3
+    for sample, cs in by_sample(chunks).items():
+        steps = [d for c in cs if c.logprobs for d in c.logprobs]
+        assert steps == [default_logprob_script(sample, p, 3) for p in range(30)]  # one a token
+
+
+def test_without_logprobs_nothing_is_asked_and_chunks_carry_none(fake) -> None:
+    async def main():
+        eng = engine("pytorch")
+        chunks = await collect(await eng.start_question("q", "Q", specs(1), SAMPLING))
+        await eng.close()
+        return eng, chunks
+
+    eng, chunks = asyncio.run(main())
+    assert "logprobs_mode" not in fake.built[0].backend_config.kwargs
+    assert fake.built[0].calls[0]["gen_config"][0].logprobs is None
+    assert eng.logprob_setting is None and all(c.logprobs is None for c in chunks)
+
+
+def test_turbomind_logprobs_are_marked_processed(fake) -> None:
+    eng = engine("turbomind", logprobs=8)
+    assert "logprobs_mode" not in fake.built[0].backend_config.kwargs
+    assert eng.logprob_setting is not None and eng.logprob_setting.mode == "processed"
+
+
+@pytest.mark.parametrize("k", [-1, 1025])
+def test_bad_logprobs_setting_is_refused(fake, k: int) -> None:
+    with pytest.raises(ValueError, match="logprobs"):
+        engine("pytorch", logprobs=k)
+def test_restart_after_a_hung_abort_gives_a_working_engine(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An abort that never returns hangs cancel_all and the next start_question (it waits for the
+    abandoned batch); `restart` abandons the pipeline (its close hangs too) and builds a new one."""
+    import threading
+
+    from fake_lmdeploy import FakePipeline, FakeSession
+
+    stuck = threading.Event()
+    real_abort = FakeSession.abort
+    monkeypatch.setattr(FakeSession, "abort", lambda self: stuck.wait(60))
+    monkeypatch.setattr(FakePipeline, "close", lambda self: stuck.wait(60))
+
+    async def main():
+        eng = engine(max_batch=2)
+        first = await eng.start_question("q1", "Q", specs(2), SamplingSettings(max_new_tokens=100_000))
+        async for c in first:
+            if c.n_tokens >= 2:
+                break
+        # asyncio.wait, not wait_for: a deadline must not depend on the hung call honouring
+        # its cancellation (Python < 3.12's wait_for can swallow it)
+        hung_cancel = asyncio.ensure_future(first.cancel_all())
+        hung_start = asyncio.ensure_future(eng.start_question("q2", "Q", specs(2), SAMPLING))
+        done, _ = await asyncio.wait({hung_cancel, hung_start}, timeout=0.5)
+        assert not done  # both hang
+        monkeypatch.setattr(FakeSession, "abort", real_abort)  # the new pipeline's sessions work
+        await asyncio.wait_for(eng.restart(close_timeout_s=0.2), 5.0)
+        second = await eng.start_question("q3", "Q", specs(2), SamplingSettings(max_new_tokens=5))
+        chunks = await collect(second)
+        stuck.set()  # let the old pipeline's calls return
+        await asyncio.wait({hung_cancel, hung_start}, timeout=10)
+        for task in (hung_cancel, hung_start):
+            task.cancel()
+        return eng, chunks
+
+    try:
+        eng, chunks = asyncio.run(main())
+    finally:
+        stuck.set()
+    assert eng.restarts == 1 and len(fake.built) == 2
+    assert {c.sample for c in chunks if c.finish_reason == "length"} == {0, 1}

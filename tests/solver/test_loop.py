@@ -224,7 +224,8 @@ def test_code_result_of_an_ended_sample_counts_when_it_arrives() -> None:
     # sample 0 ends at token 40 with its code still running; its result arrives 2 s later
     samples = [sample(0, "code", 40, [(20, 5, "code", True, 2000.0)]), sample(1, "cot", 10_000)]
     policy = dataclasses.replace(SEED, question_stop=dataclasses.replace(
-        SEED.question_stop, rules=(dataclasses.replace(SEED.question_stop.rules[0], min_equal=1, max_answers=1),)))
+        SEED.question_stop, rules=(dataclasses.replace(SEED.question_stop.rules[0], min_equal=1, max_answers=1),)),
+        check=dataclasses.replace(SEED.check, code_overlap="profile"))  # parallel: seen when ready
     out = _question(_replay(samples), ("code", "cot"), policy)
     assert out.stop_reason.startswith("rule1")
     assert out.time_s == pytest.approx(0.2 + 2.0)
@@ -455,3 +456,37 @@ def test_run_solve_drives_the_lmdeploy_adapter(monkeypatch: pytest.MonkeyPatch, 
     assert all(s.tokens < 200 for s in q.samples)  # cancelled soon after their answers
     (trace,) = load_problem_traces(store)
     assert len(trace.samples) == len(q.samples)
+
+
+def _seed_and_legacy(rules):
+    """The seed (the original's reading) and its former reading, with the given rules."""
+    seed = dataclasses.replace(SEED, question_stop=dataclasses.replace(SEED.question_stop, rules=rules))
+    legacy = dataclasses.replace(
+        seed, check=dataclasses.replace(seed.check, boxes="all", boxed_zero="keep", code_overlap="profile"),
+        vote=dataclasses.replace(seed.vote, tie_tolerance=1e-9, final_read=False))
+    return seed, legacy
+
+
+def test_loop_final_read_runs_a_cut_off_samples_code_and_votes_it() -> None:
+    # the first valid answer stops the question at sample 0's check at token 40; sample 1 (code)
+    # closed a block at token 30 that no check ran: the final read runs it (2 s) and 9 votes
+    rule = (dataclasses.replace(SEED.question_stop.rules[0], min_equal=1, max_answers=1),)
+    seed, legacy = _seed_and_legacy(rule)
+    samples = [sample(0, "cot", 1000, [(40, 7, "boxed")]),
+               sample(1, "code", 1000, [(30, 9, "code", True, 2000.0)])]
+    new = _question(_replay(samples), ("cot", "code"), seed)
+    old = _question(_replay(samples), ("cot", "code"), legacy)
+    assert new.stop_reason == old.stop_reason == "rule1:1/≤1"
+    assert new.samples[1].code == 9 and new.answer == 9 and old.answer == 7
+    assert new.time_s == pytest.approx(old.time_s + 2.0)
+
+
+def test_loop_inline_code_and_last_box_as_the_original() -> None:
+    # inline: the code answer is seen at its own check (token 20), the batch not waiting
+    code = [sample(0, "code", 2000, [(20, 42, "code", True, 5000.0)]), sample(1, "cot", 30)]
+    out = _question(_replay(code), ("code", "cot"), SEED)
+    assert out.samples[0].tokens == 20 and out.samples[0].code == 42
+    # only the last box is parsed at a check: an unparseable one records nothing
+    boxes = [sample(0, "cot", 100, [(5, 7, "boxed"), (10, None, "boxed")]), sample(1, "cot", 30)]
+    out = _question(_replay(boxes), ("cot", "cot"), SEED)
+    assert out.samples[0].tokens == 100 and out.samples[0].boxed is None

@@ -112,7 +112,8 @@ def test_seed_preset_matches_the_spec() -> None:
     assert p.sample_stop.cot == SampleStopRule("first_answer", sources="boxed")
     assert p.sample_stop.code == SampleStopRule("first_code_success", positive_only=True)
     assert p.sample_stop.max_tokens == p.generation.max_new_tokens == 16384
-    assert p.question_stop.order == "arrival"
+    assert p.question_stop.order == "index"  # the original's "last 5" (issue 13, item 2)
+    assert load_policy("seed-2nd-place-arrival").question_stop.order == "arrival"
     assert p.question_stop.rules == (
         ConsistencyRule(4, max_answers=4),
         ConsistencyRule(4, last_k=5, min_answers=5),
@@ -125,6 +126,7 @@ def test_seed_preset_matches_the_spec() -> None:
     assert v.kind_weights == KindWeights(1.0, 1.0)
     assert (v.small_max, v.round_multiple, v.small_or_round_weight) == (20, 100, 0.6)
     assert (v.length_weight, v.tie_break, v.fallback) == (0.0, "larger", 49)
+    assert (v.tie_tolerance, v.final_read) == (0.0, True)  # the original's quirks (issue 13)
     s = p.schedule
     table = [
         ("very fast", 10, 6, 9.5, [(7, 5), (8, 4), (9, 3)]),
@@ -144,6 +146,8 @@ def test_seed_preset_matches_the_spec() -> None:
     assert s.thresholds_s == (300, 345, 370, 420)
     assert (s.cutoff_s, s.cutoff_answer) == (4 * 3600 + 57 * 60, 210)
     assert p.check.every_tokens == 20 and p.extraction == "exact"
+    assert (p.check.boxes, p.check.boxed_zero, p.check.code_overlap) == ("last", "ignore", "inline")
+    assert s.early_timeout_count == "history_if_none"
     g = p.generation
     assert (g.temperature, g.top_p, g.min_p, g.repetition_penalty) == (0.9, 0.95, 0.1, 1.05)
     assert g.prompts.cot.system == (
@@ -252,9 +256,12 @@ def test_bad_input_names_the_field(
 def test_defaults_fill_omitted_keys() -> None:
     d = seed_dict()
     d["sample_stop"]["cot"] = {"rule": "first_answer", "sources": "boxed"}
-    for key in ("check", "extraction", "generation"):
+    for key in ("extraction", "generation"):
         del d[key]
+    d["check"] = {"boxes": "last", "boxed_zero": "ignore", "code_overlap": "inline"}
     assert policy_from_dict(d) == SEED
+    del d["check"]
+    assert policy_from_dict(d).check == Check()
 
 
 def test_yaml_errors_name_the_file(tmp_path) -> None:
@@ -290,7 +297,7 @@ def test_base_overrides_and_default_name(tmp_path) -> None:
     p = load_policy(tmp_path / "sub" / "mine.yaml")
     assert p.name == "mine"
     assert p.vote == dataclasses.replace(SEED.vote, fallback=7)
-    assert p.check == Check(1)
+    assert p.check == dataclasses.replace(SEED.check, every_tokens=1)
     assert dataclasses.replace(p, name=SEED.name, vote=SEED.vote, check=SEED.check) == SEED
     loop = tmp_path / "loop.yaml"
     loop.write_text(f"base: {loop}\n")
@@ -481,11 +488,13 @@ def test_tracker_orders() -> None:
     for sample, value in [(4, 1), (5, 2), (0, 5), (1, 5), (2, 5), (3, 5)]:
         assert t.add_answer(sample, B(100 * sample + 10, value))
     assert t.valid_answers_ordered("index") == [5, 5, 5, 5, 1, 2]
-    assert t.valid_answers_ordered(SEED.question_stop) == [1, 2, 5, 5, 5, 5]
+    assert t.valid_answers_ordered(SEED.question_stop) == [5, 5, 5, 5, 1, 2]
+    qs_arrival = load_policy("seed-2nd-place-arrival").question_stop
+    assert t.valid_answers_ordered(qs_arrival) == [1, 2, 5, 5, 5, 5]
     level = SEED.schedule.level(3)
-    qs_index = dataclasses.replace(SEED.question_stop, order="index")
-    arrival = t.valid_answers_ordered(SEED.question_stop)
-    assert consistency_stop(SEED.question_stop, level, arrival) == "rule2:4/last5/≥5"
+    qs_index = SEED.question_stop
+    arrival = t.valid_answers_ordered(qs_arrival)
+    assert consistency_stop(qs_arrival, level, arrival) == "rule2:4/last5/≥5"
     assert consistency_stop(qs_index, level, t.valid_answers_ordered(qs_index)) is None
     # a change of value keeps the place; invalid loses it; valid again is a new arrival
     assert t.add_answer(4, B(900, 3))
@@ -707,3 +716,49 @@ def test_pick_level_stays_in_range(done: int, time_left: float) -> None:
     level = pick_level(s, s.start_level, done, time_left)
     assert 1 <= level <= len(s.levels)
     assert s.level(level).samples > 0
+
+
+# ------------------------------------------------------------------ the original's reading (issue 13)
+
+
+def test_read_boxes_last_only_and_boxed_zero() -> None:
+    from solver.policy import read_boxes
+
+    boxes = [B(3, 7), B(9, 0), B(12, None)]
+    assert read_boxes(Check(), boxes) == boxes
+    assert read_boxes(Check(boxes="last"), boxes) == [B(12, None)]  # nothing parsed: records nothing
+    assert read_boxes(Check(boxed_zero="ignore"), boxes) == [B(3, 7), B(9, None), B(12, None)]
+    assert read_boxes(Check(boxes="last", boxed_zero="ignore"), boxes[:2]) == [B(9, None)]
+    assert read_boxes(Check(boxes="last"), []) == []
+
+
+def test_history_count_and_early_timeout_count() -> None:
+    from solver.policy import early_timeout_count
+
+    t = QuestionTracker(("code", "cot"), SEED.question_stop.valid)
+    for a in [C(10, 5), C(20, -1), C(30, 5), C(40, 5), B(50, 7), B(60, 7), B(70, 0), B(80, 8)]:
+        t.add_answer(0, a)
+    t.add_answer(1, B(10, None))
+    # code 5, −1, 5 (differs from −1), 5 (repeat: not kept); boxed 7, 7 (repeat), 0 (≤ 0), 8
+    assert t.n_history == 4 and t.n_valid == 1
+    s = SEED.schedule
+    assert early_timeout_count(s, 0, 4) == 4 and early_timeout_count(s, 2, 4) == 2
+    assert early_timeout_count(dataclasses.replace(s, early_timeout_count="valid"), 0, 4) == 0
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("check.boxes", "first", "must be one of"),
+    ("check.boxed_zero", True, "must be one of"),
+    ("check.code_overlap", "async", "must be one of"),
+    ("vote.tie_tolerance", -0.1, "must be in"),
+    ("vote.tie_tolerance", float("nan"), "finite"),
+    ("vote.final_read", "yes", "true or false"),
+    ("schedule.early_timeout_count", "history", "must be one of"),
+])
+def test_new_reading_options_are_validated(path: str, value, message: str) -> None:
+    d = seed_dict()
+    section, key = path.split(".")
+    d[section][key] = value
+    with pytest.raises(InputError) as err:
+        policy_from_dict(d, source="p.yaml")
+    assert path in str(err.value) and message in str(err.value)

@@ -1,0 +1,131 @@
+"""`aimo validate` (a live run against the simulator), `aimo scale-store` (a length-scaled copy of
+a store for hardware-in-the-loop runs) and the `--from-live` part of `aimo profile fit`.
+
+Registered on the main app by `register(app)` (one line in aimo/cli.py); implementations are
+imported lazily so `aimo --help` stays fast. See docs/hil.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+
+from solver.errors import InputError
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def validate(
+    live: Path = typer.Option(..., help="Trace store holding the live run (aimo solve --record)."),
+    live_run: Optional[str] = typer.Option(None, "--live-run", help="Live run id (when the store has several solve runs)."),
+    traces: Path = typer.Option(..., help="Trace store the simulator replays (for a hil run: the store it replayed)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id of --traces (when it has several)."),
+    hardware: str = typer.Option(..., help="Hardware profile name or YAML path."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG: predicted vs live question times, cumulative times."),
+    live_json: Optional[Path] = typer.Option(None, "--live-json", help="`aimo solve --json` report of the live run (answers, stop reasons) for stores without per-question results."),
+    skip_first: bool = typer.Option(False, "--skip-first", help="Leave the first question out of the time errors (lmdeploy's first-batch stall)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary and rows as JSON."),
+    markdown: Optional[Path] = typer.Option(None, help="Append a summary row to this Markdown table (created with its header)."),
+) -> None:
+    """Replay the trace store under the live run's policy, order and sample draw; print live vs
+    simulated answers, stop reasons and times per question, the errors and start-up."""
+    from simulator.hardware import load_profile
+    from simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render
+    from simulator.validate import plot as draw
+    from simulator.validate import validate as run_validate
+    from solver.store import load_problem_traces
+
+    for opt, path in (("--plot", plot), ("--markdown", markdown)):
+        if path is not None and not path.parent.is_dir():
+            _fail(f"{opt}: no such directory: {path.parent}")
+    try:
+        live_run_ = read_live_run(live, live_run, json_report=live_json)
+        profile = load_profile(hardware)
+        problems = load_problem_traces(traces, run)
+        if not problems:
+            _fail(f"{traces}: no completed questions in the store")
+        v = run_validate(live_run_, problems, profile, skip_first=skip_first)
+    except InputError as exc:
+        _fail(str(exc))
+    if as_json:
+        rows = [{"problem_id": r.problem_id, "truth": r.truth, "live_answer": r.live_answer,
+                 "sim_answer": r.sim_answer, "live_stop": r.live_stop, "sim_stop": r.sim_stop,
+                 "live_s": round(r.live_s, 4), "sim_s": round(r.sim_s, 4)} for r in v.rows]
+        typer.echo(json.dumps({**v.summary(), "rows": rows}, indent=2))
+    else:
+        typer.echo(render(v))
+    if markdown is not None:
+        new = not markdown.exists()
+        with markdown.open("a", encoding="utf-8") as fh:
+            fh.write((MARKDOWN_HEAD + "\n" if new else "") + markdown_row(v) + "\n")
+    if plot is not None:
+        typer.echo(f"wrote {draw([v.check], plot)}", err=as_json)
+
+
+def scale_store(
+    traces: Path = typer.Option(..., help="Trace store to copy."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
+    length_scale: float = typer.Option(..., help="Multiply sample lengths and answer positions by this (0 < s <= 1), e.g. 0.25."),
+    out: Path = typer.Option(..., help="New store to write (must not exist)."),
+) -> None:
+    """Write a length-scaled copy of a store's run (for hil runs that must fit the device time;
+    the scale is recorded in the run, docs/hil.md)."""
+    from recorder.scale import scale_store as scale
+
+    try:
+        typer.echo(scale(traces, out, length_scale, run_id=run).render())
+    except InputError as exc:
+        _fail(str(exc))
+
+
+def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str], out: Optional[Path],
+                  window_tokens: int, traces: Optional[Path] = None) -> None:
+    """`aimo profile fit --from-live`: refit a + beta*b + gamma*C from a live run's chunk times and
+    report the error before (the base profile) and after, per stretch and (with --traces) per
+    question through `aimo validate`'s comparison."""
+    from simulator.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
+    from simulator.hardware.fit import observation_errors
+    from simulator.validate import read_live_run
+    from simulator.validate import validate as run_validate
+    from solver.store import load_problem_traces
+
+    if base is None:
+        _fail("--base: --from-live needs the profile to refit (its prefill, start-up and pool are kept)")
+    target = out or Path(f"{name}.yaml")
+    if target.exists():
+        _fail(f"--out: {target} exists; pick another path (nothing is overwritten)")
+    try:
+        live_run = read_live_run(live, run)
+        before = load_profile(base)
+        chunks = read_chunks(live, run_id=live_run.run_id)
+        obs = observations_from_chunks(chunks, window_tokens=window_tokens, source=f"{live}:{live_run.run_id}")
+        result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
+        problems = load_problem_traces(traces) if traces is not None else None
+    except InputError as exc:
+        _fail(str(exc))
+    med0, p900, n = observation_errors(before, obs)
+    med1, p901, _ = observation_errors(result.profile, obs)
+    typer.echo(result.render())
+    typer.echo(f"step error over {n} stretches of live run {live_run.run_id}: before ({before.name}) "
+               f"median {med0:.1%}, p90 {p900:.1%}; after ({name}) median {med1:.1%}, p90 {p901:.1%}")
+    if problems is not None:
+        for label, prof in (("before", before), ("after", result.profile)):
+            try:
+                s = run_validate(live_run, problems, prof).summary()
+            except InputError as exc:
+                _fail(str(exc))
+            typer.echo(f"question times {label} ({prof.name}): |error| median {100 * (s['time_error_median'] or 0):.1f}%, "
+                       f"p90 {100 * (s['time_error_p90'] or 0):.1f}%, total {100 * (s['total_error'] or 0):+.1f}%")
+    typer.echo(f"wrote {save_profile(result.profile, target)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `validate` and `scale-store` to the main app."""
+    app.command("validate")(validate)
+    app.command("scale-store")(scale_store)

@@ -1,0 +1,401 @@
+"""`aimo validate`: what a recorded live run did against what the simulator predicts for it.
+
+Why: the tuner's numbers are only as good as the simulator's clock, and users run on their own
+hardware. Given a live run recorded with `aimo solve --record` (any backend: lmdeploy, or the
+hardware-in-the-loop `hil` backend) and a trace store, this replays the store under the *live
+run's* policy (read from the run) with a hardware profile, the same question order and the same
+sample draw (`competition_draws` with the run's `hil.draw_seed`; recorded order for other runs),
+and pairs the questions: answers, stop reasons, times; start-up; and the errors (median, p90,
+signed median, total). `simulator.livecheck` holds the pairing and the error statistics (one
+definition); this module reads the stores, renders the table and draws the plot.
+
+Live answers and stop reasons come from the store's per-question results when it has them
+(`questions_done.final_answer` / `stop_reason`), else from an `aimo solve --json` report given
+with `json_report`, else they are *derived* by replaying the live run's own recorded samples under
+its policy (flagged as such: exact for policies whose stops do not depend on time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.hardware import HardwareProfile
+from simulator.livecheck import LiveCheck, live_check
+from simulator.replay import replay_competition
+from simulator.replay.results import CompetitionResult
+from simulator.replay.selection import competition_draws
+from solver.errors import InputError
+from solver.policy import Policy, policy_from_dict
+from solver.traces import ProblemTrace
+
+TIME_STOPS = ("timeout", "cutoff", "after_cutoff", "error")
+
+
+def decided_by_time(stop: str | None) -> bool:
+    """A stop that depends on the clock (its answer may differ with any timing difference)."""
+    return stop is not None and (stop in TIME_STOPS or stop.startswith("early:"))
+
+
+@dataclass(frozen=True)
+class LiveQuestion:
+    """One question of a live run: its answer and stop reason (None: unknown) and its time."""
+
+    problem_id: str
+    position: int
+    truth: int | None
+    answer: int | None
+    stop_reason: str | None
+    time_s: float
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """A recorded live run (`runs.kind = 'solve'`) as validation needs it."""
+
+    path: str
+    run_id: str
+    policy: Policy
+    draw_seed: int | None
+    startup_s: float | None
+    questions: tuple[LiveQuestion, ...]
+    answers_from: str  # 'store' | 'json' | 'derived'
+    backend: str | None = None
+    hardware: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+    hil: dict[str, Any] | None = None
+
+
+def _columns(con: Any, table: str) -> set[str]:
+    return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def read_live_run(path: str | Path, run_id: str | None = None, *,
+                  json_report: str | Path | None = None) -> LiveRun:
+    """Read a live run (kind 'solve') of a store.
+
+    Raises:
+        InputError: not a store, no solve run, several and no `run_id`, a run without a policy,
+            an unreadable JSON report (naming the file and field).
+    """
+    from solver.store import list_runs, read_connection
+
+    src = str(path)
+    solves = [r for r in list_runs(path) if r.kind == "solve"]
+    if run_id is not None:
+        chosen = [r for r in solves if r.run_id == run_id]
+        if not chosen:
+            names = ", ".join(r.run_id for r in solves) or "none"
+            raise InputError(src, "run", f"no live (solve) run {run_id!r}; solve runs: {names}")
+    elif len(solves) != 1:
+        names = ", ".join(r.run_id for r in solves) or "none"
+        raise InputError(src, "run", f"{len(solves)} live (solve) runs; pick one with --live-run ({names})")
+    else:
+        chosen = solves
+    run = chosen[0]
+    if not run.policy:
+        raise InputError(src, "runs.policy", f"run {run.run_id!r} has no recorded policy")
+    policy = policy_from_dict(run.policy, source=f"{src}:runs.policy")
+    gen = run.gen_config or {}
+    hil = gen.get("hil") if isinstance(gen.get("hil"), dict) else None
+    engine = gen.get("engine") if isinstance(gen.get("engine"), dict) else {}
+    with read_connection(path) as con:
+        cols = _columns(con, "questions_done")
+        extra = [c for c in ("final_answer", "stop_reason", "start_s") if c in cols]
+        select = ", ".join(["d.problem_id", "p.position", "p.answer", "d.wall_s", *(f"d.{c}" for c in extra)])
+        rows = con.execute(
+            f"SELECT {select} FROM questions_done d JOIN problems p USING (run_id, problem_id) "
+            "WHERE d.run_id = ? ORDER BY p.position", [run.run_id]).fetchall()
+    if not rows:
+        raise InputError(src, "questions_done", f"run {run.run_id!r} has no completed questions")
+    stored = {c: i + 4 for i, c in enumerate(extra)}
+    questions = []
+    for r in rows:
+        answer = r[stored["final_answer"]] if "final_answer" in stored else None
+        stop = r[stored["stop_reason"]] if "stop_reason" in stored else None
+        wall = float(r[3]) if r[3] is not None else math.nan
+        questions.append(LiveQuestion(r[0], int(r[1]), r[2], answer, stop, wall))
+    answers_from = "store" if "final_answer" in stored and any(q.answer is not None for q in questions) else ""
+    startup = None  # the engine's build and warm-up, else the clock at the first question
+    if engine.get("startup_s") is not None:
+        startup = float(engine["startup_s"])
+    elif "start_s" in stored and rows[0][stored["start_s"]] is not None:
+        startup = float(rows[0][stored["start_s"]])
+    if json_report is not None:
+        questions, startup_json = _from_json(json_report, questions, run.run_id)
+        answers_from = "json"
+        startup = startup_json if startup_json is not None else startup
+    live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
+                   answers_from or "derived", run.backend, run.hardware, engine, hil)
+    return live
+
+
+def _from_json(path: str | Path, questions: Sequence[LiveQuestion],
+               run_id: str = "") -> tuple[list[LiveQuestion], float | None]:
+    """Answers and stop reasons from an `aimo solve --json` report (text before the JSON is
+    skipped), or from scripts/device_hil.py's summary.json (the step that recorded `run_id`)."""
+    src = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        report = json.loads(text[text.index("{"):])
+        if "steps" in report and "questions" not in report:  # device_hil.py's summary.json
+            found = [s["solve"] for s in report["steps"].values()
+                     if isinstance(s, dict) and s.get("run_id") == run_id and "solve" in s]
+            if not found:
+                raise KeyError(f"no step recorded run {run_id!r}")
+            report = {**found[0], "startup_s": None}  # a shared engine: its build is the start-up
+        by_id = {q["problem_id"]: q for q in report["questions"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(src, "questions", f"not an `aimo solve --json` report: {exc}") from None
+    out = []
+    for q in questions:
+        j = by_id.get(q.problem_id)
+        out.append(q if j is None else replace(q, answer=j.get("answer"), stop_reason=j.get("stop_reason")))
+    startup = report.get("startup_s")
+    return out, float(startup) if isinstance(startup, (int, float)) else None
+
+
+def derive_answers(live: LiveRun, profile: HardwareProfile) -> LiveRun:
+    """Answers and stop reasons re-derived by replaying the live run's own samples under its
+    policy with `profile` (for stores without per-question results)."""
+    from solver.store import load_problem_traces
+
+    # a live run cut short (interrupted) is validated on what it holds
+    own = load_problem_traces(live.path, live.run_id, allow_incomplete=True)
+    result = replay_competition(own, live.policy, profile)
+    by_id = {q.problem_id: q for q in result.questions}
+    qs = tuple(replace(q, answer=by_id[q.problem_id].answer, stop_reason=by_id[q.problem_id].stop_reason)
+               if q.problem_id in by_id else q for q in live.questions)
+    return replace(live, questions=qs)
+
+
+def order_like(traces: Sequence[ProblemTrace], live: LiveRun) -> list[ProblemTrace]:
+    """The store's problems in the live run's serving order; those the live run lacks follow in
+    their recorded order (so the replayed competition has the live run's intended size).
+
+    Raises:
+        InputError: a live question the trace store does not hold."""
+    by_id = {p.problem_id: p for p in traces}
+    missing = [q.problem_id for q in live.questions if q.problem_id not in by_id]
+    if missing:
+        raise InputError("--traces", "problem_id",
+                         f"the live run's questions {', '.join(missing[:5])} are not in the trace store")
+    seen = {q.problem_id for q in live.questions}
+    return [by_id[q.problem_id] for q in live.questions] + [p for p in traces if p.problem_id not in seen]
+
+
+def predict(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwareProfile,
+            budget_s: float = 5 * 3600.0) -> CompetitionResult:
+    """The simulator's run of the live run's policy on `traces`: same order, same draw."""
+    problems = order_like(traces, live)
+    return replay_competition(problems, live.policy, profile, draws=competition_draws(problems, live.draw_seed),
+                              budget_s=budget_s)
+
+
+@dataclass(frozen=True)
+class QuestionRow:
+    """One question live and simulated."""
+
+    problem_id: str
+    truth: int | None
+    live_answer: int | None
+    sim_answer: int
+    live_stop: str | None
+    sim_stop: str
+    live_s: float
+    sim_s: float
+
+    @property
+    def rel_error(self) -> float:
+        return (self.sim_s - self.live_s) / self.live_s if self.live_s > 0 else math.nan
+
+    @property
+    def by_time(self) -> bool:
+        return decided_by_time(self.live_stop) or decided_by_time(self.sim_stop)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A live run against its prediction (`check` has the error statistics)."""
+
+    live: LiveRun
+    profile: str
+    rows: tuple[QuestionRow, ...]
+    check: LiveCheck
+    skipped: tuple[str, ...]
+    predicted_startup_s: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def same_answer(self) -> tuple[int, int]:
+        """(agreeing, compared) over questions not decided by a timeout."""
+        rows = [r for r in self.rows if not r.by_time and r.live_answer is not None]
+        return sum(r.live_answer == r.sim_answer for r in rows), len(rows)
+
+    @property
+    def same_stop(self) -> tuple[int, int]:
+        rows = [r for r in self.rows if r.live_stop is not None]
+        return sum(r.live_stop == r.sim_stop for r in rows), len(rows)
+
+    @property
+    def total_error(self) -> float:
+        c = self.check
+        return (c.predicted_total_s - c.live_total_s) / c.live_total_s if c.live_total_s > 0 else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (JSON-ready)."""
+        agree, n = self.same_answer
+        stops, ns = self.same_stop
+        c = self.check
+        return {
+            "live_run": self.live.run_id, "policy": self.live.policy.name, "profile": self.profile,
+            "questions": len(c.pairs), "skipped": list(self.skipped), "answers_from": self.live.answers_from,
+            "same_answer": [agree, n], "same_stop": [stops, ns],
+            "time_error_median": _r(c.median_error), "time_error_p90": _r(c.p90_error),
+            "time_error_signed_median": _r(c.signed_median_error),
+            "live_total_s": round(c.live_total_s, 3), "sim_total_s": round(c.predicted_total_s, 3),
+            "total_error": _r(self.total_error),
+            "live_startup_s": None if self.live.startup_s is None else round(self.live.startup_s, 3),
+            "sim_startup_s": self.predicted_startup_s, "notes": list(self.notes),
+        }
+
+
+def _r(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(float(x), 4)
+
+
+def validate(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwareProfile, *,
+             skip_first: bool = False, budget_s: float = 5 * 3600.0) -> Validation:
+    """Predict the live run and pair its questions (see the module docstring).
+
+    `skip_first` leaves the first question out of the time errors (it carries lmdeploy's
+    first-batch stall, which profiles count in `startup_s`)."""
+    if live.answers_from == "derived":
+        live = derive_answers(live, profile)
+    predicted = predict(live, traces, profile, budget_s)
+    times = {q.problem_id: q.time_s for q in live.questions if math.isfinite(q.time_s)}
+    answers = {q.problem_id: q.answer for q in live.questions}
+    skip = (live.questions[0].problem_id,) if skip_first and live.questions else ()
+    check = live_check(live.policy.name, predicted, times, answers, live_startup_s=live.startup_s, skip=skip)
+    sim = {q.problem_id: q for q in predicted.questions}
+    rows = tuple(QuestionRow(q.problem_id, q.truth, q.answer, sim[q.problem_id].answer, q.stop_reason,
+                             sim[q.problem_id].stop_reason, q.time_s, sim[q.problem_id].time_s)
+                 for q in live.questions)
+    return Validation(live, profile.name, rows, check, skip, profile.startup_s, _notes(live, profile, traces))
+
+
+def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrace]) -> tuple[str, ...]:
+    """Mismatches between the live run's set-up and the profile that bias the comparison."""
+    out = []
+    mb = live.engine.get("max_batch")
+    if isinstance(mb, int) and mb != profile.max_batch:
+        out.append(f"the live engine's max_batch {mb} differs from the profile's {profile.max_batch}")
+    if live.backend and live.backend.startswith("hil") or live.engine.get("backend"):
+        if profile.code_workers is None:
+            out.append("the profile has no code_workers (the live sandbox pool has 4 workers)")
+    if live.answers_from == "derived":
+        out.append("live answers/stop reasons re-derived from the live run's own samples (the store "
+                   "holds no per-question results)")
+    if live.hil and live.hil.get("length_scale"):
+        out.append(f"trace store lengths scaled by {live.hil['length_scale']:g}")
+    return tuple(out)
+
+
+def render(v: Validation) -> str:
+    """The per-question table and the summary, as plain text."""
+    head = (f"live run {v.live.run_id} ({v.live.backend or '?'}, {v.live.hardware or '?'}) vs the simulator "
+            f"with profile {v.profile}; policy {v.live.policy.name}; draw "
+            f"{'recorded order' if v.live.draw_seed is None else f'seed {v.live.draw_seed}'}")
+    lines = [head, "",
+             f"{'question':<14} {'truth':>5} {'live':>5} {'sim':>5}  {'live stop':<16} {'sim stop':<16} "
+             f"{'live s':>8} {'sim s':>8} {'error':>7}"]
+    skipped = set(v.skipped)
+    for r in v.rows:
+        mark = "" if r.live_answer is None or r.live_answer == r.sim_answer else " *"
+        err = "skip" if r.problem_id in skipped else (f"{100 * r.rel_error:+.1f}%" if math.isfinite(r.rel_error) else "-")
+        lines.append(f"{r.problem_id:<14} {_v(r.truth):>5} {_v(r.live_answer):>5} {r.sim_answer:>5}  "
+                     f"{(r.live_stop or '?'):<16} {r.sim_stop:<16} {r.live_s:8.2f} {r.sim_s:8.2f} {err:>7}{mark}")
+    s = v.summary()
+    agree, n = s["same_answer"]
+    stops, ns = s["same_stop"]
+    lines += ["",
+              f"questions compared: {s['questions']}" + (f" (skipped {', '.join(v.skipped)})" if v.skipped else ""),
+              f"same answer (questions not decided by a timeout): {agree}/{n}; same stop reason: {stops}/{ns}"
+              f" (live answers from {v.live.answers_from})",
+              f"question time error |median| {_pct(s['time_error_median'])}, p90 {_pct(s['time_error_p90'])}, "
+              f"signed median {_pct(s['time_error_signed_median'], sign=True)}",
+              f"sum of question times: live {s['live_total_s']:.1f} s, simulated {s['sim_total_s']:.1f} s "
+              f"(error {_pct(s['total_error'], sign=True)})",
+              f"start-up: live {_secs(s['live_startup_s'])}, "
+              f"profile {s['sim_startup_s']:.1f} s"]
+    lines += [f"note: {n_}" for n_ in v.notes]
+    return "\n".join(lines)
+
+
+def _secs(x: float | None) -> str:
+    return "?" if x is None else f"{x:.1f} s"
+
+
+def _v(x: int | None) -> str:
+    return "-" if x is None else str(x)
+
+
+def _pct(x: float | None, sign: bool = False) -> str:
+    return "-" if x is None else (f"{100 * x:+.1f}%" if sign else f"{100 * x:.1f}%")
+
+
+def markdown_row(v: Validation) -> str:
+    """One row of the multi-run summary table (docs, the HIL table)."""
+    s = v.summary()
+    return (f"| {s['policy']} | {v.profile} | {s['questions']} | {s['same_answer'][0]}/{s['same_answer'][1]} | "
+            f"{s['same_stop'][0]}/{s['same_stop'][1]} | {_pct(s['time_error_median'])} / {_pct(s['time_error_p90'])} | "
+            f"{_pct(s['time_error_signed_median'], True)} | {s['live_total_s']:.1f} / {s['sim_total_s']:.1f} s "
+            f"({_pct(s['total_error'], True)}) | "
+            f"{_secs(s['live_startup_s'])} / {s['sim_startup_s']:.0f} s |")
+
+
+MARKDOWN_HEAD = ("| policy | profile | questions | same answer | same stop | time error median / p90 | "
+                 "signed median | Σ question time live / sim | start-up live / profile |\n"
+                 "|---|---|---|---|---|---|---|---|---|")
+
+
+def plot(checks: Sequence[LiveCheck], out: str | Path) -> Path:
+    """Per-question predicted vs live times (scatter) and cumulative times, one colour a run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    top = 1.0
+    for c, colour in zip(checks, colours * 4):
+        live = np.array([p.live_s for p in c.pairs])
+        pred = np.array([p.predicted_s for p in c.pairs])
+        if live.size:
+            top = max(top, float(max(live.max(), pred.max())) * 1.1)
+        ax1.scatter(live, pred, s=18, color=colour, label=c.policy, alpha=0.75)
+        x = np.arange(1, live.size + 1)
+        ax2.plot(x, np.cumsum(live), color=colour, label=f"{c.policy} live")
+        ax2.plot(x, np.cumsum(pred), color=colour, linestyle="--", label=f"{c.policy} predicted")
+    ax1.plot([0, top], [0, top], color="grey", linewidth=0.8)
+    ax1.set(xlabel="live question time (s)", ylabel="predicted question time (s)", title="per question",
+            xlim=(0, top), ylim=(0, top))
+    ax1.legend(fontsize=8)
+    ax2.set(xlabel="questions", ylabel="cumulative time (s, start-up excluded)", title="cumulative")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["LiveQuestion", "LiveRun", "MARKDOWN_HEAD", "QuestionRow", "Validation", "decided_by_time",
+           "derive_answers", "markdown_row", "order_like", "plot", "predict", "read_live_run", "render", "validate"]
