@@ -51,6 +51,8 @@ def build_command(
         "true" if headless else "false",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",  # no Deploy button: this is a local tool, not an app to publish
+        "minimal",
         "--",
     ]
     if traces is not None:

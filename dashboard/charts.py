@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.colors as px_colors
 import plotly.graph_objects as go
 
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
@@ -35,14 +36,21 @@ END_COLORS: dict[str, str] = {
     "question_stop": "#d62728",
     "queued": "#c7c7c7",
 }
+# The legend sits above the plot (right-aligned) so it never collides with the x-axis tick
+# labels and title; axes grow their margins to fit their labels (`automargin`).
 _LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-    "legend": {"orientation": "h", "y": -0.2},
+    "margin": {"l": 60, "r": 20, "t": 80, "b": 50},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
 }
+# Distinct colours for one line per sample (cycled beyond 24 samples).
+SAMPLE_PALETTE: tuple[str, ...] = tuple(px_colors.qualitative.Dark24)
 
 
 def _figure(title: str, **layout: object) -> go.Figure:
-    return go.Figure(layout={"title": {"text": title}, **_LAYOUT, **_titled(layout)})
+    fig = go.Figure(layout={"title": {"text": title}, **_LAYOUT, **_titled(layout)})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
 
 
 def _titled(layout: dict[str, object]) -> dict[str, object]:
@@ -61,7 +69,12 @@ def _titled(layout: dict[str, object]) -> dict[str, object]:
 def runs_chart(runs: pd.DataFrame) -> go.Figure:
     """Sample accuracy and majority-vote accuracy per run (columns `run_id`, `sample_accuracy`,
     `majority_accuracy`; NaN where no problem has a known answer)."""
-    fig = _figure("Accuracy per run", yaxis={"title": "accuracy", "range": [0, 1]}, barmode="group")
+    fig = _figure(
+        "Accuracy per run",
+        xaxis={"title": "run"},
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        barmode="group",
+    )
     for column, label in (
         ("sample_accuracy", "samples right"),
         ("majority_accuracy", "majority vote right"),
@@ -92,19 +105,32 @@ def token_curves(
         x_title: what `x` is (recorded time, profile-derived time or token index).
         y_title: what `tokens` is (generated tokens, or the sample for token-index lanes).
     """
-    fig = _figure(title, xaxis={"title": x_title}, yaxis={"title": y_title})
-    for kind, group in curves.groupby("kind", sort=True):
-        xs, ys, labels = _gapped(group)
+    n_samples = int(curves["sample_idx"].nunique())
+    fig = _figure(
+        title,
+        xaxis={"title": x_title},
+        yaxis={"title": y_title},
+        # one legend entry per sample: a column on the right, the figure tall enough for it
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        height=max(450, 140 + 19 * (n_samples + 4)),
+    )
+    for i, (sample, group) in enumerate(curves.groupby("sample_idx", sort=True)):
+        kind = str(group["kind"].iloc[0])
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=ys,
+                x=group["x"].to_numpy(dtype=float),
+                y=group["tokens"].to_numpy(dtype=float),
                 mode="lines",
-                name=f"{kind} samples",
-                customdata=labels,
-                line={"color": KIND_COLORS.get(str(kind), "#333"), "width": 1},
-                opacity=0.6,
-                hovertemplate="sample %{customdata}<br>(%{x:.0f}, %{y})<extra></extra>",
+                name=f"sample {sample} ({kind})",
+                legendgroup=f"sample {sample}",
+                line={
+                    "color": SAMPLE_PALETTE[i % len(SAMPLE_PALETTE)],
+                    "width": 1.5,
+                    "dash": "solid" if kind == "cot" else "dot",
+                },
+                opacity=0.8,
+                hovertemplate=f"sample {sample} ({kind})<br>(%{{x:.0f}}, %{{y}})<extra></extra>",
             )
         )
     for (outcome, source), group in events.groupby(["outcome", "source"], sort=True):
@@ -132,21 +158,6 @@ def token_curves(
             )
         )
     return fig
-
-
-def _gapped(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One line per sample in a single trace: x, y and sample arrays with a NaN row between
-    samples (plotly breaks the line there). Numpy arrays, not lists: plotly validates lists
-    element by element, which dominates the page time on large questions."""
-    sample = group["sample_idx"].to_numpy()
-    x = group["x"].to_numpy(dtype=float)
-    y = group["tokens"].to_numpy(dtype=float)
-    breaks = np.flatnonzero(sample[1:] != sample[:-1]) + 1
-    return (
-        np.insert(x, breaks, np.nan),
-        np.insert(y, breaks, np.nan),
-        np.insert(sample.astype(float), breaks, np.nan),
-    )
 
 
 def first_vs_end(samples: pd.DataFrame, *, unit: str) -> go.Figure:
@@ -429,18 +440,27 @@ def score_histogram(summary: BootstrapSummary) -> go.Figure:
 def compare_times(table: pd.DataFrame, names: tuple[str, str]) -> go.Figure:
     """Per-question time of two policies side by side; marker colour says right or wrong.
 
+    The x labels are the question numbers only (short, never clipped); the problem id is in
+    the hover text.
+
     Args:
         table: one row per question with `order`, `problem_id`, `time_a`, `time_b`,
             `correct_a`, `correct_b` (bool or None).
         names: display names of policy A and B.
     """
+    x = [str(int(o) + 1) for o in table["order"]]
     fig = _figure(
         "Time per question",
         barmode="group",
-        xaxis={"title": "question", "type": "category"},
+        xaxis={
+            "title": "question (competition order)",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": x,
+        },
         yaxis={"title": "seconds"},
     )
-    x = [f"{o + 1}·{p}" for o, p in zip(table["order"], table["problem_id"])]
+    problems = table["problem_id"].astype(str).to_numpy()
     for suffix, name, color in (("a", names[0], "#1f77b4"), ("b", names[1], "#ff7f0e")):
         outcome = [_outcome(c) for c in table[f"correct_{suffix}"]]
         fig.add_trace(
@@ -449,30 +469,93 @@ def compare_times(table: pd.DataFrame, names: tuple[str, str]) -> go.Figure:
                 y=table[f"time_{suffix}"].to_numpy(dtype=float),
                 name=name,
                 marker={"color": color},
-                customdata=outcome,
-                hovertemplate="%{x}: %{y:.0f} s, %{customdata}<extra></extra>",
+                customdata=np.stack([problems, np.asarray(outcome, dtype=object)], axis=-1)
+                if len(x)
+                else None,
+                hovertemplate="question %{x} (%{customdata[0]}): %{y:.0f} s, "
+                "%{customdata[1]}<extra></extra>",
             )
         )
     return fig
 
 
+def delta_histogram(diffs: Sequence[float], mean: float, lo: float, hi: float) -> go.Figure:
+    """Paired score differences (B minus A) over the shared bootstrap draws, with the mean and
+    its 90% interval marked."""
+    fig = _figure(
+        "Score difference B − A on the same draws",
+        xaxis={"title": "B − A (questions right, per competition)"},
+        yaxis={"title": "competitions"},
+        showlegend=False,
+    )
+    fig.add_trace(go.Histogram(x=np.asarray(diffs, dtype=float), marker={"color": "#9467bd"}))
+    fig.add_vline(x=0.0, line={"color": "#999"})
+    fig.add_vline(x=mean, line={"color": "black"})
+    for x in (lo, hi):
+        if np.isfinite(x):
+            fig.add_vline(x=x, line={"dash": "dot", "color": "#555"})
+    return fig
+
+
+def time_unit(seconds: float) -> tuple[str, float]:
+    """The unit a time axis reads best in for spans up to `seconds`: (name, seconds per unit)."""
+    if seconds < 180:
+        return "seconds", 1.0
+    if seconds < 3 * 3600:
+        return "minutes", 60.0
+    return "hours", 3600.0
+
+
 def compare_cumulative(
     results: tuple[CompetitionResult, CompetitionResult], names: tuple[str, str]
 ) -> go.Figure:
-    """Cumulative score against the competition clock for two policies, with the budget line."""
+    """Cumulative score against the competition clock for two policies.
+
+    The time axis spans the data (a 3-minute competition is not drawn on a 5-hour axis) in the
+    unit that reads best; the budget line is drawn when it is within 2x of the longest run.
+    """
+    end = max(
+        [r.startup_s for r in results]
+        + [q.start_s + q.time_s for r in results for q in r.questions]
+        + [1.0]
+    )
+    budget_s = results[0].budget_s
+    show_budget = budget_s <= 2.0 * end
+    span = max(end, budget_s) if show_budget else end
+    unit, per = time_unit(span)
     fig = _figure(
         "Score over the competition clock",
-        xaxis={"title": "hours"},
+        xaxis={"title": f"competition clock ({unit})", "range": [0, span * 1.03 / per]},
         yaxis={"title": "questions right"},
     )
     for result, name in zip(results, names):
-        clock = [result.startup_s / 3600.0] + [
-            (q.start_s + q.time_s) / 3600.0 for q in result.questions
+        clock = [result.startup_s / per] + [
+            (q.start_s + q.time_s) / per for q in result.questions
         ]
         score = np.concatenate([[0], np.cumsum([1 if q.correct else 0 for q in result.questions])])
-        fig.add_trace(go.Scatter(x=clock, y=score, mode="lines", name=name, line={"shape": "hv"}))
-    budget = results[0].budget_s / 3600.0
-    fig.add_vline(x=budget, line={"dash": "dash", "color": "#d62728"})
+        fig.add_trace(
+            go.Scatter(
+                x=clock,
+                y=score,
+                mode="lines",
+                name=name,
+                line={"shape": "hv"},
+                hovertemplate=f"%{{x:.1f}} {unit}: %{{y}} right<extra>{name}</extra>",
+            )
+        )
+    if show_budget:
+        fig.add_vline(
+            x=budget_s / per,
+            line={"dash": "dash", "color": "#d62728"},
+            annotation_text="budget",
+            annotation_position="top left",
+        )
+    else:
+        fig.add_annotation(
+            text=f"budget {budget_s / 3600:.2f} h: off this axis",
+            xref="paper", yref="paper", x=1, y=0, xanchor="right", yanchor="bottom",
+            showarrow=False, font={"color": "#d62728"},
+        )
     return fig
 
 
@@ -480,3 +563,187 @@ def _outcome(correct: object) -> str:
     if correct is None or (isinstance(correct, float) and np.isnan(correct)):
         return "unknown truth"
     return "right" if bool(correct) else "wrong"
+
+
+# --------------------------------------------------------------------------- Tune
+
+GENERIC_TITLES = ("Objective Value", "Objective value")
+
+
+def short_label(name: str, limit: int = 22) -> str:
+    """A short axis label for a dotted parameter name: every part but the last shortened to its
+    initials ("question_stop.rule1.min_answers" -> "qs.r1.min_answers"), the result cut at
+    `limit` characters with an ellipsis."""
+    parts = name.split(".")
+    head = [
+        p if len(p) <= 4 else "".join(w[0] for w in p.split("_") if w) + "".join(
+            c for c in p if c.isdigit()
+        )
+        for p in parts[:-1]
+    ]
+    text = ".".join([*head, parts[-1]])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def importance_bars(
+    importances: dict[str, float], *, objective: str, top: int, method: str = "PED-ANOVA"
+) -> go.Figure:
+    """The `top` most important parameters as horizontal bars, the most important first, with
+    their full names; the figure grows 26 px per bar so every label is drawn."""
+    ranked = sorted(importances.items(), key=lambda kv: kv[1], reverse=True)[: max(top, 1)]
+    names = [k for k, _ in ranked][::-1]  # plotly draws the first category at the bottom
+    values = [v for _, v in ranked][::-1]
+    fig = _figure(
+        f"Importance for {objective}: top {len(ranked)} of {len(importances)} parameters",
+        xaxis={"title": f"importance ({method}, share of the total)"},
+        yaxis={"title": "", "type": "category", "categoryorder": "array", "categoryarray": names},
+        height=140 + 26 * len(ranked),
+        margin={"l": 20, "r": 20, "t": 60, "b": 50},
+        showlegend=False,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            marker={"color": "#1f77b4"},
+            text=[f"{v:.2f}" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[0, max(values + [1e-9]) * 1.15])
+    return fig
+
+
+def optuna_label(name: str) -> str:
+    """How Optuna's parallel-coordinates plot labels a parameter (cut at 20 characters)."""
+    return name if len(name) <= 20 else name[:17] + "..."
+
+
+def _parallel_axes(fig: go.Figure, objective: str, params: Sequence[str]) -> None:
+    """Optuna's (scatter-drawn) parallel coordinates with readable axes: each parameter's tick
+    label shortened by `short_label` instead of Optuna's cut ("question_stop.rul..."), the full
+    name in every line's hover text and in `layout.meta["axes"]` (the page lists them), the
+    labels angled with room to fit."""
+    ticks = [str(t) for t in fig.layout.xaxis.ticktext or ()]
+    names = iter(sorted(params))
+    full = [objective]  # the first axis is the objective, the rest the sorted parameters
+    for label in ticks[1:]:
+        full.append(next((n for n in names if optuna_label(n) == label), label))
+    fig.update_xaxes(
+        ticktext=[objective] + [short_label(n) for n in full[1:]],
+        tickangle=-30,
+        automargin=True,
+        title={"text": "parameter"},
+    )
+    for trace in fig.data:
+        if trace.customdata is not None and trace.mode == "lines":
+            trace.customdata = [
+                [full[i] if i < len(full) else row[0], row[1]]
+                for i, row in enumerate(trace.customdata)
+            ]
+    axes = {short_label(n): n for n in full[1:] if short_label(n) != n}
+    fig.update_layout(meta={"axes": axes}, margin={"l": 40, "r": 40, "t": 80, "b": 40})
+
+
+def tidy_study_figure(
+    fig: go.Figure, *, kind: str, objective: str, params: Sequence[str] = ()
+) -> go.Figure:
+    """Optuna's figures made readable: its generic "Objective Value" titles say what the value
+    is, titles say what the plot shows, parallel coordinates get short readable axis labels
+    (`_parallel_axes`)."""
+    for key in list(fig.layout.to_plotly_json()):
+        if key.startswith(("xaxis", "yaxis")):
+            axis = fig.layout[key]
+            if axis.title and axis.title.text in GENERIC_TITLES:
+                axis.title.text = objective
+    for trace in fig.data:
+        if getattr(trace, "name", None) in GENERIC_TITLES:
+            trace.name = objective
+    titles = {
+        "history": f"{objective} of each trial, and the best so far",
+        "pareto": "Pareto front: trials no other trial beats on every objective",
+        "parallel": f"Parallel coordinates, coloured by {objective}",
+    }
+    if kind == "parallel":
+        _parallel_axes(fig, objective, params)
+    current = fig.layout.title.text or ""
+    if kind == "parallel" and current and "Plot" not in current:  # our own "top N of M" title
+        fig.update_layout(title={"text": f"{current}, coloured by {objective}"})
+    elif kind in titles:
+        fig.update_layout(title={"text": titles[kind]})
+    return fig
+
+
+# --------------------------------------------------------------------------- Live runs
+
+
+def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure:
+    """A live run's competition clock after each question against its budget: the cumulative
+    time used (start of the question plus its time), markers coloured by the solver's answer
+    being right, wrong or unknown, and the budget as a line when it is within 2x of the time
+    used (else a note with the share used: a 3-minute run is not drawn on a 5-hour axis).
+
+    Args:
+        questions: one row per committed question in serving order with `problem_id`,
+            `start_s`, `wall_s` and `correct` (True / False / None), as
+            `solver.store.live.question_results` returns them.
+        budget_s: the run's budget (None: unknown, no budget line).
+    """
+    done = questions.dropna(subset=["wall_s"]).reset_index(drop=True)
+    start = done["start_s"].astype(float)
+    wall = done["wall_s"].astype(float)
+    # the stored competition clock; questions back to back where a start is missing
+    ends = (start + wall).where(start.notna(), wall.cumsum())
+    n = len(done)
+    used = float(ends.max()) if n else 0.0
+    show_budget = bool(budget_s) and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
+    span = max(used, float(budget_s) if show_budget and budget_s else 0.0, 1.0)
+    unit, per = time_unit(span)
+    fig = _figure(
+        "Time used against the budget",
+        xaxis={"title": "questions answered", "range": [0, max(n, 1) + 0.5]},
+        yaxis={"title": f"competition clock ({unit})", "range": [0, span * 1.05 / per]},
+    )
+    outcome = [_outcome(c) for c in done["correct"]]
+    fig.add_trace(
+        go.Scatter(
+            x=np.arange(n + 1),
+            y=np.concatenate([[0.0], ends.to_numpy(dtype=float) / per]),
+            mode="lines",
+            name="time used",
+            line={"color": "#1f77b4", "shape": "linear"},
+            hoverinfo="skip",
+        )
+    )
+    for name in sorted(set(outcome)):
+        pick = [i for i, o in enumerate(outcome) if o == name]
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(pick) + 1,
+                y=ends.to_numpy(dtype=float)[pick] / per,
+                mode="markers",
+                name=f"answer {name}",
+                marker={"color": OUTCOME_COLORS.get(name, "#333"), "size": 8},
+                customdata=done["problem_id"].astype(str).to_numpy()[pick],
+                hovertemplate=f"question %{{x}} (%{{customdata}}): %{{y:.1f}} {unit}, {name}"
+                "<extra></extra>",
+            )
+        )
+    if show_budget and budget_s:
+        fig.add_hline(
+            y=budget_s / per,
+            line={"dash": "dash", "color": "#d62728"},
+            annotation_text=f"budget {budget_s / per:,.1f} {unit}",
+            annotation_position="top left",
+        )
+    elif budget_s:
+        fig.add_annotation(
+            text=f"budget {budget_s / 3600:.2f} h: {100 * used / budget_s:.1f}% used, "
+            "off this axis",  # bottom right: the rising line is high there
+            xref="paper", yref="paper", x=1, y=0, xanchor="right", yanchor="bottom",
+            showarrow=False, font={"color": "#d62728"},
+        )
+    return fig

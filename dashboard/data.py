@@ -22,6 +22,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,19 @@ def live_score(path: str, run_id: str, version: StoreVersion):  # type: ignore[n
     from solver.store.live import live_score as query
 
     return query(path, run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def live_questions(path: str, run_id: str, version: StoreVersion) -> pd.DataFrame:
+    """A live run's questions in serving order: the solver's final answer, whether it is right,
+    stop reason, level, start and time (solver.store.live.question_results)."""
+    del version
+    from solver.store.live import question_results
+
+    frame = question_results(path, run_id)
+    columns = ["position", "problem_id", "truth", "final_answer", "correct", "stop_reason",
+               "level", "start_s", "wall_s"]
+    return frame[columns].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- store: traces
@@ -660,6 +674,60 @@ def question_frame(result: CompetitionResult) -> pd.DataFrame:
     return frame
 
 
+PAIRED_BATCHES = 10
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """B minus A on the same bootstrap draws: the mean score difference with a 90% interval of
+    that mean, and the 5th–95th percentile of the difference in single competitions."""
+
+    mean: float
+    lo: float
+    hi: float
+    p5: float
+    p95: float
+    diffs: tuple[float, ...]
+    batches: int
+
+
+def paired_delta(
+    a: BootstrapSummary, b: BootstrapSummary, batches: int = PAIRED_BATCHES
+) -> PairedDelta:
+    """The paired difference of two bootstraps made with the same seed (replicate i of both
+    plays the same questions and samples), through the tuner's own `tuner.report.with_delta`:
+    the mean over all replicates, and a 90% t-interval over `batches` consecutive batches of
+    replicates (independent estimates of the mean; the tuner's folds play that part).
+
+    Raises:
+        ValueError: the two bootstraps have different replicate counts (not paired).
+    """
+    from tuner.report import HeldOutRow, with_delta
+
+    if a.replicates != b.replicates or len(a.scores) != len(b.scores):
+        raise ValueError(
+            f"not paired: {a.replicates} and {b.replicates} replicates"
+        )
+    k = max(1, min(batches, len(a.scores) // 2))
+
+    def row(name: str, s: BootstrapSummary) -> HeldOutRow:
+        parts = np.array_split(np.asarray(s.scores, dtype=float), k)
+        return HeldOutRow(
+            name=name, mean_score=s.mean_score, score_lo=s.score_lo, score_hi=s.score_hi,
+            mean_time_s=s.mean_time_s, p_overtime=s.p_overtime,
+            fold_means=tuple(float(x.mean()) for x in parts), scores=tuple(s.scores),
+        )
+
+    delta = with_delta(row("B", b), row("A", a)).delta
+    assert delta is not None
+    diffs = np.asarray(b.scores, dtype=float) - np.asarray(a.scores, dtype=float)
+    return PairedDelta(
+        mean=delta[0], lo=delta[1], hi=delta[2],
+        p5=float(np.percentile(diffs, 5)), p95=float(np.percentile(diffs, 95)),
+        diffs=tuple(float(x) for x in diffs), batches=k,
+    )
+
+
 def compare_frame(a: CompetitionResult, b: CompetitionResult) -> pd.DataFrame:
     """Two competitions over the same questions side by side, one row per question."""
     rows = []
@@ -787,19 +855,31 @@ def metric_names(study: Any) -> list[str]:
 
 
 def _cell(value: Any) -> Any:
-    """A dataframe-friendly scalar: lists and dicts become JSON text (floats to 6 digits)."""
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(_rounded(value), sort_keys=True, default=str)
-    return value
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, (list, tuple)):
-        return [_rounded(v) for v in value]
+    """A readable dataframe scalar: floats to 5 significant digits, lists as "a · b · c",
+    mappings as "key: value, ..." (never raw JSON with float noise such as 0.30000000000000004).
+    """
     if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
+        return ", ".join(f"{k}: {_text(v)}" for k, v in sorted(value.items(), key=str))
+    if isinstance(value, (list, tuple)):
+        return " · ".join(_text(v) for v in value)
+    return rounded(value)
+
+
+def _text(value: Any) -> str:
+    value = rounded(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def rounded(value: Any) -> Any:
+    """`value` with every float (also inside lists and mappings) to 5 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
     return value
 
 
@@ -813,11 +893,25 @@ def trials_frame(study: Any) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         row: dict[str, Any] = {"trial": t.number}
         for name, value in zip(names, t.values or ()):
-            row[name] = value
+            row[name] = rounded(value)
         row.update({f"param:{k}": _cell(v) for k, v in t.params.items()})
         row.update({f"attr:{k}": _cell(v) for k, v in t.user_attrs.items() if k != "policy"})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def trial_tables(trial: Any, names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One trial as two readable tables: its parameters (`parameter`, `value`) and its
+    objective values and user attributes (`name`, `value`), values as formatted text."""
+    params = pd.DataFrame(
+        [(k, _text(_cell(v))) for k, v in sorted(trial.params.items())],
+        columns=["parameter", "value"],
+    )
+    rows = [(n, _text(v)) for n, v in zip(names, trial.values or ())]
+    rows += [
+        (k, _text(_cell(v))) for k, v in sorted(trial.user_attrs.items()) if k != "policy"
+    ]
+    return params, pd.DataFrame(rows, columns=["name", "value"])
 
 
 def best_trials(study: Any, limit: int = 10) -> list[Any]:
@@ -915,7 +1009,7 @@ def heldout_report(study: Any) -> tuple[pd.DataFrame, pd.DataFrame] | None:
                 else f"{delta[0]:+.2f} ({delta[1]:+.2f}..{delta[2]:+.2f})",
                 "mean time h": (r.get("mean_time_s") or float("nan")) / 3600.0,
                 "P(overtime)": r.get("p_overtime"),
-                "per fold": json.dumps(_rounded(r.get("fold_means", []))),
+                "per fold": _cell(list(r.get("fold_means", []))),
             }
         )
     folds = [
@@ -933,23 +1027,31 @@ def heldout_report(study: Any) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 STUDY_PLOTS = ("history", "pareto", "importances", "parallel")
 
 
-PARALLEL_MAX_PARAMS = 12
+PARALLEL_MAX_PARAMS = 8
+IMPORTANCE_TOP = 15
+
+
+def _ranked_params(study: Any, objective: int) -> dict[str, float]:
+    """Parameter importances for reaching the best 10 % of trials (PED-ANOVA), largest first."""
+    import optuna
+
+    args = _importance_args(study, objective)
+    return dict(
+        optuna.importance.get_param_importances(
+            study, evaluator=args["evaluator"], target=args["target"]
+        )
+    )
 
 
 def _parallel(study: Any, objective: int, target: dict[str, Any]) -> Any:
     """Parallel coordinates over at most PARALLEL_MAX_PARAMS parameters, the most important ones
     (PED-ANOVA): an `aimo tune` study has ~50, unreadable side by side and slow to draw."""
-    import optuna
     import optuna.visualization as vis
 
     names = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
     if len(names) <= PARALLEL_MAX_PARAMS:
         return vis.plot_parallel_coordinate(study, **target)
-    args = _importance_args(study, objective)
-    ranked = optuna.importance.get_param_importances(
-        study, evaluator=args["evaluator"], target=args["target"]
-    )
-    top = list(ranked)[:PARALLEL_MAX_PARAMS]
+    top = list(_ranked_params(study, objective))[:PARALLEL_MAX_PARAMS]
     fig = vis.plot_parallel_coordinate(study, params=top, **target)
     fig.update_layout(
         title=f"Parallel coordinates: the {len(top)} most important of {len(names)} parameters"
@@ -975,28 +1077,36 @@ def _importance_args(study: Any, objective: int) -> dict[str, Any]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def study_figure(
-    url: str, name: str, version: StoreVersion, refresh: int, objective: int, kind: str
+    url: str,
+    name: str,
+    version: StoreVersion,
+    refresh: int,
+    objective: int,
+    kind: str,
+    top: int = IMPORTANCE_TOP,
 ) -> Any:
     """One of Optuna's Plotly figures of a study (STUDY_PLOTS), or the reason it is not
     available (a string). `objective` picks the value single-target plots show in a
     multi-objective study; `refresh` only keys the cache (RDB storages have no version).
 
     Importances: PED-ANOVA (Optuna's evaluator that needs no scikit-learn), importance for
-    reaching the best 10 % of trials of the chosen objective.
+    reaching the best 10 % of trials of the chosen objective; the `top` largest are drawn.
     """
     del refresh
     import optuna.visualization as vis
 
+    from dashboard import charts
+
     study = load_study(url, name, version)
     names = metric_names(study)
     multi = len(study.directions) > 1
-    target: dict[str, Any] = {}
+    target: dict[str, Any] = {"target_name": names[objective]}
     if multi:
-        target = {"target": (lambda t: t.values[objective]), "target_name": names[objective]}
+        target["target"] = lambda t: t.values[objective]
     builders: dict[str, Callable[[], Any]] = {
         "history": lambda: vis.plot_optimization_history(study, **target),
-        "importances": lambda: vis.plot_param_importances(
-            study, **_importance_args(study, objective)
+        "importances": lambda: charts.importance_bars(
+            _ranked_params(study, objective), objective=names[objective], top=top
         ),
         "parallel": lambda: _parallel(study, objective, target),
         "pareto": lambda: vis.plot_pareto_front(study, target_names=names),
@@ -1008,6 +1118,8 @@ def study_figure(
     try:
         with warnings.catch_warnings():  # experimental-API and evaluator notices
             warnings.simplefilter("ignore")
-            return builders[kind]()
+            fig = builders[kind]()
     except Exception as exc:  # noqa: BLE001 - too few trials, one-valued params, ...
         return f"not available: {exc}"
+    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
+    return charts.tidy_study_figure(fig, kind=kind, objective=names[objective], params=params)

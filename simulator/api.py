@@ -212,6 +212,8 @@ def simulate(
     budget_s = check_budget(budget_s)
     if bootstrap < 0:
         raise InputError("bootstrap", None, f"must be >= 0, got {bootstrap}")
+    if seed < 0:  # numpy's generators refuse it deep inside the bootstrap
+        raise InputError("seed", None, f"must be >= 0, got {seed}")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     problems = load_problem_traces(traces, run, allow_incomplete=allow_incomplete)
     if not problems:

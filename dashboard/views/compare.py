@@ -6,6 +6,7 @@ per question comes from the policies alone; the bootstrap uses the same seed for
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from dashboard import charts, data, ui
@@ -91,11 +92,42 @@ def render() -> None:
         f"Right only under A: **{only_a}** · right only under B: **{only_b}** · "
         f"B minus A time: **{(results[1].total_time_s - results[0].total_time_s) / 60:+.1f} min**"
     )
+    _paired(summaries)
     st.plotly_chart(charts.compare_cumulative(results, names), key="compare_cumulative")
     st.subheader("Per question")
     st.plotly_chart(charts.compare_times(table, names), key="compare_times")
     show = table.assign(order=table["order"] + 1)
-    st.dataframe(show, hide_index=True, key="compare_table")
+    seconds = st.column_config.NumberColumn(format="%.0f s")
+    st.dataframe(
+        show,
+        hide_index=True,
+        key="compare_table",
+        column_config={"time_a": seconds, "time_b": seconds, "time_diff": seconds},
+    )
+
+
+def _paired(summaries: tuple) -> None:
+    """B minus A on the same bootstrap draws, with a 90% interval (the tuner's paired Δ)."""
+    try:
+        d = data.paired_delta(*summaries)
+    except ValueError as exc:
+        st.warning(f"No paired difference: {exc}")
+        return
+    cols = st.columns([1, 2])
+    interval = (
+        f"90% interval {d.lo:+.2f} to {d.hi:+.2f}" if np.isfinite(d.hi) else "too few replicates"
+    )
+    cols[0].metric("Δ score (B − A), paired", f"{d.mean:+.2f}", help=interval)
+    cols[0].caption(
+        f"{interval} (of the mean over {len(d.diffs)} shared draws, t-interval over "
+        f"{d.batches} batches, as `aimo tune` does over folds). In one competition B − A lies "
+        f"in {d.p5:+.0f} … {d.p95:+.0f} 90% of the time. Both re-draw this run's problems: "
+        "new problems can differ (the Tune page's held-out Δ covers that)."
+    )
+    with cols[1]:
+        st.plotly_chart(
+            charts.delta_histogram(d.diffs, d.mean, d.lo, d.hi), key="compare_delta"
+        )
 
 
 if __name__ == "__main__":

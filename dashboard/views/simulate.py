@@ -186,7 +186,13 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
 def _questions(result: CompetitionResult) -> None:
     st.subheader("Per question")
     table = data.question_frame(result)
-    st.dataframe(table, hide_index=True, key="sim_questions_table")
+    seconds = st.column_config.NumberColumn(format="%.0f s")
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="sim_questions_table",
+        column_config={"start_s": seconds, "time_s": seconds},
+    )
     played = [q for q in result.questions if q.samples]
     if not played:
         st.info("No question was played before the cutoff.")

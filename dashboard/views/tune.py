@@ -8,7 +8,6 @@ Storage: an Optuna journal file path or an RDB URL (sqlite:///…, postgresql://
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -79,14 +78,30 @@ def render() -> None:
         if not tab.open:
             continue
         with tab:
+            top = data.IMPORTANCE_TOP
+            if kind == "importances":
+                top = int(
+                    st.slider("Parameters shown", 3, 60, data.IMPORTANCE_TOP, key="tune_top")
+                )
             with st.spinner(f"Building the {label.lower()} plot…"):
-                fig = data.study_figure(url, name, version, refresh, objective, kind)
+                fig = data.study_figure(url, name, version, refresh, objective, kind, top)
             if isinstance(fig, str):
                 st.info(fig)
-            else:
-                st.plotly_chart(fig, key=f"tune_{kind}")
+                continue
+            st.plotly_chart(fig, key=f"tune_{kind}")
+            if kind == "parallel":
+                _axis_legend(fig)
     _heldout(study)
     _best(study, trials, metric_names)
+
+
+def _axis_legend(fig: Any) -> None:
+    """The full parameter name behind each shortened parallel-coordinates axis label."""
+    axes = (fig.layout.meta or {}).get("axes") if isinstance(fig.layout.meta, dict) else None
+    if axes:
+        st.caption(
+            "Axes: " + " · ".join(f"**{short}** = `{full}`" for short, full in axes.items())
+        )
 
 
 def _heldout(study: Any) -> None:
@@ -129,14 +144,13 @@ def _best(study: Any, trials: pd.DataFrame, metric_names: list[str]) -> None:
     number = st.selectbox("Trial", all_numbers, key="tune_trial", format_func=label)
     trial = study.trials[number]
     cols = st.columns(2)
+    params, scores = data.trial_tables(trial, metric_names)
     with cols[0]:
         st.markdown("**Parameters**")
-        st.json(trial.params)
+        st.dataframe(params, hide_index=True, key="tune_params_table")
     with cols[1]:
         st.markdown("**Values and scores**")
-        attrs = {k: v for k, v in trial.user_attrs.items() if k != "policy"}
-        values = dict(zip(metric_names, trial.values or ()))
-        st.json({"values": values, **json.loads(json.dumps(attrs, default=str))})
+        st.dataframe(scores, hide_index=True, key="tune_scores_table")
     space_file = None
     if isinstance(study.user_attrs.get(data.TUNER_SETTINGS_ATTR), dict):
         space_file = st.text_input(

@@ -3,8 +3,12 @@
 Starts `python -m streamlit run dashboard/app.py ... --server.headless true` on a free port (the
 command line `dashboard.launch` runs), waits for `/_stcore/health`, opens every page by its URL
 in Debian's headless Chromium, waits until Plotly has drawn its charts (`.js-plotly-plot
-.main-svg`) and no exception box is shown, and saves a screenshot per page under
-test-output/dashboard/.
+.main-svg`) and no exception box is shown, saves a screenshot per page under
+test-output/screenshots/ (git-ignored; CI keeps the folder as an artifact; the paths are
+printed), and asserts on what a person sees: every chart's axis tick labels, axis titles, title
+and legend entries drawn inside the chart's own box (nothing clipped), axis titles present and
+never Optuna's generic "Objective Value", no element wider than the window, the Runs table
+without a horizontal scrollbar, no Deploy button.
 
 The browser is driven over the Chrome DevTools Protocol with `websockets` (a dependency of
 streamlit), because `chromium --dump-dom` returns before Streamlit's websocket has delivered the
@@ -15,6 +19,7 @@ page. Skipped only when Chromium is missing and CI is not 'true'; in CI it must 
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -30,15 +35,25 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-output" / "dashboard"
-# url path -> (page title, charts that must be drawn at least)
+SHOTS = ROOT / "test-output" / "screenshots"
+RUN_QUERY = "?run=synthetic-r1-14b-s1"
+# screenshot name -> (url path and query, page title, charts that must be drawn at least)
 PAGES = {
-    "runs": ("Runs", 1),
-    "traces": ("Traces", 4),
-    "simulate": ("Simulate", 3),
-    "tune": ("Tune", 1),
-    "compare": ("Compare policies", 2),
+    "runs": ("runs" + RUN_QUERY, "Runs", 1),
+    "traces": ("traces" + RUN_QUERY, "Traces", 4),
+    "simulate": ("simulate" + RUN_QUERY, "Simulate", 3),
+    "tune": ("tune", "Tune", 1),
+    "tune-importances": ("tune?plot=Importances", "Tune", 1),
+    "tune-parallel": ("tune?plot=Parallel+coordinates", "Tune", 1),
+    "compare": ("compare" + RUN_QUERY, "Compare policies", 3),
 }
+# Text a chart draws, by Plotly's classes: tick labels, axis titles, the chart title, legend
+# entries, and the axis titles and ticks of parallel coordinates.
+CHART_TEXT = (
+    ".xtick text, .ytick text, .x2tick text, .y2tick text, .g-xtitle text, .g-ytitle text, "
+    ".g-y2title text, .g-x2title text, .gtitle, .legendtext, .parcoords .axis-title, "
+    ".parcoords .tick text"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -163,6 +178,60 @@ class Browser:
                 self.proc.wait()
 
 
+SEEN = """JSON.stringify((() => {
+  const rect = r => [Math.round(r.left), Math.round(r.top), Math.round(r.right), Math.round(r.bottom)];
+  const out = {clipped: [], missingAxisTitles: [], generic: [], charts: [], wide: [],
+               scrolledTables: [], deploy: !!document.querySelector('[data-testid="stAppDeployButton"]'),
+               pageWidth: document.documentElement.scrollWidth, window: window.innerWidth};
+  document.querySelectorAll('.js-plotly-plot').forEach((plot, i) => {
+    const svg = plot.querySelector('.main-svg');
+    if (!svg) return;
+    const box = svg.getBoundingClientRect();
+    const title = ((plot.querySelector('.gtitle') || {}).textContent || `chart ${i}`).trim();
+    out.charts.push(title);
+    plot.querySelectorAll(%(text)s).forEach(t => {
+      const r = t.getBoundingClientRect();
+      const text = (t.textContent || '').trim();
+      if (!text || r.width === 0 || r.height === 0) return;
+      if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2)
+        out.clipped.push({chart: title, text: text.slice(0, 60), text_box: rect(r), chart_box: rect(box)});
+    });
+    const types = (plot.data || []).map(t => t.type || 'scatter');
+    if (types.length && types.every(t => ['scatter', 'bar', 'histogram'].includes(t))) {
+      // an x-axis title always; a y-axis title where the y ticks are numbers (category
+      // labels such as parameter names speak for themselves)
+      const said = sel => Array.from(plot.querySelectorAll(sel))
+        .some(t => (t.textContent || '').trim());
+      const yNumeric = Array.from(plot.querySelectorAll('.ytick text'))
+        .some(t => /^[-−]?[0-9.,]+[%kM]?$/.test((t.textContent || '').trim()));
+      if (!said('[class^="g-x"][class$="title"] text') ||
+          (yNumeric && !said('[class^="g-y"][class$="title"] text')))
+        out.missingAxisTitles.push(title);
+    }
+    if ((plot.textContent || '').includes('Objective Value')) out.generic.push(title);
+  });
+  const clippedByParent = e => {  // inside a scroll box or clip that itself fits the window
+    for (let a = e.parentElement; a; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o !== 'visible' && a.getBoundingClientRect().right <= window.innerWidth + 1) return true;
+    }
+    return false;
+  };
+  document.querySelectorAll('[data-testid="stMain"] *').forEach(e => {
+    const r = e.getBoundingClientRect();
+    if (r.width > 0 && r.right > window.innerWidth + 1 && !clippedByParent(e)) {
+      const id = e.getAttribute('data-testid') || e.className || e.tagName;
+      if (out.wide.length < 5) out.wide.push({element: String(id).slice(0, 60), box: rect(r)});
+    }
+  });
+  document.querySelectorAll('[data-testid="stDataFrame"]').forEach((df, i) => {
+    const s = df.querySelector('.dvn-scroller');
+    if (s && s.scrollWidth > s.clientWidth + 2)
+      out.scrolledTables.push({table: i, content: s.scrollWidth, shown: s.clientWidth});
+  });
+  return out;
+})())""".replace("%(text)s", json.dumps(CHART_TEXT))
+
 PAGE_STATE = """JSON.stringify({
   title: (document.querySelector('h1') || {}).innerText || '',
   plots: Array.from(document.querySelectorAll('.js-plotly-plot'))
@@ -174,17 +243,16 @@ PAGE_STATE = """JSON.stringify({
 })"""
 
 
-@pytest.fixture(scope="module")
-def server(store: Path, study_journal: Path) -> Iterator[str]:
-    """The dashboard served on a free port; yields its base URL."""
+@contextlib.contextmanager
+def serve(store: Path, journal: Path, log_name: str) -> Iterator[str]:
+    """The dashboard over `store` served on a free port (the command line `aimo dashboard`
+    runs); yields its base URL; the server log is kept with the screenshots."""
     from dashboard import build_command
 
-    _warm_fast_simulator(store)
     port = free_port()
-    cmd = build_command(store, str(study_journal), port, True, study="multi")
-    log = SHOTS / "server.log"
+    cmd = build_command(store, str(journal), port, True, study="multi")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    with open(SHOTS / log_name, "w") as out:
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
@@ -202,6 +270,14 @@ def server(store: Path, study_journal: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, study_journal: Path) -> Iterator[str]:
+    """The dashboard over the `store` fixture; yields its base URL."""
+    _warm_fast_simulator(store)
+    with serve(store, study_journal, "server.log") as url:
+        yield url
 
 
 def _warm_fast_simulator(store: Path) -> None:
@@ -232,29 +308,97 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         b.close()
 
 
+def visit(
+    browser: Browser, server: str, name: str, path: str, title: str, min_plots: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open /path, wait until it settled, save test-output/screenshots/NAME.png and assert what
+    every page must show: no exception or error, its title, its charts drawn, no chart text
+    outside its chart, axis titles, no generic Optuna title, nothing past the window's edge, no
+    Deploy button. Returns the page state and what was seen (for page-specific checks)."""
+    browser.call("Page.navigate", url=f"{server}/{path}")
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    state: dict[str, Any] = {}
+    stable = 0
+    while time.monotonic() < deadline:
+        state = json.loads(browser.evaluate(PAGE_STATE) or "{}")
+        done = state.get("title") == title and state.get("plots", 0) >= min_plots
+        stable = stable + 1 if done and not state.get("running") else 0
+        if state.get("exceptions") or stable >= 3:  # settled for ~1.5 s
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)  # Plotly's automargin redraw after the first paint
+    shot = SHOTS / f"{name}.png"
+    browser.screenshot(shot)
+    print(f"screenshot /{path}: {shot}")
+    seen = json.loads(browser.evaluate(SEEN) or "{}")
+    assert not state.get("exceptions"), f"/{path}: exception shown: {state}"
+    assert not state.get("notFound"), f"/{path}: not addressable by URL: {state}"
+    assert not state.get("errors"), f"/{path}: error shown: {state}"
+    assert state.get("title") == title, f"/{path}: {state}"
+    assert state.get("plots", 0) >= min_plots, f"/{path}: charts not drawn: {state}"
+    assert shot.stat().st_size > 10_000
+    # what a person sees
+    assert not seen["clipped"], f"/{path}: chart text drawn outside its chart: {seen['clipped']}"
+    assert not seen["missingAxisTitles"], f"/{path}: a chart without axis titles: {seen}"
+    assert not seen["generic"], f"/{path}: 'Objective Value' instead of the metric: {seen}"
+    assert seen["pageWidth"] <= seen["window"] + 1, f"/{path}: wider than the window: {seen}"
+    assert not seen["wide"], f"/{path}: elements past the right edge: {seen['wide']}"
+    assert not seen["deploy"], f"/{path}: Streamlit's Deploy button is shown"
+    return state, seen
+
+
 @pytest.mark.timeout(900)
 def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Browser) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     report = {}
-    for path, (title, min_plots) in PAGES.items():
-        query = "?run=synthetic-r1-14b-s1" if path != "tune" else ""
-        browser.call("Page.navigate", url=f"{server}/{path}{query}")
-        deadline = time.monotonic() + PAGE_TIMEOUT_S
-        state: dict[str, Any] = {}
-        stable = 0
-        while time.monotonic() < deadline:
-            state = json.loads(browser.evaluate(PAGE_STATE) or "{}")
-            done = state.get("title") == title and state.get("plots", 0) >= min_plots
-            stable = stable + 1 if done and not state.get("running") else 0
-            if state.get("exceptions") or stable >= 3:  # settled for ~1.5 s
-                break
-            time.sleep(0.5)
-        browser.screenshot(SHOTS / f"{path}.png")
-        report[path] = state
-        assert not state.get("exceptions"), f"/{path}: exception shown: {state}"
-        assert not state.get("notFound"), f"/{path}: not addressable by URL: {state}"
-        assert not state.get("errors"), f"/{path}: error shown: {state}"
-        assert state.get("title") == title, f"/{path}: {state}"
-        assert state.get("plots", 0) >= min_plots, f"/{path}: charts not drawn: {state}"
-        assert (SHOTS / f"{path}.png").stat().st_size > 10_000
+    for name, (path, title, min_plots) in PAGES.items():
+        state, seen = visit(browser, server, name, path, title, min_plots)
+        report[name] = {**state, "seen": seen}
+        if name == "runs":
+            assert not seen["scrolledTables"], f"/runs: the runs table is cut off: {seen}"
+        if name == "traces":
+            legend = browser.evaluate(
+                "Array.from(document.querySelectorAll('.legendtext')).map(e => e.textContent)"
+            )
+            assert sum(t.startswith("sample ") for t in legend) == 4, legend  # one per sample
+        if name == "tune-importances":
+            assert any(c.startswith("Importance for score") for c in seen["charts"]), seen
+        if name == "compare":
+            assert "Score difference B − A on the same draws" in seen["charts"], seen
     (SHOTS / "pages.json").write_text(json.dumps(report, indent=2))
+    print("screenshots:", *(str(SHOTS / f"{name}.png") for name in PAGES), sep="\n  ")
+
+
+@pytest.fixture(scope="module")
+def live_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a finished live solve (`done`, 6 questions) and a newer one cut short."""
+    from solver.solve import Problem, run_solve
+    from solver.store import TraceWriter
+    from solver.store.writer import write_connection
+    from solver.traces import RunInfo
+
+    path = tmp_path_factory.mktemp("live") / "live.duckdb"
+    problems = [Problem(f"q{i}", f"question {i}", i) for i in range(6)]
+    run_solve(problems, "fast-8", "synthetic", record=path, echo=None, record_run_id="done")
+    TraceWriter(path).start_run(RunInfo("dead", "solve"))
+    with write_connection(path) as con:
+        con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
+    return path
+
+
+@pytest.mark.timeout(600)
+def test_a_live_run_in_a_real_browser(
+    live_store: Path, study_journal: Path, browser: Browser
+) -> None:
+    """Issue 16: a live solve's own score, time and burn-down; the finished run is the default,
+    the interrupted one is told apart."""
+    with serve(live_store, study_journal, "server-live.log") as url:
+        _, seen = visit(browser, url, "runs-live", "runs", "Runs", 2)
+        text = browser.evaluate("document.body.innerText")
+        assert "Run done" in text and "Live solver right" in text, text[:2000]
+        assert "state: finished" in text  # the sidebar says which state the run is in
+        assert "Time used against the budget" in seen["charts"], seen
+        assert not any(t["table"] == 0 for t in seen["scrolledTables"]), seen  # the runs table
+        visit(browser, url, "runs-interrupted", "runs?run=dead", "Runs", 1)
+        text = browser.evaluate("document.body.innerText")
+        assert "was interrupted" in text and "state: interrupted" in text, text[:2000]

@@ -114,10 +114,12 @@ def test_token_curves_one_line_per_sample_and_marked_answers() -> None:
     fig = charts.token_curves(curves, events, x_title="seconds", title="q")
     assert_svg(fig)
     lines = [t for t in fig.data if t.mode == "lines"]
-    assert [t.name for t in lines] == ["code samples", "cot samples"]
-    cot = next(t for t in lines if t.name == "cot samples")
-    # samples 0 and 2 in one trace, separated by a NaN gap
-    assert len(cot.x) == 3 + 1 + 2 and np.isnan(cot.x[3])
+    # one line per sample (not one per kind), each its own colour, named in legend and hover
+    assert [t.name for t in lines] == ["sample 0 (cot)", "sample 1 (code)", "sample 2 (cot)"]
+    assert len({t.line.color for t in lines}) == 3
+    assert list(lines[0].x) == [0.0, 5.0, 10.0] and list(lines[2].y) == [0, 40]
+    assert "sample 1 (code)" in lines[1].hovertemplate
+    assert lines[1].line.dash == "dot" and lines[0].line.dash == "solid"
     markers = {t.name: t for t in fig.data if t.mode == "markers"}
     assert set(markers) == {"boxed · right", "code · code failed", "code · wrong"}
     assert markers["boxed · right"].marker.color == charts.OUTCOME_COLORS["right"]
@@ -235,13 +237,114 @@ def test_compare_charts() -> None:
     fig = charts.compare_times(table, ("A", "B"))
     assert_svg(fig)
     assert [t.name for t in fig.data] == ["A", "B"]
-    assert list(fig.data[0].customdata[:2]) == ["right", "wrong"]
+    assert [row[1] for row in fig.data[0].customdata[:2]] == ["right", "wrong"]
+    # short x labels (question numbers; the problem id is in the hover), axes grow margins
+    assert list(fig.data[0].x) == ["1", "2", "3", "4", "5"]
+    assert fig.data[0].customdata[0][0] == "p0"
+    assert fig.layout.xaxis.automargin is True
+    assert fig.layout.legend.y > 1  # above the plot, never over the x labels
     fig = charts.compare_cumulative((a, b), ("A", "B"))
     assert_svg(fig)
     assert list(fig.data[0].y) == [0, 1, 1, 2, 2, 3] and list(fig.data[1].y) == [0, 1, 2, 3, 4, 5]
+
+
+def test_compare_cumulative_axis_follows_the_data() -> None:
+    """A 25-minute competition is drawn in minutes on a 25-minute axis, not on 5 hours; the
+    5-hour budget line is then left out (named in a note); a long one shows the budget."""
+    short = competition()  # 150 s start-up + 5 x 300 s = 1650 s
+    fig = charts.compare_cumulative((short, short), ("A", "B"))
+    assert fig.layout.xaxis.title.text == "competition clock (minutes)"
+    assert fig.layout.xaxis.range[1] == pytest.approx(1650 * 1.03 / 60)
+    assert not fig.layout.shapes
+    assert "off this axis" in fig.layout.annotations[0].text
+    long = competition(time_s=2000.0)  # 150 + 10000 s: within 2x of the 5 h budget
+    fig = charts.compare_cumulative((long, long), ("A", "B"))
+    assert fig.layout.xaxis.title.text == "competition clock (hours)"
+    assert fig.layout.shapes[0].x0 == pytest.approx(5.0)
+    assert charts.time_unit(100) == ("seconds", 1.0)
+
+
+def test_delta_histogram_marks_mean_and_interval() -> None:
+    fig = charts.delta_histogram([-1.0, 0.0, 2.0, 3.0], 1.0, 0.2, 1.8)
+    assert_svg(fig)
+    assert sorted(s.x0 for s in fig.layout.shapes) == [0.0, 0.2, 1.0, 1.8]
+    fig = charts.delta_histogram([0.0], 0.0, float("-inf"), float("inf"))
+    assert sorted(s.x0 for s in fig.layout.shapes) == [0.0, 0.0]
+
+
+def test_importance_bars_top_n_with_full_labels() -> None:
+    names = [f"question_stop.rule{i}.min_answers" for i in range(53)]
+    importances = {n: (53 - i) / 1000 for i, n in enumerate(names)}
+    fig = charts.importance_bars(importances, objective="score", top=10)
+    assert_svg(fig)
+    bar = fig.data[0]
+    assert bar.orientation == "h"
+    # the 10 largest, the largest on top (drawn last), every label the full name
+    assert list(bar.y)[::-1] == names[:10]
+    assert fig.layout.height == 140 + 26 * 10
+    assert "score" in fig.layout.title.text and "top 10 of 53" in fig.layout.title.text
+    taller = charts.importance_bars(importances, objective="score", top=30)
+    assert taller.layout.height > fig.layout.height
+
+
+def test_short_labels_and_tidy_optuna_titles() -> None:
+    assert charts.short_label("question_stop.rule1.min_answers") == "qs.r1.min_answers"
+    assert charts.short_label("sample_stop.cot.grace_tokens") == "ss.cot.grace_tokens"
+    assert len(charts.short_label("a_b." + "x" * 40)) == 22
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    long = ["question_stop.rule1.min_answers", "question_stop.rule1.min_equal", "b"]
+    study.optimize(lambda t: sum(t.suggest_int(n, 1, 9) for n in long), n_trials=6)
+    fig = optuna.visualization.plot_parallel_coordinate(study, target_name="score")
+    assert "question_stop.rul..." in fig.layout.xaxis.ticktext  # Optuna's cut: ambiguous
+    fig = charts.tidy_study_figure(fig, kind="parallel", objective="score", params=long)
+    assert list(fig.layout.xaxis.ticktext) == [
+        "score", "b", "qs.r1.min_answers", "qs.r1.min_equal"
+    ]
+    assert fig.layout.meta["axes"]["qs.r1.min_equal"] == "question_stop.rule1.min_equal"
+    assert "b" not in fig.layout.meta["axes"]  # only shortened labels are listed
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [row[0] for row in lines[0].customdata] == ["score", "b", *long[:2]]  # full in hover
+    assert fig.layout.xaxis.automargin and fig.layout.xaxis.title.text == "parameter"
+    assert "score" in fig.layout.title.text and "Objective Value" not in fig.to_json()
+    hist = go.Figure(
+        go.Scatter(x=[0, 1], y=[1, 2], name="Objective Value"),
+        layout={"yaxis": {"title": {"text": "Objective Value"}}},
+    )
+    hist = charts.tidy_study_figure(hist, kind="history", objective="score")
+    assert hist.layout.yaxis.title.text == "score" and hist.data[0].name == "score"
+    assert "Objective Value" not in hist.to_json()
 
 
 def test_gantt_lists_slots_in_index_order() -> None:
     q = question(0, correct=True, level=3, start_s=0.0, time_s=200.0)
     fig = charts.question_gantt(q)
     assert list(fig.layout.yaxis.categoryarray) == ["#0 cot", "#1 code", "#2 cot", "#3 cot"]
+
+
+def test_live_burn_down_time_used_against_budget() -> None:
+    frame = pd.DataFrame(
+        {
+            "problem_id": ["a", "b", "c"],
+            "start_s": [10.0, 70.0, 100.0],
+            "wall_s": [60.0, 30.0, 50.0],
+            "correct": [True, False, None],
+        }
+    )
+    fig = charts.live_burn_down(frame, 300.0)
+    assert_svg(fig)
+    used = next(t for t in fig.data if t.name == "time used")
+    assert list(used.x) == [0, 1, 2, 3]
+    assert list(used.y * 60) == pytest.approx([0.0, 70.0, 100.0, 150.0])  # the stored clock
+    names = {t.name for t in fig.data if t.mode == "markers"}
+    assert names == {"answer right", "answer wrong", "answer unknown truth"}
+    assert fig.layout.shapes[0].y0 == pytest.approx(5.0)  # the budget: 300 s in minutes
+    assert fig.layout.yaxis.title.text == "competition clock (minutes)"
+    long = charts.live_burn_down(frame.assign(start_s=None), 18000.0)  # no start stored
+    used = next(t for t in long.data if t.name == "time used")
+    assert list(used.y) == pytest.approx([0.0, 60.0, 90.0, 140.0])  # seconds: 140 s of data
+    assert not long.layout.shapes  # a 5-hour budget is off a 140 s axis: a note instead
+    assert "0.8% used" in long.layout.annotations[0].text
+    assert not charts.live_burn_down(frame, None).layout.shapes

@@ -172,6 +172,9 @@ def test_build_command_and_launch_checks(tmp_path: Path, store: Path) -> None:
     assert cmd[4] == str(dashboard.APP_PATH)
     assert cmd[cmd.index("--server.port") + 1] == "8123"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
+    # no Deploy button (the browser test checks the page too)
+    assert cmd[cmd.index("--client.toolbarMode") + 1] == "minimal"
+    assert cmd.index("--client.toolbarMode") < cmd.index("--")  # a streamlit flag, not the app's
     tail = cmd[cmd.index("--") + 1 :]
     assert tail == [
         "--traces",

@@ -4,6 +4,7 @@ written by another process read without a lock error and marked as in progress."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -50,6 +51,22 @@ def charts(at) -> int:
     return len(at.get("plotly_chart"))
 
 
+def chart_json(at, i: int) -> str:
+    """The i-th Plotly figure of the page as Plotly JSON text."""
+    return at.get("plotly_chart")[i].proto.spec
+
+
+def plotly_values(value: object) -> list[float]:
+    """A Plotly JSON array: a list, or numpy data as {"dtype", "bdata"} (base64)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)  # type: ignore[call-overload]
+
+
 def assert_clean(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -68,15 +85,17 @@ def test_runs_page_lists_runs_and_switches_run(store: Path, env, page) -> None:
     assert set(table["run_id"]) == {SYNTH_RUN, LIVE_RUN}
     assert {
         "kind",
+        "state",
         "model",
-        "backend",
-        "hardware",
         "problems",
         "samples",
         "tokens",
         "sample_accuracy",
         "majority_accuracy",
     } <= set(table.columns)
+    # a table that fits the page: at most 9 columns, the rest in the run's details
+    assert len(table.columns) <= 9
+    assert "hardware" in texts(at.caption) and "backend" in texts(at.caption)
     # the newest *finished* run by default: a run being written (or cut short) is not (issue 16)
     assert f"Run {SYNTH_RUN}" in texts(at.subheader)
     assert "in progress" not in texts(at.info)
@@ -201,6 +220,9 @@ def test_tune_page_plots_and_exports_a_trial(
         "Parallel coordinates",
     ]
     assert charts(at) == 1  # only the open tab is built: the history
+    history = chart_json(at, 0)
+    assert "Objective Value" not in history  # says what the value is
+    assert ('"score' if study == "multi" else '"objective 0') in history  # its metric name
     at.session_state["plot"] = "Pareto front"
     at.run()
     assert_clean(at)
@@ -213,8 +235,17 @@ def test_tune_page_plots_and_exports_a_trial(
         at.run()
         assert_clean(at)
         assert charts(at) == 1, plot
+        assert "Objective Value" not in chart_json(at, 0), plot
+    at.session_state["plot"] = "Importances"
+    at.run()
+    bars = json.loads(chart_json(at, 0))["data"][0]
+    assert bars["orientation"] == "h" and set(bars["y"]) == {"start_level", "check_every"}
     best = at.dataframe[0].value
     assert "attr:fold_scores" in best.columns and "attr:heldout_mean" in best.columns
+    # lists as "a · b · c" with floats to 5 significant digits, never raw JSON with float noise
+    folds = str(best["attr:fold_scores"].iloc[0])
+    assert " · " in folds and "[" not in folds
+    assert all(len(x.strip().lstrip("-").replace(".", "")) <= 6 for x in folds.split("·"))
 
     options = at.selectbox(key="tune_trial").options
     other = options[-1]
@@ -225,7 +256,12 @@ def test_tune_page_plots_and_exports_a_trial(
     number = int(other.split()[1])
     yaml_text = at.code[0].value
     assert f"name: trial-{number}" in yaml_text
-    assert "fold_scores" in texts(at.json)
+    scores = next(d.value for d in at.dataframe if list(d.value.columns) == ["name", "value"])
+    # its objective values, then its 2 user attributes
+    assert len(scores) == (4 if study == "multi" else 3) and "fold_scores" in set(scores["name"])
+    params = next(d.value for d in at.dataframe if list(d.value.columns) == ["parameter", "value"])
+    assert set(params["parameter"]) == {"start_level", "check_every"}
+    assert not at.json  # formatted tables, not raw JSON
 
 
 def test_tune_page_on_an_aimo_tune_study(tuner_journal: Path, store: Path, env, page) -> None:
@@ -266,7 +302,12 @@ def test_compare_page_two_policies(store: Path, env, page) -> None:
     env(traces=store)
     at = page("compare", run=SYNTH_RUN)
     assert_clean(at)
-    assert charts(at) == 2
+    assert charts(at) == 3  # paired Δ histogram, score over the clock, time per question
+    labels = [m.label for m in at.metric]
+    assert "Δ score (B − A), paired" in labels
+    assert "90% interval" in texts(at.caption) and "batches" in texts(at.caption)
+    clock = json.loads(chart_json(at, 1))["layout"]
+    assert clock["xaxis"]["title"]["text"].startswith("competition clock (")
     table = at.dataframe[0].value
     assert len(table) == 50
     assert {"answer_a", "answer_b", "correct_a", "correct_b", "time_a", "time_b"} <= set(
@@ -280,6 +321,8 @@ def test_compare_page_two_policies(store: Path, env, page) -> None:
     table = at.dataframe[0].value
     assert (table["answer_a"] == table["answer_b"]).all()
     assert (table["time_a"] == table["time_b"]).all()
+    delta = next(m for m in at.metric if m.label.startswith("Δ score"))
+    assert delta.value == "+0.00"  # same policy, same draws: no difference
 
 
 # --------------------------------------------------------------------------- bad input
@@ -371,3 +414,50 @@ def test_pages_read_a_store_while_a_recorder_writes_it(tmp_path: Path, env, page
     assert "in progress" not in texts(at.info)
     table = at.dataframe[0].value
     assert int(table.loc[table["run_id"] == LIVE_RUN, "problems"].iloc[0]) == 12
+
+
+# --------------------------------------------------------------------------- live runs
+
+
+def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
+    tmp_path: Path, env, page
+) -> None:
+    """Issue 16: a live run's real score (its submitted answers vs the known ones), its time and
+    budget burn-down; finished, interrupted and running runs told apart, a finished one the
+    default selection."""
+    from solver.solve import Problem, run_solve
+    from solver.store import TraceWriter
+    from solver.store.writer import write_connection
+    from solver.traces import RunInfo
+
+    store = tmp_path / "live.duckdb"
+    problems = [Problem(f"q{i}", f"question {i}", i) for i in range(4)]
+    report = run_solve(
+        problems, "fast-8", "synthetic", record=store, echo=None, record_run_id="done"
+    )
+    TraceWriter(store).start_run(RunInfo("dead", "solve"))  # newer, but cut short
+    with write_connection(store) as con:
+        con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
+    env(traces=store)
+    at = page("runs")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["run_id"], table["state"])) == {"done": "finished", "dead": "interrupted"}
+    assert "Run done" in texts(at.subheader)  # the finished run, not the newer interrupted one
+    right = sum(q.answer == q.truth for q in report.result.questions)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Live solver right"] == f"{right}/4"
+    assert metrics["Answered"] == "4"
+    last = report.result.questions[-1]
+    assert metrics["Time used"] == f"{last.start_s + last.time_s:,.0f} s"
+    spec = next(c.proto.spec for c in at.get("plotly_chart") if "Time used" in c.proto.spec)
+    burn = json.loads(spec)
+    used = next(t for t in burn["data"] if t["name"] == "time used")
+    ys = plotly_values(used["y"])
+    assert len(ys) == 5 and ys[0] == 0.0 and all(a <= b for a, b in zip(ys, ys[1:]))
+    live = next(d.value for d in at.dataframe if "final_answer" in d.value.columns)
+    assert list(live["final_answer"]) == [q.answer for q in report.result.questions]
+
+    at.selectbox(key="run").select("dead").run()
+    assert_clean(at)
+    assert "interrupted" in texts(at.warning)
