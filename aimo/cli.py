@@ -446,14 +446,14 @@ def tune(
 
     from aimo.output import notice, stdout_to_stderr
     from aimo.tune_report import tune_frame, tune_json
-    from simulator.api import export_frame
+    from simulator.api import check_export_path, export_frame
     from solver.store.out_path import check_out_path
     from tuner.cli_impl import run_tune
 
     try:
         check_out_path(out, "--out", overwrite=None)  # existing: run_tune's --force rule
         if export is not None:
-            _check_export(export)  # before hours of tuning
+            check_export_path(export)  # before hours of tuning
         with stdout_to_stderr():
             chosen = _pick_profile(hardware, traces, run)
             result = run_tune(
@@ -470,14 +470,6 @@ def tune(
         _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(tune_json(result, traces=str(traces), hardware=chosen), indent=2))
-
-
-def _check_export(path: Path) -> None:
-    """Refuse a bad --export path before any work (suffix, folder)."""
-    if path.suffix.lower() not in (".csv", ".parquet"):
-        raise InputError(str(path), "--export", "the file must end in .csv or .parquet")
-    if not path.parent.is_dir():
-        raise InputError(str(path), "--export", f"no such directory: {path.parent}")
 
 
 @app.command()

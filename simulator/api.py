@@ -113,15 +113,21 @@ class SimulationResult:
         return export_frame(self.to_pandas(), path)
 
 
-def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as .csv or .parquet; a clear InputError for another suffix or no folder."""
+def check_export_path(path: str | Path) -> Path:
+    """`path` as an export target: InputError unless it ends in .csv or .parquet and its folder
+    exists (checked before long work, and again when writing)."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
+    if p.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(str(p), "--export", "the file must end in .csv or .parquet")
     if not p.parent.is_dir():
         raise InputError(str(p), "--export", f"no such directory: {p.parent}")
-    if suffix == ".csv":
+    return p
+
+
+def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as .csv or .parquet; a clear InputError for another suffix or no folder."""
+    p = check_export_path(path)
+    if p.suffix.lower() == ".csv":
         frame.to_csv(p, index=False)
     else:
         frame.to_parquet(p, index=False)

@@ -55,10 +55,15 @@ class RunRecorder:
 
     def __init__(self, path: str | Path, run: RunInfo, *, resume: bool = False,
                  budget_s: float | None = None, spool_after_s: float = SPOOL_AFTER_S) -> None:
-        self.writer = TraceWriter(path, spool_after_s=spool_after_s)
+        writer = TraceWriter(path, spool_after_s=spool_after_s)
+        writer.start_run(run, resume=resume, budget_s=budget_s)
+        self._attach(writer, run)
+
+    def _attach(self, writer: TraceWriter, run: RunInfo) -> None:
+        """Write into `writer`'s started `run` with fresh counters and an empty question buffer."""
+        self.writer = writer
         self.run = run
         self.confidence_missing = 0  # samples whose engine gave fewer logprobs than tokens
-        self.writer.start_run(run, resume=resume, budget_s=budget_s)
         self.spooled = 0
         self._reset()
 
@@ -66,11 +71,8 @@ class RunRecorder:
         """A recorder for one question that shares this run's writer but has its own buffer: a
         question's late code results land in it while the next question streams (aimo record
         overlaps them). Commit it with its own `commit_question`."""
-        child = object.__new__(RunRecorder)
-        child.writer, child.run = self.writer, self.run
-        child.confidence_missing = 0
-        child.spooled = 0
-        child._reset()
+        child = object.__new__(RunRecorder)  # the run is started already: no __init__
+        child._attach(self.writer, self.run)
         return child
 
     def _reset(self) -> None:
