@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from solver.errors import InputError
+from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]  # the source checkout the project wheel is built from
 DIST_NAME = "aimo-policy-lab"
@@ -149,7 +149,7 @@ def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind
         InputError: a bad policy, an existing --out (without force), no source checkout, or a
             failed pip call (its last lines).
     """
-    from solver.policy import load_policy
+    from core.policy import load_policy
 
     pol = load_policy(policy)
     if backend not in ("turbomind", "pytorch", "synthetic"):
@@ -178,7 +178,7 @@ def _fill(out: Path, wheels: Path, pol: Any, model: str, backend: str,
           python_version: str | None, platform_tag: str | None, run: Runner,
           echo: Callable[[str], None]) -> BundleResult:
     """The wheels, the policy, the entry and the manifest into the (empty) folder `out`."""
-    from solver.policy import dump_policy, policy_hash
+    from core.policy import dump_policy, policy_hash
 
     echo(f"building the {DIST_NAME} wheel from {ROOT} ...")
     build, fetch = pip_commands(wheels, python_version=python_version, platform_tag=platform_tag)

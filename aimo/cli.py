@@ -13,7 +13,7 @@ import typer
 
 from aimo.settings import ENV
 from aimo.runs_cmd import runs_app
-from solver.errors import InputError
+from core.errors import InputError
 
 # Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
 # stay quick and need none of the optional extras (tune, dashboard, gpu).
@@ -219,8 +219,8 @@ def profile_list(
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
 ) -> None:
     """List the bundled hardware profiles with their calibration error and what they model."""
-    from simulator.hardware import list_profiles, load_profile
-    from simulator.hardware.calibrate import calibration_error
+    from core.hardware import list_profiles, load_profile
+    from core.hardware.calibrate import calibration_error
 
     rows = []
     for name in list_profiles():
@@ -277,8 +277,8 @@ def profile_unbind(
 @profile_app.command("show")
 def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path.")) -> None:
     """Print a profile's coefficients and its error against its calibration points."""
-    from simulator.hardware import load_profile
-    from simulator.hardware.calibrate import format_report
+    from core.hardware import load_profile
+    from core.hardware.calibrate import format_report
 
     try:
         typer.echo(format_report(load_profile(name)))
@@ -298,8 +298,8 @@ def profile_fit(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
-    from simulator.hardware import fit_profile, load_profile, read_chunks, save_profile
-    from solver.store.out_path import check_out_path
+    from core.hardware import fit_profile, load_profile, read_chunks, save_profile
+    from core.store.out_path import check_out_path
 
     if from_live is not None:
         from aimo.validate_cmd import fit_from_live
@@ -352,7 +352,7 @@ def profile_measure(
     import time
 
     from recorder import step_latency as sl
-    from simulator.hardware import load_profile, save_profile
+    from core.hardware import load_profile, save_profile
 
     if not model.is_dir():
         _fail(f"--model: no such model directory: {model}")
@@ -369,7 +369,7 @@ def profile_measure(
               "sequence of a cell must decode at once)")
     if until is not None and until <= time.time():
         _fail(f"--until: {until:.0f} is in the past")
-    from solver.store.out_path import check_out_path
+    from core.store.out_path import check_out_path
 
     for opt, path in (("--out", out), ("--csv", csv_out)):
         if path is not None and not path.parent.is_dir():
@@ -447,7 +447,7 @@ def tune(
     from aimo.output import notice, stdout_to_stderr
     from aimo.tune_report import tune_frame, tune_json
     from simulator.api import check_export_path, export_frame
-    from solver.store.out_path import check_out_path
+    from core.store.out_path import check_out_path
     from tuner.cli_impl import run_tune
 
     try:
@@ -538,7 +538,7 @@ def solve(
 
     from aimo.output import notice, stdout_to_stderr
     from solver.loop import LoopOptions
-    from solver.policy import load_policy, uses_confidence, with_token_cap
+    from core.policy import load_policy, uses_confidence, with_token_cap
     from solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
@@ -554,7 +554,7 @@ def solve(
             if hardware is None and backend is SolveBackend.replay and traces is not None:
                 hardware = _pick_profile(None, traces, run)
             if hardware is not None or backend is SolveBackend.replay:
-                from simulator.hardware import load_profile
+                from core.hardware import load_profile
 
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
             options: dict = {"draw_seed": seed} if backend is SolveBackend.hil else {}

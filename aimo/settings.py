@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from solver.errors import InputError
+from core.errors import InputError
 
 _ENV = "<environment>"
 DEFAULT_POLICY = "seed-2nd-place"

@@ -13,7 +13,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from solver.errors import InputError
+from core.errors import InputError
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -35,11 +35,11 @@ def validate(
 ) -> None:
     """Replay the trace store under the live run's policy, order and sample draw; print live vs
     simulated answers, stop reasons and times per question, the errors and start-up."""
-    from simulator.hardware import load_profile
+    from core.hardware import load_profile
     from simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render
     from simulator.validate import plot as draw
     from simulator.validate import validate as run_validate
-    from solver.store import load_problem_traces
+    from core.store import load_problem_traces
 
     for opt, path in (("--plot", plot), ("--markdown", markdown)):
         if path is not None and not path.parent.is_dir():
@@ -89,11 +89,11 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
     """`aimo profile fit --from-live`: refit a + beta*b + gamma*C from a live run's chunk times and
     report the error before (the base profile) and after, per stretch and (with --traces) per
     question through `aimo validate`'s comparison."""
-    from simulator.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
-    from simulator.hardware.fit import observation_errors
+    from core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
+    from core.hardware.fit import observation_errors
     from simulator.validate import read_live_run
     from simulator.validate import validate as run_validate
-    from solver.store import load_problem_traces
+    from core.store import load_problem_traces
 
     if base is None:
         _fail("--base: --from-live needs the profile to refit (its prefill, start-up and pool are kept)")

@@ -51,7 +51,7 @@ def build_store(path: Path, n_problems: int, n_samples: int, chunk_tokens: int |
         return
     from recorder.synth import run_info, synthesize_questions
     from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from solver.store import ProblemRow, TraceWriter
+    from core.store import ProblemRow, TraceWriter
 
     prof = dataclasses.replace(get_profile(DEFAULT_PROFILE), chunk_tokens=chunk_tokens)
     info = run_info(prof, n_problems, n_samples, 0)
@@ -73,7 +73,7 @@ def build_study(
     per study, 2 folds); else a stand-in study of the same shape (45 parameters)."""
     if not tuner:
         return build_fake_study(path, n_trials), "bench"
-    from solver.store import list_runs
+    from core.store import list_runs
     from tuner.cli_impl import run_tune
 
     run_id = list_runs(store)[-1].run_id
@@ -102,7 +102,7 @@ def build_fake_study(path: Path, n_trials: int, n_params: int = 45) -> str:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from solver.policy import load_policy, policy_to_dict
+    from core.policy import load_policy, policy_to_dict
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = policy_to_dict(load_policy("seed-2nd-place"))
@@ -245,7 +245,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> int:
         render(page, clear=True, timeout=args.timeout)
     print(f"warm-up pass (process one-time costs): {time.perf_counter() - t0:.1f} s\n")
 
-    from solver.store import list_runs
+    from core.store import list_runs
 
     runs = list_runs(store)
     run = runs[-1]

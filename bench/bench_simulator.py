@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from simulator.fast import FastSimulator
-from simulator.hardware import load_profile
+from core.hardware import load_profile
 from simulator.replay import bootstrap_competitions, summarize
-from solver.policy import Policy, load_policy
-from solver.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from core.policy import Policy, load_policy
+from core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")
 
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
     t0 = time.perf_counter()
     if args.store is not None:
-        from solver.store import load_problem_traces
+        from core.store import load_problem_traces
 
         problems = load_problem_traces(args.store)
         source = str(args.store)

@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from simulator.fast import FastSimulator  # noqa: E402
-from simulator.hardware import load_profile  # noqa: E402
-from solver.policy import Policy, load_policy  # noqa: E402
-from solver.store import load_problem_traces  # noqa: E402
+from core.hardware import load_profile  # noqa: E402
+from core.policy import Policy, load_policy  # noqa: E402
+from core.store import load_problem_traces  # noqa: E402
 from tuner.cli_impl import run_tune  # noqa: E402
 from tuner.export import policy_of  # noqa: E402
 from tuner.objective import COMPETITION_QUESTIONS, ObjectiveSpec  # noqa: E402

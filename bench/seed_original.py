@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 from simulator.fast import FastSimulator
-from simulator.hardware import load_profile
-from solver.policy import Policy, dump_policy, load_policy
-from solver.store import load_problem_traces
+from core.hardware import load_profile
+from core.policy import Policy, dump_policy, load_policy
+from core.store import load_problem_traces
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -32,9 +32,9 @@ def run_bootstrap(store: Path, replicates: int, policy_spec: str = "seed-2nd-pla
     """The measured work: one warm-up competition, then `replicates` more."""
     sys.path.insert(0, str(REPO))
     from simulator.fast import FastSimulator
-    from simulator.hardware import load_profile
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from core.hardware import load_profile
+    from core.policy import load_policy
+    from core.store import load_problem_traces
 
     sim = FastSimulator(load_problem_traces(store), load_profile("l4x4-14b-w4kv8"))
     policy = load_policy(policy_spec)

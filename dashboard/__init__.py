@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from solver.errors import InputError
+from core.errors import InputError
 
 __all__ = ["APP_PATH", "DEFAULT_HOST", "build_command", "launch"]
 

@@ -689,7 +689,7 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     Args:
         questions: one row per committed question in serving order with `problem_id`,
             `start_s`, `wall_s` and `correct` (True / False / None), as
-            `solver.store.live.question_results` returns them.
+            `core.store.live.question_results` returns them.
         budget_s: the run's budget (None: unknown, no budget line).
     """
     done = questions.dropna(subset=["wall_s"]).reset_index(drop=True)

@@ -7,7 +7,7 @@ as trace arrays and simulators) with hashable arguments only: paths, run ids, po
 
 Freshness: a store being recorded changes under us. Every store loader takes a `version`
 (`store_version`: size and mtime of the file and its WAL), so a committed question invalidates
-the cache without ever opening the file to find out. Reads go through `solver.store`, which
+the cache without ever opening the file to find out. Reads go through `core.store`, which
 opens the file read-only, retries the writer's lock and closes at once, so neither side ever
 sees a lock error.
 
@@ -31,7 +31,7 @@ import pandas as pd
 import streamlit as st
 
 from recorder.summary import run_stats, sample_stats
-from simulator.hardware import HardwareProfile, list_profiles, load_profile, pace_batch
+from core.hardware import HardwareProfile, list_profiles, load_profile, pace_batch
 from simulator.replay import (
     BootstrapSummary,
     CompetitionResult,
@@ -39,13 +39,13 @@ from simulator.replay import (
     replay_competition,
     summarize,
 )
-from simulator.replay.selection import random_draw, recorded_draw
-from solver.errors import InputError
-from solver.loop.budget import check_budget
-from solver.loop.scoring import check_overtime_rule
-from solver.policy import Policy, load_policy, policy_from_dict, policy_from_yaml, policy_to_yaml
-from solver.store import list_runs, load_problem_traces, load_sample_text, read_connection
-from solver.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
+from core.draws import random_draw, recorded_draw
+from core.errors import InputError
+from core.budget import check_budget
+from core.scoring import check_overtime_rule
+from core.policy import Policy, load_policy, policy_from_dict, policy_from_yaml, policy_to_yaml
+from core.store import list_runs, load_problem_traces, load_sample_text, read_connection
+from core.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
 
 StoreVersion = tuple[int, ...]
 
@@ -133,7 +133,7 @@ def runs_frame(path: str, version: StoreVersion) -> pd.DataFrame:
             "run_id": r.run_id,
             "kind": r.kind,
             "status": r.status,
-            "state": r.state,  # finished | failed | interrupted | running (solver.store.run_state)
+            "state": r.state,  # finished | failed | interrupted | running (core.store.run_state)
             "model": r.model,
             "backend": r.backend,
             "quantization": r.quantization,
@@ -183,9 +183,9 @@ def runs_accuracy(
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def live_score(path: str, run_id: str, version: StoreVersion):  # type: ignore[no-untyped-def]
-    """The live solver's score, time used and budget of a `solve` run (solver.store.live)."""
+    """The live solver's score, time used and budget of a `solve` run (core.store.live)."""
     del version
-    from solver.store.live import live_score as query
+    from core.store.live import live_score as query
 
     return query(path, run_id)
 
@@ -193,9 +193,9 @@ def live_score(path: str, run_id: str, version: StoreVersion):  # type: ignore[n
 @st.cache_data(show_spinner=False, max_entries=16)
 def live_questions(path: str, run_id: str, version: StoreVersion) -> pd.DataFrame:
     """A live run's questions in serving order: the solver's final answer, whether it is right,
-    stop reason, level, start and time (solver.store.live.question_results)."""
+    stop reason, level, start and time (core.store.live.question_results)."""
     del version
-    from solver.store.live import question_results
+    from core.store.live import question_results
 
     frame = question_results(path, run_id)
     columns = ["position", "problem_id", "truth", "final_answer", "correct", "stop_reason",
@@ -584,7 +584,7 @@ def competition(
 
     `fast` runs it in the compiled simulator (same decisions and times as the reference path,
     proven by its differential test); otherwise `replay_competition`. Its score follows
-    `overtime_rule` (solver.loop.scoring: an overtime run scores 0 by default).
+    `overtime_rule` (core.scoring: an overtime run scores 0 by default).
 
     Raises:
         InputError: a budget that is not a finite number of seconds > 0, an unknown rule.
@@ -939,7 +939,7 @@ def trial_policy(trial: Any, study: Any, space_file: str | None = None) -> tuple
         InputError: the policy cannot be rebuilt (other search space, no tuner, nothing stored,
             or it does not validate).
     """
-    from solver.policy import policy_hash
+    from core.policy import policy_hash
 
     source = f"{study.study_name}: trial {trial.number}"
     settings = study.user_attrs.get(TUNER_SETTINGS_ATTR)

@@ -18,9 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from solver.errors import InputError
-from solver.policy import Policy, list_presets
-from solver.store import StoreBusyError
+from core.errors import InputError
+from core.policy import Policy, list_presets
+from core.store import StoreBusyError
 
 ENV_TRACES = "AIMO_DASHBOARD_TRACES"
 ENV_STORAGE = "AIMO_DASHBOARD_STORAGE"
@@ -240,7 +240,7 @@ def policy_editor(
     except InputError as exc:
         st.error(f"Invalid policy: {exc}")
         return None
-    from solver.policy import policy_to_yaml
+    from core.policy import policy_to_yaml
 
     return policy, policy_to_yaml(policy)
 

@@ -30,7 +30,7 @@ from recorder.synth_profiles import (
     Target,
     get_profile,
 )
-from solver.errors import InputError
+from core.errors import InputError
 
 RUN_CONFIG = "SELECT run_id, gen_config::VARCHAR FROM runs ORDER BY created_at, run_id"
 TIME_AT_TOKEN = """
@@ -321,9 +321,9 @@ def confidence_frame(d: RunData) -> pd.DataFrame | None:
     the final answer first appeared. None when the run has no confidence."""
     if "confidence" in d.cache:
         return d.cache["confidence"]
-    from solver.store.confidence import decode_column
-    from solver.store.migrations import has_confidence
-    from solver.store.reader import _arrow  # one Arrow fetch across DuckDB versions
+    from core.store.confidence import decode_column
+    from core.store.migrations import has_confidence
+    from core.store.reader import _arrow  # one Arrow fetch across DuckDB versions
 
     frame = None
     if has_confidence(d.con):
@@ -499,7 +499,7 @@ HAS_CONFIDENCE_ROWS = "SELECT count(*) FROM sample_confidence WHERE run_id = $ru
 
 
 def _run_has_confidence(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
-    from solver.store.migrations import has_confidence
+    from core.store.migrations import has_confidence
 
     return has_confidence(con) and bool(
         con.execute(HAS_CONFIDENCE_ROWS, {"run_id": run_id}).fetchone()[0]
@@ -525,7 +525,7 @@ def check_calibration(
     Raises:
         InputError: not a store, an ambiguous/unknown run, or an unknown profile.
     """
-    from solver.store import read_connection
+    from core.store import read_connection
 
     with read_connection(path) as con:
         run_id, config = _pick_run(con, run_id, str(path))

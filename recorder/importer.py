@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from solver.errors import InputError
-from solver.store.confidence import FLOAT16_MAX
-from solver.store.records import SampleConfidence
-from solver.traces import LogprobSetting, RunInfo
-from solver.store.out_path import open_writer
+from core.errors import InputError
+from core.store.confidence import FLOAT16_MAX
+from core.store.records import SampleConfidence
+from core.traces import LogprobSetting, RunInfo
+from core.store.out_path import open_writer
 
 KINDS = ("cot", "code")
 FINISH_REASONS = ("stop", "length", "abort", "error")
@@ -629,7 +629,7 @@ def import_traces(
         InputError: `out` is not a trace store, `run_id` already exists in it (without `resume`),
             or cannot be written.
     """
-    from solver.store import ProblemRow, TraceWriter
+    from core.store import ProblemRow, TraceWriter
 
     pcsv, sjsonl = Path(problems_csv), Path(samples_jsonl)
     errors: list[LineError] = []

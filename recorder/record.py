@@ -27,13 +27,13 @@ from typing import Any
 from recorder.shards import Shard, select_shard
 from solver.engines.base import Chunk, Engine, PromptSpec, QuestionStream, SamplingSettings
 from solver.engines.logprobs import DEFAULT_TOP_K
-from solver.errors import InputError
+from core.errors import InputError
 from solver.extraction import StreamingExtractor, code_answer, prepare_code
 from solver.loop.recording import RunRecorder
-from solver.policy import Policy, load_policy, policy_to_dict
+from core.policy import Policy, load_policy, policy_to_dict
 from solver.sandbox import ExecResult, SandboxLimits, SandboxPool
-from solver.store import ProblemRow, list_runs
-from solver.traces import LogprobSetting, RunInfo
+from core.store import ProblemRow, list_runs
+from core.traces import LogprobSetting, RunInfo
 
 DEFAULT_PROMPTS = "cot:16,code:16"
 DEFAULT_LIMITS = SandboxLimits()  # the seed's 30 s per code run

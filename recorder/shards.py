@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from solver.errors import InputError
-from solver.store import init_store, read_connection, write_connection
+from core.errors import InputError
+from core.store import init_store, read_connection, write_connection
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 T = TypeVar("T")

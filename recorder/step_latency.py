@@ -1,6 +1,6 @@
 """Measure a real engine's decode step latency L(b, C) and fit `a + beta*b + gamma*C` to it.
 
-Why: a hardware profile (`simulator/hardware`) is only as good as its decode coefficients, and
+Why: a hardware profile (`core/hardware`) is only as good as its decode coefficients, and
 those are best measured on the engine and GPU they describe. This module holds the model- and
 GPU-independent part of that measurement (`aimo profile measure`, `scripts/device_profile_14b.py`):
 
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from simulator.hardware.profile import CalibrationPoint, HardwareProfile
+    from core.hardware.profile import CalibrationPoint, HardwareProfile
 
 log = logging.getLogger(__name__)
 
@@ -747,7 +747,7 @@ def measured_prefill(results: Sequence[CellResult],
 def calibration_points(rows: Sequence[StepRow]) -> tuple[CalibrationPoint, ...]:
     """One `rate` calibration point per cell (batch, prompt tokens): tokens per second per
     sequence = 1 / mean step over its rows, at the mean generated tokens of its rows."""
-    from simulator.hardware.profile import CalibrationPoint
+    from core.hardware.profile import CalibrationPoint
 
     cells: dict[tuple[int, int], list[StepRow]] = {}
     for r in rows:
@@ -810,7 +810,7 @@ def measured_profile(fit: StepFit, rows: Sequence[StepRow], results: Sequence[Ce
     provenance says which, and carries the fit error and the alternatives."""
     from dataclasses import replace
 
-    from simulator.hardware.profile import Provenance
+    from core.hardware.profile import Provenance
 
     batches = sorted({r.batch for r in rows})
     prompts = sorted({r.prompt_tokens for r in rows})

@@ -148,7 +148,7 @@ def summarize_store(path: str | Path) -> StoreSummary:
     Raises:
         InputError: the file is missing, not a DuckDB file or not a trace store.
     """
-    from solver.store import read_connection
+    from core.store import read_connection
 
     with read_connection(path) as con:
         runs = con.execute(RUNS).fetchall()

@@ -2,7 +2,7 @@
 
 Why: the simulator, tuner and dashboard need realistic traces on a fresh machine without a GPU.
 The generator is a pure function of (profile, seed, sizes): `synthesize_questions` yields the
-tables of each question; `synthesize_store` writes them through `solver.store.TraceWriter`.
+tables of each question; `synthesize_store` writes them through `core.store.TraceWriter`.
 The statistical model and its calibration targets are described in docs/synthetic.md.
 """
 
@@ -25,9 +25,9 @@ from recorder.synth_profiles import (
     Tier,
     get_profile,
 )
-from solver.errors import InputError
-from solver.store.records import SampleConfidence
-from solver.traces import LogprobSetting, RunInfo
+from core.errors import InputError
+from core.store.records import SampleConfidence
+from core.traces import LogprobSetting, RunInfo
 
 GENERATOR_VERSION = 1
 SOURCE = "synthesize_store"
@@ -562,8 +562,8 @@ def synthesize_store(
         InputError: `out` exists (without `resume`) or cannot be written, an unknown `profile`,
             non-positive sizes, or a resume with other settings.
     """
-    from solver.store import ProblemRow
-    from solver.store.out_path import check_out_path, open_writer
+    from core.store import ProblemRow
+    from core.store.out_path import check_out_path, open_writer
 
     prof = get_profile(profile)
     _check_sizes(n_problems, n_samples)
@@ -619,7 +619,7 @@ def synthesize_store(
 
 def _check_resumable(path: Path, info: RunInfo) -> None:
     """InputError unless `path` holds this synthetic run, interrupted, with the same settings."""
-    from solver.store import list_runs
+    from core.store import list_runs
 
     runs = {r.run_id: r for r in list_runs(path)}
     run = runs.get(info.run_id)

@@ -136,7 +136,7 @@ def start_engine(model: Path) -> Any:
 def measure(engine: Any, model: Path, out: Path, until: float, fake: bool) -> tuple[Any, dict[str, Any]]:
     """The quick grid on the shared engine → the GPU's profile (YAML + CSV in `out`)."""
     from recorder import step_latency as sl
-    from simulator.hardware import load_profile, save_profile
+    from core.hardware import load_profile, save_profile
 
     cells = sl.grid_cells("quick")
     prompts = sl.LetterPrompts() if fake else sl.prompt_source(model)
@@ -191,7 +191,7 @@ class ScaleChoice:
 def simulated_run_s(problems: Sequence[Any], policy: Any, profile: Any, seed: int) -> float:
     """What one HIL run should take by the simulator: Σ question times plus the commits."""
     from simulator.replay import replay_competition
-    from simulator.replay.selection import competition_draws
+    from core.draws import competition_draws
 
     res = replay_competition(problems, policy, profile, draws=competition_draws(problems, seed))
     return sum(q.time_s for q in res.questions) + COMMIT_S * len(res.questions)
@@ -201,7 +201,7 @@ def choose_scale(source: Path, work: Path, profile: Any, policies: Sequence[Any]
                  budget_s: float, scales: Sequence[float]) -> tuple[Path, ScaleChoice]:
     """The largest scale whose three simulated runs (× MARGIN) fit `budget_s`; else the smallest."""
     from recorder.scale import scale_store
-    from solver.store import load_problem_traces
+    from core.store import load_problem_traces
 
     tried: dict[str, float] = {}
     chosen: tuple[Path, ScaleChoice] | None = None
@@ -234,7 +234,7 @@ def hil_run(engine: Any, model: Path, store: Path, policy: Any, seed: int, live:
 def store_problems(store: Path) -> list[Any]:
     """The store's questions (id, text, truth) in recorded order."""
     from solver.solve import Problem
-    from solver.store import load_problem_traces, read_connection
+    from core.store import load_problem_traces, read_connection
 
     traces = load_problem_traces(store)
     with read_connection(store) as con:
@@ -271,8 +271,8 @@ def run(args: argparse.Namespace) -> int:
     d = Driver(out, args.until)
     work = Path(tempfile.mkdtemp(prefix="hil-"))
     model = args.model or (Path("/dev/shm/m14b") if Path("/dev/shm").is_dir() and not args.fake else work / "m14b")
-    from simulator.hardware import load_profile
-    from solver.policy import load_policy
+    from core.hardware import load_profile
+    from core.policy import load_policy
 
     policies = [load_policy(p) for p in args.policies]
     state: dict[str, Any] = {"profile": load_profile(BASE_PROFILE)}
@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
             budget = d.left() - args.reserve_s
             path, choice = choose_scale(src, work, profile, policies, args.seed, budget,
                                         args.scales)
-            from solver.store.compact import compact_copy
+            from core.store.compact import compact_copy
 
             compact_copy(path, out / "hil-traces.duckdb")  # 16 KiB blocks: small stores shrink 10-30x
             state["store"] = out / "hil-traces.duckdb"
@@ -330,8 +330,8 @@ def run(args: argparse.Namespace) -> int:
         for pol in policies:
             def _one(pol: Any = pol) -> dict[str, Any]:
                 from simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render, validate
-                from solver.store import list_runs, load_problem_traces
-                from solver.store.compact import compact_copy
+                from core.store import list_runs, load_problem_traces
+                from core.store.compact import compact_copy
 
                 # a run that would not end in time is cut to the questions that fit (estimate)
                 est = per.get(pol.name, 0.0) * MARGIN

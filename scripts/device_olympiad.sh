@@ -18,7 +18,7 @@ MINUTES=${MINUTES:-4}
 TOKENS=${TOKENS:-1536}
 log="$OUT/device.log"
 say() { echo "== $(date +%H:%M:%S) $*" | tee -a "$log"; }
-compact() { python3 -m solver.store.compact "$1" "$2"; }  # 16 KiB blocks: small stores shrink 10-30x
+compact() { python3 -m core.store.compact "$1" "$2"; }  # 16 KiB blocks: small stores shrink 10-30x
 DEADLINE=${DEADLINE:-$(( $(date +%s) + 570 ))}  # epoch s: stages that can stop early stop by it
 left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }
 run() { say "$*"; "$@" 2>&1 | tee -a "$log" | grep -v '^\s*$' | tail -n 40; return "${PIPESTATUS[0]}"; }

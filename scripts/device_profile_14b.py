@@ -363,8 +363,8 @@ def fit(args: argparse.Namespace) -> int:
         return 0
 
     from data import HARDWARE_DIR
-    from simulator.hardware.profile import HardwareProfile, Provenance, load_profile, save_profile
-    from simulator.hardware.calibrate import SEED_SAMPLING
+    from core.hardware.profile import HardwareProfile, Provenance, load_profile, save_profile
+    from core.hardware.calibrate import SEED_SAMPLING
 
     qp = args.quant_policy
     lin = report[qp][sl.LINEAR]

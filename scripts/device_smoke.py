@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 from recorder.record import prompt_specs, run_record
 from solver.engines.base import Chunk, PromptSpec, SamplingSettings
 from solver.engines.lmdeploy_engine import LmdeployEngine
-from solver.policy import load_policy, sample_kinds
-from solver.store.compact import compact_copy
+from core.policy import load_policy, sample_kinds
+from core.store.compact import compact_copy
 
 log = logging.getLogger("device_smoke")
 PROBLEMS = REPO / "data" / "problems" / "smoke.csv"
@@ -215,7 +215,7 @@ def record_check(
     )
     summary = run_record(PROBLEMS, model_dir, "pytorch", samples, store, notes=notes, **kw)
     again = run_record(PROBLEMS, model_dir, "pytorch", samples, store, **kw)
-    from solver.store import list_runs
+    from core.store import list_runs
 
     run = list_runs(store)[0]
     stats = summary.stats.as_dict()

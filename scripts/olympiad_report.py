@@ -22,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulator.hardware import load_profile  # noqa: E402
+from core.hardware import load_profile  # noqa: E402
 from simulator.livecheck import LiveCheck  # noqa: E402
 from simulator.validate import plot as validation_plot  # noqa: E402
 from simulator.validate import read_live_run, validate  # noqa: E402
-from solver.store import load_problem_traces, read_connection  # noqa: E402
+from core.store import load_problem_traces, read_connection  # noqa: E402
 
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
 LIVE = REPO / "data/traces/olympiad-live.duckdb"

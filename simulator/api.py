@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from simulator.hardware import HardwareProfile, load_profile
+from core.hardware import HardwareProfile, load_profile
 from simulator.profile_choice import ProfileChoice, profile_for_store
 from simulator.replay.competition import DEFAULT_BUDGET_S
 from simulator.replay.results import BootstrapSummary, CompetitionResult
-from solver.errors import InputError
-from solver.policy import Policy, load_policy
-from solver.traces import ProblemTrace
+from core.errors import InputError
+from core.policy import Policy, load_policy
+from core.traces import ProblemTrace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,9 +210,9 @@ def simulate(
     Raises:
         InputError: a store, run, policy or profile that cannot be read (names file and field).
     """
-    from solver.loop.budget import check_budget
-    from solver.loop.scoring import check_overtime_rule
-    from solver.store import load_problem_traces
+    from core.budget import check_budget
+    from core.scoring import check_overtime_rule
+    from core.store import load_problem_traces
 
     check_overtime_rule(overtime_rule)
     budget_s = check_budget(budget_s)

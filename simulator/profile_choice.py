@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.hardware import HardwareProfile, list_profiles, load_profile
-from solver.errors import InputError
+from core.hardware import HardwareProfile, list_profiles, load_profile
+from core.errors import InputError
 
 DEFAULT_PROFILE = "l4x4-14b-w4kv8"
 STORE_WIDE = "*"  # run_id of a binding that holds for every run of the store
@@ -128,7 +128,7 @@ def choose_profile(run: RunHardware | None, *, bound: str | None = None,
 
 
 def _bindings(con) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    from solver.store.migrations import list_tables
+    from core.store.migrations import list_tables
 
     if BINDINGS_TABLE not in list_tables(con):
         return {}
@@ -137,7 +137,7 @@ def _bindings(con) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def read_binding(path: str | Path, run_id: str | None) -> str | None:
     """The profile bound to `run_id` (or store-wide) in the store at `path`, if any."""
-    from solver.store import read_connection
+    from core.store import read_connection
 
     with read_connection(path) as con:
         rows = _bindings(con)
@@ -146,7 +146,7 @@ def read_binding(path: str | Path, run_id: str | None) -> str | None:
 
 def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> None:
     """Bind `profile` (checked to load) to one run of the store, or to all when run_id is None."""
-    from solver.store import list_runs, write_connection
+    from core.store import list_runs, write_connection
 
     load_profile(profile)
     if run_id is not None and run_id not in {r.run_id for r in list_runs(path)}:
@@ -159,8 +159,8 @@ def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> N
 
 def unbind_profile(path: str | Path, run_id: str | None = None) -> bool:
     """Remove a binding; True when one was there."""
-    from solver.store import write_connection
-    from solver.store.migrations import list_tables
+    from core.store import write_connection
+    from core.store.migrations import list_tables
 
     with write_connection(path) as con:
         if BINDINGS_TABLE not in list_tables(con):
@@ -174,7 +174,7 @@ def unbind_profile(path: str | Path, run_id: str | None = None) -> bool:
 def profile_for_store(path: str | Path, run_id: str | None = None) -> ProfileChoice:
     """`choose_profile` for a run of a store (`run_id` None: its only run): the run's binding,
     else the store-wide one, else its recorded hardware. One short read of the store."""
-    from solver.store import read_connection
+    from core.store import read_connection
 
     with read_connection(path) as con:
         bound = _bindings(con)

@@ -1,5 +1,5 @@
 """Plain-text tables and JSON of replay results for `aimo simulate` and the demo. Per competition
-they are the live solver's renderers (solver/loop/report.py), so `aimo simulate --json` and
+they are the live solver's renderers (core/report.py), so `aimo simulate --json` and
 `aimo solve --json` print the same fields (docs/simulate-json.md); bootstrap summaries are added here.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.replay.results import BootstrapSummary
-from solver.loop.report import competition_json, question_row, render_competition, render_table
+from core.report import competition_json, question_row, render_competition, render_table
 
 __all__ = [
     "bootstrap_json", "competition_json", "question_row", "render_bootstrap", "render_competition",

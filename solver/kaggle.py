@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from solver.errors import InputError
+from core.errors import InputError
 from solver.loop import (
     CodeRunner,
     CompetitionClock,
@@ -55,8 +55,8 @@ from solver.loop import (
     SolveSession,
     WallClock,
 )
-from solver.loop.budget import check_budget
-from solver.policy import Policy, load_policy
+from core.budget import check_budget
+from core.policy import Policy, load_policy
 from solver.solve import EngineSpec, build_engine, solve_run_info
 
 logger = logging.getLogger("solver.kaggle")

@@ -27,7 +27,7 @@ from solver.engines import (
     TimeModel,
     lmdeploy_engine_class,
 )
-from solver.errors import InputError
+from core.errors import InputError
 from solver.loop import (
     DEFAULT_BUDGET_S,
     CodeRunner,
@@ -40,11 +40,11 @@ from solver.loop import (
     VirtualClock,
     WallClock,
 )
-from solver.loop.budget import check_budget
-from solver.loop.report import competition_json, render_competition, render_question
-from solver.loop.scoring import check_overtime_rule
-from solver.policy import Policy, load_policy, policy_to_dict
-from solver.traces import ProblemTrace, RunInfo
+from core.budget import check_budget
+from core.report import competition_json, render_competition, render_question
+from core.scoring import check_overtime_rule
+from core.policy import Policy, load_policy, policy_to_dict
+from core.traces import ProblemTrace, RunInfo
 
 BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
 HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
@@ -289,7 +289,7 @@ def run_solve(
         policy: a `Policy`, a preset name or a YAML path.
         engine_spec: an `EngineSpec` or a backend name.
         record: a trace store to record the run into (kind `solve`).
-        hardware: the time model (a `simulator.hardware.HardwareProfile`); replay needs it,
+        hardware: the time model (a `core.hardware.HardwareProfile`); replay needs it,
             synthetic uses it if given.
         speedup: virtual seconds per wall second for replay/synthetic (`inf`: no sleeping).
         traces: the trace store to replay; `run_id` picks its run when it holds several.
@@ -312,13 +312,13 @@ def run_solve(
     speedup = check_speedup(speedup)
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
     if record is not None:
-        from solver.store.out_path import check_out_path
+        from core.store.out_path import check_out_path
 
         check_out_path(record, "--record", overwrite=None)  # before minutes of engine start-up
     spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
     trace_list: list[ProblemTrace] | None = None
     if traces is not None:
-        from solver.store import load_problem_traces
+        from core.store import load_problem_traces
 
         trace_list = load_problem_traces(traces, run_id)
         if not trace_list:
@@ -330,7 +330,7 @@ def run_solve(
     if resume:
         if record is None:
             raise InputError("<solve>", "resume", "--resume continues a recording: give --record")
-        from solver.store.live import resume_point
+        from core.store.live import resume_point
 
         point = resume_point(record, record_run_id)
         problems = [p for p in problems if p.problem_id not in point.done]
@@ -428,7 +428,7 @@ def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, tra
 
 def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
     """Question texts of a stored run, by problem id."""
-    from solver.store import read_connection
+    from core.store import read_connection
 
     with read_connection(path) as con:  # type: ignore[arg-type]
         rows = con.execute("SELECT problem_id, question FROM problems WHERE run_id = ?", [run_id]).fetchall()
@@ -439,7 +439,7 @@ def _store_scale(path: str | Path | None, run_id: str | None) -> float | None:
     """The `length_scale` a scaled copy of a store recorded in its run's gen_config (None: unscaled)."""
     if path is None or run_id is None:
         return None
-    from solver.store import list_runs
+    from core.store import list_runs
 
     for run in list_runs(path):
         if run.run_id == run_id:

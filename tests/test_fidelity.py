@@ -21,11 +21,11 @@ import pytest
 from replay_fixtures import flat_profile, problem, sample
 
 from recorder.synth import synthesize_store
-from simulator.hardware import HardwareProfile, load_profile
+from core.hardware import HardwareProfile, load_profile
 from simulator.replay import replay_competition, replay_question
 from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
 from solver.loop import RecordedRunner, run_question
-from solver.policy import (
+from core.policy import (
     ConsistencyRule,
     EarlyTimeout,
     Policy,
@@ -34,7 +34,7 @@ from solver.policy import (
     load_policy,
 )
 from solver.solve import run_solve
-from solver.store import load_problem_traces
+from core.store import load_problem_traces
 
 TIME_TOLERANCE = 0.02
 L4 = load_profile("l4x4-14b-w4kv8")

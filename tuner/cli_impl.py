@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.replay.competition import DEFAULT_BUDGET_S
-from solver.errors import InputError
+from core.errors import InputError
 from tuner.objective import COMPETITION_QUESTIONS, Metrics, Select
 from tuner.report import HeldOutRow, heldout_row, render_comparison, with_delta
 from tuner.study import SAMPLERS, Choice, TuneConfig
@@ -165,9 +165,9 @@ def run_tune(
         InputError: any bad input, before tuning starts, naming the flag or file.
     """
     t0 = time.monotonic()
-    from simulator.hardware import load_profile
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from core.hardware import load_profile
+    from core.policy import load_policy
+    from core.store import load_problem_traces
     from tuner.export import check_out, export_policy, policy_of
     from tuner.objective import make_evaluator
     from tuner.space import load_space, space_for_store
@@ -178,8 +178,8 @@ def run_tune(
 
     import optuna
 
-    from solver.loop.budget import check_budget
-    from solver.loop.scoring import check_overtime_rule
+    from core.budget import check_budget
+    from core.scoring import check_overtime_rule
 
     quiet_optuna()
     budget_s = check_budget(budget_s)

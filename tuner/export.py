@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from solver.errors import InputError
-from solver.policy import Policy, dump_policy, load_policy, policy_hash
+from core.errors import InputError
+from core.policy import Policy, dump_policy, load_policy, policy_hash
 from tuner.space import SearchSpace
 from tuner.study import Choice
 

@@ -18,12 +18,12 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from simulator.hardware import HardwareProfile
+from core.hardware import HardwareProfile
 from simulator.replay import BootstrapSummary, bootstrap_competitions, summarize
 from simulator.replay.competition import DEFAULT_BUDGET_S
-from solver.errors import InputError
-from solver.policy import Policy, policy_hash
-from solver.traces import ProblemTrace
+from core.errors import InputError
+from core.policy import Policy, policy_hash
+from core.traces import ProblemTrace
 from tuner.space import SearchSpace
 
 Select = Literal["mean", "lcb"]
@@ -136,7 +136,7 @@ class ObjectiveSpec:
     seed: int  # bootstrap seed shared by every trial of the study
     n_questions: int = COMPETITION_QUESTIONS
     budget_s: float = DEFAULT_BUDGET_S
-    overtime_rule: str = "zero"  # how an overtime competition scores (solver.loop.scoring)
+    overtime_rule: str = "zero"  # how an overtime competition scores (core.scoring)
     select: Select = "mean"
     max_overtime: float = 0.05
     multi_objective: bool = False

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from simulator.report import render_table
-from solver.policy import Policy
+from core.policy import Policy
 from tuner.objective import Evaluator, ObjectiveSpec, evaluate
 
 Z90 = 1.645

@@ -27,8 +27,8 @@ from typing import Any, Literal
 import yaml
 
 from data import DATA_DIR
-from solver.errors import InputError
-from solver.policy import Policy, load_policy, policy_from_dict, policy_to_dict, uses_confidence
+from core.errors import InputError
+from core.policy import Policy, load_policy, policy_from_dict, policy_to_dict, uses_confidence
 
 SPACES_DIR = DATA_DIR / "spaces"
 DEFAULT_SPACE_FILE = SPACES_DIR / "default.yaml"
@@ -625,7 +625,7 @@ class SearchSpace:
 
     def fingerprint(self) -> str:
         """A stable hash of the base, the distributions and the fixed values (for resume checks)."""
-        from solver.policy import policy_hash
+        from core.policy import policy_hash
 
         data = {
             "base": policy_hash(self.base),

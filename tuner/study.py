@@ -27,7 +27,7 @@ from typing import Any
 
 from simulator.crossval import kfold_by_problem
 from simulator.replay.competition import DEFAULT_BUDGET_S
-from solver.errors import InputError
+from core.errors import InputError
 from tuner.objective import (
     COMPETITION_QUESTIONS, Metrics, ObjectiveSpec, Select, constraints_func, derive_seed,
 )
@@ -376,8 +376,8 @@ def run_worker(
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from simulator.hardware import load_profile
-    from solver.store import load_problem_traces
+    from core.hardware import load_profile
+    from core.store import load_problem_traces
     from tuner.objective import TrialObjective, make_evaluator
     from tuner.space import load_space, space_for_store
 

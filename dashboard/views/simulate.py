@@ -16,8 +16,8 @@ import streamlit as st
 from dashboard import charts, data, ui
 from simulator.replay import DEFAULT_BUDGET_S
 from simulator.replay.results import BootstrapSummary, CompetitionResult
-from solver.loop.scoring import OVERTIME_RULES
-from solver.policy import Policy
+from core.scoring import OVERTIME_RULES
+from core.policy import Policy
 
 
 def render() -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from solver.policy import policy_to_yaml
+from core.policy import policy_to_yaml
 
 PLOT_TABS = {
     "History": "history",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.policy.model import Prompts
+from core.policy.model import Prompts
 
 END = "<|im_end|>"
 

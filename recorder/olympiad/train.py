@@ -65,7 +65,7 @@ def build_tokenizer(out: Path, cfg: TrainConfig) -> Any:
     """Train the BPE (digits split) on generated solutions and prompts; return the tokenizer."""
     from tokenizers import Tokenizer
 
-    from solver.policy.model import Prompts
+    from core.policy.model import Prompts
 
     corpus = [f"{prompt_for(k, q)}{s}" for k, q, s in
               itertools.islice(training_examples(cfg.seed + 1), 20_000)]

@@ -40,7 +40,7 @@ from simulator.fast.encode import (
     encode_traces,
     stop_label,
 )
-from simulator.hardware import HardwareProfile
+from core.hardware import HardwareProfile
 from simulator.replay.competition import DEFAULT_BUDGET_S
 from simulator.replay.results import (
     BootstrapSummary,
@@ -48,11 +48,11 @@ from simulator.replay.results import (
     QuestionResult,
     SampleOutcome,
 )
-from simulator.replay.selection import SampleDraw
-from solver.loop.budget import within_budget
-from solver.loop.scoring import check_overtime_rule, rule_score
-from solver.policy import Policy
-from solver.traces import ProblemTrace
+from core.draws import SampleDraw
+from core.budget import within_budget
+from core.scoring import check_overtime_rule, rule_score
+from core.policy import Policy
+from core.traces import ProblemTrace
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
@@ -204,7 +204,7 @@ class FastSimulator:
                 Default: recorded order.
             budget_s: the whole budget: it caps the cutoff (`effective_cutoff`); overtime when
                 exceeded.
-            overtime_rule: how an overtime run scores (`solver.loop.scoring`).
+            overtime_rule: how an overtime run scores (`core.scoring`).
         """
         check_overtime_rule(overtime_rule)
         policy = within_budget(policy, budget_s)
@@ -403,7 +403,7 @@ class FastSimulator:
             budget_s: the whole budget.
             problem_subset: indices into `problems` to draw from (e.g. a cross-validation fold);
                 the reference equivalent is passing `[problems[i] for i in problem_subset]`.
-            overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
+            overtime_rule: how an overtime run scores (`core.scoring`; default `zero`).
             paired: replicates 2i and 2i + 1 serve the same questions (AIMO-3 scoring).
         """
         if replicates < 1:

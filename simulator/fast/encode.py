@@ -52,9 +52,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from simulator.hardware import HardwareProfile
-from solver.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
-from solver.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
+from core.hardware import HardwareProfile
+from core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
+from core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
     CONF_ENTROPY,
     CONF_LOW_STOP,
     CONF_LOW_VOTE,
@@ -63,7 +63,7 @@ from solver.policy.decisions import (  # noqa: F401  (the kernel reads them from
     MIN_ENTROPY,
     N_CONF,
 )
-from solver.traces import SOURCE_CODE, ProblemTrace
+from core.traces import SOURCE_CODE, ProblemTrace
 
 # --------------------------------------------------------------------------- traces
 KIND_COT = 0

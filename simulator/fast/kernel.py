@@ -1163,7 +1163,7 @@ def _competition(order: np.ndarray, dcot: np.ndarray, dncot: np.ndarray, dcode: 
     """replay_competition over problems `order` with per-question draws (rows of `samp`).
     Returns (correct, correct_in_budget, total_time_s, overtime, ok): correct answers in all
     and of questions that ended by `budget_s` (the scoring rule is applied outside, by
-    solver.loop.scoring.rule_score); ok is False when a served problem has no
+    core.scoring.rule_score); ok is False when a served problem has no
     recorded sample (the reference raises) or a replay stopped making progress (STOP_CODE_STUCK,
     a bug). Per-question results go to out_i / out_t."""
     sl = ws[0]

@@ -13,7 +13,7 @@ from simulator.replay.results import (
     QuestionResult,
     SampleOutcome,
 )
-from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
+from core.draws import SampleDraw, random_draw, recorded_draw
 
 __all__ = [
     "DEFAULT_BUDGET_S", "BootstrapSummary", "CompetitionResult", "QuestionReplay", "QuestionResult",

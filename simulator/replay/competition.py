@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from simulator.hardware import HardwareProfile
+from core.hardware import HardwareProfile
 from simulator.replay.question import replay_question
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
-from simulator.replay.selection import SampleDraw, random_draw, recorded_draw
-from solver.loop.budget import within_budget
-from solver.loop.scoring import check_overtime_rule
-from solver.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
-from solver.traces import ProblemTrace
+from core.draws import SampleDraw, random_draw, recorded_draw
+from core.budget import within_budget
+from core.scoring import check_overtime_rule
+from core.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
+from core.traces import ProblemTrace
 
 DEFAULT_BUDGET_S = 5 * 3600.0
 
@@ -39,9 +39,9 @@ def replay_competition(
         policy: the policy under test.
         profile: the hardware time model.
         draws: per problem, which recorded samples fill the slots (default: recorded order).
-        budget_s: the whole budget: it caps the cutoff (`solver.loop.budget.effective_cutoff`);
+        budget_s: the whole budget: it caps the cutoff (`core.budget.effective_cutoff`);
             a total past it is overtime (reaching the cutoff in time is not).
-        overtime_rule: how an overtime run scores (`solver.loop.scoring`; default `zero`).
+        overtime_rule: how an overtime run scores (`core.scoring`; default `zero`).
     """
     check_overtime_rule(overtime_rule)
     policy = within_budget(policy, budget_s)

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
+from core.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
 from simulator.replay.results import SampleOutcome
-from solver.policy import (
+from core.policy import (
     CODE_FAILURE,
     Answer,
     Policy,
@@ -57,8 +57,8 @@ from solver.policy import (
     uses_confidence,
     vote,
 )
-from solver.policy.decisions import CONF_LOW_STOP
-from solver.traces import SOURCE_CODE, SampleTrace
+from core.policy.decisions import CONF_LOW_STOP
+from core.traces import SOURCE_CODE, SampleTrace
 
 _EPS = 1e-9
 

@@ -1,5 +1,5 @@
 """Result objects of a replay. Per sample, per question and per competition they are the live
-solver's own types (solver/loop/results.py), so a replay and a live solve compare like for like and
+solver's own types (core/results.py), so a replay and a live solve compare like for like and
 print the same JSON; only the bootstrap summary belongs to the simulator.
 """
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from solver.loop.results import QuestionResult, SampleEnd, SampleOutcome
-from solver.loop.results import SolveResult as CompetitionResult
+from core.results import QuestionResult, SampleEnd, SampleOutcome
+from core.results import SolveResult as CompetitionResult
 
 __all__ = ["BootstrapSummary", "CompetitionResult", "QuestionResult", "SampleEnd", "SampleOutcome"]
 

@@ -10,7 +10,7 @@ become text), emitted when the real stream's cumulative token count reaches each
 token. A sample that the recording ended with EOS ends with `stop` (lmdeploy says `length`), so the
 loop's end-of-sample rules fire as they would have.
 
-Which recorded samples fill a question's slots: `simulator.replay.selection.competition_draws` —
+Which recorded samples fill a question's slots: `core.draws.competition_draws` —
 the same draw `aimo validate` replays — so a simulator replay of the same store, policy and seed
 uses the same samples. Code blocks are not run: `HilRunner` holds one worker of the live
 `SandboxPool` for the recorded execution time and then returns the recorded result, so code runs
@@ -29,9 +29,9 @@ from typing import Any
 
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 from solver.engines.replay import RecordedCode, SampleScript, filler, script_from_trace
-from solver.errors import InputError
+from core.errors import InputError
 from solver.loop.runners import CodeOutcome, PendingRun, UNKNOWN_CODE, _LiveRun
-from solver.traces import ProblemTrace
+from core.traces import ProblemTrace
 
 logger = logging.getLogger("solver.hil")
 
@@ -233,7 +233,7 @@ def build_hil_engine(model: str, problems: Sequence[ProblemTrace], *, draw_seed:
     Raises:
         EngineUnavailable: lmdeploy is not installed.
     """
-    from simulator.replay.selection import competition_draws  # the simulator's draw, one definition
+    from core.draws import competition_draws  # the simulator's draw, one definition
     from solver.engines import lmdeploy_engine_class
 
     draws = dict(zip((p.problem_id for p in problems), competition_draws(problems, draw_seed)))

@@ -43,7 +43,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
-from solver.traces import LogprobSetting
+from core.traces import LogprobSetting
 
 logger = logging.getLogger(__name__)
 

@@ -34,15 +34,15 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
-from solver.errors import InputError
-from solver.traces import SOURCE_CODE, ProblemTrace, SampleTrace
+from core.errors import InputError
+from core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
 
 _EPS = 1e-9  # the simulator's tolerance on time comparisons
 _YIELD_EVERY = 64  # with no sleeping, let other tasks run every this many items
 
 
 class TimeModel(Protocol):
-    """What the pacing needs of a hardware profile (`simulator.hardware.HardwareProfile` fits).
+    """What the pacing needs of a hardware profile (`core.hardware.HardwareProfile` fits).
 
     Times in seconds; a decode step costs `a + beta*b + gamma*C`.
     """
@@ -85,7 +85,7 @@ class PaceModel:
 
 def steps_duration(m: TimeModel, b: int, c0: float, n: int) -> float:
     """Seconds of `n` decode steps of `b` sequences holding `c0` context tokens at the first step
-    (the simulator's closed form, `simulator.hardware.steps_duration`)."""
+    (the simulator's closed form, `core.hardware.steps_duration`)."""
     if n <= 0:
         return 0.0
     first = m.a + m.beta * b + m.gamma * c0
@@ -421,8 +421,8 @@ class ReplayEngine:
     """Streams recorded samples of a trace store's run, paced by `model` (see module docstring).
 
     Args:
-        problems: the run's problems (`solver.store.load_problem_traces`), matched by problem id.
-        model: the hardware time model (a `simulator.hardware.HardwareProfile` or `PaceModel`).
+        problems: the run's problems (`core.store.load_problem_traces`), matched by problem id.
+        model: the hardware time model (a `core.hardware.HardwareProfile` or `PaceModel`).
         chunk_tokens: the chunk grid; use the policy's `check.every_tokens`.
         speedup: virtual seconds per wall second (`math.inf`: no sleeping).
     Contract: one question at a time; `startup_s` and `question_overhead_s` are the model's, on
@@ -457,7 +457,7 @@ class ReplayEngine:
         speedup: float = math.inf,
     ) -> ReplayEngine:
         """Load a run's event arrays from a trace store (InputError if it is not one)."""
-        from solver.store import load_problem_traces
+        from core.store import load_problem_traces
 
         return cls(load_problem_traces(path, run_id), model, chunk_tokens=chunk_tokens, speedup=speedup)
 

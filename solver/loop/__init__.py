@@ -7,10 +7,10 @@ into a trace store. See docs/solver.md.
 
 from __future__ import annotations
 
-from solver.loop.budget import BudgetController, CompetitionClock, QuestionPlan, VirtualClock, WallClock
+from core.budget import BudgetController, CompetitionClock, QuestionPlan, VirtualClock, WallClock
 from solver.loop.control import LoopOptions, Recorder, run_question
 from solver.loop.recording import RunRecorder
-from solver.loop.results import QuestionOutcome, QuestionResult, SampleOutcome, SolveResult
+from core.results import QuestionOutcome, QuestionResult, SampleOutcome, SolveResult
 from solver.loop.runners import (
     CodeOutcome,
     CodeRunner,

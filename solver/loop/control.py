@@ -43,7 +43,7 @@ from solver.engines.base import Chunk, QuestionStream
 from solver.engines.replay import Wake
 from solver.extraction import AnswerFound, CodeFound, StreamingExtractor
 from solver.engines.logprobs import DEFAULT_TOP_K, token_confidence
-from solver.policy import (
+from core.policy import (
     Answer,
     Policy,
     QuestionTracker,
@@ -62,8 +62,8 @@ from solver.policy import (
     uses_confidence,
     vote,
 )
-from solver.policy.decisions import CONF_LOW_STOP
-from solver.loop.results import QuestionOutcome, SampleEnd, SampleOutcome
+from core.policy.decisions import CONF_LOW_STOP
+from core.results import QuestionOutcome, SampleEnd, SampleOutcome
 from solver.loop.runners import CodeRunner, PendingRun
 
 logger = logging.getLogger("solver.loop")

@@ -1,5 +1,5 @@
 """`RunRecorder`: buffers one question's chunks, answers and sample ends, and commits them to a trace
-store in one transaction (`solver.store.TraceWriter.write_question`).
+store in one transaction (`core.store.TraceWriter.write_question`).
 
 Independent of the policy, so `aimo solve` (run kind `solve`) and `aimo record` (kind `record`)
 share it. Per-chunk work is a few list appends; the Arrow tables are built once per question.
@@ -16,11 +16,11 @@ import pyarrow as pa
 
 from solver.engines.base import Chunk
 from solver.engines.logprobs import token_confidence
-from solver.store import LiveResult, ProblemRow, SampleConfidence, TraceWriter
-from solver.traces import RunInfo
+from core.store import LiveResult, ProblemRow, SampleConfidence, TraceWriter
+from core.traces import RunInfo
 
 # How long a question's commit may wait for a reader to let go of the store before it is spooled
-# beside the store instead (solver.store.spool): the solve never waits longer than this.
+# beside the store instead (core.store.spool): the solve never waits longer than this.
 SPOOL_AFTER_S = 0.5
 
 _SAMPLE_TYPES = {

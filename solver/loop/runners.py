@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from solver.extraction import code_answer, prepare_code
-from solver.policy import CODE_FAILURE
+from core.policy import CODE_FAILURE
 from solver.sandbox import ExecResult, SandboxPool
 
 _EPS = 1e-9

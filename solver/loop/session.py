@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from solver.engines.base import Engine, PromptSpec, SamplingSettings
-from solver.loop.budget import (
+from core.budget import (
     BudgetController,
     CompetitionClock,
     QuestionPlan,
@@ -30,11 +30,11 @@ from solver.loop.budget import (
     within_budget,
 )
 from solver.loop.control import LoopOptions, Recorder, run_question
-from solver.loop.results import QuestionOutcome, QuestionResult, SolveResult
+from core.results import QuestionOutcome, QuestionResult, SolveResult
 from solver.loop.runners import CodeRunner
-from solver.loop.scoring import check_overtime_rule
-from solver.policy import Policy, SpeedLevel, sample_kinds
-from solver.store import LiveResult, ProblemRow
+from core.scoring import check_overtime_rule
+from core.policy import Policy, SpeedLevel, sample_kinds
+from core.store import LiveResult, ProblemRow
 
 logger = logging.getLogger("solver.session")
 

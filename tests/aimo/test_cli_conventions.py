@@ -96,7 +96,7 @@ def test_a_bad_environment_value_names_the_variable(restore_logging) -> None:
     res = runner.invoke(app, ["policy", "list"], env={"AIMO_LOG_LEVEL": "LOUD"})
     assert res.exit_code == 2 and "AIMO_LOG_LEVEL" in res.output
     from aimo.settings import load_settings
-    from solver.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="AIMO_BUDGET_S"):
         load_settings({"AIMO_BUDGET_S": "-5"})

@@ -28,7 +28,7 @@ def write_live_run(path: Path, n_questions: int, *, finish: bool = False) -> Non
     """Add run `live` (kind record) with `n_questions` committed questions, in this process."""
     from recorder.synth import run_info, synthesize_questions
     from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from solver.store import ProblemRow, TraceWriter
+    from core.store import ProblemRow, TraceWriter
 
     prof = get_profile(DEFAULT_PROFILE)
     info = dataclasses.replace(run_info(prof, n_questions, 4, 7), run_id=LIVE_RUN, kind="record")
@@ -66,7 +66,7 @@ def study_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from solver.policy import load_policy, policy_to_dict
+    from core.policy import load_policy, policy_to_dict
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = tmp_path_factory.mktemp("study") / "study.journal"

@@ -287,9 +287,9 @@ def _warm_fast_simulator(store: Path) -> None:
         from simulator.fast import FastSimulator
     except Exception:  # noqa: BLE001 - no fast path: the app uses the reference path
         return
-    from simulator.hardware import load_profile
-    from solver.policy import load_policy
-    from solver.store import load_problem_traces
+    from core.hardware import load_profile
+    from core.policy import load_policy
+    from core.store import load_problem_traces
 
     traces = load_problem_traces(store, "synthetic-r1-14b-s1")
     FastSimulator(traces, load_profile("l4x4-14b-w4kv8")).bootstrap(
@@ -373,9 +373,9 @@ def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Brows
 def live_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a finished live solve (`done`, 6 questions) and a newer one cut short."""
     from solver.solve import Problem, run_solve
-    from solver.store import TraceWriter
-    from solver.store.writer import write_connection
-    from solver.traces import RunInfo
+    from core.store import TraceWriter
+    from core.store.writer import write_connection
+    from core.traces import RunInfo
 
     path = tmp_path_factory.mktemp("live") / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(6)]

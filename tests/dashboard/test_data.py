@@ -12,8 +12,8 @@ import pytest
 import dashboard
 from dashboard import data, ui
 from recorder.summary import majority_votes, run_stats, sample_stats
-from solver.errors import InputError
-from solver.store import load_chunks, load_problem_traces, read_connection
+from core.errors import InputError
+from core.store import load_chunks, load_problem_traces, read_connection
 
 RUN = "synthetic-r1-14b-s1"
 
@@ -199,7 +199,7 @@ def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -
     """The Simulate page's one competition is the same on both simulator paths."""
     if not data.fast_available():
         pytest.skip("simulator.fast not importable")
-    from solver.policy import policy_to_yaml
+    from core.policy import policy_to_yaml
 
     text = policy_to_yaml(data.load_policy("seed-2nd-place"))
     version = data.store_version(store)
@@ -216,7 +216,7 @@ def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -
 
 
 def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: Path) -> None:
-    from solver.policy import load_policy, policy_hash
+    from core.policy import load_policy, policy_hash
 
     url = str(tuner_journal)
     version = data.storage_version(url)
@@ -243,8 +243,8 @@ def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_p
     """Issue 16: a live solve's final answers are in the store; finished, failed, interrupted and
     running runs are told apart; an interrupted run's committed questions still load here."""
     from solver.solve import Problem, run_solve
-    from solver.store import TraceWriter
-    from solver.traces import RunInfo
+    from core.store import TraceWriter
+    from core.traces import RunInfo
 
     store = tmp_path / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(3)]
@@ -252,7 +252,7 @@ def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_p
     writer = TraceWriter(store)
     writer.start_run(RunInfo("alive", "solve"))  # this process: alive, so 'running'
     writer.start_run(RunInfo("dead", "solve"))
-    from solver.store.writer import write_connection
+    from core.store.writer import write_connection
     with write_connection(store) as con:
         con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
     frame = data.runs_frame(str(store), data.store_version(str(store)))

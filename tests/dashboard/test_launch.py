@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import dashboard
-from solver.errors import InputError
+from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "data" / "traces" / "gpu-smoke.duckdb"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from solver.store import init_store
+from core.store import init_store
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGES = ("runs", "traces", "simulate", "tune", "compare")
@@ -24,7 +24,7 @@ WRITER_SCRIPT = """
 import dataclasses, sys, time
 from recorder.synth import run_info, synthesize_questions
 from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-from solver.store import ProblemRow, TraceWriter
+from core.store import ProblemRow, TraceWriter
 
 path, n, delay, finish = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 prof = get_profile(DEFAULT_PROFILE)
@@ -354,7 +354,7 @@ def test_bad_store_is_a_message_not_a_traceback(
 def test_run_without_completed_questions(tmp_path: Path, env, page) -> None:
     from recorder.synth import run_info
     from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from solver.store import TraceWriter
+    from core.store import TraceWriter
 
     path = tmp_path / "fresh.duckdb"
     writer = TraceWriter(path)
@@ -426,9 +426,9 @@ def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
     budget burn-down; finished, interrupted and running runs told apart, a finished one the
     default selection."""
     from solver.solve import Problem, run_solve
-    from solver.store import TraceWriter
-    from solver.store.writer import write_connection
-    from solver.traces import RunInfo
+    from core.store import TraceWriter
+    from core.store.writer import write_connection
+    from core.traces import RunInfo
 
     store = tmp_path / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(4)]

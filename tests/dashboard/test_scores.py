@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dashboard import data
-from solver.errors import InputError
-from solver.policy import load_policy, policy_to_yaml
+from core.errors import InputError
+from core.policy import load_policy, policy_to_yaml
 
 RUN = "synthetic-r1-14b-s1"
 PROFILE = "l4x4-14b-w4kv8"

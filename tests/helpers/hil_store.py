@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from solver.store import ProblemRow, TraceWriter
-from solver.traces import RunInfo
+from core.store import ProblemRow, TraceWriter
+from core.traces import RunInfo
 
 RUN_ID = "hil-test"
 

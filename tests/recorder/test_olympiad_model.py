@@ -53,7 +53,7 @@ def test_training_prompt_is_what_lmdeploy_renders_with_the_chat_template(toy) ->
     from transformers import PreTrainedTokenizerFast
 
     hf = PreTrainedTokenizerFast.from_pretrained(str(out))
-    from solver.policy.model import Prompts
+    from core.policy.model import Prompts
 
     p = Prompts().code
     messages = [{"role": "system", "content": p.system},

@@ -28,7 +28,7 @@ from recorder.record import (
 )
 from solver.engines.base import Chunk, PromptSpec, SamplingSettings
 from solver.sandbox import SandboxLimits
-from solver.store import list_runs
+from core.store import list_runs
 
 LIMITS = SandboxLimits(timeout_s=10.0, cpu_s=20, memory_mb=1024)
 BOXED = "Let me think. So the answer is \\boxed{42}. Done."
@@ -466,8 +466,8 @@ def _fake_confidence(index: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray
 def test_record_with_logprobs_stores_confidence_and_the_setting(
     problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend, turbomind, mode
 ) -> None:
-    from solver.store import load_problem_traces
-    from solver.traces import LogprobSetting
+    from core.store import load_problem_traces
+    from core.traces import LogprobSetting
 
     fake = make_fake_lmdeploy(turbomind_available=turbomind, script=lambda i, p: tokens_of(BOXED))
     monkeypatch.setitem(sys.modules, "lmdeploy", fake)
@@ -503,7 +503,7 @@ def test_record_with_logprobs_stores_confidence_and_the_setting(
 def test_record_without_logprobs_and_the_fallback_store_no_confidence(
     problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from solver.store import load_problem_traces
+    from core.store import load_problem_traces
 
     for backend, logprobs in (("pytorch", 0), ("turbomind", 8)):  # turbomind: falls back
         fake = make_fake_lmdeploy(
@@ -531,7 +531,7 @@ def test_samples_with_too_few_logprobs_are_stored_without_confidence(
 ) -> None:
     from fake_lmdeploy import default_logprob_script
 
-    from solver.store import load_problem_traces
+    from core.store import load_problem_traces
 
     def gappy(index: int, pos: int, k: int) -> dict:
         return {} if index == 1 else default_logprob_script(index, pos, k)
@@ -549,8 +549,8 @@ def test_samples_with_too_few_logprobs_are_stored_without_confidence(
 
     from solver.engines.base import Chunk
     from solver.loop.recording import RunRecorder
-    from solver.store import ProblemRow
-    from solver.traces import LogprobSetting, RunInfo
+    from core.store import ProblemRow
+    from core.traces import LogprobSetting, RunInfo
 
     info = RunInfo("r", "record", logprobs=LogprobSetting(2, "x"))
     rec = RunRecorder(tmp_path / "short.duckdb", info)

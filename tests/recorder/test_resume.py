@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from solver.errors import InputError
-from solver.store import completed_questions, list_runs, load_problem_traces
-from solver.store.connect import read_connection
+from core.errors import InputError
+from core.store import completed_questions, list_runs, load_problem_traces
+from core.store.connect import read_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

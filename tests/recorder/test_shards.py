@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from aimo.cli import app
 from recorder.shards import Shard, merge_stores, parse_shard, select_shard, shard_of
-from solver.errors import InputError
-from solver.store import list_runs, load_problem_traces
+from core.errors import InputError
+from core.store import list_runs, load_problem_traces
 
 REPO = Path(__file__).resolve().parents[2]
 N_PROBLEMS = 9

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from aimo.cli import app
 from recorder import step_latency as sl
-from simulator.hardware import load_profile
+from core.hardware import load_profile
 
 runner = CliRunner()
 

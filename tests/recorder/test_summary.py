@@ -12,9 +12,9 @@ import pytest
 from recorder.importer import import_traces
 from recorder.summary import summarize_store
 from recorder.synth import synthesize_store
-from solver.errors import InputError
-from solver.store import load_problem_traces
-from solver.traces import NO_VALUE
+from core.errors import InputError
+from core.store import load_problem_traces
+from core.traces import NO_VALUE
 
 
 def sample(pid: str, idx: int, answers: list[tuple[int, int | None, str]], n_tokens: int = 100) -> dict:

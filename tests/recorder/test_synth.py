@@ -21,9 +21,9 @@ from recorder.synth import (
     synthesize_store,
 )
 from recorder.synth_profiles import CONFIDENCE_TARGETS, PROFILES, R1_14B
-from solver.errors import InputError
+from core.errors import InputError
 from solver.extraction import StreamingExtractor
-from solver.store import list_runs, load_problem_traces
+from core.store import list_runs, load_problem_traces
 
 TABLES = ("runs", "problems", "samples", "chunks", "answers", "questions_done")
 
@@ -67,7 +67,7 @@ def test_default_store_is_one_complete_synthetic_run(default_store: Path) -> Non
 def _bulk_store(path: Path, profile: str, seed: int) -> None:
     """The same tables `synthesize_store` writes, in one transaction (fast; the writer path itself
     is covered by the default store)."""
-    from solver.store import init_store, write_connection
+    from core.store import init_store, write_connection
 
     from recorder.synth import run_info
 
@@ -277,7 +277,7 @@ def test_existing_out_is_refused_and_left_untouched(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_no_partial_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from solver.store import TraceWriter
+    from core.store import TraceWriter
 
     calls = {"n": 0}
     original = TraceWriter.write_question

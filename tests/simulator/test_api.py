@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from simulator import api
-from solver.errors import InputError
+from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 OLYMPIAD = ROOT / "data" / "traces" / "olympiad-tiny.duckdb"

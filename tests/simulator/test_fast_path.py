@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.fast import FastSimulator
-from simulator.hardware import HardwareProfile, Provenance, load_profile
+from core.hardware import HardwareProfile, Provenance, load_profile
 from simulator.replay import (
     CompetitionResult,
     bootstrap_competitions,
@@ -28,7 +28,7 @@ from simulator.replay import (
     replay_competition,
     summarize,
 )
-from solver.policy import (
+from core.policy import (
     Check,
     ConfidenceStop,
     ConsistencyRule,
@@ -46,7 +46,7 @@ from solver.policy import (
     Vote,
     load_policy,
 )
-from solver.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
 PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data import HARDWARE_DIR
-from simulator.hardware import (
+from core.hardware import (
     CalibrationPoint,
     HardwareProfile,
     Provenance,
@@ -35,8 +35,8 @@ from simulator.hardware import (
     steps_within,
     steps_within_array,
 )
-from simulator.hardware.calibrate import calibration_report, derive_published_profiles, main
-from solver.errors import InputError
+from core.hardware.calibrate import calibration_report, derive_published_profiles, main
+from core.errors import InputError
 
 SHIPPED = list_profiles()
 TRUE = HardwareProfile(
@@ -79,7 +79,7 @@ def test_shipped_yaml_report_matches_the_model(name: str) -> None:
 
 def test_shipped_published_profiles_equal_their_derivation() -> None:
     for name, derived in derive_published_profiles().items():
-        assert load_profile(name) == derived, f"run: python -m simulator.hardware.calibrate --write"
+        assert load_profile(name) == derived, f"run: python -m core.hardware.calibrate --write"
 
 
 @pytest.mark.parametrize("name", ["l4x4-14b-w4kv8", "l4x4-14b-w4kv16", "l4x4-14b-fp16"])
@@ -309,7 +309,7 @@ def test_fit_input_errors() -> None:
 def test_read_chunks_from_a_store(tmp_path: Path) -> None:
     store = tmp_path / "t.duckdb"
     chunks = _synthetic_chunks(TRUE, QUESTIONS[:2], jitter_s=0.0, seed=6)
-    sql = (Path(__file__).resolve().parents[2] / "solver/store/migrations/001_init.sql").read_text()
+    sql = (Path(__file__).resolve().parents[2] / "core/store/migrations/001_init.sql").read_text()
     samples = chunks.groupby(["run_id", "problem_id", "sample_idx"], as_index=False).agg(
         prompt_tokens=("prompt_tokens", "first"), n_tokens=("n_tokens", "max"))
     with duckdb.connect(str(store)) as con:
@@ -355,7 +355,7 @@ def test_calibration_point_kinds() -> None:
 def test_code_workers_round_trips_and_bad_values_name_the_field(tmp_path) -> None:
     import dataclasses
 
-    from simulator.hardware.profile import save_profile
+    from core.hardware.profile import save_profile
 
     base = load_profile("h200-olympiad-tiny-w4kv8")
     assert base.code_workers == 4  # the live solver's sandbox pool on the GPU machine

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulator.livecheck import QuestionPair, live_check, wilson
-from solver.loop.results import QuestionResult, SolveResult
+from core.results import QuestionResult, SolveResult
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import pytest
 from replay_fixtures import flat_profile, problem, sample
 
 from simulator.fast import FastSimulator
-from simulator.hardware import HardwareProfile
+from core.hardware import HardwareProfile
 from simulator.replay import recorded_draw, replay_competition
 from simulator.replay.results import QuestionResult
-from solver.policy import (
+from core.policy import (
     ConsistencyRule,
     Policy,
     SampleFinal,
@@ -21,7 +21,7 @@ from solver.policy import (
     load_policy,
     vote,
 )
-from solver.traces import SampleTrace
+from core.traces import SampleTrace
 
 SEED = load_policy("seed-2nd-place")
 # the project's reading of the seed before issue 13 (arrival order aside)

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from aimo.cli import app
 from recorder.scale import scale_store, scaled_position, scaled_tokens
-from simulator.hardware import load_profile
+from core.hardware import load_profile
 from simulator.validate import decided_by_time, read_live_run, validate
-from solver.errors import InputError
+from core.errors import InputError
 from solver.solve import EngineSpec, run_solve
-from solver.store import list_runs, load_problem_traces
+from core.store import list_runs, load_problem_traces
 
 REPO = Path(__file__).resolve().parents[2]
 OLY_LIVE = REPO / "data/traces/olympiad-live.duckdb"

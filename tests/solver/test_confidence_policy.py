@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from solver.errors import InputError
-from solver.policy import (
+from core.errors import InputError
+from core.policy import (
     QuestionBudget,
     SampleFinal,
     Vote,
@@ -27,8 +27,8 @@ from solver.policy import (
     uses_confidence,
     vote,
 )
-from solver.policy.decisions import CONF_LOW_STOP, CONF_LOW_VOTE, CONF_MEAN, CONF_TAIL
-from solver.policy.model import ConfidenceStop
+from core.policy.decisions import CONF_LOW_STOP, CONF_LOW_VOTE, CONF_MEAN, CONF_TAIL
+from core.policy.model import ConfidenceStop
 
 
 @pytest.mark.parametrize(("yaml_text", "field", "message"), [

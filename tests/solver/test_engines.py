@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from simulator.hardware import load_profile, pace_batch
+from core.hardware import load_profile, pace_batch
 from simulator.replay import recorded_draw
 from solver.engines import (
     Chunk,
@@ -275,7 +275,7 @@ def test_recorded_samples_match_the_simulator_draw() -> None:
 
 
 def test_replay_unknown_question_is_an_input_error() -> None:
-    from solver.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="no recorded question"):
         asyncio.run(_replay_engine().start_question("nope", "", _prompts(), SamplingSettings()))

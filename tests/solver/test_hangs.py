@@ -13,7 +13,7 @@ from hanging_engine import HangingEngine
 
 from solver.kaggle import Solver, SolverConfig
 from solver.loop import LoopOptions, RecordedRunner
-from solver.policy import load_policy
+from core.policy import load_policy
 
 OPTS = LoopOptions(watchdog_grace_s=0.2, watchdog_poll_s=0.1, drain_timeout_s=0.2, restart_timeout_s=2.0)
 SLACK = 0.5  # thread start, scheduling on a loaded 2-core machine

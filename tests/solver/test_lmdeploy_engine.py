@@ -328,7 +328,7 @@ def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
 def test_logprobs_build_the_pytorch_engine_with_raw_mode_and_ride_on_chunks(fake) -> None:
     from fake_lmdeploy import default_logprob_script
 
-    from solver.traces import LogprobSetting
+    from core.traces import LogprobSetting
 
     async def main():
         eng = engine("pytorch", logprobs=3)

@@ -19,7 +19,7 @@ from replay_fixtures import flat_profile, problem, sample
 
 from solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings, SyntheticEngine
 from solver.engines.base import FinishReason
-from solver.errors import InputError
+from core.errors import InputError
 from solver.kaggle import Solver, SolverConfig
 from solver.loop import (
     BudgetController,
@@ -31,12 +31,12 @@ from solver.loop import (
     VirtualClock,
     run_question,
 )
-from solver.loop.report import competition_json
-from solver.policy import SpeedLevel, load_policy, pick_level
+from core.report import competition_json
+from core.policy import SpeedLevel, load_policy, pick_level
 from solver.sandbox import SandboxPool
 from solver.solve import EngineSpec, EngineUnavailable, Problem, read_problems_csv, run_solve
-from solver.store import ProblemRow, load_chunks, load_problem_traces
-from solver.traces import RunInfo
+from core.store import ProblemRow, load_chunks, load_problem_traces
+from core.traces import RunInfo
 
 SEED = load_policy("seed-2nd-place")
 MAJORITY = load_policy("majority-n")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.errors import InputError
-from solver.policy import (
+from core.errors import InputError
+from core.policy import (
     Answer,
     Check,
     ConsistencyRule,
@@ -722,7 +722,7 @@ def test_pick_level_stays_in_range(done: int, time_left: float) -> None:
 
 
 def test_read_boxes_last_only_and_boxed_zero() -> None:
-    from solver.policy import read_boxes
+    from core.policy import read_boxes
 
     boxes = [B(3, 7), B(9, 0), B(12, None)]
     assert read_boxes(Check(), boxes) == boxes
@@ -733,7 +733,7 @@ def test_read_boxes_last_only_and_boxed_zero() -> None:
 
 
 def test_history_count_and_early_timeout_count() -> None:
-    from solver.policy import early_timeout_count
+    from core.policy import early_timeout_count
 
     t = QuestionTracker(("code", "cot"), SEED.question_stop.valid)
     for a in [C(10, 5), C(20, -1), C(30, 5), C(40, 5), B(50, 7), B(60, 7), B(70, 0), B(80, 8)]:

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.errors import InputError
-from solver.policy import load_policy, policy_from_dict, policy_to_dict, sample_kinds
+from core.errors import InputError
+from core.policy import load_policy, policy_from_dict, policy_to_dict, sample_kinds
 
 BASE = policy_to_dict(load_policy("seed-2nd-place"))
 

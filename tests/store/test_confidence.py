@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solver.errors import InputError
-from solver.store import (
+from core.errors import InputError
+from core.store import (
     ProblemRow,
     SampleConfidence,
     TraceWriter,
@@ -20,8 +20,8 @@ from solver.store import (
     load_problem_traces,
     write_connection,
 )
-from solver.store.migrations import MIGRATIONS, apply_migrations
-from solver.traces import LogprobSetting, RunInfo
+from core.store.migrations import MIGRATIONS, apply_migrations
+from core.traces import LogprobSetting, RunInfo
 
 CONF = "sample_confidence.token_conf (sample 0)"
 SETTING = LogprobSetting(top_k=8, mode="raw_logprobs", backend="pytorch")

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from replay_fixtures import problem, sample
 
-from simulator.hardware import load_profile
+from core.hardware import load_profile
 from simulator.replay import bootstrap_competitions
-from solver.policy import load_policy
+from core.policy import load_policy
 from tuner.objective import Metrics, ObjectiveSpec, evaluate, make_evaluator
 from tuner.report import heldout_row
 from tuner.study import TuneConfig

@@ -18,7 +18,7 @@ import optuna
 import pytest
 
 from recorder.synth import synthesize_store
-from solver.policy import load_policy
+from core.policy import load_policy
 from tuner.cli_impl import run_tune
 from tuner.study import finished_trials, open_storage
 

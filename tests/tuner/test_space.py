@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from solver.errors import InputError
-from solver.policy import list_presets, load_policy, policy_hash
+from core.errors import InputError
+from core.policy import list_presets, load_policy, policy_hash
 from tuner.space import (
     CATALOGUE, DEFAULT_SPACE_FILE, SPACES_DIR, build_policy, default_space, load_space, point_of,
 )

@@ -10,10 +10,10 @@ import optuna
 import pytest
 
 from recorder.synth import synthesize_store
-from simulator.hardware import load_profile
-from solver.errors import InputError
-from solver.policy import load_policy, policy_hash
-from solver.store import load_problem_traces
+from core.hardware import load_profile
+from core.errors import InputError
+from core.policy import load_policy, policy_hash
+from core.store import load_problem_traces
 from tuner.cli_impl import run_demo_tune, run_tune
 from tuner.objective import Metrics, ObjectiveSpec, ReferenceEvaluator, evaluate, make_evaluator
 from tuner.report import heldout_row
