@@ -174,7 +174,10 @@ def main() -> None:
     ap.add_argument("--long-store", type=Path, default=None)
     ap.add_argument("--problems", type=int, default=50)
     ap.add_argument("--samples", type=int, default=32)
-    ap.add_argument("--only", choices=["r1-14b", "long-reasoning"], default=None)
+    ap.add_argument("--real-store", type=Path, default=None,
+                    help="a recorded store with confidence (e.g. data/traces/olympiad-tiny-logprobs.duckdb): "
+                         "benched too, under --hardware")
+    ap.add_argument("--only", choices=["r1-14b", "long-reasoning", "recorded"], default=None)
     args = ap.parse_args()
     if args.bootstrap < 2 or args.bootstrap % 2:
         ap.error("--bootstrap must be an even number ≥ 2")
@@ -183,11 +186,16 @@ def main() -> None:
         ("r1-14b", args.conf_store or out_dir / "r1-14b-confidence.duckdb"),
         ("long-reasoning", args.long_store or out_dir / "long-reasoning-confidence.duckdb"),
     ]
+    if args.real_store is not None:
+        if not args.real_store.exists():
+            ap.error(f"--real-store {args.real_store}: no such file")
+        stores.append(("recorded", args.real_store))
     profile = load_profile(args.hardware)
     for synth_profile, path in stores:
         if args.only and synth_profile != args.only:
             continue
-        ensure_store(Path(path), synth_profile, args.problems, args.samples)
+        if synth_profile != "recorded":
+            ensure_store(Path(path), synth_profile, args.problems, args.samples)
         problems = load_problem_traces(path)
         sim = FastSimulator(problems, profile)
         print(f"\n### {Path(path).name} ({synth_profile}, {len(problems)} problems), "
