@@ -581,7 +581,7 @@ def merge(
     stores: list[Path] = typer.Argument(..., help="Stores to merge (e.g. the shards of a recording)."),
 ) -> None:
     """Merge trace stores: runs and problems combined, duplicates refused, provenance kept."""
-    from recorder.shards import merge_stores
+    from core.store.merge import merge_stores
 
     try:
         summary = merge_stores(out, stores)

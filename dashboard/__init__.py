@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from core.errors import InputError
+from core.errors import AimoError, InputError
 
 __all__ = ["APP_PATH", "DEFAULT_HOST", "build_command", "launch"]
 
@@ -88,7 +88,7 @@ def check_host(host: str) -> str:
     raise InputError("--host", "host", f"expected an IP address or a host name, got {host!r}")
 
 
-class _Stop(Exception):
+class _Stop(AimoError):
     """SIGTERM reached `launch` (SIGINT arrives as KeyboardInterrupt)."""
 
 

@@ -27,27 +27,12 @@ import streamlit as st
 from core.hardware import HardwareProfile, list_profiles, load_profile
 from core.policy import Policy, load_policy, policy_from_yaml, policy_to_yaml
 from core.store import list_runs, load_problem_traces, load_sample_text, read_connection
+from core.store.queries import sample_stats, token_curve
 from core.traces import ProblemTrace
 from dashboard.frames import problem_rows, sample_rows
-from recorder.summary import run_stats, sample_stats
+from recorder.summary import run_stats
 
 StoreVersion = tuple[int, ...]
-
-# Tokens-over-time points of one question: chunks without text, thinned to at most $points + 1
-# per sample (every k-th chunk plus the last), only for a committed question.
-CURVE_POINTS = """
-WITH c AS (
-    SELECT sample_idx, seq, t_s, n_tokens,
-           max(seq) OVER (PARTITION BY sample_idx) AS last_seq
-    FROM chunks
-    WHERE run_id = $run_id AND problem_id = $problem_id
-      AND EXISTS (SELECT 1 FROM questions_done d
-                  WHERE d.run_id = $run_id AND d.problem_id = $problem_id)
-)
-SELECT sample_idx, seq, t_s, n_tokens FROM c
-WHERE seq % greatest(1, CAST(ceil((last_seq + 1) / $points) AS BIGINT)) = 0 OR seq = last_seq
-ORDER BY sample_idx, seq
-"""
 
 
 # --------------------------------------------------------------------------- store: versions
@@ -210,9 +195,7 @@ def recorded_curves(
     """Recorded tokens over time of one question: `sample_idx`, `t_s`, `tokens`, about `points`
     rows per sample, read from the chunks table without the text."""
     del version
-    params = {"run_id": run_id, "problem_id": problem_id, "points": int(points)}
-    with read_connection(path) as con:
-        frame = con.execute(CURVE_POINTS, params).df()
+    frame = token_curve(path, run_id, problem_id, points)
     return frame.rename(columns={"n_tokens": "tokens"})[["sample_idx", "t_s", "tokens"]]
 
 

@@ -12,9 +12,10 @@ import pytest
 
 import dashboard
 from dashboard import frames, loaders, simulation, studies, ui
-from recorder.summary import majority_votes, run_stats, sample_stats
+from recorder.summary import majority_votes, run_stats
 from core.errors import InputError
 from core.store import load_chunks, load_problem_traces, read_connection
+from core.store.queries import sample_stats
 
 RUN = "synthetic-r1-14b-s1"
 
