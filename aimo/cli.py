@@ -20,7 +20,6 @@ from core.errors import InputError
 app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
-DEFAULT_DEMO_STORE = Path("out/demo-synthetic.duckdb")
 COMPILING = ("still working: the first run after an install or update compiles the simulator "
              "(~30-60 s; cached on disk afterwards) ...")
 
@@ -92,10 +91,6 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 OVERTIME_HELP = ("How a run that passes the budget scores: zero (the competition's rule: the "
                  "notebook is killed) or answered (answers given before the budget count).")
-
-
-def _not_landed(command: str, issue: int) -> NoReturn:
-    _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
 
 
 def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) -> str:

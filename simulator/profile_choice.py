@@ -9,7 +9,7 @@ the reason, so the CLI can print it and the dashboard can preselect it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,14 +119,6 @@ def choose_profile(run: RunHardware | None, *, bound: str | None = None,
 # ------------------------------------------------------------------------------ bindings
 
 
-def read_binding(path: str | Path, run_id: str | None) -> str | None:
-    """The profile bound to `run_id` (or store-wide) in the store at `path`, if any."""
-    from core.store.bindings import read_bindings
-
-    rows = read_bindings(path)
-    return rows.get(run_id or "", rows.get(STORE_WIDE))
-
-
 def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> None:
     """Bind `profile` (checked to load) to one run of the store, or to all when run_id is None."""
     from core.store import list_runs
@@ -159,11 +151,3 @@ def profile_for_store(path: str | Path, run_id: str | None = None) -> ProfileCho
         run_id = runs[0][0]
     run = next((RunHardware(*r) for r in runs if r[0] == run_id), None)
     return choose_profile(run, bound=bound.get(run_id or "", bound.get(STORE_WIDE)))
-
-
-def profiles_by_fit(run: RunHardware | None, names: Iterable[str]) -> list[str]:
-    """Names ordered for a picker: the chosen profile first, the others as given."""
-    names = list(names)
-    first = choose_profile(run, names=names).name
-    return [first] + [n for n in names if n != first] if first in names else names
-

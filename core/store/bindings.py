@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.store.connect import read_connection, write_connection
+from core.store.connect import write_connection
 from core.store.migrations import list_tables
 
 BINDINGS_TABLE = "profile_bindings"
@@ -33,12 +33,6 @@ def bindings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     if BINDINGS_TABLE not in list_tables(con):
         return {}
     return dict(con.execute(READ_BINDINGS).fetchall())
-
-
-def read_bindings(path: str | Path) -> dict[str, str]:
-    """`bindings` of the store at `path` (one short read)."""
-    with read_connection(path) as con:
-        return bindings(con)
 
 
 def write_binding(path: str | Path, key: str, profile: str) -> None:
