@@ -11,7 +11,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from aimo.settings import ENV
+from core.settings import ENV
 from aimo.runs_cmd import runs_app
 from core.errors import InputError
 
@@ -75,7 +75,7 @@ def _root(
                                 help="More log output on stderr (-v info, -vv debug)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
 ) -> None:
-    from aimo.settings import configure_logging, load_settings
+    from core.settings import configure_logging, load_settings
 
     try:
         level = load_settings().log_level

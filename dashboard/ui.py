@@ -45,13 +45,13 @@ class Config:
 
 def read_config(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> Config:
     """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables,
-    which win over the shared AIMO_TRACES / AIMO_STORAGE (aimo/settings.py)."""
+    which win over the shared AIMO_TRACES / AIMO_STORAGE (core/settings.py)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--traces", default=None)
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(list(argv))
-    from aimo.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
+    from core.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
 
     try:
         shared = load_settings(environ)
