@@ -18,20 +18,34 @@ import pandas as pd
 from core.store.queries import run_keys, sample_stats
 
 def majority_votes(stats: pd.DataFrame) -> pd.DataFrame:
-    """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth."""
-    rows = []
-    for (position, problem_id), group in stats.groupby(["position", "problem_id"], sort=True):
-        finals = group["final_value"].dropna().astype(int)
-        counts = finals.value_counts()
-        if counts.empty:
-            vote, votes = None, 0
-        else:
-            votes = int(counts.max())
-            vote = int(max(v for v, c in counts.items() if c == votes))
-        truth = group["truth"].iloc[0]
-        rows.append({"problem_id": problem_id, "position": position, "vote": vote, "votes": votes,
-                     "truth": None if pd.isna(truth) else int(truth)})
-    return pd.DataFrame(rows, columns=["problem_id", "position", "vote", "votes", "truth"])
+    """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth.
+
+    One row per (position, problem_id), sorted; `truth` is the problem's first row's. Vectorised
+    (a count per problem and value, then the top one): the dashboard builds it for every run it
+    shows, so it must not loop over problems in Python.
+    """
+    columns = ["problem_id", "position", "vote", "votes", "truth"]
+    if stats.empty:
+        return pd.DataFrame(columns=columns)
+    problems = stats.drop_duplicates(["position", "problem_id"]).sort_values(
+        ["position", "problem_id"], kind="stable")
+    finals = stats.dropna(subset=["final_value"])
+    counts = finals.groupby(["position", "problem_id", "final_value"]).size().reset_index(name="n")
+    top = counts.sort_values(["position", "problem_id", "n", "final_value"],
+                             ascending=[True, True, False, False], kind="stable")
+    top = top.drop_duplicates(["position", "problem_id"]).set_index(["position", "problem_id"])
+    keys = pd.MultiIndex.from_frame(problems[["position", "problem_id"]])
+    vote, votes = top["final_value"].reindex(keys), top["n"].reindex(keys)
+    return pd.DataFrame(
+        {
+            "problem_id": problems["problem_id"].tolist(),
+            "position": problems["position"].tolist(),
+            "vote": [None if pd.isna(v) else int(v) for v in vote],
+            "votes": [0 if pd.isna(n) else int(n) for n in votes],
+            "truth": [None if pd.isna(t) else int(t) for t in problems["truth"]],
+        },
+        columns=columns,
+    )
 
 
 @dataclass(frozen=True)
