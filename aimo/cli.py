@@ -11,7 +11,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from aimo.settings import ENV
+from core.settings import ENV
 from aimo.runs_cmd import runs_app
 from core.errors import InputError
 
@@ -20,7 +20,6 @@ from core.errors import InputError
 app = typer.Typer(add_completion=True, no_args_is_help=True, help=__doc__,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
-DEFAULT_DEMO_STORE = Path("out/demo-synthetic.duckdb")
 COMPILING = ("still working: the first run after an install or update compiles the simulator "
              "(~30-60 s; cached on disk afterwards) ...")
 
@@ -76,7 +75,7 @@ def _root(
                                 help="More log output on stderr (-v info, -vv debug)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
 ) -> None:
-    from aimo.settings import configure_logging, load_settings
+    from core.settings import configure_logging, load_settings
 
     try:
         level = load_settings().log_level
@@ -92,10 +91,6 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 OVERTIME_HELP = ("How a run that passes the budget scores: zero (the competition's rule: the "
                  "notebook is killed) or answered (answers given before the budget count).")
-
-
-def _not_landed(command: str, issue: int) -> NoReturn:
-    _fail(f"`aimo {command}` is not implemented yet (tracked in issue {issue}).", code=3)
 
 
 def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) -> str:
@@ -581,7 +576,7 @@ def merge(
     stores: list[Path] = typer.Argument(..., help="Stores to merge (e.g. the shards of a recording)."),
 ) -> None:
     """Merge trace stores: runs and problems combined, duplicates refused, provenance kept."""
-    from recorder.shards import merge_stores
+    from core.store.merge import merge_stores
 
     try:
         summary = merge_stores(out, stores)

@@ -103,15 +103,3 @@ class ProblemTrace:
 
     def of_kind(self, kind: SampleKind) -> tuple[SampleTrace, ...]:
         return tuple(s for s in self.samples if s.kind == kind)
-
-
-def empty_answer_arrays() -> dict[str, np.ndarray]:
-    """Answer arrays of a sample that produced no answer."""
-    return {
-        "ans_token": np.zeros(0, np.int32),
-        "ans_time": np.zeros(0, np.float64),
-        "ans_value": np.zeros(0, np.int16),
-        "ans_source": np.zeros(0, np.int8),
-        "ans_code_ok": np.zeros(0, np.bool_),
-        "ans_exec_ms": np.zeros(0, np.float32),
-    }

@@ -3,8 +3,9 @@
 Importing this package is cheap: it does not import streamlit. `launch` starts
 `streamlit run dashboard/app.py` in a subprocess, listening on 127.0.0.1 only unless a `host` is
 given (the app has no authentication), and stops it when it gets SIGTERM or SIGINT; the app itself lives in `app.py` (router),
-`views/` (the pages, UI only), `data.py` (cached loaders), `charts.py` (figure builders) and `ui.py`
-(shared widgets). See docs/dashboard.md.
+`views/` (the pages, UI only), `loaders.py` (cached store loaders), `frames.py` (pure frame
+builders), `simulation.py` (cached simulation runs), `studies.py` (Optuna studies), `charts.py`
+(figure builders) and `ui.py` (shared widgets). See docs/dashboard.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from core.errors import InputError
+from core.errors import AimoError, InputError
 
 __all__ = ["APP_PATH", "DEFAULT_HOST", "build_command", "launch"]
 
@@ -87,7 +88,7 @@ def check_host(host: str) -> str:
     raise InputError("--host", "host", f"expected an IP address or a host name, got {host!r}")
 
 
-class _Stop(Exception):
+class _Stop(AimoError):
     """SIGTERM reached `launch` (SIGINT arrives as KeyboardInterrupt)."""
 
 

@@ -9,26 +9,8 @@ selected page. Pages are files under `views/` so that each is addressable by URL
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-
-
-def _unshadow_data_package() -> None:
-    """Keep this folder off `sys.path`: streamlit prepends the main script's folder on every run,
-    and there `data.py` (the dashboard's loaders) would shadow the project's `data` package
-    (bundled presets and profiles)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    loaded = sys.modules.get("data")
-    if (
-        loaded is not None
-        and os.path.dirname(os.path.abspath(getattr(loaded, "__file__", "") or "")) == here
-    ):
-        del sys.modules["data"]  # a wrong module picked up before this ran
-
-
-_unshadow_data_package()
 
 import streamlit as st
 

@@ -4,7 +4,7 @@ Why a module of its own: the pages only arrange widgets, and every figure here c
 checked in a plain unit test, without streamlit or a browser. All figures use SVG traces
 (`go.Scatter`, `go.Bar`), never WebGL, so they render in a headless browser without a GPU.
 
-Frame layouts are the ones `dashboard.data` builds (documented there); times are seconds,
+Frame layouts are the ones `dashboard.frames` builds (documented there); times are seconds,
 token positions are cumulative generated tokens.
 """
 

@@ -3,7 +3,7 @@ pickers, error display, the in-progress banner and the policy / profile pickers.
 
 Why: every page needs "which store, which run, is it still being recorded" and must turn bad
 input into a message (st.error) rather than a traceback; doing it once keeps pages UI-only
-and short. Data access stays in `dashboard.data`.
+and short. Data access stays in `dashboard.loaders` (and the other data modules).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import loaders
 from core.errors import InputError
 from core.policy import Policy, list_presets
 from core.store import StoreBusyError
@@ -45,13 +45,13 @@ class Config:
 
 def read_config(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> Config:
     """Options after `streamlit run dashboard/app.py --` win over the AIMO_DASHBOARD_* variables,
-    which win over the shared AIMO_TRACES / AIMO_STORAGE (aimo/settings.py)."""
+    which win over the shared AIMO_TRACES / AIMO_STORAGE (core/settings.py)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--traces", default=None)
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(list(argv))
-    from aimo.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
+    from core.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
 
     try:
         shared = load_settings(environ)
@@ -87,10 +87,10 @@ def show_error(exc: BaseException) -> None:
 
 @dataclass(frozen=True)
 class RunContext:
-    """The store and run a page works on. `version` keys the caches (see `data.store_version`)."""
+    """The store and run a page works on. `version` keys the caches (see `loaders.store_version`)."""
 
     path: str
-    version: data.StoreVersion
+    version: loaders.StoreVersion
     runs: pd.DataFrame
     run: pd.Series
 
@@ -103,9 +103,9 @@ class RunContext:
         return self.run.get("state", self.run["status"]) == "running"
 
 
-def _runs(path: str) -> tuple[data.StoreVersion, pd.DataFrame]:
-    version = data.store_version(path)
-    return version, data.runs_frame(path, version)
+def _runs(path: str) -> tuple[loaders.StoreVersion, pd.DataFrame]:
+    version = loaders.store_version(path)
+    return version, loaders.runs_frame(path, version)
 
 
 def store_sidebar() -> None:
@@ -193,7 +193,7 @@ def run_context(*, need_questions: bool = True) -> RunContext:
 def problem_traces(ctx: RunContext) -> list:
     """The run's event traces, or an error message and `st.stop()`."""
     try:
-        return data.problem_traces(ctx.path, ctx.run_id, ctx.version)
+        return loaders.problem_traces(ctx.path, ctx.run_id, ctx.version)
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
         st.stop()
@@ -215,7 +215,7 @@ def policy_editor(
     upload_key, seen_key = f"{prefix}_upload", f"{prefix}_upload_seen"
 
     def load_preset() -> None:
-        st.session_state[text_key] = data.preset_yaml(st.session_state[preset_key])
+        st.session_state[text_key] = loaders.preset_yaml(st.session_state[preset_key])
         st.session_state[f"{prefix}_source"] = f"preset {st.session_state[preset_key]}"
 
     index = presets.index(default) if default in presets else 0
@@ -223,7 +223,7 @@ def policy_editor(
         f"{label}: preset", presets, index=index, key=preset_key, on_change=load_preset
     )
     if text_key not in st.session_state:
-        st.session_state[text_key] = data.preset_yaml(preset)
+        st.session_state[text_key] = loaders.preset_yaml(preset)
         st.session_state[f"{prefix}_source"] = f"preset {preset}"
     upload = st.file_uploader(
         f"{label}: or upload a YAML file", type=["yaml", "yml"], key=upload_key
@@ -236,7 +236,7 @@ def policy_editor(
         text = st.text_area(f"{label} YAML", key=text_key, height=360)
     source = st.session_state.get(f"{prefix}_source", "policy")
     try:
-        policy = data.parse_policy(text or "", f"{source} (editor)")
+        policy = loaders.parse_policy(text or "", f"{source} (editor)")
     except InputError as exc:
         st.error(f"Invalid policy: {exc}")
         return None
@@ -251,7 +251,7 @@ def profile_picker(
 ) -> str:
     """A bundled hardware profile name; with `ctx`, the run's bound or matching profile is
     preselected (`simulator.profile_choice`) and the choice is kept per run."""
-    names = data.profile_names()
+    names = loaders.profile_names()
     help_text = None
     if ctx is not None:
         from simulator.profile_choice import profile_for_store

@@ -12,7 +12,6 @@ Metric definitions are in docs/synthetic.md; sample-level definitions follow `re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from recorder.summary import majority_votes, sample_stats
+from core.store.queries import (
+    answer_rows, chunk_texts, confidence_rows, final_first_positions, has_chunk_text,
+    has_confidence_rows, run_configs, sample_stats, times_at_token,
+)
+from recorder.summary import majority_votes
 from recorder.synth_profiles import (
     CONFIDENCE_TARGETS,
     DEFAULT_PROFILE,
@@ -32,61 +35,6 @@ from recorder.synth_profiles import (
 )
 from core.errors import InputError
 
-RUN_CONFIG = "SELECT run_id, gen_config::VARCHAR FROM runs ORDER BY created_at, run_id"
-TIME_AT_TOKEN = """
-WITH c AS (
-    SELECT c.problem_id, c.sample_idx, c.n_tokens, c.t_s FROM chunks c
-    WHERE c.run_id = $run_id AND c.t_s IS NOT NULL
-    UNION ALL
-    SELECT s.problem_id, s.sample_idx, 0, s.start_s FROM samples s
-    WHERE s.run_id = $run_id AND s.start_s IS NOT NULL
-),
-lo AS (
-    SELECT problem_id, sample_idx, max(n_tokens) AS k0, arg_max(t_s, n_tokens) AS t0
-    FROM c WHERE n_tokens < $token GROUP BY problem_id, sample_idx
-),
-hi AS (
-    SELECT problem_id, sample_idx, min(n_tokens) AS k1, arg_min(t_s, n_tokens) AS t1
-    FROM c WHERE n_tokens >= $token GROUP BY problem_id, sample_idx
-)
-SELECT hi.problem_id, hi.sample_idx,
-       CASE WHEN hi.k1 = $token THEN hi.t1
-            ELSE lo.t0 + (hi.t1 - lo.t0) * ($token - lo.k0) / (hi.k1 - lo.k0) END AS t
-FROM hi
-JOIN questions_done d ON d.run_id = $run_id AND d.problem_id = hi.problem_id
-LEFT JOIN lo ON lo.problem_id = hi.problem_id AND lo.sample_idx = hi.sample_idx
-"""
-CHUNK_TEXT = """
-SELECT c.problem_id, c.sample_idx, c.n_tokens, c.text FROM chunks c
-JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
-WHERE c.run_id = $run_id
-ORDER BY c.problem_id, c.sample_idx, c.seq
-"""
-ANSWER_ROWS = """
-SELECT a.problem_id, a.sample_idx, a.token_pos, a.source, a.value FROM answers a
-JOIN questions_done d ON d.run_id = a.run_id AND d.problem_id = a.problem_id
-WHERE a.run_id = $run_id
-ORDER BY a.problem_id, a.sample_idx, a.token_pos, a.t_s NULLS LAST, a.rowid
-"""
-HAS_TEXT = "SELECT count(text) FROM chunks WHERE run_id = $run_id"
-CONFIDENCE_ROWS = """
-SELECT c.problem_id, c.sample_idx, c.n_tokens, c.token_conf, c.token_entropy
-FROM sample_confidence c
-JOIN questions_done d ON d.run_id = c.run_id AND d.problem_id = c.problem_id
-WHERE c.run_id = $run_id
-"""
-FINAL_FIRST_POS = """
-WITH f AS (
-    SELECT problem_id, sample_idx,
-           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
-               AS final_value
-    FROM answers WHERE run_id = $run_id GROUP BY problem_id, sample_idx
-)
-SELECT a.problem_id, a.sample_idx, min(a.token_pos) AS final_pos
-FROM answers a JOIN f ON f.problem_id = a.problem_id AND f.sample_idx = a.sample_idx
-WHERE a.run_id = $run_id AND a.value = f.final_value
-GROUP BY a.problem_id, a.sample_idx
-"""
 # DeepConf's group confidence: the mean token confidence over a sliding window of tokens.
 GROUP_WINDOW = 2048
 
@@ -234,7 +182,7 @@ def _times_at(d: RunData, token: int) -> pd.Series:
     """Per sample (indexed by problem_id, sample_idx): the time its `token`-th token arrived,
     interpolated linearly between chunks ((0, start_s) is the first point); samples that are
     shorter or untimed are absent."""
-    df = d.con.execute(TIME_AT_TOKEN, {"run_id": d.run_id, "token": token}).df()
+    df = times_at_token(d.con, d.run_id, token)
     return df.set_index(["problem_id", "sample_idx"])["t"].dropna()
 
 
@@ -268,11 +216,11 @@ def text_consistency(d: RunData) -> float | None:
     """
     from solver.extraction import StreamingExtractor
 
-    if not d.con.execute(HAS_TEXT, {"run_id": d.run_id}).fetchone()[0]:
+    if not has_chunk_text(d.con, d.run_id):
         return None
     found: dict[tuple[str, int], list] = {}
     current, extractor = None, StreamingExtractor()
-    for pid, idx, tok, text in d.con.execute(CHUNK_TEXT, {"run_id": d.run_id}).fetchall():
+    for pid, idx, tok, text in chunk_texts(d.con, d.run_id):
         if (pid, idx) != current:
             current, extractor = (pid, idx), StreamingExtractor()
         got = extractor.feed(text or "", tok)
@@ -281,7 +229,7 @@ def text_consistency(d: RunData) -> float | None:
             events.extend((a.token, "boxed", a.value) for a in got.answers)
             events.extend((c.token, "code", None) for c in got.code_blocks)
     stored: dict[tuple[str, int], list] = {}
-    for pid, idx, tok, src, value in d.con.execute(ANSWER_ROWS, {"run_id": d.run_id}).fetchall():
+    for pid, idx, tok, src, value in answer_rows(d.con, d.run_id):
         stored.setdefault((pid, idx), []).append((tok, src, value if src == "boxed" else None))
     keys = list(zip(d.stats["problem_id"], d.stats["sample_idx"]))
     same = [_sorted(found.get(k, [])) == _sorted(stored.get(k, [])) for k in keys]
@@ -323,11 +271,10 @@ def confidence_frame(d: RunData) -> pd.DataFrame | None:
         return d.cache["confidence"]
     from core.store.confidence import decode_column
     from core.store.migrations import has_confidence
-    from core.store.reader import _arrow  # one Arrow fetch across DuckDB versions
 
     frame = None
     if has_confidence(d.con):
-        table = _arrow(d.con, CONFIDENCE_ROWS, {"run_id": d.run_id})
+        table = confidence_rows(d.con, d.run_id)
         if table.num_rows:
             n = table.column("n_tokens").to_pylist()
             conf = decode_column(table.column("token_conf"), n, "store", "token_conf")
@@ -345,7 +292,7 @@ def confidence_frame(d: RunData) -> pd.DataFrame | None:
             cols = ["problem_id", "sample_idx", "mean_conf", "lowest_group", "lowest_end",
                     "mean_entropy"]
             per = pd.DataFrame(rows, columns=cols)
-            pos = d.con.execute(FINAL_FIRST_POS, {"run_id": d.run_id}).df()
+            pos = final_first_positions(d.con, d.run_id)
             st = d.stats[d.stats["truth"].notna() & d.stats["final_value"].notna()]
             st = st.assign(right=(st["final_value"] == st["truth"]).astype(bool))
             keep = ["problem_id", "sample_idx", "n_tokens", "right"]
@@ -477,7 +424,7 @@ def _fmt(x: float) -> str:
 
 
 def _pick_run(con: duckdb.DuckDBPyConnection, run_id: str | None, source: str) -> tuple[str, dict]:
-    runs = {rid: json.loads(cfg) if cfg else {} for rid, cfg in con.execute(RUN_CONFIG).fetchall()}
+    runs = run_configs(con)
     if run_id is None:
         if len(runs) != 1:
             raise InputError(source, "run_id", f"the store holds {len(runs)} runs; pick one of: "
@@ -495,15 +442,11 @@ def measure(con: duckdb.DuckDBPyConnection, run_id: str, metrics: list[str]) -> 
     return {name: METRICS[name](data) for name in metrics}
 
 
-HAS_CONFIDENCE_ROWS = "SELECT count(*) FROM sample_confidence WHERE run_id = $run_id"
-
 
 def _run_has_confidence(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
     from core.store.migrations import has_confidence
 
-    return has_confidence(con) and bool(
-        con.execute(HAS_CONFIDENCE_ROWS, {"run_id": run_id}).fetchone()[0]
-    )
+    return has_confidence(con) and has_confidence_rows(con, run_id)
 
 
 def check_calibration(

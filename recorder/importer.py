@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.errors import InputError
+from core.errors import AimoError, InputError
 from core.store.confidence import FLOAT16_MAX
 from core.store.records import SampleConfidence
 from core.traces import LogprobSetting, RunInfo
@@ -42,7 +42,7 @@ INT32_MAX = 2**31 - 1  # the store's INTEGER columns
 ENCODING = "utf-8-sig"
 
 
-class DuplicateKeyError(ValueError):
+class DuplicateKeyError(AimoError, ValueError):
     """A JSON object gives the same key twice (json keeps the last one silently)."""
 
 

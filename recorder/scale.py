@@ -152,12 +152,9 @@ def scale_store(src: str | Path, out: str | Path, scale: float, *, run_id: str |
 
 def _question(src: str | Path, run_id: str, p: ProblemTrace) -> str:
     """The question text of `p` (kept: a HIL run's prompts are built from it)."""
-    from core.store import read_connection
+    from core.store.queries import question_text
 
-    with read_connection(src) as con:
-        row = con.execute("SELECT question FROM problems WHERE run_id = ? AND problem_id = ?",
-                          [run_id, p.problem_id]).fetchone()
-    return str(row[0]) if row and row[0] is not None else ""
+    return question_text(src, run_id, p.problem_id)
 
 
 __all__ = ["ScaleSummary", "scale_store", "scaled_position", "scaled_tokens"]

@@ -12,62 +12,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-# One row per sample of a run: its final/first answers and the outcome of its last code block.
-SAMPLE_STATS = """
-WITH a AS (
-    SELECT problem_id, sample_idx,
-           count(value) AS n_values,
-           first(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
-               AS first_value,
-           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE value IS NOT NULL)
-               AS final_value,
-           min(token_pos) FILTER (WHERE value IS NOT NULL) AS first_pos,
-           count(*) FILTER (WHERE source = 'code') AS n_code,
-           last(code_ok ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE source = 'code')
-               AS code_ok,
-           last(value ORDER BY token_pos, t_s NULLS LAST, rowid) FILTER (WHERE source = 'code')
-               AS code_value
-    FROM answers WHERE run_id = $run_id
-    GROUP BY problem_id, sample_idx
-)
-SELECT s.problem_id, p.position, s.sample_idx, s.kind, s.n_tokens, s.finish_reason, s.start_s,
-       p.answer AS truth,
-       coalesce(a.n_values, 0) AS n_values, a.first_value, a.final_value, a.first_pos,
-       coalesce(a.n_code, 0) AS n_code, a.code_ok, a.code_value
-FROM samples s
-JOIN problems p ON p.run_id = s.run_id AND p.problem_id = s.problem_id
-JOIN questions_done d ON d.run_id = s.run_id AND d.problem_id = s.problem_id
-LEFT JOIN a ON a.problem_id = s.problem_id AND a.sample_idx = s.sample_idx
-WHERE s.run_id = $run_id
-ORDER BY p.position, s.problem_id, s.sample_idx
-"""
-RUNS = "SELECT run_id, kind, status FROM runs ORDER BY created_at, run_id"
-
-
-def sample_stats(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
-    """Per-sample answer statistics of one run (see SAMPLE_STATS); nullable columns as pandas NA."""
-    return con.execute(SAMPLE_STATS, {"run_id": run_id}).df()
-
+from core.store.queries import run_keys, sample_stats
 
 def majority_votes(stats: pd.DataFrame) -> pd.DataFrame:
-    """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth."""
-    rows = []
-    for (position, problem_id), group in stats.groupby(["position", "problem_id"], sort=True):
-        finals = group["final_value"].dropna().astype(int)
-        counts = finals.value_counts()
-        if counts.empty:
-            vote, votes = None, 0
-        else:
-            votes = int(counts.max())
-            vote = int(max(v for v, c in counts.items() if c == votes))
-        truth = group["truth"].iloc[0]
-        rows.append({"problem_id": problem_id, "position": position, "vote": vote, "votes": votes,
-                     "truth": None if pd.isna(truth) else int(truth)})
-    return pd.DataFrame(rows, columns=["problem_id", "position", "vote", "votes", "truth"])
+    """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth.
+
+    One row per (position, problem_id), sorted; `truth` is the problem's first row's. Vectorised
+    (a count per problem and value, then the top one): the dashboard builds it for every run it
+    shows, so it must not loop over problems in Python.
+    """
+    columns = ["problem_id", "position", "vote", "votes", "truth"]
+    if stats.empty:
+        return pd.DataFrame(columns=columns)
+    problems = stats.drop_duplicates(["position", "problem_id"]).sort_values(
+        ["position", "problem_id"], kind="stable")
+    finals = stats.dropna(subset=["final_value"])
+    counts = finals.groupby(["position", "problem_id", "final_value"]).size().reset_index(name="n")
+    top = counts.sort_values(["position", "problem_id", "n", "final_value"],
+                             ascending=[True, True, False, False], kind="stable")
+    top = top.drop_duplicates(["position", "problem_id"]).set_index(["position", "problem_id"])
+    keys = pd.MultiIndex.from_frame(problems[["position", "problem_id"]])
+    vote, votes = top["final_value"].reindex(keys), top["n"].reindex(keys)
+    return pd.DataFrame(
+        {
+            "problem_id": problems["problem_id"].tolist(),
+            "position": problems["position"].tolist(),
+            "vote": [None if pd.isna(v) else int(v) for v in vote],
+            "votes": [0 if pd.isna(n) else int(n) for n in votes],
+            "truth": [None if pd.isna(t) else int(t) for t in problems["truth"]],
+        },
+        columns=columns,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,6 +129,6 @@ def summarize_store(path: str | Path) -> StoreSummary:
     from core.store import read_connection
 
     with read_connection(path) as con:
-        runs = con.execute(RUNS).fetchall()
+        runs = run_keys(con)
         stats = [(run_id, kind, status, sample_stats(con, run_id)) for run_id, kind, status in runs]
     return StoreSummary(Path(path), tuple(run_stats(*item) for item in stats))

@@ -2,7 +2,7 @@
 
 Reads the bundled recording (data/traces/olympiad-tiny.duckdb), the live runs recorded by
 `aimo solve --record` on the GPU machine (data/traces/olympiad-live.duckdb) and the hardware
-profiles; writes docs/olympiad-loop/report.md (tables) and docs/olympiad-loop/times.png.
+profiles; writes docs/olympiad-loop/report-table.md (tables) and docs/olympiad-loop/times.png.
 
 Live answers: the seed run's come from its `--json` report; the tuned run was cut by the call's
 time limit before its report was printed, so its answers are re-derived by replaying the live
@@ -30,7 +30,7 @@ from core.store import load_problem_traces, read_connection  # noqa: E402
 
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
 LIVE = REPO / "data/traces/olympiad-live.duckdb"
-SEED_JSON = REPO / "docs/olympiad-loop/live-seed-2nd-place.json"
+SEED_JSON = REPO / "data/measurements/olympiad-loop/live-seed-2nd-place.json"
 POLICIES = {"seed-2nd-place": "seed-2nd-place",
             "tuned-olympiad": str(REPO / "data/policies/olympiad-tuned.yaml")}
 PROFILES = ("h200-olympiad-tiny-w4kv8", "h200-olympiad-tiny-w4kv8-fit")

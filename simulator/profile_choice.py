@@ -9,7 +9,7 @@ the reason, so the CLI can print it and the dashboard can preselect it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +18,7 @@ from core.errors import InputError
 
 DEFAULT_PROFILE = "l4x4-14b-w4kv8"
 STORE_WIDE = "*"  # run_id of a binding that holds for every run of the store
-BINDINGS_TABLE = "profile_bindings"
 NO_RUN = "no run information: the default profile"  # the reason when the run is not known
-CREATE_BINDINGS = f"""
-CREATE TABLE IF NOT EXISTS {BINDINGS_TABLE} (
-    run_id   VARCHAR PRIMARY KEY,   -- a run of the store, or '*' for all of them
-    profile  VARCHAR NOT NULL,      -- bundled profile name or YAML path
-    bound_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-)
-"""
 
 _GPUS = ("l4", "t4", "a10g", "a10", "a100", "h100", "h200", "b200", "v100", "l40s", "l40")
 _GPU_RE = re.compile(r"(?:(\d+)\s*x\s*)?(?:nvidia\s+)?(" + "|".join(_GPUS) + r")(?![a-z0-9])")
@@ -127,67 +119,35 @@ def choose_profile(run: RunHardware | None, *, bound: str | None = None,
 # ------------------------------------------------------------------------------ bindings
 
 
-def _bindings(con) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    from core.store.migrations import list_tables
-
-    if BINDINGS_TABLE not in list_tables(con):
-        return {}
-    return dict(con.execute(f"SELECT run_id, profile FROM {BINDINGS_TABLE}").fetchall())
-
-
-def read_binding(path: str | Path, run_id: str | None) -> str | None:
-    """The profile bound to `run_id` (or store-wide) in the store at `path`, if any."""
-    from core.store import read_connection
-
-    with read_connection(path) as con:
-        rows = _bindings(con)
-    return rows.get(run_id or "", rows.get(STORE_WIDE))
-
-
 def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> None:
     """Bind `profile` (checked to load) to one run of the store, or to all when run_id is None."""
-    from core.store import list_runs, write_connection
+    from core.store import list_runs
+    from core.store.bindings import write_binding
 
     load_profile(profile)
     if run_id is not None and run_id not in {r.run_id for r in list_runs(path)}:
         raise InputError(str(path), "run", f"no run {run_id!r} in the store")
-    with write_connection(path) as con:
-        con.execute(CREATE_BINDINGS)
-        con.execute(f"INSERT OR REPLACE INTO {BINDINGS_TABLE} (run_id, profile) VALUES (?, ?)",
-                    [run_id or STORE_WIDE, profile])
+    write_binding(path, run_id or STORE_WIDE, profile)
 
 
 def unbind_profile(path: str | Path, run_id: str | None = None) -> bool:
     """Remove a binding; True when one was there."""
-    from core.store import write_connection
-    from core.store.migrations import list_tables
+    from core.store.bindings import delete_binding
 
-    with write_connection(path) as con:
-        if BINDINGS_TABLE not in list_tables(con):
-            return False
-        key = run_id or STORE_WIDE
-        n = con.execute(f"SELECT count(*) FROM {BINDINGS_TABLE} WHERE run_id = ?", [key]).fetchall()
-        con.execute(f"DELETE FROM {BINDINGS_TABLE} WHERE run_id = ?", [key])
-    return bool(n[0][0])
+    return delete_binding(path, run_id or STORE_WIDE)
 
 
 def profile_for_store(path: str | Path, run_id: str | None = None) -> ProfileChoice:
     """`choose_profile` for a run of a store (`run_id` None: its only run): the run's binding,
     else the store-wide one, else its recorded hardware. One short read of the store."""
     from core.store import read_connection
+    from core.store.bindings import bindings
+    from core.store.queries import run_hardware
 
     with read_connection(path) as con:
-        bound = _bindings(con)
-        runs = con.execute("SELECT run_id, hardware, model, quantization FROM runs").fetchall()
+        bound = bindings(con)
+        runs = run_hardware(con)
     if run_id is None and len(runs) == 1:
         run_id = runs[0][0]
     run = next((RunHardware(*r) for r in runs if r[0] == run_id), None)
     return choose_profile(run, bound=bound.get(run_id or "", bound.get(STORE_WIDE)))
-
-
-def profiles_by_fit(run: RunHardware | None, names: Iterable[str]) -> list[str]:
-    """Names ordered for a picker: the chosen profile first, the others as given."""
-    names = list(names)
-    first = choose_profile(run, names=names).name
-    return [first] + [n for n in names if n != first] if first in names else names
-

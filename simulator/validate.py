@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core.hardware import HardwareProfile
 from simulator.livecheck import LiveCheck, live_check
@@ -72,8 +73,9 @@ class LiveRun:
     hil: dict[str, Any] | None = None
 
 
-def _columns(con: Any, table: str) -> set[str]:
-    return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+def _int_or_none(value: Any) -> int | None:
+    """A nullable integer cell of a store frame as int or None."""
+    return None if pd.isna(value) else int(value)
 
 
 def read_live_run(path: str | Path, run_id: str | None = None, *,
@@ -84,7 +86,8 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
         InputError: not a store, no solve run, several and no `run_id`, a run without a policy,
             an unreadable JSON report (naming the file and field).
     """
-    from core.store import list_runs, read_connection
+    from core.store import list_runs
+    from core.store.live import question_results
 
     src = str(path)
     solves = [r for r in list_runs(path) if r.kind == "solve"]
@@ -105,28 +108,22 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     gen = run.gen_config or {}
     hil = gen.get("hil") if isinstance(gen.get("hil"), dict) else None
     engine = gen.get("engine") if isinstance(gen.get("engine"), dict) else {}
-    with read_connection(path) as con:
-        cols = _columns(con, "questions_done")
-        extra = [c for c in ("final_answer", "stop_reason", "start_s") if c in cols]
-        select = ", ".join(["d.problem_id", "p.position", "p.answer", "d.wall_s", *(f"d.{c}" for c in extra)])
-        rows = con.execute(
-            f"SELECT {select} FROM questions_done d JOIN problems p USING (run_id, problem_id) "
-            "WHERE d.run_id = ? ORDER BY p.position", [run.run_id]).fetchall()
-    if not rows:
+    frame = question_results(path, run.run_id)
+    if frame.empty:
         raise InputError(src, "questions_done", f"run {run.run_id!r} has no completed questions")
-    stored = {c: i + 4 for i, c in enumerate(extra)}
-    questions = []
-    for r in rows:
-        answer = r[stored["final_answer"]] if "final_answer" in stored else None
-        stop = r[stored["stop_reason"]] if "stop_reason" in stored else None
-        wall = float(r[3]) if r[3] is not None else math.nan
-        questions.append(LiveQuestion(r[0], int(r[1]), r[2], answer, stop, wall))
-    answers_from = "store" if "final_answer" in stored and any(q.answer is not None for q in questions) else ""
+    questions = [
+        LiveQuestion(r.problem_id, int(r.position), _int_or_none(r.truth),
+                     _int_or_none(r.final_answer), None if pd.isna(r.stop_reason) else r.stop_reason,
+                     math.nan if pd.isna(r.wall_s) else float(r.wall_s))
+        for r in frame.itertuples(index=False)
+    ]
+    answers_from = "store" if any(q.answer is not None for q in questions) else ""
     startup = None  # the engine's build and warm-up, else the clock at the first question
+    first_start = frame["start_s"].iloc[0]
     if engine.get("startup_s") is not None:
         startup = float(engine["startup_s"])
-    elif "start_s" in stored and rows[0][stored["start_s"]] is not None:
-        startup = float(rows[0][stored["start_s"]])
+    elif not pd.isna(first_start):
+        startup = float(first_start)
     if json_report is not None:
         questions, startup_json = _from_json(json_report, questions, run.run_id)
         answers_from = "json"

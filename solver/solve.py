@@ -428,11 +428,9 @@ def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, tra
 
 def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
     """Question texts of a stored run, by problem id."""
-    from core.store import read_connection
+    from core.store.queries import question_texts
 
-    with read_connection(path) as con:  # type: ignore[arg-type]
-        rows = con.execute("SELECT problem_id, question FROM problems WHERE run_id = ?", [run_id]).fetchall()
-    return {pid: q or "" for pid, q in rows}
+    return question_texts(path, run_id)  # type: ignore[arg-type]
 
 
 def _store_scale(path: str | Path | None, run_id: str | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Replay fidelity — the contract between the live solver and the simulator (docs/design.md).
+"""Replay fidelity — the contract between the live solver and the simulator (docs/solver.md, "Fidelity").
 
 The live solver (`solver.solve.run_solve`: budget controller, control loop, recorded code runner)
 drives the replay engine over a synthetic trace store; the simulator replays the same store with

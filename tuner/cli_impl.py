@@ -18,7 +18,9 @@ from typing import Any
 from simulator.replay.competition import DEFAULT_BUDGET_S
 from core.errors import InputError
 from tuner.objective import COMPETITION_QUESTIONS, Metrics, Select
-from tuner.report import HeldOutRow, heldout_row, render_comparison, with_delta
+from tuner.report import (
+    FoldReport, HeldOutRow, TuneReport, heldout_row, render_comparison, with_delta,
+)
 from tuner.study import SAMPLERS, Choice, TuneConfig
 
 Echo = Callable[[str], None]
@@ -264,14 +266,15 @@ def run_tune(
     notes = _notes(final, fold_choices, still, max_overtime)
     if multi_objective:
         notes.append(_pareto(final_study))
-    report = {
-        "rows": [r.as_dict() for r in rows],
-        "final": {"trial": final.number, "feasible": final.feasible, **final.metrics.attrs()},
-        "folds": [{"study": c.study, "trial": c.number, "train": c.metrics.attrs(),
-                   "test_mean": rows[1].fold_means[i]} for i, c in enumerate(fold_choices)],
-        "out": str(path),
-    }
-    final_study.set_user_attr(REPORT_ATTR, report)
+    report = TuneReport(
+        rows=tuple(rows), final_trial=final.number, final_feasible=final.feasible,
+        final_metrics=final.metrics.attrs(),
+        folds=tuple(FoldReport(study=c.study, trial=c.number, train=c.metrics.attrs(),
+                               test_mean=rows[1].fold_means[i])
+                    for i, c in enumerate(fold_choices)),
+        out=str(path),
+    )
+    final_study.set_user_attr(REPORT_ATTR, report.to_attr())
     echo("")
     echo(table)
     for line in notes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,60 @@ class HeldOutRow:
         d = asdict(self)
         d.pop("scores")
         return d
+
+
+@dataclass(frozen=True)
+class FoldReport:
+    """One cross-validation fold of a tuning run: the trial its study chose, that trial's train
+    metrics (the metric user attributes) and the chosen policy's held-out mean score."""
+
+    study: str
+    trial: int
+    train: dict[str, Any]
+    test_mean: float
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    """What `aimo tune` stores on its final study (`tuner.study.REPORT_ATTR`): the held-out rows
+    (without per-replicate scores), the exported trial with its metrics, the folds and the
+    exported file. Readers take this type, not the stored mapping, so the attribute's layout is
+    spelled out here only."""
+
+    rows: tuple[HeldOutRow, ...]
+    final_trial: int
+    final_feasible: bool
+    final_metrics: dict[str, Any]
+    folds: tuple[FoldReport, ...]
+    out: str
+
+    def to_attr(self) -> dict[str, Any]:
+        """The JSON-able mapping stored as the study's user attribute."""
+        return {
+            "rows": [r.as_dict() for r in self.rows],
+            "final": {"trial": self.final_trial, "feasible": self.final_feasible,
+                      **self.final_metrics},
+            "folds": [asdict(f) for f in self.folds],
+            "out": self.out,
+        }
+
+    @classmethod
+    def from_attr(cls, attr: dict[str, Any]) -> TuneReport:
+        """Read back what `to_attr` wrote (lists come back as tuples; `scores` is empty).
+
+        Raises:
+            KeyError, TypeError: not a mapping `to_attr` wrote.
+        """
+        rows = tuple(
+            HeldOutRow(**{**r, "fold_means": tuple(r.get("fold_means", ())), "scores": (),
+                          "delta": None if r.get("delta") is None else tuple(r["delta"])})
+            for r in attr["rows"]
+        )
+        final = dict(attr["final"])
+        trial, feasible = final.pop("trial"), final.pop("feasible")
+        folds = tuple(FoldReport(**f) for f in attr.get("folds", ()))
+        return cls(rows=rows, final_trial=int(trial), final_feasible=bool(feasible),
+                   final_metrics=final, folds=folds, out=str(attr.get("out", "")))
 
 
 def heldout_row(
@@ -134,4 +189,5 @@ def render_comparison(rows: Sequence[HeldOutRow], *, folds: int, replicates: int
     return render_table(headers, body) + "\n" + legend
 
 
-__all__ = ["HeldOutRow", "heldout_row", "render_comparison", "with_delta"]
+__all__ = ["FoldReport", "HeldOutRow", "TuneReport", "heldout_row", "render_comparison",
+           "with_delta"]

@@ -31,6 +31,7 @@ from core.errors import InputError
 from tuner.objective import (
     COMPETITION_QUESTIONS, Metrics, ObjectiveSpec, Select, constraints_func, derive_seed,
 )
+from tuner.report import TuneReport
 
 SAMPLERS = ("tpe", "nsga2", "gp")
 SETTINGS_ATTR = "aimo_settings"
@@ -179,11 +180,15 @@ def _JournalFile(path: str) -> Any:  # noqa: N802 - reads as the class it builds
     return _journal_backend()(path)
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, *, create: bool = True) -> Any:
     """An Optuna storage for `url` (journal file path, `journal:PATH`, or an SQLAlchemy URL).
 
+    `create=False` is for readers (the dashboard): a journal file that does not exist is an
+    error instead of a new, empty storage.
+
     Raises:
-        InputError: naming `--storage`, when the URL cannot be opened (e.g. a missing driver).
+        InputError: naming `--storage`, when the URL cannot be opened (e.g. a missing driver,
+            a missing journal file with `create=False`, a file that is not a journal).
     """
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
@@ -192,8 +197,13 @@ def open_storage(url: str) -> Any:
         path = Path(url.removeprefix("journal:"))
         if path.is_dir():
             raise InputError(str(path), "--storage", "is a directory; give a journal file path")
+        if not create and not path.is_file():
+            raise InputError(str(path), "--storage", "no such Optuna journal file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(_JournalFile(str(path)))
+        try:
+            return JournalStorage(_JournalFile(str(path)))
+        except Exception as exc:  # noqa: BLE001 - Optuna's replay errors vary
+            raise InputError(str(path), "--storage", f"not an Optuna journal file: {exc}") from None
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}
@@ -565,6 +575,21 @@ def load_study_summary(storage_url: str, study_name: str) -> StudySummary:
     )
 
 
+def tuner_settings(study: Any) -> dict[str, Any] | None:
+    """The settings `aimo tune` stored on a study it made (TuneConfig.settings), else None."""
+    settings = study.user_attrs.get(SETTINGS_ATTR)
+    return settings if isinstance(settings, dict) else None
+
+
+def stored_report(study: Any) -> TuneReport | None:
+    """The held-out report `aimo tune` stored on its final study, else None (a fold's study, a
+    study of another tool, or one whose run did not finish)."""
+    attr = study.user_attrs.get(REPORT_ATTR)
+    if not isinstance(attr, dict) or not attr.get("rows"):
+        return None
+    return TuneReport.from_attr(attr)
+
+
 def quiet_optuna() -> None:
     """Optuna logs every trial at INFO; the tuner reports progress itself."""
     import optuna
@@ -589,5 +614,5 @@ __all__ = [
     "Choice", "SAMPLERS", "StudyPlan", "StudySummary", "TuneConfig", "count_progress",
     "directions", "load_study_summary", "make_sampler", "objective_spec", "open_storage",
     "plan_studies", "prepare_studies", "quiet_optuna", "redact", "run_worker", "run_workers",
-    "select_best", "heldout_spec",
+    "select_best", "heldout_spec", "stored_report", "tuner_settings",
 ]

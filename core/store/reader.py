@@ -35,7 +35,6 @@ logger = logging.getLogger("core.store")
 
 COMPLETED_QUESTIONS = "SELECT problem_id FROM questions_done WHERE run_id = $run_id"
 RUN_IDS = "SELECT run_id FROM runs ORDER BY created_at, run_id"
-RUN_EXISTS = "SELECT count(*) FROM runs WHERE run_id = $run_id"
 
 # Event loader: three ordered queries over completed questions, keyed the same way
 # (position, problem_id, sample_idx) so that answers split per sample by counts alone.

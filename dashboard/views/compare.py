@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, frames, simulation, ui
 from simulator.replay import DEFAULT_BUDGET_S
 
 
@@ -34,11 +34,11 @@ def render() -> None:
     (pa, ya), (pb, yb) = a, b
     names = (f"A: {pa.name}", f"B: {pb.name}")
     draw_seed = None if order == "store order" else seed
-    fast = data.fast_available()
-    replicates = data.FAST_DEFAULT_REPLICATES if fast else 10
+    fast = simulation.fast_available()
+    replicates = simulation.FAST_DEFAULT_REPLICATES if fast else 10
     try:
         results = tuple(
-            data.competition(
+            simulation.competition(
                 ctx.path,
                 ctx.run_id,
                 ctx.version,
@@ -52,7 +52,7 @@ def render() -> None:
             for y in (ya, yb)
         )
         summaries = tuple(
-            data.bootstrap(
+            simulation.bootstrap(
                 ctx.path,
                 ctx.run_id,
                 ctx.version,
@@ -71,7 +71,7 @@ def render() -> None:
         st.stop()
 
     st.subheader("In total")
-    table = data.compare_frame(*results)
+    table = frames.compare_frame(*results)
     cols = st.columns(2)
     for col, name, result, summary in zip(cols, names, results, summaries):
         known = sum(1 for q in result.questions if q.truth is not None)
@@ -109,7 +109,7 @@ def render() -> None:
 def _paired(summaries: tuple) -> None:
     """B minus A on the same bootstrap draws, with a 90% interval (the tuner's paired Δ)."""
     try:
-        d = data.paired_delta(*summaries)
+        d = simulation.paired_delta(*summaries)
     except ValueError as exc:
         st.warning(f"No paired difference: {exc}")
         return

@@ -10,7 +10,7 @@ import math
 
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, loaders, ui
 
 # The table fits the page's width (~900 px beside the sidebar; the browser test checks it has
 # no horizontal scrollbar): hardware, backend, quantization, mean length and the creation time
@@ -38,7 +38,7 @@ def render() -> None:
     )
     keys = tuple(ctx.runs[["run_id", "kind", "status"]].itertuples(index=False, name=None))
     try:
-        accuracy = data.runs_accuracy(ctx.path, keys, ctx.version)
+        accuracy = loaders.runs_accuracy(ctx.path, keys, ctx.version)
     except Exception as exc:  # noqa: BLE001
         ui.show_error(exc)
         st.stop()
@@ -103,7 +103,7 @@ def render() -> None:
 def _live(ctx: ui.RunContext, run) -> None:  # type: ignore[no-untyped-def]
     """A live solve's own result: the final answers it submitted against the known answers (not
     a majority vote re-computed from its samples), its time and the budget burn-down."""
-    score = data.live_score(ctx.path, ctx.run_id, ctx.version)
+    score = loaders.live_score(ctx.path, ctx.run_id, ctx.version)
     st.subheader("Live solver")
     if not score.answered:
         st.info(f"Run {ctx.run_id} ({score.state}) has no answered question yet.")
@@ -119,7 +119,7 @@ def _live(ctx: ui.RunContext, run) -> None:  # type: ignore[no-untyped-def]
     live[2].metric("Time used", used)
     left = score.budget_left_s
     live[3].metric("Budget left", "–" if left is None else f"{left:,.0f} s")
-    questions = data.live_questions(ctx.path, ctx.run_id, ctx.version)
+    questions = loaders.live_questions(ctx.path, ctx.run_id, ctx.version)
     st.plotly_chart(
         charts.live_burn_down(questions, score.budget_s), key="live_burn_down"
     )

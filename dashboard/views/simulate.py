@@ -13,7 +13,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, frames, simulation, ui
 from simulator.replay import DEFAULT_BUDGET_S
 from simulator.replay.results import BootstrapSummary, CompetitionResult
 from core.scoring import OVERTIME_RULES
@@ -43,8 +43,8 @@ def render() -> None:
     )
     n_questions, seed, replicates, budget_s, rule = settings
     try:
-        fast = data.fast_available()
-        result = data.competition(
+        fast = simulation.fast_available()
+        result = simulation.competition(
             ctx.path,
             ctx.run_id,
             ctx.version,
@@ -56,7 +56,7 @@ def render() -> None:
             fast,
             rule,
         )
-        summary = data.bootstrap(
+        summary = simulation.bootstrap(
             ctx.path,
             ctx.run_id,
             ctx.version,
@@ -102,9 +102,9 @@ def _settings(n_problems: int, policy: Policy | None) -> tuple[int, int | None, 
         "draw is one bootstrap replicate (with replacement unless all problems are used).",
     )
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="sim_seed"))
-    fast = data.fast_available()
-    default_reps = data.FAST_DEFAULT_REPLICATES if fast else 10
-    limit = 5000 if fast else data.REFERENCE_MAX_REPLICATES
+    fast = simulation.fast_available()
+    default_reps = simulation.FAST_DEFAULT_REPLICATES if fast else 10
+    limit = 5000 if fast else simulation.REFERENCE_MAX_REPLICATES
     replicates = int(
         st.number_input(
             "Bootstrap replicates", 1, limit, min(default_reps, limit), key="sim_replicates"
@@ -185,7 +185,7 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
 
 def _questions(result: CompetitionResult) -> None:
     st.subheader("Per question")
-    table = data.question_frame(result)
+    table = frames.question_frame(result)
     seconds = st.column_config.NumberColumn(format="%.0f s")
     st.dataframe(
         table,

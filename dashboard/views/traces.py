@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, frames, loaders, ui
 
 X_RECORDED = "recorded time"
 X_PROFILE = "time from a hardware profile"
@@ -25,9 +25,9 @@ def render() -> None:
     st.title("Traces")
     ctx = ui.run_context()
     traces = ui.problem_traces(ctx)
-    samples = data.samples_frame(ctx.path, ctx.run_id, ctx.version)
-    problems = data.problems_frame(ctx.path, ctx.run_id, ctx.version)
-    timestamps = data.has_timestamps(traces)
+    samples = loaders.samples_frame(ctx.path, ctx.run_id, ctx.version)
+    problems = loaders.problems_frame(ctx.path, ctx.run_id, ctx.version)
+    timestamps = frames.has_timestamps(traces)
     _overview(samples, problems)
     _question(ctx, traces, problems, timestamps)
     _first_vs_end(samples, timestamps)
@@ -94,7 +94,7 @@ def _question(ctx: ui.RunContext, traces: list, problems, timestamps: bool) -> N
     if mode == X_PROFILE:
         with cols[1]:
             name = ui.profile_picker("traces_profile")
-        profile = data.profile(name)
+        profile = loaders.profile(name)
         st.caption(
             f"Times predicted by profile {name}: all samples of the question start "
             "together and decode as one batch (at most max_batch at once); nothing is stopped."
@@ -102,12 +102,12 @@ def _question(ctx: ui.RunContext, traces: list, problems, timestamps: bool) -> N
     chunks = None
     if mode == X_RECORDED:
         try:
-            chunks = data.recorded_curves(ctx.path, ctx.run_id, problem_id, ctx.version)
+            chunks = loaders.recorded_curves(ctx.path, ctx.run_id, problem_id, ctx.version)
         except Exception as exc:  # noqa: BLE001
             ui.show_error(exc)
             return
     key = {X_RECORDED: "recorded", X_PROFILE: "profile", X_TOKENS: "tokens"}[mode]
-    curves, events = data.question_view(problem, key, chunks=chunks, profile=profile)
+    curves, events = frames.question_view(problem, key, chunks=chunks, profile=profile)
     if key == "tokens":
         fig = charts.token_curves(
             curves,
@@ -139,7 +139,7 @@ def _raw_text(ctx: ui.RunContext, problem) -> None:
     show = cols[1].toggle("Show raw text", key="show_text")
     if show:
         try:
-            text = data.sample_text(
+            text = loaders.sample_text(
                 ctx.path, ctx.run_id, problem.problem_id, int(sample_idx), ctx.version
             )
         except Exception as exc:  # noqa: BLE001

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import studies, ui
 from core.policy import policy_to_yaml
 
 PLOT_TABS = {
@@ -35,9 +35,9 @@ def render() -> None:
             "journal file path / RDB URL above."
         )
         st.stop()
-    version = data.storage_version(url)
+    version = studies.storage_version(url)
     try:
-        names = data.study_names(url, version)
+        names = studies.study_names(url, version)
     except Exception as exc:  # noqa: BLE001 - any bad storage becomes a message
         ui.show_error(exc)
         st.stop()
@@ -50,12 +50,12 @@ def render() -> None:
     index = names.index(wanted) if wanted in names else 0
     name = cols[1].selectbox("Study", names, index=index, key="tune_study")
     try:
-        study = data.load_study(url, name, version)
+        study = studies.load_study(url, name, version)
     except Exception as exc:  # noqa: BLE001
         ui.show_error(exc)
         st.stop()
-    trials = data.trials_frame(study)
-    metric_names = data.metric_names(study)
+    trials = studies.trials_frame(study)
+    metric_names = studies.metric_names(study)
     directions = [d.name.lower() for d in study.directions]
     st.caption(
         f"{len(study.trials)} trial(s), {len(trials)} complete · "
@@ -78,13 +78,13 @@ def render() -> None:
         if not tab.open:
             continue
         with tab:
-            top = data.IMPORTANCE_TOP
+            top = studies.IMPORTANCE_TOP
             if kind == "importances":
                 top = int(
-                    st.slider("Parameters shown", 3, 60, data.IMPORTANCE_TOP, key="tune_top")
+                    st.slider("Parameters shown", 3, 60, studies.IMPORTANCE_TOP, key="tune_top")
                 )
             with st.spinner(f"Building the {label.lower()} plot…"):
-                fig = data.study_figure(url, name, version, refresh, objective, kind, top)
+                fig = studies.study_figure(url, name, version, refresh, objective, kind, top)
             if isinstance(fig, str):
                 st.info(fig)
                 continue
@@ -105,7 +105,7 @@ def _axis_legend(fig: Any) -> None:
 
 
 def _heldout(study: Any) -> None:
-    report = data.heldout_report(study)
+    report = studies.heldout_report(study)
     if report is None:
         return
     rows, folds = report
@@ -122,10 +122,9 @@ def _heldout(study: Any) -> None:
 
 def _best(study: Any, trials: pd.DataFrame, metric_names: list[str]) -> None:
     st.subheader("Best trials" if len(metric_names) == 1 else "Pareto-optimal trials")
-    best = data.best_trials(study)
+    best = studies.best_trials(study)
     numbers = [t.number for t in best]
-    report = study.user_attrs.get(data.TUNER_REPORT_ATTR) or {}
-    exported = (report.get("final") or {}).get("trial")
+    exported = studies.exported_trial(study)
     if exported is not None and exported in trials["trial"].tolist():
         numbers = [exported] + [n for n in numbers if n != exported]
     shown = trials[trials["trial"].isin(numbers)].set_index("trial").loc[numbers].reset_index()
@@ -144,7 +143,7 @@ def _best(study: Any, trials: pd.DataFrame, metric_names: list[str]) -> None:
     number = st.selectbox("Trial", all_numbers, key="tune_trial", format_func=label)
     trial = study.trials[number]
     cols = st.columns(2)
-    params, scores = data.trial_tables(trial, metric_names)
+    params, scores = studies.trial_tables(trial, metric_names)
     with cols[0]:
         st.markdown("**Parameters**")
         st.dataframe(params, hide_index=True, key="tune_params_table")
@@ -152,12 +151,12 @@ def _best(study: Any, trials: pd.DataFrame, metric_names: list[str]) -> None:
         st.markdown("**Values and scores**")
         st.dataframe(scores, hide_index=True, key="tune_scores_table")
     space_file = None
-    if isinstance(study.user_attrs.get(data.TUNER_SETTINGS_ATTR), dict):
+    if studies.tuner_settings(study) is not None:
         space_file = st.text_input(
             "Search space file (only if the study was tuned with --space)", key="tune_space"
         )
     try:
-        policy, origin = data.trial_policy(trial, study, space_file or None)
+        policy, origin = studies.trial_policy(trial, study, space_file or None)
     except Exception as exc:  # noqa: BLE001
         ui.show_error(exc)
         return

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 from typing import Any
 
+from core.errors import AimoError
 from solver.engines.base import Chunk, Engine, FinishReason, PromptSpec, QuestionStream, SamplingSettings
 from solver.engines.replay import (
     PacedStream,
@@ -28,7 +29,7 @@ from solver.engines.synthetic import SyntheticEngine, SyntheticParams
 LMDEPLOY_BACKENDS = ("turbomind", "pytorch")
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(AimoError, RuntimeError):
     """The engine asked for cannot run here (e.g. lmdeploy is not installed)."""
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
+from core.errors import AimoError
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 from core.traces import LogprobSetting
 
@@ -57,7 +58,7 @@ TURBOMIND_LOGPROBS_MODE = "processed"  # TurboMind: after sampling filters, reno
 _FINISH_REASONS = frozenset({"stop", "length", "abort", "error"})
 
 
-class LmdeployUnavailableError(ImportError):
+class LmdeployUnavailableError(AimoError, ImportError):
     """lmdeploy (the `[gpu]` extra) is not installed, or does not import."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from core.errors import AimoError
+
 MAX_CONTENT_CHARS = 1000
 """Longer contents are not read (no answer): they are prose, not a number."""
 
@@ -56,7 +58,7 @@ _OPS = {"×": "*", "·": "*", "÷": "/"}
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 
 
-class _Unreadable(Exception):
+class _Unreadable(AimoError):
     """The content is not a plain arithmetic expression."""
 
 

@@ -63,6 +63,7 @@ from core.policy import (
     vote,
 )
 from core.policy.decisions import CONF_LOW_STOP
+from core.errors import AimoError
 from core.results import QuestionOutcome, SampleEnd, SampleOutcome
 from solver.loop.runners import CodeRunner, PendingRun
 
@@ -98,7 +99,7 @@ class LoopOptions:
     top_k: int = DEFAULT_TOP_K  # logprobs per token the engine sends (confidence policies)
 
 
-class _Forced(Exception):
+class _Forced(AimoError):
     """The watchdog stopped the question while the loop waited for the stream."""
 
 

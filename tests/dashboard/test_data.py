@@ -1,5 +1,6 @@
-"""The dashboard's data layer (`dashboard.data`, the config and `dashboard.launch`), without pages:
-frames agree with `recorder.summary`, one question's views, store versions, studies, launch."""
+"""The dashboard's data layer (`dashboard.loaders`, `.frames`, `.simulation`, `.studies`, the config
+and `dashboard.launch`), without pages: frames agree with `recorder.summary`, one question's views,
+store versions, studies, launch."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 import dashboard
-from dashboard import data, ui
-from recorder.summary import majority_votes, run_stats, sample_stats
+from dashboard import frames, loaders, simulation, studies, ui
+from recorder.summary import majority_votes, run_stats
 from core.errors import InputError
 from core.store import load_chunks, load_problem_traces, read_connection
+from core.store.queries import sample_stats
 
 RUN = "synthetic-r1-14b-s1"
 
@@ -24,7 +26,7 @@ def traces(store: Path) -> list:
 
 
 def test_sample_and_problem_frames_agree_with_recorder_summary(store: Path, traces: list) -> None:
-    samples = data.sample_rows(traces)
+    samples = frames.sample_rows(traces)
     with read_connection(store) as con:
         stats = sample_stats(con, RUN)
     assert len(samples) == len(stats) == 12
@@ -33,7 +35,7 @@ def test_sample_and_problem_frames_agree_with_recorder_summary(store: Path, trac
     assert (merged["first_value"].fillna(-9) == merged["first_value_ref"].fillna(-9)).all()
     assert (merged["first_token"].fillna(-9) == merged["first_pos"].fillna(-9)).all()
 
-    problems = data.problem_rows(samples)
+    problems = frames.problem_rows(samples)
     votes = majority_votes(samples).set_index("problem_id")
     assert list(problems["majority"].fillna(-9)) == list(
         votes.loc[problems["problem_id"], "vote"].fillna(-9)
@@ -44,7 +46,8 @@ def test_sample_and_problem_frames_agree_with_recorder_summary(store: Path, trac
     assert (problems["majority_outcome"] == "right").mean() == pytest.approx(ref.majority_accuracy)
 
 
-def test_plurality_ties_go_to_the_larger_value() -> None:
+def test_majority_ties_go_to_the_larger_value() -> None:
+    """The dashboard's majority column is `recorder.summary.majority_votes` (one definition)."""
     import pandas as pd
 
     frame = pd.DataFrame(
@@ -55,16 +58,16 @@ def test_plurality_ties_go_to_the_larger_value() -> None:
             "truth": [9] * 5,
         }
     )
-    votes = data.plurality(frame)
+    votes = majority_votes(frame).set_index("problem_id")
     assert votes.loc["a", "vote"] == 9 and votes.loc["a", "votes"] == 2
-    assert "b" not in votes.index
+    assert pd.isna(votes.loc["b", "vote"]) and votes.loc["b", "votes"] == 0
 
 
 def test_recorded_curves_are_thinned_and_keep_each_sample_end(store: Path, traces: list) -> None:
     problem = traces[0]
-    version = data.store_version(store)
+    version = loaders.store_version(store)
     full = load_chunks(store, RUN, problem.problem_id)
-    thin = data.recorded_curves(str(store), RUN, problem.problem_id, version, points=10)
+    thin = loaders.recorded_curves(str(store), RUN, problem.problem_id, version, points=10)
     assert set(thin["sample_idx"]) == {s.sample for s in problem.samples}
     for s in problem.samples:
         part = thin[thin["sample_idx"] == s.sample]
@@ -77,9 +80,9 @@ def test_recorded_curves_are_thinned_and_keep_each_sample_end(store: Path, trace
 @pytest.mark.parametrize("mode", ["recorded", "profile", "tokens"])
 def test_question_view_modes(store: Path, traces: list, mode: str) -> None:
     problem = traces[1]
-    chunks = data.recorded_curves(str(store), RUN, problem.problem_id, data.store_version(store))
-    profile = data.profile("l4x4-14b-w4kv8") if mode == "profile" else None
-    curves, events = data.question_view(
+    chunks = loaders.recorded_curves(str(store), RUN, problem.problem_id, loaders.store_version(store))
+    profile = loaders.profile("l4x4-14b-w4kv8") if mode == "profile" else None
+    curves, events = frames.question_view(
         problem, mode, chunks=chunks if mode == "recorded" else None, profile=profile
     )
     assert set(curves["sample_idx"]) == {s.sample for s in problem.samples}
@@ -102,7 +105,7 @@ def ui_outcomes() -> list[str]:
 
 
 def test_question_view_without_chunks_uses_answer_times(traces: list) -> None:
-    curves, events = data.question_view(traces[0], "recorded", chunks=None)
+    curves, events = frames.question_view(traces[0], "recorded", chunks=None)
     ends = curves.groupby("sample_idx")["tokens"].max()
     assert all(ends[s.sample] == s.n_tokens for s in traces[0].samples)
     assert np.isfinite(events["x"]).all()
@@ -113,46 +116,46 @@ def test_store_version_changes_when_a_question_commits(tmp_path: Path, live_writ
 
     path = tmp_path / "v.duckdb"
     synthesize_store(path, n_problems=1, n_samples=2, seed=0)
-    before = data.store_version(path)
+    before = loaders.store_version(path)
     live_writer(path, 1)
-    assert data.store_version(path) != before
-    assert data.store_version(tmp_path / "absent.duckdb") == (0, 0, 0, 0)
+    assert loaders.store_version(path) != before
+    assert loaders.store_version(tmp_path / "absent.duckdb") == (0, 0, 0, 0)
 
 
 def test_competition_problems_store_order_and_draws(traces: list) -> None:
-    order, draws = data.competition_problems(traces, 7, None)
+    order, draws = simulation.competition_problems(traces, 7, None)
     assert order == [i % 3 for i in range(7)] and draws is None
-    order_a, draws_a = data.competition_problems(traces, 3, 5)
-    order_b, _ = data.competition_problems(traces, 3, 5)
+    order_a, draws_a = simulation.competition_problems(traces, 3, 5)
+    order_b, _ = simulation.competition_problems(traces, 3, 5)
     assert order_a == order_b and sorted(order_a) == [0, 1, 2]  # a permutation, seeded
     assert draws_a is not None and len(draws_a) == 3
-    order, _ = data.competition_problems(traces, 10, 5)
+    order, _ = simulation.competition_problems(traces, 10, 5)
     assert len(order) == 10  # more questions than problems: drawn with replacement
 
 
 def test_trials_frame_best_trials_and_exported_policy(study_journal: Path) -> None:
     url = str(study_journal)
-    version = data.storage_version(url)
-    assert data.study_names(url, version) == ["multi", "single"]
-    study = data.load_study(url, "multi", version)
-    frame = data.trials_frame(study)
+    version = studies.storage_version(url)
+    assert studies.study_names(url, version) == ["multi", "single"]
+    study = studies.load_study(url, "multi", version)
+    frame = studies.trials_frame(study)
     assert {"trial", "score", "p_overtime", "param:start_level", "attr:fold_scores"} <= set(
         frame.columns
     )
     assert "attr:policy" not in frame.columns
-    best = data.best_trials(study)
+    best = studies.best_trials(study)
     assert best and all(t in study.best_trials for t in best)
-    policy, origin = data.trial_policy(best[0], study)
+    policy, origin = studies.trial_policy(best[0], study)
     assert policy.schedule.start_level == best[0].params["start_level"]
     assert "stored policy" in origin
-    assert data.heldout_report(study) is None
-    single = data.load_study(url, "single", version)
-    values = [t.value for t in data.best_trials(single)]
+    assert studies.heldout_report(study) is None
+    single = studies.load_study(url, "single", version)
+    values = [t.value for t in studies.best_trials(single)]
     assert values == sorted(values, reverse=True)
     with pytest.raises(InputError, match="no study named"):
-        data.load_study(url, "nope", version)
+        studies.load_study(url, "nope", version)
     with pytest.raises(InputError, match="no such Optuna journal file"):
-        data.open_storage(str(study_journal) + ".missing")
+        studies.storage(str(study_journal) + ".missing", ())
 
 
 def test_read_config_arguments_win_over_environment() -> None:
@@ -197,15 +200,15 @@ def test_build_command_and_launch_checks(tmp_path: Path, store: Path) -> None:
 @pytest.mark.parametrize("seed", [None, 3])
 def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -> None:
     """The Simulate page's one competition is the same on both simulator paths."""
-    if not data.fast_available():
+    if not simulation.fast_available():
         pytest.skip("simulator.fast not importable")
-    from core.policy import policy_to_yaml
+    from core.policy import load_policy, policy_to_yaml
 
-    text = policy_to_yaml(data.load_policy("seed-2nd-place"))
-    version = data.store_version(store)
+    text = policy_to_yaml(load_policy("seed-2nd-place"))
+    version = loaders.store_version(store)
     args = (str(store), RUN, version, text, "l4x4-14b-w4kv8", 7, seed, 18000.0)
-    ref = data.competition(*args, False)
-    fast = data.competition(*args, True)
+    ref = simulation.competition(*args, False)
+    fast = simulation.competition(*args, True)
     assert [q.problem_id for q in fast.questions] == [q.problem_id for q in ref.questions]
     assert [q.answer for q in fast.questions] == [q.answer for q in ref.questions]
     assert [q.stop_reason for q in fast.questions] == [q.stop_reason for q in ref.questions]
@@ -219,24 +222,23 @@ def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: 
     from core.policy import load_policy, policy_hash
 
     url = str(tuner_journal)
-    version = data.storage_version(url)
-    assert set(data.study_names(url, version)) == {"demo", "demo:fold1of2", "demo:fold2of2"}
-    study = data.load_study(url, "demo", version)
-    assert data.metric_names(study) == ["score"]
-    assert "score" in data.trials_frame(study).columns
-    report = study.user_attrs[data.TUNER_REPORT_ATTR]
-    exported = study.trials[report["final"]["trial"]]
-    policy, origin = data.trial_policy(exported, study)
+    version = studies.storage_version(url)
+    assert set(studies.study_names(url, version)) == {"demo", "demo:fold1of2", "demo:fold2of2"}
+    study = studies.load_study(url, "demo", version)
+    assert studies.metric_names(study) == ["score"]
+    assert "score" in studies.trials_frame(study).columns
+    exported = study.trials[studies.exported_trial(study)]
+    policy, origin = studies.trial_policy(exported, study)
     assert "hash matches" in origin
     written = load_policy(tuner_journal.parent / "best.yaml")
     assert policy_hash(policy) == policy_hash(written)  # the same policy `aimo tune` wrote
-    rows, folds = data.heldout_report(study)
+    rows, folds = studies.heldout_report(study)
     assert {"seed-2nd-place", "tuned"} <= set(rows["policy"])
     assert list(folds["fold study"]) == ["demo:fold1of2", "demo:fold2of2"]
     with pytest.raises(InputError, match="another search space"):
         other = tuner_journal.parent / "narrow.yaml"
         other.write_text("fix:\n  check.every_tokens: 40\n")
-        data.trial_policy(exported, study, str(other))
+        studies.trial_policy(exported, study, str(other))
 
 
 def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_path: Path) -> None:
@@ -255,12 +257,12 @@ def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_p
     from core.store.writer import write_connection
     with write_connection(store) as con:
         con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
-    frame = data.runs_frame(str(store), data.store_version(str(store)))
+    frame = loaders.runs_frame(str(store), loaders.store_version(str(store)))
     assert dict(zip(frame["run_id"], frame["state"])) == {
         "done": "finished", "alive": "running", "dead": "interrupted"}
-    score = data.live_score(str(store), "done", data.store_version(str(store)))
+    score = loaders.live_score(str(store), "done", loaders.store_version(str(store)))
     right = sum(q.answer == q.truth for q in report.result.questions)
     assert (score.answered, score.with_truth, score.correct) == (3, 3, right)
     assert score.time_used_s == pytest.approx(report.result.questions[-1].start_s
                                               + report.result.questions[-1].time_s)
-    assert data.problem_traces(str(store), "dead", data.store_version(str(store))) == []
+    assert loaders.problem_traces(str(store), "dead", loaders.store_version(str(store))) == []

@@ -149,9 +149,9 @@ def test_traces_page_problem_views_and_raw_text(store: Path, env, page) -> None:
 
 
 def test_traces_page_without_timestamps_derives_time(store: Path, env, page, monkeypatch) -> None:
-    from dashboard import data
+    from dashboard import frames
 
-    monkeypatch.setattr(data, "has_timestamps", lambda traces: False)
+    monkeypatch.setattr(frames, "has_timestamps", lambda traces: False)
     env(traces=store)
     at = page("traces", run=SYNTH_RUN)
     assert_clean(at)

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from recorder.shards import Shard, merge_stores, parse_shard, select_shard, shard_of
+from core.store.merge import merge_stores
+from recorder.shards import Shard, parse_shard, select_shard, shard_of
 from core.errors import InputError
 from core.store import list_runs, load_problem_traces
 

@@ -79,7 +79,7 @@ def test_olympiad_live_runs_re_predicted() -> None:
     assert s["same_answer"] == [26, 26]
     assert 0.05 < s["time_error_median"] < 0.15  # 10.1% (docs/olympiad-loop.md: 10%)
     seed = read_live_run(OLY_LIVE, "solve-seed-2nd-place-pytorch-20261128T083708237918Z",
-                         json_report=REPO / "docs/olympiad-loop/live-seed-2nd-place.json")
+                         json_report=REPO / "data/measurements/olympiad-loop/live-seed-2nd-place.json")
     assert seed.answers_from == "json" and seed.startup_s == pytest.approx(69.8, abs=0.1)
 
 

@@ -1,0 +1,238 @@
+"""The import graph of the product packages, read with `ast`: the layers of docs/architecture.md.
+
+Why: nothing else fails when a module imports "upward" (the simulator pulling in the live loop,
+the core pulling in a part), and each such import drags the importer's dependencies along.
+Every `import` and `from ... import` of every .py file under the product packages counts,
+including imports inside functions (a lazy import is still a dependency).
+
+Allowed package edges (row imports column; every package may import itself, `data`, the
+standard library and third-party packages):
+
+| importer  | core | solver | simulator | recorder | tuner | dashboard | aimo |
+|-----------|------|--------|-----------|----------|-------|-----------|------|
+| core      |  -   |        |           |          |       |           |      |
+| solver    | yes  |   -    |           |          |       |           |      |
+| simulator | yes  |        |     -     |          |       |           |      |
+| recorder  | yes  |  yes   |           |    -     |       |           |      |
+| tuner     | yes  |        |    yes    |   yes    |   -   |           |      |
+| dashboard | yes  |        |    yes    |   yes    |  yes  |     -     |      |
+| aimo      | yes  |  yes   |    yes    |   yes    |  yes  |    yes    |  -   |
+
+The solver and the simulator are peers that share only the core (the simulator must not import
+the live loop, nor the solver the simulator); the recorder drives the live engines; the tuner
+scores policies with the simulator (and makes the demo's synthetic store with the recorder);
+the dashboard reads everything below it; `aimo` (the command line) sits on top.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("core", "solver", "simulator", "recorder", "tuner", "dashboard", "aimo")
+SHARED = {"data"}  # bundled presets, profiles and problems: importable by every layer
+
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "solver": {"core"},
+    "simulator": {"core"},
+    "recorder": {"core", "solver"},
+    "tuner": {"core", "simulator", "recorder"},
+    "dashboard": {"core", "simulator", "recorder", "tuner"},
+    "aimo": {"core", "solver", "simulator", "recorder", "tuner", "dashboard"},
+}
+
+# Files allowed to edit sys.path, with the reason. Keep it exact: an entry whose file no longer
+# does so fails `test_sys_path_exceptions_are_current`.
+SYS_PATH_EXCEPTIONS = {
+    # run as a script inside the sandbox with `python -I`, which leaves its own folder off the path
+    "solver/sandbox/_launcher.py": "sandbox launcher script",
+    # the lmdeploy test double installer: moves out with the profile measurement (issue 12, i12clock)
+    "recorder/step_latency.py": "test-double installer reaching into tests/helpers",
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file; relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _rel(path.parent).split("/")
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                name = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                name = node.module or ""
+            out.append((node.lineno, name))
+    return out
+
+
+def _test_module_names() -> set[str]:
+    """Top-level names that resolve to test code (pytest puts tests/helpers on sys.path)."""
+    helpers = REPO / "tests" / "helpers"
+    return {"tests", *(p.stem for p in helpers.glob("*.py")), *(
+        p.name for p in helpers.iterdir() if p.is_dir() and (p / "__init__.py").is_file())}
+
+
+def _graph() -> list[tuple[str, int, str, str]]:
+    """(file, line, importer package, imported module) for imports between product packages."""
+    edges = []
+    for path in _modules():
+        pkg = _rel(path).split("/")[0]
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            if top in PACKAGES and top != pkg:
+                edges.append((_rel(path), line, pkg, name))
+    return edges
+
+
+def test_the_matrix_names_every_package() -> None:
+    assert set(ALLOWED) == set(PACKAGES)
+    assert all(deps <= set(PACKAGES) - {pkg} for pkg, deps in ALLOWED.items())
+
+
+def test_the_allowed_graph_has_no_cycle() -> None:
+    """A layering: some order puts every package after all it may import."""
+    placed: list[str] = []
+    left = dict(ALLOWED)
+    while left:
+        ready = [p for p, deps in left.items() if deps <= set(placed)]
+        assert ready, f"cycle among {sorted(left)}"
+        placed += ready
+        for p in ready:
+            del left[p]
+    assert placed[0] == "core"
+
+
+def test_imports_follow_the_layers() -> None:
+    wrong = [f"{file}:{line}: {pkg} imports {name}" for file, line, pkg, name in _graph()
+             if name.split(".")[0] not in ALLOWED[pkg]]
+    assert not wrong, "imports against the layers (docs/architecture.md):\n" + "\n".join(wrong)
+
+
+def test_every_allowed_edge_is_used() -> None:
+    """The matrix is today's graph, not a wish list: an edge nobody uses is removed from it."""
+    used = {(pkg, name.split(".")[0]) for _, _, pkg, name in _graph()}
+    unused = sorted((p, d) for p, deps in ALLOWED.items() for d in deps if (p, d) not in used)
+    assert not unused, f"allowed but unused edges (tighten ALLOWED): {unused}"
+
+
+def test_core_imports_only_core_data_stdlib_and_third_party() -> None:
+    project = set(PACKAGES) | {"tests", "bench", "scripts"}
+    wrong = [f"{_rel(p)}:{line}: {name}" for p in (REPO / "core").rglob("*.py")
+             for line, name in _imports(p)
+             if name.split(".")[0] in project - {"core"} | _test_module_names()]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_product_module_imports_test_code() -> None:
+    forbidden = _test_module_names() | {"bench", "scripts"}
+    wrong = [f"{_rel(p)}:{line}: {name}" for p in _modules() for line, name in _imports(p)
+             if name.split(".")[0] in forbidden and _rel(p) not in SYS_PATH_EXCEPTIONS]
+    assert not wrong, "\n".join(wrong)
+
+
+def _edits_sys_path(path: Path) -> bool:
+    """Whether the file changes `sys.path` (assignment, augmented assignment or a method call
+    such as insert/append/remove/extend on it); strings that merely mention it do not count."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def is_sys_path(node: ast.AST) -> bool:
+        target = node.value if isinstance(node, ast.Subscript) else node
+        return (isinstance(target, ast.Attribute) and target.attr == "path"
+                and isinstance(target.value, ast.Name) and target.value.id == "sys")
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(is_sys_path(t) for t in targets):
+                return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and is_sys_path(node.func.value)):
+            return True
+    return False
+
+
+def test_no_sys_path_manipulation_in_product_packages() -> None:
+    wrong = [_rel(p) for p in _modules() if _edits_sys_path(p) and _rel(p) not in SYS_PATH_EXCEPTIONS]
+    assert not wrong, f"sys.path edited in {wrong}"
+
+
+def test_sys_path_exceptions_are_current() -> None:
+    stale = [f for f in SYS_PATH_EXCEPTIONS if not (REPO / f).is_file() or not _edits_sys_path(REPO / f)]
+    assert not stale, f"remove from SYS_PATH_EXCEPTIONS: {stale}"
+
+
+def test_the_dashboard_folder_shadows_no_package() -> None:
+    """Streamlit puts dashboard/ first on sys.path; a module there named like a top-level package
+    of the project (or a library it imports) would replace it (there was a data.py)."""
+    names = {p.stem for p in (REPO / "dashboard").glob("*.py")}
+    names |= {p.name for p in (REPO / "dashboard").iterdir() if p.is_dir()}
+    clash = names & (set(PACKAGES) | SHARED | {"streamlit", "plotly", "optuna", "pandas", "numpy"})
+    assert not clash, clash
+
+
+def _exception_classes() -> dict[str, list[str]]:
+    """Every class of the product packages with its base names (last dotted part)."""
+    classes: dict[str, list[str]] = {}
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")
+                         for b in node.bases]
+                classes[f"{_rel(path)}:{node.name}"] = bases
+    return classes
+
+
+def test_every_project_exception_derives_from_the_base_class() -> None:
+    """core.errors.AimoError is the one base class: any class whose bases reach a built-in
+    exception must reach AimoError too."""
+    classes = _exception_classes()
+    by_name: dict[str, list[list[str]]] = {}
+    for key, bases in classes.items():
+        by_name.setdefault(key.rsplit(":", 1)[1], []).append(bases)
+
+    def reaches(name: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name == goal:
+            return True
+        if name in seen:
+            return False
+        if goal != "AimoError" and isinstance(getattr(builtins, name, None), type) and issubclass(
+                getattr(builtins, name), BaseException):
+            return True
+        return any(reaches(b, goal, seen | {name}) for bases in by_name.get(name, []) for b in bases)
+
+    errors = {k: b for k, b in classes.items() if any(reaches(x, "BaseException") for x in b)}
+    assert "core/errors.py:AimoError" in errors
+    wrong = sorted(k for k, b in errors.items()
+                   if k != "core/errors.py:AimoError" and not any(reaches(x, "AimoError") for x in b))
+    assert not wrong, f"exception classes outside core.errors.AimoError: {wrong}"
+
+
+@pytest.mark.parametrize("module", ["core.errors", "core.policy", "core.store", "core.traces"])
+def test_importing_the_core_loads_no_other_package(module: str) -> None:
+    """At run time too: importing a core module loads no solver/simulator/recorder/tuner/
+    dashboard/aimo module (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(PACKAGES) - {'core'}!r}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
