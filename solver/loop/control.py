@@ -172,7 +172,7 @@ class _QuestionLoop:
         self.warmup_lows: list[float] = []
         self.threshold = (None if self.cstop is None
                           else confidence_threshold(self.cstop, self.warmup_lows))
-        self.conf_missing: set[int] = set()  # samples read without enough confidence (warned)
+        self.conf_missing: set[int] = set()  # samples read without enough confidence
 
     # ------------------------------------------------------------------ decisions
 
@@ -213,13 +213,13 @@ class _QuestionLoop:
         None (and a warning, once per sample) when the engine sent too little confidence."""
         upto = s.tokens if ended else s.tokens // self.every * self.every
         if s.n_conf < upto:
-            if s.index not in self.conf_missing:
-                self.conf_missing.add(s.index)
+            if not self.conf_missing:  # once a question
                 logger.warning(
                     "policy %r reads token confidence, but the engine sent it for %d of sample "
-                    "%d's %d tokens: no confidence stop or warm-up for it, and this question "
-                    "votes without confidence (run the engine with logprobs)",
+                    "%d's %d tokens: no confidence stop or warm-up for such samples, and this "
+                    "question votes without confidence (run the engine with logprobs)",
                     self.policy.name, s.n_conf, s.index, upto)
+            self.conf_missing.add(s.index)
             return None
         if len(s.conf) > 1:
             s.conf = [(np.concatenate([c for c, _ in s.conf]), np.concatenate([e for _, e in s.conf]))]
@@ -594,7 +594,7 @@ class _QuestionLoop:
                     self.confidence_at(s, ended=s.end in ("finished", "length"))
                     for s in self.samples]
             if any(row is None for s, row in zip(self.samples, rows) if s.end != "queued"):
-                rule = dataclasses.replace(rule, confidence="none", keep_top=None)
+                rule = dataclasses.replace(rule, confidence="none", keep_top=1.0)
             else:
                 finals = tuple(
                     f if row is None else
