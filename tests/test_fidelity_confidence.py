@@ -34,13 +34,15 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from fidelity_checks import compare
+from replay_fixtures import flat_profile, problem, sample
 from typer.testing import CliRunner
 
 from aimo.cli import app
 from core.hardware import HardwareProfile, load_profile
-from core.policy import Policy, load_policy
+from core.policy import ConsistencyRule, Policy, SpeedLevel, load_policy
 from core.policy.model import ConfidenceStop
 from core.store import load_problem_traces
 from core.traces import MissingConfidence
@@ -133,6 +135,54 @@ def test_fast_path_makes_the_same_decisions_when_the_threshold_is_set_mid_step(s
     assert (question.samples[3].end, question.samples[3].tokens) == ("sample_stop", 4260)
     assert question.samples[1].end_s == pytest.approx(question.samples[3].end_s)
     fast = FastSimulator(problems, profile).competition(policy).to_result()
+    assert compare(ref, fast) == []
+
+
+def _with_confidence(trace, conf: list[float]):
+    c = np.asarray(conf, np.float32)
+    return dataclasses.replace(trace, token_conf=c, token_entropy=np.ones_like(c))
+
+
+def _cut_at_its_end() -> tuple[list, Policy]:
+    """Three samples checked every 20 tokens, votes weighted by mean confidence, 2 equal answers
+    stop. A (slot 0) ends at token 35 with a 5, the second 5 (C showed one at its check at 20):
+    the question stops. B (slot 1) shows a 9 at its check at 20 (confidence 1 there) and reaches
+    its own end, 35, in the same step, after A: it is cut, its end never checked. Its vote
+    weighs its confidence at its last check, 1 (5 wins, 2 + 2 against 1); the reference and
+    the fast path once read its end row, (20 × 1 + 15 × 10) / 35 ≈ 4.9, and answered 9."""
+    a = _with_confidence(sample(0, "cot", 35, [(30, 5, "boxed")]), [2.0] * 35)
+    b = _with_confidence(sample(1, "code", 35, [(10, 9, "boxed")]), [1.0] * 20 + [10.0] * 15)
+    c = _with_confidence(sample(2, "cot", 1000, [(10, 5, "boxed")]), [2.0] * 1000)
+    base = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
+    policy = dataclasses.replace(
+        base, name="cut-at-its-end",
+        question_stop=dataclasses.replace(base.question_stop, rules=(ConsistencyRule(min_equal=2),)),
+        vote=dataclasses.replace(base.vote, confidence="mean", small_max=None, round_multiple=None),
+        schedule=dataclasses.replace(base.schedule, levels=(level,), thresholds_s=()))
+    return [a, b, c], policy
+
+
+def test_a_sample_cut_in_the_step_it_ends_votes_with_its_last_checks_confidence() -> None:
+    samples, policy = _cut_at_its_end()
+    level, profile = policy.schedule.level(1), flat_profile(0.01)
+    kinds = [s.kind for s in samples]
+    engine = ReplayEngine([problem("p", 5, samples)], profile, chunk_tokens=20)
+
+    async def go():
+        prompts = [PromptSpec(i, k, "", "") for i, k in enumerate(kinds)]
+        stream = await engine.start_question("p", "", prompts, SamplingSettings(max_new_tokens=16384))
+        return await run_question(stream, policy, level, kinds, RecordedRunner())
+
+    live = asyncio.run(go())
+    sim = replay_question(samples, policy, level, profile)
+    expected = [("finished", 35), ("question_stop", 35), ("question_stop", 35)]
+    assert [(s.end, s.tokens) for s in live.samples] == expected
+    assert [(s.end, s.tokens) for s in sim.samples] == expected
+    assert (sim.answer, sim.stop_reason) == (live.answer, live.stop_reason) == (5, "rule1:2")
+    ref = replay_competition([problem("p", 5, samples)], policy, profile)
+    fast = FastSimulator([problem("p", 5, samples)], profile).competition(policy).to_result()
+    assert ref.questions[0].answer == 5
     assert compare(ref, fast) == []
 
 

@@ -761,10 +761,11 @@ def _vote_confidence(nslots: int, steps: int, sl: np.ndarray, pi: np.ndarray, pf
     kept_by_confidence (keep_top), else −inf."""
     nv = 0
     for s in range(nslots):
-        g = steps - sl[s, S_G0] if sl[s, S_STATE] == ST_ACTIVE else sl[s, S_G]
+        cut = sl[s, S_STATE] == ST_ACTIVE  # cut by the question stop: its end was not checked
+        g = steps - sl[s, S_G0] if cut else sl[s, S_G]
         if _casts(sl[s, S_LC], sl[s, S_LB], cob, drop_neg):
-            cap = sl[s, S_CAP]
-            cfeat[s] = _conf_feature(vconf, cg, coff[sl[s, S_ROW]] + _conf_row(cap, every, g))
+            row = g // every if cut else _conf_row(sl[s, S_CAP], every, g)
+            cfeat[s] = _conf_feature(vconf, cg, coff[sl[s, S_ROW]] + row)
             nv += 1
         else:
             cfeat[s] = -math.inf

@@ -375,10 +375,13 @@ def replay_question(
         tracker.set_tokens(s.index, s.g)
     finals = tracker.finals()
     if policy.vote.confidence != "none":
+        # a sample's confidence at its last check: a sample cut by the question stop shows its
+        # last grid point even when it reached its end in the stopping step (never checked)
         finals = tuple(
             dataclasses.replace(f, confidence=confidence_feature(
                 policy.vote.confidence,
-                s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
+                s.grid[s.g // every if s.end_reason == "question_stop"  # type: ignore[index]
+                       else confidence_row(s.cap, every, s.g)]))
             for s, f in zip(slots, finals)
         )
     outcomes = []
