@@ -210,7 +210,7 @@ class _QuestionLoop:
     def confidence_at(self, s: _Sample, ended: bool) -> np.ndarray | None:
         """The sample's `confidence_grid` row as the simulator reads it: its end row once it
         ended on its own (`ended`), else the row of its last grid point at or before its tokens;
-        None (and a warning, once per sample) when the engine sent too little confidence."""
+        None (and a warning, once a question) when the engine sent too little confidence."""
         upto = s.tokens if ended else s.tokens // self.every * self.every
         if s.n_conf < upto:
             if not self.conf_missing:  # once a question
