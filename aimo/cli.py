@@ -538,10 +538,12 @@ def solve(
 
     try:
         if uses_confidence(load_policy(policy)) and not (
-                logprobs and backend in (SolveBackend.turbomind, SolveBackend.pytorch)):
+                backend is SolveBackend.replay
+                or logprobs and backend in (SolveBackend.turbomind, SolveBackend.pytorch)):
             _fail(f"--policy {policy} reads token confidence: the live solver needs lmdeploy's "
-                  "top-k logprobs (--backend turbomind|pytorch --logprobs K); the replay, "
-                  "synthetic and hil engines send none (simulate such a policy with aimo simulate)")
+                  "top-k logprobs (--backend turbomind|pytorch --logprobs K) or a replayed store "
+                  "that has confidence (--backend replay); the synthetic and hil engines send "
+                  "none (simulate such a policy with aimo simulate)")
         with stdout_to_stderr():  # engines' and libraries' prints and logs: never on stdout
             if max_new_tokens is not None:
                 policy = with_token_cap(load_policy(policy), max_new_tokens)  # type: ignore[assignment]

@@ -6,10 +6,13 @@ time, value and source), never the raw chunks; these dataclasses are that contra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from core.errors import InputError
 
 SampleKind = Literal["cot", "code"]
 FinishReason = Literal["stop", "length", "abort", "error"]
@@ -103,3 +106,31 @@ class ProblemTrace:
 
     def of_kind(self, kind: SampleKind) -> tuple[SampleTrace, ...]:
         return tuple(s for s in self.samples if s.kind == kind)
+
+
+class MissingConfidence(InputError, ValueError):
+    """A policy reads token confidence, but a sample of the traces has none (also a ValueError,
+    which the simulator raised before: callers catching either see it)."""
+
+
+def require_confidence(problems: Iterable[ProblemTrace], policy_name: str) -> None:
+    """Refuse traces on which a confidence-reading policy cannot run: every sample must carry
+    `token_conf` and `token_entropy`. The one check of the reference replay, the fast path and
+    the live solver's replay engine, so all three refuse the same store with the same words.
+
+    Raises:
+        MissingConfidence: naming the run, the field (`sample_confidence.token_conf` or
+            `.token_entropy`), the problem and the sample of the first sample without it.
+    """
+    for problem in problems:
+        for s in problem.samples:
+            if s.token_conf is not None and s.token_entropy is not None:
+                continue
+            column = "token_conf" if s.token_conf is None else "token_entropy"
+            raise MissingConfidence(
+                f"run {problem.run_id}", f"sample_confidence.{column}",
+                f"policy {policy_name!r} reads token confidence, but sample {s.sample} of problem "
+                f"{problem.problem_id!r} has no {column} (a store recorded without logprobs or "
+                "before confidence was stored, or a partial import): record with --logprobs, "
+                "synthesise with --confidence, or use a policy that reads no confidence")
+

@@ -43,8 +43,8 @@ from solver.loop import (
 from core.budget import check_budget
 from core.report import competition_json, render_competition, render_question
 from core.scoring import check_overtime_rule
-from core.policy import Policy, load_policy, policy_to_dict
-from core.traces import ProblemTrace, RunInfo
+from core.policy import Policy, load_policy, policy_to_dict, uses_confidence
+from core.traces import ProblemTrace, RunInfo, require_confidence
 
 BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
 HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
@@ -178,7 +178,8 @@ def build_engine(
     """The engine for `spec` (replay needs `traces` and `hardware`).
 
     Raises:
-        InputError: a missing argument for the backend.
+        InputError: a missing argument for the backend; `MissingConfidence` (one) for replayed
+            traces without token confidence under a policy that reads it, as the simulator.
         EngineUnavailable: turbomind/pytorch without lmdeploy installed.
     """
     speedup = check_speedup(speedup)
@@ -188,6 +189,8 @@ def build_engine(
             raise InputError("<engine>", "traces", "the replay backend needs a trace store (--traces)")
         if hardware is None:
             raise InputError("<engine>", "hardware", "the replay backend needs a hardware profile (--hardware)")
+        if uses_confidence(policy):
+            require_confidence(traces, policy.name)
         return ReplayEngine(traces, hardware, chunk_tokens=every, speedup=speedup)
     if spec.backend == "synthetic":
         return SyntheticEngine(seed=spec.seed, model=hardware, chunk_tokens=every, speedup=speedup)

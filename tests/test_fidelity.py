@@ -13,11 +13,13 @@ something (found by a randomised comparison); they now agree.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
 import pytest
+from fidelity_checks import close as _close
+from fidelity_checks import compare as _compare
+from fidelity_checks import max_time_error as _max_time_error
 from replay_fixtures import flat_profile, problem, sample
 
 from recorder.synth import synthesize_store
@@ -36,7 +38,6 @@ from core.policy import (
 from solver.solve import run_solve
 from core.store import load_problem_traces
 
-TIME_TOLERANCE = 0.02
 L4 = load_profile("l4x4-14b-w4kv8")
 
 
@@ -88,39 +89,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fidelity") / "traces.duckdb"
     synthesize_store(path, n_problems=8, n_samples=16, seed=7, progress=False)
     return path
-
-
-def _close(a: float, b: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= TIME_TOLERANCE * max(abs(a), 1e-9)
-
-
-def _compare(sim, live) -> list[str]:
-    """Every disagreement between a simulated and a live competition, as readable lines."""
-    problems: list[str] = []
-    assert len(sim.questions) == len(live.questions)
-    for a, b in zip(sim.questions, live.questions):
-        where = f"{a.problem_id} (#{a.order})"
-        for name in ("problem_id", "order", "level", "answer", "truth", "stop_reason"):
-            if getattr(a, name) != getattr(b, name):
-                problems.append(f"{where}: {name} simulator {getattr(a, name)!r} live {getattr(b, name)!r}")
-        if not _close(a.time_s, b.time_s) or not _close(a.start_s, b.start_s):
-            problems.append(f"{where}: time simulator {a.start_s:.3f}+{a.time_s:.3f} live {b.start_s:.3f}+{b.time_s:.3f}")
-        if len(a.samples) != len(b.samples):
-            problems.append(f"{where}: {len(a.samples)} vs {len(b.samples)} samples")
-            continue
-        for x, y in zip(a.samples, b.samples):
-            same = [getattr(x, f) == getattr(y, f) for f in
-                    ("index", "source_sample", "kind", "end", "tokens", "boxed", "code")]
-            if not all(same) or not _close(x.start_s, y.start_s) or not _close(x.end_s, y.end_s):
-                problems.append(f"{where}: sample simulator {x} live {y}")
-    return problems
-
-
-def _max_time_error(sim, live) -> float:
-    errors = [abs(b.time_s - a.time_s) / a.time_s for a, b in zip(sim.questions, live.questions) if a.time_s > 0]
-    return max(errors, default=0.0)
 
 
 @pytest.mark.parametrize(("policy_name", "profile_name"), CASES)

@@ -52,7 +52,7 @@ from core.draws import SampleDraw
 from core.budget import within_budget
 from core.scoring import check_overtime_rule, rule_score
 from core.policy import Policy
-from core.traces import ProblemTrace
+from core.traces import ProblemTrace, require_confidence
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)
@@ -174,6 +174,7 @@ class FastSimulator:
             if key in self._conf:
                 self._conf.move_to_end(key)
                 return self._conf[key]
+        require_confidence(self.problems, policy.name)  # the reference's words, naming the policy
         tables = encode_confidence(self.problems, key)
         with self._conf_lock:
             self._conf[key] = tables

@@ -63,7 +63,7 @@ from core.policy.decisions import (  # noqa: F401  (the kernel reads them from h
     MIN_ENTROPY,
     N_CONF,
 )
-from core.traces import SOURCE_CODE, ProblemTrace
+from core.traces import SOURCE_CODE, ProblemTrace, require_confidence
 
 # --------------------------------------------------------------------------- traces
 KIND_COT = 0
@@ -394,11 +394,10 @@ def encode_confidence(problems: Sequence[ProblemTrace],
     grids: list[np.ndarray] = []
     offsets: list[int] = []
     n = 0
+    require_confidence(problems, "the policy")
     for problem in problems:
         for s in problem.samples:
-            if s.token_conf is None or s.token_entropy is None:
-                raise ValueError(f"the policy reads token confidence, but sample {s.sample} of "
-                                 f"problem {problem.problem_id!r} has none")
+            assert s.token_conf is not None and s.token_entropy is not None
             g = confidence_grid(s.token_conf, s.token_entropy, min(int(s.n_tokens), max_tokens),
                                 every, vote_window, stop_window)
             offsets.append(n)

@@ -761,10 +761,11 @@ def _vote_confidence(nslots: int, steps: int, sl: np.ndarray, pi: np.ndarray, pf
     kept_by_confidence (keep_top), else −inf."""
     nv = 0
     for s in range(nslots):
-        g = steps - sl[s, S_G0] if sl[s, S_STATE] == ST_ACTIVE else sl[s, S_G]
+        cut = sl[s, S_STATE] == ST_ACTIVE  # cut by the question stop: its end was not checked
+        g = steps - sl[s, S_G0] if cut else sl[s, S_G]
         if _casts(sl[s, S_LC], sl[s, S_LB], cob, drop_neg):
-            cap = sl[s, S_CAP]
-            cfeat[s] = _conf_feature(vconf, cg, coff[sl[s, S_ROW]] + _conf_row(cap, every, g))
+            row = g // every if cut else _conf_row(sl[s, S_CAP], every, g)
+            cfeat[s] = _conf_feature(vconf, cg, coff[sl[s, S_ROW]] + row)
             nv += 1
         else:
             cfeat[s] = -math.inf
@@ -1045,8 +1046,11 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         # the slots active now, in slot order (slots started during the loop wait for the next
         # check); without `extra` only the due ones
         rest = active
+        # a DeepConf threshold set by a slot that ended in this step: the later slots' grid
+        # checks count (the reference's conf_due)
+        cset = False
         while stop == E.STOP_CODE_NONE:
-            cand = rest if extra else rest & due
+            cand = rest if extra or cset else rest & due
             if cand == ZERO:
                 break
             bit = cand & (~cand + ONE)
@@ -1057,7 +1061,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             g0 = sl[s, S_G0]
             g = steps - g0
             if steps != tt[s]:
-                if not (armed or slf[s, SF_PMIN] <= lim):
+                if not (armed or slf[s, SF_PMIN] <= lim or g >= cft[s]):
                     continue
                 if g0 != cg0:
                     cg0 = g0
@@ -1080,6 +1084,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 if cmode == E.CSTOP_ONLINE and nwarm < pi[E.P_CONF_WARMUP]:
                     nwarm = _warm_up(s, nwarm, nslots, steps, every, sl, tact, cft, cwarm, cg,
                                      coff, pi, pf)
+                    cset = nwarm == pi[E.P_CONF_WARMUP]
                 if sl[s, S_ENDLEN] != 0:
                     sl[s, S_ENDR] = E.END_LENGTH
                 else:

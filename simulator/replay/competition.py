@@ -17,8 +17,15 @@ from simulator.replay.results import BootstrapSummary, CompetitionResult, Questi
 from core.draws import SampleDraw, random_draw, recorded_draw
 from core.budget import within_budget
 from core.scoring import check_overtime_rule
-from core.policy import Policy, past_cutoff, pick_level, question_budget_s, sample_kinds
-from core.traces import ProblemTrace
+from core.policy import (
+    Policy,
+    past_cutoff,
+    pick_level,
+    question_budget_s,
+    sample_kinds,
+    uses_confidence,
+)
+from core.traces import ProblemTrace, require_confidence
 
 DEFAULT_BUDGET_S = 5 * 3600.0
 
@@ -42,8 +49,13 @@ def replay_competition(
         budget_s: the whole budget: it caps the cutoff (`core.budget.effective_cutoff`);
             a total past it is overtime (reaching the cutoff in time is not).
         overtime_rule: how an overtime run scores (`core.scoring`; default `zero`).
+    Raises:
+        MissingConfidence: the policy reads token confidence and a sample of `problems` has
+            none (`core.traces.require_confidence`, the check the live replay engine makes).
     """
     check_overtime_rule(overtime_rule)
+    if uses_confidence(policy):
+        require_confidence(problems, policy.name)
     policy = within_budget(policy, budget_s)
     schedule = dataclasses.replace(policy.schedule, questions=len(problems))
     draws = draws if draws is not None else [recorded_draw(p) for p in problems]

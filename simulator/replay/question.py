@@ -7,7 +7,9 @@ Semantics (the contract the live solver and the fast path follow):
 - a sample is *checked* on its grid (every `check.every_tokens` generated tokens) and when it
   ends; a check detects the recorded answers whose token is at or before it, dispatches the
   latest newly closed code block, then runs sample stop, question stop and timeouts in that
-  order; checks where nothing can change are skipped, since they would decide nothing;
+  order; checks where nothing can change are skipped, since they would decide nothing (a
+  DeepConf threshold set by a sample that ends in a step makes the grid checks of the samples
+  after it in that step's slot order count: they are decided with it, as the live loop does);
 - a code result arrives `exec_ms` after dispatch (profile `code_overlap: parallel`; with
   `code_workers` it first waits for a free worker, first dispatched first served) and is seen
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
@@ -347,7 +349,10 @@ def replay_question(
             if crossed:
                 armed_global, armed_upto = True, max(crossed)
             ready = any(p[0] <= now + _EPS for p in s.pending)
-            if s.g != t and not (s.g % every == 0 and (armed_global or ready)):
+            # its confidence stop is due: the threshold was set by a sample that ended earlier
+            # in this step (the target was chosen before it was known)
+            conf_due = s.conf_tok is not None and s.g >= s.conf_tok
+            if s.g != t and not (s.g % every == 0 and (armed_global or ready or conf_due)):
                 continue
             ended = s.g >= s.cap
             stop_reason = check(s, ended=ended)
@@ -370,10 +375,13 @@ def replay_question(
         tracker.set_tokens(s.index, s.g)
     finals = tracker.finals()
     if policy.vote.confidence != "none":
+        # a sample's confidence at its last check: a sample cut by the question stop shows its
+        # last grid point even when it reached its end in the stopping step (never checked)
         finals = tuple(
             dataclasses.replace(f, confidence=confidence_feature(
                 policy.vote.confidence,
-                s.grid[confidence_row(s.cap, every, s.g)]))  # type: ignore[index]
+                s.grid[s.g // every if s.end_reason == "question_stop"  # type: ignore[index]
+                       else confidence_row(s.cap, every, s.g)]))
             for s, f in zip(slots, finals)
         )
     outcomes = []

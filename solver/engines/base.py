@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import numpy as np
+
 FinishReason = Literal["stop", "length", "abort", "error"]
 
 
@@ -43,7 +45,9 @@ class Chunk:
     `n_tokens` is the sample's cumulative generated tokens after this chunk; `t` is seconds since
     the question's batch was submitted, on the engine's clock (wall clock for real engines, the
     virtual clock for the replay engine); `finish_reason` is set on the sample's last chunk;
-    `logprobs` (None unless asked for) holds one dict per new token.
+    `logprobs` (None unless asked for) holds one dict per new token; `confidence` (engines that
+    already have it: the replay engine, from the store) the new tokens' token confidence and
+    top-k entropy, float32 arrays of one value a token (`solver.engines.logprobs` defines both).
     """
 
     sample: int
@@ -54,6 +58,7 @@ class Chunk:
     # the engine's top-k logprobs of this chunk's new tokens, one {token_id: logprob} a token,
     # when the run asked for them (solver.engines.logprobs turns them into confidence)
     logprobs: Sequence[Mapping[int, float]] | None = None
+    confidence: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class QuestionStream(Protocol):

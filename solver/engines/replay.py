@@ -14,6 +14,9 @@ scheduling. Chunks end on every sample's check grid (multiples of `chunk_tokens`
 sample's start), at the token of every recorded answer (so extraction sees the recorded token
 positions) and at the sample's end. Each chunk's text is synthesised: filler, a `\\boxed{v}` for
 a boxed answer, a ```python block for a code answer (`recorded_code` gives its recorded result).
+When the recording has token confidence, each chunk (abort chunks too) carries the recorded
+confidence and entropy of its new tokens (`Chunk.confidence`), so the loop reads the values the
+simulator reads.
 
 Beyond the `QuestionStream` protocol a paced stream offers: `Wake` items (yielded when the clock
 reaches a time asked for with `wake_at`, before any later chunk), `pause(seconds)` (a serial code
@@ -32,6 +35,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
+
+import numpy as np
 
 from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 from core.errors import InputError
@@ -139,6 +144,8 @@ class SampleScript:
     inserts: tuple[tuple[int, str], ...] = ()
     code: tuple[tuple[str, RecordedCode], ...] = ()
     source_sample: int = 0
+    # the recorded per-token confidence and entropy (float32, n_tokens each), or None
+    confidence: tuple[np.ndarray, np.ndarray] | None = None
 
 
 _FILLER = ("Let me think. ", "So we have ", "which gives ", "Check: ", "Then ", "Hence ")
@@ -153,7 +160,7 @@ class _Slot:
     """Mutable state of one sample inside a paced stream (private)."""
 
     __slots__ = ("index", "script", "cap", "finish", "state", "g", "start_s", "marks", "mi",
-                 "inserts", "ii")
+                 "inserts", "ii", "sent")
 
     def __init__(self, index: int, script: SampleScript, every: int, max_new_tokens: int) -> None:
         self.index = index
@@ -169,6 +176,15 @@ class _Slot:
         self.marks = sorted(marks)
         self.mi = 0
         self.ii = 0
+        self.sent = 0  # tokens whose confidence went out with a chunk
+
+    def confidence_until(self, token: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The recorded confidence of the tokens after the last chunk's, up to `token`."""
+        conf = self.script.confidence
+        if conf is None:
+            return None
+        start, self.sent = self.sent, max(self.sent, token)
+        return conf[0][start:token], conf[1][start:token]
 
 
 class PacedStream:
@@ -293,7 +309,8 @@ class PacedStream:
     def _abort(self, s: _Slot) -> None:
         text = self._text_until(s, s.g) if s.state == "active" else ""
         s.state = "done"
-        self._out.append(Chunk(s.index, text, s.g, self._now, "abort"))
+        self._out.append(Chunk(s.index, text, s.g, self._now, "abort",
+                               confidence=s.confidence_until(s.g)))
 
     def _chunk(self, s: _Slot) -> Chunk:
         text = self._text_until(s, s.g)
@@ -301,7 +318,7 @@ class PacedStream:
         finish: FinishReason | None = None
         if s.g >= s.cap:
             finish, s.state = s.finish, "done"
-        return Chunk(s.index, text, s.g, self._now, finish)
+        return Chunk(s.index, text, s.g, self._now, finish, confidence=s.confidence_until(s.g))
 
     async def _pace(self) -> None:
         self._items += 1
@@ -383,7 +400,8 @@ def script_from_trace(trace: SampleTrace) -> SampleScript:
     """The script that replays `trace`: a box per boxed answer, a code block per code answer.
 
     The script keeps the trace's kind, which differs from the slot's prompt kind only when a
-    problem lacks recordings of that kind (the simulator then also uses the trace's kind)."""
+    problem lacks recordings of that kind (the simulator then also uses the trace's kind), and
+    its token confidence when it has both arrays."""
     inserts: list[tuple[int, str]] = []
     code: list[tuple[str, RecordedCode]] = []
     for j in range(trace.n_answers):
@@ -414,6 +432,8 @@ def script_from_trace(trace: SampleTrace) -> SampleScript:
         inserts=tuple(inserts),
         code=tuple(code),
         source_sample=int(trace.sample),
+        confidence=(None if trace.token_conf is None or trace.token_entropy is None
+                    else (trace.token_conf, trace.token_entropy)),
     )
 
 

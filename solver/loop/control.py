@@ -17,7 +17,15 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
   time added to the question's (the seed on lmdeploy 0.7.2);
 - the check's reading options (`check.boxes`, `check.boxed_zero`: `decisions.read_boxes`,
   `check.code_overlap: inline`: the check awaits its code run) and the early timeouts' count
-  (`decisions.early_timeout_count`) are the simulator's.
+  (`decisions.early_timeout_count`) are the simulator's;
+- token confidence (policies that read it) comes with the chunks: converted from the engine's
+  top-k logprobs, or as is from engines that have it (the replay engine). A check reads the
+  `confidence_grid` row of the sample's last grid point at or before its tokens, an ended sample
+  (warm-up, vote) its end row, as the simulator does. A sample whose engine sent confidence for
+  fewer tokens than that row needs (no logprobs, or a chunk without them) is never stopped on
+  confidence and does not warm up the threshold, and its question votes without confidence
+  weights or filtering (a warning says so): the solver still answers. The replay engine never
+  gets there: `build_engine` refuses a store without confidence as the simulator does.
 
 The stream is read in lockstep: the loop asks for the next item only after it has handled the
 previous one, so on a replay stream decisions do not depend on asyncio scheduling. Code runs
@@ -38,6 +46,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import numpy as np
 
 from solver.engines.base import Chunk, QuestionStream
 from solver.engines.replay import Wake
@@ -108,7 +118,7 @@ class _Sample:
 
     __slots__ = ("index", "kind", "rule", "extractor", "boxed", "code", "last_code", "pending",
                  "next_grid", "tokens", "ended", "end", "end_s", "first_t", "finish", "n_answers",
-                 "steps")
+                 "conf", "n_conf")
 
     def __init__(self, index: int, kind: str, rule: SampleStopRule, policy: Policy) -> None:
         self.index = index
@@ -127,7 +137,9 @@ class _Sample:
         self.first_t: float | None = None
         self.finish = "abort"
         self.n_answers = 0
-        self.steps: list[Any] = []  # the engine's top-k logprobs, one dict a token (confidence)
+        # token confidence and entropy as received, in pieces (confidence policies only)
+        self.conf: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n_conf = 0  # tokens covered by `conf`
 
 
 class _QuestionLoop:
@@ -161,6 +173,7 @@ class _QuestionLoop:
         self.warmup_lows: list[float] = []
         self.threshold = (None if self.cstop is None
                           else confidence_threshold(self.cstop, self.warmup_lows))
+        self.conf_missing: set[int] = set()  # samples read without enough confidence
 
     # ------------------------------------------------------------------ decisions
 
@@ -195,23 +208,35 @@ class _QuestionLoop:
                 stop = "uncatchable"
         return stop
 
-    def grid(self, s: _Sample) -> Any:
-        """The sample's `confidence_grid` over the tokens it generated so far."""
-        if len(s.steps) < s.tokens:
-            raise ValueError(
-                f"policy {self.policy.name!r} reads token confidence, but the engine sent "
-                f"logprobs for {len(s.steps)} of sample {s.index}'s {s.tokens} tokens "
-                "(run the engine with logprobs)")
-        conf, ent = token_confidence(s.steps[: s.tokens], self.opt.top_k)
+    def confidence_at(self, s: _Sample, ended: bool) -> np.ndarray | None:
+        """The sample's `confidence_grid` row as the simulator reads it: its end row once it
+        ended on its own (`ended`), else the row of its last grid point at or before its tokens;
+        None (and a warning, once a question) when the engine sent too little confidence."""
+        upto = s.tokens if ended else s.tokens // self.every * self.every
+        if s.n_conf < upto:
+            if not self.conf_missing:  # once a question
+                logger.warning(
+                    "policy %r reads token confidence, but the engine sent it for %d of sample "
+                    "%d's %d tokens: no confidence stop or warm-up for such samples, and this "
+                    "question votes without confidence (run the engine with logprobs)",
+                    self.policy.name, s.n_conf, s.index, upto)
+            self.conf_missing.add(s.index)
+            return None
+        if len(s.conf) > 1:
+            s.conf = [(np.concatenate([c for c, _ in s.conf]), np.concatenate([e for _, e in s.conf]))]
+        conf, ent = s.conf[0] if s.conf else (np.zeros(0, np.float32), np.zeros(0, np.float32))
         cw = self.cstop.window if self.cstop is not None else 1
-        return confidence_grid(conf, ent, s.tokens, self.every,
-                               self.policy.vote.confidence_window, cw)
+        grid = confidence_grid(conf, ent, upto, self.every, self.policy.vote.confidence_window, cw)
+        return grid[-1]
 
     def warm_up(self, s: _Sample) -> None:
         """A sample ended on its own: DeepConf's warm-up takes its lowest group confidence."""
         if self.cstop is None or self.threshold is not None:
             return
-        self.warmup_lows.append(lowest_group(self.grid(s)[-1], CONF_LOW_STOP))
+        row = self.confidence_at(s, ended=True)
+        if row is None:
+            return
+        self.warmup_lows.append(lowest_group(row, CONF_LOW_STOP))
         self.threshold = confidence_threshold(self.cstop, self.warmup_lows)
 
     def confidence_low(self, s: _Sample) -> bool:
@@ -219,8 +244,8 @@ class _QuestionLoop:
         check point is below the threshold (known)."""
         if self.threshold is None:
             return False
-        row = self.grid(s)[s.tokens // self.every]
-        return bool(row[CONF_LOW_STOP] < self.threshold)
+        row = self.confidence_at(s, ended=False)
+        return row is not None and bool(row[CONF_LOW_STOP] < self.threshold)
 
     def absorb(self, s: _Sample, now: float) -> bool:
         """Add the sample's code results that are ready at `now`; True if any was added."""
@@ -337,8 +362,16 @@ class _QuestionLoop:
         if s.first_t is None:
             s.first_t = chunk.t
         found = s.extractor.feed(chunk.text, max(chunk.n_tokens, s.tokens))
-        if self.reads_confidence and chunk.logprobs is not None:
-            s.steps.extend(chunk.logprobs)
+        if self.reads_confidence:
+            if chunk.confidence is not None:
+                piece = chunk.confidence
+            elif chunk.logprobs is not None:
+                piece = token_confidence(chunk.logprobs, self.opt.top_k)
+            else:
+                piece = None
+            if piece is not None and len(piece[0]):
+                s.conf.append(piece)
+                s.n_conf += len(piece[0])
         s.tokens = max(s.tokens, chunk.n_tokens)
         if found.answers:
             if not s.ended:
@@ -556,14 +589,18 @@ class _QuestionLoop:
         for s in self.samples:
             self.tracker.set_tokens(s.index, s.tokens if s.end != "queued" else 0)
         finals = self.tracker.finals()
-        if self.policy.vote.confidence != "none":  # each sample's metric at its last check
-            metric = self.policy.vote.confidence
-            finals = tuple(
-                dataclasses.replace(f, confidence=confidence_feature(metric, self.grid(s)[
-                    -1 if s.end in ("finished", "length") else s.tokens // self.every]))
-                if s.end != "queued" else f
-                for s, f in zip(self.samples, finals)
-            )
+        rule = self.policy.vote
+        if rule.confidence != "none":  # each sample's metric at its last check
+            rows = [None if s.end == "queued" else
+                    self.confidence_at(s, ended=s.end in ("finished", "length"))
+                    for s in self.samples]
+            if any(row is None for s, row in zip(self.samples, rows) if s.end != "queued"):
+                rule = dataclasses.replace(rule, confidence="none", keep_top=1.0)
+            else:
+                finals = tuple(
+                    f if row is None else
+                    dataclasses.replace(f, confidence=confidence_feature(rule.confidence, row))
+                    for row, f in zip(rows, finals))
         outcomes = []
         for s, final in zip(self.samples, finals):
             queued = s.end == "queued"
@@ -584,7 +621,7 @@ class _QuestionLoop:
                     None if math.isnan(start_s) else start_s, None if math.isnan(end_s) else end_s,
                     tokens, finish,
                 )
-        return QuestionOutcome(vote(self.policy.vote, finals), time_s, stop, tuple(outcomes))
+        return QuestionOutcome(vote(rule, finals), time_s, stop, tuple(outcomes))
 
 
 async def run_question(
