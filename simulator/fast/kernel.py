@@ -159,7 +159,7 @@ def _steps_within(a: float, beta: float, gamma: float, b: int, c0: float, t: flo
 
 @njit(**_HELPER)
 def _grid(token: int, every: int) -> int:
-    """question._grid_at_or_after: the first check point at or after `token`."""
+    """decisions.check_token: the first check point at or after `token` (never 0)."""
     return max(every, -(-token // every) * every)
 
 
@@ -429,19 +429,23 @@ RULE_OFF, RULE_ON_COUNT, RULE_WINDOW = 0, 1, 2
 
 
 @njit(**_HELPER)
-def _rule_applies(pi: np.ndarray, r: int, n: int, m: int) -> int:
-    """Consistency rule r with n valid answers, the most frequent value m times: RULE_OFF (it
-    cannot hold), RULE_ON_COUNT (it holds: no window, or a window over all n answers) or
-    RULE_WINDOW (its last_k window has to be counted)."""
+def _rule_holds(pi: np.ndarray, r: int, n: int, m: int) -> bool:
+    """Question-stop rule r's registered step at (n valid answers, most frequent count m),
+    looked up in its table (`encode.rule_table`)."""
     base = pi[E.P_OFF_RULES] + r * E.RULE_STRIDE
-    min_equal = pi[base]
-    max_answers = pi[base + 1]
-    last_k = pi[base + 2]
-    if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+    return pi[pi[base + E.RU_TABLE] + n * (pi[E.P_MAX_SLOTS] + 1) + m] != 0
+
+
+@njit(**_HELPER)
+def _rule_applies(pi: np.ndarray, r: int, n: int, m: int) -> int:
+    """Question-stop rule r with n valid answers, the most frequent value m times: RULE_OFF (it
+    cannot hold: steps do not decrease in m and a window's count is at most m), RULE_ON_COUNT
+    (it holds: no window, or a window over all n answers) or RULE_WINDOW (its window has to be
+    counted)."""
+    if not _rule_holds(pi, r, n, m):
         return RULE_OFF
-    if m < min_equal:  # no value (nor any window of values) is frequent enough
-        return RULE_OFF
-    return RULE_ON_COUNT if last_k < 0 or last_k >= n else RULE_WINDOW
+    window = pi[pi[E.P_OFF_RULES] + r * E.RULE_STRIDE + E.RU_WINDOW]
+    return RULE_ON_COUNT if window < 0 or window >= n else RULE_WINDOW
 
 
 @njit(**_HELPER)
@@ -449,9 +453,9 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
             vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
             qtab: np.ndarray) -> int:
     """consistency_stop on the tracker's valid answers (cached until a valid answer changes).
-    Rules without last_k (or with last_k ≥ #valid) need only the largest count of one value, so
-    their verdict for (#valid, largest count) is read from `qtab` (`_verdicts`); only a `last_k`
-    window counts values, in `wcnt`, a zeroed scratch left zeroed."""
+    Rules without a window (or with one ≥ #valid) need only the largest count of one value, so
+    their verdict for (#valid, largest count) is read from `qtab` (`_verdicts`); only a window
+    counts values, in `wcnt`, a zeroed scratch left zeroed, and its rule's table decides."""
     if qi[QI_DIRTY] == 0:
         return qi[QI_QCACHE]
     n = qi[QI_NARR]
@@ -472,8 +476,7 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
             applies = _rule_applies(pi, r, n, qi[QI_MAXC])
             if applies == RULE_OFF:
                 continue
-            min_equal = pi[off + r * E.RULE_STRIDE]
-            last_k = pi[off + r * E.RULE_STRIDE + 2]
+            last_k = pi[off + r * E.RULE_STRIDE + E.RU_WINDOW]
             if applies == RULE_ON_COUNT:
                 best = qi[QI_MAXC]
             else:
@@ -497,7 +500,7 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
                         best = c
                 for i in range(n - last_k, n):
                     wcnt[vals[i]] = 0
-            if best >= min_equal:
+            if applies == RULE_ON_COUNT or _rule_holds(pi, r, n, best):
                 result = E.RULE_BASE + r + 1
                 break
     if result == E.STOP_CODE_NONE and n >= min_answers:
@@ -509,9 +512,9 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
 
 @njit(cache=True)
 def _verdicts(pi: np.ndarray) -> np.ndarray:
-    """qtab[n, m]: the consistency rules' verdict with n valid answers whose most frequent value
-    occurs m times — a stop code, STOP_CODE_NONE, or −(r + 1) when rule r is the first that
-    could hold and needs its last_k window counted (then the rules from r on decide)."""
+    """qtab[n, m]: the question-stop rules' verdict with n valid answers whose most frequent
+    value occurs m times — a stop code, STOP_CODE_NONE, or −(r + 1) when rule r is the first
+    that could hold and needs its window counted (then the rules from r on decide)."""
     ms = pi[E.P_MAX_SLOTS]
     qtab = np.zeros((ms + 1, ms + 1), np.int64)
     for n in range(ms + 1):
