@@ -388,6 +388,40 @@ register(RuleKind(
 ConsistencyRule: type = REGISTRY["consistency"].cls  # (also set by register; named for mypy)
 
 
+def _leader_share_step(n: int, m: int, share: float, min_answers: int) -> bool:
+    """At least min_answers valid answers, the most frequent value at least `share` of them."""
+    return n >= min_answers and m >= share * n
+
+
+def _leader_share_label(number: int, r: Any) -> str:
+    return f"rule{number}:share{r.share:g}/≥{r.min_answers}"
+
+
+register(RuleKind(
+    name="leader_share",
+    summary=("Holds once there are at least `min_answers` valid answers and the most frequent "
+             "value is at least a `share` of them (m ≥ share · n): agreement measured against "
+             "the answers seen so far, where `consistency` asks for a fixed count — 3 of 4, "
+             "4 of 5 and 6 of 8 all stop at share 0.75. Stop reason "
+             "`rule<i>:share<share>/≥<min_answers>`, e.g. `rule1:share0.75/≥4`."),
+    params=(
+        RuleParam("share", float, 0.0, 1.0, search=(0.5, 1.0, 0.05), probe=(0.3, 1.0),
+                  help="the leading value's share of the valid answers …"),
+        RuleParam("min_answers", int, 1, search=(2, 12, None), probe=(1, 6),
+                  help="… once there are at least this many valid answers"),
+    ),
+    step=_leader_share_step,
+    label=_leader_share_label,
+    examples=(
+        (4, 3, {"share": 0.75, "min_answers": 4}, True),
+        (4, 2, {"share": 0.75, "min_answers": 4}, False),
+        (3, 3, {"share": 0.75, "min_answers": 4}, False),
+        (8, 6, {"share": 0.75, "min_answers": 4}, True),
+        (8, 5, {"share": 0.75, "min_answers": 4}, False),
+    ),
+))
+
+
 def write_docs(path: Path) -> bool:
     """Rewrite the generated section of the docs file at `path`; True when it changed."""
     text = path.read_text(encoding="utf-8")
