@@ -35,6 +35,7 @@ from core.policy import (
     SpeedLevel,
     load_policy,
 )
+from core.policy.rules import REGISTRY
 from solver.solve import run_solve
 from core.store import load_problem_traces
 
@@ -69,6 +70,9 @@ POLICIES: dict[str, Policy] = {
     "time-aware": _variant("time-aware", "majority-n", question_stop={"uncatchable": True},
                            schedule={"cutoff_s": 1500.0, "budget": QuestionBudget(60.0, 40.0, 300.0)}),
     "seed-uncatchable": _variant("seed-uncatchable", "seed-2nd-place", question_stop={"uncatchable": True}),
+    # every registered question-stop rule (core/policy/rules.py), at its first example's values
+    **{f"rule-{k.name}": _variant(f"rule-{k.name}", "majority-n", question_stop={
+        "rules": (k.cls(**k.examples[0][2]),)}) for k in REGISTRY.values()},
 }
 PROFILES: dict[str, HardwareProfile] = {
     "l4": L4,

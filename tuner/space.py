@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ import yaml
 from data import DATA_DIR
 from core.errors import InputError
 from core.policy import Policy, load_policy, policy_from_dict, policy_to_dict, uses_confidence
+from core.policy.model import StopRuleName
+from core.policy.rules import (
+    DEFAULT_KIND, REGISTRY, QuestionRule, RuleKind, rule_from_search, search_dims, search_of_rule,
+)
 
 SPACES_DIR = DATA_DIR / "spaces"
 DEFAULT_SPACE_FILE = SPACES_DIR / "default.yaml"
@@ -37,7 +42,7 @@ MAX_RULES = 4
 SOURCE = "<search space>"
 
 ParamKind = Literal["int", "float", "categorical"]
-STOP_RULES = ("first_answer", "first_code_success", "kth_answer", "repeated_answer", "never")
+STOP_RULES: tuple[str, ...] = typing.get_args(StopRuleName)
 _COUNTING_RULES = ("first_answer", "kth_answer", "repeated_answer")
 
 
@@ -191,20 +196,10 @@ def _catalogue() -> tuple[Param, ...]:
         _cat("question_stop.order", ["arrival", "index"], "order of valid answers for last_k"),
         _cat("question_stop.valid.prefer_code", [True, False], "code answer first as a sample's valid one"),
         _cat("question_stop.valid.positive_only", [True, False], "drop valid values ≤ 0"),
-        _int("question_stop.n_rules", 0, MAX_RULES, "number of consistency rules"),
+        _int("question_stop.n_rules", 0, MAX_RULES, "number of question-stop rules"),
     ]
     for i in range(1, MAX_RULES + 1):
-        p = f"question_stop.rule{i}"
-        on = Condition("question_stop.n_rules", at_least=i)
-        out += [
-            _int(f"{p}.min_equal", 2, 10, "some value appears this often", when=on),
-            _cat(f"{p}.window", ["none", "max_answers", "last_k"],
-                 "none, among ≤ min_equal+slack valid answers, or among the last min_equal+slack",
-                 when=on),
-            _int(f"{p}.slack", 0, 6, "max_answers or last_k minus min_equal",
-                 when=Condition(f"{p}.window", ("max_answers", "last_k"))),
-            _int(f"{p}.min_answers", 0, 12, "and at least this many valid answers", when=on),
-        ]
+        out += _rule_params(i)
     adaptive = Condition("schedule.adaptive", (True,))
     out += [
         _cat("vote.code_over_boxed", [True, False], "a sample with both keeps only its code answer"),
@@ -232,6 +227,30 @@ def _catalogue() -> tuple[Param, ...]:
     ]
     out += _confidence_params()
     return tuple(out)
+
+
+def _rule_prefix(i: int, kind: RuleKind) -> str:
+    """Where rule i's dimensions of `kind` are named: question_stop.rule<i>.<dim> for the
+    default rule (the names predate the registry), question_stop.rule<i>.<rule>.<dim> else."""
+    p = f"question_stop.rule{i}"
+    return p if kind.name == DEFAULT_KIND else f"{p}.{kind.name}"
+
+
+def _rule_params(i: int) -> list[Param]:
+    """Rule i of the question stop: which registered rule, then that rule's dimensions
+    (`core.policy.rules.search_dims`), active when rule i is on and of that kind."""
+    p = f"question_stop.rule{i}"
+    out = [_cat(f"{p}.rule", tuple(REGISTRY), "which question-stop rule (core/policy/rules.py)",
+                when=Condition("question_stop.n_rules", at_least=i))]
+    for kind in REGISTRY.values():
+        prefix = _rule_prefix(i, kind)
+        mine = Condition(f"{p}.rule", (kind.name,))
+        for d in search_dims(kind):
+            when = mine if d.when is None else Condition(f"{prefix}.{d.when[0]}", d.when[1])
+            out.append(Param(f"{prefix}.{d.name}", d.kind,  # type: ignore[arg-type]
+                             low=d.low, high=d.high, step=d.step, choices=d.choices, when=when,
+                             help=d.help))
+    return out
 
 
 CONF_WINDOWS = (256, 512, 1024, 2048, 4096)
@@ -300,15 +319,23 @@ def _stop_rule(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
 def _rules(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     rules = []
     for i in range(1, int(values["question_stop.n_rules"]) + 1):
-        p = f"question_stop.rule{i}"
-        m = int(values[f"{p}.min_equal"])
-        rule: dict[str, Any] = {"min_equal": m, "max_answers": None, "last_k": None,
-                                "min_answers": int(values[f"{p}.min_answers"])}
-        window = values[f"{p}.window"]
-        if window != "none":
-            rule[window] = m + int(values[f"{p}.slack"])
-        rules.append(rule)
+        kind = REGISTRY[values[f"question_stop.rule{i}.rule"]]
+        prefix = _rule_prefix(i, kind)
+        dims = {d.name: values[f"{prefix}.{d.name}"] for d in search_dims(kind)}
+        rules.append(rule_from_search(kind, dims))
     return rules
+
+
+def _rules_point(rules: tuple[QuestionRule, ...]) -> dict[str, Any]:
+    """`point_of` for the question-stop rules."""
+    v: dict[str, Any] = {}
+    for i in range(1, MAX_RULES + 1):
+        rule = rules[i - 1] if i <= len(rules) else None
+        v[f"question_stop.rule{i}.rule"] = DEFAULT_KIND if rule is None else rule.KIND
+        for kind in REGISTRY.values():
+            prefix = _rule_prefix(i, kind)
+            v.update({f"{prefix}.{k}": x for k, x in search_of_rule(kind, rule).items()})
+    return v
 
 
 def _schedule(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -492,17 +519,7 @@ def point_of(policy: Policy) -> dict[str, Any]:
         v.update({f"{p}.rule": r.rule, f"{p}.k_kth": r.k, f"{p}.k_repeated": max(2, r.k),
                   f"{p}.grace_tokens": r.grace_tokens, f"{p}.positive_only": r.positive_only,
                   f"{p}.sources": r.sources})
-    for i in range(1, MAX_RULES + 1):
-        p = f"question_stop.rule{i}"
-        rules = policy.question_stop.rules
-        rule = rules[i - 1] if i <= len(rules) else None
-        window, slack = "none", 0
-        if rule is not None and rule.max_answers is not None:
-            window, slack = "max_answers", rule.max_answers - rule.min_equal
-        elif rule is not None and rule.last_k is not None:
-            window, slack = "last_k", rule.last_k - rule.min_equal
-        v.update({f"{p}.min_equal": rule.min_equal if rule else 2, f"{p}.window": window,
-                  f"{p}.slack": slack, f"{p}.min_answers": rule.min_answers if rule else 0})
+    v.update(_rules_point(policy.question_stop.rules))
     s = policy.schedule
     ref = s.levels[s.start_level - 1]
     v.update({
@@ -754,6 +771,37 @@ def space_from_dict(data: Any, source: str) -> SearchSpace:
     return SearchSpace(base=base, params=params, fixed=fixed, source=source)
 
 
+# --------------------------------------------------------------------------- the YAML's rule block
+
+YAML_BEGIN = ("  # BEGIN question-stop rules: generated by `python -m tuner.space` "
+              "(core/policy/rules.py)")
+YAML_END = "  # END question-stop rules"
+
+
+def _flow(param: Param) -> str:
+    spec = {k: v for k, v in param.describe().items() if k != "when"}
+    return yaml.safe_dump(spec, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
+
+
+def rules_yaml() -> str:
+    """data/spaces/default.yaml's block of the question-stop rule parameters, one line each,
+    derived from the catalogue (so from the rule registry)."""
+    lines = [YAML_BEGIN]
+    for param in CATALOGUE:
+        if param.name == "question_stop.n_rules" or param.name.startswith("question_stop.rule"):
+            note = param.help + (f"; only when {param.when.describe()}" if param.when else "")
+            lines.append(f"  {param.name}: {_flow(param)}  # {note}")
+    return "\n".join(lines + [YAML_END]) + "\n"
+
+
+def with_rules_yaml(text: str) -> str:
+    """`text` (data/spaces/default.yaml) with its generated rule block replaced."""
+    start, end = text.find(YAML_BEGIN + "\n"), text.find(YAML_END + "\n")
+    if start < 0 or end < start:
+        raise ValueError("the space YAML lacks the generated-block markers")
+    return text[:start] + rules_yaml() + text[end + len(YAML_END) + 1:]
+
+
 def load_space(path: str | Path | None = None) -> SearchSpace:
     """The default space (None) or the one a YAML file describes (see docs/tuner.md).
 
@@ -772,6 +820,14 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
     except yaml.YAMLError as exc:
         raise InputError(str(p), None, f"invalid YAML: {exc}") from None
     return space_from_dict(data, str(p))
+
+
+if __name__ == "__main__":  # python -m tuner.space: rewrite default.yaml's rule block
+    old = DEFAULT_SPACE_FILE.read_text(encoding="utf-8")
+    new = with_rules_yaml(old)
+    if new != old:
+        DEFAULT_SPACE_FILE.write_text(new, encoding="utf-8")
+    print(f"{DEFAULT_SPACE_FILE}: {'rewritten' if new != old else 'up to date'}")
 
 
 __all__ = [

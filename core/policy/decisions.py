@@ -26,7 +26,6 @@ from core.policy.model import (
     CodeSeen,
     QuestionStop,
     SampleMix,
-    SampleStop,
     SampleStopRule,
     Schedule,
     SpeedLevel,
@@ -121,7 +120,7 @@ def stop_condition_token(rule: SampleStopRule, answers: Sequence[Answer]) -> int
     (the same as that answer's token when tokens do not decrease). The result for a list is
     the result for any prefix where it is not None, so a driver may call it with all answers
     of a recorded sample. The caller adds `grace_tokens` and aligns to the check grid
-    (`sample_stop_token` does both).
+    (`check_token`; `sample_should_stop` tells whether a sample at a check stops).
     """
     if rule.rule == "never":
         return None
@@ -155,9 +154,14 @@ def sample_should_stop(rule: SampleStopRule, view: SampleView) -> bool:
 
 
 def check_token(check: Check, token: int) -> int:
-    """The first check point at or after `token` (checks run at multiples of every_tokens)."""
+    """The first check point at or after `token`: the one definition of the check grid.
+
+    Checks run after every `every_tokens` generated tokens, so the grid is every_tokens,
+    2·every_tokens, …: a sample is never checked before it generated a token, and an answer or
+    a stop condition at token 0 is acted on at the first check, token every_tokens (the live
+    loop's first grid point, the replay's and the kernel's `_grid`)."""
     every = check.every_tokens
-    return -(-max(token, 0) // every) * every
+    return max(every, -(-token // every) * every)
 
 
 def read_boxes(check: Check, boxes: Sequence[Answer]) -> list[Answer]:
@@ -177,33 +181,6 @@ def read_boxes(check: Check, boxes: Sequence[Answer]) -> list[Answer]:
 def code_mode(check: Check, profile_mode: str) -> CodeSeen:
     """When a dispatched code result is seen: the check's `code_overlap`, else the profile's."""
     return check.code_mode(profile_mode)  # type: ignore[return-value]
-
-
-def sample_stop_token(rule: SampleStopRule, check: Check, answers: Sequence[Answer]) -> int | None:
-    """Token of the check at which the rule stops the sample: check_token(T + grace), or None."""
-    held = stop_condition_token(rule, answers)
-    return None if held is None else check_token(check, held + rule.grace_tokens)
-
-
-def sample_end_token(
-    stop: SampleStop, check: Check, kind: str, answers: Sequence[Answer], n_tokens: int
-) -> tuple[int, str]:
-    """Where a recorded sample of length `n_tokens` ends under the policy, and why.
-
-    Returns (token, reason), reason one of "stopped" (the kind's stop rule, at a check point
-    strictly before the natural end), "max_tokens" (the cap, when it is below n_tokens) or
-    "finished" (its own end). Answers after the end are ignored. Code-execution latency and
-    time are the driver's business; this works in tokens only.
-    """
-    if n_tokens <= stop.max_tokens:
-        end, reason = n_tokens, "finished"
-    else:
-        end, reason = stop.max_tokens, "max_tokens"
-    visible = [a for a in answers if a.token <= end]
-    at = sample_stop_token(stop.rule_for(kind), check, visible)
-    if at is not None and at < end:
-        return at, "stopped"
-    return end, reason
 
 
 # --------------------------------------------------------------------------- answers of a sample
@@ -241,28 +218,17 @@ def valid_answer(valid: ValidAnswer, answers: Sequence[Answer]) -> int | None:
 # --------------------------------------------------------------------------- question stop
 
 
-def _rule_holds(min_equal: int, max_answers: int | None, last_k: int | None, min_answers: int,
-                valid: Sequence[int]) -> bool:
-    n = len(valid)
-    if (max_answers is not None and n > max_answers) or n < min_answers or n < min_equal:
-        return False
-    window = valid[-last_k:] if last_k is not None else valid
-    return max(Counter(window).values()) >= min_equal
-
-
 def consistency_stop(
     qs: QuestionStop, level: SpeedLevel, valid_in_order: Sequence[int]
 ) -> str | None:
-    """Name of the first consistency rule that holds (e.g. "rule1:4/≤4"), "min_answers" when
+    """Name of the first question-stop rule that holds (e.g. "rule1:4/≤4"), "min_answers" when
     there are ≥ level.min_answers valid answers, else None.
 
     `valid_in_order` is the question's valid answers in `qs.order` (see
     `QuestionTracker.valid_answers_ordered`); only `last_k` rules depend on that order.
     """
     for number, rule in enumerate(qs.rules, 1):
-        if _rule_holds(
-            rule.min_equal, rule.max_answers, rule.last_k, rule.min_answers, valid_in_order
-        ):
+        if rule.holds(valid_in_order):  # the rule's registered step (core.policy.rules)
             return rule.label(number)
     if len(valid_in_order) >= level.min_answers:
         return "min_answers"
@@ -292,26 +258,6 @@ def early_timeout_count(s: Schedule, n_valid: int, n_history: int) -> int:
     if s.early_timeout_count == "history_if_none" and n_valid == 0:
         return n_history
     return n_valid
-
-
-def timeout_deadline_s(level: SpeedLevel, n_valid: int) -> float:
-    """The time after which `timeout_stop` fires with n_valid valid answers (cutoff aside):
-    it fires iff elapsed_s > this. Lets an event-driven driver schedule the next timeout."""
-    times = [e.after_s for e in level.early_timeouts if n_valid >= e.min_answers]
-    return min([level.timeout_s, *times])
-
-
-def question_stop(
-    qs: QuestionStop,
-    level: SpeedLevel,
-    valid_in_order: Sequence[int],
-    elapsed_s: float,
-    cutoff_passed: bool,
-) -> str | None:
-    """The seed's periodic question checks in their order: consistency, then timeout."""
-    return consistency_stop(qs, level, valid_in_order) or timeout_stop(
-        level, elapsed_s, len(valid_in_order), cutoff_passed
-    )
 
 
 # --------------------------------------------------------------------------- vote
@@ -671,15 +617,11 @@ __all__ = [
     "early_timeout_count",
     "past_cutoff",
     "pick_level",
-    "question_stop",
     "read_boxes",
-    "sample_end_token",
     "sample_final",
     "sample_kinds",
     "sample_should_stop",
-    "sample_stop_token",
     "stop_condition_token",
-    "timeout_deadline_s",
     "timeout_stop",
     "valid_answer",
     "vote",

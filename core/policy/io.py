@@ -29,6 +29,7 @@ import yaml
 from data import POLICIES_DIR
 from core.errors import InputError
 from core.policy.model import Policy
+from core.policy.rules import DEFAULT_KIND, REGISTRY, QuestionRule
 
 _MAX_BASE_DEPTH = 8
 
@@ -75,8 +76,22 @@ def _type_name(hint: Any) -> str:
     return str(hint)
 
 
+def _build_rule(value: Any, path: str, source: str) -> QuestionRule:
+    """A question-stop rule: the registered rule its `rule` key names (the default without)."""
+    if not isinstance(value, Mapping):
+        raise InputError(source, path, f"must be a mapping (got {type(value).__name__})")
+    name = value.get("rule", DEFAULT_KIND)
+    if name not in REGISTRY:
+        choices = ", ".join(map(repr, REGISTRY))
+        raise InputError(source, _join(path, "rule"), f"must be one of {choices} (got {name!r})")
+    rest = {k: v for k, v in value.items() if k != "rule"}
+    return _build(REGISTRY[name].cls, rest, path, source)  # type: ignore[no-any-return]
+
+
 def _convert(hint: Any, value: Any, path: str, source: str) -> Any:
     origin = typing.get_origin(hint)
+    if hint is QuestionRule:
+        return _build_rule(value, path, source)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path, source)
     if origin is Literal:
@@ -199,9 +214,12 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Policy:
 def _plain(hint: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         hints = _hints(type(value))
-        return {
+        out = {
             f.name: _plain(hints[f.name], getattr(value, f.name)) for f in dataclasses.fields(value)
         }
+        if isinstance(value, QuestionRule) and value.KIND != DEFAULT_KIND:
+            out = {"rule": value.KIND, **out}  # the default rule stays unnamed: hashes unchanged
+        return out
     if isinstance(value, tuple):
         args = typing.get_args(hint)
         inner = args[0] if args else Any

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from core.errors import InputError
+from core.policy.rules import ConsistencyRule, QuestionRule
 from core.traces import SampleKind
 
 SOURCE = "<policy>"
@@ -163,40 +164,6 @@ class SampleStop:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsistencyRule:
-    """Holds when the valid answers agree enough.
-
-    Holds iff (max_answers is None or #valid ≤ max_answers) and #valid ≥ min_answers and,
-    among the last `last_k` valid answers (all of them if last_k is None), some value
-    appears ≥ min_equal times.
-    """
-
-    min_equal: int
-    max_answers: int | None = None
-    last_k: int | None = None
-    min_answers: int = 0
-
-    def __post_init__(self) -> None:
-        _at_least("min_equal", self.min_equal, 1)
-        if self.max_answers is not None:
-            _at_least("max_answers", self.max_answers, self.min_equal)
-        if self.last_k is not None:
-            _at_least("last_k", self.last_k, self.min_equal)
-        _at_least("min_answers", self.min_answers, 0)
-
-    def label(self, number: int) -> str:
-        """Short name used as a stop reason, e.g. "rule1:4/≤4" or "rule2:4/last5/≥5"."""
-        parts = [f"rule{number}:{self.min_equal}"]
-        if self.max_answers is not None:
-            parts.append(f"≤{self.max_answers}")
-        if self.last_k is not None:
-            parts.append(f"last{self.last_k}")
-        if self.min_answers:
-            parts.append(f"≥{self.min_answers}")
-        return "/".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
 class ValidAnswer:
     """Which answer of a sample counts towards question-level consistency (one per sample)."""
 
@@ -206,10 +173,11 @@ class ValidAnswer:
 
 @dataclass(frozen=True, slots=True)
 class QuestionStop:
-    """Consistency rules over the valid answers, in `order` ("arrival" or sample "index")."""
+    """Answer-count rules (`core.policy.rules`: consistency, ...) over the valid answers, in
+    `order` ("arrival" or sample "index"); the first that holds stops the question."""
 
     order: QuestionOrder = "arrival"
-    rules: tuple[ConsistencyRule, ...] = ()
+    rules: tuple[QuestionRule, ...] = ()
     valid: ValidAnswer = field(default_factory=ValidAnswer)
     uncatchable: bool = False  # also stop once the leader cannot be caught (decisions)
 

@@ -243,7 +243,7 @@ class FastSimulator:
             _UNUSED_RS.copy(), 1, False, order_arr, order_arr.copy(), dcot, dncot, dcode, dncode,
             tr.samp, tr.ans_i, tr.ans_exec_s, tr.prob, tr.pool, enc.pi, enc.pf, self._prof,
             float(budget_s), tr.max_answers, tr.value_span, scores, totals, overtime, answered,
-            out_i, out_t, True, det_i, det_f, cg, coff, False, np.zeros(1, np.int64),
+            out_i, out_t, True, det_i, det_f, cg, coff, False, np.zeros(0, np.int64),
         )
         if not ok:
             self._raise_failed(order_arr)
@@ -363,8 +363,8 @@ class FastSimulator:
             tr.max_answers, tr.value_span, scores, totals, overtime, answered,
             np.zeros((nq, kernel.N_OUT), np.int64), np.zeros(nq, np.float64), False,
             np.zeros((1, 1, kernel.N_DET), np.int64), np.zeros((1, 1, kernel.N_SF), np.float64),
-            cg, coff, bool(paired), tokens_out if tokens_out is not None
-            else np.zeros(replicates, np.int64),
+            cg, coff, bool(paired),
+            tokens_out if tokens_out is not None else np.zeros(0, np.int64),  # none: not summed
         )
         if not ok:
             self._raise_failed(subset)

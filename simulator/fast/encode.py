@@ -22,8 +22,9 @@ Traces (`EncodedTraces`), one row per recorded sample / answer, problems in stor
 Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
   PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit).
 Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
-  rules at pi[P_OFF_RULES]: per consistency rule RULE_STRIDE values
-      (min_equal, max_answers or −1, last_k or −1, min_answers);
+  rules at pi[P_OFF_RULES]: per question-stop rule RULE_STRIDE values: RU_WINDOW (its window,
+      −1 for none) and RU_TABLE, the offset in pi of its step's table (`rule_table`):
+      (P_MAX_SLOTS + 1)² values 0/1, row n (valid answers), column m (most frequent count);
   levels at pi[P_OFF_LEVELS]: per level pi[P_LEVEL_STRIDE] values: LV_SAMPLES, LV_MIN_ANSWERS,
       LV_N_EARLY, then the early timeouts' min_answers (P_MAX_EARLY slots) from LV_EARLY, then
       the slot kinds (P_MAX_SLOTS slots, `sample_kinds` of the level) from
@@ -54,6 +55,7 @@ import numpy as np
 
 from core.hardware import HardwareProfile
 from core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
+from core.policy.rules import QuestionRule
 from core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
     CONF_ENTROPY,
     CONF_LOW_STOP,
@@ -147,7 +149,8 @@ VCONF_NONE, VCONF_INV_ENTROPY, VCONF_MEAN, VCONF_TAIL, VCONF_LOWEST = range(5)
 _VCONF = {"none": VCONF_NONE, "inv_entropy": VCONF_INV_ENTROPY, "mean": VCONF_MEAN,
           "tail": VCONF_TAIL, "lowest_group": VCONF_LOWEST}
 
-RULE_STRIDE = 4
+RU_WINDOW, RU_TABLE = range(2)
+RULE_STRIDE = 2
 LV_SAMPLES, LV_MIN_ANSWERS, LV_N_EARLY, LV_EARLY = range(4)
 
 # --------------------------------------------------------------------------- policy floats
@@ -274,6 +277,15 @@ class EncodedPolicy:
     stop_labels: tuple[dict[int, str], ...]  # per level: stop code -> the reference's label
 
 
+def rule_table(rule: QuestionRule, max_slots: int) -> list[int]:
+    """The rule's registered step at every (n valid answers, m = most frequent count) a
+    question of at most `max_slots` samples reaches, row-major, 1 where it holds: the kernel
+    looks its verdicts up here (core.policy.rules: one step for every path)."""
+    step, args = rule.kind().step, rule.step_args()
+    return [int(bool(step(n, m, *args)))
+            for n in range(max_slots + 1) for m in range(max_slots + 1)]
+
+
 def _rule_ints(rule: SampleStopRule) -> list[int]:
     return [_STOP_RULES[rule.rule], rule.k, rule.grace_tokens, int(rule.positive_only),
             _SOURCES[rule.sources]]
@@ -334,9 +346,12 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     head[P_BUDGET] = int(sched.budget is not None)
 
     body: list[int] = []
+    tables: list[int] = []
+    n_fixed = N_P_HEADER + RULE_STRIDE * len(rules) + level_stride * len(levels)
     for r in rules:
-        body += [r.min_equal, -1 if r.max_answers is None else r.max_answers,
-                 -1 if r.last_k is None else r.last_k, r.min_answers]
+        window = r.window()
+        body += [-1 if window is None else window, n_fixed + len(tables)]
+        tables += rule_table(r, max_slots)
     floats = [0.0] * N_F_HEADER
     floats[F_W_COT] = v.kind_weights.cot
     floats[F_W_CODE] = v.kind_weights.code
@@ -372,7 +387,9 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
             lab[EARLY_BASE + j] = f"early:{e.after_s:g}s/≥{e.min_answers}"
         labels.append(lab)
     floats += list(sched.thresholds_s)
-    pi = np.asarray(head + body, np.int64)
+    if len(head) + len(body) != n_fixed:
+        raise AssertionError("encode_policy: the rule tables' offsets are wrong")
+    pi = np.asarray(head + body + tables, np.int64)
     pf = np.asarray(floats, np.float64)
     return EncodedPolicy(pi=pi, pf=pf, max_slots=max_slots, stop_labels=tuple(labels))
 

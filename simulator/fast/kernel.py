@@ -11,7 +11,7 @@ less work):
 - per sample: the next token at which a check could change something, which only that sample's
   own check can move; the batch's tokens advance together, so the loop keeps a question step
   count and each sample's tokens are `steps - g0`;
-- per question: how often each valid value occurs (consistency rules without `last_k` need only
+- per question: how often each valid value occurs (question-stop rules without a window need only
   the largest count) and the consistency verdict, recomputed only when a valid answer changed;
   the thresholds already passed and the next one (the clock never goes back);
 - per call: the check-grid point of every recorded answer, the vote's small-or-round flag of
@@ -35,14 +35,19 @@ The active slots are a uint64 bit set walked in slot order with trailing-zero co
 check is found by two plain passes over the started slots (a minimum, then the due slots as a bit
 set; ended slots hold BIG, so the loops have no data-dependent branches), a check visits only the
 due slots, and no list of active slots is kept or compacted (together ~8% fewer instructions and
-a quarter fewer branch misses; hence at most MAX_SLOTS slots a question). The consistency rules' verdict for
-(#valid answers, largest count of one value) is a table (`_verdicts`), so only `last_k` windows
-are counted per check. The bootstrap's random numbers are numpy's PCG64 stepped in the kernel
-(one 128-bit multiply, no call into numpy per draw); the time thresholds end in a +inf sentinel.
-Hard-to-predict scans use selects instead of branches; slots that started together share one
-grid division; the consistency rules are skipped while no value is frequent enough, the
-timeouts while the clock is before the smallest one; a slot is made fresh in the pass that draws
-it, and one pass ends a question (vote, counts, zeroing).
+a quarter fewer branch misses; hence at most MAX_SLOTS slots a question). The question-stop
+rules' verdict for (#valid answers, largest count of one value) is a table (`_verdicts`, from
+each rule's table of its registered step), so only windows are counted per check. The
+bootstrap's random numbers are numpy's PCG64 stepped in the kernel (one 128-bit multiply, no
+call into numpy per draw); the time thresholds end in a +inf sentinel. Hard-to-predict scans
+use selects instead of branches; slots that started together share one grid division; the
+question-stop rules are skipped while no value is frequent enough, the timeouts while the clock
+is before the smallest one; a slot is made fresh in the pass that draws it, and one pass ends a
+question (vote, counts, zeroing).
+The sample stops are two slot fields, S_STOPAT (a check at or past it ends the sample) and S_TGT
+(the check it needs), into which the stop rule and the confidence stop fold as each becomes
+known (`_stop_at`): a check costs one compare for both, and a policy without confidence reads
+no confidence state at all; a replicate's tokens are summed only when the caller asks.
 """
 
 from __future__ import annotations
@@ -86,12 +91,15 @@ S_VALID = 15  # valid answer (VNONE: none)
 S_REACHED = 16  # max token over known answers
 S_SEEN = 17  # counting answers seen by the stop rule
 S_HOLD = 18  # token at which the stop rule's condition held (-1: not yet)
-S_HOLDT = 19  # check-grid point of S_HOLD + grace
+S_TGT = 19  # the sample stops' next check: min(check-grid point of S_HOLD + grace, the
+#             confidence stop token); I32_MAX while neither is known
 S_A0 = 20  # first answer row
 S_NANS = 21  # recorded answers
 S_PROMPT = 22  # prompt tokens
 S_GRACE = 23  # the kind's grace tokens
-N_S = 24
+S_STOPAT = 24  # a check at this token or later stops the sample: min(S_HOLD + grace, the
+#                confidence stop token), I32_MAX while neither is known (one compare a check)
+N_S = 25
 # columns of the per-slot float table `slf`
 SF_START, SF_END, SF_PMIN = 0, 1, 2  # PMIN: earliest pending code result (inf: none)
 N_SF = 3
@@ -159,11 +167,22 @@ def _steps_within(a: float, beta: float, gamma: float, b: int, c0: float, t: flo
 
 @njit(**_HELPER)
 def _grid(token: int, every: int) -> int:
-    """question._grid_at_or_after: the first check point at or after `token`."""
+    """decisions.check_token: the first check point at or after `token` (never 0)."""
     return max(every, -(-token // every) * every)
 
 
 # --------------------------------------------------------------------------- the tracker
+
+
+@njit(**_HELPER)
+def _stop_at(s: int, sl: np.ndarray, stop: int, target: int) -> None:
+    """A sample stop of slot `s` became known: a check at token ≥ `stop` ends the sample, and
+    its next check is due by `target` (the rule's: its grid point; the confidence stop's: the
+    token itself). The earliest of the slot's stops wins (S_STOPAT, S_TGT)."""
+    if stop < sl[s, S_STOPAT]:
+        sl[s, S_STOPAT] = stop
+    if target < sl[s, S_TGT]:
+        sl[s, S_TGT] = target
 
 
 @njit(**_HELPER)
@@ -221,7 +240,8 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
                 held = seen >= (pi[base + E.RS_K] if rule == E.STOP_KTH else 1)
             if held:
                 sl[s, S_HOLD] = reached
-                sl[s, S_HOLDT] = min(_grid(reached + sl[s, S_GRACE], every), I32_MAX)
+                _stop_at(s, sl, min(reached + sl[s, S_GRACE], I32_MAX),
+                         min(_grid(reached + sl[s, S_GRACE], every), I32_MAX))
     if pi[E.P_VALID_PREFER_CODE] != 0:
         value = sl[s, S_LC]
         if value == E.VAL_NONE:
@@ -355,15 +375,12 @@ def _any_ready(lim: float, qi: np.ndarray, gp_t: np.ndarray, gp_s: np.ndarray,
 
 
 @njit(**_HELPER)
-def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray, cft: np.ndarray) -> int:
-    """next_check_token without the armed / ready-code term, in the slot's own tokens (cft[s]:
-    the slot's confidence stop token, BIG when none)."""
-    nxt = min(sl[s, S_CAP], cft[s])
+def _base_target(s: int, sl: np.ndarray, agrid: np.ndarray) -> int:
+    """next_check_token without the armed / ready-code term, in the slot's own tokens."""
+    nxt = min(sl[s, S_CAP], sl[s, S_TGT])
     k = sl[s, S_NEXT]
     if k < sl[s, S_NANS]:
         nxt = min(nxt, agrid[np.uint32(sl[s, S_A0] + k), AN_GRID])
-    if sl[s, S_HOLD] >= 0:
-        nxt = min(nxt, sl[s, S_HOLDT])
     return nxt
 
 
@@ -390,7 +407,8 @@ def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.nda
     sl[s, S_REACHED] = 0
     sl[s, S_SEEN] = 0
     sl[s, S_HOLD] = -1
-    sl[s, S_HOLDT] = 0
+    sl[s, S_TGT] = I32_MAX
+    sl[s, S_STOPAT] = I32_MAX
     sl[s, S_A0] = sstat[row, 3]
     sl[s, S_NANS] = sstat[row, 4]
     sl[s, S_PROMPT] = sstat[row, 5]
@@ -403,7 +421,7 @@ def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.nda
 @njit(**_HELPER)
 def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int, max_batch: int,
                   prefill: float, sl: np.ndarray, slf: np.ndarray,
-                  agrid: np.ndarray, cft: np.ndarray) -> tuple[float, int]:
+                  agrid: np.ndarray) -> tuple[float, int]:
     """start_queued(): the first queued slots (always slots nstarted, nstarted + 1, ...) fill
     the free batch places after their prefill. Returns (clock, slots started so far)."""
     end = min(nslots, nstarted + max(0, max_batch - nrun))
@@ -418,7 +436,7 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
         sl[s, S_STATE] = ST_ACTIVE
         slf[s, SF_START] = now
         sl[s, S_G0] = steps
-        sl[s, S_BASE] = steps + _base_target(s, sl, agrid, cft)
+        sl[s, S_BASE] = steps + _base_target(s, sl, agrid)
     return now, end
 
 
@@ -429,19 +447,23 @@ RULE_OFF, RULE_ON_COUNT, RULE_WINDOW = 0, 1, 2
 
 
 @njit(**_HELPER)
-def _rule_applies(pi: np.ndarray, r: int, n: int, m: int) -> int:
-    """Consistency rule r with n valid answers, the most frequent value m times: RULE_OFF (it
-    cannot hold), RULE_ON_COUNT (it holds: no window, or a window over all n answers) or
-    RULE_WINDOW (its last_k window has to be counted)."""
+def _rule_holds(pi: np.ndarray, r: int, n: int, m: int) -> bool:
+    """Question-stop rule r's registered step at (n valid answers, most frequent count m),
+    looked up in its table (`encode.rule_table`)."""
     base = pi[E.P_OFF_RULES] + r * E.RULE_STRIDE
-    min_equal = pi[base]
-    max_answers = pi[base + 1]
-    last_k = pi[base + 2]
-    if (max_answers >= 0 and n > max_answers) or n < pi[base + 3] or n < min_equal:
+    return pi[pi[base + E.RU_TABLE] + n * (pi[E.P_MAX_SLOTS] + 1) + m] != 0
+
+
+@njit(**_HELPER)
+def _rule_applies(pi: np.ndarray, r: int, n: int, m: int) -> int:
+    """Question-stop rule r with n valid answers, the most frequent value m times: RULE_OFF (it
+    cannot hold: steps do not decrease in m and a window's count is at most m), RULE_ON_COUNT
+    (it holds: no window, or a window over all n answers) or RULE_WINDOW (its window has to be
+    counted)."""
+    if not _rule_holds(pi, r, n, m):
         return RULE_OFF
-    if m < min_equal:  # no value (nor any window of values) is frequent enough
-        return RULE_OFF
-    return RULE_ON_COUNT if last_k < 0 or last_k >= n else RULE_WINDOW
+    window = pi[pi[E.P_OFF_RULES] + r * E.RULE_STRIDE + E.RU_WINDOW]
+    return RULE_ON_COUNT if window < 0 or window >= n else RULE_WINDOW
 
 
 @njit(**_HELPER)
@@ -449,9 +471,9 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
             vals: np.ndarray, vcnt: np.ndarray, wcnt: np.ndarray, pi: np.ndarray,
             qtab: np.ndarray) -> int:
     """consistency_stop on the tracker's valid answers (cached until a valid answer changes).
-    Rules without last_k (or with last_k ≥ #valid) need only the largest count of one value, so
-    their verdict for (#valid, largest count) is read from `qtab` (`_verdicts`); only a `last_k`
-    window counts values, in `wcnt`, a zeroed scratch left zeroed."""
+    Rules without a window (or with one ≥ #valid) need only the largest count of one value, so
+    their verdict for (#valid, largest count) is read from `qtab` (`_verdicts`); only a window
+    counts values, in `wcnt`, a zeroed scratch left zeroed, and its rule's table decides."""
     if qi[QI_DIRTY] == 0:
         return qi[QI_QCACHE]
     n = qi[QI_NARR]
@@ -472,8 +494,7 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
             applies = _rule_applies(pi, r, n, qi[QI_MAXC])
             if applies == RULE_OFF:
                 continue
-            min_equal = pi[off + r * E.RULE_STRIDE]
-            last_k = pi[off + r * E.RULE_STRIDE + 2]
+            last_k = pi[off + r * E.RULE_STRIDE + E.RU_WINDOW]
             if applies == RULE_ON_COUNT:
                 best = qi[QI_MAXC]
             else:
@@ -497,7 +518,7 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
                         best = c
                 for i in range(n - last_k, n):
                     wcnt[vals[i]] = 0
-            if best >= min_equal:
+            if applies == RULE_ON_COUNT or _rule_holds(pi, r, n, best):
                 result = E.RULE_BASE + r + 1
                 break
     if result == E.STOP_CODE_NONE and n >= min_answers:
@@ -509,9 +530,9 @@ def _qcheck(nslots: int, min_answers: int, sl: np.ndarray, arrival: np.ndarray, 
 
 @njit(cache=True)
 def _verdicts(pi: np.ndarray) -> np.ndarray:
-    """qtab[n, m]: the consistency rules' verdict with n valid answers whose most frequent value
-    occurs m times — a stop code, STOP_CODE_NONE, or −(r + 1) when rule r is the first that
-    could hold and needs its last_k window counted (then the rules from r on decide)."""
+    """qtab[n, m]: the question-stop rules' verdict with n valid answers whose most frequent
+    value occurs m times — a stop code, STOP_CODE_NONE, or −(r + 1) when rule r is the first
+    that could hold and needs its window counted (then the rules from r on decide)."""
     ms = pi[E.P_MAX_SLOTS]
     qtab = np.zeros((ms + 1, ms + 1), np.int64)
     for n in range(ms + 1):
@@ -790,7 +811,7 @@ def _vote_confidence(nslots: int, steps: int, sl: np.ndarray, pi: np.ndarray, pf
 
 @njit(**_HELPER)
 def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.ndarray,
-             tact: np.ndarray, cft: np.ndarray, cwarm: np.ndarray, cg: np.ndarray,
+             tact: np.ndarray, cwarm: np.ndarray, cg: np.ndarray,
              coff: np.ndarray, pi: np.ndarray, pf: np.ndarray) -> int:
     """Slot s ended on its own during DeepConf's warm-up: its lowest group confidence joins
     cwarm; with the last warm-up sample the threshold is set and every slot gets its stop
@@ -804,7 +825,7 @@ def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.nda
         thr = _percentile(cwarm, nwarm, pf[E.F_CONF_PCT])
         for s2 in range(nslots):
             c = _conf_tok(cg, coff[sl[s2, S_ROW]], sl[s2, S_CAP], every, thr)
-            cft[s2] = c
+            _stop_at(s2, sl, c, c)
             if c < BIG and sl[s2, S_STATE] == ST_ACTIVE:
                 g02 = sl[s2, S_G0]
                 t2 = g02 + max(c, _grid(steps - g02 + 1, every))
@@ -828,7 +849,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     Returns (answer, time_s, stop code, slots started, slots stopped, tokens); per-slot state
     is left in `sl` / `slf`."""
     (sl, slf, tr_a, gp_t, gp_a, gp_s, arrival, qi, vals, vcnt, wcnt, tact, targets, thr,
-     cand_v, vacc, vpos, ansx, srw, sstat, wfree, qtab, cft, cwarm, cfeat) = ws
+     cand_v, vacc, vpos, ansx, srw, sstat, wfree, qtab, cwarm, cfeat) = ws
     # ansx: the workspace's copy of ans_i (int32, plus each answer's grid point), read instead
     every = pi[E.P_EVERY]
     a = prof[E.PF_A]
@@ -892,17 +913,16 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     npd = 0  # pending code results of ended slots
     stop = E.STOP_CODE_NONE
     steps = 0  # decode steps since the question started
-    # the confidence stop: cft[s] its token (BIG: none / threshold not known yet)
+    # the confidence stop: a fixed threshold gives each slot its token now (`_stop_at`), an
+    # online one once the warm-up samples ended (`_warm_up`)
     cmode = pi[E.P_CONF_STOP]
     unc = pi[E.P_UNCATCH] != 0
     nwarm = 0  # samples that ended on their own, their lowest group confidence in cwarm
-    if cmode != E.CSTOP_NONE:
+    if cmode == E.CSTOP_FIXED:
         for s in range(nslots):
-            cft[s] = BIG
-            if cmode == E.CSTOP_FIXED:
-                cft[s] = _conf_tok(cg, coff[sl[s, S_ROW]], sl[s, S_CAP], every,
-                                   pf[E.F_CONF_THRESH])
-    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx, cft)
+            c = _conf_tok(cg, coff[sl[s, S_ROW]], sl[s, S_CAP], every, pf[E.F_CONF_THRESH])
+            _stop_at(s, sl, c, c)
+    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx)
     nrun = nstarted  # active slots
     # bit s of `active`: slot s is active (iterated in slot order); tact[s]: its S_BASE between
     # checks (BIG once it ended); context tokens of the batch = ctx_off + nrun * steps
@@ -1082,7 +1102,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 npd += sl[s, S_PDN]
                 ctx_off -= sl[s, S_PROMPT] - g0
                 if cmode == E.CSTOP_ONLINE and nwarm < pi[E.P_CONF_WARMUP]:
-                    nwarm = _warm_up(s, nwarm, nslots, steps, every, sl, tact, cft, cwarm, cg,
+                    nwarm = _warm_up(s, nwarm, nslots, steps, every, sl, tact, cwarm, cg,
                                      coff, pi, pf)
                     cset = nwarm == pi[E.P_CONF_WARMUP]
                 if sl[s, S_ENDLEN] != 0:
@@ -1098,7 +1118,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     armed = True
                 extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
                 continue
-            if (sl[s, S_HOLD] >= 0 and g >= sl[s, S_HOLD] + sl[s, S_GRACE]) or g >= cft[s]:
+            if g >= sl[s, S_STOPAT]:  # the stop rule held + grace, or the confidence stop
                 sl[s, S_STATE] = ST_DONE
                 active &= ~bit
                 tact[s] = BIG
@@ -1110,14 +1130,14 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 ctx_off -= sl[s, S_PROMPT] - g0
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
-                                              prefill, sl, slf, ansx, cft)
+                                              prefill, sl, slf, ansx)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
                     ctx_off += sl[s2, S_PROMPT] - steps
                     active |= ONE << np.uint64(s2)
                     tact[s2] = sl[s2, S_BASE]
             else:
-                base = g0 + _base_target(s, sl, ansx, cft)
+                base = g0 + _base_target(s, sl, ansx)
                 sl[s, S_BASE] = base
                 tact[s] = base
             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
@@ -1134,7 +1154,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
             before = nstarted
             now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch, prefill,
-                                          sl, slf, ansx, cft)
+                                          sl, slf, ansx)
             nrun += nstarted - before
             for s in range(before, nstarted):
                 ctx_off += sl[s, S_PROMPT] - steps
@@ -1328,8 +1348,8 @@ def _workspace(pi: np.ndarray, max_answers: int, value_span: int, ans_i: np.ndar
         np.zeros(value_span, np.int32), np.zeros(ms, np.int64), np.zeros(ms, np.int64),
         np.zeros(3 + pi[E.P_MAX_EARLY], np.float64), np.zeros(2 * ms, np.int64),
         np.zeros(value_span + 1, np.float64), np.zeros(value_span + 1, np.int32), agrid, srw,
-        sstat, np.zeros(n_pend, np.float64), _verdicts(pi), np.full(ms, BIG, np.int64),
-        np.zeros(ms, np.float64), np.zeros(ms, np.float64),
+        sstat, np.zeros(n_pend, np.float64), _verdicts(pi), np.zeros(ms, np.float64),
+        np.zeros(ms, np.float64),
     )
 
 
@@ -1473,8 +1493,10 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
     scratch). Without `draw`, one competition over the given order and draws (rows of `samp` per
     question and kind; `rs` unused). Per replicate, correct answers / total time / overtime /
     correct answers given by the budget go to scores / totals / overtime / answered; per question of the last one, results go to out_i / out_t (and
-    the per-slot details to det_i / det_f with `detail`). Returns False when a served problem
-    has no recorded sample (the reference raises) or a replay stopped making progress (a bug).
+    the per-slot details to det_i / det_f with `detail`); with a non-empty `ntok`, each
+    replicate's generated tokens to ntok (an empty one: not summed). Returns False when a served
+    problem has no recorded sample (the reference raises) or a replay stopped making progress
+    (a bug).
     """
     ws = _workspace(pi, max_answers, value_span, ans_i, samp)
     nq = order.shape[0]
@@ -1507,8 +1529,9 @@ def run(rs: np.ndarray, replicates: int, draw: bool, subset: np.ndarray,
         totals[r] = total
         overtime[r] = over
         answered[r] = good
-        t = 0
-        for q in range(nq):
-            t += out_i[q, O_TOKENS]
-        ntok[r] = t  # tokens generated in the replicate
+        if ntok.shape[0] > 0:  # tokens generated in the replicate, when a caller asked
+            t = 0
+            for q in range(nq):
+                t += out_i[q, O_TOKENS]
+            ntok[r] = t
     return True

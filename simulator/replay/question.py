@@ -51,9 +51,11 @@ from core.policy import (
     consistency_stop,
     uncatchable_among,
     lowest_group,
+    check_token,
     code_mode,
     early_timeout_count,
     read_boxes,
+    sample_should_stop,
     stop_condition_token,
     timeout_stop,
     uses_confidence,
@@ -108,10 +110,6 @@ def _answer_at(trace: SampleTrace, j: int) -> Answer:
         return Answer(token=int(trace.ans_token[j]), value=CODE_FAILURE, source="code")
     value = value if value >= 0 else None  # type: ignore[assignment]
     return Answer(token=int(trace.ans_token[j]), value=value, source=source)
-
-
-def _grid_at_or_after(token: int, every: int) -> int:
-    return max(every, -(-token // every) * every)
 
 
 def replay_question(
@@ -256,8 +254,8 @@ def replay_question(
             if s.end_kind == "finished":
                 return question_check()
             return None
-        holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
-        if (holds is not None and s.g >= holds + s.rule.grace_tokens) or (
+        tracker.set_tokens(s.index, s.g)
+        if sample_should_stop(s.rule, tracker.view(s.index)) or (
             s.conf_tok is not None and s.g >= s.conf_tok
         ):
             end_sample(s, "sample_stop")
@@ -268,15 +266,16 @@ def replay_question(
         """The next token of `s` at which a check could change something."""
         nxt = s.cap
         tr = s.trace
+        grid = policy.check
         if s.next_ans < tr.n_answers:
-            nxt = min(nxt, _grid_at_or_after(int(tr.ans_token[s.next_ans]), every))
+            nxt = min(nxt, check_token(grid, int(tr.ans_token[s.next_ans])))
         holds = stop_condition_token(s.rule, tracker.view(s.index).answers)
         if holds is not None:
-            nxt = min(nxt, _grid_at_or_after(holds + s.rule.grace_tokens, every))
+            nxt = min(nxt, check_token(grid, holds + s.rule.grace_tokens))
         if s.conf_tok is not None:
-            nxt = min(nxt, max(s.conf_tok, _grid_at_or_after(s.g + 1, every)))
+            nxt = min(nxt, max(s.conf_tok, check_token(grid, s.g + 1)))
         if armed_global or any(p[0] <= max(now, noticed) + _EPS for p in s.pending):
-            nxt = min(nxt, _grid_at_or_after(s.g + 1, every))
+            nxt = min(nxt, check_token(grid, s.g + 1))
         return max(nxt, s.g + 1) if nxt > s.g else s.g
 
     def absorb_ended_code() -> str | None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+import typing
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rule_strategies import question_rules
 
 from simulator.fast import FastSimulator
 from core.hardware import HardwareProfile, Provenance, load_profile
@@ -31,7 +33,6 @@ from simulator.replay import (
 from core.policy import (
     Check,
     ConfidenceStop,
-    ConsistencyRule,
     EarlyTimeout,
     KindWeights,
     Policy,
@@ -46,6 +47,7 @@ from core.policy import (
     Vote,
     load_policy,
 )
+from core.policy.model import StopRuleName
 from core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
@@ -220,22 +222,11 @@ def problem_sets(draw: st.DrawFn) -> list[ProblemTrace]:
 
 @st.composite
 def stop_rules(draw: st.DrawFn) -> SampleStopRule:
-    rule = draw(st.sampled_from(["first_answer", "first_code_success", "kth_answer",
-                                 "repeated_answer", "never"]))
+    rule = draw(st.sampled_from(typing.get_args(StopRuleName)))
     k = draw(st.integers(2 if rule == "repeated_answer" else 1, 3))
     return SampleStopRule(rule=rule, k=k, grace_tokens=draw(st.sampled_from([0, 0, 7, 40])),
                           positive_only=draw(st.booleans()),
                           sources=draw(st.sampled_from(["any", "boxed", "code"])))
-
-
-@st.composite
-def consistency_rules(draw: st.DrawFn) -> ConsistencyRule:
-    m = draw(st.integers(1, 4))
-    return ConsistencyRule(
-        min_equal=m, max_answers=draw(st.one_of(st.none(), st.integers(m, m + 4))),
-        last_k=draw(st.one_of(st.none(), st.integers(m, m + 3))),
-        min_answers=draw(st.integers(0, 5)),
-    )
 
 
 @st.composite
@@ -310,7 +301,7 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
                                confidence=cstop),
         question_stop=QuestionStop(
             order=draw(st.sampled_from(["arrival", "index"])),
-            rules=tuple(draw(st.lists(consistency_rules(), max_size=4))),
+            rules=tuple(draw(st.lists(question_rules(), max_size=4))),
             valid=ValidAnswer(prefer_code=draw(st.booleans()), positive_only=draw(st.booleans())),
             uncatchable=uncatchable,
         ),

@@ -37,13 +37,9 @@ from core.policy import (
     policy_hash,
     policy_to_dict,
     policy_to_yaml,
-    question_stop,
-    sample_end_token,
     sample_kinds,
     sample_should_stop,
-    sample_stop_token,
     stop_condition_token,
-    timeout_deadline_s,
     timeout_stop,
     valid_answer,
     vote,
@@ -406,24 +402,19 @@ def test_grace_and_check_grid() -> None:
     assert sample_should_stop(rule, SampleView(0, "cot", 130, answers))
     assert not sample_should_stop(rule, SampleView(0, "cot", 10_000, (B(30, None),)))
     grid = Check(20)
-    assert [check_token(grid, t) for t in (0, 1, 20, 21, 130)] == [0, 20, 20, 40, 140]
-    assert sample_stop_token(rule, grid, answers) == 140
-    assert sample_stop_token(SampleStopRule("never"), grid, answers) is None
+    # the grid is 20, 40, …: nothing is checked at token 0 (an answer there waits for token 20)
+    assert [check_token(grid, t) for t in (0, 1, 20, 21, 130)] == [20, 20, 20, 40, 140]
+    held = stop_condition_token(rule, answers)
+    assert held is not None and check_token(grid, held + rule.grace_tokens) == 140
 
 
-def test_sample_end_token() -> None:
-    stop = SEED.sample_stop
-    grid = SEED.check
-    assert sample_end_token(stop, grid, "cot", [B(33, 5)], 5000) == (40, "stopped")
-    assert sample_end_token(stop, grid, "cot", [B(4990, 5)], 5000) == (5000, "finished")
-    assert sample_end_token(stop, grid, "cot", [], 5000) == (5000, "finished")
-    assert sample_end_token(stop, grid, "code", [B(33, 5)], 5000) == (5000, "finished")
-    code_answers = [C(2000, 0), C(3000, 12)]
-    assert sample_end_token(stop, grid, "code", code_answers, 5000) == (3000, "stopped")
-    capped = dataclasses.replace(stop, max_tokens=1000)
-    assert sample_end_token(capped, grid, "cot", [B(1500, 5)], 5000) == (1000, "max_tokens")
-    assert sample_end_token(capped, grid, "cot", [B(999, 5)], 5000) == (1000, "max_tokens")
-    assert sample_end_token(capped, grid, "cot", [B(979, 5)], 5000) == (980, "stopped")
+def test_check_grid_is_one_definition() -> None:
+    """The kernel's grid and the reference's are `check_token` (token 0 included)."""
+    from simulator.fast.kernel import _grid
+
+    for every in (1, 7, 20):
+        for token in range(0, 3 * every + 2):
+            assert _grid(token, every) == check_token(Check(every), token)
 
 
 answers_st = st.lists(
@@ -569,33 +560,7 @@ def test_timeouts() -> None:
     assert timeout_stop(level, 659.0, 2, False) is None
     assert timeout_stop(level, 660.5, 0, False) == "timeout"
     assert timeout_stop(level, 10.0, 0, True) == "cutoff"
-    assert timeout_deadline_s(level, 2) == 660 and timeout_deadline_s(level, 5) == 540
-    qs = SEED.question_stop
-    assert question_stop(qs, level, [5, 5, 5, 5], 700.0, True) == "rule1:4/≤4"
-    assert question_stop(qs, level, [5, 6], 700.0, False) == "timeout"
-    assert question_stop(qs, level, [5, 6, 7], 700.0, False) == "early:600s/≥3"
-    assert question_stop(qs, level, [5, 6, 7], 10.0, False) is None
     assert not past_cutoff(SEED.schedule, 17820.0) and past_cutoff(SEED.schedule, 17820.5)
-
-
-levels_st = st.builds(
-    SpeedLevel,
-    st.just("l"),
-    st.integers(1, 20),
-    st.integers(1, 20),
-    st.floats(1, 1000),
-    st.lists(st.builds(EarlyTimeout, st.floats(1, 1000), st.integers(0, 10)), max_size=4).map(
-        tuple
-    ),
-)
-
-
-@given(levels_st, st.floats(0, 1200), st.integers(0, 20))
-def test_timeout_deadline_agrees_with_timeout_stop(
-    level: SpeedLevel, elapsed: float, n_valid: int
-) -> None:
-    fires = timeout_stop(level, elapsed, n_valid, False) is not None
-    assert fires == (elapsed > timeout_deadline_s(level, n_valid))
 
 
 monotone_rules_st = st.lists(

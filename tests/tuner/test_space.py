@@ -210,3 +210,30 @@ def test_fingerprint_changes_with_the_space(tmp_path: Path) -> None:
     a = load_space(_write(tmp_path, "params: {schedule.samples: {low: 8, high: 16}}\n", "a.yaml"))
     b = load_space(_write(tmp_path, "params: {schedule.samples: {low: 8, high: 17}}\n", "b.yaml"))
     assert a.fingerprint() != b.fingerprint() != default_space().fingerprint()
+
+
+def test_default_yaml_rule_block_is_generated_from_the_registry() -> None:
+    """A rule registered in core/policy/rules.py but missing from the YAML fails here (and in
+    test_default_yaml_documents_exactly_the_catalogue)."""
+    from core.policy.rules import REGISTRY
+    from tuner.space import with_rules_yaml
+
+    text = DEFAULT_SPACE_FILE.read_text(encoding="utf-8")
+    assert with_rules_yaml(text) == text, "run `python -m tuner.space`"
+    for name in REGISTRY:
+        assert name in text
+
+
+def test_every_registered_rule_is_searched() -> None:
+    """Each registered question-stop rule is a choice of every rule slot, and a point that picks
+    it builds a policy holding that rule."""
+    from core.policy.rules import REGISTRY
+
+    space = default_space()
+    for name in REGISTRY:
+        values = point_of(space.base)
+        values.update({"question_stop.n_rules": 1, "question_stop.rule1.rule": name})
+        active = {p.name for p in CATALOGUE if space.is_active(p, values)}
+        assert "question_stop.rule1.rule" in active
+        policy = space.policy(values)
+        assert [r.KIND for r in policy.question_stop.rules] == [name]
