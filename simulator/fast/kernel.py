@@ -1081,7 +1081,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             g0 = sl[s, S_G0]
             g = steps - g0
             if steps != tt[s]:
-                if not (armed or slf[s, SF_PMIN] <= lim or g >= cft[s]):
+                if not (armed or slf[s, SF_PMIN] <= lim or g >= sl[s, S_STOPAT]):
                     continue
                 if g0 != cg0:
                     cg0 = g0
