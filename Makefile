@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,9 +24,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/aimo demo
 
-# Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite;
+# ruff (bug-finding rules) and mypy (core/ and solver/), both configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Lint first; then real parts (Debian chromium, a local PostgreSQL: needs root), then the whole suite;
 # the PostgreSQL is stopped afterwards, whatever the outcome (trap).
-test: $(STAMP) $(TRAIN_STAMP)
+test: lint $(STAMP) $(TRAIN_STAMP)
 	trap 'bash scripts/ci-postgres.sh stop >&2 || true' EXIT; \
 	env $$(bash scripts/test-services.sh) $(BIN)/python -m pytest -q
 

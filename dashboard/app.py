@@ -30,7 +30,7 @@ def _unshadow_data_package() -> None:
 
 _unshadow_data_package()
 
-import streamlit as st
+import streamlit as st  # noqa: E402 - after the unshadowing above
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 

@@ -43,11 +43,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recorder.record import prompt_specs, run_record
-from solver.engines.base import Chunk, PromptSpec, SamplingSettings
-from solver.engines.lmdeploy_engine import LmdeployEngine
-from core.policy import load_policy, sample_kinds
-from core.store.compact import compact_copy
+from recorder.record import prompt_specs, run_record  # noqa: E402
+from solver.engines.base import Chunk, PromptSpec, SamplingSettings  # noqa: E402
+from solver.engines.lmdeploy_engine import LmdeployEngine  # noqa: E402
+from core.policy import load_policy, sample_kinds  # noqa: E402
+from core.store.compact import compact_copy  # noqa: E402
 
 log = logging.getLogger("device_smoke")
 PROBLEMS = REPO / "data" / "problems" / "smoke.csv"
