@@ -97,16 +97,16 @@ def write_tokenizer(out: Path, vocab_size: int) -> None:
     vocab: dict[str, int] = {}
     for i in range(vocab_size):
         if i in SPECIALS:
-            tok = SPECIALS[i]
+            symbol = SPECIALS[i]
         elif i < 256:
-            tok = alpha[i]
+            symbol = alpha[i]
         elif i - 256 < 65536:
             k = i - 256
-            tok = alpha[k // 256] + alpha[k % 256]
+            symbol = alpha[k // 256] + alpha[k % 256]
         else:
             k = i - 256 - 65536
-            tok = alpha[k // 65536] + alpha[(k // 256) % 256] + alpha[k % 256]
-        vocab[tok] = i
+            symbol = alpha[k // 65536] + alpha[(k // 256) % 256] + alpha[k % 256]
+        vocab[symbol] = i
     if len(alpha) != 256 or len(vocab) != vocab_size:
         raise ValueError(f"tokenizer: {len(alpha)} byte symbols, {len(vocab)} of {vocab_size} ids")
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
