@@ -25,9 +25,14 @@ SLOW: dict[str, str] = {
     "tests/recorder/test_resume.py": "a recording subprocess killed mid-run",
     "tests/recorder/test_shards.py": "recorder subprocesses",
     "tests/scripts/test_device_hil.py": "the whole HIL driver on the lmdeploy double",
+    "tests/simulator/test_aimo3_cli.py": "replicated competitions through the CLI",
+    "tests/simulator/test_fast_path.py": "numba compiles, compared with the reference replay",
+    "tests/simulator/test_validate.py": "hil runs on the lmdeploy double",
+    "tests/solver/test_hil.py": "hil runs on the lmdeploy double with a sandbox pool",
     "tests/solver/test_policy_fuzz.py": "hypothesis over policies",
     "tests/solver/test_sandbox.py": "real sandboxes",
     "tests/solver/test_sandbox_attacks.py": "real sandboxes",
+    "tests/store/test_spool.py": "writer subprocesses killed and locked out",
     "tests/test_bundle.py": "builds and installs the bundle",
     "tests/test_gpu_suite.py": "the GPU suite in a subprocess",
     # single tests
@@ -38,6 +43,26 @@ SLOW: dict[str, str] = {
         "a live solve recorded",
     "tests/recorder/test_importer.py::test_parser_never_crashes_and_accepts_or_names_a_field":
         "hypothesis",
+    "tests/simulator/test_livecheck.py::test_committed_loop_report_is_what_the_bundled_data_gives":
+        "replays the bundled stores",
+    "tests/solver/test_extraction.py::test_robust_streaming_equals_batch_for_any_chunking":
+        "hypothesis",
+    "tests/solver/test_extraction.py::test_exact_streaming_equals_batch_for_any_chunking":
+        "hypothesis",
+    "tests/solver/test_extraction.py::test_streaming_equals_batch_exhaustively_on_small_texts":
+        "every text over small alphabets",
+    "tests/solver/test_loop.py::test_the_live_solver_imports_neither_simulator_nor_recorder":
+        "a fresh interpreter",
+    "tests/solver/test_loop.py::test_code_runs_without_blocking_the_stream": "sandboxed code runs",
+    "tests/store/test_store.py::test_writer_and_reader_processes_run_concurrently":
+        "writer and reader processes",
+    "tests/store/test_store.py::test_killed_writer_resumes_without_duplicates": "a killed writer",
+    "tests/store/test_store.py::test_small_tables_are_compacted_without_changing_what_loads":
+        "compacts a store",
+    "tests/store/test_store.py::test_lock_timeout_raises_store_busy_naming_the_file":
+        "waits out a lock held by another process",
+    "tests/store/test_store.py::test_reader_waits_for_a_writer_lock_then_reads":
+        "waits out a lock held by another process",
     "tests/recorder/test_step_latency.py::test_measure_fake_end_to_end_writes_a_loadable_profile":
         "a measured grid on the lmdeploy double",
     "tests/recorder/test_summary.py::test_synthetic_store_summary_matches_an_independent_count":
