@@ -34,6 +34,9 @@ SLOW: dict[str, str] = {
     "tests/solver/test_sandbox_attacks.py": "real sandboxes",
     "tests/store/test_spool.py": "writer subprocesses killed and locked out",
     "tests/test_bundle.py": "builds and installs the bundle",
+    "tests/test_fidelity.py": "the live solver against the simulator, one run on the wall clock",
+    "tests/tuner/test_tpe.py": "optuna studies",
+    "tests/tuner/test_tune.py": "optuna studies, worker processes",
     "tests/test_gpu_suite.py": "the GPU suite in a subprocess",
     # single tests
     "tests/dashboard/test_charts.py::test_importing_charts_and_the_package_does_not_import_streamlit":
@@ -69,6 +72,12 @@ SLOW: dict[str, str] = {
         "a full-size synthetic store",
     "tests/recorder/test_synth.py::test_default_store_meets_every_calibration_target":
         "a full-size synthetic store",
+    "tests/recorder/test_synth.py::test_default_store_is_one_complete_synthetic_run":
+        "a full-size synthetic store",
+    "tests/recorder/test_synth.py::test_default_store_has_no_confidence":
+        "a full-size synthetic store",
+    "tests/tuner/test_space.py::test_every_suggested_point_builds_a_valid_policy":
+        "optuna samplers over the whole space",
     "tests/recorder/test_synth.py::test_other_profiles_meet_their_own_targets": "full-size stores",
     "tests/recorder/test_synth.py::test_long_reasoning_store_with_confidence_meets_every_target":
         "a full-size store with confidences",
