@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,11 +24,22 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/aimo demo
 
-# Real parts first (Debian chromium, a local PostgreSQL: needs root), then the whole suite;
+# ruff (bug-finding rules) and mypy (core/ and solver/), both configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Lint first; then real parts (Debian chromium, a local PostgreSQL: needs root), then the whole suite;
 # the PostgreSQL is stopped afterwards, whatever the outcome (trap).
-test: $(STAMP) $(TRAIN_STAMP)
+test: lint $(STAMP) $(TRAIN_STAMP)
 	trap 'bash scripts/ci-postgres.sh stop >&2 || true' EXIT; \
 	env $$(bash scripts/test-services.sh) $(BIN)/python -m pytest -q
+
+# The pure suite: no sandboxed runs, compiles, torch, subprocess CLIs, browser, PostgreSQL, GPU,
+# network or wall-clock deadlines (markers in pyproject.toml); `make test` runs everything.
+FAST := not (slow or browser or postgres or gpu or network or realtime)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(FAST)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_store.py

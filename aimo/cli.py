@@ -13,6 +13,7 @@ import typer
 
 from core.settings import ENV
 from aimo.runs_cmd import runs_app
+from aimo.build_random_cmd import build_random
 from core.errors import InputError
 
 # Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
@@ -204,7 +205,7 @@ def simulate(
 
 app.add_typer(runs_app, name="runs")
 
-profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU.")
+profile_app = typer.Typer(no_args_is_help=True, help="Hardware time-model profiles: list, show, bind to a store, fit from a recording, measure on a GPU, build a random-weight model to measure.")
 app.add_typer(profile_app, name="profile")
 
 
@@ -408,6 +409,9 @@ def profile_measure(
     typer.echo(f"prefill_s_per_token {prof.prefill_s_per_token:g} "
                f"({'measured' if 'measured, median' in prof.provenance.notes else 'from ' + base})")
     typer.echo(f"wrote {path}")
+
+
+profile_app.command("build-random")(build_random)
 
 
 @app.command()

@@ -31,7 +31,6 @@ import os
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -234,7 +233,6 @@ def _bench(args: argparse.Namespace, tmp: Path) -> int:
     os.environ["AIMO_DASHBOARD_TRACES"] = str(store)
     os.environ["AIMO_DASHBOARD_STORAGE"] = journal
     os.environ["AIMO_DASHBOARD_STUDY"] = study
-    sys.path.insert(0, str(ROOT))
 
     import warnings
 

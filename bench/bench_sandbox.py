@@ -57,7 +57,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 r = fn(code)
                 times[(m, s)].append((time.perf_counter() - t0) * 1000)
-                assert getattr(r, "ok"), r
+                assert r.ok, r
     print(f"{'mode':<14}{'snippet':<14}{'median ms':>10}{'p90 ms':>10}")
     for (m, s), ts in times.items():
         ts.sort()

@@ -108,7 +108,7 @@ def make_vocab(rng: np.random.Generator, size: int = 8000) -> pa.Array:
     LaTeX and newlines), as an Arrow string array; frequent tokens come first."""
     letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
     pieces = []
-    for i in range(size):
+    for _ in range(size):
         word = letters[rng.integers(0, 26, int(rng.integers(1, 9)))].tobytes().decode()
         pieces.append((" " if rng.random() < 0.7 else "") + word)
     pieces[:12] = [" the", ",", ".", "\n", " of", " =", " $", "\\", "{", "}", " x", "2"]

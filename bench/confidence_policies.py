@@ -19,28 +19,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from simulator.fast import FastSimulator  # noqa: E402
-from core.hardware import load_profile  # noqa: E402
-from core.policy import Policy, load_policy  # noqa: E402
-from core.store import load_problem_traces  # noqa: E402
-from tuner.cli_impl import run_tune  # noqa: E402
-from tuner.export import policy_of  # noqa: E402
-from tuner.objective import COMPETITION_QUESTIONS, ObjectiveSpec  # noqa: E402
-from tuner.space import SearchSpace, load_space, space_for_store  # noqa: E402
-from tuner.study import (  # noqa: E402
+from simulator.fast import FastSimulator
+from core.hardware import load_profile
+from core.policy import Policy, load_policy
+from core.store import load_problem_traces
+from tuner.cli_impl import run_tune
+from tuner.export import policy_of
+from tuner.objective import COMPETITION_QUESTIONS, ObjectiveSpec
+from tuner.space import SearchSpace, load_space, space_for_store
+from tuner.study import (
     StudyPlan, TuneConfig, heldout_spec, objective_spec, open_storage, plan_studies,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 WITHOUT = REPO / "data" / "spaces" / "without-time-aware.yaml"
 PRESET_ROWS = ("seed-2nd-place", "majority-n", "first-answer", "aimo3-winner", "deepconf-online")
 

@@ -1,11 +1,11 @@
 """Cost of per-token logprobs on lmdeploy's PyTorch engine at 14B scale (issue 17), on the GPU.
 
 Starts one engine with `PytorchEngineConfig(logprobs_mode='raw_logprobs')` on the 14B-shaped
-random-weight model (`scripts/device_profile_14b.py build`) and runs the same cells (b sequences
+random-weight model (`aimo profile build-random`) and runs the same cells (b sequences
 × prompt tokens, ignore-EOS decode) alternately with `GenerationConfig(logprobs=None)` and
 `logprobs=K`, measuring the decode step time over the window where all b sequences decode
 (`recorder.step_latency.window_rows`, as the profiles are measured). The engine-without-the-mode
-baseline is the profile measured in the same device call (`device_profile_14b.py measure`).
+baseline is the profile measured in the same device call (`aimo profile measure`).
 Prints a table and writes `logprobs-cost.json` to --out. `--fake` runs it on CPU against the
 lmdeploy test double (pipeline check only; its figures mean nothing).
 """
@@ -20,10 +20,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 CELLS = ((16, 512), (32, 512), (32, 2048), (16, 8192))
 

@@ -30,7 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_bootstrap(store: Path, replicates: int, policy_spec: str = "seed-2nd-place") -> None:
     """The measured work: one warm-up competition, then `replicates` more."""
-    sys.path.insert(0, str(REPO))
     from simulator.fast import FastSimulator
     from core.hardware import load_profile
     from core.policy import load_policy

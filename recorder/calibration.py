@@ -149,7 +149,7 @@ def attractor_share(d: RunData) -> float | None:
     """Median, over problems at most half right with >= 5 wrong finals, of the top wrong value's share."""
     shares = []
     acc = _per_problem_accuracy(d.stats)
-    for problem_id, group in d.stats[d.stats["problem_id"].isin(acc[acc <= 0.5].index)].groupby("problem_id"):
+    for _, group in d.stats[d.stats["problem_id"].isin(acc[acc <= 0.5].index)].groupby("problem_id"):
         finals = group["final_value"].dropna()
         wrong = finals[finals != group["truth"].iloc[0]]
         if len(wrong) >= 5:

@@ -629,7 +629,7 @@ def import_traces(
         InputError: `out` is not a trace store, `run_id` already exists in it (without `resume`),
             or cannot be written.
     """
-    from core.store import ProblemRow, TraceWriter
+    from core.store import ProblemRow
 
     pcsv, sjsonl = Path(problems_csv), Path(samples_jsonl)
     errors: list[LineError] = []

@@ -1,8 +1,8 @@
 """Hardware-in-the-loop (HIL) runs on the lent GPU, in ONE device call (issue 15, docs/hil.md).
 
 On the GPU machine, after the device preamble of docs/gpu-notes.md (lmdeploy prepared), this:
-  1. builds the 14B-shaped random-weight model (`scripts/device_profile_14b.py build`), unless
-     `--model` already holds one;
+  1. builds the 14B-shaped random-weight model (`aimo profile build-random`), unless `--model`
+     already holds one;
   2. starts ONE `LmdeployEngine` (PyTorch, quant_policy 8, ignore_eos, max_batch 32, cache 0.9,
      prefix caching off, the bare prompt as chat template — the measured profile's settings) and
      keeps it for every step below (an engine start costs 60–70 s: one is all the call affords);
@@ -25,7 +25,8 @@ its results when it ends, and a failed step does not stop the ones that do not n
 `--fake` runs every step on CPU against the lmdeploy test double (tests/helpers/fake_lmdeploy.py,
 a fixed 2 ms step): the pure-Python parts (store, scale choice, hil runs, validation, files).
 
-Device command (see docs/hil.md for the preamble): `timeout 560 python3 scripts/device_hil.py
+Device command (see docs/hil.md for the preamble, which puts the repo root on PYTHONPATH; the
+project is imported as installed, never by path): `timeout 560 python3 scripts/device_hil.py
 --out $OUT --until $(( $(date +%s) + 550 ))`.
 """
 
@@ -49,12 +50,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from data import POLICIES_DIR
 
 log = logging.getLogger("device_hil")
 
-POLICIES = ("seed-2nd-place", str(REPO / "data/policies/olympiad-tuned.yaml"), "majority-n")
+POLICIES = ("seed-2nd-place", str(POLICIES_DIR / "olympiad-tuned.yaml"), "majority-n")
 SCALES = (0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02, 0.015, 0.01)
 BASE_PROFILE = "h200-14b-w4kv8"
 COMMIT_S = 0.15  # per question: the recorder's commit and the session's bookkeeping (gpu-notes)
@@ -116,7 +116,8 @@ def build_model(model: Path, fake: bool) -> dict[str, Any]:
             "model_type": "qwen2", "num_hidden_layers": 48, "hidden_size": 5120, "vocab_size": 152064,
             "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}}))
         return {"model": str(model), "built": "fake config"}
-    cmd = [sys.executable, str(REPO / "scripts/device_profile_14b.py"), "build", "--dir", str(model)]
+    # in a child process: the builder's CUDA tensors are freed before the engine starts
+    cmd = [sys.executable, "-m", "aimo.cli", "profile", "build-random", "--dir", str(model)]
     subprocess.run(cmd, check=True, timeout=200)
     return {"model": str(model), "built": True}
 

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
+from core.hardware import load_profile
+from simulator.livecheck import LiveCheck
+from simulator.validate import plot as validation_plot
+from simulator.validate import read_live_run, validate
+from core.store import load_problem_traces, read_connection
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from core.hardware import load_profile  # noqa: E402
-from simulator.livecheck import LiveCheck  # noqa: E402
-from simulator.validate import plot as validation_plot  # noqa: E402
-from simulator.validate import read_live_run, validate  # noqa: E402
-from core.store import load_problem_traces, read_connection  # noqa: E402
-
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"
 LIVE = REPO / "data/traces/olympiad-live.duckdb"
 SEED_JSON = REPO / "data/measurements/olympiad-loop/live-seed-2nd-place.json"

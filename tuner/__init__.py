@@ -25,7 +25,7 @@ _EXPORTS = {
     "export_policy": "tuner.export",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

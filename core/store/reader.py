@@ -136,7 +136,7 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: dict) -> pa.Table
 
 def _column(table: pa.Table, name: str, dtype: type) -> np.ndarray:
     """One column as a read-only numpy array of `dtype`; NULL floats become NaN."""
-    values = np.asarray(table.column(name).to_numpy(), dtype=dtype)
+    values: np.ndarray = np.asarray(table.column(name).to_numpy(), dtype=dtype)
     values.flags.writeable = False
     return values
 

@@ -382,9 +382,9 @@ class LmdeployQuestionStream:
                     if self.reader_error is not None:
                         raise RuntimeError("lmdeploy stream failed") from self.reader_error
                     return
-                chunk = self._to_chunk(t, response)
-                if chunk is not None:
-                    yield chunk
+                converted = self._to_chunk(t, response)
+                if converted is not None:
+                    yield converted
             self._reissue_due()
 
     async def _wait(self) -> None:

@@ -453,7 +453,7 @@ class _QuestionLoop:
             if known and len(known) == len(runs):  # results with known times (replay)
                 now = max(now, min(known))
             elif not any(r.ready(now) for r in runs):
-                waits = [asyncio.ensure_future(r.wait()) for r in runs]
+                waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(r.wait()) for r in runs]
                 waits.append(asyncio.ensure_future(self.forced_event.wait()))
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

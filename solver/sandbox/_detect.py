@@ -25,7 +25,7 @@ def candidates() -> list[Isolation]:
     return [*([full] if os.geteuid() == 0 else []), base, Isolation()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def works(isolation: Isolation, python: str) -> bool:
     """Does a trivial snippet run correctly under `isolation` with this interpreter?"""
     result = execute("print('ok')", _TRIAL_LIMITS, isolation, python)

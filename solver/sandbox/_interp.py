@@ -18,7 +18,7 @@ _QUERY = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def required_paths(python: str) -> tuple[str, ...]:
     """Real paths the interpreter reads at startup and import time (its prefixes and sys.path)."""
     out = subprocess.run(
@@ -41,7 +41,7 @@ def hidden_root(path: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exposures(python: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(hidden dir, paths under it to bind back) pairs; nested paths folded into their parent."""
     groups: dict[str, list[str]] = {}

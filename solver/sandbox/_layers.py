@@ -58,7 +58,7 @@ def _elf_interpreter(path: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exec_paths(python: str) -> tuple[str, ...]:
     """Files the snippet may execute under Landlock: the interpreter and its dynamic loader."""
     real = os.path.realpath(python)

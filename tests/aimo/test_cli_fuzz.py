@@ -9,7 +9,6 @@ refused ranges so that one example stays short."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

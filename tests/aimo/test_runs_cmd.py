@@ -109,7 +109,7 @@ def test_delete_and_mark_failed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["list", "flush"])
 def test_runs_commands_commit_a_spool(tmp_path: Path, command: str) -> None:
-    from core.store import ProblemRow, TraceWriter, spool
+    from core.store import TraceWriter, spool
     from core.traces import RunInfo
     from tests.store.store_worker import question_frames
 

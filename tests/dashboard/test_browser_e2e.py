@@ -79,10 +79,10 @@ def chromium_binary() -> str | None:
 
 
 CHROMIUM = chromium_binary()
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     CHROMIUM is None and os.environ.get("CI") != "true",
     reason="Chromium not installed (run scripts/ci-chromium.sh); required when CI=true",
-)
+)]
 
 
 def free_port() -> int:

@@ -211,10 +211,10 @@ class FakePipeline:
                 n = done_tokens[i]
                 if aborted:
                     reason, text = "abort", ""
-                elif n >= len(scripts[i]):
+                elif n >= len(scripts[i]) and not configs[i].ignore_eos:
                     reason, text = "stop", ""
-                else:
-                    text = scripts[i][n]
+                else:  # with ignore_eos, decoding goes on past the script's end (its EOS)
+                    text = scripts[i][n] if n < len(scripts[i]) else f"w{n} "
                     done_tokens[i] = n = n + 1
                     steps = [m.logprob_script(i, n - 1, ks[i])] if ks[i] else None
                     reason = "length" if n >= configs[i].max_new_tokens else None

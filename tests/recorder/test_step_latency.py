@@ -5,10 +5,8 @@ against the lmdeploy test double."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,21 +224,6 @@ def test_measure_grid_skips_what_does_not_fit_and_stops_on_failure() -> None:
     assert "skipped" in sl.describe_event(events[0]) and "FAILED" in sl.describe_event(events[1])
     assert sl.default_warmups(sl.GRIDS["quick"]) == (
         sl.Cell(1, 256), sl.Cell(8, 256), sl.Cell(32, 256), sl.Cell(1, 16384))
-
-
-def test_14b_script_measures_and_fits_with_the_shared_logic(tmp_path) -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "device_profile_14b.py"
-    out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(script), "measure", "--model", str(tmp_path),
-                          "--out", str(out), "--fake", "--cells", "1x256,4x512,2x1024",
-                          "--new-tokens", "48"], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    rows = sl.read_rows_csv(out / "steps.csv")
-    assert {(r.batch, r.prompt_tokens) for r in rows} == {(1, 256), (4, 512), (2, 1024)}
-    fit = subprocess.run([sys.executable, str(script), "fit", str(out / "steps.csv")],
-                         capture_output=True, text=True, timeout=120)
-    assert fit.returncode == 0, fit.stderr
-    assert "a+beta*b+gamma*C: a=" in fit.stdout and "rel err median" in fit.stdout
 
 
 # ------------------------------------------------------------------------------------------- CLI

@@ -79,7 +79,7 @@ def test_shipped_yaml_report_matches_the_model(name: str) -> None:
 
 def test_shipped_published_profiles_equal_their_derivation() -> None:
     for name, derived in derive_published_profiles().items():
-        assert load_profile(name) == derived, f"run: python -m core.hardware.calibrate --write"
+        assert load_profile(name) == derived, "run: python -m core.hardware.calibrate --write"
 
 
 @pytest.mark.parametrize("name", ["l4x4-14b-w4kv8", "l4x4-14b-w4kv16", "l4x4-14b-fp16"])

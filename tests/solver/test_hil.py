@@ -126,7 +126,7 @@ def test_code_results_arrive_after_the_recorded_run_time(fake, store, tmp_path) 
                            " c.n_tokens >= a.token_pos) FROM answers a WHERE a.run_id = ? AND "
                            "a.source = 'code' ORDER BY a.problem_id, a.t_s", [info.run_id]).fetchall()
     assert code
-    for pid, _, _, t_s, exec_ms, block_t in code:
+    for _, _, _, t_s, exec_ms, block_t in code:
         assert t_s >= block_t + exec_ms / 1000.0 - 0.005
     # one worker: a question's runs never overlap (each starts when the previous ended)
     for pid in PROBLEMS:

@@ -193,11 +193,8 @@ def test_watchdog_stops_a_stalled_question_past_the_cutoff() -> None:
     texts = [["x "] * 1000, ["y "] * 1000]
     stream = WallStream(texts, dt=0.005, stall_after=0.1)
     opts = LoopOptions(watchdog_grace_s=0.1, watchdog_poll_s=0.02, drain_timeout_s=0.5)
-    t0 = time.monotonic()
     out = _question(WallEngine(stream), ("cot", "cot"), MAJORITY, cutoff_in_s=0.2, options=opts)
-    wall = time.monotonic() - t0
-    assert out.stop_reason == "cutoff"
-    assert 0.3 <= wall < 1.5
+    assert out.stop_reason == "cutoff"  # without the watchdog the stalled stream never ends
     assert out.answer == MAJORITY.vote.fallback
     assert all(s.end == "question_stop" for s in out.samples)
 

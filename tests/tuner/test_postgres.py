@@ -26,9 +26,9 @@ CI_URL = "postgresql://aimo:aimo@127.0.0.1:55432/aimo_tune"  # what scripts/ci-p
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 URL = os.environ.get("AIMO_PG_URL") or (CI_URL if IN_CI else None)
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.postgres, pytest.mark.skipif(
     URL is None, reason="no PostgreSQL: set AIMO_PG_URL (scripts/ci-postgres.sh starts one)"
-)
+)]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 JOIN = """
