@@ -194,7 +194,7 @@ def register(kind: RuleKind) -> RuleKind:
     defaults as declared, validated on construction); returns it as registered."""
     if kind.name in REGISTRY:
         raise ValueError(f"question-stop rule {kind.name!r} registered twice")
-    fields: list[tuple[str, Any, Any]] = []
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for p in kind.params:
         hint: Any = p.type | None if p.optional else p.type
         default = None if p.optional and p.default is REQUIRED else p.default
