@@ -14,16 +14,14 @@ from typing import Any
 from solver.engines.base import Chunk, Engine, FinishReason, PromptSpec, QuestionStream, SamplingSettings
 from solver.engines.replay import (
     PacedStream,
-    PaceModel,
     RecordedCode,
     ReplayEngine,
     SampleScript,
-    TimeModel,
     Wake,
     recorded_samples,
     script_from_trace,
 )
-from solver.engines.synthetic import SyntheticEngine, SyntheticParams
+from solver.engines.synthetic import SyntheticEngine, SyntheticParams, default_pace_profile
 
 LMDEPLOY_BACKENDS = ("turbomind", "pytorch")
 
@@ -56,7 +54,6 @@ __all__ = [
     "Engine",
     "EngineUnavailable",
     "FinishReason",
-    "PaceModel",
     "PacedStream",
     "PromptSpec",
     "QuestionStream",
@@ -66,8 +63,8 @@ __all__ = [
     "SamplingSettings",
     "SyntheticEngine",
     "SyntheticParams",
-    "TimeModel",
     "Wake",
+    "default_pace_profile",
     "lmdeploy_engine_class",
     "recorded_samples",
     "script_from_trace",
