@@ -298,14 +298,10 @@ class PacedStream:
 
 
 def recorded_samples(problem: ProblemTrace, kinds: Sequence[str]) -> tuple[SampleTrace, ...]:
-    """Which recorded samples fill slots of the given kinds: the simulator's draw
-    (`core.draws.recorded_draw(problem).take(kinds)`), with a problem without recordings
-    reported as an `InputError` naming it."""
-    try:
-        return recorded_draw(problem).take(kinds)
-    except ValueError:
-        raise InputError(problem.run_id, f"problem {problem.problem_id}",
-                         "no recorded samples") from None
+    """Which recorded samples fill slots of the given kinds: the simulator's draw,
+    `core.draws.recorded_draw(problem).take(kinds)` (`NoRecordedSamples` for a problem without
+    recordings)."""
+    return recorded_draw(problem).take(kinds)
 
 
 def script_from_trace(trace: SampleTrace) -> SampleScript:
