@@ -22,7 +22,7 @@ Sub-commands:
            and a per-sequence context term, and (with --write) the profile YAML + CSV copy.
 
 The measuring and fitting logic (grid, decode window, least squares, calibration points) lives in
-recorder/step_latency.py, shared with `aimo profile measure` (any model); this script keeps the
+recorder/profiling/, shared with `aimo profile measure` (any model); this script keeps the
 14B-specific build, grid choice and notes.
 
 Device command (docs/gpu-notes.md, "14B step-latency profile"): build, then measure with
@@ -49,16 +49,25 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recorder import step_latency as sl  # noqa: E402 - after the path set-up
+from recorder import profiling as sl  # noqa: E402 - after the path set-up
 
 log = logging.getLogger("profile14b")
+
+
+def installed_fake_lmdeploy(step_s: float = 0.002):  # type: ignore[no-untyped-def]
+    """`--fake`: the lmdeploy test double (tests/helpers/fake_lmdeploy.py) as `lmdeploy` for a
+    block; a dev script's CPU dry run, so it may reach into tests/ (product code does not)."""
+    sys.path.insert(0, str(REPO / "tests" / "helpers"))
+    from fake_lmdeploy import installed_fake_lmdeploy as install  # type: ignore[import-not-found]
+
+    return install(step_s=step_s)
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # nibble i holds column 8c + AWQ_ORDER[i] (tiny_model.py)
 GROUP = 128
 ZERO_WORD = -2004318072  # 0x88888888: every packed zero point = 8 (values (q-8)*scale)
 SPECIALS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}
 
-# (batch, prompt tokens per sequence), in order of priority: recorder/step_latency.py's grids
+# (batch, prompt tokens per sequence), in order of priority: recorder/profiling/'s grids
 # ("full" for quant_policy 8, "kv0" for 0; b*ctx a multiple of 8192 or b < 16).
 GRID_KV8 = [(c.batch, c.prompt_tokens) for c in sl.GRIDS["full"]]
 GRID_KV0 = [(c.batch, c.prompt_tokens) for c in sl.GRIDS["kv0"]]
@@ -272,7 +281,7 @@ def measure(args: argparse.Namespace) -> int:
         return 0
     with contextlib.ExitStack() as stack:
         if args.fake:
-            stack.enter_context(sl.installed_fake_lmdeploy(step_s=0.002))
+            stack.enter_context(installed_fake_lmdeploy(step_s=0.002))
         else:
             import torch
 
@@ -367,16 +376,18 @@ def fit(args: argparse.Namespace) -> int:
     from core.hardware.calibrate import SEED_SAMPLING
 
     qp = args.quant_policy
-    lin = report[qp][sl.LINEAR]
-    a, beta, gamma = (float(f"{lin.coef[k]:.4g}") for k in ("a", "beta", "gamma"))
-    if min(a, beta, gamma) <= 0:
-        raise SystemExit(f"fit gave a non-positive coefficient: {dict(lin.coef)}")
     rows = [r for r in all_rows if r.quant_policy == qp]
+    # the core's one fit, linear (the notes below describe the linear model's residuals; a knee
+    # where the held-out error says so: `aimo profile fit --csv ... --base NAME`)
+    core_fit = sl.fit_step_model(rows, knee="off")
+    a, beta, gamma = core_fit.a, core_fit.beta, core_fit.gamma
+    if min(a, beta, gamma) <= 0:
+        raise SystemExit(f"fit gave a non-positive coefficient: {core_fit.model.describe()}")
     gpu = rows[0].gpu
     cells = {(r.batch, r.prompt_tokens) for r in rows}
     points = sl.calibration_points(rows)
     alt = report[qp]
-    e = lin.rel_error
+    e = core_fit.rel_error
     kv0 = report.get(0, {}).get(sl.LINEAR)
     base = load_profile("l4x4-14b-w4kv8")
     notes = (
