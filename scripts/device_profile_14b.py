@@ -261,7 +261,7 @@ def build(out: Path, shape: dict[str, int], layers_per_shard: int, device: str) 
 
 
 def measure(args: argparse.Namespace) -> int:
-    """Run the grid on one engine (recorder.step_latency.measure_grid) and save its progress:
+    """Run the grid on one engine (recorder.profiling.measure_grid) and save its progress:
     OUT/summary-kvQ.json after every cell, rows appended to OUT/steps.csv, raw chunk times in
     OUT/chunks-kvQ.json.gz."""
     out: Path = args.out
