@@ -46,10 +46,12 @@ KneeMode = Literal["auto", "off", "on"]
 SEQ_TOKENS = 16384  # tokens of one long sample (the seed's max_new_tokens): the context in use
 
 __all__ = [
-    "KNEE", "LINEAR", "Coverage", "FitResult", "KneeChoice", "ModelFit", "RelError", "StepFit",
+    "KNEE", "LINEAR", "Coverage", "FitResult", "KneeChoice", "ModelFit", "QuestionOverhead",
+    "RelError", "StepFit",
     "StepModel", "StepObservations", "cell_table", "choose_step_model", "fit_models",
     "fit_profile", "fit_step", "fit_step_model", "lsq", "observation_errors",
-    "observations_from_chunks", "observations_from_rows", "read_chunks", "refit_profile",
+    "observations_from_chunks", "observations_from_rows", "question_overhead", "read_chunks",
+    "refit_profile",
     "rel_errors",
 ]
 
@@ -522,3 +524,38 @@ def fit_profile(obs: StepObservations | pd.DataFrame, *, name: str,
         )
     return FitResult(profile=profile, rmse_s=rmse, median_rel_error=med, p90_rel_error=p90,
                      n_points=int(len(y)), fixed=tuple(fixed), choice=choice, observations=obs)
+
+
+# ------------------------------------------------------------ per-question overhead (live)
+
+
+@dataclass(frozen=True)
+class QuestionOverhead:
+    """Seconds a live question took after its last sample ended (vote, bookkeeping, commit: what
+    no decode step holds), median and quartiles over `questions` questions."""
+
+    seconds: float
+    p25: float
+    p75: float
+    questions: int
+
+    def render(self) -> str:
+        return (f"question overhead {self.seconds * 1e3:.1f} ms (median of last sample end -> "
+                f"question end over {self.questions} questions without code runs, the first "
+                f"left out; quartiles {self.p25 * 1e3:.1f}-{self.p75 * 1e3:.1f} ms)")
+
+
+def question_overhead(ends: pd.DataFrame, *, min_questions: int = 5) -> QuestionOverhead | None:
+    """The per-question overhead (`question_overhead_s`) from a live run's question ends
+    (`core.store.chunk_times.load_question_ends`): wall_s - last_end_s, median over questions
+    without code runs (their tail is code execution, which the simulator models from the
+    recorded run times) after the first (lmdeploy's first-batch stall). None with fewer than
+    `min_questions` such questions."""
+    use = ends.iloc[1:]
+    use = use[(use["n_code"] == 0) & use["last_end_s"].notna() & use["wall_s"].notna()]
+    tail = (use["wall_s"] - use["last_end_s"]).to_numpy(np.float64)
+    tail = tail[np.isfinite(tail) & (tail >= 0)]
+    if len(tail) < min_questions:
+        return None
+    return QuestionOverhead(float(np.median(tail)), float(np.quantile(tail, 0.25)),
+                            float(np.quantile(tail, 0.75)), int(len(tail)))

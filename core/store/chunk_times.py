@@ -35,3 +35,31 @@ def load_timed_chunks(path: str | Path, run_id: str | None = None, *,
             return con.execute(TIMED_CHUNKS, {"run_id": run_id}).df()
     except duckdb.Error as exc:
         raise InputError(str(path), "chunks", f"cannot read chunks: {exc}") from None
+
+
+QUESTION_ENDS = """
+SELECT q.problem_id, q.start_s, q.wall_s, max(s.end_s) AS last_end_s,
+       (SELECT count(*) FROM answers a WHERE a.run_id = q.run_id AND a.problem_id = q.problem_id
+        AND a.source = 'code') AS n_code
+FROM questions_done q
+JOIN samples s USING (run_id, problem_id)
+WHERE q.run_id = $run_id
+GROUP BY q.run_id, q.problem_id, q.start_s, q.wall_s
+ORDER BY q.start_s NULLS LAST, q.problem_id
+"""
+
+
+def load_question_ends(path: str | Path, run_id: str, *,
+                       lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> pd.DataFrame:
+    """Per committed question of a live run, in serving order: problem_id, start_s (competition
+    clock), wall_s (question time), last_end_s (its last sample's end, question clock), n_code
+    (code answers). For the per-question overhead (`core.hardware.fit.question_overhead`).
+
+    Raises:
+        InputError: the file is missing or not a trace store of the current schema.
+    """
+    try:
+        with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
+            return con.execute(QUESTION_ENDS, {"run_id": run_id}).df()
+    except duckdb.Error as exc:
+        raise InputError(str(path), "questions_done", f"cannot read question times: {exc}") from None

@@ -106,3 +106,32 @@ def test_one_least_squares_solver_and_no_direct_duckdb_in_the_fit() -> None:
     assert solvers == [ROOT / "core/hardware/lsq.py"]
     for name in ("fit.py", "observations.py", "calibrate.py", "lsq.py"):
         assert "duckdb.connect" not in (ROOT / "core/hardware" / name).read_text()
+
+
+def test_question_overhead_from_question_ends() -> None:
+    import pandas as pd
+
+    from core.hardware.fit import question_overhead
+
+    ends = pd.DataFrame({
+        "problem_id": [f"q{i}" for i in range(8)],
+        "wall_s": [9.0, 1.02, 2.03, 1.5 + 6.0, 0.52, 0.73, 0.62, 0.44],
+        "last_end_s": [1.0, 1.0, 2.0, 1.5, 0.5, 0.7, 0.6, 0.42],
+        "n_code": [0, 0, 0, 2, 0, 0, 0, 0],
+    })
+    got = question_overhead(ends)
+    # the first (stall) and the code question (its tail is code execution) are left out
+    assert got is not None and got.questions == 6
+    assert got.seconds == pytest.approx(0.02)
+    assert question_overhead(ends.iloc[:5]) is None  # too few questions
+
+
+def test_the_olympiad_profile_overhead_is_the_live_runs() -> None:
+    from core.hardware.fit import question_overhead
+    from core.store.chunk_times import load_question_ends
+
+    run = "solve-seed-2nd-place-pytorch-20261128T083708237918Z"
+    got = question_overhead(load_question_ends(ROOT / "data/traces/olympiad-live.duckdb", run))
+    p = load_profile("h200-olympiad-tiny-w4kv8")
+    assert got is not None and p.question_overhead_s == round(got.seconds, 4) > 0
+    assert run in p.provenance.notes
