@@ -50,6 +50,14 @@ class SolveBackend(str, Enum):
     hil = "hil"
 
 
+class KneeMode(str, Enum):
+    """Whether a fitted step model has the knee term (`core.hardware.fit.choose_step_model`)."""
+
+    auto = "auto"
+    off = "off"
+    on = "on"
+
+
 class LmdeployBackend(str, Enum):
     """lmdeploy engines (record, profile measure)."""
 
@@ -285,18 +293,25 @@ def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path
 @profile_app.command("fit")
 def profile_fit(
     traces: Optional[Path] = typer.Option(None, help="Trace store with timestamped chunks (with --from-live: the replayed store, for question-time errors)."),
+    csv_files: Optional[list[Path]] = typer.Option(None, "--csv", help="Step rows of a measurement (aimo profile measure --csv); repeatable. Refits --base."),
+    quant_policy: Optional[int] = typer.Option(None, "--quant-policy", help="With --csv: the rows of this KV quant_policy (needed when the CSV holds several)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (needed when the store has several)."),
     name: str = typer.Option(..., help="Name of the fitted profile."),
-    base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from."),
+    base: Optional[str] = typer.Option(None, help="Profile to take non-decode settings from (with --csv: the profile refitted)."),
     out: Optional[Path] = typer.Option(None, help="YAML to write (default NAME.yaml; refused if it exists, unless --force)."),
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
+    knee: KneeMode = typer.Option(KneeMode.auto, "--knee", help="The step's knee term beta_above*max(0, b-knee_batch): auto (only where it lowers the held-out error), off, on."),
     from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
-    """Fit a + beta*b + gamma*C from a recording's own chunk timestamps; report the fit error."""
+    """Fit the decode step model (a + beta*b + gamma*C, with a knee where the held-out error
+    says so) from measured step rows or a recording's chunk timestamps; report the fit error by
+    cell before and after, and how far the profile extrapolates."""
     from core.hardware import fit_profile, load_profile, read_chunks, save_profile
     from core.store.out_path import check_out_path
 
+    if csv_files and (traces is not None or from_live is not None):
+        _fail("--csv: fit from one source (--csv, --traces or --from-live)")
     if from_live is not None:
         from aimo.validate_cmd import fit_from_live
 
@@ -306,20 +321,32 @@ def profile_fit(
             except InputError as exc:
                 _fail(str(exc))
         return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
-    if traces is None:
-        _fail("--traces: required (or --from-live)")
-
     try:
         check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
+    except InputError as exc:
+        _fail(str(exc))
+    if csv_files:
+        from aimo.profile_fit import fit_from_csv
+
+        return fit_from_csv(csv_files, quant_policy, name, base, out or Path(f"{name}.yaml"),
+                            knee.value, sys.argv[3:] if sys.argv[1:3] == ["profile", "fit"] else [])
+    if traces is None:
+        _fail("--traces: required (or --csv, or --from-live)")
+
+    from aimo.profile_fit import report_chunk_fit
+
+    try:
+        base_prof = load_profile(base) if base else None
         chunks = read_chunks(traces, run_id=run)
         result = fit_profile(
-            chunks, name=name, base=load_profile(base) if base else None,
+            chunks, name=name, base=base_prof, knee=knee.value,  # type: ignore[arg-type]
             window_tokens=window_tokens, source=f"{traces}:{run or 'only run'}",
         )
         path = save_profile(result.profile, out or Path(f"{name}.yaml"))
     except InputError as exc:
         _fail(str(exc))
     typer.echo(result.render())
+    report_chunk_fit(result, base_prof)
     typer.echo(f"wrote {path}")
 
 
@@ -339,7 +366,7 @@ def profile_measure(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write the step rows to this CSV."),
     until: Optional[float] = typer.Option(None, help="Deadline (epoch seconds): cells that would not end by then are skipped."),
     force: bool = typer.Option(False, "--force", help="Replace --out / --csv if they exist."),
-    fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double."),
+    fake: bool = typer.Option(False, "--fake", hidden=True, help="CPU dry run against the lmdeploy test double, which the caller has installed as `lmdeploy` (tests do)."),
 ) -> None:
     """Measure the engine's decode step latency over a (batch, prompt) grid on this GPU, fit
     a + beta*b + gamma*C, print the fit error and write the profile (docs/hardware.md)."""
@@ -347,8 +374,8 @@ def profile_measure(
     import math
     import time
 
-    from recorder import step_latency as sl
     from core.hardware import load_profile, save_profile
+    from recorder import profiling as sl
 
     if not model.is_dir():
         _fail(f"--model: no such model directory: {model}")
@@ -387,6 +414,9 @@ def profile_measure(
     )
     typer.echo(f"measuring {len(chosen)} cells on {model} ({backend}, quant_policy {quant_policy}, "
                f"{new_tokens} new tokens)")
+    if fake and not str(getattr(sys.modules.get("lmdeploy"), "__version__", "")).endswith("-fake"):
+        _fail("--fake: the lmdeploy test double must be installed as `lmdeploy` first "
+              "(tests/helpers/fake_lmdeploy.py: installed_fake_lmdeploy)")
     try:
         run = sl.run_measurement(settings, echo=typer.echo, fake=fake)
     except ImportError as exc:  # lmdeploy missing: the message names the [gpu] extra

@@ -7,6 +7,8 @@ imported lazily so `aimo --help` stays fast. See docs/hil.md.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -86,11 +88,13 @@ def scale_store(
 
 def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str], out: Optional[Path],
                   window_tokens: int, traces: Optional[Path] = None) -> None:
-    """`aimo profile fit --from-live`: refit a + beta*b + gamma*C from a live run's chunk times and
+    """`aimo profile fit --from-live`: refit the step model from a live run's chunk times and the
+    per-question overhead from its question ends (`core.hardware.fit.question_overhead`), and
     report the error before (the base profile) and after, per stretch and (with --traces) per
     question through `aimo validate`'s comparison."""
     from core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
-    from core.hardware.fit import observation_errors
+    from core.hardware.fit import observation_errors, question_overhead
+    from core.store.chunk_times import load_question_ends
     from simulator.validate import read_live_run
     from simulator.validate import validate as run_validate
     from core.store import load_problem_traces
@@ -106,12 +110,22 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
         chunks = read_chunks(live, run_id=live_run.run_id)
         obs = observations_from_chunks(chunks, window_tokens=window_tokens, source=f"{live}:{live_run.run_id}")
         result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
+        overhead = question_overhead(load_question_ends(live, live_run.run_id))
         problems = load_problem_traces(traces) if traces is not None else None
     except InputError as exc:
         _fail(str(exc))
+    if overhead is not None:  # measured from the run's own question ends (docs/hardware.md)
+        prov = result.profile.provenance
+        result = dataclasses.replace(result, profile=dataclasses.replace(
+            result.profile, question_overhead_s=round(overhead.seconds, 4),
+            provenance=dataclasses.replace(prov, notes=f"{prov.notes} question_overhead_s: "
+                                           f"{overhead.render()}.")))
     med0, p900, n = observation_errors(before, obs)
     med1, p901, _ = observation_errors(result.profile, obs)
     typer.echo(result.render())
+    typer.echo(overhead.render() + f" -> question_overhead_s {result.profile.question_overhead_s:g} s"
+               if overhead is not None else
+               "question overhead: too few questions without code runs to measure it (kept)")
     typer.echo(f"step error over {n} stretches of live run {live_run.run_id}: before ({before.name}) "
                f"median {med0:.1%}, p90 {p900:.1%}; after ({name}) median {med1:.1%}, p90 {p901:.1%}")
     if problems is not None:

@@ -4,7 +4,7 @@ Starts one engine with `PytorchEngineConfig(logprobs_mode='raw_logprobs')` on th
 random-weight model (`aimo profile build-random`) and runs the same cells (b sequences
 × prompt tokens, ignore-EOS decode) alternately with `GenerationConfig(logprobs=None)` and
 `logprobs=K`, measuring the decode step time over the window where all b sequences decode
-(`recorder.step_latency.window_rows`, as the profiles are measured). The engine-without-the-mode
+(`recorder.profiling.window_rows`, as the profiles are measured). The engine-without-the-mode
 baseline is the profile measured in the same device call (`aimo profile measure`).
 Prints a table and writes `logprobs-cost.json` to --out. `--fake` runs it on CPU against the
 lmdeploy test double (pipeline check only; its figures mean nothing).
@@ -26,7 +26,7 @@ CELLS = ((16, 512), (32, 512), (32, 2048), (16, 8192))
 
 def _engine(model: str, logprobs_mode: str | None, overrides: dict[str, Any]) -> Any:
     """An LmdeployEngine whose PyTorch backend config carries `logprobs_mode`."""
-    from recorder import step_latency as sl
+    from recorder import profiling as sl
     from solver.engines import lmdeploy_engine as le
 
     base = le.backend_config
@@ -49,7 +49,7 @@ def _engine(model: str, logprobs_mode: str | None, overrides: dict[str, Any]) ->
 
 
 async def _measure(engine: Any, model: str, k: int, new_tokens: int, repeats: int) -> list[dict]:
-    from recorder import step_latency as sl
+    from recorder import profiling as sl
 
     prompts = sl.prompt_source(model)
     rows: list[dict] = []
@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     if a.fake:
-        from recorder import step_latency as sl
+        # a CPU dry run on the test double: tests/helpers on PYTHONPATH (pytest puts it there)
+        from fake_lmdeploy import installed_fake_lmdeploy  # type: ignore[import-not-found]
 
-        ctx = sl.installed_fake_lmdeploy()
+        ctx = installed_fake_lmdeploy()
         ctx.__enter__()
     engine = _engine(a.model, "raw_logprobs", {"ignore_eos": True})
     startup = time.monotonic() - t0

@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 
 from core.budget import check_budget
-from core.draws import random_draw, recorded_draw
+from core.draws import recorded_draw, replicate_draw
 from core.policy import policy_from_yaml
 from core.scoring import check_overtime_rule
 from core.traces import ProblemTrace
@@ -63,12 +63,7 @@ def competition_problems(
         raise ValueError("no completed questions")
     if seed is None:
         return [i % len(traces) for i in range(n_questions)], None
-    rng = np.random.default_rng(seed)
-    if n_questions == len(traces):
-        idx = rng.permutation(len(traces))
-    else:
-        idx = rng.integers(0, len(traces), size=n_questions)
-    return [int(i) for i in idx], [random_draw(traces[i], rng) for i in idx]
+    return replicate_draw(traces, np.random.default_rng(seed), n_questions)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

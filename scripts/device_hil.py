@@ -52,6 +52,16 @@ from typing import Any
 
 from data import POLICIES_DIR
 
+
+def installed_fake_lmdeploy(step_s: float = 0.002):  # type: ignore[no-untyped-def]
+    """`--fake`: the lmdeploy test double (tests/helpers/fake_lmdeploy.py) as `lmdeploy` for a
+    block; a CPU dry run, with tests/helpers on the path (pytest puts it there; by hand:
+    `PYTHONPATH=$PWD:tests/helpers python3 scripts/device_hil.py --fake ...`)."""
+    from fake_lmdeploy import installed_fake_lmdeploy as install  # type: ignore[import-not-found]
+
+    return install(step_s=step_s)
+
+
 log = logging.getLogger("device_hil")
 
 POLICIES = ("seed-2nd-place", str(POLICIES_DIR / "olympiad-tuned.yaml"), "majority-n")
@@ -124,7 +134,7 @@ def build_model(model: Path, fake: bool) -> dict[str, Any]:
 
 def start_engine(model: Path) -> Any:
     """One engine for the grid and the HIL runs (the measured profile's settings)."""
-    from recorder.step_latency import ContentOnly, model_summary
+    from recorder.profiling import ContentOnly, model_summary
     from solver.engines.lmdeploy_engine import DEFAULT_SESSION_LEN, LmdeployEngine
 
     _, fmt = model_summary(model)
@@ -136,7 +146,7 @@ def start_engine(model: Path) -> Any:
 
 def measure(engine: Any, model: Path, out: Path, until: float, fake: bool) -> tuple[Any, dict[str, Any]]:
     """The quick grid on the shared engine → the GPU's profile (YAML + CSV in `out`)."""
-    from recorder import step_latency as sl
+    from recorder import profiling as sl
     from core.hardware import load_profile, save_profile
 
     cells = sl.grid_cells("quick")
@@ -279,8 +289,6 @@ def run(args: argparse.Namespace) -> int:
     state: dict[str, Any] = {"profile": load_profile(BASE_PROFILE)}
     with contextlib.ExitStack() as stack:
         if args.fake:
-            from recorder.step_latency import installed_fake_lmdeploy
-
             stack.enter_context(installed_fake_lmdeploy(step_s=0.002))
         d.step("build", lambda: build_model(model, args.fake))
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.draws import fold_permutation
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -22,7 +24,7 @@ def kfold_by_problem(problem_ids: Sequence[str], k: int, *, seed: int) -> tuple[
     ids = list(dict.fromkeys(problem_ids))
     if not 2 <= k <= len(ids):
         raise ValueError(f"k must be in 2..{len(ids)} (number of problems), got {k}")
-    perm = np.random.default_rng(seed).permutation(len(ids))
+    perm = fold_permutation(len(ids), seed)
     parts = np.array_split(perm, k)
     folds = []
     for i, part in enumerate(parts):

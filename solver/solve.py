@@ -24,10 +24,10 @@ from solver.engines import (
     EngineUnavailable,
     ReplayEngine,
     SyntheticEngine,
-    TimeModel,
     lmdeploy_engine_class,
 )
 from core.errors import InputError
+from core.hardware import HardwareProfile
 from solver.loop import (
     DEFAULT_BUDGET_S,
     CodeRunner,
@@ -173,7 +173,7 @@ def check_speedup(speedup: float, where: str = "--speedup") -> float:
 
 def build_engine(
     spec: EngineSpec, policy: Policy, *, traces: Sequence[ProblemTrace] | None = None,
-    hardware: TimeModel | None = None, speedup: float = math.inf,
+    hardware: HardwareProfile | None = None, speedup: float = math.inf,
 ) -> Any:
     """The engine for `spec` (replay needs `traces` and `hardware`).
 
@@ -270,7 +270,7 @@ def run_solve(
     engine_spec: EngineSpec | str,
     *,
     record: Path | None = None,
-    hardware: TimeModel | None = None,
+    hardware: HardwareProfile | None = None,
     speedup: float = math.inf,
     traces: str | Path | None = None,
     run_id: str | None = None,

@@ -66,7 +66,7 @@ SLOW: dict[str, str] = {
         "waits out a lock held by another process",
     "tests/store/test_store.py::test_reader_waits_for_a_writer_lock_then_reads":
         "waits out a lock held by another process",
-    "tests/recorder/test_step_latency.py::test_measure_fake_end_to_end_writes_a_loadable_profile":
+    "tests/recorder/test_profiling.py::test_measure_fake_end_to_end_writes_a_loadable_profile":
         "a measured grid on the lmdeploy double",
     "tests/recorder/test_summary.py::test_synthetic_store_summary_matches_an_independent_count":
         "a full-size synthetic store",

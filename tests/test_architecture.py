@@ -46,15 +46,6 @@ ALLOWED: dict[str, set[str]] = {
     "aimo": {"core", "solver", "simulator", "recorder", "tuner", "dashboard"},
 }
 
-# Files allowed to edit sys.path, with the reason. Keep it exact: an entry whose file no longer
-# does so fails `test_sys_path_exceptions_are_current`.
-SYS_PATH_EXCEPTIONS = {
-    # run as a script inside the sandbox with `python -I`, which leaves its own folder off the path
-    "solver/sandbox/_launcher.py": "sandbox launcher script",
-    # the lmdeploy test double installer: moves out with the profile measurement (issue 12, i12clock)
-    "recorder/step_latency.py": "test-double installer reaching into tests/helpers",
-}
-
 
 def _modules() -> list[Path]:
     return sorted(p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py"))
@@ -143,39 +134,11 @@ def test_core_imports_only_core_data_stdlib_and_third_party() -> None:
 def test_no_product_module_imports_test_code() -> None:
     forbidden = _test_module_names() | {"bench", "scripts"}
     wrong = [f"{_rel(p)}:{line}: {name}" for p in _modules() for line, name in _imports(p)
-             if name.split(".")[0] in forbidden and _rel(p) not in SYS_PATH_EXCEPTIONS]
+             if name.split(".")[0] in forbidden]
     assert not wrong, "\n".join(wrong)
 
 
-def _edits_sys_path(path: Path) -> bool:
-    """Whether the file changes `sys.path` (assignment, augmented assignment or a method call
-    such as insert/append/remove/extend on it); strings that merely mention it do not count."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-
-    def is_sys_path(node: ast.AST) -> bool:
-        target = node.value if isinstance(node, ast.Subscript) else node
-        return (isinstance(target, ast.Attribute) and target.attr == "path"
-                and isinstance(target.value, ast.Name) and target.value.id == "sys")
-
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(is_sys_path(t) for t in targets):
-                return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and is_sys_path(node.func.value)):
-            return True
-    return False
-
-
-def test_no_sys_path_manipulation_in_product_packages() -> None:
-    wrong = [_rel(p) for p in _modules() if _edits_sys_path(p) and _rel(p) not in SYS_PATH_EXCEPTIONS]
-    assert not wrong, f"sys.path edited in {wrong}"
-
-
-def test_sys_path_exceptions_are_current() -> None:
-    stale = [f for f in SYS_PATH_EXCEPTIONS if not (REPO / f).is_file() or not _edits_sys_path(REPO / f)]
-    assert not stale, f"remove from SYS_PATH_EXCEPTIONS: {stale}"
+# sys.path edits: tests/scripts/test_no_path_imports.py (products, scripts and benches alike)
 
 
 def test_the_dashboard_folder_shadows_no_package() -> None:

@@ -1,18 +1,20 @@
 """Hardware time model: profiles (YAML data with provenance), closed-form timing, and fitting.
 
 A decode step over `b` active sequences holding `C` context tokens in all takes
-`a + beta*b + gamma*C` seconds. See docs/hardware.md.
+`a + beta*b + gamma*C` seconds, plus `beta_above*max(0, b - knee_batch)` for a profile whose
+measurements call for a knee (`timing.step_seconds`, the one definition). See docs/hardware.md.
 """
 
 from __future__ import annotations
 
 from core.hardware.fit import (
     FitResult,
-    StepObservations,
+    StepFit,
+    StepModel,
     fit_profile,
-    observations_from_chunks,
-    read_chunks,
+    fit_step_model,
 )
+from core.hardware.observations import StepObservations, observations_from_chunks, read_chunks
 from core.hardware.profile import (
     CODE_OVERLAPS,
     CalibrationPoint,
@@ -28,6 +30,7 @@ from core.hardware.timing import (
     pace_batch,
     predict_point,
     prefill_duration,
+    step_seconds,
     step_times,
     steps_duration,
     steps_duration_array,
@@ -42,9 +45,12 @@ __all__ = [
     "FitResult",
     "HardwareProfile",
     "Provenance",
+    "StepFit",
+    "StepModel",
     "StepObservations",
     "dump_profile",
     "fit_profile",
+    "fit_step_model",
     "list_profiles",
     "load_profile",
     "observations_from_chunks",
@@ -53,6 +59,7 @@ __all__ = [
     "prefill_duration",
     "read_chunks",
     "save_profile",
+    "step_seconds",
     "step_times",
     "steps_duration",
     "steps_duration_array",

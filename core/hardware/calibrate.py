@@ -36,6 +36,7 @@ from core.hardware.profile import (
     load_profile,
     save_profile,
 )
+from core.hardware.lsq import lsq
 from core.hardware.timing import predict_point
 from core.errors import InputError
 
@@ -111,19 +112,16 @@ def fit_published(points: Sequence[CalibrationPoint], *, prefill_s_per_token: fl
     if not rows:
         raise ValueError("fit_published: no point with weight > 0")
     X = np.array(rows, dtype=np.float64)
-    y = np.array(ys, dtype=np.float64)
-    if base_step_s is not None:
-        y = y - X[:, 0] * base_step_s
-    if gamma is not None:
-        y = y - X[:, 1] * gamma
-    free = [i for i, fixed in ((0, base_step_s), (1, gamma)) if fixed is None]
-    scale = np.sqrt(np.array(ws)) / np.array(ys)  # relative residuals, weighted
-    theta = [base_step_s, gamma]
-    if free:
-        sol, *_ = np.linalg.lstsq(X[:, free] * scale[:, None], y * scale, rcond=None)
-        for i, v in zip(free, sol):
-            theta[i] = float(v)
-    base, g = float(theta[0]), float(theta[1])  # type: ignore[arg-type]
+    observed = np.array(ys, dtype=np.float64)
+    cols = {"A": X[:, 0], "gamma": X[:, 1]}
+    fixed = {k: v for k, v in (("A", base_step_s), ("gamma", gamma)) if v is not None}
+    offset = sum((v * cols[k] for k, v in fixed.items()), np.zeros_like(observed))
+    free = {k: v for k, v in cols.items() if k not in fixed}
+    theta = dict(fixed)
+    if free:  # relative residuals, weighted: the one least-squares solver (core.hardware.lsq)
+        coef, _ = lsq(observed, free, rel=True, weight=np.array(ws), offset=offset)
+        theta.update(coef)
+    base, g = float(theta["A"]), float(theta["gamma"])
     return u_a * base, u_b * base, g
 
 

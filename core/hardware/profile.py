@@ -84,8 +84,10 @@ class HardwareProfile:
     """Time model of one hardware x model x quantisation; all times in seconds.
 
     Decode: a step over `b` active sequences holding `C` context tokens in all (prompt plus
-    generated, summed over the batch) takes `a + beta*b + gamma*C` seconds and gives every active
-    sequence one token. Prefill costs `prefill_s_per_token` per prompt token; the engine start-up
+    generated, summed over the batch) takes `a + beta*b + beta_above*max(0, b - knee_batch) +
+    gamma*C` seconds (`core.hardware.timing.step_seconds`) and gives every active sequence one
+    token. The knee term is optional (`beta_above = 0`: the linear model `a + beta*b + gamma*C`);
+    a fit adds it only where it lowers the held-out error (`core.hardware.fit`). Prefill costs `prefill_s_per_token` per prompt token; the engine start-up
     `startup_s` is paid once per competition; at most `max_batch` sequences decode at once (more
     wait in a queue and start when a slot frees); `question_overhead_s` is paid once per question.
     `code_overlap`: "parallel" = generated code runs on the CPU while the batch keeps decoding at
@@ -109,6 +111,8 @@ class HardwareProfile:
     description: str = ""
     code_workers: int | None = None
     calibration: tuple[CalibrationPoint, ...] = field(default=())
+    knee_batch: int = 0
+    beta_above: float = 0.0
 
     def __post_init__(self) -> None:
         errors = _check_profile(self)
@@ -118,11 +122,21 @@ class HardwareProfile:
 
     def step_s(self, b: int, c: float) -> float:
         """Latency of one decode step with `b` active sequences and `c` context tokens in all."""
-        return self.a + self.beta * b + self.gamma * c
+        from core.hardware.timing import step_seconds
 
-    def with_decode(self, a: float, beta: float, gamma: float) -> HardwareProfile:
-        """A copy with other decode coefficients (everything else kept)."""
-        return replace(self, a=a, beta=beta, gamma=gamma)
+        return float(step_seconds(self.a, self.beta, self.gamma, self.knee_batch,
+                                  self.beta_above, b, c))
+
+    @property
+    def has_knee(self) -> bool:
+        """Whether the step has the optional term above `knee_batch`."""
+        return self.beta_above > 0.0
+
+    def with_decode(self, a: float, beta: float, gamma: float, *, knee_batch: int = 0,
+                    beta_above: float = 0.0) -> HardwareProfile:
+        """A copy with other decode coefficients (everything else kept; no knee unless given)."""
+        return replace(self, a=a, beta=beta, gamma=gamma, knee_batch=knee_batch,
+                       beta_above=beta_above)
 
     def to_dict(self, *, report: bool = True) -> dict[str, Any]:
         """Plain mapping in the YAML layout. With `report`, each calibration point also carries
@@ -133,6 +147,8 @@ class HardwareProfile:
         if self.description:
             out["description"] = self.description
         out["decode"] = {"a": self.a, "beta": self.beta, "gamma": self.gamma}
+        if self.has_knee or self.knee_batch:
+            out["decode"].update(knee_batch=self.knee_batch, beta_above=self.beta_above)
         out["prefill_s_per_token"] = self.prefill_s_per_token
         out["startup_s"] = self.startup_s
         out["max_batch"] = self.max_batch
@@ -193,6 +209,8 @@ def _check_profile(p: HardwareProfile) -> list[tuple[str, str]]:
          "must be a finite number >= 0 (seconds per step per sequence)"),
         ("decode.gamma", p.gamma, False,
          "must be a finite number >= 0 (seconds per step per context token)"),
+        ("decode.beta_above", p.beta_above, False,
+         "must be a finite number >= 0 (seconds per step per sequence above knee_batch)"),
         ("prefill_s_per_token", p.prefill_s_per_token, False, "must be a finite number >= 0"),
         ("startup_s", p.startup_s, False, "must be a finite number >= 0"),
         ("question_overhead_s", p.question_overhead_s, False, "must be a finite number >= 0"),
@@ -201,6 +219,8 @@ def _check_profile(p: HardwareProfile) -> list[tuple[str, str]]:
         bad = not _is_number(value) or not math.isfinite(value) or value < 0
         if bad or (strict and value == 0):
             errs.append((path, f"{msg}, got {value!r}"))
+    if not isinstance(p.knee_batch, int) or isinstance(p.knee_batch, bool) or p.knee_batch < 0:
+        errs.append(("decode.knee_batch", f"must be an integer >= 0, got {p.knee_batch!r}"))
     if not isinstance(p.max_batch, int) or isinstance(p.max_batch, bool) or p.max_batch < 1:
         errs.append(("max_batch", f"must be an integer >= 1, got {p.max_batch!r}"))
     if p.code_overlap not in CODE_OVERLAPS:
@@ -250,6 +270,7 @@ _TOP_KEYS = {
 }
 _REQUIRED_TOP = ("name", "decode", "prefill_s_per_token", "startup_s", "max_batch", "provenance")
 _DECODE_KEYS = ("a", "beta", "gamma")
+_DECODE_OPTIONAL = ("knee_batch", "beta_above")
 PROVENANCE_CONDITIONS = ("engine", "engine_version", "gpu", "quantization", "sampling")
 _PROV_KEYS = {"source", "date", "method", "notes", *PROVENANCE_CONDITIONS}
 _POINT_KEYS = {"label", "kind", "batch", "prompt_tokens", "n_tokens", "observed", "weight",
@@ -321,7 +342,7 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
     _no_unknown(top, _TOP_KEYS, source, "")
     _required(top, _REQUIRED_TOP, source, "")
     dec = _mapping(top["decode"], source, "decode")
-    _no_unknown(dec, _DECODE_KEYS, source, "decode")
+    _no_unknown(dec, (*_DECODE_KEYS, *_DECODE_OPTIONAL), source, "decode")
     _required(dec, _DECODE_KEYS, source, "decode")
     prov_m = _mapping(top["provenance"], source, "provenance")
     _no_unknown(prov_m, _PROV_KEYS, source, "provenance")
@@ -367,6 +388,8 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
         a=_num(dec["a"], source, "decode.a"),
         beta=_num(dec["beta"], source, "decode.beta"),
         gamma=_num(dec["gamma"], source, "decode.gamma"),
+        knee_batch=_int(dec.get("knee_batch", 0), source, "decode.knee_batch"),
+        beta_above=_num(dec.get("beta_above", 0.0), source, "decode.beta_above"),
         prefill_s_per_token=_num(top["prefill_s_per_token"], source, "prefill_s_per_token"),
         startup_s=_num(top["startup_s"], source, "startup_s"),
         max_batch=_int(top["max_batch"], source, "max_batch"),
@@ -423,7 +446,8 @@ def dump_profile(p: HardwareProfile) -> str:
     """YAML text of a profile (with its calibration report), as `save_profile` writes it."""
     header = (
         f"# Hardware profile {p.name}: decode step = a + beta*b + gamma*C seconds "
-        "(b active sequences, C context tokens in all).\n"
+        "(b active sequences, C context tokens in all)"
+        + (", plus beta_above*max(0, b - knee_batch).\n" if p.has_knee else ".\n") +
         "# calibration[].predicted / rel_error are derived by the model and rewritten on save.\n"
     )
     return header + yaml.safe_dump(p.to_dict(), sort_keys=False, allow_unicode=True, width=100)

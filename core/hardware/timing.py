@@ -1,16 +1,25 @@
 """Closed-form time advance under a hardware profile (pure functions, plain arithmetic).
 
-Between two events of a simulation the batch is constant: with `b` active sequences holding
-`c0` context tokens in all at the first step, step k (0-based) costs
-`a + beta*b + gamma*(c0 + b*k)` seconds, so n steps take an arithmetic series. The scalar
-functions use only `+ - * /`, `math.sqrt` and `math.floor` so that a compiled fast path (numba)
-can copy them line by line; the `*_array` versions broadcast over numpy arrays.
+The one definition of a decode step's time (`step_seconds`): with `b` active sequences holding
+`c` context tokens in all, a step takes `a + beta*b + beta_above*max(0, b - knee_batch) +
+gamma*c` seconds (`beta_above = 0`, the default of every profile without a knee, is the linear
+model `a + beta*b + gamma*c`, to the bit). Between two events of a simulation the batch is
+constant, so step k (0-based) from `c0` context tokens costs `step_seconds(b, c0) + gamma*b*k`
+and n steps take an arithmetic series (`steps_seconds`), inverted exactly by `steps_fitting`.
+
+The three clocks call these scalar functions: the reference replay (`simulator.replay.question`)
+and the replay engine (`solver.engines.replay`) through `steps_duration` / `steps_within` (which
+take a profile), and the numba fast path (`simulator.fast.kernel`) by compiling them
+(`numba.njit(step_seconds)`; core itself never imports numba). They use only `+ - * /`, `abs`,
+`math.sqrt` and `math.floor` and call each other through module globals, so numba can compile
+them unchanged; `step_seconds` also broadcasts over numpy arrays (the `*_array` versions and the
+fit use that).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -18,36 +27,67 @@ if TYPE_CHECKING:
     from core.hardware.profile import CalibrationPoint, HardwareProfile
 
 
-def steps_duration(p: HardwareProfile, b: int, c0: float, n: int) -> float:
-    """Seconds that `n` decode steps take with `b` active sequences and `c0` context tokens
-    at the first step (each step adds `b` tokens of context)."""
+def step_seconds(a: Any, beta: Any, gamma: Any, knee_batch: Any, beta_above: Any, b: Any,
+                 c: Any) -> Any:
+    """Seconds of one decode step with `b` active sequences holding `c` context tokens in all.
+
+    `a`: per-step base; `beta`: per sequence; `beta_above`: extra per sequence above
+    `knee_batch` (0 = no knee); `gamma`: per context token. Scalars or numpy arrays."""
+    over = b - knee_batch
+    return a + beta * b + beta_above * (0.5 * (over + abs(over))) + gamma * c
+
+
+def steps_seconds(a: float, beta: float, gamma: float, knee_batch: float, beta_above: float,
+                  b: int, c0: float, n: int) -> float:
+    """Seconds that `n` decode steps take with `b` active sequences and `c0` context tokens at
+    the first step (each step adds `b` tokens of context)."""
     if n <= 0:
         return 0.0
-    first = p.a + p.beta * b + p.gamma * c0
-    return n * first + p.gamma * b * (n * (n - 1) / 2.0)
+    first = step_seconds(a, beta, gamma, knee_batch, beta_above, b, c0)
+    return n * first + gamma * b * (n * (n - 1) / 2.0)
 
 
-def steps_within(p: HardwareProfile, b: int, c0: float, t: float) -> int:
-    """Most whole steps that finish within `t` seconds: the n with
-    `steps_duration(n) <= t < steps_duration(n + 1)` (exact in floating point)."""
+def steps_fitting(a: float, beta: float, gamma: float, knee_batch: float, beta_above: float,
+                  b: int, c0: float, t: float) -> int:
+    """Most whole steps that finish within `t` seconds (t finite): the n with
+    `steps_seconds(n) <= t < steps_seconds(n + 1)`, exact in floating point."""
     if not t >= 0.0:  # also catches NaN
         return 0
-    if t == math.inf:
-        raise ValueError("steps_within: t must be finite")
-    first = p.a + p.beta * b + p.gamma * c0
-    g = p.gamma * b
+    first = step_seconds(a, beta, gamma, knee_batch, beta_above, b, c0)
+    g = gamma * b
     # n*first + g*n*(n-1)/2 = t  ->  (g/2) n^2 + (first - g/2) n - t = 0, stable root form
     h = first - g / 2.0
     disc = h * h + 2.0 * g * t
     den = h + math.sqrt(disc)
-    n = int(math.floor(2.0 * t / den)) if den > 0.0 else 0
+    n = 0
+    if den > 0.0:
+        n = int(math.floor(2.0 * t / den))
     if n < 0:
         n = 0
-    while steps_duration(p, b, c0, n + 1) <= t:
+    while steps_seconds(a, beta, gamma, knee_batch, beta_above, b, c0, n + 1) <= t:
         n += 1
-    while n > 0 and steps_duration(p, b, c0, n) > t:
+    while n > 0 and steps_seconds(a, beta, gamma, knee_batch, beta_above, b, c0, n) > t:
         n -= 1
     return n
+
+
+def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
+    """`(a, beta, gamma, knee_batch, beta_above)` of a profile, the leading arguments of the
+    scalar functions above (and the fast path's profile array)."""
+    return (float(p.a), float(p.beta), float(p.gamma), float(p.knee_batch),
+            float(p.beta_above))
+
+
+def steps_duration(p: HardwareProfile, b: int, c0: float, n: int) -> float:
+    """`steps_seconds` under profile `p`."""
+    return steps_seconds(*decode_coefficients(p), b, c0, n)
+
+
+def steps_within(p: HardwareProfile, b: int, c0: float, t: float) -> int:
+    """`steps_fitting` under profile `p` (ValueError for an infinite `t`)."""
+    if t == math.inf:
+        raise ValueError("steps_within: t must be finite")
+    return steps_fitting(*decode_coefficients(p), b, c0, t)
 
 
 def prefill_duration(p: HardwareProfile, prompt_tokens_total: int) -> float:
@@ -63,7 +103,7 @@ def steps_duration_array(p: HardwareProfile, b: np.ndarray | int, c0: np.ndarray
     b = np.asarray(b, dtype=np.float64)
     c0 = np.asarray(c0, dtype=np.float64)
     n = np.maximum(np.asarray(n, dtype=np.float64), 0.0)
-    first = p.a + p.beta * b + p.gamma * c0
+    first = step_seconds(*decode_coefficients(p), b, c0)
     return n * first + p.gamma * b * (n * (n - 1.0) / 2.0)
 
 
@@ -76,7 +116,7 @@ def steps_within_array(p: HardwareProfile, b: np.ndarray | int, c0: np.ndarray |
     if not np.all(np.isfinite(t_[~np.isnan(t_)])):
         raise ValueError("steps_within_array: t must be finite")
     tt = np.where(t_ >= 0.0, t_, 0.0)
-    first = p.a + p.beta * b_ + p.gamma * c0_
+    first = step_seconds(*decode_coefficients(p), b_, c0_)
     g = p.gamma * b_
     h = first - g / 2.0
     den = h + np.sqrt(h * h + 2.0 * g * tt)

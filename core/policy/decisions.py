@@ -291,8 +291,8 @@ def kept_by_confidence(keep_top: float, confidences: Sequence[float | None]) -> 
     out = [False] * len(confidences)
     for i in idx:
         ci: float = confidences[i]  # type: ignore[assignment]
-        rank = sum(1 for j in idx
-                   if confidences[j] > ci or (confidences[j] == ci and j < i))  # type: ignore[operator]
+        rank = len([j for j in idx
+                    if confidences[j] > ci or (confidences[j] == ci and j < i)])  # type: ignore[operator]
         out[i] = rank < keep
     return out
 

@@ -92,7 +92,7 @@ def _convert(hint: Any, value: Any, path: str, source: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is QuestionRule:
         return _build_rule(value, path, source)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, path, source)
     if origin is Literal:
         allowed = typing.get_args(hint)
@@ -212,7 +212,7 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Policy:
 
 
 def _plain(hint: Any, value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         hints = _hints(type(value))
         out = {
             f.name: _plain(hints[f.name], getattr(value, f.name)) for f in dataclasses.fields(value)

@@ -48,7 +48,7 @@ from simulator.replay.results import (
     QuestionResult,
     SampleOutcome,
 )
-from core.draws import SampleDraw
+from core.draws import NoRecordedSamples, SampleDraw
 from core.budget import within_budget
 from core.scoring import check_overtime_rule, rule_score
 from core.policy import Policy
@@ -375,9 +375,7 @@ class FastSimulator:
         replay that stopped making progress (a bug in the fast path)."""
         for p in served:
             if not self.problems[int(p)].samples:
-                raise ValueError(
-                    f"problem {self.problems[int(p)].problem_id!r} has no recorded samples"
-                )
+                raise NoRecordedSamples(self.problems[int(p)])
         raise RuntimeError("fast path: a question replay stopped making progress (a bug; "
                            "use simulator.replay for this case and report it)")
 

@@ -20,7 +20,8 @@ Traces (`EncodedTraces`), one row per recorded sample / answer, problems in stor
       CoT and code samples (recorded order) in `pool`, which holds global sample rows;
       PR_TRUTH the answer (TRUTH_NONE when unknown).
 Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
-  PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit).
+  PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit),
+  PF_KNEE, PF_BETA_ABOVE (the step's knee term, `core.hardware.timing.step_seconds`).
 Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
   rules at pi[P_OFF_RULES]: per question-stop rule RULE_STRIDE values: RU_WINDOW (its window,
       −1 for none) and RU_TABLE, the offset in pi of its step's table (`rule_table`):
@@ -54,6 +55,7 @@ from functools import lru_cache
 import numpy as np
 
 from core.hardware import HardwareProfile
+from core.hardware.timing import decode_coefficients
 from core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
 from core.policy.rules import QuestionRule
 from core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
@@ -86,7 +88,8 @@ TRUTH_NONE = -1_000_000
 # --------------------------------------------------------------------------- profile
 PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH, PF_SERIAL, PF_OVERHEAD = range(8)
 PF_WORKERS = 8  # code_workers, 0 = no limit
-N_PROF = 9
+PF_KNEE, PF_BETA_ABOVE = 9, 10  # the step's optional knee term (beta_above 0: none)
+N_PROF = 11
 
 # --------------------------------------------------------------------------- policy ints
 STOP_NEVER, STOP_FIRST_ANSWER, STOP_FIRST_CODE_SUCCESS, STOP_KTH, STOP_REPEATED = range(5)
@@ -255,9 +258,8 @@ def encode_traces(problems: Sequence[ProblemTrace]) -> EncodedTraces:
 def encode_profile(profile: HardwareProfile) -> np.ndarray:
     """The profile's numbers the replay uses, as float64[N_PROF]."""
     out = np.zeros(N_PROF, np.float64)
-    out[PF_A] = profile.a
-    out[PF_BETA] = profile.beta
-    out[PF_GAMMA] = profile.gamma
+    out[PF_A], out[PF_BETA], out[PF_GAMMA], out[PF_KNEE], out[PF_BETA_ABOVE] = (
+        decode_coefficients(profile))
     out[PF_PREFILL] = profile.prefill_s_per_token
     out[PF_STARTUP] = profile.startup_s
     out[PF_MAX_BATCH] = profile.max_batch

@@ -58,7 +58,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
+
+from core.hardware import timing
 
 from simulator.fast import encode as E
 
@@ -134,35 +136,13 @@ ONE = np.uint64(1)
 # --------------------------------------------------------------------------- time model
 
 
-@njit(**_HELPER)
-def _steps_duration(a: float, beta: float, gamma: float, b: int, c0: float, n: int) -> float:
-    """timing.steps_duration, same operations."""
-    if n <= 0:
-        return 0.0
-    first = a + beta * b + gamma * c0
-    return n * first + gamma * b * (n * (n - 1) / 2.0)
-
-
-@njit(**_HELPER)
-def _steps_within(a: float, beta: float, gamma: float, b: int, c0: float, t: float) -> int:
-    """timing.steps_within, same operations (t is finite here)."""
-    if not t >= 0.0:
-        return 0
-    first = a + beta * b + gamma * c0
-    g = gamma * b
-    h = first - g / 2.0
-    disc = h * h + 2.0 * g * t
-    den = h + math.sqrt(disc)
-    n = 0
-    if den > 0.0:
-        n = int(math.floor(2.0 * t / den))
-    if n < 0:
-        n = 0
-    while _steps_duration(a, beta, gamma, b, c0, n + 1) <= t:
-        n += 1
-    while n > 0 and _steps_duration(a, beta, gamma, b, c0, n) > t:
-        n -= 1
-    return n
+# The one step-time model (core.hardware.timing), compiled: no copy of the formula here.
+# register_jitable lets the compiled functions call each other through timing's globals.
+# (numba's on-disk cache is keyed on this file: after editing timing.py, clear __pycache__.)
+register_jitable(timing.step_seconds)
+register_jitable(timing.steps_seconds)
+_steps_duration = njit(**_HELPER)(timing.steps_seconds)
+_steps_within = njit(**_HELPER)(timing.steps_fitting)
 
 
 @njit(**_HELPER)
@@ -855,6 +835,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     a = prof[E.PF_A]
     beta = prof[E.PF_BETA]
     gamma = prof[E.PF_GAMMA]
+    knee = prof[E.PF_KNEE]
+    above = prof[E.PF_BETA_ABOVE]
     prefill = prof[E.PF_PREFILL]
     max_batch = int(prof[E.PF_MAX_BATCH])
     mode = pi[E.P_CODE_MODE]  # check.code_overlap, else the profile's
@@ -1021,10 +1003,10 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             if gp_t[i] > horizon and gp_t[i] < t_event:
                 t_event = gp_t[i]
         cf = float(ctx_off + nrun * steps)
-        dt = _steps_duration(a, beta, gamma, nrun, cf, n_steps)
+        dt = _steps_duration(a, beta, gamma, knee, above, nrun, cf, n_steps)
         if now + dt > t_event + EPS:
-            k = min(_steps_within(a, beta, gamma, nrun, cf, t_event - now), n_steps)
-            now += _steps_duration(a, beta, gamma, nrun, cf, k)
+            k = min(_steps_within(a, beta, gamma, knee, above, nrun, cf, t_event - now), n_steps)
+            now += _steps_duration(a, beta, gamma, knee, above, nrun, cf, k)
             steps += k
             # the clock stays on the step boundary; the event is seen at the next check after it
             noticed = t_event

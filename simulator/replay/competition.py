@@ -14,7 +14,7 @@ import numpy as np
 from core.hardware import HardwareProfile
 from simulator.replay.question import replay_question
 from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
-from core.draws import SampleDraw, random_draw, recorded_draw
+from core.draws import SampleDraw, recorded_draw, replicate_draw
 from core.budget import within_budget
 from core.scoring import check_overtime_rule
 from core.policy import (
@@ -118,17 +118,13 @@ def bootstrap_competitions(
     sample draws differ): each problem run twice, as AIMO-3 scores (`simulator.aimo3`).
     """
     rng = np.random.default_rng(seed)
-    n = len(problems) if n_questions is None else n_questions
     out = []
+    idx: list[int] = []
     for r in range(replicates):
-        if paired and r % 2 == 1:
-            pass  # the second run of a pair: the same questions (idx), fresh sample draws
-        elif n == len(problems):
-            idx = rng.permutation(len(problems))
-        else:
-            idx = rng.integers(0, len(problems), size=n)
+        # the second run of a pair: the same questions (idx), fresh sample draws
+        again = paired and r % 2 == 1
+        idx, draws = replicate_draw(problems, rng, n_questions, order=idx if again else None)
         chosen = [problems[i] for i in idx]
-        draws = [random_draw(p, rng) for p in chosen]
         out.append(replay(chosen, policy, profile, draws=draws, budget_s=budget_s,
                           overtime_rule=overtime_rule))
     return out

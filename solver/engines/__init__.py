@@ -15,16 +15,14 @@ from core.errors import AimoError
 from solver.engines.base import Chunk, Engine, FinishReason, PromptSpec, QuestionStream, SamplingSettings
 from solver.engines.replay import (
     PacedStream,
-    PaceModel,
     RecordedCode,
     ReplayEngine,
     SampleScript,
-    TimeModel,
     Wake,
     recorded_samples,
     script_from_trace,
 )
-from solver.engines.synthetic import SyntheticEngine, SyntheticParams
+from solver.engines.synthetic import SyntheticEngine, SyntheticParams, default_pace_profile
 
 LMDEPLOY_BACKENDS = ("turbomind", "pytorch")
 
@@ -57,7 +55,6 @@ __all__ = [
     "Engine",
     "EngineUnavailable",
     "FinishReason",
-    "PaceModel",
     "PacedStream",
     "PromptSpec",
     "QuestionStream",
@@ -67,8 +64,8 @@ __all__ = [
     "SamplingSettings",
     "SyntheticEngine",
     "SyntheticParams",
-    "TimeModel",
     "Wake",
+    "default_pace_profile",
     "lmdeploy_engine_class",
     "recorded_samples",
     "script_from_trace",

@@ -2,8 +2,9 @@
 
 Why: the live solver must make the same decisions as the simulator on the same recordings (the
 fidelity contract, tests/test_fidelity.py). So this engine reproduces the simulator's time model
-exactly, on a *virtual* clock: a decode step over `b` active samples holding `C` context tokens
-costs `a + beta*b + gamma*C` seconds, queued samples start (after their prefill) when a slot
+exactly, on a *virtual* clock: a decode step costs the one step-time function's seconds
+(`core.hardware.timing.step_seconds`, called through `steps_duration`/`steps_within` as the
+simulator does), queued samples start (after their prefill) when a slot
 frees, and a cancelled sample speeds up the rest at once. `speedup` compresses time: the stream
 sleeps `virtual / speedup` wall seconds (`inf`: never sleeps).
 
@@ -34,83 +35,17 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
 import numpy as np
 
-from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from core.draws import recorded_draw
 from core.errors import InputError
+from core.hardware import HardwareProfile, steps_duration, steps_within
 from core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
+from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 
 _EPS = 1e-9  # the simulator's tolerance on time comparisons
 _YIELD_EVERY = 64  # with no sleeping, let other tasks run every this many items
-
-
-class TimeModel(Protocol):
-    """What the pacing needs of a hardware profile (`core.hardware.HardwareProfile` fits).
-
-    Times in seconds; a decode step costs `a + beta*b + gamma*C`.
-    """
-
-    @property
-    def a(self) -> float: ...
-    @property
-    def beta(self) -> float: ...
-    @property
-    def gamma(self) -> float: ...
-    @property
-    def prefill_s_per_token(self) -> float: ...
-    @property
-    def startup_s(self) -> float: ...
-    @property
-    def max_batch(self) -> int: ...
-    @property
-    def code_overlap(self) -> str: ...
-    @property
-    def code_workers(self) -> int | None: ...
-    @property
-    def question_overhead_s(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class PaceModel:
-    """A plain `TimeModel` (defaults: the l4x4-14b-w4kv8 profile's numbers, no start-up)."""
-
-    a: float = 0.01923
-    beta: float = 0.0003206
-    gamma: float = 8.53e-08
-    prefill_s_per_token: float = 0.0002
-    startup_s: float = 0.0
-    max_batch: int = 32
-    code_overlap: Literal["parallel", "serial"] = "parallel"
-    question_overhead_s: float = 0.0
-    name: str = "pace-default"
-    code_workers: int | None = None
-
-
-def steps_duration(m: TimeModel, b: int, c0: float, n: int) -> float:
-    """Seconds of `n` decode steps of `b` sequences holding `c0` context tokens at the first step
-    (the simulator's closed form, `core.hardware.steps_duration`)."""
-    if n <= 0:
-        return 0.0
-    first = m.a + m.beta * b + m.gamma * c0
-    return n * first + m.gamma * b * (n * (n - 1) / 2.0)
-
-
-def steps_within(m: TimeModel, b: int, c0: float, t: float) -> int:
-    """Most whole steps that finish within `t` seconds (exact in floating point)."""
-    if not t >= 0.0:
-        return 0
-    first = m.a + m.beta * b + m.gamma * c0
-    g = m.gamma * b
-    h = first - g / 2.0
-    den = h + math.sqrt(h * h + 2.0 * g * t)
-    n = max(0, int(math.floor(2.0 * t / den))) if den > 0.0 else 0
-    while steps_duration(m, b, c0, n + 1) <= t:
-        n += 1
-    while n > 0 and steps_duration(m, b, c0, n) > t:
-        n -= 1
-    return n
 
 
 @dataclass(frozen=True)
@@ -196,7 +131,7 @@ class PacedStream:
     def __init__(
         self,
         scripts: Sequence[SampleScript],
-        model: TimeModel,
+        model: HardwareProfile,
         *,
         chunk_tokens: int,
         max_new_tokens: int,
@@ -380,20 +315,10 @@ class PacedStream:
 
 
 def recorded_samples(problem: ProblemTrace, kinds: Sequence[str]) -> tuple[SampleTrace, ...]:
-    """Which recorded samples fill slots of the given kinds: per kind the recorded samples in
-    recorded order, reused cyclically; a kind with none falls back to the other kind (the
-    simulator's `recorded_draw(problem).take(kinds)`)."""
-    cot, code = problem.of_kind("cot"), problem.of_kind("code")
-    pools = {"cot": cot or code, "code": code or cot}
-    used = {"cot": 0, "code": 0}
-    out = []
-    for kind in kinds:
-        pool = pools[kind]
-        if not pool:
-            raise InputError(problem.run_id, f"problem {problem.problem_id}", "no recorded samples")
-        out.append(pool[used[kind] % len(pool)])
-        used[kind] += 1
-    return tuple(out)
+    """Which recorded samples fill slots of the given kinds: the simulator's draw,
+    `core.draws.recorded_draw(problem).take(kinds)` (`NoRecordedSamples` for a problem without
+    recordings)."""
+    return recorded_draw(problem).take(kinds)
 
 
 def script_from_trace(trace: SampleTrace) -> SampleScript:
@@ -442,7 +367,7 @@ class ReplayEngine:
 
     Args:
         problems: the run's problems (`core.store.load_problem_traces`), matched by problem id.
-        model: the hardware time model (a `core.hardware.HardwareProfile` or `PaceModel`).
+        model: the hardware time model (`core.hardware.HardwareProfile`).
         chunk_tokens: the chunk grid; use the policy's `check.every_tokens`.
         speedup: virtual seconds per wall second (`math.inf`: no sleeping).
     Contract: one question at a time; `startup_s` and `question_overhead_s` are the model's, on
@@ -456,7 +381,7 @@ class ReplayEngine:
     def __init__(
         self,
         problems: Sequence[ProblemTrace] | Mapping[str, ProblemTrace],
-        model: TimeModel,
+        model: HardwareProfile,
         *,
         chunk_tokens: int = 20,
         speedup: float = math.inf,
@@ -473,7 +398,7 @@ class ReplayEngine:
 
     @classmethod
     def from_store(
-        cls, path: str | Path, model: TimeModel, *, run_id: str | None = None, chunk_tokens: int = 20,
+        cls, path: str | Path, model: HardwareProfile, *, run_id: str | None = None, chunk_tokens: int = 20,
         speedup: float = math.inf,
     ) -> ReplayEngine:
         """Load a run's event arrays from a trace store (InputError if it is not one)."""
@@ -509,6 +434,6 @@ class ReplayEngine:
 
 
 __all__ = [
-    "PaceModel", "PacedStream", "RecordedCode", "ReplayEngine", "SampleScript", "TimeModel", "Wake",
-    "filler", "recorded_samples", "script_from_trace", "steps_duration", "steps_within",
+    "PacedStream", "RecordedCode", "ReplayEngine", "SampleScript", "Wake",
+    "filler", "recorded_samples", "script_from_trace",
 ]

@@ -9,6 +9,7 @@ after. Everything is a pure function of (`seed`, question id, sample index).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.engines.base import PromptSpec, SamplingSettings
-from solver.engines.replay import PacedStream, PaceModel, RecordedCode, SampleScript, TimeModel
+from core.hardware import HardwareProfile, load_profile
+from solver.engines.replay import PacedStream, RecordedCode, SampleScript
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,23 @@ def sample_script(
     return SampleScript(kind, params.prompt_tokens, n, finish, tuple(inserts), tuple(code), index)  # type: ignore[arg-type]
 
 
+DEFAULT_PACE_PROFILE = "l4x4-14b-w4kv8"
+
+
+def default_pace_profile() -> HardwareProfile:
+    """The synthetic engine's default clock: the shipped `l4x4-14b-w4kv8` profile without its
+    start-up (a synthetic question starts at once)."""
+    return dataclasses.replace(load_profile(DEFAULT_PACE_PROFILE), startup_s=0.0)
+
+
 class SyntheticEngine:
     """Generates plausible samples per question (see module docstring), paced by `model`.
 
     Args:
         answers: the true answer per question id (default: `synthetic_truth`).
         seed: the generator's seed.
-        model: time model (default `PaceModel()`); chunk_tokens/speedup as for `ReplayEngine`.
+        model: time model (default `default_pace_profile()`); chunk_tokens/speedup as for
+            `ReplayEngine`.
     """
 
     name = "synthetic"
@@ -89,14 +101,14 @@ class SyntheticEngine:
         *,
         answers: Mapping[str, int] | None = None,
         seed: int = 0,
-        model: TimeModel | None = None,
+        model: HardwareProfile | None = None,
         params: SyntheticParams = SyntheticParams(),
         chunk_tokens: int = 20,
         speedup: float = math.inf,
     ) -> None:
         self.answers = dict(answers or {})
         self.seed = seed
-        self.model: TimeModel = model if model is not None else PaceModel()
+        self.model = model if model is not None else default_pace_profile()
         self.params = params
         self.chunk_tokens = chunk_tokens
         self.speedup = speedup

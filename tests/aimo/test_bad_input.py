@@ -128,7 +128,7 @@ def test_profile_fit_and_measure_refuse_to_overwrite_without_force(files: dict[s
     assert existing.read_text() == "precious\n"
     forced = _run(["profile", "fit", "--traces", files["dir"] / "none.duckdb", "--name", "x",
                    "--out", existing, "--force"])
-    assert "exists" not in forced.output and "trace store not found" in forced.output  # got past it
+    assert "mine.yaml" not in forced.output and "no such trace store" in forced.output  # got past it
 
 
 def test_a_csv_given_as_traces_is_named_as_not_a_store(files: dict[str, Path]) -> None:

@@ -19,12 +19,13 @@ as read in lmdeploy 0.18's `pipeline.py` and `serve/managers/session_manager.py`
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import queue
 import threading
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,3 +270,23 @@ def make_fake_lmdeploy(
 
     m.pipeline = pipeline
     return m
+
+
+@contextlib.contextmanager
+def installed_fake_lmdeploy(step_s: float = 0.002) -> Iterator[types.ModuleType]:
+    """Install the double (a fixed `step_s` per decode step, no TurboMind) as `lmdeploy` for the
+    block; the previous module (or none) is put back after. For tests and the device scripts'
+    `--fake` CPU dry runs (product code never installs it)."""
+    import sys
+
+    missing = object()
+    previous = sys.modules.get("lmdeploy", missing)
+    module = make_fake_lmdeploy(turbomind_available=False, step_s=step_s)
+    sys.modules["lmdeploy"] = module
+    try:
+        yield module
+    finally:
+        if previous is missing:
+            sys.modules.pop("lmdeploy", None)
+        else:
+            sys.modules["lmdeploy"] = previous  # type: ignore[assignment]

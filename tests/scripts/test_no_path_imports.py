@@ -14,11 +14,6 @@ SCANNED = ("scripts", "bench", "aimo", "core", "solver", "recorder", "simulator"
 ALLOWED = {
     # the sandbox's launcher runs under `python -I`, which leaves its own folder off the path
     "solver/sandbox/_launcher.py",
-    # streamlit prepends the app's folder, whose data.py would shadow the `data` package
-    "dashboard/app.py",
-    # installs the lmdeploy test double from tests/helpers; helper i12clock moves this out of the
-    # product with step_latency's measurement code (issue 12): drop this entry with that merge
-    "recorder/step_latency.py",
 }
 
 

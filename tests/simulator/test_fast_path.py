@@ -323,6 +323,8 @@ def profiles(draw: st.DrawFn) -> HardwareProfile:
         provenance=PROV, code_overlap=draw(st.sampled_from(["parallel", "serial"])),
         question_overhead_s=draw(st.sampled_from([0.0, 0.0, 1.5])),
         code_workers=draw(st.sampled_from([None, None, 1, 2, 4])),
+        knee_batch=draw(st.sampled_from([0, 2, 4, 16])),
+        beta_above=draw(st.sampled_from([0.0, 0.0, 0.001, 0.02])),
     )
 
 

@@ -35,6 +35,7 @@ from core.hardware import (
     steps_within,
     steps_within_array,
 )
+from core.store import init_store
 from core.hardware.calibrate import calibration_report, derive_published_profiles, main
 from core.errors import InputError
 
@@ -309,11 +310,10 @@ def test_fit_input_errors() -> None:
 def test_read_chunks_from_a_store(tmp_path: Path) -> None:
     store = tmp_path / "t.duckdb"
     chunks = _synthetic_chunks(TRUE, QUESTIONS[:2], jitter_s=0.0, seed=6)
-    sql = (Path(__file__).resolve().parents[2] / "core/store/migrations/001_init.sql").read_text()
     samples = chunks.groupby(["run_id", "problem_id", "sample_idx"], as_index=False).agg(
         prompt_tokens=("prompt_tokens", "first"), n_tokens=("n_tokens", "max"))
+    init_store(store)  # the store's own schema (read through core.store's reader)
     with duckdb.connect(str(store)) as con:
-        con.execute(sql)
         con.register("s", samples)
         con.execute("INSERT INTO samples (run_id, problem_id, sample_idx, kind, prompt_tokens, "
                     "start_s, n_tokens, finish_reason) SELECT run_id, problem_id, sample_idx, "
@@ -327,7 +327,7 @@ def test_read_chunks_from_a_store(tmp_path: Path) -> None:
         chunks, name="s", date="2026-01-01").profile
     with pytest.raises(InputError, match="no timed chunks"):
         read_chunks(store, run_id="other")
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="no such trace store"):
         read_chunks(tmp_path / "missing.duckdb")
 
 

@@ -33,7 +33,7 @@ def test_conditions_round_trip_and_show(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["profile", "show", "h200-14b-w4kv8"])
     assert res.exit_code == 0
     assert ("holds for: engine lmdeploy pytorch 0.18.0; GPU 1xNVIDIA H200; quantization awq-w4/kv8; "
-            "sampling temperature 0.9, top_p 0.95, min_p 0.1, repetition_penalty 1.05; measured on 2026-11-28") in res.output
+            "sampling temperature 0.9, top_p 0.95, min_p 0.1, repetition_penalty 1.05; measured on 2026-12-07") in res.output
 
 
 def test_profiles_without_conditions_still_load_and_say_so(tmp_path: Path) -> None:

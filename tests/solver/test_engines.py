@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 
@@ -21,7 +20,7 @@ from simulator.replay import recorded_draw
 from solver.engines import (
     Chunk,
     EngineUnavailable,
-    PaceModel,
+    default_pace_profile,
     PromptSpec,
     ReplayEngine,
     SamplingSettings,
@@ -56,7 +55,7 @@ def _replay_engine(**kw) -> ReplayEngine:
 
 
 def _synthetic_engine(**kw) -> SyntheticEngine:
-    return SyntheticEngine(seed=3, model=PaceModel(max_batch=kw.pop("max_batch", 32)), chunk_tokens=20, **kw)
+    return SyntheticEngine(seed=3, model=dataclasses.replace(default_pace_profile(), max_batch=kw.pop("max_batch", 32)), chunk_tokens=20, **kw)
 
 
 ENGINES: dict[str, Callable[..., object]] = {"replay": _replay_engine, "synthetic": _synthetic_engine}
@@ -314,8 +313,7 @@ def test_synthetic_answers_cluster_on_the_truth() -> None:
     assert int(np.argmax(counts)) == 123
 
 
-def test_pace_model_defaults_match_the_l4_profile() -> None:
+def test_default_pace_profile_is_the_l4_profile_without_startup() -> None:
     p = load_profile("l4x4-14b-w4kv8")
-    m = PaceModel()
-    assert (m.a, m.beta, m.gamma, m.max_batch) == (p.a, p.beta, p.gamma, p.max_batch)
-    assert not math.isnan(m.prefill_s_per_token)
+    m = default_pace_profile()
+    assert m == dataclasses.replace(p, startup_s=0.0)

@@ -1,6 +1,6 @@
-"""Step-latency measurement (recorder/step_latency.py, `aimo profile measure`): the fit recovers
-known coefficients, the decode window, grids and prompts, and the command end to end on CPU
-against the lmdeploy test double."""
+"""Step-latency measurement (recorder/profiling, `aimo profile measure`) and its fit
+(core.hardware.fit): the fit recovers known coefficients, the decode window, grids and prompts,
+and the command end to end on CPU against the lmdeploy test double (installed by the tests)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from recorder import step_latency as sl
+from fake_lmdeploy import installed_fake_lmdeploy
+
+from recorder import profiling as sl
 from core.hardware import load_profile
 
 runner = CliRunner()
@@ -265,10 +267,11 @@ def test_measure_fake_end_to_end_writes_a_loadable_profile(tmp_path) -> None:
                                        '"hidden_size": 256, "vocab_size": 1000, '
                                        '"quantization_config": {"quant_method": "awq", "bits": 4}}')
     before = sys.modules.get("lmdeploy")
-    res = runner.invoke(app, [
-        "profile", "measure", "--model", str(model), "--name", "h-fake", "--out", str(out),
-        "--cells", "1x512,8x256,4x4096,2x8192", "--new-tokens", "64", "--csv", str(csv_path),
-        "--fake"])
+    with installed_fake_lmdeploy():
+        res = runner.invoke(app, [
+            "profile", "measure", "--model", str(model), "--name", "h-fake", "--out", str(out),
+            "--cells", "1x512,8x256,4x4096,2x8192", "--new-tokens", "64", "--csv", str(csv_path),
+            "--fake"])
     assert res.exit_code == 0, res.output
     assert sys.modules.get("lmdeploy") is before  # the test double is removed again
     assert "fit error (relative): median" in res.output and "wrote" in res.output
@@ -278,7 +281,7 @@ def test_measure_fake_end_to_end_writes_a_loadable_profile(tmp_path) -> None:
     assert (prof.startup_s, prof.max_batch, prof.code_overlap) == (
         base.startup_s, base.max_batch, base.code_overlap)
     assert "measured, median over 2 cell(s)" in prof.provenance.notes  # 4x4096, 2x8192
-    assert "Fit error of a+beta*b+gamma*C" in prof.provenance.notes
+    assert "Fit error of a+beta*b+gamma*C" in prof.provenance.notes  # 4 cells: no knee
     assert "qwen2 (4 layers, hidden 256, vocab 1000), AWQ 4-bit weights" in prof.description
     assert str(csv_path) in prof.provenance.source
     assert len(prof.calibration) == 4
@@ -303,3 +306,13 @@ def test_prompts_from_a_real_small_vocabulary_tokenizer(tmp_path) -> None:
     for n in (16, 512, 4096):
         text = source.make(n, rng)
         assert len(tok.encode(text)) == n and "<|im_" not in text
+
+
+def test_measure_fake_needs_the_double_installed(tmp_path) -> None:
+    """Product code never installs the test double: --fake without it is refused."""
+    model = tmp_path / "model"
+    model.mkdir()
+    res = runner.invoke(app, ["profile", "measure", "--model", str(model), "--name", "x",
+                              "--out", str(tmp_path / "x.yaml"), "--fake", "--cells", "1x512"])
+    assert res.exit_code == 2 and "test double" in res.output
+    assert not (tmp_path / "x.yaml").exists()

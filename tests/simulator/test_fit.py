@@ -1,0 +1,137 @@
+"""One fit of the step model (`core.hardware.fit`, solver `core.hardware.lsq`): the knee goes in
+only where the held-out error says so, `aimo profile fit --csv` reports the error by cell before
+and after and the extrapolation, and no other module solves least squares or opens DuckDB for it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aimo.cli import app
+from core.hardware import load_profile, save_profile
+from core.hardware.fit import KNEE, LINEAR, StepModel, choose_step_model, fit_step_model
+from core.hardware.observations import observations_from_rows
+from core.hardware.rows import StepRow, read_rows_csv, write_rows_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+EVIDENCE = ROOT / "data/measurements/h200-2026-12-07/steps.csv"
+CELLS = [(1, 512), (4, 512), (8, 512), (16, 512), (32, 512), (1, 8192), (4, 4096), (8, 2048),
+         (16, 1024), (32, 2048), (16, 8192), (32, 8192)]
+
+
+def rows_of(model: StepModel, noise: float, seed: int = 0) -> list[StepRow]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for b, p in CELLS:
+        for k in range(4):
+            c = b * (p + 16 + 32 * k)
+            y = float(model.predict(b, c)) * (1 + noise * rng.standard_normal())
+            out.append(StepRow(8, b, float(c), y, p, 31.0, "g"))
+    return out
+
+
+def test_a_linear_step_gets_no_knee() -> None:
+    for seed in range(5):
+        fit = fit_step_model(rows_of(StepModel(0.011, 4.5e-5, 7.2e-8), noise=0.01, seed=seed))
+        assert fit.knee_batch == 0 and fit.beta_above == 0.0 and fit.model.form == LINEAR
+
+
+def test_a_kneed_step_gets_its_knee_back() -> None:
+    true = StepModel(0.011, 0.0, 7.2e-8, knee_batch=16, beta_above=1.2e-4)
+    fit = fit_step_model(rows_of(true, noise=0.003))
+    assert fit.model.form == KNEE and fit.knee_batch == 16
+    assert fit.beta_above == pytest.approx(1.2e-4, rel=0.1)
+    assert fit.choice is not None and fit.choice.knee_held_out.median < fit.choice.linear_held_out.median
+    off = fit_step_model(rows_of(true, noise=0.003), knee="off")
+    assert off.model.form == LINEAR and off.rel_error.median > fit.rel_error.median
+
+
+def test_the_h200_evidence_chooses_the_knee_on_held_out_error() -> None:
+    rows = read_rows_csv(EVIDENCE, 8)
+    choice, _ = choose_step_model(observations_from_rows(rows), rel=True)
+    assert choice.chosen.knee_batch == 16 and choice.chosen.has_knee
+    assert choice.knee_held_out.median < 0.02 < 0.035 < choice.linear_held_out.median
+    assert choice.knee_held_out.p90 < choice.linear_held_out.p90
+
+
+def test_the_shipped_profile_is_the_evidence_refit() -> None:
+    p = load_profile("h200-14b-w4kv8")
+    fit = fit_step_model(read_rows_csv(EVIDENCE, 8))
+    assert StepModel.of(p) == fit.model
+    assert str(EVIDENCE.relative_to(ROOT)) in p.provenance.method
+    assert "aimo profile fit --csv" in p.provenance.method
+
+
+def test_profile_fit_csv_reports_cells_and_extrapolation(tmp_path: Path) -> None:
+    base = dataclasses.replace(load_profile("h200-14b-w4kv8"), knee_batch=0, beta_above=0.0,
+                               beta=4.5e-5, a=0.011)
+    save_profile(base, tmp_path / "base.yaml")
+    csv = write_rows_csv(tmp_path / "s.csv", read_rows_csv(EVIDENCE, 8))
+    out = tmp_path / "new.yaml"
+    res = CliRunner().invoke(app, ["profile", "fit", "--csv", str(csv), "--base",
+                                   str(tmp_path / "base.yaml"), "--name", "new", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "error by cell" in res.output and "32x8192" in res.output
+    assert "before" in res.output and "after" in res.output
+    assert "extrapolation: measured b 1..32" in res.output and "context extrapolated" in res.output
+    got = load_profile(out)
+    assert got.has_knee and got.knee_batch == 16 and "knee at b=16" in got.provenance.notes
+    assert (got.startup_s, got.prefill_s_per_token) == (base.startup_s, base.prefill_s_per_token)
+    off = CliRunner().invoke(app, ["profile", "fit", "--csv", str(csv), "--base", "h200-14b-w4kv8",
+                                   "--name", "lin", "--out", str(tmp_path / "l.yaml"), "--knee", "off"])
+    assert off.exit_code == 0 and not load_profile(tmp_path / "l.yaml").has_knee
+
+
+def test_profile_fit_csv_needs_a_base(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["profile", "fit", "--csv", str(EVIDENCE), "--name", "x",
+                                   "--out", str(tmp_path / "x.yaml")])
+    assert res.exit_code == 2 and "--base" in res.output
+
+
+def test_a_knee_profile_round_trips_and_an_old_one_stays_linear(tmp_path: Path) -> None:
+    p = load_profile("h200-14b-w4kv8")
+    assert load_profile(save_profile(p, tmp_path / "p.yaml")) == p
+    old = load_profile("l4x4-14b-w4kv8")
+    assert (old.knee_batch, old.beta_above) == (0, 0.0) and "knee" not in (
+        ROOT / "data/hardware/l4x4-14b-w4kv8.yaml").read_text()
+
+
+def test_one_least_squares_solver_and_no_direct_duckdb_in_the_fit() -> None:
+    solvers = [p for pkg in ("core", "recorder", "simulator", "solver", "aimo", "tuner", "dashboard")
+               for p in (ROOT / pkg).rglob("*.py") if "linalg.lstsq" in p.read_text()]
+    assert solvers == [ROOT / "core/hardware/lsq.py"]
+    for name in ("fit.py", "observations.py", "calibrate.py", "lsq.py"):
+        assert "duckdb.connect" not in (ROOT / "core/hardware" / name).read_text()
+
+
+def test_question_overhead_from_question_ends() -> None:
+    import pandas as pd
+
+    from core.hardware.fit import question_overhead
+
+    ends = pd.DataFrame({
+        "problem_id": [f"q{i}" for i in range(8)],
+        "wall_s": [9.0, 1.02, 2.03, 1.5 + 6.0, 0.52, 0.73, 0.62, 0.44],
+        "last_end_s": [1.0, 1.0, 2.0, 1.5, 0.5, 0.7, 0.6, 0.42],
+        "n_code": [0, 0, 0, 2, 0, 0, 0, 0],
+    })
+    got = question_overhead(ends)
+    # the first (stall) and the code question (its tail is code execution) are left out
+    assert got is not None and got.questions == 6
+    assert got.seconds == pytest.approx(0.02)
+    assert question_overhead(ends.iloc[:5]) is None  # too few questions
+
+
+def test_the_olympiad_profile_overhead_is_the_live_runs() -> None:
+    from core.hardware.fit import question_overhead
+    from core.store.chunk_times import load_question_ends
+
+    run = "solve-seed-2nd-place-pytorch-20261128T083708237918Z"
+    got = question_overhead(load_question_ends(ROOT / "data/traces/olympiad-live.duckdb", run))
+    p = load_profile("h200-olympiad-tiny-w4kv8")
+    assert got is not None and p.question_overhead_s == round(got.seconds, 4) > 0
+    assert run in p.provenance.notes

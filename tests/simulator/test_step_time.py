@@ -1,0 +1,87 @@
+"""One step-time function (`core.hardware.timing.step_seconds`) behind all three clocks: the
+reference replay, the replay engine and the numba fast path give identical step times, with and
+without the optional knee term, and a profile without a knee times steps as the linear model did."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from replay_fixtures import problem, sample
+
+import solver.engines.replay as replay_engine
+from core.hardware import HardwareProfile, load_profile, timing
+from core.hardware.timing import decode_coefficients, step_seconds, steps_duration, steps_within
+from simulator.fast import kernel
+from simulator.replay import question as reference
+from solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings
+
+BASE = load_profile("l4x4-14b-w4kv8")
+
+
+@st.composite
+def step_profiles(draw: st.DrawFn) -> HardwareProfile:
+    return dataclasses.replace(
+        BASE, name="random", a=draw(st.floats(1e-4, 0.05)), beta=draw(st.floats(0.0, 2e-3)),
+        gamma=draw(st.floats(0.0, 5e-6)), knee_batch=draw(st.integers(0, 40)),
+        beta_above=draw(st.sampled_from([0.0, 0.0, 1e-4, 3e-3])))
+
+
+def test_every_clock_calls_the_core_functions() -> None:
+    """No copy of the formula: the engine imports core's, the kernel compiles core's."""
+    assert replay_engine.steps_duration is timing.steps_duration
+    assert replay_engine.steps_within is timing.steps_within
+    assert reference.steps_duration is timing.steps_duration
+    assert reference.steps_within is timing.steps_within
+    assert kernel._steps_duration.py_func is timing.steps_seconds
+    assert kernel._steps_within.py_func is timing.steps_fitting
+    assert not hasattr(replay_engine, "PaceModel") and not hasattr(replay_engine, "TimeModel")
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=step_profiles(), b=st.integers(1, 64), c0=st.floats(0.0, 5e5), n=st.integers(0, 5000),
+       t=st.floats(0.0, 500.0))
+def test_compiled_and_python_clocks_agree_bit_for_bit(p: HardwareProfile, b: int, c0: float,
+                                                      n: int, t: float) -> None:
+    coef = decode_coefficients(p)
+    assert kernel._steps_duration(*coef, b, c0, n) == steps_duration(p, b, c0, n)
+    assert kernel._steps_within(*coef, b, c0, t) == steps_within(p, b, c0, t)
+    k = steps_within(p, b, c0, t)
+    assert steps_duration(p, b, c0, k) <= t < steps_duration(p, b, c0, k + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(p=step_profiles(), b=st.integers(1, 64), c0=st.floats(0.0, 5e5), n=st.integers(0, 3000))
+def test_without_a_knee_the_linear_model_is_unchanged(p: HardwareProfile, b: int, c0: float,
+                                                      n: int) -> None:
+    lin = dataclasses.replace(p, beta_above=0.0)
+    first = lin.a + lin.beta * b + lin.gamma * c0  # the formula before the knee existed
+    old = 0.0 if n <= 0 else n * first + lin.gamma * b * (n * (n - 1) / 2.0)
+    assert steps_duration(lin, b, c0, n) == old
+    assert lin.step_s(b, c0) == first
+
+
+def test_the_knee_adds_per_sequence_time_above_the_knee_only() -> None:
+    p = dataclasses.replace(BASE, a=0.01, beta=0.0, gamma=0.0, knee_batch=16, beta_above=1e-3)
+    assert [p.step_s(b, 0.0) for b in (1, 16, 17, 32)] == pytest.approx([0.01, 0.01, 0.011, 0.026],
+                                                                        rel=1e-12)
+    arr = step_seconds(*decode_coefficients(p), np.array([1.0, 16.0, 17.0, 32.0]), 0.0)
+    assert arr.tolist() == [p.step_s(b, 0.0) for b in (1, 16, 17, 32)]
+
+
+def test_replay_engine_paces_a_knee_profile_with_the_same_function() -> None:
+    p = dataclasses.replace(BASE, startup_s=0.0, knee_batch=4, beta_above=2e-3)
+    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
+    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
+
+    async def last_chunk_time() -> float:
+        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
+        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
+        return max([c.t async for c in stream if isinstance(c, Chunk)])
+
+    want = p.prefill_s_per_token * 800 + steps_duration(p, 8, 800.0, 300)
+    assert asyncio.run(last_chunk_time()) == want
