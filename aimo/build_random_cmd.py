@@ -18,7 +18,7 @@ def build_random(
 ) -> None:
     """Write a random-weight Qwen2 checkpoint (AWQ W4 GEMM, group 128, byte-level tokenizer) for
     timing an engine: step time depends on shapes and kernels, not on weight values."""
-    from recorder.random_model import SHAPES, build_random_model
+    from aimo.recorder.random_model import SHAPES, build_random_model
 
     if shape not in SHAPES:
         typer.echo(f"error: --shape: one of {', '.join(SHAPES)}, got {shape!r}", err=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]  # the source checkout the project wheel is built from
 DIST_NAME = "aimo-policy-lab"
@@ -59,7 +59,7 @@ os.environ.setdefault("AIMO_BACKEND", BACKEND)
 def install() -> None:
     """Install the bundled wheels into this interpreter, offline (a no-op when installed)."""
     try:
-        import solver.kaggle_server  # noqa: F401
+        import aimo.solver.kaggle_server  # noqa: F401
         return
     except ImportError:
         pass
@@ -69,14 +69,14 @@ def install() -> None:
 
 def predict(id_, question):
     """The inference server's predict: a DataFrame with columns id and answer."""
-    from solver.kaggle_server import predict_frame
+    from aimo.solver.kaggle_server import predict_frame
 
     return predict_frame(id_, question)
 
 
 def predict_answer(id_, question) -> int:
     """The bare integer answer (for a custom loop)."""
-    from solver.kaggle import predict as solver_predict
+    from aimo.solver.kaggle import predict as solver_predict
 
     return solver_predict(id_, question)
 '''
@@ -149,7 +149,7 @@ def make_bundle(policy: str, model: str, out: Path, *, backend: str = "turbomind
         InputError: a bad policy, an existing --out (without force), no source checkout, or a
             failed pip call (its last lines).
     """
-    from core.policy import load_policy
+    from aimo.core.policy import load_policy
 
     pol = load_policy(policy)
     if backend not in ("turbomind", "pytorch", "synthetic"):
@@ -178,7 +178,7 @@ def _fill(out: Path, wheels: Path, pol: Any, model: str, backend: str,
           python_version: str | None, platform_tag: str | None, run: Runner,
           echo: Callable[[str], None]) -> BundleResult:
     """The wheels, the policy, the entry and the manifest into the (empty) folder `out`."""
-    from core.policy import dump_policy, policy_hash
+    from aimo.core.policy import dump_policy, policy_hash
 
     echo(f"building the {DIST_NAME} wheel from {ROOT} ...")
     build, fetch = pip_commands(wheels, python_version=python_version, platform_tag=platform_tag)

@@ -11,10 +11,10 @@ from typing import NoReturn, Optional
 
 import typer
 
-from core.settings import ENV
+from aimo.core.settings import ENV
 from aimo.runs_cmd import runs_app
 from aimo.build_random_cmd import build_random
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 # Commands import their implementations inside their bodies: `aimo --help` and `aimo solve`
 # stay quick and need none of the optional extras (tune, dashboard, gpu).
@@ -84,7 +84,7 @@ def _root(
                                 help="More log output on stderr (-v info, -vv debug)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
 ) -> None:
-    from core.settings import configure_logging, load_settings
+    from aimo.core.settings import configure_logging, load_settings
 
     try:
         level = load_settings().log_level
@@ -107,7 +107,7 @@ def _pick_profile(hardware: Optional[str], traces: Path, run_id: Optional[str]) 
     if hardware:
         return hardware
     from aimo.output import notice
-    from simulator.profile_choice import NO_RUN, profile_for_store
+    from aimo.simulator.profile_choice import NO_RUN, profile_for_store
 
     choice = profile_for_store(traces, run_id)
     if choice.reason != NO_RUN:  # several runs and no --run: the command reports that instead
@@ -126,7 +126,7 @@ def synth(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted synthesis into --out (same settings)."),
 ) -> None:
     """Generate a synthetic trace store calibrated to a 14B R1-distill model on AIME-level problems."""
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     try:
         summary = synthesize_store(out, n_problems=problems, n_samples=samples, seed=seed, profile=profile,
@@ -145,7 +145,7 @@ def import_(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import of the same run id."),
 ) -> None:
     """Import traces produced elsewhere (CSV of problems + JSONL of samples)."""
-    from recorder.importer import import_traces
+    from aimo.recorder.importer import import_traces
 
     try:
         summary = import_traces(problems, samples, out, run_id=run_id, resume=resume)
@@ -175,7 +175,7 @@ def simulate(
     import json
 
     from aimo.output import notice, progress, say_if_slow, stdout_to_stderr
-    from simulator import api
+    from aimo.simulator import api
 
     if aimo3_score and (bootstrap < 2 or bootstrap % 2):
         _fail(f"--aimo3-score: --bootstrap must be an even number ≥ 2 (got {bootstrap})")
@@ -198,7 +198,7 @@ def simulate(
     except ValueError as exc:  # e.g. a policy reading confidence on a store without it
         _fail(f"{traces}: {exc}")
     if aimo3_score:
-        from simulator.aimo3 import aimo3_summary, render_aimo3
+        from aimo.simulator.aimo3 import aimo3_summary, render_aimo3
 
         assert res.scores is not None
         aimo3 = aimo3_summary(res.scores, target)
@@ -223,8 +223,8 @@ def profile_list(
     run: Optional[str] = typer.Option(None, "--run", help="Run id (when the store has several)."),
 ) -> None:
     """List the bundled hardware profiles with their calibration error and what they model."""
-    from core.hardware import list_profiles, load_profile
-    from core.hardware.calibrate import calibration_error
+    from aimo.core.hardware import list_profiles, load_profile
+    from aimo.core.hardware.calibrate import calibration_error
 
     rows = []
     for name in list_profiles():
@@ -238,7 +238,7 @@ def profile_list(
     for name, cal, desc in rows:
         typer.echo(f"{name:<{w0}}  {cal:<{w1}}  {desc}")
     if traces is not None:
-        from simulator.profile_choice import profile_for_store
+        from aimo.simulator.profile_choice import profile_for_store
 
         try:
             choice = profile_for_store(traces, run)
@@ -254,7 +254,7 @@ def profile_bind(
     run: Optional[str] = typer.Option(None, "--run", help="Bind to this run only (default: every run of the store)."),
 ) -> None:
     """Bind a profile to a store (or one run): simulate, tune, solve and the dashboard use it."""
-    from simulator.profile_choice import bind_profile
+    from aimo.simulator.profile_choice import bind_profile
 
     try:
         bind_profile(traces, name, run)
@@ -269,7 +269,7 @@ def profile_unbind(
     run: Optional[str] = typer.Option(None, "--run", help="The run's binding (default: the store-wide one)."),
 ) -> None:
     """Remove a store's profile binding (the run's recorded hardware decides again)."""
-    from simulator.profile_choice import unbind_profile
+    from aimo.simulator.profile_choice import unbind_profile
 
     try:
         removed = unbind_profile(traces, run)
@@ -281,8 +281,8 @@ def profile_unbind(
 @profile_app.command("show")
 def profile_show(name: str = typer.Argument(..., help="Profile name or YAML path.")) -> None:
     """Print a profile's coefficients and its error against its calibration points."""
-    from core.hardware import load_profile
-    from core.hardware.calibrate import format_report
+    from aimo.core.hardware import load_profile
+    from aimo.core.hardware.calibrate import format_report
 
     try:
         typer.echo(format_report(load_profile(name)))
@@ -307,8 +307,8 @@ def profile_fit(
     """Fit the decode step model (a + beta*b + gamma*C, with a knee where the held-out error
     says so) from measured step rows or a recording's chunk timestamps; report the fit error by
     cell before and after, and how far the profile extrapolates."""
-    from core.hardware import fit_profile, load_profile, read_chunks, save_profile
-    from core.store.out_path import check_out_path
+    from aimo.core.hardware import fit_profile, load_profile, read_chunks, save_profile
+    from aimo.core.store.out_path import check_out_path
 
     if csv_files and (traces is not None or from_live is not None):
         _fail("--csv: fit from one source (--csv, --traces or --from-live)")
@@ -374,8 +374,8 @@ def profile_measure(
     import math
     import time
 
-    from core.hardware import load_profile, save_profile
-    from recorder import profiling as sl
+    from aimo.core.hardware import load_profile, save_profile
+    from aimo.recorder import profiling as sl
 
     if not model.is_dir():
         _fail(f"--model: no such model directory: {model}")
@@ -392,7 +392,7 @@ def profile_measure(
               "sequence of a cell must decode at once)")
     if until is not None and until <= time.time():
         _fail(f"--until: {until:.0f} is in the past")
-    from core.store.out_path import check_out_path
+    from aimo.core.store.out_path import check_out_path
 
     for opt, path in (("--out", out), ("--csv", csv_out)):
         if path is not None and not path.parent.is_dir():
@@ -475,9 +475,9 @@ def tune(
 
     from aimo.output import notice, stdout_to_stderr
     from aimo.tune_report import tune_frame, tune_json
-    from simulator.api import check_export_path, export_frame
-    from core.store.out_path import check_out_path
-    from tuner.cli_impl import run_tune
+    from aimo.simulator.api import check_export_path, export_frame
+    from aimo.core.store.out_path import check_out_path
+    from aimo.tuner.cli_impl import run_tune
 
     try:
         check_out_path(out, "--out", overwrite=None)  # existing: run_tune's --force rule
@@ -520,9 +520,9 @@ def record(
     logprobs: int = typer.Option(8, help="Top-k logprobs per token for the stored confidence (0 = off; costs decode time)."),
 ) -> None:
     """Record real lmdeploy generations into a trace store (every sample to its end; resumable)."""
-    from recorder.record import run_record
-    from recorder.shards import parse_shard
-    from solver.engines.lmdeploy_engine import LmdeployUnavailableError
+    from aimo.recorder.record import run_record
+    from aimo.recorder.shards import parse_shard
+    from aimo.solver.engines.lmdeploy_engine import LmdeployUnavailableError
 
     options = {"tp": tp, "quant_policy": quant_policy, "max_batch": max_batch,
                "model_format": None if model_format == "none" else model_format}
@@ -566,9 +566,9 @@ def solve(
     import json
 
     from aimo.output import notice, stdout_to_stderr
-    from solver.loop import LoopOptions
-    from core.policy import load_policy, uses_confidence, with_token_cap
-    from solver.solve import EngineSpec, EngineUnavailable, run_solve
+    from aimo.solver.loop import LoopOptions
+    from aimo.core.policy import load_policy, uses_confidence, with_token_cap
+    from aimo.solver.solve import EngineSpec, EngineUnavailable, run_solve
 
     try:
         if uses_confidence(load_policy(policy)) and not (
@@ -585,7 +585,7 @@ def solve(
             if hardware is None and backend is SolveBackend.replay and traces is not None:
                 hardware = _pick_profile(None, traces, run)
             if hardware is not None or backend is SolveBackend.replay:
-                from core.hardware import load_profile
+                from aimo.core.hardware import load_profile
 
                 prof = load_profile(hardware or "l4x4-14b-w4kv8")
             options: dict = {"draw_seed": seed} if backend is SolveBackend.hil else {}
@@ -612,7 +612,7 @@ def merge(
     stores: list[Path] = typer.Argument(..., help="Stores to merge (e.g. the shards of a recording)."),
 ) -> None:
     """Merge trace stores: runs and problems combined, duplicates refused, provenance kept."""
-    from core.store.merge import merge_stores
+    from aimo.core.store.merge import merge_stores
 
     try:
         summary = merge_stores(out, stores)
@@ -631,7 +631,7 @@ def dashboard(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 exposes the dashboard (no authentication) to the network."),
 ) -> None:
     """Open the Streamlit dashboard over traces, simulations and studies."""
-    from dashboard import launch
+    from aimo.dashboard import launch
 
     try:
         code = launch(traces, storage, port, headless, study=study, host=host)
@@ -653,9 +653,9 @@ def demo(
     tuning run, and the dashboard command to look at it all."""
     import shlex
 
-    from recorder.summary import summarize_store
-    from recorder.synth import synthesize_store
-    from simulator import api
+    from aimo.recorder.summary import summarize_store
+    from aimo.recorder.synth import synthesize_store
+    from aimo.simulator import api
 
     try:
         if traces is None:
@@ -678,7 +678,7 @@ def demo(
         typer.echo(boot.render().split("\n", 1)[1])
     except InputError as exc:
         _fail(str(exc))
-    from tuner.cli_impl import run_demo_tune
+    from aimo.tuner.cli_impl import run_demo_tune
 
     try:
         result = run_demo_tune(traces, out_dir, hardware=hardware, run_id=run, echo=typer.echo)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Policies: list the presets, show one in full, "
                   "validate YAML files, diff two policies.")
@@ -21,7 +21,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def preset_summary(name: str) -> str:
     """The first sentence of the preset file's leading comment (its description), or ''."""
-    from data import POLICIES_DIR
+    from aimo.data import POLICIES_DIR
 
     words = []
     for line in (POLICIES_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines():
@@ -53,7 +53,7 @@ ABSENT = "(absent)"  # a field one policy does not have (e.g. a level the other 
 
 def policy_diff(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
     """(field path, value in a, value in b) for every field that differs; `name` included."""
-    from core.policy import policy_to_dict
+    from aimo.core.policy import policy_to_dict
 
     fa, fb = flatten(policy_to_dict(a)), flatten(policy_to_dict(b))
     rows = []
@@ -71,7 +71,7 @@ def _shown(value: Any) -> str:
 @app.command("list")
 def list_() -> None:
     """The bundled presets: name, samples per question at each speed level, hash, description."""
-    from core.policy import list_presets, load_policy, policy_hash
+    from aimo.core.policy import list_presets, load_policy, policy_hash
 
     rows = []
     for name in list_presets():
@@ -90,7 +90,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
     """The policy with every field spelled out (defaults and `base:` resolved), and its hash."""
-    from core.policy import load_policy, policy_hash, policy_to_dict, policy_to_yaml
+    from aimo.core.policy import load_policy, policy_hash, policy_to_dict, policy_to_yaml
 
     try:
         pol = load_policy(policy)
@@ -107,7 +107,7 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Policy YAML files (or preset names)."),
 ) -> None:
     """Check policy files; each gets 'ok' or its error (file and field). Exit 2 if any fails."""
-    from core.policy import load_policy, policy_hash
+    from aimo.core.policy import load_policy, policy_hash
 
     bad = 0
     for f in files:
@@ -130,7 +130,7 @@ def diff(
 ) -> None:
     """Fields that differ between two policies (after defaults and `base:` are resolved).
     Exit 0 when they decide the same (only names may differ), 1 when they differ."""
-    from core.policy import load_policy
+    from aimo.core.policy import load_policy
 
     try:
         pa, pb = load_policy(a), load_policy(b)

@@ -11,7 +11,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -21,7 +21,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def read_measured_rows(csvs: Sequence[Path], quant_policy: Optional[int]) -> list:
     """The step rows of the CSV files (one quant_policy: the given one, else the only one)."""
-    from core.hardware.rows import read_rows_csv
+    from aimo.core.hardware.rows import read_rows_csv
 
     rows = []
     for path in csvs:
@@ -46,9 +46,9 @@ def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
                  base_name: Optional[str], out: Path, knee: str, argv: Sequence[str]) -> None:
     """Refit `base_name` from measured step rows; print the fit, the knee choice, the error by
     cell before (the base) and after, the extrapolation; write the profile to `out`."""
-    from core.hardware import load_profile, save_profile
-    from core.hardware.fit import Coverage, StepModel, cell_table, fit_step_model, refit_profile
-    from core.hardware.observations import observations_from_rows
+    from aimo.core.hardware import load_profile, save_profile
+    from aimo.core.hardware.fit import Coverage, StepModel, cell_table, fit_step_model, refit_profile
+    from aimo.core.hardware.observations import observations_from_rows
 
     if base_name is None:
         _fail("--base: --csv refits a profile (its prefill, start-up and pool are kept); name it")
@@ -74,7 +74,7 @@ def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
 def report_chunk_fit(result: object, base: object | None) -> None:
     """After a `--traces` fit: the error by batch size before (the base, if any) and after, and
     the extrapolation."""
-    from core.hardware.fit import Coverage, StepModel, cell_table
+    from aimo.core.hardware.fit import Coverage, StepModel, cell_table
 
     obs = result.observations  # type: ignore[attr-defined]
     if obs is None:

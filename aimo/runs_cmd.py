@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import typer
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 runs_app = typer.Typer(
     no_args_is_help=True,
@@ -52,7 +52,7 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per run."),
 ) -> None:
     """Every run with its state: finished, failed, interrupted (writer gone) or running."""
-    from core.store import list_runs, spool
+    from aimo.core.store import list_runs, spool
 
     try:
         runs = list_runs(_existing(store))
@@ -80,8 +80,8 @@ def runs_list(
 def runs_show(store: Path = STORE, run: str = RUN,
               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """One run: identity, state, writer, and for live solves each question's answer and the score."""
-    from core.store import list_runs
-    from core.store.live import live_score, question_results
+    from aimo.core.store import list_runs
+    from aimo.core.store.live import live_score, question_results
 
     try:
         found = [r for r in list_runs(_existing(store)) if r.run_id == run]
@@ -115,7 +115,7 @@ def runs_show(store: Path = STORE, run: str = RUN,
 def runs_delete(store: Path = STORE, run: str = RUN,
                 yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
     """Delete a run and all its rows (refused while a live process writes it)."""
-    from core.store import TraceWriter
+    from aimo.core.store import TraceWriter
 
     _existing(store)
     if not yes and not typer.confirm(f"delete run {run!r} from {store}?"):
@@ -130,8 +130,8 @@ def runs_delete(store: Path = STORE, run: str = RUN,
 @runs_app.command("mark-failed")
 def runs_mark_failed(store: Path = STORE, run: str = RUN) -> None:
     """Set an interrupted run's status to failed (refused while a live process writes it)."""
-    from core.store import list_runs
-    from core.store.writer import TraceWriter
+    from aimo.core.store import list_runs
+    from aimo.core.store.writer import TraceWriter
 
     try:
         found = [r for r in list_runs(_existing(store)) if r.run_id == run]
@@ -149,7 +149,7 @@ def runs_mark_failed(store: Path = STORE, run: str = RUN) -> None:
 @runs_app.command("flush")
 def runs_flush(store: Path = STORE) -> None:
     """Commit what a writer spooled while the store was busy (waits for the lock up to 30 s)."""
-    from core.store import flush_spool, spool
+    from aimo.core.store import flush_spool, spool
 
     try:
         n = flush_spool(_existing(store))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tuner.cli_impl import TuneResult
+    from aimo.tuner.cli_impl import TuneResult
 
 
 def tune_json(result: TuneResult, *, traces: str, hardware: str) -> dict[str, Any]:

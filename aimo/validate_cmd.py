@@ -15,7 +15,7 @@ from typing import NoReturn, Optional
 
 import typer
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -37,11 +37,11 @@ def validate(
 ) -> None:
     """Replay the trace store under the live run's policy, order and sample draw; print live vs
     simulated answers, stop reasons and times per question, the errors and start-up."""
-    from core.hardware import load_profile
-    from simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render
-    from simulator.validate import plot as draw
-    from simulator.validate import validate as run_validate
-    from core.store import load_problem_traces
+    from aimo.core.hardware import load_profile
+    from aimo.simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render
+    from aimo.simulator.validate import plot as draw
+    from aimo.simulator.validate import validate as run_validate
+    from aimo.core.store import load_problem_traces
 
     for opt, path in (("--plot", plot), ("--markdown", markdown)):
         if path is not None and not path.parent.is_dir():
@@ -78,7 +78,7 @@ def scale_store(
 ) -> None:
     """Write a length-scaled copy of a store's run (for hil runs that must fit the device time;
     the scale is recorded in the run, docs/hil.md)."""
-    from recorder.scale import scale_store as scale
+    from aimo.recorder.scale import scale_store as scale
 
     try:
         typer.echo(scale(traces, out, length_scale, run_id=run).render())
@@ -92,12 +92,12 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
     per-question overhead from its question ends (`core.hardware.fit.question_overhead`), and
     report the error before (the base profile) and after, per stretch and (with --traces) per
     question through `aimo validate`'s comparison."""
-    from core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
-    from core.hardware.fit import observation_errors, question_overhead
-    from core.store.chunk_times import load_question_ends
-    from simulator.validate import read_live_run
-    from simulator.validate import validate as run_validate
-    from core.store import load_problem_traces
+    from aimo.core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
+    from aimo.core.hardware.fit import observation_errors, question_overhead
+    from aimo.core.store.chunk_times import load_question_ends
+    from aimo.simulator.validate import read_live_run
+    from aimo.simulator.validate import validate as run_validate
+    from aimo.core.store import load_problem_traces
 
     if base is None:
         _fail("--base: --from-live needs the profile to refit (its prefill, start-up and pool are kept)")

@@ -43,14 +43,14 @@ LIMIT_S = 2.0
 
 def build_store(path: Path, n_problems: int, n_samples: int, chunk_tokens: int | None) -> None:
     """A synthetic store; with `chunk_tokens`, the default profile re-chunked that finely."""
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     if chunk_tokens is None:
         print(synthesize_store(path, n_problems=n_problems, n_samples=n_samples, seed=0).render())
         return
-    from recorder.synth import run_info, synthesize_questions
-    from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from core.store import ProblemRow, TraceWriter
+    from aimo.recorder.synth import run_info, synthesize_questions
+    from aimo.recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+    from aimo.core.store import ProblemRow, TraceWriter
 
     prof = dataclasses.replace(get_profile(DEFAULT_PROFILE), chunk_tokens=chunk_tokens)
     info = run_info(prof, n_problems, n_samples, 0)
@@ -72,8 +72,8 @@ def build_study(
     per study, 2 folds); else a stand-in study of the same shape (45 parameters)."""
     if not tuner:
         return build_fake_study(path, n_trials), "bench"
-    from core.store import list_runs
-    from tuner.cli_impl import run_tune
+    from aimo.core.store import list_runs
+    from aimo.tuner.cli_impl import run_tune
 
     run_id = list_runs(store)[-1].run_id
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def build_fake_study(path: Path, n_trials: int, n_params: int = 45) -> str:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from core.policy import load_policy, policy_to_dict
+    from aimo.core.policy import load_policy, policy_to_dict
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = policy_to_dict(load_policy("seed-2nd-place"))
@@ -243,7 +243,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> int:
         render(page, clear=True, timeout=args.timeout)
     print(f"warm-up pass (process one-time costs): {time.perf_counter() - t0:.1f} s\n")
 
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     runs = list_runs(store)
     run = runs[-1]

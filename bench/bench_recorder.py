@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from recorder.record import run_record
-from solver.engines.base import Chunk, PromptSpec, SamplingSettings
+from aimo.recorder.record import run_record
+from aimo.solver.engines.base import Chunk, PromptSpec, SamplingSettings
 
 
 def sample_tokens(rng: np.random.Generator, kind: str, n: int) -> list[str]:

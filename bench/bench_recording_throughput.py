@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bench_recorder import FakeEngine, FakeStream, sample_tokens
 
-from recorder.record import run_record
-from solver.engines.base import PromptSpec, SamplingSettings
+from aimo.recorder.record import run_record
+from aimo.solver.engines.base import PromptSpec, SamplingSettings
 
 
 class LateCodeEngine(FakeEngine):

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Callable
 
-from solver.sandbox import SandboxLimits, run_code
+from aimo.solver.sandbox import SandboxLimits, run_code
 
 SNIPPETS = {
     "print": "print(sum(range(10)))",
@@ -32,9 +32,9 @@ LIMITS = SandboxLimits(timeout_s=60)
 def _modes(best_only: bool) -> dict[str, Callable[[str], object]]:
     modes: dict[str, Callable[[str], object]] = {"best": lambda code: run_code(code, LIMITS)}
     if not best_only:
-        from solver.sandbox import Isolation
-        from solver.sandbox._execute import execute
-        from solver.sandbox._layers import unprivileged
+        from aimo.solver.sandbox import Isolation
+        from aimo.solver.sandbox._execute import execute
+        from aimo.solver.sandbox._layers import unprivileged
 
         iso = unprivileged()
         modes["unprivileged"] = lambda code: execute(code, LIMITS, iso, sys.executable)

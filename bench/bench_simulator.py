@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.fast import FastSimulator
-from core.hardware import load_profile
-from simulator.replay import bootstrap_competitions, summarize
-from core.policy import Policy, load_policy
-from core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from aimo.simulator.fast import FastSimulator
+from aimo.core.hardware import load_profile
+from aimo.simulator.replay import bootstrap_competitions, summarize
+from aimo.core.policy import Policy, load_policy
+from aimo.core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")
 
@@ -37,7 +37,7 @@ PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")
 
 def synthetic_problems(n_problems: int, n_samples: int, seed: int) -> list[ProblemTrace]:
     """`recorder.synth` questions as in-memory traces (no DuckDB), answers in token order."""
-    from recorder.synth import synthesize_questions
+    from aimo.recorder.synth import synthesize_questions
 
     problems = []
     for q in synthesize_questions(n_problems, n_samples, seed=seed):
@@ -133,13 +133,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
     t0 = time.perf_counter()
     if args.store is not None:
-        from core.store import load_problem_traces
+        from aimo.core.store import load_problem_traces
 
         problems = load_problem_traces(args.store)
         source = str(args.store)
     else:
         problems = synthetic_problems(100, 32, seed=0)
-        source = "recorder.synth in memory, seed 0"
+        source = "aimo.recorder.synth in memory, seed 0"
     print(f"traces: {source}: {store_stats(problems)} ({time.perf_counter() - t0:.1f} s)")
     profile = load_profile("l4x4-14b-w4kv8")
     seed = load_policy("seed-2nd-place")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.store import (
+from aimo.core.store import (
     ProblemRow,
     SampleConfidence,
     TraceWriter,
@@ -32,8 +32,8 @@ from core.store import (
     load_problem_traces,
     load_sample_text,
 )
-from core.store.writer import WRITER_SETTINGS
-from core.traces import RunInfo
+from aimo.core.store.writer import WRITER_SETTINGS
+from aimo.core.traces import RunInfo
 
 INSERT_CHUNKS = """
 INSERT INTO chunks (run_id, problem_id, sample_idx, seq, t_s, n_tokens, text)

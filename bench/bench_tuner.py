@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from recorder.synth import synthesize_store
-from tuner.cli_impl import run_tune
-from tuner.study import open_storage, quiet_optuna
+from aimo.recorder.synth import synthesize_store
+from aimo.tuner.cli_impl import run_tune
+from aimo.tuner.study import open_storage, quiet_optuna
 
 
 def _store(path: Path | None, tmp: Path) -> Path:
@@ -43,8 +43,8 @@ def sampler_only(trials: int, sampler_name: str, seed: int, tmp: Path, parallel:
     import numpy as np
     import optuna
 
-    from tuner.study import make_sampler, open_storage, quiet_optuna, timed
-    from tuner.space import default_space
+    from aimo.tuner.study import make_sampler, open_storage, quiet_optuna, timed
+    from aimo.tuner.space import default_space
 
     quiet_optuna()
     space = default_space()

@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from simulator.fast import FastSimulator
-from core.hardware import load_profile
-from core.policy import Policy, load_policy
-from core.store import load_problem_traces
-from tuner.cli_impl import run_tune
-from tuner.export import policy_of
-from tuner.objective import COMPETITION_QUESTIONS, ObjectiveSpec
-from tuner.space import SearchSpace, load_space, space_for_store
-from tuner.study import (
+from aimo.simulator.fast import FastSimulator
+from aimo.core.hardware import load_profile
+from aimo.core.policy import Policy, load_policy
+from aimo.core.store import load_problem_traces
+from aimo.tuner.cli_impl import run_tune
+from aimo.tuner.export import policy_of
+from aimo.tuner.objective import COMPETITION_QUESTIONS, ObjectiveSpec
+from aimo.tuner.space import SearchSpace, load_space, space_for_store
+from aimo.tuner.study import (
     StudyPlan, TuneConfig, heldout_spec, objective_spec, open_storage, plan_studies,
 )
 
@@ -45,7 +45,7 @@ PRESET_ROWS = ("seed-2nd-place", "majority-n", "first-answer", "aimo3-winner", "
 def ensure_store(path: Path, profile: str, problems: int, samples: int) -> Path:
     """The store at `path`, generated with confidence if missing."""
     if not path.exists():
-        from recorder.synth import synthesize_store
+        from aimo.recorder.synth import synthesize_store
 
         print(f"generating {path} ({profile}, {problems} × {samples}, with confidence) …",
               flush=True)

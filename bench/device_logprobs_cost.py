@@ -26,8 +26,8 @@ CELLS = ((16, 512), (32, 512), (32, 2048), (16, 8192))
 
 def _engine(model: str, logprobs_mode: str | None, overrides: dict[str, Any]) -> Any:
     """An LmdeployEngine whose PyTorch backend config carries `logprobs_mode`."""
-    from recorder import profiling as sl
-    from solver.engines import lmdeploy_engine as le
+    from aimo.recorder import profiling as sl
+    from aimo.solver.engines import lmdeploy_engine as le
 
     base = le.backend_config
 
@@ -49,7 +49,7 @@ def _engine(model: str, logprobs_mode: str | None, overrides: dict[str, Any]) ->
 
 
 async def _measure(engine: Any, model: str, k: int, new_tokens: int, repeats: int) -> list[dict]:
-    from recorder import profiling as sl
+    from aimo.recorder import profiling as sl
 
     prompts = sl.prompt_source(model)
     rows: list[dict] = []

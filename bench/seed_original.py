@@ -20,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from simulator.fast import FastSimulator
-from core.hardware import load_profile
-from core.policy import Policy, dump_policy, load_policy
-from core.store import load_problem_traces
+from aimo.simulator.fast import FastSimulator
+from aimo.core.hardware import load_profile
+from aimo.core.policy import Policy, dump_policy, load_policy
+from aimo.core.store import load_problem_traces
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,11 @@ import platform
 
 import numpy as np
 
-from core.hardware import fit_profile, read_chunks
-from simulator.replay import replay_question
-from core.policy import Policy, SpeedLevel, load_policy
-from core.store import load_problem_traces
-from core.traces import ProblemTrace
+from aimo.core.hardware import fit_profile, read_chunks
+from aimo.simulator.replay import replay_question
+from aimo.core.policy import Policy, SpeedLevel, load_policy
+from aimo.core.store import load_problem_traces
+from aimo.core.traces import ProblemTrace
 
 
 def run_everything_policy(max_tokens: int, n_samples: int) -> tuple[Policy, SpeedLevel]:

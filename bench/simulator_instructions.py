@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_bootstrap(store: Path, replicates: int, policy_spec: str = "seed-2nd-place") -> None:
     """The measured work: one warm-up competition, then `replicates` more."""
-    from simulator.fast import FastSimulator
-    from core.hardware import load_profile
-    from core.policy import load_policy
-    from core.store import load_problem_traces
+    from aimo.simulator.fast import FastSimulator
+    from aimo.core.hardware import load_profile
+    from aimo.core.policy import load_policy
+    from aimo.core.store import load_problem_traces
 
     sim = FastSimulator(load_problem_traces(store), load_profile("l4x4-14b-w4kv8"))
     policy = load_policy(policy_spec)

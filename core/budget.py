@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import InputError
-from core.policy import Policy, Schedule, SpeedLevel, past_cutoff, pick_level, question_budget_s
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, Schedule, SpeedLevel, past_cutoff, pick_level, question_budget_s
 
 BUDGET_MARGIN = 0.01  # share of the budget kept after the cutoff (180 s of 5 hours)
 

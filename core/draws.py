@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import InputError
-from core.traces import ProblemTrace, SampleTrace
+from aimo.core.errors import InputError
+from aimo.core.traces import ProblemTrace, SampleTrace
 
 
 class NoRecordedSamples(InputError, ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.results import QuestionResult, SolveResult
+from aimo.core.results import QuestionResult, SolveResult
 
 
 def question_row(q: QuestionResult) -> dict[str, Any]:

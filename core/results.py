@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from core.scoring import rule_score
+from aimo.core.scoring import rule_score
 
 SampleEnd = Literal["finished", "length", "sample_stop", "question_stop", "queued"]
 

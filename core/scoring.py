@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 OvertimeRule = Literal["zero", "answered"]
 OVERTIME_RULES: tuple[str, ...] = ("zero", "answered")

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 _ENV = "<environment>"
 DEFAULT_POLICY = "seed-2nd-place"
@@ -36,7 +36,7 @@ ENV = {
     "log_level": "AIMO_LOG_LEVEL",
 }
 # libraries whose loggers `-v`/`-q` configure; their records go to stderr, never stdout
-LIBRARY_LOGGERS = ("aimo", "solver", "recorder", "simulator", "tuner", "lmdeploy", "optuna")
+LIBRARY_LOGGERS = ("aimo", "lmdeploy", "optuna")
 
 
 @dataclass(frozen=True)

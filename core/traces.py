@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 SampleKind = Literal["cot", "code"]
 FinishReason = Literal["stop", "length", "abort", "error"]

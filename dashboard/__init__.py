@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from core.errors import AimoError, InputError
+from aimo.core.errors import AimoError, InputError
 
 __all__ = ["APP_PATH", "DEFAULT_HOST", "build_command", "launch"]
 

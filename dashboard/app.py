@@ -35,7 +35,7 @@ def _script_args() -> list[str]:
 
 def run() -> None:
     """Configure the page, route to the selected page and draw the shared sidebar."""
-    from dashboard import ui
+    from aimo.dashboard import ui
 
     st.set_page_config(
         page_title="AIMO policy lab",

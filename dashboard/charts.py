@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.colors as px_colors
 import plotly.graph_objects as go
 
-from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
+from aimo.simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
 
 # Answer outcome -> colour; shared by every figure so "right" always reads the same.
 OUTCOME_COLORS: dict[str, str] = {

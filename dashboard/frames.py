@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.hardware import HardwareProfile, pace_batch
-from core.report import question_row
-from core.results import SolveResult as CompetitionResult
-from core.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
-from recorder.summary import majority_votes
+from aimo.core.hardware import HardwareProfile, pace_batch
+from aimo.core.report import question_row
+from aimo.core.results import SolveResult as CompetitionResult
+from aimo.core.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
+from aimo.recorder.summary import majority_votes
 
 
 # --------------------------------------------------------------------------- samples and problems

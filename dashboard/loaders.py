@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.hardware import HardwareProfile, list_profiles, load_profile
-from core.policy import Policy, load_policy, policy_from_yaml, policy_to_yaml
-from core.store import list_runs, load_problem_traces, load_sample_text, read_connection
-from core.store.queries import sample_stats, token_curve
-from core.traces import ProblemTrace
-from dashboard.frames import problem_rows, sample_rows
-from recorder.summary import run_stats
+from aimo.core.hardware import HardwareProfile, list_profiles, load_profile
+from aimo.core.policy import Policy, load_policy, policy_from_yaml, policy_to_yaml
+from aimo.core.store import list_runs, load_problem_traces, load_sample_text, read_connection
+from aimo.core.store.queries import sample_stats, token_curve
+from aimo.core.traces import ProblemTrace
+from aimo.dashboard.frames import problem_rows, sample_rows
+from aimo.recorder.summary import run_stats
 
 StoreVersion = tuple[int, ...]
 
@@ -147,7 +147,7 @@ def runs_accuracy(
 def live_score(path: str, run_id: str, version: StoreVersion):  # type: ignore[no-untyped-def]
     """The live solver's score, time used and budget of a `solve` run (core.store.live)."""
     del version
-    from core.store.live import live_score as query
+    from aimo.core.store.live import live_score as query
 
     return query(path, run_id)
 
@@ -157,7 +157,7 @@ def live_questions(path: str, run_id: str, version: StoreVersion) -> pd.DataFram
     """A live run's questions in serving order: the solver's final answer, whether it is right,
     stop reason, level, start and time (core.store.live.question_results)."""
     del version
-    from core.store.live import question_results
+    from aimo.core.store.live import question_results
 
     frame = question_results(path, run_id)
     columns = ["position", "problem_id", "truth", "final_answer", "correct", "stop_reason",

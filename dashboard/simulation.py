@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core.budget import check_budget
-from core.draws import recorded_draw, replicate_draw
-from core.policy import policy_from_yaml
-from core.scoring import check_overtime_rule
-from core.traces import ProblemTrace
-from dashboard.loaders import StoreVersion, problem_traces, profile
-from simulator.replay import (
+from aimo.core.budget import check_budget
+from aimo.core.draws import recorded_draw, replicate_draw
+from aimo.core.policy import policy_from_yaml
+from aimo.core.scoring import check_overtime_rule
+from aimo.core.traces import ProblemTrace
+from aimo.dashboard.loaders import StoreVersion, problem_traces, profile
+from aimo.simulator.replay import (
     BootstrapSummary,
     CompetitionResult,
     bootstrap_competitions,
@@ -39,7 +39,7 @@ FAST_DEFAULT_REPLICATES = 200
 def fast_available() -> bool:
     """Whether the compiled simulator (`simulator.fast`) can be imported here."""
     try:
-        import simulator.fast  # noqa: F401
+        import aimo.simulator.fast  # noqa: F401
     except Exception:  # noqa: BLE001 - numba missing or broken: use the reference path
         return False
     return os.environ.get("AIMO_DASHBOARD_SIMULATOR", "fast") != "reference"
@@ -48,7 +48,7 @@ def fast_available() -> bool:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def fast_simulator(path: str, run_id: str, version: StoreVersion, profile_name: str) -> Any:
     """A `simulator.fast.FastSimulator` over a run's traces (encoding done once per version)."""
-    from simulator.fast import FastSimulator
+    from aimo.simulator.fast import FastSimulator
 
     return FastSimulator(problem_traces(path, run_id, version), profile(profile_name))
 
@@ -176,7 +176,7 @@ def paired_delta(
     Raises:
         ValueError: the two bootstraps have different replicate counts (not paired).
     """
-    from tuner.report import HeldOutRow, with_delta
+    from aimo.tuner.report import HeldOutRow, with_delta
 
     if a.replicates != b.replicates or len(a.scores) != len(b.scores):
         raise ValueError(

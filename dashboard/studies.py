@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.errors import InputError
-from core.policy import Policy, policy_from_dict, policy_from_yaml
-from dashboard.loaders import StoreVersion, store_version
-from tuner.report import TuneReport
-from tuner.study import open_storage, stored_report, tuner_settings
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, policy_from_dict, policy_from_yaml
+from aimo.dashboard.loaders import StoreVersion, store_version
+from aimo.tuner.report import TuneReport
+from aimo.tuner.study import open_storage, stored_report, tuner_settings
 
 
 # --------------------------------------------------------------------------- loading
@@ -196,13 +196,13 @@ def trial_policy(trial: Any, study: Any, space_file: str | None = None) -> tuple
         InputError: the policy cannot be rebuilt (other search space, no tuner, nothing stored,
             or it does not validate).
     """
-    from core.policy import policy_hash
+    from aimo.core.policy import policy_hash
 
     source = f"{study.study_name}: trial {trial.number}"
     settings = tuner_settings(study)
     if settings is not None and trial.params:
         try:
-            from tuner.space import load_space
+            from aimo.tuner.space import load_space
         except Exception as exc:  # noqa: BLE001 - the tuner package is missing or broken
             raise InputError(source, "policy", f"the tuner cannot be imported: {exc}") from None
         space = load_space(space_file or None)
@@ -363,7 +363,7 @@ def study_figure(
     del refresh
     import optuna.visualization as vis
 
-    from dashboard import charts
+    from aimo.dashboard import charts
 
     study = load_study(url, name, version)
     names = metric_names(study)

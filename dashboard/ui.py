@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import loaders
-from core.errors import InputError
-from core.policy import Policy, list_presets
-from core.store import StoreBusyError
+from aimo.dashboard import loaders
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, list_presets
+from aimo.core.store import StoreBusyError
 
 ENV_TRACES = "AIMO_DASHBOARD_TRACES"
 ENV_STORAGE = "AIMO_DASHBOARD_STORAGE"
@@ -51,7 +51,7 @@ def read_config(argv: Sequence[str], environ: Mapping[str, str] = os.environ) ->
     parser.add_argument("--storage", default=None)
     parser.add_argument("--study", default=None)
     args, _ = parser.parse_known_args(list(argv))
-    from core.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
+    from aimo.core.settings import Settings, load_settings  # the shared AIMO_TRACES / AIMO_STORAGE
 
     try:
         shared = load_settings(environ)
@@ -240,7 +240,7 @@ def policy_editor(
     except InputError as exc:
         st.error(f"Invalid policy: {exc}")
         return None
-    from core.policy import policy_to_yaml
+    from aimo.core.policy import policy_to_yaml
 
     return policy, policy_to_yaml(policy)
 
@@ -254,7 +254,7 @@ def profile_picker(
     names = loaders.profile_names()
     help_text = None
     if ctx is not None:
-        from simulator.profile_choice import profile_for_store
+        from aimo.simulator.profile_choice import profile_for_store
 
         try:
             choice = profile_for_store(ctx.path, ctx.run_id)

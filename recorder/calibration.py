@@ -3,7 +3,7 @@
 `check_calibration(path)` measures every metric of the run's profile (read from the run's
 `gen_config.profile`; `r1-14b` for runs of other kinds, so a real 14B recording can be compared
 with the seed's figures too) and returns a report whose `render()` is a target/measured/pass table.
-Run it as `python -m recorder.calibration STORE [--run RUN] [--profile NAME] [--confidence-only]`;
+Run it as `python -m aimo.recorder.calibration STORE [--run RUN] [--profile NAME] [--confidence-only]`;
 it exits 1 on a miss. A run that stores per-token confidence is also checked against the
 confidence targets (DeepConf's published behaviour, docs/synthetic.md).
 Metric definitions are in docs/synthetic.md; sample-level definitions follow `recorder.summary`.
@@ -21,19 +21,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.store.queries import (
+from aimo.core.store.queries import (
     answer_rows, chunk_texts, confidence_rows, final_first_positions, has_chunk_text,
     has_confidence_rows, run_configs, sample_stats, times_at_token,
 )
-from recorder.summary import majority_votes
-from recorder.synth_profiles import (
+from aimo.recorder.summary import majority_votes
+from aimo.recorder.synth_profiles import (
     CONFIDENCE_TARGETS,
     DEFAULT_PROFILE,
     SynthProfile,
     Target,
     get_profile,
 )
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 # DeepConf's group confidence: the mean token confidence over a sliding window of tokens.
 GROUP_WINDOW = 2048
@@ -214,7 +214,7 @@ def text_consistency(d: RunData) -> float | None:
     multiset of (token, 'boxed', value) and (token, 'code') events must equal the answer rows
     (code values need a run, so only their positions are compared).
     """
-    from solver.extraction import StreamingExtractor
+    from aimo.solver.extraction import StreamingExtractor
 
     if not has_chunk_text(d.con, d.run_id):
         return None
@@ -269,8 +269,8 @@ def confidence_frame(d: RunData) -> pd.DataFrame | None:
     the final answer first appeared. None when the run has no confidence."""
     if "confidence" in d.cache:
         return d.cache["confidence"]
-    from core.store.confidence import decode_column
-    from core.store.migrations import has_confidence
+    from aimo.core.store.confidence import decode_column
+    from aimo.core.store.migrations import has_confidence
 
     frame = None
     if has_confidence(d.con):
@@ -444,7 +444,7 @@ def measure(con: duckdb.DuckDBPyConnection, run_id: str, metrics: list[str]) -> 
 
 
 def _run_has_confidence(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
-    from core.store.migrations import has_confidence
+    from aimo.core.store.migrations import has_confidence
 
     return has_confidence(con) and has_confidence_rows(con, run_id)
 
@@ -468,7 +468,7 @@ def check_calibration(
     Raises:
         InputError: not a store, an ambiguous/unknown run, or an unknown profile.
     """
-    from core.store import read_connection
+    from aimo.core.store import read_connection
 
     with read_connection(path) as con:
         run_id, config = _pick_run(con, run_id, str(path))
@@ -484,8 +484,8 @@ def check_calibration(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m recorder.calibration STORE [--run RUN] [--profile NAME]`; exit 0 pass, 1 miss, 2 bad input."""
-    parser = argparse.ArgumentParser(prog="python -m recorder.calibration", description=__doc__.split("\n")[0])
+    """`python -m aimo.recorder.calibration STORE [--run RUN] [--profile NAME]`; exit 0 pass, 1 miss, 2 bad input."""
+    parser = argparse.ArgumentParser(prog="python -m aimo.recorder.calibration", description=__doc__.split("\n")[0])
     parser.add_argument("store", type=Path)
     parser.add_argument("--run", default=None, help="run id (default: the only run)")
     parser.add_argument("--profile", default=None, help="profile (default: the run's own, else r1-14b)")

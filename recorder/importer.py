@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.errors import AimoError, InputError
-from core.store.confidence import FLOAT16_MAX
-from core.store.records import SampleConfidence
-from core.traces import LogprobSetting, RunInfo
-from core.store.out_path import open_writer
+from aimo.core.errors import AimoError, InputError
+from aimo.core.store.confidence import FLOAT16_MAX
+from aimo.core.store.records import SampleConfidence
+from aimo.core.traces import LogprobSetting, RunInfo
+from aimo.core.store.out_path import open_writer
 
 KINDS = ("cot", "code")
 FINISH_REASONS = ("stop", "length", "abort", "error")
@@ -629,7 +629,7 @@ def import_traces(
         InputError: `out` is not a trace store, `run_id` already exists in it (without `resume`),
             or cannot be written.
     """
-    from core.store import ProblemRow
+    from aimo.core.store import ProblemRow
 
     pcsv, sjsonl = Path(problems_csv), Path(samples_jsonl)
     errors: list[LineError] = []

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.tiny_model import AWQ_ORDER, GROUP, PROJECTIONS
+from aimo.recorder.tiny_model import AWQ_ORDER, GROUP, PROJECTIONS
 
 ZERO_WORD = -2004318072  # 0x88888888: every packed zero point is 8 (weights (q - 8) * scale)
 SPECIALS = {151643: "<|endoftext|>", 151644: "<|im_start|>", 151645: "<|im_end|>"}

@@ -24,16 +24,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.shards import Shard, select_shard
-from solver.engines.base import Chunk, Engine, PromptSpec, QuestionStream, SamplingSettings
-from solver.engines.logprobs import DEFAULT_TOP_K
-from core.errors import InputError
-from solver.extraction import StreamingExtractor, code_answer, prepare_code
-from solver.loop.recording import RunRecorder
-from core.policy import Policy, load_policy, policy_to_dict
-from solver.sandbox import ExecResult, SandboxLimits, SandboxPool
-from core.store import ProblemRow, list_runs
-from core.traces import LogprobSetting, RunInfo
+from aimo.recorder.shards import Shard, select_shard
+from aimo.solver.engines.base import Chunk, Engine, PromptSpec, QuestionStream, SamplingSettings
+from aimo.solver.engines.logprobs import DEFAULT_TOP_K
+from aimo.core.errors import InputError
+from aimo.solver.extraction import StreamingExtractor, code_answer, prepare_code
+from aimo.solver.loop.recording import RunRecorder
+from aimo.core.policy import Policy, load_policy, policy_to_dict
+from aimo.solver.sandbox import ExecResult, SandboxLimits, SandboxPool
+from aimo.core.store import ProblemRow, list_runs
+from aimo.core.traces import LogprobSetting, RunInfo
 
 DEFAULT_PROMPTS = "cot:16,code:16"
 DEFAULT_LIMITS = SandboxLimits()  # the seed's 30 s per code run
@@ -107,7 +107,7 @@ def load_problems(path: str | Path) -> list[Problem]:
     Raises:
         InputError: naming the file, line and field of every problem found.
     """
-    from recorder.importer import LineError, TraceImportError, read_problems
+    from aimo.recorder.importer import LineError, TraceImportError, read_problems
 
     errors: list[LineError] = []
     rows = read_problems(Path(path), errors)
@@ -578,7 +578,7 @@ def run_record(
 
     own_engine = engine is None
     if engine is None:
-        from solver.engines.lmdeploy_engine import BACKENDS, LmdeployEngine
+        from aimo.solver.engines.lmdeploy_engine import BACKENDS, LmdeployEngine
 
         if backend not in BACKENDS:
             raise InputError("<arguments>", "--backend", f"must be one of {', '.join(BACKENDS)}")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from core.errors import InputError
-from core.traces import SOURCE_CODE, ProblemTrace, RunInfo, SampleTrace
+from aimo.core.errors import InputError
+from aimo.core.traces import SOURCE_CODE, ProblemTrace, RunInfo, SampleTrace
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def scale_store(src: str | Path, out: str | Path, scale: float, *, run_id: str |
     Raises:
         InputError: a bad scale, `out` exists, or `src` is not a store (naming the file and field).
     """
-    from core.store import ProblemRow, TraceWriter, list_runs, load_problem_traces
+    from aimo.core.store import ProblemRow, TraceWriter, list_runs, load_problem_traces
 
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):
         raise InputError("<scale>", "length_scale", f"must be in (0, 1], got {scale!r}")
@@ -152,7 +152,7 @@ def scale_store(src: str | Path, out: str | Path, scale: float, *, run_id: str |
 
 def _question(src: str | Path, run_id: str, p: ProblemTrace) -> str:
     """The question text of `p` (kept: a HIL run's prompts are built from it)."""
-    from core.store.queries import question_text
+    from aimo.core.store.queries import question_text
 
     return question_text(src, run_id, p.problem_id)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.store.queries import run_keys, sample_stats
+from aimo.core.store.queries import run_keys, sample_stats
 
 def majority_votes(stats: pd.DataFrame) -> pd.DataFrame:
     """Per problem: the plurality final answer (ties to the larger value; NA when none) and the truth.
@@ -126,7 +126,7 @@ def summarize_store(path: str | Path) -> StoreSummary:
     Raises:
         InputError: the file is missing, not a DuckDB file or not a trace store.
     """
-    from core.store import read_connection
+    from aimo.core.store import read_connection
 
     with read_connection(path) as con:
         runs = run_keys(con)

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recorder.synth_profiles import (
+from aimo.recorder.synth_profiles import (
     DEFAULT_PROFILE,
     ConfidenceModel,
     SynthProfile,
     Tier,
     get_profile,
 )
-from core.errors import InputError
-from core.store.records import SampleConfidence
-from core.traces import LogprobSetting, RunInfo
+from aimo.core.errors import InputError
+from aimo.core.store.records import SampleConfidence
+from aimo.core.traces import LogprobSetting, RunInfo
 
 GENERATOR_VERSION = 1
 SOURCE = "synthesize_store"
@@ -518,7 +518,7 @@ def run_info(
         backend="synthetic",
         hardware="placeholder rate curve (4xL4 batch 15, 36->20 tok/s)",
         gen_config={
-            "generator": "recorder.synth",
+            "generator": "aimo.recorder.synth",
             "generator_version": GENERATOR_VERSION,
             "profile": prof.name,
             "seed": seed,
@@ -562,8 +562,8 @@ def synthesize_store(
         InputError: `out` exists (without `resume`) or cannot be written, an unknown `profile`,
             non-positive sizes, or a resume with other settings.
     """
-    from core.store import ProblemRow
-    from core.store.out_path import check_out_path, open_writer
+    from aimo.core.store import ProblemRow
+    from aimo.core.store.out_path import check_out_path, open_writer
 
     prof = get_profile(profile)
     _check_sizes(n_problems, n_samples)
@@ -619,7 +619,7 @@ def synthesize_store(
 
 def _check_resumable(path: Path, info: RunInfo) -> None:
     """InputError unless `path` holds this synthetic run, interrupted, with the same settings."""
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     runs = {r.run_id: r for r in list_runs(path)}
     run = runs.get(info.run_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def awq_unpack(
 
 def _corpus() -> list[str]:
     """Local training text for the tokenizer: the seed prompts, maths and Python snippets."""
-    from core.policy.model import (
+    from aimo.core.policy.model import (
         SEED_CODE_SUFFIX,
         SEED_CODE_SYSTEM,
         SEED_COT_SUFFIX,

@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from data import POLICIES_DIR
+from aimo.data import POLICIES_DIR
 
 
 def installed_fake_lmdeploy(step_s: float = 0.002):  # type: ignore[no-untyped-def]
@@ -134,8 +134,8 @@ def build_model(model: Path, fake: bool) -> dict[str, Any]:
 
 def start_engine(model: Path) -> Any:
     """One engine for the grid and the HIL runs (the measured profile's settings)."""
-    from recorder.profiling import ContentOnly, model_summary
-    from solver.engines.lmdeploy_engine import DEFAULT_SESSION_LEN, LmdeployEngine
+    from aimo.recorder.profiling import ContentOnly, model_summary
+    from aimo.solver.engines.lmdeploy_engine import DEFAULT_SESSION_LEN, LmdeployEngine
 
     _, fmt = model_summary(model)
     return LmdeployEngine(str(model), "pytorch", tp=1, quant_policy=8, model_format=fmt, max_batch=32,
@@ -146,8 +146,8 @@ def start_engine(model: Path) -> Any:
 
 def measure(engine: Any, model: Path, out: Path, until: float, fake: bool) -> tuple[Any, dict[str, Any]]:
     """The quick grid on the shared engine → the GPU's profile (YAML + CSV in `out`)."""
-    from recorder import profiling as sl
-    from core.hardware import load_profile, save_profile
+    from aimo.recorder import profiling as sl
+    from aimo.core.hardware import load_profile, save_profile
 
     cells = sl.grid_cells("quick")
     prompts = sl.LetterPrompts() if fake else sl.prompt_source(model)
@@ -201,8 +201,8 @@ class ScaleChoice:
 
 def simulated_run_s(problems: Sequence[Any], policy: Any, profile: Any, seed: int) -> float:
     """What one HIL run should take by the simulator: Σ question times plus the commits."""
-    from simulator.replay import replay_competition
-    from core.draws import competition_draws
+    from aimo.simulator.replay import replay_competition
+    from aimo.core.draws import competition_draws
 
     res = replay_competition(problems, policy, profile, draws=competition_draws(problems, seed))
     return sum(q.time_s for q in res.questions) + COMMIT_S * len(res.questions)
@@ -211,8 +211,8 @@ def simulated_run_s(problems: Sequence[Any], policy: Any, profile: Any, seed: in
 def choose_scale(source: Path, work: Path, profile: Any, policies: Sequence[Any], seed: int,
                  budget_s: float, scales: Sequence[float]) -> tuple[Path, ScaleChoice]:
     """The largest scale whose three simulated runs (× MARGIN) fit `budget_s`; else the smallest."""
-    from recorder.scale import scale_store
-    from core.store import load_problem_traces
+    from aimo.recorder.scale import scale_store
+    from aimo.core.store import load_problem_traces
 
     tried: dict[str, float] = {}
     chosen: tuple[Path, ScaleChoice] | None = None
@@ -234,7 +234,7 @@ def choose_scale(source: Path, work: Path, profile: Any, policies: Sequence[Any]
 def hil_run(engine: Any, model: Path, store: Path, policy: Any, seed: int, live: Path,
             problems: Sequence[Any]) -> Any:
     """One `aimo solve --backend hil` run on the shared engine, recorded into `live`."""
-    from solver.solve import EngineSpec, run_solve
+    from aimo.solver.solve import EngineSpec, run_solve
 
     spec = EngineSpec("hil", model=str(model), tp=1, seed=seed, max_batch=32,
                       options={"draw_seed": seed, "lmdeploy_engine": engine, "code_workers": 4})
@@ -244,8 +244,8 @@ def hil_run(engine: Any, model: Path, store: Path, policy: Any, seed: int, live:
 
 def store_problems(store: Path) -> list[Any]:
     """The store's questions (id, text, truth) in recorded order."""
-    from solver.solve import Problem
-    from core.store import load_problem_traces, read_connection
+    from aimo.solver.solve import Problem
+    from aimo.core.store import load_problem_traces, read_connection
 
     traces = load_problem_traces(store)
     with read_connection(store) as con:
@@ -261,7 +261,7 @@ def _plot(checks: Sequence[Any], path: Path) -> str:
         import matplotlib  # noqa: F401
     except ImportError:
         return "matplotlib missing: draw it with aimo validate --plot"
-    from simulator.validate import plot
+    from aimo.simulator.validate import plot
 
     return str(plot(checks, path))
 
@@ -282,8 +282,8 @@ def run(args: argparse.Namespace) -> int:
     d = Driver(out, args.until)
     work = Path(tempfile.mkdtemp(prefix="hil-"))
     model = args.model or (Path("/dev/shm/m14b") if Path("/dev/shm").is_dir() and not args.fake else work / "m14b")
-    from core.hardware import load_profile
-    from core.policy import load_policy
+    from aimo.core.hardware import load_profile
+    from aimo.core.policy import load_policy
 
     policies = [load_policy(p) for p in args.policies]
     state: dict[str, Any] = {"profile": load_profile(BASE_PROFILE)}
@@ -314,14 +314,14 @@ def run(args: argparse.Namespace) -> int:
         d.summary["profile_used"] = profile.name
 
         def _store() -> dict[str, Any]:
-            from recorder.synth import synthesize_store
+            from aimo.recorder.synth import synthesize_store
 
             src = work / "synthetic.duckdb"
             synthesize_store(src, n_problems=args.questions, n_samples=16, seed=args.synth_seed)
             budget = d.left() - args.reserve_s
             path, choice = choose_scale(src, work, profile, policies, args.seed, budget,
                                         args.scales)
-            from core.store.compact import compact_copy
+            from aimo.core.store.compact import compact_copy
 
             compact_copy(path, out / "hil-traces.duckdb")  # 16 KiB blocks: small stores shrink 10-30x
             state["store"] = out / "hil-traces.duckdb"
@@ -338,9 +338,9 @@ def run(args: argparse.Namespace) -> int:
         per = d.summary["steps"]["store"]["per_policy_s"]
         for pol in policies:
             def _one(pol: Any = pol) -> dict[str, Any]:
-                from simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render, validate
-                from core.store import list_runs, load_problem_traces
-                from core.store.compact import compact_copy
+                from aimo.simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render, validate
+                from aimo.core.store import list_runs, load_problem_traces
+                from aimo.core.store.compact import compact_copy
 
                 # a run that would not end in time is cut to the questions that fit (estimate)
                 est = per.get(pol.name, 0.0) * MARGIN

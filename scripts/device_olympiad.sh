@@ -18,7 +18,7 @@ MINUTES=${MINUTES:-4}
 TOKENS=${TOKENS:-1536}
 log="$OUT/device.log"
 say() { echo "== $(date +%H:%M:%S) $*" | tee -a "$log"; }
-compact() { python3 -m core.store.compact "$1" "$2"; }  # 16 KiB blocks: small stores shrink 10-30x
+compact() { python3 -m aimo.core.store.compact "$1" "$2"; }  # 16 KiB blocks: small stores shrink 10-30x
 DEADLINE=${DEADLINE:-$(( $(date +%s) + 570 ))}  # epoch s: stages that can stop early stop by it
 left() { echo $(( DEADLINE - $(date +%s) - ${1:-0} )); }
 run() { say "$*"; "$@" 2>&1 | tee -a "$log" | grep -v '^\s*$' | tail -n 40; return "${PIPESTATUS[0]}"; }
@@ -26,7 +26,7 @@ run() { say "$*"; "$@" 2>&1 | tee -a "$log" | grep -v '^\s*$' | tail -n 40; retu
 for stage in "$@"; do
   case "$stage" in
     build)
-      run python3 -m recorder.olympiad.build --out "$MODEL" --minutes "$MINUTES" || exit 1
+      run python3 -m aimo.recorder.olympiad.build --out "$MODEL" --minutes "$MINUTES" || exit 1
       tar -cf "$OUT/model.tar" -C "$(dirname "$MODEL")" "$(basename "$MODEL")"
       ;;
     record)
@@ -40,7 +40,7 @@ for stage in "$@"; do
         --samples 16 --prompts cot:8,code:8 --max-new-tokens "$TOKENS" --quant-policy 8 \
         --max-batch 16 --logprobs "$LOGPROBS" --out "$STORE_LP" --run-id olympiad-tiny-w4kv8-logprobs
       compact "$STORE_LP" "$OUT/olympiad-tiny-logprobs.duckdb"
-      python3 -m recorder.calibration "$OUT/olympiad-tiny-logprobs.duckdb" --confidence-only 2>&1 | tee -a "$log"
+      python3 -m aimo.recorder.calibration "$OUT/olympiad-tiny-logprobs.duckdb" --confidence-only 2>&1 | tee -a "$log"
       ;;
     profile)  # skipped when less than 90 s are left; cells that do not fit are skipped
       if [ "$(left)" -lt 90 ]; then say "profile skipped: $(left) s left"; continue; fi

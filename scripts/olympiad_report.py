@@ -18,11 +18,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from core.hardware import load_profile
-from simulator.livecheck import LiveCheck
-from simulator.validate import plot as validation_plot
-from simulator.validate import read_live_run, validate
-from core.store import load_problem_traces, read_connection
+from aimo.core.hardware import load_profile
+from aimo.simulator.livecheck import LiveCheck
+from aimo.simulator.validate import plot as validation_plot
+from aimo.simulator.validate import read_live_run, validate
+from aimo.core.store import load_problem_traces, read_connection
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "data/traces/olympiad-tiny.duckdb"

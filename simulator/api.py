@@ -1,6 +1,6 @@
 """Simulate a trace store in one call, for notebooks and the `aimo` CLI alike.
 
-    from simulator import api
+    from aimo.simulator import api
     res = api.simulate("out/demo-synthetic.duckdb", policy="seed-2nd-place", bootstrap=1000)
     res.to_pandas()          # one row per replicate (or per question without bootstrap)
 
@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.hardware import HardwareProfile, load_profile
-from simulator.profile_choice import ProfileChoice, profile_for_store
-from simulator.replay.competition import DEFAULT_BUDGET_S
-from simulator.replay.results import BootstrapSummary, CompetitionResult
-from core.errors import InputError
-from core.policy import Policy, load_policy
-from core.traces import ProblemTrace
+from aimo.core.hardware import HardwareProfile, load_profile
+from aimo.simulator.profile_choice import ProfileChoice, profile_for_store
+from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
+from aimo.simulator.replay.results import BootstrapSummary, CompetitionResult
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, load_policy
+from aimo.core.traces import ProblemTrace
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Progress = Callable[[int, int], None]  # (done, total) replicates
-logger = logging.getLogger("simulator.api")
+logger = logging.getLogger("aimo.simulator.api")
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +67,7 @@ class SimulationResult:
 
     def to_json(self) -> dict[str, Any]:
         """The document `aimo simulate --json` prints (docs/simulate-json.md)."""
-        from simulator.report import bootstrap_json, competition_json
+        from aimo.simulator.report import bootstrap_json, competition_json
 
         if self.mode == "recorded":
             assert self.competition is not None
@@ -78,7 +78,7 @@ class SimulationResult:
 
     def render(self) -> str:
         """The plain-text report `aimo simulate` prints."""
-        from simulator.report import render_bootstrap, render_competition
+        from aimo.simulator.report import render_bootstrap, render_competition
 
         head = (f"policy {self.policy} on {self.traces} (run {self.run_id}), "
                 f"hardware {self.hardware}")
@@ -93,7 +93,7 @@ class SimulationResult:
         import pandas as pd
 
         if self.mode == "recorded":
-            from simulator.report import question_row
+            from aimo.simulator.report import question_row
 
             assert self.competition is not None
             frame = pd.DataFrame([question_row(q) for q in self.competition.questions])
@@ -154,7 +154,7 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
     the fast path refuses the policy/traces (its limits: simulator.fast.FastSimulator)."""
     if not reference:
         try:
-            from simulator.fast import FastSimulator
+            from aimo.simulator.fast import FastSimulator
         except ImportError as exc:  # numba missing: a core install (`pip install .[sim]`)
             logger.warning("the compiled simulator is not installed (%s): bootstrapping on the "
                            "reference replay; install the [sim] extra for ~500x the speed", exc)
@@ -171,7 +171,7 @@ def bootstrap_arrays(problems: list[ProblemTrace], policy: Policy, profile: Hard
             if "fast path" not in str(exc):
                 raise
             logger.warning("%s: bootstrapping on the reference replay instead (slower)", exc)
-    from simulator.replay.competition import bootstrap_competitions, replay_competition
+    from aimo.simulator.replay.competition import bootstrap_competitions, replay_competition
 
     done = [0]
 
@@ -210,9 +210,9 @@ def simulate(
     Raises:
         InputError: a store, run, policy or profile that cannot be read (names file and field).
     """
-    from core.budget import check_budget
-    from core.scoring import check_overtime_rule
-    from core.store import load_problem_traces
+    from aimo.core.budget import check_budget
+    from aimo.core.scoring import check_overtime_rule
+    from aimo.core.store import load_problem_traces
 
     check_overtime_rule(overtime_rule)
     budget_s = check_budget(budget_s)
@@ -229,13 +229,13 @@ def simulate(
     common = dict(traces=str(traces), run_id=run_id, policy=pol.name, hardware=prof.name,
                   profile_reason=choice.reason, budget_s=budget_s, overtime_rule=overtime_rule)
     if bootstrap == 0:
-        from simulator.replay import replay_competition
+        from aimo.simulator.replay import replay_competition
 
         result = replay_competition(problems, pol, prof, budget_s=budget_s,
                                     overtime_rule=overtime_rule)
         return SimulationResult(**common, mode="recorded", seed=None, engine="reference",
                                 competition=result)
-    from simulator.fast import summarize_arrays
+    from aimo.simulator.fast import summarize_arrays
 
     s, t, o, engine = bootstrap_arrays(problems, pol, prof, replicates=bootstrap, seed=seed,
                                        budget_s=budget_s, reference=reference, progress=progress,

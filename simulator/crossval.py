@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.draws import fold_permutation
+from aimo.core.draws import fold_permutation
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.replay.results import CompetitionResult
+from aimo.simulator.replay.results import CompetitionResult
 
 Z90 = 1.6448536269514722  # two-sided 90%
 

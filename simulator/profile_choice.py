@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.hardware import HardwareProfile, list_profiles, load_profile
-from core.errors import InputError
+from aimo.core.hardware import HardwareProfile, list_profiles, load_profile
+from aimo.core.errors import InputError
 
 DEFAULT_PROFILE = "l4x4-14b-w4kv8"
 STORE_WIDE = "*"  # run_id of a binding that holds for every run of the store
@@ -121,8 +121,8 @@ def choose_profile(run: RunHardware | None, *, bound: str | None = None,
 
 def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> None:
     """Bind `profile` (checked to load) to one run of the store, or to all when run_id is None."""
-    from core.store import list_runs
-    from core.store.bindings import write_binding
+    from aimo.core.store import list_runs
+    from aimo.core.store.bindings import write_binding
 
     load_profile(profile)
     if run_id is not None and run_id not in {r.run_id for r in list_runs(path)}:
@@ -132,7 +132,7 @@ def bind_profile(path: str | Path, profile: str, run_id: str | None = None) -> N
 
 def unbind_profile(path: str | Path, run_id: str | None = None) -> bool:
     """Remove a binding; True when one was there."""
-    from core.store.bindings import delete_binding
+    from aimo.core.store.bindings import delete_binding
 
     return delete_binding(path, run_id or STORE_WIDE)
 
@@ -140,9 +140,9 @@ def unbind_profile(path: str | Path, run_id: str | None = None) -> bool:
 def profile_for_store(path: str | Path, run_id: str | None = None) -> ProfileChoice:
     """`choose_profile` for a run of a store (`run_id` None: its only run): the run's binding,
     else the store-wide one, else its recorded hardware. One short read of the store."""
-    from core.store import read_connection
-    from core.store.bindings import bindings
-    from core.store.queries import run_hardware
+    from aimo.core.store import read_connection
+    from aimo.core.store.bindings import bindings
+    from aimo.core.store.queries import run_hardware
 
     with read_connection(path) as con:
         bound = bindings(con)

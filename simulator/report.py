@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.replay.results import BootstrapSummary
-from core.report import competition_json, question_row, render_competition, render_table
+from aimo.simulator.replay.results import BootstrapSummary
+from aimo.core.report import competition_json, question_row, render_competition, render_table
 
 __all__ = [
     "bootstrap_json", "competition_json", "question_row", "render_bootstrap", "render_competition",

@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.hardware import HardwareProfile
-from simulator.livecheck import LiveCheck, live_check
-from simulator.replay import replay_competition
-from simulator.replay.results import CompetitionResult
-from core.draws import competition_draws
-from core.errors import InputError
-from core.policy import Policy, policy_from_dict
-from core.traces import ProblemTrace
+from aimo.core.hardware import HardwareProfile
+from aimo.simulator.livecheck import LiveCheck, live_check
+from aimo.simulator.replay import replay_competition
+from aimo.simulator.replay.results import CompetitionResult
+from aimo.core.draws import competition_draws
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, policy_from_dict
+from aimo.core.traces import ProblemTrace
 
 TIME_STOPS = ("timeout", "cutoff", "after_cutoff", "error")
 
@@ -86,8 +86,8 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
         InputError: not a store, no solve run, several and no `run_id`, a run without a policy,
             an unreadable JSON report (naming the file and field).
     """
-    from core.store import list_runs
-    from core.store.live import question_results
+    from aimo.core.store import list_runs
+    from aimo.core.store.live import question_results
 
     src = str(path)
     solves = [r for r in list_runs(path) if r.kind == "solve"]
@@ -161,7 +161,7 @@ def _from_json(path: str | Path, questions: Sequence[LiveQuestion],
 def derive_answers(live: LiveRun, profile: HardwareProfile) -> LiveRun:
     """Answers and stop reasons re-derived by replaying the live run's own samples under its
     policy with `profile` (for stores without per-question results)."""
-    from core.store import load_problem_traces
+    from aimo.core.store import load_problem_traces
 
     # a live run cut short (interrupted) is validated on what it holds
     own = load_problem_traces(live.path, live.run_id, allow_incomplete=True)

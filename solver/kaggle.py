@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
-from solver.loop import (
+from aimo.core.errors import InputError
+from aimo.solver.loop import (
     CodeRunner,
     CompetitionClock,
     LoopOptions,
@@ -55,11 +55,11 @@ from solver.loop import (
     SolveSession,
     WallClock,
 )
-from core.budget import check_budget
-from core.policy import Policy, load_policy
-from solver.solve import EngineSpec, build_engine, solve_run_info
+from aimo.core.budget import check_budget
+from aimo.core.policy import Policy, load_policy
+from aimo.solver.solve import EngineSpec, build_engine, solve_run_info
 
-logger = logging.getLogger("solver.kaggle")
+logger = logging.getLogger("aimo.solver.kaggle")
 
 _ENV = "<environment>"
 
@@ -208,7 +208,7 @@ class Solver:
             if getattr(self.engine, "virtual_clock", False):
                 runner = RecordedRunner()
             else:
-                from solver.sandbox import SandboxPool
+                from aimo.solver.sandbox import SandboxPool
 
                 self._pool = SandboxPool(self.config.code_workers)
                 runner = SandboxRunner(self._pool)

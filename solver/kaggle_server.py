@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from solver import kaggle
+from aimo.solver import kaggle
 
 
 def answer_frame(id_value: Any, answer: int) -> Any:

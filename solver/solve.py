@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from solver.engines import (
+from aimo.solver.engines import (
     LMDEPLOY_BACKENDS,
     EngineUnavailable,
     ReplayEngine,
     SyntheticEngine,
     lmdeploy_engine_class,
 )
-from core.errors import InputError
-from core.hardware import HardwareProfile
-from solver.loop import (
+from aimo.core.errors import InputError
+from aimo.core.hardware import HardwareProfile
+from aimo.solver.loop import (
     DEFAULT_BUDGET_S,
     CodeRunner,
     LoopOptions,
@@ -40,11 +40,11 @@ from solver.loop import (
     VirtualClock,
     WallClock,
 )
-from core.budget import check_budget
-from core.report import competition_json, render_competition, render_question
-from core.scoring import check_overtime_rule
-from core.policy import Policy, load_policy, policy_to_dict, uses_confidence
-from core.traces import ProblemTrace, RunInfo, require_confidence
+from aimo.core.budget import check_budget
+from aimo.core.report import competition_json, render_competition, render_question
+from aimo.core.scoring import check_overtime_rule
+from aimo.core.policy import Policy, load_policy, policy_to_dict, uses_confidence
+from aimo.core.traces import ProblemTrace, RunInfo, require_confidence
 
 BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
 HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
@@ -207,7 +207,7 @@ def _hil_engine(spec: EngineSpec, traces: Sequence[ProblemTrace] | None) -> Any:
     """The hardware-in-the-loop engine (solver/engines/hil.py): lmdeploy + a store's samples."""
     if traces is None:
         raise InputError("<engine>", "traces", "the hil backend needs a trace store (--traces)")
-    from solver.engines.hil import build_hil_engine
+    from aimo.solver.engines.hil import build_hil_engine
 
     opts = dict(spec.options)
     draw_seed = opts.pop("draw_seed", spec.seed)
@@ -315,13 +315,13 @@ def run_solve(
     speedup = check_speedup(speedup)
     pol = load_policy(policy) if isinstance(policy, (str, Path)) else policy
     if record is not None:
-        from core.store.out_path import check_out_path
+        from aimo.core.store.out_path import check_out_path
 
         check_out_path(record, "--record", overwrite=None)  # before minutes of engine start-up
     spec = EngineSpec(engine_spec) if isinstance(engine_spec, str) else engine_spec
     trace_list: list[ProblemTrace] | None = None
     if traces is not None:
-        from core.store import load_problem_traces
+        from aimo.core.store import load_problem_traces
 
         trace_list = load_problem_traces(traces, run_id)
         if not trace_list:
@@ -333,7 +333,7 @@ def run_solve(
     if resume:
         if record is None:
             raise InputError("<solve>", "resume", "--resume continues a recording: give --record")
-        from core.store.live import resume_point
+        from aimo.core.store.live import resume_point
 
         point = resume_point(record, record_run_id)
         problems = [p for p in problems if p.problem_id not in point.done]
@@ -359,15 +359,15 @@ def run_solve(
     try:
         runner: CodeRunner
         if kind == "sandbox":
-            from solver.sandbox import SandboxPool
+            from aimo.solver.sandbox import SandboxPool
 
             pool = SandboxPool(code_workers, require_layers=require_sandbox)
             runner = SandboxRunner(pool)
         elif kind == "recorded":
             runner = RecordedRunner()
         elif kind == "hil":
-            from solver.engines.hil import HilRunner
-            from solver.sandbox import SandboxPool
+            from aimo.solver.engines.hil import HilRunner
+            from aimo.solver.sandbox import SandboxPool
 
             pool = SandboxPool(code_workers)
             runner = HilRunner(pool)
@@ -431,7 +431,7 @@ def _hil_inputs(problems: list[Problem], from_store: bool, spec: EngineSpec, tra
 
 def _store_questions(path: str | Path | None, run_id: str) -> dict[str, str]:
     """Question texts of a stored run, by problem id."""
-    from core.store.queries import question_texts
+    from aimo.core.store.queries import question_texts
 
     return question_texts(path, run_id)  # type: ignore[arg-type]
 
@@ -440,7 +440,7 @@ def _store_scale(path: str | Path | None, run_id: str | None) -> float | None:
     """The `length_scale` a scaled copy of a store recorded in its run's gen_config (None: unscaled)."""
     if path is None or run_id is None:
         return None
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     for run in list_runs(path):
         if run.run_id == run_id:

@@ -35,6 +35,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "solver", "simulator", "recorder", "tuner", "dashboard", "aimo")
 SHARED = {"data"}  # bundled presets, profiles and problems: importable by every layer
+FOLDERS = (set(PACKAGES) - {"aimo"}) | SHARED  # installed as aimo.<folder> (pyproject package-dir)
 
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
@@ -55,8 +56,9 @@ def _rel(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in the file; relative imports resolved."""
+def _raw_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name as written) of every import in the file; relative imports
+    resolved; `from aimo import x` counts as importing `aimo.x`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _rel(path.parent).split("/")
     out: list[tuple[int, str]] = []
@@ -67,10 +69,29 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 name = ".".join([*base, *([node.module] if node.module else [])])
+                if base and base[0] in FOLDERS:  # inside aimo.<folder>
+                    name = f"aimo.{name}"
             else:
                 name = node.module or ""
-            out.append((node.lineno, name))
+            if name == "aimo":
+                out += [(node.lineno, f"aimo.{a.name}") for a in node.names]
+            else:
+                out.append((node.lineno, name))
     return out
+
+
+def _folder_name(name: str) -> str:
+    """The module name by folder: installed names are `aimo.<folder>...` (pyproject's
+    package-dir), e.g. `aimo.core.policy` -> `core.policy`, `aimo.cli` -> `aimo.cli`."""
+    parts = name.split(".")
+    if parts[0] == "aimo" and len(parts) > 1 and parts[1] in FOLDERS:
+        return ".".join(parts[1:])
+    return name
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module name by folder) of every import in the file."""
+    return [(line, _folder_name(name)) for line, name in _raw_imports(path)]
 
 
 def _test_module_names() -> set[str]:
@@ -163,7 +184,7 @@ def _exception_classes() -> dict[str, list[str]]:
 
 
 def test_every_project_exception_derives_from_the_base_class() -> None:
-    """core.errors.AimoError is the one base class: any class whose bases reach a built-in
+    """aimo.core.errors.AimoError is the one base class: any class whose bases reach a built-in
     exception must reach AimoError too."""
     classes = _exception_classes()
     by_name: dict[str, list[list[str]]] = {}
@@ -187,7 +208,7 @@ def test_every_project_exception_derives_from_the_base_class() -> None:
     assert not wrong, f"exception classes outside core.errors.AimoError: {wrong}"
 
 
-@pytest.mark.parametrize("module", ["core.errors", "core.policy", "core.store", "core.traces"])
+@pytest.mark.parametrize("module", ["aimo.core.errors", "aimo.core.policy", "aimo.core.store", "aimo.core.traces"])
 def test_importing_the_core_loads_no_other_package(module: str) -> None:
     """At run time too: importing a core module loads no solver/simulator/recorder/tuner/
     dashboard/aimo module (checked in a fresh interpreter)."""
@@ -199,3 +220,17 @@ def test_importing_the_core_loads_no_other_package(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _python_files() -> list[Path]:
+    """Every .py file of the repository: products, tests, scripts, benches."""
+    skip = {".venv", "build", ".git", "node_modules"}
+    return sorted(p for p in REPO.rglob("*.py") if not skip & set(p.relative_to(REPO).parts))
+
+
+def test_every_import_of_the_project_goes_through_the_aimo_package() -> None:
+    """`import core` / `from solver...` would load a second copy of a module (its own classes,
+    its own state) next to `aimo.core` / `aimo.solver`, and works only from the repo root."""
+    bare = [f"{_rel(p)}:{line}: {name}" for p in _python_files() for line, name in _raw_imports(p)
+            if name.split(".")[0] in FOLDERS]
+    assert not bare, "import these as aimo.<...>:\n" + "\n".join(bare)

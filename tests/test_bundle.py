@@ -87,7 +87,7 @@ def test_bundle_refuses_a_non_empty_out_and_a_bad_policy(tmp_path: Path) -> None
 
 def test_bundle_refuses_a_file_as_out_and_cleans_up_after_a_failed_pip(tmp_path: Path) -> None:
     from aimo.bundle import make_bundle
-    from core.errors import InputError
+    from aimo.core.errors import InputError
 
     a_file = tmp_path / "f"
     a_file.write_text("x")

@@ -17,7 +17,7 @@ BAD_BUDGETS = ["0", "-600", "nan", "inf", "-inf"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     path = tmp_path_factory.mktemp("budget") / "s.duckdb"
     synthesize_store(path, n_problems=12, n_samples=8, seed=1)

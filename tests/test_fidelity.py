@@ -22,12 +22,12 @@ from fidelity_checks import compare as _compare
 from fidelity_checks import max_time_error as _max_time_error
 from replay_fixtures import flat_profile, problem, sample
 
-from recorder.synth import synthesize_store
-from core.hardware import HardwareProfile, load_profile
-from simulator.replay import replay_competition, replay_question
-from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
-from solver.loop import RecordedRunner, run_question
-from core.policy import (
+from aimo.recorder.synth import synthesize_store
+from aimo.core.hardware import HardwareProfile, load_profile
+from aimo.simulator.replay import replay_competition, replay_question
+from aimo.solver.engines import PromptSpec, ReplayEngine, SamplingSettings
+from aimo.solver.loop import RecordedRunner, run_question
+from aimo.core.policy import (
     ConsistencyRule,
     EarlyTimeout,
     Policy,
@@ -35,9 +35,9 @@ from core.policy import (
     SpeedLevel,
     load_policy,
 )
-from core.policy.rules import REGISTRY
-from solver.solve import run_solve
-from core.store import load_problem_traces
+from aimo.core.policy.rules import REGISTRY
+from aimo.solver.solve import run_solve
+from aimo.core.store import load_problem_traces
 
 L4 = load_profile("l4x4-14b-w4kv8")
 

@@ -41,17 +41,17 @@ from replay_fixtures import flat_profile, problem, sample
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.hardware import HardwareProfile, load_profile
-from core.policy import ConsistencyRule, Policy, SpeedLevel, load_policy
-from core.policy.model import ConfidenceStop
-from core.store import load_problem_traces
-from core.traces import MissingConfidence
-from recorder.synth import synthesize_store
-from simulator.fast import FastSimulator
-from simulator.replay import replay_competition, replay_question
-from solver.engines import PromptSpec, ReplayEngine, SamplingSettings
-from solver.loop import RecordedRunner, run_question
-from solver.solve import run_solve
+from aimo.core.hardware import HardwareProfile, load_profile
+from aimo.core.policy import ConsistencyRule, Policy, SpeedLevel, load_policy
+from aimo.core.policy.model import ConfidenceStop
+from aimo.core.store import load_problem_traces
+from aimo.core.traces import MissingConfidence
+from aimo.recorder.synth import synthesize_store
+from aimo.simulator.fast import FastSimulator
+from aimo.simulator.replay import replay_competition, replay_question
+from aimo.solver.engines import PromptSpec, ReplayEngine, SamplingSettings
+from aimo.solver.loop import RecordedRunner, run_question
+from aimo.solver.solve import run_solve
 
 L4 = load_profile("l4x4-14b-w4kv8")
 
@@ -293,7 +293,7 @@ def test_live_loop_without_confidence_from_its_engine_answers_with_a_plain_vote(
                                              SamplingSettings(max_new_tokens=16384))
         return await run_question(stream, policy, level, kinds, RecordedRunner())
 
-    with caplog.at_level(logging.WARNING, logger="solver.loop"):
+    with caplog.at_level(logging.WARNING, logger="aimo.solver.loop"):
         live = asyncio.run(go())
     sim = replay_question(problem.samples, _plain(policy), level, L4)
     assert (live.answer, live.stop_reason) == (sim.answer, sim.stop_reason)

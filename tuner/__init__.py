@@ -12,17 +12,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "run_tune": "tuner.cli_impl",
-    "run_demo_tune": "tuner.cli_impl",
-    "TuneResult": "tuner.cli_impl",
-    "load_space": "tuner.space",
-    "default_space": "tuner.space",
-    "SearchSpace": "tuner.space",
-    "make_evaluator": "tuner.objective",
-    "Metrics": "tuner.objective",
-    "load_study_summary": "tuner.study",
-    "StudySummary": "tuner.study",
-    "export_policy": "tuner.export",
+    "run_tune": "aimo.tuner.cli_impl",
+    "run_demo_tune": "aimo.tuner.cli_impl",
+    "TuneResult": "aimo.tuner.cli_impl",
+    "load_space": "aimo.tuner.space",
+    "default_space": "aimo.tuner.space",
+    "SearchSpace": "aimo.tuner.space",
+    "make_evaluator": "aimo.tuner.objective",
+    "Metrics": "aimo.tuner.objective",
+    "load_study_summary": "aimo.tuner.study",
+    "StudySummary": "aimo.tuner.study",
+    "export_policy": "aimo.tuner.export",
 }
 
 __all__ = list(_EXPORTS)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.replay.competition import DEFAULT_BUDGET_S
-from core.errors import InputError
-from tuner.objective import COMPETITION_QUESTIONS, Metrics, Select
-from tuner.report import (
+from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
+from aimo.core.errors import InputError
+from aimo.tuner.objective import COMPETITION_QUESTIONS, Metrics, Select
+from aimo.tuner.report import (
     FoldReport, HeldOutRow, TuneReport, heldout_row, render_comparison, with_delta,
 )
-from tuner.study import SAMPLERS, Choice, TuneConfig
+from aimo.tuner.study import SAMPLERS, Choice, TuneConfig
 
 Echo = Callable[[str], None]
 BASELINES = ("majority-n", "first-answer")
@@ -167,21 +167,21 @@ def run_tune(
         InputError: any bad input, before tuning starts, naming the flag or file.
     """
     t0 = time.monotonic()
-    from core.hardware import load_profile
-    from core.policy import load_policy
-    from core.store import load_problem_traces
-    from tuner.export import check_out, export_policy, policy_of
-    from tuner.objective import make_evaluator
-    from tuner.space import load_space, space_for_store
-    from tuner.study import (
+    from aimo.core.hardware import load_profile
+    from aimo.core.policy import load_policy
+    from aimo.core.store import load_problem_traces
+    from aimo.tuner.export import check_out, export_policy, policy_of
+    from aimo.tuner.objective import make_evaluator
+    from aimo.tuner.space import load_space, space_for_store
+    from aimo.tuner.study import (
         REPORT_ATTR, make_sampler, open_storage, plan_studies, prepare_studies, quiet_optuna,
         redact, run_workers, select_best, heldout_spec, wait_for_running,
     )
 
     import optuna
 
-    from core.budget import check_budget
-    from core.scoring import check_overtime_rule
+    from aimo.core.budget import check_budget
+    from aimo.core.scoring import check_overtime_rule
 
     quiet_optuna()
     budget_s = check_budget(budget_s)
@@ -251,7 +251,7 @@ def run_tune(
     rows = [seed_row, with_delta(heldout_row("tuned", evaluator, fold_policies, specs,
                                              aimo3_target), seed_row)]
     extra = [] if space_obj.base.name == SEED_PRESET else [space_obj.base.name]
-    from tuner.space import store_has_confidence
+    from aimo.tuner.space import store_has_confidence
 
     if store_has_confidence(problems):
         extra += [p for p in TIME_AWARE_BASELINES if p != space_obj.base.name]
@@ -337,7 +337,7 @@ def run_demo_tune(
     if traces is None:
         traces = out_dir / "demo-synthetic.duckdb"
         if not Path(traces).exists():
-            from recorder.synth import synthesize_store
+            from aimo.recorder.synth import synthesize_store
 
             echo(f"generating the default synthetic store at {traces} ...")
             synthesize_store(traces, n_problems=50, n_samples=32, seed=0, profile="r1-14b")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import InputError
-from core.policy import Policy, dump_policy, load_policy, policy_hash
-from tuner.space import SearchSpace
-from tuner.study import Choice
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, dump_policy, load_policy, policy_hash
+from aimo.tuner.space import SearchSpace
+from aimo.tuner.study import Choice
 
 
 def policy_of(space: SearchSpace, choice: Choice, name: str) -> Policy:

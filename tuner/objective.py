@@ -18,13 +18,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from core.hardware import HardwareProfile
-from simulator.replay import BootstrapSummary, bootstrap_competitions, summarize
-from simulator.replay.competition import DEFAULT_BUDGET_S
-from core.errors import InputError
-from core.policy import Policy, policy_hash
-from core.traces import ProblemTrace
-from tuner.space import SearchSpace
+from aimo.core.hardware import HardwareProfile
+from aimo.simulator.replay import BootstrapSummary, bootstrap_competitions, summarize
+from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
+from aimo.core.errors import InputError
+from aimo.core.policy import Policy, policy_hash
+from aimo.core.traces import ProblemTrace
+from aimo.tuner.space import SearchSpace
 
 Select = Literal["mean", "lcb"]
 Z_LCB = 1.645  # one-sided 95% normal quantile
@@ -70,7 +70,7 @@ def make_evaluator(
     """The fast simulator when importable (and `fast`), else the reference path."""
     if fast:
         try:
-            from simulator.fast import FastSimulator
+            from aimo.simulator.fast import FastSimulator
         except ImportError:  # pragma: no cover - the fast path ships with the project
             pass
         else:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.report import render_table
-from core.policy import Policy
-from tuner.objective import Evaluator, ObjectiveSpec, evaluate
+from aimo.simulator.report import render_table
+from aimo.core.policy import Policy
+from aimo.tuner.objective import Evaluator, ObjectiveSpec, evaluate
 
 Z90 = 1.645
 
@@ -109,7 +109,7 @@ def heldout_row(
     summaries = [evaluate(evaluator, pol, spec) for pol, spec in zip(policies, specs, strict=True)]
     a3: dict[str, float | None] = {}
     if aimo3_target is not None:
-        from simulator.aimo3 import aimo3_scores
+        from aimo.simulator.aimo3 import aimo3_scores
 
         pairs = np.concatenate([aimo3_scores(s.scores) for s in summaries])
         a3 = {"aimo3_mean": float(pairs.mean()),

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.crossval import kfold_by_problem
-from simulator.replay.competition import DEFAULT_BUDGET_S
-from core.errors import InputError
-from tuner.objective import (
+from aimo.simulator.crossval import kfold_by_problem
+from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
+from aimo.core.errors import InputError
+from aimo.tuner.objective import (
     COMPETITION_QUESTIONS, Metrics, ObjectiveSpec, Select, constraints_func, derive_seed,
 )
-from tuner.report import TuneReport
+from aimo.tuner.report import TuneReport
 
 SAMPLERS = ("tpe", "nsga2", "gp")
 SETTINGS_ATTR = "aimo_settings"
@@ -244,8 +244,8 @@ def make_sampler(name: str, seed: int, *, trials: int, parallel: bool = False,
 
     legacy = _legacy_constraints()
     if name == "tpe":
-        from tuner.space import default_space
-        from tuner.tpe import FlatTPESampler
+        from aimo.tuner.space import default_space
+        from aimo.tuner.tpe import FlatTPESampler
 
         dists, canonical = (space if space is not None else default_space()).sampler_space()
         with warnings.catch_warnings():
@@ -386,10 +386,10 @@ def run_worker(
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from core.hardware import load_profile
-    from core.store import load_problem_traces
-    from tuner.objective import TrialObjective, make_evaluator
-    from tuner.space import load_space, space_for_store
+    from aimo.core.hardware import load_profile
+    from aimo.core.store import load_problem_traces
+    from aimo.tuner.objective import TrialObjective, make_evaluator
+    from aimo.tuner.space import load_space, space_for_store
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if parallel is None:  # other machines may join an RDB study at any time

@@ -7,15 +7,15 @@ measurements call for a knee (`timing.step_seconds`, the one definition). See do
 
 from __future__ import annotations
 
-from core.hardware.fit import (
+from aimo.core.hardware.fit import (
     FitResult,
     StepFit,
     StepModel,
     fit_profile,
     fit_step_model,
 )
-from core.hardware.observations import StepObservations, observations_from_chunks, read_chunks
-from core.hardware.profile import (
+from aimo.core.hardware.observations import StepObservations, observations_from_chunks, read_chunks
+from aimo.core.hardware.profile import (
     CODE_OVERLAPS,
     CalibrationPoint,
     CodeOverlap,
@@ -26,7 +26,7 @@ from core.hardware.profile import (
     load_profile,
     save_profile,
 )
-from core.hardware.timing import (
+from aimo.core.hardware.timing import (
     pace_batch,
     predict_point,
     prefill_duration,

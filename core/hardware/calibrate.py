@@ -1,6 +1,6 @@
 """Calibrate the shipped 4xL4 profiles to the published figures, and print their fit errors.
 
-`python -m core.hardware.calibrate` prints, for every shipped profile (or the names/paths
+`python -m aimo.core.hardware.calibrate` prints, for every shipped profile (or the names/paths
 given), its calibration points against the model's prediction with the relative error.
 `--write` re-derives the published profiles and rewrites their YAML files in data/hardware/.
 
@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from data import HARDWARE_DIR
-from core.hardware.profile import (
+from aimo.data import HARDWARE_DIR
+from aimo.core.hardware.profile import (
     CalibrationPoint,
     HardwareProfile,
     Provenance,
@@ -36,9 +36,9 @@ from core.hardware.profile import (
     load_profile,
     save_profile,
 )
-from core.hardware.lsq import lsq
-from core.hardware.timing import predict_point
-from core.errors import InputError
+from aimo.core.hardware.lsq import lsq
+from aimo.core.hardware.timing import predict_point
+from aimo.core.errors import InputError
 
 B_REF = 15  # batch of the published 4xL4 measurements
 PROMPT_TOKENS = 150  # per-sequence prompt, as in the seed policy's prompts plus a typical question
@@ -264,7 +264,7 @@ def format_report(p: HardwareProfile) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the calibration table of each profile; `--write` regenerates the shipped YAMLs."""
-    ap = argparse.ArgumentParser(prog="python -m core.hardware.calibrate",
+    ap = argparse.ArgumentParser(prog="python -m aimo.core.hardware.calibrate",
                                  description=(__doc__ or "").split("\n")[0])
     ap.add_argument("profiles", nargs="*",
                     help="profile names or YAML paths (default: all shipped)")

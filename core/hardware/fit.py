@@ -25,17 +25,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.hardware.lsq import RelError, lsq, nonneg_lsq, rel_errors
-from core.hardware.observations import (
+from aimo.core.errors import InputError
+from aimo.core.hardware.lsq import RelError, lsq, nonneg_lsq, rel_errors
+from aimo.core.hardware.observations import (
     StepObservations,
     observations_from_chunks,
     observations_from_rows,
     read_chunks,
 )
-from core.hardware.profile import HardwareProfile, Provenance
-from core.hardware.rows import StepRow, calibration_points
-from core.hardware.timing import decode_coefficients, step_seconds
+from aimo.core.hardware.profile import HardwareProfile, Provenance
+from aimo.core.hardware.rows import StepRow, calibration_points
+from aimo.core.hardware.timing import decode_coefficients, step_seconds
 
 LINEAR = "a+beta*b+gamma*C"
 KNEE = "a+beta*b+beta_above*max(0,b-knee_batch)+gamma*C"

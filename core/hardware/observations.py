@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.hardware.rows import StepRow
+from aimo.core.errors import InputError
+from aimo.core.hardware.rows import StepRow
 
 CHUNK_COLUMNS = ("sample_idx", "t_s", "n_tokens")
 GROUP_COLUMNS = ("run_id", "problem_id")
@@ -176,7 +176,7 @@ def read_chunks(store: str | Path, *, run_id: str | None = None,
     Raises:
         InputError: the file is missing or not a trace store, or the run has no timed chunks.
     """
-    from core.store.chunk_times import load_timed_chunks
+    from aimo.core.store.chunk_times import load_timed_chunks
 
     path = Path(store)
     df = load_timed_chunks(path, run_id)

@@ -16,8 +16,8 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from data import HARDWARE_DIR
-from core.errors import InputError
+from aimo.data import HARDWARE_DIR
+from aimo.core.errors import InputError
 
 CodeOverlap = Literal["parallel", "serial"]
 CODE_OVERLAPS: tuple[str, ...] = ("parallel", "serial")
@@ -122,7 +122,7 @@ class HardwareProfile:
 
     def step_s(self, b: int, c: float) -> float:
         """Latency of one decode step with `b` active sequences and `c` context tokens in all."""
-        from core.hardware.timing import step_seconds
+        from aimo.core.hardware.timing import step_seconds
 
         return float(step_seconds(self.a, self.beta, self.gamma, self.knee_batch,
                                   self.beta_above, b, c))
@@ -141,7 +141,7 @@ class HardwareProfile:
     def to_dict(self, *, report: bool = True) -> dict[str, Any]:
         """Plain mapping in the YAML layout. With `report`, each calibration point also carries
         the model's `predicted` value and `rel_error` (derived; ignored when loading)."""
-        from core.hardware.timing import predict_point
+        from aimo.core.hardware.timing import predict_point
 
         out: dict[str, Any] = {"name": self.name}
         if self.description:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.hardware.profile import CalibrationPoint
+from aimo.core.hardware.profile import CalibrationPoint
 
 CSV_COLUMNS = ("quant_policy", "batch", "context_total", "step_s", "prompt_tokens", "steps", "gpu")
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from core.hardware.profile import CalibrationPoint, HardwareProfile
+    from aimo.core.hardware.profile import CalibrationPoint, HardwareProfile
 
 
 def step_seconds(a: Any, beta: Any, gamma: Any, knee_batch: Any, beta_above: Any, b: Any,

@@ -6,7 +6,7 @@ functions the live solver and the simulator call. See docs/policy.md for the lan
 
 from __future__ import annotations
 
-from core.policy.decisions import (
+from aimo.core.policy.decisions import (
     CODE_FAILURE,
     Answer,
     QuestionTracker,
@@ -38,7 +38,7 @@ from core.policy.decisions import (
     valid_answer,
     vote,
 )
-from core.policy.io import (
+from aimo.core.policy.io import (
     dump_policy,
     list_presets,
     load_policy,
@@ -48,7 +48,7 @@ from core.policy.io import (
     policy_to_dict,
     policy_to_yaml,
 )
-from core.policy.model import (
+from aimo.core.policy.model import (
     KINDS,
     Check,
     ConfidenceStop,

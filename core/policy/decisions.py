@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.policy.model import (
+from aimo.core.policy.model import (
     Check,
     ConfidenceStop,
     CodeSeen,
@@ -32,7 +32,7 @@ from core.policy.model import (
     ValidAnswer,
     Vote,
 )
-from core.traces import AnswerSource
+from aimo.core.traces import AnswerSource
 
 CODE_FAILURE = -1
 

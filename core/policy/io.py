@@ -26,10 +26,10 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from data import POLICIES_DIR
-from core.errors import InputError
-from core.policy.model import Policy
-from core.policy.rules import DEFAULT_KIND, REGISTRY, QuestionRule
+from aimo.data import POLICIES_DIR
+from aimo.core.errors import InputError
+from aimo.core.policy.model import Policy
+from aimo.core.policy.rules import DEFAULT_KIND, REGISTRY, QuestionRule
 
 _MAX_BASE_DEPTH = 8
 

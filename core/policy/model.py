@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from core.errors import InputError
-from core.policy.rules import ConsistencyRule, QuestionRule
-from core.traces import SampleKind
+from aimo.core.errors import InputError
+from aimo.core.policy.rules import ConsistencyRule, QuestionRule
+from aimo.core.traces import SampleKind
 
 SOURCE = "<policy>"
 

@@ -5,23 +5,23 @@ See docs/schema.md for the tables, units, the concurrency design and the resume 
 
 from __future__ import annotations
 
-from core.store.connect import (
+from aimo.core.store.connect import (
     DEFAULT_LOCK_TIMEOUT_S,
     StoreBusyError,
     init_store,
     read_connection,
     write_connection,
 )
-from core.store.migrations import LATEST_VERSION
-from core.store.reader import (
+from aimo.core.store.migrations import LATEST_VERSION
+from aimo.core.store.reader import (
     completed_questions,
     list_runs,
     load_chunks,
     load_problem_traces,
     load_sample_text,
 )
-from core.store.records import LiveResult, ProblemRow, RunSummary, SampleConfidence
-from core.store.writer import TraceWriter, flush_spool
+from aimo.core.store.records import LiveResult, ProblemRow, RunSummary, SampleConfidence
+from aimo.core.store.writer import TraceWriter, flush_spool
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT_S",

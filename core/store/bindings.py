@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from core.store.connect import write_connection
-from core.store.migrations import list_tables
+from aimo.core.store.connect import write_connection
+from aimo.core.store.migrations import list_tables
 
 BINDINGS_TABLE = "profile_bindings"
 CREATE_BINDINGS = f"""

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from core.errors import InputError
-from core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from aimo.core.errors import InputError
+from aimo.core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
 
 TIMED_CHUNKS = """
 SELECT c.run_id, c.problem_id, c.sample_idx, c.t_s, c.n_tokens, s.prompt_tokens, s.start_s

@@ -2,7 +2,7 @@
 
 Why: DuckDB's default 256 KiB blocks dominate a small store (a bundled recording of a few
 thousand chunks shrinks 10–30×). Used to ship recordings made on the GPU machine.
-Run: `python -m core.store.compact SRC DST`.
+Run: `python -m aimo.core.store.compact SRC DST`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def compact_copy(src: str | Path, dst: str | Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m core.store.compact SRC DST", file=sys.stderr)
+        print("usage: python -m aimo.core.store.compact SRC DST", file=sys.stderr)
         return 2
     compact_copy(*args)
     return 0

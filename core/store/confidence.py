@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from core.errors import InputError
-from core.store.records import SampleConfidence
+from aimo.core.errors import InputError
+from aimo.core.store.records import SampleConfidence
 
 STORED_DTYPE = np.dtype("<f2")
 FLOAT16_MAX = float(np.finfo(np.float16).max)

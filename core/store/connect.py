@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import InputError
-from core.store.migrations import (
+from aimo.core.errors import InputError
+from aimo.core.store.migrations import (
     LATEST_VERSION,
     apply_migrations,
     applied_versions,
@@ -25,7 +25,7 @@ from core.store.migrations import (
     list_tables,
 )
 
-logger = logging.getLogger("core.store")
+logger = logging.getLogger("aimo.core.store")
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 # Readers commit a dead writer's spool on open, but never wait long for the lock to do so.
@@ -114,11 +114,11 @@ def _existing_file(path: str | Path) -> Path:
 
 def _flush_pending(p: Path) -> None:
     """Commit spooled entries left beside the store (core.store.spool), if the lock is free now."""
-    from core.store import spool
+    from aimo.core.store import spool
 
     if not spool.pending(p):
         return
-    from core.store.writer import flush_spool
+    from aimo.core.store.writer import flush_spool
 
     try:
         flush_spool(p, lock_timeout_s=READER_FLUSH_TIMEOUT_S)

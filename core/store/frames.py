@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 Frame = Union[pd.DataFrame, pa.Table]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
-from core.store.reader import _resolve_run, list_runs
+from aimo.core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from aimo.core.store.reader import _resolve_run, list_runs
 
 QUESTION_RESULTS = """
 SELECT p.position, d.problem_id, p.answer AS truth, d.final_answer, d.stop_reason, d.level,
@@ -109,7 +109,7 @@ def resume_point(
         InputError: no such run, a finished run, several unfinished runs (listed), or a run
             still being written by a live process.
     """
-    from core.errors import InputError
+    from aimo.core.errors import InputError
 
     source = str(path)
     runs = [r for r in list_runs(path, lock_timeout_s=lock_timeout_s) if r.kind == kind]

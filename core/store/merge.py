@@ -17,8 +17,8 @@ from typing import Any
 
 import duckdb
 
-from core.errors import InputError
-from core.store.connect import init_store, read_connection, write_connection
+from aimo.core.errors import InputError
+from aimo.core.store.connect import init_store, read_connection, write_connection
 
 # runs' columns that must agree when one run id arrives from several stores
 IDENTITY_COLUMNS = ("kind", "model", "backend", "quantization", "hardware", "policy")

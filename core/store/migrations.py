@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")

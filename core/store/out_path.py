@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 
 def _first_existing_parent(path: Path) -> Path:
@@ -49,7 +49,7 @@ def check_out_path(path: str | Path, option: str = "--out", *, overwrite: bool |
 
 def open_writer(out: str | Path, option: str = "--out", **kwargs: object):  # type: ignore[no-untyped-def]
     """A `TraceWriter` on `out` after `check_out_path`; OS and DuckDB I/O errors become InputError."""
-    from core.store.writer import TraceWriter
+    from aimo.core.store.writer import TraceWriter
 
     p = check_out_path(out, option, overwrite=None)
     try:

@@ -17,8 +17,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from core.store.connect import read_connection
-from core.store.reader import _arrow
+from aimo.core.store.connect import read_connection
+from aimo.core.store.reader import _arrow
 
 # One row per sample of a run: its final/first answers and the outcome of its last code block
 # (definitions: recorder.summary).

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.errors import InputError
-from core.store.confidence import decode_column
-from core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
-from core.store.migrations import has_confidence
-from core.store.records import RunSummary
-from core.traces import (
+from aimo.core.errors import InputError
+from aimo.core.store.confidence import decode_column
+from aimo.core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from aimo.core.store.migrations import has_confidence
+from aimo.core.store.records import RunSummary
+from aimo.core.traces import (
     NO_VALUE,
     SOURCE_BOXED,
     SOURCE_CODE,
@@ -29,9 +29,9 @@ from core.traces import (
     ProblemTrace,
     SampleTrace,
 )
-from core.store.run_state import WriterMark, run_state
+from aimo.core.store.run_state import WriterMark, run_state
 
-logger = logging.getLogger("core.store")
+logger = logging.getLogger("aimo.core.store")
 
 COMPLETED_QUESTIONS = "SELECT problem_id FROM questions_done WHERE run_id = $run_id"
 RUN_IDS = "SELECT run_id FROM runs ORDER BY created_at, run_id"

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from core.traces import LogprobSetting, RunInfo
+from aimo.core.traces import LogprobSetting, RunInfo
 
 
 @dataclass(frozen=True)

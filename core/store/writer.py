@@ -17,23 +17,23 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from core.errors import InputError
-from core.store import spool
-from core.store.confidence import confidence_table
-from core.store.connect import (
+from aimo.core.errors import InputError
+from aimo.core.store import spool
+from aimo.core.store.confidence import confidence_table
+from aimo.core.store.connect import (
     DEFAULT_LOCK_TIMEOUT_S,
     StoreBusyError,
     init_store,
     read_connection,
     write_connection,
 )
-from core.store.frames import Frame, check_question, to_arrow
-from core.store.reader import COMPLETED_QUESTIONS
-from core.store.records import LiveResult, ProblemRow, SampleConfidence
-from core.store.run_state import WriterMark, this_writer, writer_alive
-from core.traces import RunInfo
+from aimo.core.store.frames import Frame, check_question, to_arrow
+from aimo.core.store.reader import COMPLETED_QUESTIONS
+from aimo.core.store.records import LiveResult, ProblemRow, SampleConfidence
+from aimo.core.store.run_state import WriterMark, this_writer, writer_alive
+from aimo.core.traces import RunInfo
 
-logger = logging.getLogger("core.store")
+logger = logging.getLogger("aimo.core.store")
 
 RUN_ROW = """
 SELECT kind, model, backend, quantization, hardware, logprobs::VARCHAR FROM runs

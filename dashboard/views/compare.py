@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, frames, simulation, ui
-from simulator.replay import DEFAULT_BUDGET_S
+from aimo.dashboard import charts, frames, simulation, ui
+from aimo.simulator.replay import DEFAULT_BUDGET_S
 
 
 def render() -> None:

@@ -10,7 +10,7 @@ import math
 
 import streamlit as st
 
-from dashboard import charts, loaders, ui
+from aimo.dashboard import charts, loaders, ui
 
 # The table fits the page's width (~900 px beside the sidebar; the browser test checks it has
 # no horizontal scrollbar): hardware, backend, quantization, mean length and the creation time

@@ -13,11 +13,11 @@ import math
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, frames, simulation, ui
-from simulator.replay import DEFAULT_BUDGET_S
-from simulator.replay.results import BootstrapSummary, CompetitionResult
-from core.scoring import OVERTIME_RULES
-from core.policy import Policy
+from aimo.dashboard import charts, frames, simulation, ui
+from aimo.simulator.replay import DEFAULT_BUDGET_S
+from aimo.simulator.replay.results import BootstrapSummary, CompetitionResult
+from aimo.core.scoring import OVERTIME_RULES
+from aimo.core.policy import Policy
 
 
 def render() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, frames, loaders, ui
+from aimo.dashboard import charts, frames, loaders, ui
 
 X_RECORDED = "recorded time"
 X_PROFILE = "time from a hardware profile"

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import studies, ui
-from core.policy import policy_to_yaml
+from aimo.dashboard import studies, ui
+from aimo.core.policy import policy_to_yaml
 
 PLOT_TABS = {
     "History": "history",

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from recorder.tiny_model import GROUP, PROJECTIONS, awq_pack
+from aimo.recorder.tiny_model import GROUP, PROJECTIONS, awq_pack
 
 ALPHAS = tuple(i / 20 for i in range(21))
 

@@ -1,6 +1,6 @@
 """Build the shipped tiny reasoning model end to end: train (fp16), AWQ-quantise, evaluate, export.
 
-Run on the GPU machine: `python -m recorder.olympiad.build --out data/models/olympiad-tiny-awq
+Run on the GPU machine: `python -m aimo.recorder.olympiad.build --out data/models/olympiad-tiny-awq
 [--minutes 4]`. Writes the AWQ checkpoint lmdeploy loads into --out and `build_log.json` beside
 it: training log, AWQ choices, held-out answer-token loss of the fp16, round-to-nearest and AWQ
 weights, and greedy accuracy of the fp16 and AWQ weights on the bundled problems per prompt kind
@@ -18,10 +18,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.olympiad.awq import apply_awq, export_awq, quantise_in_place
-from recorder.olympiad.chat import encode_examples, pad_batch, prompt_for
-from recorder.olympiad.problems import Problem, training_examples
-from recorder.olympiad.train import (
+from aimo.recorder.olympiad.awq import apply_awq, export_awq, quantise_in_place
+from aimo.recorder.olympiad.chat import encode_examples, pad_batch, prompt_for
+from aimo.recorder.olympiad.problems import Problem, training_examples
+from aimo.recorder.olympiad.train import (
     TrainConfig,
     eval_loss,
     held_out_problems,
@@ -29,7 +29,7 @@ from recorder.olympiad.train import (
     run,
     special_ids,
 )
-from solver.extraction import box_value, boxed_contents, extract_code
+from aimo.solver.extraction import box_value, boxed_contents, extract_code
 
 
 def load_fp16(model_dir: Path, device: str) -> Any:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     cfg = replace(TrainConfig(), minutes=a.minutes, examples=a.examples, batch=a.batch)
     if a.tiny:
-        from recorder.tiny_model import TinyQwen2
+        from aimo.recorder.tiny_model import TinyQwen2
 
         cfg = replace(cfg, shape=TinyQwen2(hidden=128, layers=2, heads=2, kv_heads=2,
                                            intermediate=256, vocab_target=512,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.policy.model import Prompts
+from aimo.core.policy.model import Prompts
 
 END = "<|im_end|>"
 

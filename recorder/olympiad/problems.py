@@ -334,7 +334,7 @@ __all__ = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m recorder.olympiad.problems --out FILE [--n 50] [--seed 2026]`."""
+    """`python -m aimo.recorder.olympiad.problems --out FILE [--n 50] [--seed 2026]`."""
     import argparse
 
     ap = argparse.ArgumentParser(description="Write a generated problem set as CSV.")

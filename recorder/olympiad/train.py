@@ -5,7 +5,7 @@ Why a model of our own: no weights can be downloaded on the GPU machine, and rec
 worth replaying if the model is right often but not always, with varied lengths, so that voting
 and early stopping matter. The bundled problem set's questions are excluded from training.
 
-Run: `python -m recorder.olympiad.train --out DIR [--minutes 4] [--device cuda]`; it writes an
+Run: `python -m aimo.recorder.olympiad.train --out DIR [--minutes 4] [--device cuda]`; it writes an
 fp16 Hugging Face checkpoint (config, safetensors, tokenizer with the ChatML template) and
 `train_log.json` (steps, tokens, loss curve, time). Needs torch and transformers (`[train]` extra).
 """
@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from recorder.olympiad.chat import Encoded, encode_examples, pad_batch, prompt_for
-from recorder.olympiad.problems import (
+from aimo.recorder.olympiad.chat import Encoded, encode_examples, pad_batch, prompt_for
+from aimo.recorder.olympiad.problems import (
     Problem,
     problem_set,
     solution,
     training_examples,
     worked_set,
 )
-from recorder.tiny_model import TinyQwen2, model_config, train_tokenizer
+from aimo.recorder.tiny_model import TinyQwen2, model_config, train_tokenizer
 
 PROBLEM_SET_SEED = 2026  # data/problems/olympiad-50.csv = problem_set(50, PROBLEM_SET_SEED)
 HELD_OUT = 50
@@ -65,7 +65,7 @@ def build_tokenizer(out: Path, cfg: TrainConfig) -> Any:
     """Train the BPE (digits split) on generated solutions and prompts; return the tokenizer."""
     from tokenizers import Tokenizer
 
-    from core.policy.model import Prompts
+    from aimo.core.policy.model import Prompts
 
     corpus = [f"{prompt_for(k, q)}{s}" for k, q, s in
               itertools.islice(training_examples(cfg.seed + 1), 20_000)]

@@ -11,9 +11,9 @@ here installs test doubles: the tests and the scripts' `--fake` do that themselv
 
 from __future__ import annotations
 
-from core.hardware.fit import LINEAR, ModelFit, StepFit, fit_models, fit_step_model
-from core.hardware.lsq import RelError, lsq, rel_errors
-from core.hardware.rows import (
+from aimo.core.hardware.fit import LINEAR, ModelFit, StepFit, fit_models, fit_step_model
+from aimo.core.hardware.lsq import RelError, lsq, rel_errors
+from aimo.core.hardware.rows import (
     CSV_COLUMNS,
     StepRow,
     calibration_points,
@@ -22,8 +22,8 @@ from core.hardware.rows import (
     rows_arrays,
     write_rows_csv,
 )
-from recorder.profiling.grid import GRIDS, Cell, grid_cells, parse_cells
-from recorder.profiling.measure import (
+from aimo.recorder.profiling.grid import GRIDS, Cell, grid_cells, parse_cells
+from aimo.recorder.profiling.measure import (
     CellEvent,
     CellKind,
     CellResult,
@@ -39,7 +39,7 @@ from recorder.profiling.measure import (
     run_measurement,
     step_rows,
 )
-from recorder.profiling.profile import (
+from aimo.recorder.profiling.profile import (
     DEFAULT_BASE,
     PREFILL_MIN_TOKENS,
     PrefillEstimate,
@@ -47,7 +47,7 @@ from recorder.profiling.profile import (
     measured_prefill,
     measured_profile,
 )
-from recorder.profiling.prompts import (
+from aimo.recorder.profiling.prompts import (
     ContentOnly,
     LetterPrompts,
     PromptSource,
@@ -56,7 +56,7 @@ from recorder.profiling.prompts import (
     load_tokenizer,
     prompt_source,
 )
-from recorder.profiling.window import Window, WindowRow, window_rows
+from aimo.recorder.profiling.window import Window, WindowRow, window_rows
 
 __all__ = [
     "CSV_COLUMNS", "DEFAULT_BASE", "GRIDS", "LINEAR", "PREFILL_MIN_TOKENS", "Cell", "CellEvent",

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.hardware.rows import StepRow
-from recorder.profiling.grid import Cell
-from recorder.profiling.prompts import ContentOnly, LetterPrompts, PromptSource, prompt_source
-from recorder.profiling.window import Window, window_rows
+from aimo.core.hardware.rows import StepRow
+from aimo.recorder.profiling.grid import Cell
+from aimo.recorder.profiling.prompts import ContentOnly, LetterPrompts, PromptSource, prompt_source
+from aimo.recorder.profiling.window import Window, window_rows
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ async def run_cell(engine: Any, cell: Cell, new_tokens: int, seed: int, prompts:
     """Submit `cell.batch` random prompts of `cell.prompt_tokens` tokens as one question to an
     `Engine` (built with `generation_overrides={'ignore_eos': True}` and a `ContentOnly`
     tokenizer), read its stream to the end and return the cell's timings."""
-    from solver.engines.base import PromptSpec, SamplingSettings
+    from aimo.solver.engines.base import PromptSpec, SamplingSettings
 
     rng = np.random.default_rng(seed)
     b = cell.batch
@@ -297,7 +297,7 @@ def run_measurement(s: MeasureSettings, *, prompts: PromptSource | None = None,
     scripts' `--fake`): letter prompts, GPU labelled fake, no torch version. Product code never
     installs it. Build it under an `if __name__ == "__main__":` guard: lmdeploy starts worker
     processes."""
-    from solver.engines.lmdeploy_engine import DEFAULT_SESSION_LEN, LmdeployEngine
+    from aimo.solver.engines.lmdeploy_engine import DEFAULT_SESSION_LEN, LmdeployEngine
 
     summary, fmt = model_summary(s.model)
     if prompts is None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from core.hardware.fit import StepFit
-from core.hardware.profile import HardwareProfile, Provenance
-from core.hardware.rows import StepRow, calibration_points
-from recorder.profiling.measure import CellResult, MeasureContext
+from aimo.core.hardware.fit import StepFit
+from aimo.core.hardware.profile import HardwareProfile, Provenance
+from aimo.core.hardware.rows import StepRow, calibration_points
+from aimo.recorder.profiling.measure import CellResult, MeasureContext
 
 PREFILL_MIN_TOKENS = 16384
 DEFAULT_BASE = "l4x4-14b-w4kv8"
@@ -48,7 +48,7 @@ def _kv_label(qp: int) -> str:
 def measured_conditions(ctx: MeasureContext) -> dict[str, Any]:
     """The provenance's conditions of a measurement: engine, version, GPU, quantisation and the
     sampling settings every cell ran with (the policy defaults, `SamplingSettings()`)."""
-    from solver.engines.base import SamplingSettings
+    from aimo.solver.engines.base import SamplingSettings
 
     s = SamplingSettings()
     weights = "awq-w4" if "AWQ" in ctx.model_summary else "fp16"

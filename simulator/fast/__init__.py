@@ -7,6 +7,6 @@ documented in `encode.py`; the kernel in `kernel.py` transcribes the reference e
 
 from __future__ import annotations
 
-from simulator.fast.api import DrawSpec, FastCompetition, FastSimulator, summarize_arrays
+from aimo.simulator.fast.api import DrawSpec, FastCompetition, FastSimulator, summarize_arrays
 
 __all__ = ["DrawSpec", "FastCompetition", "FastSimulator", "summarize_arrays"]

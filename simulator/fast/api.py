@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.fast import kernel
-from simulator.fast.encode import (
+from aimo.simulator.fast import kernel
+from aimo.simulator.fast.encode import (
     AN_TOK,
     END_NAMES,
     KIND_NAMES,
@@ -40,19 +40,19 @@ from simulator.fast.encode import (
     encode_traces,
     stop_label,
 )
-from core.hardware import HardwareProfile
-from simulator.replay.competition import DEFAULT_BUDGET_S
-from simulator.replay.results import (
+from aimo.core.hardware import HardwareProfile
+from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
+from aimo.simulator.replay.results import (
     BootstrapSummary,
     CompetitionResult,
     QuestionResult,
     SampleOutcome,
 )
-from core.draws import NoRecordedSamples, SampleDraw
-from core.budget import within_budget
-from core.scoring import check_overtime_rule, rule_score
-from core.policy import Policy
-from core.traces import ProblemTrace, require_confidence
+from aimo.core.draws import NoRecordedSamples, SampleDraw
+from aimo.core.budget import within_budget
+from aimo.core.scoring import check_overtime_rule, rule_score
+from aimo.core.policy import Policy
+from aimo.core.traces import ProblemTrace, require_confidence
 
 DrawSpec = SampleDraw | tuple[Sequence[int], Sequence[int]]
 # the kernel's random state when it draws nothing (a single competition)

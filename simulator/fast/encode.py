@@ -54,11 +54,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.hardware import HardwareProfile
-from core.hardware.timing import decode_coefficients
-from core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
-from core.policy.rules import QuestionRule
-from core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
+from aimo.core.hardware import HardwareProfile
+from aimo.core.hardware.timing import decode_coefficients
+from aimo.core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
+from aimo.core.policy.rules import QuestionRule
+from aimo.core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
     CONF_ENTROPY,
     CONF_LOW_STOP,
     CONF_LOW_VOTE,
@@ -67,7 +67,7 @@ from core.policy.decisions import (  # noqa: F401  (the kernel reads them from h
     MIN_ENTROPY,
     N_CONF,
 )
-from core.traces import SOURCE_CODE, ProblemTrace, require_confidence
+from aimo.core.traces import SOURCE_CODE, ProblemTrace, require_confidence
 
 # --------------------------------------------------------------------------- traces
 KIND_COT = 0

@@ -60,9 +60,9 @@ from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic, register_jitable
 
-from core.hardware import timing
+from aimo.core.hardware import timing
 
-from simulator.fast import encode as E
+from aimo.simulator.fast import encode as E
 
 EPS = 1e-9  # question._EPS
 BIG = 1 << 62

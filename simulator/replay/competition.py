@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.hardware import HardwareProfile
-from simulator.replay.question import replay_question
-from simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
-from core.draws import SampleDraw, recorded_draw, replicate_draw
-from core.budget import within_budget
-from core.scoring import check_overtime_rule
-from core.policy import (
+from aimo.core.hardware import HardwareProfile
+from aimo.simulator.replay.question import replay_question
+from aimo.simulator.replay.results import BootstrapSummary, CompetitionResult, QuestionResult
+from aimo.core.draws import SampleDraw, recorded_draw, replicate_draw
+from aimo.core.budget import within_budget
+from aimo.core.scoring import check_overtime_rule
+from aimo.core.policy import (
     Policy,
     past_cutoff,
     pick_level,
@@ -25,7 +25,7 @@ from core.policy import (
     sample_kinds,
     uses_confidence,
 )
-from core.traces import ProblemTrace, require_confidence
+from aimo.core.traces import ProblemTrace, require_confidence
 
 DEFAULT_BUDGET_S = 5 * 3600.0
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
-from simulator.replay.results import SampleOutcome
-from core.policy import (
+from aimo.core.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
+from aimo.simulator.replay.results import SampleOutcome
+from aimo.core.policy import (
     CODE_FAILURE,
     Answer,
     Policy,
@@ -61,8 +61,8 @@ from core.policy import (
     uses_confidence,
     vote,
 )
-from core.policy.decisions import CONF_LOW_STOP
-from core.traces import SOURCE_CODE, SampleTrace
+from aimo.core.policy.decisions import CONF_LOW_STOP
+from aimo.core.traces import SOURCE_CODE, SampleTrace
 
 _EPS = 1e-9
 

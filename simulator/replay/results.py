@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.results import QuestionResult, SampleEnd, SampleOutcome
-from core.results import SolveResult as CompetitionResult
+from aimo.core.results import QuestionResult, SampleEnd, SampleOutcome
+from aimo.core.results import SolveResult as CompetitionResult
 
 __all__ = ["BootstrapSummary", "CompetitionResult", "QuestionResult", "SampleEnd", "SampleOutcome"]
 

@@ -11,9 +11,9 @@ import importlib
 import importlib.util
 from typing import Any
 
-from core.errors import AimoError
-from solver.engines.base import Chunk, Engine, FinishReason, PromptSpec, QuestionStream, SamplingSettings
-from solver.engines.replay import (
+from aimo.core.errors import AimoError
+from aimo.solver.engines.base import Chunk, Engine, FinishReason, PromptSpec, QuestionStream, SamplingSettings
+from aimo.solver.engines.replay import (
     PacedStream,
     RecordedCode,
     ReplayEngine,
@@ -22,7 +22,7 @@ from solver.engines.replay import (
     recorded_samples,
     script_from_trace,
 )
-from solver.engines.synthetic import SyntheticEngine, SyntheticParams, default_pace_profile
+from aimo.solver.engines.synthetic import SyntheticEngine, SyntheticParams, default_pace_profile
 
 LMDEPLOY_BACKENDS = ("turbomind", "pytorch")
 
@@ -43,7 +43,7 @@ def lmdeploy_engine_class() -> Any:
             "pip install 'aimo-policy-lab[gpu]' (on a machine with a CUDA GPU)"
         )
     try:
-        module = importlib.import_module("solver.engines.lmdeploy_engine")
+        module = importlib.import_module("aimo.solver.engines.lmdeploy_engine")
     except ImportError as exc:
         raise EngineUnavailable(f"cannot load the lmdeploy engine adapter: {exc}") from exc
     return module.LmdeployEngine

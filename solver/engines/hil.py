@@ -27,13 +27,13 @@ import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
-from solver.engines.replay import RecordedCode, SampleScript, filler, script_from_trace
-from core.errors import InputError
-from solver.loop.runners import CodeOutcome, PendingRun, UNKNOWN_CODE, _LiveRun
-from core.traces import ProblemTrace
+from aimo.solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from aimo.solver.engines.replay import RecordedCode, SampleScript, filler, script_from_trace
+from aimo.core.errors import InputError
+from aimo.solver.loop.runners import CodeOutcome, PendingRun, UNKNOWN_CODE, _LiveRun
+from aimo.core.traces import ProblemTrace
 
-logger = logging.getLogger("solver.hil")
+logger = logging.getLogger("aimo.solver.hil")
 
 
 def request_tokens(script: SampleScript, cap: int) -> int:
@@ -233,8 +233,8 @@ def build_hil_engine(model: str, problems: Sequence[ProblemTrace], *, draw_seed:
     Raises:
         EngineUnavailable: lmdeploy is not installed.
     """
-    from core.draws import competition_draws  # the simulator's draw, one definition
-    from solver.engines import lmdeploy_engine_class
+    from aimo.core.draws import competition_draws  # the simulator's draw, one definition
+    from aimo.solver.engines import lmdeploy_engine_class
 
     draws = dict(zip((p.problem_id for p in problems), competition_draws(problems, draw_seed)))
     if lmdeploy_engine is not None:

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
-from core.errors import AimoError
-from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
-from core.traces import LogprobSetting
+from aimo.core.errors import AimoError
+from aimo.solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from aimo.core.traces import LogprobSetting
 
 logger = logging.getLogger(__name__)
 

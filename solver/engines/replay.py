@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.draws import recorded_draw
-from core.errors import InputError
-from core.hardware import HardwareProfile, steps_duration, steps_within
-from core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
-from solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
+from aimo.core.draws import recorded_draw
+from aimo.core.errors import InputError
+from aimo.core.hardware import HardwareProfile, steps_duration, steps_within
+from aimo.core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
+from aimo.solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 
 _EPS = 1e-9  # the simulator's tolerance on time comparisons
 _YIELD_EVERY = 64  # with no sleeping, let other tasks run every this many items
@@ -402,7 +402,7 @@ class ReplayEngine:
         speedup: float = math.inf,
     ) -> ReplayEngine:
         """Load a run's event arrays from a trace store (InputError if it is not one)."""
-        from core.store import load_problem_traces
+        from aimo.core.store import load_problem_traces
 
         return cls(load_problem_traces(path, run_id), model, chunk_tokens=chunk_tokens, speedup=speedup)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.engines.base import PromptSpec, SamplingSettings
-from core.hardware import HardwareProfile, load_profile
-from solver.engines.replay import PacedStream, RecordedCode, SampleScript
+from aimo.solver.engines.base import PromptSpec, SamplingSettings
+from aimo.core.hardware import HardwareProfile, load_profile
+from aimo.solver.engines.replay import PacedStream, RecordedCode, SampleScript
 
 
 @dataclass(frozen=True)

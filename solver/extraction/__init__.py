@@ -6,16 +6,16 @@ common LaTeX forms. `StreamingExtractor` does the same incrementally for the liv
 
 from __future__ import annotations
 
-from solver.extraction._batch import (
+from aimo.solver.extraction._batch import (
     EXTRACTION_MODES,
     ExtractionMode,
     box_value,
     boxed_contents,
     extract_boxed,
 )
-from solver.extraction._latex import normalize_answer
-from solver.extraction._robust import MAX_BOX_CHARS, ROBUST_OPENER
-from solver.extraction._seed import (
+from aimo.solver.extraction._latex import normalize_answer
+from aimo.solver.extraction._robust import MAX_BOX_CHARS, ROBUST_OPENER
+from aimo.solver.extraction._seed import (
     BOXED_PATTERN,
     CODE_BLOCK_PATTERN,
     CODE_FAILED,
@@ -27,7 +27,7 @@ from solver.extraction._seed import (
     prepare_code,
     stdout_answer,
 )
-from solver.extraction._streaming import AnswerFound, CodeFound, Extracted, StreamingExtractor
+from aimo.solver.extraction._streaming import AnswerFound, CodeFound, Extracted, StreamingExtractor
 
 __all__ = [
     "BOXED_PATTERN",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from solver.extraction._latex import normalize_answer
-from solver.extraction._robust import MAX_BOX_CHARS, robust_boxed_contents
-from solver.extraction._seed import BOXED_PATTERN, parse_boxed_exact
+from aimo.solver.extraction._latex import normalize_answer
+from aimo.solver.extraction._robust import MAX_BOX_CHARS, robust_boxed_contents
+from aimo.solver.extraction._seed import BOXED_PATTERN, parse_boxed_exact
 
 ExtractionMode = Literal["exact", "robust"]
 """"exact": the seed's regex and int/float conversion; "robust": nested braces, LaTeX forms."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from core.errors import AimoError
+from aimo.core.errors import AimoError
 
 MAX_CONTENT_CHARS = 1000
 """Longer contents are not read (no answer): they are prose, not a number."""

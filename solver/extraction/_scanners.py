@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from solver.extraction._robust import MAX_BOX_CHARS, ROBUST_OPENER, ROBUST_OPENER_MAX_LEN
-from solver.extraction._seed import CODE_BLOCK_PATTERN
+from aimo.solver.extraction._robust import MAX_BOX_CHARS, ROBUST_OPENER, ROBUST_OPENER_MAX_LEN
+from aimo.solver.extraction._seed import CODE_BLOCK_PATTERN
 
 _EXACT_OPENER = re.compile(re.escape("oxed{"))
 _EXACT_STOP = re.compile(r"[}\n]")

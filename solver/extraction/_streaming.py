@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from solver.extraction._batch import ExtractionMode, box_value, check_mode
-from solver.extraction._robust import MAX_BOX_CHARS
-from solver.extraction._scanners import ExactBoxScanner, FenceScanner, RobustBoxScanner
+from aimo.solver.extraction._batch import ExtractionMode, box_value, check_mode
+from aimo.solver.extraction._robust import MAX_BOX_CHARS
+from aimo.solver.extraction._scanners import ExactBoxScanner, FenceScanner, RobustBoxScanner
 
 
 @dataclass(frozen=True)

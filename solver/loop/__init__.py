@@ -7,11 +7,11 @@ into a trace store. See docs/solver.md.
 
 from __future__ import annotations
 
-from core.budget import BudgetController, CompetitionClock, QuestionPlan, VirtualClock, WallClock
-from solver.loop.control import LoopOptions, Recorder, run_question
-from solver.loop.recording import RunRecorder
-from core.results import QuestionOutcome, QuestionResult, SampleOutcome, SolveResult
-from solver.loop.runners import (
+from aimo.core.budget import BudgetController, CompetitionClock, QuestionPlan, VirtualClock, WallClock
+from aimo.solver.loop.control import LoopOptions, Recorder, run_question
+from aimo.solver.loop.recording import RunRecorder
+from aimo.core.results import QuestionOutcome, QuestionResult, SampleOutcome, SolveResult
+from aimo.solver.loop.runners import (
     CodeOutcome,
     CodeRunner,
     PendingRun,
@@ -19,7 +19,7 @@ from solver.loop.runners import (
     SandboxRunner,
     outcome_of,
 )
-from solver.loop.session import DEFAULT_BUDGET_S, SolveSession, build_prompts, sampling_settings
+from aimo.solver.loop.session import DEFAULT_BUDGET_S, SolveSession, build_prompts, sampling_settings
 
 __all__ = [
     "DEFAULT_BUDGET_S",

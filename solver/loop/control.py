@@ -49,11 +49,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from solver.engines.base import Chunk, QuestionStream
-from solver.engines.replay import Wake
-from solver.extraction import AnswerFound, CodeFound, StreamingExtractor
-from solver.engines.logprobs import DEFAULT_TOP_K, token_confidence
-from core.policy import (
+from aimo.solver.engines.base import Chunk, QuestionStream
+from aimo.solver.engines.replay import Wake
+from aimo.solver.extraction import AnswerFound, CodeFound, StreamingExtractor
+from aimo.solver.engines.logprobs import DEFAULT_TOP_K, token_confidence
+from aimo.core.policy import (
     Answer,
     Policy,
     QuestionTracker,
@@ -72,12 +72,12 @@ from core.policy import (
     uses_confidence,
     vote,
 )
-from core.policy.decisions import CONF_LOW_STOP
-from core.errors import AimoError
-from core.results import QuestionOutcome, SampleEnd, SampleOutcome
-from solver.loop.runners import CodeRunner, PendingRun
+from aimo.core.policy.decisions import CONF_LOW_STOP
+from aimo.core.errors import AimoError
+from aimo.core.results import QuestionOutcome, SampleEnd, SampleOutcome
+from aimo.solver.loop.runners import CodeRunner, PendingRun
 
-logger = logging.getLogger("solver.loop")
+logger = logging.getLogger("aimo.solver.loop")
 
 
 class Recorder(Protocol):

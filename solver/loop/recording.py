@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from solver.engines.base import Chunk
-from solver.engines.logprobs import token_confidence
-from core.store import LiveResult, ProblemRow, SampleConfidence, TraceWriter
-from core.traces import RunInfo
+from aimo.solver.engines.base import Chunk
+from aimo.solver.engines.logprobs import token_confidence
+from aimo.core.store import LiveResult, ProblemRow, SampleConfidence, TraceWriter
+from aimo.core.traces import RunInfo
 
 # How long a question's commit may wait for a reader to let go of the store before it is spooled
 # beside the store instead (core.store.spool): the solve never waits longer than this.

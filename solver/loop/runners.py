@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from solver.extraction import code_answer, prepare_code
-from core.policy import CODE_FAILURE
-from solver.sandbox import ExecResult, SandboxPool
+from aimo.solver.extraction import code_answer, prepare_code
+from aimo.core.policy import CODE_FAILURE
+from aimo.solver.sandbox import ExecResult, SandboxPool
 
 _EPS = 1e-9
 

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from solver.engines.base import Engine, PromptSpec, SamplingSettings
-from core.budget import (
+from aimo.solver.engines.base import Engine, PromptSpec, SamplingSettings
+from aimo.core.budget import (
     BudgetController,
     CompetitionClock,
     QuestionPlan,
@@ -29,14 +29,14 @@ from core.budget import (
     check_budget,
     within_budget,
 )
-from solver.loop.control import LoopOptions, Recorder, run_question
-from core.results import QuestionOutcome, QuestionResult, SolveResult
-from solver.loop.runners import CodeRunner
-from core.scoring import check_overtime_rule
-from core.policy import Policy, SpeedLevel, sample_kinds
-from core.store import LiveResult, ProblemRow
+from aimo.solver.loop.control import LoopOptions, Recorder, run_question
+from aimo.core.results import QuestionOutcome, QuestionResult, SolveResult
+from aimo.solver.loop.runners import CodeRunner
+from aimo.core.scoring import check_overtime_rule
+from aimo.core.policy import Policy, SpeedLevel, sample_kinds
+from aimo.core.store import LiveResult, ProblemRow
 
-logger = logging.getLogger("solver.session")
+logger = logging.getLogger("aimo.solver.session")
 
 DEFAULT_BUDGET_S = 5 * 3600.0
 

@@ -10,10 +10,10 @@ docs/sandbox.md says what each one stops.
 
 from __future__ import annotations
 
-from solver.sandbox._detect import describe_layers, detect_isolation
-from solver.sandbox._pool import SandboxPool
-from solver.sandbox._run import run_code
-from solver.sandbox._types import ExecResult, Isolation, SandboxLimits
+from aimo.solver.sandbox._detect import describe_layers, detect_isolation
+from aimo.solver.sandbox._pool import SandboxPool
+from aimo.solver.sandbox._run import run_code
+from aimo.solver.sandbox._types import ExecResult, Isolation, SandboxLimits
 
 __all__ = ["ExecResult", "Isolation", "SandboxLimits", "SandboxPool", "describe_layers", "detect_isolation",
            "run_code"]

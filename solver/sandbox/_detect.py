@@ -8,9 +8,9 @@ import os
 import sys
 import threading
 
-from solver.sandbox._execute import execute, sweep_stale
-from solver.sandbox._layers import unprivileged
-from solver.sandbox._types import Isolation, SandboxLimits
+from aimo.solver.sandbox._execute import execute, sweep_stale
+from aimo.solver.sandbox._layers import unprivileged
+from aimo.solver.sandbox._types import Isolation, SandboxLimits
 
 _TRIAL_LIMITS = SandboxLimits(timeout_s=20, cpu_s=10, memory_mb=512, file_mb=1, max_procs=8)
 _lock = threading.Lock()

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from solver.sandbox import _tree, _uids
-from solver.sandbox._interp import exposures
-from solver.sandbox._launcher import MARKER, SETUP_FAILED
-from solver.sandbox._types import ExecResult, Isolation, SandboxLimits
+from aimo.solver.sandbox import _tree, _uids
+from aimo.solver.sandbox._interp import exposures
+from aimo.solver.sandbox._launcher import MARKER, SETUP_FAILED
+from aimo.solver.sandbox._types import ExecResult, Isolation, SandboxLimits
 
 LAUNCHER = str(Path(__file__).with_name("_launcher.py"))
 _CHUNK = 65536
@@ -93,8 +93,8 @@ def _config(script: str, work: str, limits: SandboxLimits, iso: Isolation, pytho
         rlimits["RLIMIT_NPROC"] = [limits.max_procs] * 2
     elif os.geteuid() != 0:  # counts all our tasks: allow what is running now plus the budget
         rlimits["RLIMIT_NPROC"] = [_tasks_of(os.getuid()) + limits.max_procs] * 2
-    from solver.sandbox._filters import landlock_plan, seccomp_program
-    from solver.sandbox._layers import exec_paths
+    from aimo.solver.sandbox._filters import landlock_plan, seccomp_program
+    from aimo.solver.sandbox._layers import exec_paths
 
     return {
         "argv": [python, "-I", script], "env": env, "caller": os.getpid(), "workdir": work,

@@ -9,7 +9,7 @@ import struct
 import sys
 import threading
 
-from solver.sandbox._types import Isolation
+from aimo.solver.sandbox._types import Isolation
 
 # Layers a run should have on any Linux this solver targets (kernel >= 6.12, libseccomp):
 # missing ones are warned about, and refused with `require_layers`.

@@ -7,10 +7,10 @@ import concurrent.futures
 import os
 from types import TracebackType
 
-from solver.sandbox._detect import detect_isolation
-from solver.sandbox._layers import announce, missing
-from solver.sandbox._run import run_code
-from solver.sandbox._types import ExecResult, SandboxLimits
+from aimo.solver.sandbox._detect import detect_isolation
+from aimo.solver.sandbox._layers import announce, missing
+from aimo.solver.sandbox._run import run_code
+from aimo.solver.sandbox._types import ExecResult, SandboxLimits
 
 REQUIRE_ENV = "AIMO_REQUIRE_SANDBOX"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import time
 
-from solver.sandbox._detect import detect_isolation
-from solver.sandbox._execute import execute
-from solver.sandbox._types import ExecResult, SandboxLimits
+from aimo.solver.sandbox._detect import detect_isolation
+from aimo.solver.sandbox._execute import execute
+from aimo.solver.sandbox._types import ExecResult, SandboxLimits
 
 
 def run_code(code: str, limits: SandboxLimits = SandboxLimits(), *,

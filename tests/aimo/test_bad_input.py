@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.store import list_runs
+from aimo.core.store import list_runs
 
 runner = CliRunner()
 GOOD = {"problem_id": "p1", "sample": 0, "kind": "cot", "n_tokens": 10, "answer": 1}
@@ -147,8 +147,8 @@ def test_a_store_with_a_dropped_column_is_refused_with_its_name(files: dict[str,
 
 
 def test_a_failed_import_leaves_no_run_behind(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from recorder.importer import import_traces
-    from core.store import TraceWriter
+    from aimo.recorder.importer import import_traces
+    from aimo.core.store import TraceWriter
 
     csv = files["dir"] / "two.csv"
     csv.write_text("id,question,answer\np1,q,1\np2,q,2\n")

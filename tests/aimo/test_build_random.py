@@ -55,7 +55,7 @@ def test_checkpoint_is_complete_and_says_what_it_is(built: tuple[Path, dict]) ->
 def test_weights_unpack_to_small_random_values(built: tuple[Path, dict]) -> None:
     from safetensors.torch import load_file
 
-    from recorder.random_model import SHAPES, projection_dims, unpack_awq
+    from aimo.recorder.random_model import SHAPES, projection_dims, unpack_awq
 
     out, _ = built
     index = json.loads((out / "model.safetensors.index.json").read_text())

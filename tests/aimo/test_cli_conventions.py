@@ -57,7 +57,7 @@ def test_group_alone_shows_its_help() -> None:
 @pytest.fixture
 def restore_logging():
     """-v/-q change process-wide logger levels: put them back for the tests that follow."""
-    from core.settings import LIBRARY_LOGGERS
+    from aimo.core.settings import LIBRARY_LOGGERS
 
     levels = {n: logging.getLogger(n).level for n in LIBRARY_LOGGERS}
     handlers = list(logging.getLogger().handlers)
@@ -95,8 +95,8 @@ def test_aimo_environment_defaults(tmp_path: Path) -> None:
 def test_a_bad_environment_value_names_the_variable(restore_logging) -> None:
     res = runner.invoke(app, ["policy", "list"], env={"AIMO_LOG_LEVEL": "LOUD"})
     assert res.exit_code == 2 and "AIMO_LOG_LEVEL" in res.output
-    from core.settings import load_settings
-    from core.errors import InputError
+    from aimo.core.settings import load_settings
+    from aimo.core.errors import InputError
 
     with pytest.raises(InputError, match="AIMO_BUDGET_S"):
         load_settings({"AIMO_BUDGET_S": "-5"})

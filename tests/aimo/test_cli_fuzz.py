@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from recorder.synth import synthesize_store
+from aimo.recorder.synth import synthesize_store
 
 runner = CliRunner()
 

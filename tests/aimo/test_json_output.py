@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 NOISY = """
 import logging, os, sys
-import solver.solve as solve
+import aimo.solver.solve as solve
 lib = logging.getLogger("lmdeploy")
 lib.addHandler(logging.StreamHandler(sys.stdout))   # bound to stdout at import, like a library
 real_build = solve.build_engine

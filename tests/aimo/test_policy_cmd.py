@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.policy import list_presets
+from aimo.core.policy import list_presets
 
 runner = CliRunner()
 

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.store import list_runs
-from core.store.live import question_results
+from aimo.core.store import list_runs
+from aimo.core.store.live import question_results
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -109,8 +109,8 @@ def test_delete_and_mark_failed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["list", "flush"])
 def test_runs_commands_commit_a_spool(tmp_path: Path, command: str) -> None:
-    from core.store import TraceWriter, spool
-    from core.traces import RunInfo
+    from aimo.core.store import TraceWriter, spool
+    from aimo.core.traces import RunInfo
     from tests.store.store_worker import question_frames
 
     store = tmp_path / "s.duckdb"

@@ -26,9 +26,9 @@ LIVE_RUN = "live"
 
 def write_live_run(path: Path, n_questions: int, *, finish: bool = False) -> None:
     """Add run `live` (kind record) with `n_questions` committed questions, in this process."""
-    from recorder.synth import run_info, synthesize_questions
-    from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from core.store import ProblemRow, TraceWriter
+    from aimo.recorder.synth import run_info, synthesize_questions
+    from aimo.recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+    from aimo.core.store import ProblemRow, TraceWriter
 
     prof = get_profile(DEFAULT_PROFILE)
     info = dataclasses.replace(run_info(prof, n_questions, 4, 7), run_id=LIVE_RUN, kind="record")
@@ -50,7 +50,7 @@ def live_writer() -> Callable[..., None]:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a complete synthetic run and a run still being recorded."""
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     path = tmp_path_factory.mktemp("dash") / "traces.duckdb"
     summary = synthesize_store(path, n_problems=3, n_samples=4, seed=1)
@@ -66,7 +66,7 @@ def study_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from core.policy import load_policy, policy_to_dict
+    from aimo.core.policy import load_policy, policy_to_dict
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = tmp_path_factory.mktemp("study") / "study.journal"
@@ -115,7 +115,7 @@ def tuner_journal(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A real (tiny) `aimo tune` run on the store's synthetic run: studies `demo` (final) and
     `demo:fold1of2`, `demo:fold2of2`, with the held-out report. Skips without the tuner."""
     try:
-        from tuner.cli_impl import run_tune
+        from aimo.tuner.cli_impl import run_tune
     except Exception as exc:  # noqa: BLE001 - the tuner is another component
         pytest.skip(f"tuner not importable: {exc}")
     out = tmp_path_factory.mktemp("tune")
@@ -138,7 +138,7 @@ def tuner_journal(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Point the app at a store / storage / study through its environment variables."""
-    from dashboard import ui
+    from aimo.dashboard import ui
 
     def set_env(
         traces: Path | str | None = None,

@@ -247,7 +247,7 @@ PAGE_STATE = """JSON.stringify({
 def serve(store: Path, journal: Path, log_name: str) -> Iterator[str]:
     """The dashboard over `store` served on a free port (the command line `aimo dashboard`
     runs); yields its base URL; the server log is kept with the screenshots."""
-    from dashboard import build_command
+    from aimo.dashboard import build_command
 
     port = free_port()
     cmd = build_command(store, str(journal), port, True, study="multi")
@@ -284,12 +284,12 @@ def _warm_fast_simulator(store: Path) -> None:
     """Compile (or load from numba's disk cache) the fast simulator once, so that the server
     process loads it from the cache instead of compiling while the browser waits."""
     try:
-        from simulator.fast import FastSimulator
+        from aimo.simulator.fast import FastSimulator
     except Exception:  # noqa: BLE001 - no fast path: the app uses the reference path
         return
-    from core.hardware import load_profile
-    from core.policy import load_policy
-    from core.store import load_problem_traces
+    from aimo.core.hardware import load_profile
+    from aimo.core.policy import load_policy
+    from aimo.core.store import load_problem_traces
 
     traces = load_problem_traces(store, "synthetic-r1-14b-s1")
     FastSimulator(traces, load_profile("l4x4-14b-w4kv8")).bootstrap(
@@ -372,10 +372,10 @@ def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Brows
 @pytest.fixture(scope="module")
 def live_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a finished live solve (`done`, 6 questions) and a newer one cut short."""
-    from solver.solve import Problem, run_solve
-    from core.store import TraceWriter
-    from core.store.writer import write_connection
-    from core.traces import RunInfo
+    from aimo.solver.solve import Problem, run_solve
+    from aimo.core.store import TraceWriter
+    from aimo.core.store.writer import write_connection
+    from aimo.core.traces import RunInfo
 
     path = tmp_path_factory.mktemp("live") / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(6)]

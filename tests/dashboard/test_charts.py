@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import charts
-from simulator.replay.results import (
+from aimo.dashboard import charts
+from aimo.simulator.replay.results import (
     BootstrapSummary,
     CompetitionResult,
     QuestionResult,

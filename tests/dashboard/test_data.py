@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dashboard
-from dashboard import frames, loaders, simulation, studies, ui
-from recorder.summary import majority_votes, run_stats
-from core.errors import InputError
-from core.store import load_chunks, load_problem_traces, read_connection
-from core.store.queries import sample_stats
+from aimo import dashboard
+from aimo.dashboard import frames, loaders, simulation, studies, ui
+from aimo.recorder.summary import majority_votes, run_stats
+from aimo.core.errors import InputError
+from aimo.core.store import load_chunks, load_problem_traces, read_connection
+from aimo.core.store.queries import sample_stats
 
 RUN = "synthetic-r1-14b-s1"
 
@@ -99,7 +99,7 @@ def test_question_view_modes(store: Path, traces: list, mode: str) -> None:
 
 
 def ui_outcomes() -> list[str]:
-    from dashboard.charts import OUTCOME_COLORS
+    from aimo.dashboard.charts import OUTCOME_COLORS
 
     return list(OUTCOME_COLORS)
 
@@ -112,7 +112,7 @@ def test_question_view_without_chunks_uses_answer_times(traces: list) -> None:
 
 
 def test_store_version_changes_when_a_question_commits(tmp_path: Path, live_writer) -> None:
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     path = tmp_path / "v.duckdb"
     synthesize_store(path, n_problems=1, n_samples=2, seed=0)
@@ -201,8 +201,8 @@ def test_build_command_and_launch_checks(tmp_path: Path, store: Path) -> None:
 def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -> None:
     """The Simulate page's one competition is the same on both simulator paths."""
     if not simulation.fast_available():
-        pytest.skip("simulator.fast not importable")
-    from core.policy import load_policy, policy_to_yaml
+        pytest.skip("aimo.simulator.fast not importable")
+    from aimo.core.policy import load_policy, policy_to_yaml
 
     text = policy_to_yaml(load_policy("seed-2nd-place"))
     version = loaders.store_version(store)
@@ -219,7 +219,7 @@ def test_fast_competition_matches_the_reference(store: Path, seed: int | None) -
 
 
 def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: Path) -> None:
-    from core.policy import load_policy, policy_hash
+    from aimo.core.policy import load_policy, policy_hash
 
     url = str(tuner_journal)
     version = studies.storage_version(url)
@@ -244,9 +244,9 @@ def test_tuner_study_policy_is_rebuilt_like_the_tuner_exports_it(tuner_journal: 
 def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_path: Path) -> None:
     """Issue 16: a live solve's final answers are in the store; finished, failed, interrupted and
     running runs are told apart; an interrupted run's committed questions still load here."""
-    from solver.solve import Problem, run_solve
-    from core.store import TraceWriter
-    from core.traces import RunInfo
+    from aimo.solver.solve import Problem, run_solve
+    from aimo.core.store import TraceWriter
+    from aimo.core.traces import RunInfo
 
     store = tmp_path / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(3)]
@@ -254,7 +254,7 @@ def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_p
     writer = TraceWriter(store)
     writer.start_run(RunInfo("alive", "solve"))  # this process: alive, so 'running'
     writer.start_run(RunInfo("dead", "solve"))
-    from core.store.writer import write_connection
+    from aimo.core.store.writer import write_connection
     with write_connection(store) as con:
         con.execute("UPDATE runs SET writer_pid = 0 WHERE run_id = 'dead'")
     frame = loaders.runs_frame(str(store), loaders.store_version(str(store)))

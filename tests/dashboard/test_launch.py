@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import dashboard
-from core.errors import InputError
+from aimo import dashboard
+from aimo.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "data" / "traces" / "gpu-smoke.duckdb"

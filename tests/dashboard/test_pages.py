@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import init_store
+from aimo.core.store import init_store
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGES = ("runs", "traces", "simulate", "tune", "compare")
@@ -22,9 +22,9 @@ LIVE_RUN = "live"
 # A recorder stand-in: writes questions of run `live` one by one, like `aimo record` does.
 WRITER_SCRIPT = """
 import dataclasses, sys, time
-from recorder.synth import run_info, synthesize_questions
-from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-from core.store import ProblemRow, TraceWriter
+from aimo.recorder.synth import run_info, synthesize_questions
+from aimo.recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+from aimo.core.store import ProblemRow, TraceWriter
 
 path, n, delay, finish = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 prof = get_profile(DEFAULT_PROFILE)
@@ -149,7 +149,7 @@ def test_traces_page_problem_views_and_raw_text(store: Path, env, page) -> None:
 
 
 def test_traces_page_without_timestamps_derives_time(store: Path, env, page, monkeypatch) -> None:
-    from dashboard import frames
+    from aimo.dashboard import frames
 
     monkeypatch.setattr(frames, "has_timestamps", lambda traces: False)
     env(traces=store)
@@ -352,9 +352,9 @@ def test_bad_store_is_a_message_not_a_traceback(
 
 
 def test_run_without_completed_questions(tmp_path: Path, env, page) -> None:
-    from recorder.synth import run_info
-    from recorder.synth_profiles import DEFAULT_PROFILE, get_profile
-    from core.store import TraceWriter
+    from aimo.recorder.synth import run_info
+    from aimo.recorder.synth_profiles import DEFAULT_PROFILE, get_profile
+    from aimo.core.store import TraceWriter
 
     path = tmp_path / "fresh.duckdb"
     writer = TraceWriter(path)
@@ -374,7 +374,7 @@ def test_run_without_completed_questions(tmp_path: Path, env, page) -> None:
 def test_pages_read_a_store_while_a_recorder_writes_it(tmp_path: Path, env, page) -> None:
     """A writer process commits questions while the pages render again and again: no lock error
     on either side, the run shows as in progress and grows."""
-    from recorder.synth import synthesize_store
+    from aimo.recorder.synth import synthesize_store
 
     path = tmp_path / "busy.duckdb"
     synthesize_store(path, n_problems=2, n_samples=4, seed=3)
@@ -425,10 +425,10 @@ def test_runs_page_shows_a_live_solve_its_score_time_and_burn_down(
     """Issue 16: a live run's real score (its submitted answers vs the known ones), its time and
     budget burn-down; finished, interrupted and running runs told apart, a finished one the
     default selection."""
-    from solver.solve import Problem, run_solve
-    from core.store import TraceWriter
-    from core.store.writer import write_connection
-    from core.traces import RunInfo
+    from aimo.solver.solve import Problem, run_solve
+    from aimo.core.store import TraceWriter
+    from aimo.core.store.writer import write_connection
+    from aimo.core.traces import RunInfo
 
     store = tmp_path / "live.duckdb"
     problems = [Problem(f"q{i}", f"question {i}", i) for i in range(4)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.profile_choice import bind_profile
+from aimo.simulator.profile_choice import bind_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import loaders, simulation
-from core.errors import InputError
-from core.policy import load_policy, policy_to_yaml
+from aimo.dashboard import loaders, simulation
+from aimo.core.errors import InputError
+from aimo.core.policy import load_policy, policy_to_yaml
 
 RUN = "synthetic-r1-14b-s1"
 PROFILE = "l4x4-14b-w4kv8"

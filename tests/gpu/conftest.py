@@ -90,14 +90,14 @@ def lmdeploy_module() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def model_dir(lmdeploy_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2, AWQ-packed (recorder/tiny_model.py: hidden 256, 4 layers)."""
-    from recorder.tiny_model import build_tiny_qwen2
+    from aimo.recorder.tiny_model import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("model") / "tiny-qwen2-awq")
 
 
 def _make_engine(model: Path, backend: str = "pytorch", **options: Any) -> Any:
     """The smoke settings: tp 1, int8 KV cache, AWQ weights, max_batch 16, half the free memory."""
-    from solver.engines.lmdeploy_engine import LmdeployEngine
+    from aimo.solver.engines.lmdeploy_engine import LmdeployEngine
 
     settings: dict[str, Any] = dict(tp=1, quant_policy=8, model_format="awq", max_batch=16,
                                     cache_max_entry_count=0.5)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from core.policy import load_policy, sample_kinds
-from data import PROBLEMS_DIR
-from recorder.record import load_problems, prompt_specs, run_record
-from solver.engines.base import Chunk, PromptSpec, SamplingSettings
+from aimo.core.policy import load_policy, sample_kinds
+from aimo.data import PROBLEMS_DIR
+from aimo.recorder.record import load_problems, prompt_specs, run_record
+from aimo.solver.engines.base import Chunk, PromptSpec, SamplingSettings
 
 pytestmark = pytest.mark.gpu
 
@@ -85,8 +85,8 @@ def test_stream_tags_samples_and_aborts_a_running_and_a_queued_sample(engine: An
 def test_record_then_resume_has_nothing_left(engine: Any, model_dir: Path, tmp_path: Path) -> None:
     """`aimo record`'s code path (natural ends) into a store, then a rerun that resumes with
     every question done; the compact copy holds the same run."""
-    from core.store import list_runs
-    from core.store.compact import compact_copy
+    from aimo.core.store import list_runs
+    from aimo.core.store.compact import compact_copy
 
     store = tmp_path / "gpu-smoke.duckdb"
     kw: dict[str, Any] = dict(prompts="cot:2,code:2", max_new_tokens=256, engine=engine,
@@ -110,9 +110,9 @@ def test_control_loop_timeout_cancels_the_running_samples(engine: Any) -> None:
     """The live loop with the seed preset and a 2 s question timeout: with a random model no
     answer ever agrees, so the timeout stops the question and the loop's cancels end every
     sample that was still running."""
-    from solver.loop.control import run_question
-    from solver.loop.runners import SandboxRunner
-    from solver.sandbox import SandboxPool
+    from aimo.solver.loop.control import run_question
+    from aimo.solver.loop.runners import SandboxRunner
+    from aimo.solver.sandbox import SandboxPool
 
     policy = load_policy("seed-2nd-place")
     level = dataclasses.replace(policy.level(policy.schedule.start_level), timeout_s=2.0,
@@ -140,8 +140,8 @@ def test_control_loop_timeout_cancels_the_running_samples(engine: Any) -> None:
 
 def test_solve_runner_records_a_solve_run(model_dir: Path, tmp_path: Path) -> None:
     """`aimo solve`'s runner with the seed preset on its own engine, recorded (kind 'solve')."""
-    from core.store import list_runs
-    from solver.solve import EngineSpec, run_solve
+    from aimo.core.store import list_runs
+    from aimo.solver.solve import EngineSpec, run_solve
 
     store = tmp_path / "gpu-solve.duckdb"
     spec = EngineSpec("pytorch", model=str(model_dir), tp=1, max_batch=16,

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from solver.engines.base import Chunk
+from aimo.solver.engines.base import Chunk
 
 
 async def _forever() -> None:

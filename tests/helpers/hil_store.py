@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.store import ProblemRow, TraceWriter
-from core.traces import RunInfo
+from aimo.core.store import ProblemRow, TraceWriter
+from aimo.core.traces import RunInfo
 
 RUN_ID = "hil-test"
 

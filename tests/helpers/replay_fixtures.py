@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.hardware import HardwareProfile, load_profile
-from core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from aimo.core.hardware import HardwareProfile, load_profile
+from aimo.core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 AnswerSpec = tuple[int, int | None, str] | tuple[int, int | None, str, bool, float]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from core.policy.rules import REGISTRY, QuestionRule, RuleKind, RuleParam
+from aimo.core.policy.rules import REGISTRY, QuestionRule, RuleKind, RuleParam
 
 
 def _value(draw: st.DrawFn, p: RuleParam, low: float) -> Any:

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.importer import TraceImportError, import_traces, read_samples
-from core.errors import InputError
-from core.store import list_runs, load_chunks, load_problem_traces
-from core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE
+from aimo.recorder.importer import TraceImportError, import_traces, read_samples
+from aimo.core.errors import InputError
+from aimo.core.store import list_runs, load_chunks, load_problem_traces
+from aimo.core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE
 
 DATA = Path(__file__).parents[1] / "data" / "import"
 PROBLEMS = DATA / "problems.csv"
@@ -316,7 +316,7 @@ SMALL = {"problem_id": "p1", "sample": 0, "kind": "cot", "n_tokens": 4, "answer"
 
 
 def test_confidence_arrays_round_trip_and_set_the_run_setting(tmp_path: Path) -> None:
-    from core.traces import LogprobSetting
+    from aimo.core.traces import LogprobSetting
 
     rows = [
         {**SMALL, "confidence": {"token_conf": [1, 2.5, 3, 0], "token_entropy": [0.1, 0.2, 0, 2],

@@ -13,9 +13,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.importer import import_traces
-from core.errors import InputError
-from core.store import list_runs
+from aimo.recorder.importer import import_traces
+from aimo.core.errors import InputError
+from aimo.core.store import list_runs
 
 _scalar = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
            | st.sampled_from([2**31, 2**31 - 1, -(2**31) - 1, 2**63, 1e23, -0.0, 999, 1000]))

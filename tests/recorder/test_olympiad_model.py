@@ -18,10 +18,10 @@ import pytest
 torch = pytest.importorskip("torch")  # the [train] extra; `make test` installs it
 transformers = pytest.importorskip("transformers")
 
-from recorder.olympiad.awq import apply_awq, export_awq, fake_quant, quantise_in_place  # noqa: E402
-from recorder.olympiad.chat import encode_examples, pad_batch, prompt_for  # noqa: E402
-from recorder.olympiad.problems import training_examples  # noqa: E402
-from recorder.olympiad.train import (  # noqa: E402
+from aimo.recorder.olympiad.awq import apply_awq, export_awq, fake_quant, quantise_in_place  # noqa: E402
+from aimo.recorder.olympiad.chat import encode_examples, pad_batch, prompt_for  # noqa: E402
+from aimo.recorder.olympiad.problems import training_examples  # noqa: E402
+from aimo.recorder.olympiad.train import (  # noqa: E402
     TrainConfig,
     build_tokenizer,
     make_model,
@@ -29,7 +29,7 @@ from recorder.olympiad.train import (  # noqa: E402
     special_ids,
     train_model,
 )
-from recorder.tiny_model import TinyQwen2, awq_pack, awq_unpack  # noqa: E402
+from aimo.recorder.tiny_model import TinyQwen2, awq_pack, awq_unpack  # noqa: E402
 
 TOY = replace(TrainConfig(), shape=TinyQwen2(hidden=128, layers=2, heads=2, kv_heads=2,
                                              intermediate=256, vocab_target=400,
@@ -53,7 +53,7 @@ def test_training_prompt_is_what_lmdeploy_renders_with_the_chat_template(toy) ->
     from transformers import PreTrainedTokenizerFast
 
     hf = PreTrainedTokenizerFast.from_pretrained(str(out))
-    from core.policy.model import Prompts
+    from aimo.core.policy.model import Prompts
 
     p = Prompts().code
     messages = [{"role": "system", "content": p.system},

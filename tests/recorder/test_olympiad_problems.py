@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.olympiad.problems import (
+from aimo.recorder.olympiad.problems import (
     FAMILIES,
     code_solution,
     cot_solution,
@@ -21,8 +21,8 @@ from recorder.olympiad.problems import (
     worked_set,
     write_problems_csv,
 )
-from recorder.record import load_problems
-from solver.extraction import StreamingExtractor, box_value, boxed_contents
+from aimo.recorder.record import load_problems
+from aimo.solver.extraction import StreamingExtractor, box_value, boxed_contents
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from aimo.cli import app
 from fake_lmdeploy import installed_fake_lmdeploy
 
-from recorder import profiling as sl
-from core.hardware import load_profile
+from aimo.recorder import profiling as sl
+from aimo.core.hardware import load_profile
 
 runner = CliRunner()
 
@@ -295,7 +295,7 @@ def test_prompts_from_a_real_small_vocabulary_tokenizer(tmp_path) -> None:
     """The tiny model's byte-level BPE (~1k ids, ChatML specials): random ids of its vocabulary
     re-encode to the exact prompt length."""
     pytest.importorskip("tokenizers")
-    from recorder.tiny_model import train_tokenizer
+    from aimo.recorder.tiny_model import train_tokenizer
 
     vocab = train_tokenizer(tmp_path, 1024)
     tok = sl.load_tokenizer(tmp_path)

@@ -20,15 +20,15 @@ from fake_lmdeploy import make_fake_lmdeploy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.record import (
+from aimo.recorder.record import (
     InputError,
     parse_prompt_mix,
     run_record,
     sample_kinds,
 )
-from solver.engines.base import Chunk, PromptSpec, SamplingSettings
-from solver.sandbox import SandboxLimits
-from core.store import list_runs
+from aimo.solver.engines.base import Chunk, PromptSpec, SamplingSettings
+from aimo.solver.sandbox import SandboxLimits
+from aimo.core.store import list_runs
 
 LIMITS = SandboxLimits(timeout_s=10.0, cpu_s=20, memory_mb=1024)
 BOXED = "Let me think. So the answer is \\boxed{42}. Done."
@@ -346,7 +346,7 @@ def test_bad_problems_csv_names_file_and_field_and_writes_nothing(tmp_path: Path
 def test_without_an_engine_and_without_lmdeploy_the_gpu_extra_is_named(
     problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from solver.engines.lmdeploy_engine import LmdeployUnavailableError
+    from aimo.solver.engines.lmdeploy_engine import LmdeployUnavailableError
 
     monkeypatch.setitem(sys.modules, "lmdeploy", None)
     with pytest.raises(LmdeployUnavailableError, match=r"\[gpu\]"):
@@ -416,8 +416,8 @@ _PIECES = [
 @settings(max_examples=200, deadline=None)
 def test_held_back_deltas_give_the_same_answers_at_the_same_tokens(parts) -> None:
     """Exact mode feeds the extractor only deltas with '}' or '`': same results as every delta."""
-    from recorder.record import QuestionLog
-    from solver.extraction import StreamingExtractor
+    from aimo.recorder.record import QuestionLog
+    from aimo.solver.extraction import StreamingExtractor
 
     chunks, text = [], ""
     for piece, cut in parts:  # a cut closes the current chunk after this piece
@@ -454,7 +454,7 @@ def _fake_confidence(index: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray
     """What the recorder should store for prompt `index`: the fake's dicts through the formula."""
     from fake_lmdeploy import default_logprob_script
 
-    from solver.engines.logprobs import token_confidence
+    from aimo.solver.engines.logprobs import token_confidence
 
     return token_confidence([default_logprob_script(index, p, k) for p in range(n)], k)
 
@@ -466,8 +466,8 @@ def _fake_confidence(index: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray
 def test_record_with_logprobs_stores_confidence_and_the_setting(
     problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend, turbomind, mode
 ) -> None:
-    from core.store import load_problem_traces
-    from core.traces import LogprobSetting
+    from aimo.core.store import load_problem_traces
+    from aimo.core.traces import LogprobSetting
 
     fake = make_fake_lmdeploy(turbomind_available=turbomind, script=lambda i, p: tokens_of(BOXED))
     monkeypatch.setitem(sys.modules, "lmdeploy", fake)
@@ -503,7 +503,7 @@ def test_record_with_logprobs_stores_confidence_and_the_setting(
 def test_record_without_logprobs_and_the_fallback_store_no_confidence(
     problems: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.store import load_problem_traces
+    from aimo.core.store import load_problem_traces
 
     for backend, logprobs in (("pytorch", 0), ("turbomind", 8)):  # turbomind: falls back
         fake = make_fake_lmdeploy(
@@ -531,7 +531,7 @@ def test_samples_with_too_few_logprobs_are_stored_without_confidence(
 ) -> None:
     from fake_lmdeploy import default_logprob_script
 
-    from core.store import load_problem_traces
+    from aimo.core.store import load_problem_traces
 
     def gappy(index: int, pos: int, k: int) -> dict:
         return {} if index == 1 else default_logprob_script(index, pos, k)
@@ -547,10 +547,10 @@ def test_samples_with_too_few_logprobs_are_stored_without_confidence(
     s0, s1 = load_problem_traces(out)[0].samples
     assert s0.token_conf is not None and s1.token_conf.tolist() == [0.0] * 5
 
-    from solver.engines.base import Chunk
-    from solver.loop.recording import RunRecorder
-    from core.store import ProblemRow
-    from core.traces import LogprobSetting, RunInfo
+    from aimo.solver.engines.base import Chunk
+    from aimo.solver.loop.recording import RunRecorder
+    from aimo.core.store import ProblemRow
+    from aimo.core.traces import LogprobSetting, RunInfo
 
     info = RunInfo("r", "record", logprobs=LogprobSetting(2, "x"))
     rec = RunRecorder(tmp_path / "short.duckdb", info)

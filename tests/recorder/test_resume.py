@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.errors import InputError
-from core.store import completed_questions, list_runs, load_problem_traces
-from core.store.connect import read_connection
+from aimo.core.errors import InputError
+from aimo.core.store import completed_questions, list_runs, load_problem_traces
+from aimo.core.store.connect import read_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.store.merge import merge_stores
-from recorder.shards import Shard, parse_shard, select_shard, shard_of
-from core.errors import InputError
-from core.store import list_runs, load_problem_traces
+from aimo.core.store.merge import merge_stores
+from aimo.recorder.shards import Shard, parse_shard, select_shard, shard_of
+from aimo.core.errors import InputError
+from aimo.core.store import list_runs, load_problem_traces
 
 REPO = Path(__file__).resolve().parents[2]
 N_PROBLEMS = 9
@@ -32,8 +32,8 @@ RECORD_ONE_SHARD = textwrap.dedent(
     sys.modules["lmdeploy"] = make_fake_lmdeploy(
         turbomind_available=False,
         script=lambda i, p: [t for t in "So \\\\boxed{{42}} ok"][:12])
-    from recorder.record import run_record
-    from recorder.shards import Shard
+    from aimo.recorder.record import run_record
+    from aimo.recorder.shards import Shard
     run_record({csv!r}, "/models/tiny", "pytorch", 2, {out!r}, max_new_tokens=12,
                engine_options={{"tp": 1, "max_batch": 2}}, run_code=False,
                show_progress=False, shard=Shard({i}, 2))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from recorder.importer import import_traces
-from recorder.summary import summarize_store
-from recorder.synth import synthesize_store
-from core.errors import InputError
-from core.store import load_problem_traces
-from core.traces import NO_VALUE
+from aimo.recorder.importer import import_traces
+from aimo.recorder.summary import summarize_store
+from aimo.recorder.synth import synthesize_store
+from aimo.core.errors import InputError
+from aimo.core.store import load_problem_traces
+from aimo.core.traces import NO_VALUE
 
 
 def sample(pid: str, idx: int, answers: list[tuple[int, int | None, str]], n_tokens: int = 100) -> dict:

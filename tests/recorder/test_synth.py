@@ -12,18 +12,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recorder.calibration import check_calibration, main as calibration_main
-from recorder.synth import (
+from aimo.recorder.calibration import check_calibration, main as calibration_main
+from aimo.recorder.synth import (
     _EXEC_ERRORS,
     decode_time_table,
     problem_specs,
     synthesize_questions,
     synthesize_store,
 )
-from recorder.synth_profiles import CONFIDENCE_TARGETS, PROFILES, R1_14B
-from core.errors import InputError
-from solver.extraction import StreamingExtractor
-from core.store import list_runs, load_problem_traces
+from aimo.recorder.synth_profiles import CONFIDENCE_TARGETS, PROFILES, R1_14B
+from aimo.core.errors import InputError
+from aimo.solver.extraction import StreamingExtractor
+from aimo.core.store import list_runs, load_problem_traces
 
 TABLES = ("runs", "problems", "samples", "chunks", "answers", "questions_done")
 
@@ -67,9 +67,9 @@ def test_default_store_is_one_complete_synthetic_run(default_store: Path) -> Non
 def _bulk_store(path: Path, profile: str, seed: int) -> None:
     """The same tables `synthesize_store` writes, in one transaction (fast; the writer path itself
     is covered by the default store)."""
-    from core.store import init_store, write_connection
+    from aimo.core.store import init_store, write_connection
 
-    from recorder.synth import run_info
+    from aimo.recorder.synth import run_info
 
     info = run_info(PROFILES[profile], 50, 32, seed)
     init_store(path)
@@ -277,7 +277,7 @@ def test_existing_out_is_refused_and_left_untouched(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_no_partial_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.store import TraceWriter
+    from aimo.core.store import TraceWriter
 
     calls = {"n": 0}
     original = TraceWriter.write_question
@@ -311,7 +311,7 @@ def test_small_store_loads_for_the_simulator_and_is_quiet(
 
 
 def test_every_profile_has_targets_for_known_metrics() -> None:
-    from recorder.calibration import METRICS
+    from aimo.recorder.calibration import METRICS
 
     for profile in PROFILES.values():
         names = [t.metric for t in profile.targets]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recorder.tiny_model import TinyQwen2, awq_pack, awq_unpack, model_config, model_tensors
+from aimo.recorder.tiny_model import TinyQwen2, awq_pack, awq_unpack, model_config, model_tensors
 
 
 def test_awq_layout_and_round_trip() -> None:

@@ -48,7 +48,7 @@ def test_fake_run_writes_every_result(tmp_path: Path) -> None:
     md = (out / "validate.md").read_text()
     assert md.count("| seed-2nd-place |") == 1 and md.count("| majority-n |") == 1
 
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     runs = [r for r in list_runs(out / "hil-live.duckdb") if r.kind == "solve"]
     assert len(runs) == 3 and all(r.gen_config["hil"]["length_scale"] == 0.01 for r in runs)
@@ -73,9 +73,9 @@ def test_a_failed_step_does_not_stop_the_rest(tmp_path: Path, monkeypatch: pytes
 
 def test_scale_choice_takes_the_largest_that_fits(tmp_path: Path) -> None:
     dh = load_script()
-    from recorder.synth import synthesize_store
-    from core.hardware import load_profile
-    from core.policy import load_policy
+    from aimo.recorder.synth import synthesize_store
+    from aimo.core.hardware import load_profile
+    from aimo.core.policy import load_policy
 
     src = tmp_path / "s.duckdb"
     synthesize_store(src, n_problems=2, n_samples=16, seed=0)
@@ -107,7 +107,7 @@ def test_returned_files_validate_on_the_cpu_with_the_summary_answers(tmp_path: P
     from typer.testing import CliRunner
 
     from aimo.cli import app
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     (run,) = [r.run_id for r in list_runs(out / "hil-live.duckdb") if r.kind == "solve"]
     res = CliRunner().invoke(app, ["validate", "--live", str(out / "hil-live.duckdb"), "--live-run", run,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.aimo3 import aimo3_scores, aimo3_summary, render_aimo3
+from aimo.simulator.aimo3 import aimo3_scores, aimo3_summary, render_aimo3
 
 
 def test_pairs_score_half_a_point_per_run() -> None:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from recorder.synth import synthesize_store
+from aimo.recorder.synth import synthesize_store
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import api
-from core.errors import InputError
+from aimo.simulator import api
+from aimo.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 OLYMPIAD = ROOT / "data" / "traces" / "olympiad-tiny.duckdb"
@@ -73,7 +73,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
 
 
 def test_binding_wins_over_the_match(tmp_path: Path) -> None:
-    from simulator.profile_choice import bind_profile
+    from aimo.simulator.profile_choice import bind_profile
 
     store = tmp_path / "s.duckdb"
     shutil.copy(OLYMPIAD, store)

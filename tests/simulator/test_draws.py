@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from core.draws import (
+from aimo.core.draws import (
     NoRecordedSamples,
     fold_permutation,
     question_order,
@@ -16,11 +16,11 @@ from core.draws import (
     recorded_draw,
     replicate_draw,
 )
-from core.errors import InputError
-from core.policy import load_policy
-from simulator.crossval import kfold_by_problem
-from simulator.replay import bootstrap_competitions
-from solver.engines.replay import recorded_samples
+from aimo.core.errors import InputError
+from aimo.core.policy import load_policy
+from aimo.simulator.crossval import kfold_by_problem
+from aimo.simulator.replay import bootstrap_competitions
+from aimo.solver.engines.replay import recorded_samples
 
 PROBLEMS = [problem(f"p{i}", i, [sample(j, "cot" if j % 3 else "code", 50 + 10 * j,
                                         [(40, i, "boxed")]) for j in range(6)])
@@ -39,7 +39,7 @@ def test_bootstrap_serves_the_replicate_draws(n_questions: int | None) -> None:
 
     def spy(chosen, policy, profile, *, draws, budget_s, overtime_rule):  # noqa: ANN001, ANN202
         captured.append(([p.problem_id for p in chosen], _samples(draws)))
-        from simulator.replay import replay_competition
+        from aimo.simulator.replay import replay_competition
         return replay_competition(chosen, policy, profile, draws=draws, budget_s=budget_s)
 
     bootstrap_competitions(PROBLEMS, load_policy("majority-n"), flat_profile(), replicates=3,
@@ -53,7 +53,7 @@ def test_bootstrap_serves_the_replicate_draws(n_questions: int | None) -> None:
 
 def test_dashboard_competition_is_one_replicate_draw() -> None:
     pytest.importorskip("streamlit")
-    from dashboard import data
+    from aimo.dashboard import data
 
     for n in (5, 3):
         order, draws = data.competition_problems(PROBLEMS, n, 11)

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rule_strategies import question_rules
 
-from simulator.fast import FastSimulator
-from core.hardware import HardwareProfile, Provenance, load_profile
-from simulator.replay import (
+from aimo.simulator.fast import FastSimulator
+from aimo.core.hardware import HardwareProfile, Provenance, load_profile
+from aimo.simulator.replay import (
     CompetitionResult,
     bootstrap_competitions,
     random_draw,
@@ -30,7 +30,7 @@ from simulator.replay import (
     replay_competition,
     summarize,
 )
-from core.policy import (
+from aimo.core.policy import (
     Check,
     ConfidenceStop,
     EarlyTimeout,
@@ -47,8 +47,8 @@ from core.policy import (
     Vote,
     load_policy,
 )
-from core.policy.model import StopRuleName
-from core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
+from aimo.core.policy.model import StopRuleName
+from aimo.core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
 PRESETS = ("seed-2nd-place", "majority-n", "first-answer", "fast-8")

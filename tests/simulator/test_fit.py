@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.hardware import load_profile, save_profile
-from core.hardware.fit import KNEE, LINEAR, StepModel, choose_step_model, fit_step_model
-from core.hardware.observations import observations_from_rows
-from core.hardware.rows import StepRow, read_rows_csv, write_rows_csv
+from aimo.core.hardware import load_profile, save_profile
+from aimo.core.hardware.fit import KNEE, LINEAR, StepModel, choose_step_model, fit_step_model
+from aimo.core.hardware.observations import observations_from_rows
+from aimo.core.hardware.rows import StepRow, read_rows_csv, write_rows_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 EVIDENCE = ROOT / "data/measurements/h200-2026-12-07/steps.csv"
@@ -111,7 +111,7 @@ def test_one_least_squares_solver_and_no_direct_duckdb_in_the_fit() -> None:
 def test_question_overhead_from_question_ends() -> None:
     import pandas as pd
 
-    from core.hardware.fit import question_overhead
+    from aimo.core.hardware.fit import question_overhead
 
     ends = pd.DataFrame({
         "problem_id": [f"q{i}" for i in range(8)],
@@ -127,8 +127,8 @@ def test_question_overhead_from_question_ends() -> None:
 
 
 def test_the_olympiad_profile_overhead_is_the_live_runs() -> None:
-    from core.hardware.fit import question_overhead
-    from core.store.chunk_times import load_question_ends
+    from aimo.core.hardware.fit import question_overhead
+    from aimo.core.store.chunk_times import load_question_ends
 
     run = "solve-seed-2nd-place-pytorch-20261128T083708237918Z"
     got = question_overhead(load_question_ends(ROOT / "data/traces/olympiad-live.duckdb", run))

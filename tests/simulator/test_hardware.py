@@ -14,8 +14,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data import HARDWARE_DIR
-from core.hardware import (
+from aimo.data import HARDWARE_DIR
+from aimo.core.hardware import (
     CalibrationPoint,
     HardwareProfile,
     Provenance,
@@ -35,9 +35,9 @@ from core.hardware import (
     steps_within,
     steps_within_array,
 )
-from core.store import init_store
-from core.hardware.calibrate import calibration_report, derive_published_profiles, main
-from core.errors import InputError
+from aimo.core.store import init_store
+from aimo.core.hardware.calibrate import calibration_report, derive_published_profiles, main
+from aimo.core.errors import InputError
 
 SHIPPED = list_profiles()
 TRUE = HardwareProfile(
@@ -80,7 +80,7 @@ def test_shipped_yaml_report_matches_the_model(name: str) -> None:
 
 def test_shipped_published_profiles_equal_their_derivation() -> None:
     for name, derived in derive_published_profiles().items():
-        assert load_profile(name) == derived, "run: python -m core.hardware.calibrate --write"
+        assert load_profile(name) == derived, "run: python -m aimo.core.hardware.calibrate --write"
 
 
 @pytest.mark.parametrize("name", ["l4x4-14b-w4kv8", "l4x4-14b-w4kv16", "l4x4-14b-fp16"])
@@ -355,7 +355,7 @@ def test_calibration_point_kinds() -> None:
 def test_code_workers_round_trips_and_bad_values_name_the_field(tmp_path) -> None:
     import dataclasses
 
-    from core.hardware.profile import save_profile
+    from aimo.core.hardware.profile import save_profile
 
     base = load_profile("h200-olympiad-tiny-w4kv8")
     assert base.code_workers == 4  # the live solver's sandbox pool on the GPU machine

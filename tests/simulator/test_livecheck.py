@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.livecheck import QuestionPair, live_check, wilson
-from core.results import QuestionResult, SolveResult
+from aimo.simulator.livecheck import QuestionPair, live_check, wilson
+from aimo.core.results import QuestionResult, SolveResult
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.profile_choice import (
+from aimo.simulator.profile_choice import (
     DEFAULT_PROFILE,
     RunHardware,
     bind_profile,
@@ -16,7 +16,7 @@ from simulator.profile_choice import (
     profile_for_store,
     unbind_profile,
 )
-from core.errors import InputError
+from aimo.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "data" / "traces"
@@ -44,7 +44,7 @@ def test_no_match_falls_back_loudly(hardware: str | None) -> None:
 def test_bundled_stores() -> None:
     assert profile_for_store(TRACES / "olympiad-tiny.duckdb").name == "h200-olympiad-tiny-w4kv8"
     live = TRACES / "olympiad-live.duckdb"
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     for run in list_runs(live):
         assert profile_for_store(live, run.run_id).name == "h200-olympiad-tiny-w4kv8"
@@ -53,7 +53,7 @@ def test_bundled_stores() -> None:
 def test_bind_unbind_and_hostile_binds(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     shutil.copy(TRACES / "olympiad-live.duckdb", store)
-    from core.store import list_runs
+    from aimo.core.store import list_runs
 
     first, second = (r.run_id for r in list_runs(store))
     bind_profile(store, "l4x4-14b-fp16")  # store-wide

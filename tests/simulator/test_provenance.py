@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from core.hardware import list_profiles, load_profile, save_profile
-from core.errors import InputError
+from aimo.core.hardware import list_profiles, load_profile, save_profile
+from aimo.core.errors import InputError
 
 
 @pytest.mark.parametrize("name", ["h200-14b-w4kv8", "h200-olympiad-tiny-w4kv8", "h200-olympiad-tiny-w4kv8-fit",

@@ -8,8 +8,8 @@ import math
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from simulator.replay import bootstrap_competitions, replay_competition, replay_question, summarize
-from core.policy import ConsistencyRule, SpeedLevel, load_policy
+from aimo.simulator.replay import bootstrap_competitions, replay_competition, replay_question, summarize
+from aimo.core.policy import ConsistencyRule, SpeedLevel, load_policy
 
 SEED = load_policy("seed-2nd-place")
 LEVEL = SpeedLevel(name="test", samples=4, min_answers=99, timeout_s=1e6)

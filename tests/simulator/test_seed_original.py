@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from simulator.fast import FastSimulator
-from core.hardware import HardwareProfile
-from simulator.replay import recorded_draw, replay_competition
-from simulator.replay.results import QuestionResult
-from core.policy import (
+from aimo.simulator.fast import FastSimulator
+from aimo.core.hardware import HardwareProfile
+from aimo.simulator.replay import recorded_draw, replay_competition
+from aimo.simulator.replay.results import QuestionResult
+from aimo.core.policy import (
     ConsistencyRule,
     Policy,
     SampleFinal,
@@ -21,7 +21,7 @@ from core.policy import (
     load_policy,
     vote,
 )
-from core.traces import SampleTrace
+from aimo.core.traces import SampleTrace
 
 SEED = load_policy("seed-2nd-place")
 # the project's reading of the seed before issue 13 (arrival order aside)

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from replay_fixtures import problem, sample
 
-import solver.engines.replay as replay_engine
-from core.hardware import HardwareProfile, load_profile, timing
-from core.hardware.timing import decode_coefficients, step_seconds, steps_duration, steps_within
-from simulator.fast import kernel
-from simulator.replay import question as reference
-from solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings
+import aimo.solver.engines.replay as replay_engine
+from aimo.core.hardware import HardwareProfile, load_profile, timing
+from aimo.core.hardware.timing import decode_coefficients, step_seconds, steps_duration, steps_within
+from aimo.simulator.fast import kernel
+from aimo.simulator.replay import question as reference
+from aimo.solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings
 
 BASE = load_profile("l4x4-14b-w4kv8")
 

@@ -15,12 +15,12 @@ from hil_store import PROBLEMS, RUN_ID, write_hil_store
 from typer.testing import CliRunner
 
 from aimo.cli import app
-from recorder.scale import scale_store, scaled_position, scaled_tokens
-from core.hardware import load_profile
-from simulator.validate import decided_by_time, read_live_run, validate
-from core.errors import InputError
-from solver.solve import EngineSpec, run_solve
-from core.store import list_runs, load_problem_traces
+from aimo.recorder.scale import scale_store, scaled_position, scaled_tokens
+from aimo.core.hardware import load_profile
+from aimo.simulator.validate import decided_by_time, read_live_run, validate
+from aimo.core.errors import InputError
+from aimo.solver.solve import EngineSpec, run_solve
+from aimo.core.store import list_runs, load_problem_traces
 
 REPO = Path(__file__).resolve().parents[2]
 OLY_LIVE = REPO / "data/traces/olympiad-live.duckdb"

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from solver.sandbox import SandboxLimits, run_code
+from aimo.solver.sandbox import SandboxLimits, run_code
 
 LIMITS = SandboxLimits(timeout_s=3.0, cpu_s=10, memory_mb=256, file_mb=1, max_procs=16,
                        output_bytes=4096)
@@ -154,7 +154,7 @@ def write_outside() -> Verdict:
 def _kill_all_is_safe() -> bool:
     """Would a snippet's kill(-1) be held? Without a pid namespace or a signal fence it reaches
     every process of this uid on the machine (root: all of them), so it is not tried there."""
-    from solver.sandbox import detect_isolation
+    from aimo.solver.sandbox import detect_isolation
 
     layers = detect_isolation().describe()
     fenced = any(x.startswith("landlock-abi") and int(x[len("landlock-abi"):]) >= 6 for x in layers)
@@ -193,7 +193,7 @@ def fork_memory_bomb() -> Verdict:
 
 CALLER = """\
 import sys
-from solver.sandbox import SandboxLimits, run_code
+from aimo.solver.sandbox import SandboxLimits, run_code
 run_code(sys.argv[1], SandboxLimits(timeout_s=60))
 """
 
@@ -216,7 +216,7 @@ def leftovers_after_caller_sigkill() -> Verdict:
     caller.wait()
     gone = _gone(comm)
     try:
-        from solver.sandbox._execute import sweep_stale
+        from aimo.solver.sandbox._execute import sweep_stale
         sweep_stale()
     except ImportError:
         pass
@@ -246,7 +246,7 @@ def main(names: list[str]) -> None:
             results[name] = list(ATTACKS[name]())
         except Exception as exc:  # noqa: BLE001 - a crash of the attack itself is reported
             results[name] = [False, f"attack crashed: {exc!r}"]
-    layers = getattr(__import__("solver.sandbox", fromlist=["x"]), "describe_layers", None)
+    layers = getattr(__import__("aimo.solver.sandbox", fromlist=["x"]), "describe_layers", None)
     results["_layers"] = [True, ", ".join(layers()) if layers else "n/a"]
     results["_uid"] = [True, str(os.getuid())]
     print(json.dumps(results))

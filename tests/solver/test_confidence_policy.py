@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import InputError
-from core.policy import (
+from aimo.core.errors import InputError
+from aimo.core.policy import (
     QuestionBudget,
     SampleFinal,
     Vote,
@@ -27,8 +27,8 @@ from core.policy import (
     uses_confidence,
     vote,
 )
-from core.policy.decisions import CONF_LOW_STOP, CONF_LOW_VOTE, CONF_MEAN, CONF_TAIL
-from core.policy.model import ConfidenceStop
+from aimo.core.policy.decisions import CONF_LOW_STOP, CONF_LOW_VOTE, CONF_MEAN, CONF_TAIL
+from aimo.core.policy.model import ConfidenceStop
 
 
 @pytest.mark.parametrize(("yaml_text", "field", "message"), [

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from core.hardware import load_profile, pace_batch
-from simulator.replay import recorded_draw
-from solver.engines import (
+from aimo.core.hardware import load_profile, pace_batch
+from aimo.simulator.replay import recorded_draw
+from aimo.solver.engines import (
     Chunk,
     EngineUnavailable,
     default_pace_profile,
@@ -29,9 +29,9 @@ from solver.engines import (
     lmdeploy_engine_class,
     recorded_samples,
 )
-from solver.extraction import StreamingExtractor
-from solver.loop import RecordedRunner
-from solver.sandbox import SandboxPool
+from aimo.solver.extraction import StreamingExtractor
+from aimo.solver.loop import RecordedRunner
+from aimo.solver.sandbox import SandboxPool
 
 KINDS = ("cot", "code", "cot", "code")
 
@@ -273,7 +273,7 @@ def test_recorded_samples_match_the_simulator_draw() -> None:
 
 
 def test_replay_unknown_question_is_an_input_error() -> None:
-    from core.errors import InputError
+    from aimo.core.errors import InputError
 
     with pytest.raises(InputError, match="no recorded question"):
         asyncio.run(_replay_engine().start_question("nope", "", _prompts(), SamplingSettings()))
@@ -297,8 +297,8 @@ def test_synthetic_code_prints_what_its_recording_says() -> None:
     pairs = [pair for s in scripts for pair in s.code]
     assert pairs
     with SandboxPool(1) as pool:
-        from solver.extraction import prepare_code
-        from solver.loop import outcome_of
+        from aimo.solver.extraction import prepare_code
+        from aimo.solver.loop import outcome_of
 
         for code, recorded in pairs[:1]:
             out = outcome_of(pool.submit(prepare_code(code)).result())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver.extraction import (
+from aimo.solver.extraction import (
     BOXED_PATTERN,
     CODE_BLOCK_PATTERN,
     CODE_FAILED,

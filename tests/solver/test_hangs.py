@@ -11,9 +11,9 @@ import time
 import pytest
 from hanging_engine import HangingEngine
 
-from solver.kaggle import Solver, SolverConfig
-from solver.loop import LoopOptions, RecordedRunner
-from core.policy import load_policy
+from aimo.solver.kaggle import Solver, SolverConfig
+from aimo.solver.loop import LoopOptions, RecordedRunner
+from aimo.core.policy import load_policy
 
 OPTS = LoopOptions(watchdog_grace_s=0.2, watchdog_poll_s=0.1, drain_timeout_s=0.2, restart_timeout_s=2.0)
 SLACK = 0.5  # thread start, scheduling on a loaded 2-core machine
@@ -82,7 +82,7 @@ def test_session_as_aimo_solve_runs_it_answers_on_time(hang: str) -> None:
     """`aimo solve` drives a SolveSession under asyncio.run: same deadline, same restart."""
     import asyncio
 
-    from solver.loop import SolveSession, WallClock
+    from aimo.solver.loop import SolveSession, WallClock
 
     engine = HangingEngine([hang])
 

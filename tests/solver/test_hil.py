@@ -15,14 +15,14 @@ import pytest
 from fake_lmdeploy import FakeTokenizer, make_fake_lmdeploy
 from hil_store import PROBLEMS, RUN_ID, write_hil_store
 
-from core.draws import competition_draws
-from solver.engines.hil import HilRunner, final_reason, request_tokens
-from solver.engines.replay import RecordedCode, script_from_trace
-from core.errors import InputError
-from core.policy import load_policy, sample_kinds
-from solver.sandbox import SandboxPool
-from solver.solve import EngineSpec, run_solve
-from core.store import list_runs, load_problem_traces, read_connection
+from aimo.core.draws import competition_draws
+from aimo.solver.engines.hil import HilRunner, final_reason, request_tokens
+from aimo.solver.engines.replay import RecordedCode, script_from_trace
+from aimo.core.errors import InputError
+from aimo.core.policy import load_policy, sample_kinds
+from aimo.solver.sandbox import SandboxPool
+from aimo.solver.solve import EngineSpec, run_solve
+from aimo.core.store import list_runs, load_problem_traces, read_connection
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_seed_policy_aborts_real_requests(fake, store, tmp_path) -> None:
     # waits out every 120 ms code run, and this fast double ends every sample meanwhile
     import dataclasses
 
-    from core.policy import dump_policy
+    from aimo.core.policy import dump_policy
 
     seed = load_policy("seed-2nd-place")
     policy = dump_policy(dataclasses.replace(

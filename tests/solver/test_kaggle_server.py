@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from solver import kaggle, kaggle_server
+from aimo.solver import kaggle, kaggle_server
 
 
 @pytest.fixture

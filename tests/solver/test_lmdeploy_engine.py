@@ -20,8 +20,8 @@ from fake_lmdeploy import (
     make_fake_lmdeploy,
 )
 
-from solver.engines.base import Chunk, PromptSpec, SamplingSettings
-from solver.engines.lmdeploy_engine import (
+from aimo.solver.engines.base import Chunk, PromptSpec, SamplingSettings
+from aimo.solver.engines.lmdeploy_engine import (
     GPU_EXTRA_INSTALL,
     LmdeployEngine,
     LmdeployUnavailableError,
@@ -134,7 +134,7 @@ def test_turbomind_config_carries_model_format(fake) -> None:
 
 def test_silent_turbomind_fallback_is_detected(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, "lmdeploy", make_fake_lmdeploy(turbomind_available=False))
-    with caplog.at_level(logging.WARNING, logger="solver.engines.lmdeploy_engine"):
+    with caplog.at_level(logging.WARNING, logger="aimo.solver.engines.lmdeploy_engine"):
         eng = engine("turbomind")
     assert eng.requested_backend == "turbomind"
     assert eng.backend == "pytorch" and eng.fell_back
@@ -328,7 +328,7 @@ def test_reissued_aborts_back_off_while_the_request_waits(fake) -> None:
 def test_logprobs_build_the_pytorch_engine_with_raw_mode_and_ride_on_chunks(fake) -> None:
     from fake_lmdeploy import default_logprob_script
 
-    from core.traces import LogprobSetting
+    from aimo.core.traces import LogprobSetting
 
     async def main():
         eng = engine("pytorch", logprobs=3)

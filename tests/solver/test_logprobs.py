@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from solver.engines.logprobs import LOGPROB_FLOOR, token_confidence
+from aimo.solver.engines.logprobs import LOGPROB_FLOOR, token_confidence
 
 
 def _reference(step: dict, k: int) -> tuple[float, float]:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from replay_fixtures import flat_profile, problem, sample
 
-from solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings, SyntheticEngine
-from solver.engines.base import FinishReason
-from core.errors import InputError
-from solver.kaggle import Solver, SolverConfig
-from solver.loop import (
+from aimo.solver.engines import Chunk, PromptSpec, ReplayEngine, SamplingSettings, SyntheticEngine
+from aimo.solver.engines.base import FinishReason
+from aimo.core.errors import InputError
+from aimo.solver.kaggle import Solver, SolverConfig
+from aimo.solver.loop import (
     BudgetController,
     LoopOptions,
     RecordedRunner,
@@ -31,12 +31,12 @@ from solver.loop import (
     VirtualClock,
     run_question,
 )
-from core.report import competition_json
-from core.policy import SpeedLevel, load_policy, pick_level
-from solver.sandbox import SandboxPool
-from solver.solve import EngineSpec, EngineUnavailable, Problem, read_problems_csv, run_solve
-from core.store import ProblemRow, load_chunks, load_problem_traces
-from core.traces import RunInfo
+from aimo.core.report import competition_json
+from aimo.core.policy import SpeedLevel, load_policy, pick_level
+from aimo.solver.sandbox import SandboxPool
+from aimo.solver.solve import EngineSpec, EngineUnavailable, Problem, read_problems_csv, run_solve
+from aimo.core.store import ProblemRow, load_chunks, load_problem_traces
+from aimo.core.traces import RunInfo
 
 SEED = load_policy("seed-2nd-place")
 MAJORITY = load_policy("majority-n")
@@ -338,8 +338,8 @@ def test_recorder_per_chunk_cost(tmp_path: Path) -> None:
 
 
 def test_run_solve_json_has_the_simulate_fields(tmp_path: Path) -> None:
-    from simulator.report import competition_json as sim_json
-    from simulator.replay.results import CompetitionResult
+    from aimo.simulator.report import competition_json as sim_json
+    from aimo.simulator.replay.results import CompetitionResult
 
     csv = tmp_path / "p.csv"
     csv.write_text("id,question,answer\na,What is 1+1?,2\nb,What is 2+2?,\n", encoding="utf-8")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import InputError
-from core.policy import (
+from aimo.core.errors import InputError
+from aimo.core.policy import (
     Answer,
     Check,
     ConsistencyRule,
@@ -410,7 +410,7 @@ def test_grace_and_check_grid() -> None:
 
 def test_check_grid_is_one_definition() -> None:
     """The kernel's grid and the reference's are `check_token` (token 0 included)."""
-    from simulator.fast.kernel import _grid
+    from aimo.simulator.fast.kernel import _grid
 
     for every in (1, 7, 20):
         for token in range(0, 3 * every + 2):
@@ -687,7 +687,7 @@ def test_pick_level_stays_in_range(done: int, time_left: float) -> None:
 
 
 def test_read_boxes_last_only_and_boxed_zero() -> None:
-    from core.policy import read_boxes
+    from aimo.core.policy import read_boxes
 
     boxes = [B(3, 7), B(9, 0), B(12, None)]
     assert read_boxes(Check(), boxes) == boxes
@@ -698,7 +698,7 @@ def test_read_boxes_last_only_and_boxed_zero() -> None:
 
 
 def test_history_count_and_early_timeout_count() -> None:
-    from core.policy import early_timeout_count
+    from aimo.core.policy import early_timeout_count
 
     t = QuestionTracker(("code", "cot"), SEED.question_stop.valid)
     for a in [C(10, 5), C(20, -1), C(30, 5), C(40, 5), B(50, 7), B(60, 7), B(70, 0), B(80, 8)]:

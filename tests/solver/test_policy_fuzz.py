@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import InputError
-from core.policy import load_policy, policy_from_dict, policy_to_dict, sample_kinds
+from aimo.core.errors import InputError
+from aimo.core.policy import load_policy, policy_from_dict, policy_to_dict, sample_kinds
 
 BASE = policy_to_dict(load_policy("seed-2nd-place"))
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rule_strategies import question_rules
 
-from core.errors import InputError
-from core.policy import (
+from aimo.core.errors import InputError
+from aimo.core.policy import (
     ConsistencyRule,
     QuestionStop,
     SpeedLevel,
@@ -21,7 +21,7 @@ from core.policy import (
     policy_hash,
     policy_to_dict,
 )
-from core.policy.rules import (
+from aimo.core.policy.rules import (
     ABSENT,
     DEFAULT_KIND,
     REGISTRY,
@@ -30,7 +30,7 @@ from core.policy.rules import (
     search_of_rule,
     with_rules_markdown,
 )
-from data import DATA_DIR
+from aimo.data import DATA_DIR
 
 KINDS = list(REGISTRY)
 SEED = load_policy("seed-2nd-place")
@@ -130,6 +130,6 @@ def test_tuner_dimensions_describe_every_rule(rule: QuestionRule) -> None:
 
 def test_docs_table_is_generated_from_the_registry() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    assert with_rules_markdown(text) == text, "run `python -m core.policy`"
+    assert with_rules_markdown(text) == text, "run `python -m aimo.core.policy`"
     for name in KINDS:
         assert f"#### `rule: {name}`" in text

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from solver.sandbox import (
+from aimo.solver.sandbox import (
     Isolation,
     ExecResult,
     SandboxLimits,
@@ -31,9 +31,9 @@ from solver.sandbox import (
     detect_isolation,
     run_code,
 )
-from solver.loop import outcome_of
-from solver.sandbox._execute import execute
-from solver.sandbox._layers import unprivileged
+from aimo.solver.loop import outcome_of
+from aimo.solver.sandbox._execute import execute
+from aimo.solver.sandbox._layers import unprivileged
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = SandboxLimits(timeout_s=2.0, cpu_s=10, memory_mb=512, file_mb=1, max_procs=16,
@@ -336,7 +336,7 @@ def test_pool_survives_concurrent_threads_calling_run_code() -> None:
 
 def test_pool_prints_its_layers_once(capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from solver.sandbox import _layers
+    from aimo.solver.sandbox import _layers
 
     monkeypatch.setattr(_layers, "_announced", threading.Event())
     SandboxPool(workers=1, limits=FAST).close()
@@ -348,8 +348,8 @@ def test_pool_prints_its_layers_once(capsys: pytest.CaptureFixture[str],
 
 def test_missing_layers_warn_and_can_refuse(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from solver.loop.runners import outcome_of
-    from solver.sandbox import _layers, _pool
+    from aimo.solver.loop.runners import outcome_of
+    from aimo.solver.sandbox import _layers, _pool
 
     monkeypatch.setattr(_layers, "_announced", threading.Event())
     monkeypatch.setattr(_pool, "detect_isolation", lambda python=None: Isolation(landlock=5))
@@ -368,7 +368,7 @@ def test_missing_layers_warn_and_can_refuse(capsys: pytest.CaptureFixture[str],
 
 
 def test_sweep_removes_folders_of_dead_callers_only(tmp_path: Path) -> None:
-    from solver.sandbox._execute import sweep_stale
+    from aimo.solver.sandbox._execute import sweep_stale
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # reaped: its pid is free (a reuse before the sweep would only keep the folder)

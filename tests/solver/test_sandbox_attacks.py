@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from solver.sandbox._interp import exposures, hidden_root
+from aimo.solver.sandbox._interp import exposures, hidden_root
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("sandbox_attacks.py")

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import InputError
-from core.budget import check_budget, effective_cutoff, within_budget
-from core.results import QuestionResult, SolveResult
-from core.scoring import rule_score
-from core.policy import load_policy
+from aimo.core.errors import InputError
+from aimo.core.budget import check_budget, effective_cutoff, within_budget
+from aimo.core.results import QuestionResult, SolveResult
+from aimo.core.scoring import rule_score
+from aimo.core.policy import load_policy
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -1, -600.0, math.nan, math.inf, -math.inf, "x", None])

@@ -16,13 +16,13 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from core.store import (
+from aimo.core.store import (
     ProblemRow,
     TraceWriter,
     completed_questions,
     load_problem_traces,
 )
-from core.traces import RunInfo
+from aimo.core.traces import RunInfo
 
 
 class BusyCounter(logging.Handler):
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--lock-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
     counter = BusyCounter()
-    logger = logging.getLogger("core.store")
+    logger = logging.getLogger("aimo.core.store")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(counter)
     modes = {"write": write, "read": read, "hold": hold, "spool-write": spool_write}

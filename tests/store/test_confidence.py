@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import InputError
-from core.store import (
+from aimo.core.errors import InputError
+from aimo.core.store import (
     ProblemRow,
     SampleConfidence,
     TraceWriter,
@@ -20,8 +20,8 @@ from core.store import (
     load_problem_traces,
     write_connection,
 )
-from core.store.migrations import MIGRATIONS, apply_migrations
-from core.traces import LogprobSetting, RunInfo
+from aimo.core.store.migrations import MIGRATIONS, apply_migrations
+from aimo.core.traces import LogprobSetting, RunInfo
 
 CONF = "sample_confidence.token_conf (sample 0)"
 SETTING = LogprobSetting(top_k=8, mode="raw_logprobs", backend="pytorch")

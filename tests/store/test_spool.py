@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputError
-from core.store import ProblemRow, TraceWriter, list_runs, load_problem_traces
-from core.store import spool
-from core.traces import RunInfo
+from aimo.core.errors import InputError
+from aimo.core.store import ProblemRow, TraceWriter, list_runs, load_problem_traces
+from aimo.core.store import spool
+from aimo.core.traces import RunInfo
 from tests.store.store_worker import question_frames
 
 WORKER = Path(__file__).with_name("store_worker.py")
@@ -120,7 +120,7 @@ def test_an_entry_the_store_refuses_is_kept_aside_not_deleted(tmp_path: Path) ->
 def test_a_v1_store_is_migrated_on_first_read_and_its_running_run_is_interrupted(tmp_path: Path) -> None:
     import duckdb
 
-    from core.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
+    from aimo.core.store.migrations import LATEST_VERSION, MIGRATIONS, apply_migrations
 
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))

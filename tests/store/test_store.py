@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import InputError
-from core.store import (
+from aimo.core.errors import InputError
+from aimo.core.store import (
     LATEST_VERSION,
     ProblemRow,
     StoreBusyError,
@@ -30,8 +30,8 @@ from core.store import (
     read_connection,
     write_connection,
 )
-from core.store.migrations import MIGRATIONS, apply_migrations, discover_migrations
-from core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, RunInfo
+from aimo.core.store.migrations import MIGRATIONS, apply_migrations, discover_migrations
+from aimo.core.traces import NO_VALUE, SOURCE_BOXED, SOURCE_CODE, RunInfo
 
 WORKER = Path(__file__).with_name("store_worker.py")
 RUN = RunInfo("r1", "record", model="m14b", backend="turbomind", gen_config={"temperature": 0.9})
@@ -410,7 +410,7 @@ def test_loader_run_selection(store: Path) -> None:
 
 
 def test_small_tables_are_compacted_without_changing_what_loads(store: Path) -> None:
-    from core.store.writer import COMPACT_EVERY, COUNT_ROW_GROUPS
+    from aimo.core.store.writer import COMPACT_EVERY, COUNT_ROW_GROUPS
 
     writer = TraceWriter(store)
     tie = answers_frame([(0, 5, "boxed", 5), (0, 5, "boxed", 6), (0, 5, "boxed", 4)])  # same token
@@ -578,7 +578,7 @@ def test_killed_writer_resumes_without_duplicates(tmp_path: Path) -> None:
 
 
 def test_compact_copy_keeps_every_table_and_row(tmp_path: Path) -> None:
-    from core.store.compact import compact_copy, main
+    from aimo.core.store.compact import compact_copy, main
 
     src = Path(__file__).resolve().parents[2] / "data" / "traces" / "gpu-smoke.duckdb"
     dst = tmp_path / "copy.duckdb"

@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 from replay_fixtures import problem, sample
 
-from core.hardware import load_profile
-from simulator.replay import bootstrap_competitions
-from core.policy import load_policy
-from tuner.objective import Metrics, ObjectiveSpec, evaluate, make_evaluator
-from tuner.report import heldout_row
-from tuner.study import TuneConfig
+from aimo.core.hardware import load_profile
+from aimo.simulator.replay import bootstrap_competitions
+from aimo.core.policy import load_policy
+from aimo.tuner.objective import Metrics, ObjectiveSpec, evaluate, make_evaluator
+from aimo.tuner.report import heldout_row
+from aimo.tuner.study import TuneConfig
 
 POLICY = load_policy("majority-n")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from recorder.synth import synthesize_store
-from core.policy import load_policy
-from tuner.cli_impl import run_tune
-from tuner.study import finished_trials, open_storage
+from aimo.recorder.synth import synthesize_store
+from aimo.core.policy import load_policy
+from aimo.tuner.cli_impl import run_tune
+from aimo.tuner.study import finished_trials, open_storage
 
 CI_URL = "postgresql://aimo:aimo@127.0.0.1:55432/aimo_tune"  # what scripts/ci-postgres.sh sets up
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -33,7 +33,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 JOIN = """
 import sys
-from tuner.cli_impl import run_tune
+from aimo.tuner.cli_impl import run_tune
 run_tune(sys.argv[1], 3, sys.argv[2], storage=sys.argv[3], study=sys.argv[4], folds=2,
          bootstrap=4, seed=0, echo=lambda line: None, progress_bar=False)
 """

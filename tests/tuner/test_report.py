@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from tuner.report import FoldReport, HeldOutRow, TuneReport
+from aimo.tuner.report import FoldReport, HeldOutRow, TuneReport
 
 
 def _row(name: str, delta: tuple[float, float, float] | None) -> HeldOutRow:

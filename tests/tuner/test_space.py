@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from core.errors import InputError
-from core.policy import list_presets, load_policy, policy_hash
-from tuner.space import (
+from aimo.core.errors import InputError
+from aimo.core.policy import list_presets, load_policy, policy_hash
+from aimo.tuner.space import (
     CATALOGUE, DEFAULT_SPACE_FILE, SPACES_DIR, build_policy, default_space, load_space, point_of,
 )
 
@@ -54,7 +54,7 @@ def test_seed_is_enqueued_as_it_is() -> None:
 
 @pytest.mark.parametrize("sampler", ["random", "tpe", "flat-tpe"])
 def test_every_suggested_point_builds_a_valid_policy(sampler: str) -> None:
-    from tuner.study import make_sampler
+    from aimo.tuner.study import make_sampler
 
     space = default_space()
     samp = (optuna.samplers.RandomSampler(seed=3) if sampler == "random"
@@ -215,11 +215,11 @@ def test_fingerprint_changes_with_the_space(tmp_path: Path) -> None:
 def test_default_yaml_rule_block_is_generated_from_the_registry() -> None:
     """A rule registered in core/policy/rules.py but missing from the YAML fails here (and in
     test_default_yaml_documents_exactly_the_catalogue)."""
-    from core.policy.rules import REGISTRY
-    from tuner.space import with_rules_yaml
+    from aimo.core.policy.rules import REGISTRY
+    from aimo.tuner.space import with_rules_yaml
 
     text = DEFAULT_SPACE_FILE.read_text(encoding="utf-8")
-    assert with_rules_yaml(text) == text, "run `python -m tuner.space`"
+    assert with_rules_yaml(text) == text, "run `python -m aimo.tuner.space`"
     for name in REGISTRY:
         assert name in text
 
@@ -227,7 +227,7 @@ def test_default_yaml_rule_block_is_generated_from_the_registry() -> None:
 def test_every_registered_rule_is_searched() -> None:
     """Each registered question-stop rule is a choice of every rule slot, and a point that picks
     it builds a policy holding that rule."""
-    from core.policy.rules import REGISTRY
+    from aimo.core.policy.rules import REGISTRY
 
     space = default_space()
     for name in REGISTRY:

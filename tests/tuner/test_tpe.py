@@ -9,9 +9,9 @@ import numpy as np
 import optuna
 import pytest
 
-from tuner.space import default_space, load_space
-from tuner.study import make_sampler, open_storage
-from tuner.tpe import FlatTPESampler, fast_log_ndtr
+from aimo.tuner.space import default_space, load_space
+from aimo.tuner.study import make_sampler, open_storage
+from aimo.tuner.tpe import FlatTPESampler, fast_log_ndtr
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

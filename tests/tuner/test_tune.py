@@ -9,15 +9,15 @@ import numpy as np
 import optuna
 import pytest
 
-from recorder.synth import synthesize_store
-from core.hardware import load_profile
-from core.errors import InputError
-from core.policy import load_policy, policy_hash
-from core.store import load_problem_traces
-from tuner.cli_impl import run_demo_tune, run_tune
-from tuner.objective import Metrics, ObjectiveSpec, ReferenceEvaluator, evaluate, make_evaluator
-from tuner.report import heldout_row
-from tuner.study import (
+from aimo.recorder.synth import synthesize_store
+from aimo.core.hardware import load_profile
+from aimo.core.errors import InputError
+from aimo.core.policy import load_policy, policy_hash
+from aimo.core.store import load_problem_traces
+from aimo.tuner.cli_impl import run_demo_tune, run_tune
+from aimo.tuner.objective import Metrics, ObjectiveSpec, ReferenceEvaluator, evaluate, make_evaluator
+from aimo.tuner.report import heldout_row
+from aimo.tuner.study import (
     TuneConfig, load_study_summary, open_storage, plan_studies, select_best, heldout_spec,
 )
 
