@@ -160,7 +160,8 @@ def replay_question(
     if threshold is not None:
         set_conf_tokens()
     kw = policy.vote.kind_weights
-    now = 0.0
+    now = 0.0  # the batch's clock (decode steps, prefills, serial code runs)
+    busy = 0.0  # `inline`: the control loop is busy running code until this time
     stop_reason: str | None = None
     thresholds = sorted(
         {t for t in [level.timeout_s, cutoff_in_s, *(e.after_s for e in level.early_timeouts)] if t > 0}
@@ -168,6 +169,29 @@ def replay_question(
     armed_global = False  # a time threshold passed: the next check of any sample must run
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
     armed_upto = 0.0  # thresholds at or before this time have armed a check already
+
+    def decided() -> float:
+        """When the loop takes the current check's decisions: at its event, or once it is free."""
+        return max(now, busy)
+
+    def decode_until(t_end: float) -> None:
+        """The batch decodes on while the loop is busy (a question stop decided at `t_end`):
+        running samples gain the whole steps that end by `t_end`, each up to its cap."""
+        nonlocal now
+        while True:
+            act = [s for s in slots if s.state == "active" and s.g < s.cap]
+            if not act:
+                break
+            b = len(act)
+            ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
+            n = min(s.cap - s.g for s in act)
+            k = min(steps_within(profile, b, ctx, t_end - now), n)
+            now += steps_duration(profile, b, ctx, k)
+            for s in act:
+                s.g += k
+            if k < n:
+                break
+        now = max(now, t_end)
 
     def active() -> list[_Slot]:
         return [s for s in slots if s.state == "active"]
@@ -195,7 +219,8 @@ def replay_question(
 
     def timeout_check() -> str | None:
         count = early_timeout_count(policy.schedule, tracker.n_valid, tracker.n_history)
-        return timeout_stop(level, now, count, now > cutoff_in_s)
+        t = decided()
+        return timeout_stop(level, t, count, t > cutoff_in_s)
 
     def absorb_ready_code(s: _Slot) -> None:
         upto = max(now, noticed) + _EPS
@@ -208,7 +233,7 @@ def replay_question(
     def detect(s: _Slot, sync: bool = False) -> None:
         """See recorded answers up to the sample's current token; dispatch the latest new code
         (`sync`: run it synchronously, the clock waiting, as the final read does)."""
-        nonlocal now
+        nonlocal now, busy
         tr = s.trace
         newest_code: Answer | None = None
         boxes: list[Answer] = []
@@ -228,6 +253,7 @@ def replay_question(
                 now += exec_s
                 tracker.add_answer(s.index, newest_code)
             elif inline_code:
+                busy = decided() + exec_s
                 tracker.add_answer(s.index, newest_code)
             elif workers_free is not None:
                 w = min(range(len(workers_free)), key=workers_free.__getitem__)
@@ -238,7 +264,7 @@ def replay_question(
         absorb_ready_code(s)
 
     def end_sample(s: _Slot, reason: str) -> None:
-        s.state, s.end_s, s.end_reason = "done", now, reason
+        s.state, s.end_s, s.end_reason = "done", decided(), reason
 
     def check(s: _Slot, ended: bool) -> str | None:
         """One check of sample `s`; returns a question stop reason or None."""
@@ -295,7 +321,7 @@ def replay_question(
     # A question whose samples all produced nothing still takes its prefill time.
     while stop_reason is None:
         # Events inside a jump of the clock (a prefill, a serial code run) are noticed now.
-        crossed = [t for t in thresholds if armed_upto < t <= now + _EPS]
+        crossed = [t for t in thresholds if armed_upto < t <= decided() + _EPS]
         if crossed:
             armed_global, armed_upto = True, max(crossed)
         stop_reason = absorb_ended_code()
@@ -343,7 +369,7 @@ def replay_question(
             if s.state != "active":
                 continue
             # A clock jump earlier in this step (prefill, serial code) can make a grid check due.
-            crossed = [x for x in thresholds if armed_upto < x <= now + _EPS]
+            crossed = [x for x in thresholds if armed_upto < x <= decided() + _EPS]
             if crossed:
                 armed_global, armed_upto = True, max(crossed)
             ready = any(p[0] <= now + _EPS for p in s.pending)
@@ -356,8 +382,10 @@ def replay_question(
         if stop_reason is None and any(s.state == "queued" for s in slots):
             start_queued()
     if stop_reason is None:
+        now = decided()  # the question ends once the loop has taken its last decision
         stop_reason = "all_done"
     else:
+        decode_until(decided())
         if policy.vote.final_read:
             for s in slots:
                 if s.state == "active":
