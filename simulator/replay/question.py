@@ -385,7 +385,8 @@ def replay_question(
         now = decided()  # the question ends once the loop has taken its last decision
         stop_reason = "all_done"
     else:
-        decode_until(decided())
+        if busy > now:
+            decode_until(busy)
         if policy.vote.final_read:
             for s in slots:
                 if s.state == "active":
