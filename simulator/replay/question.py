@@ -13,7 +13,18 @@ Semantics (the contract the live solver and the fast path follow):
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
   waits for it;
 - the policy's `check.code_overlap` overrides the profile's mode; `inline` (the seed: code runs
-  inside the check) adds the result at the dispatching check while the batch keeps decoding;
+  inside the check) keeps the control loop busy while the batch decodes on (the GPU is not
+  paused): a check at batch time `t` that dispatches a run of `exec_s` makes the loop busy until
+  `busy = max(t, busy) + exec_s` and sees the result then. Every check's decisions (sample stop,
+  question stop, timeouts, the `end_s` of a sample it ends) are taken at `max(t, busy)`: checks
+  whose event falls while the loop is busy are taken, in event order, once it is free, each with
+  the answers up to its sample's tokens at its event (the live loop reads the chunks buffered
+  meanwhile in order, each chunk's tokens, the wall clock); a time threshold passed by `busy`
+  arms the next check like one passed by the batch. A question stop taken at `d` lets the running
+  samples decode until `d` (the whole steps that end by then, each up to its cap): the question's
+  time is `d` and the final read (below) reads those tokens; an `all_done` question ends once the
+  loop is free. Bound: a sample stopped at a late decision leaves the batch at its check's event
+  (the live engine decodes it until the decision; those tokens are neither counted nor read);
 - `check.boxes: last` records only the last box found since the previous check, and
   `check.boxed_zero: ignore` records a boxed 0 as nothing (`decisions.read_boxes`);
 - early timeouts count `decisions.early_timeout_count` (valid answers, or the answer histories);
@@ -21,7 +32,8 @@ Semantics (the contract the live solver and the fast path follow):
   the vote then uses what each sample had shown by its last check, except with
   `vote.final_read`: a stop rule's cancellation ends each running sample with one more read of
   its text (answers up to its tokens at the stop), its new code block run synchronously (the
-  clock waits `exec_ms`, samples in index order), as the seed's lmdeploy 0.7.2 does.
+  clock waits `exec_ms`, samples in index order, after the loop is free), as the seed's lmdeploy
+  0.7.2 does.
 """
 
 from __future__ import annotations
