@@ -274,6 +274,11 @@ def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
         sim.stop_reason, sim.answer, pytest.approx(sim.time_s, rel=1e-12))
     assert [(s.tokens, s.end, s.code, pytest.approx(s.end_s)) for s in live.samples] == [
         (s.tokens, s.end, s.code, s.end_s) for s in sim.samples]
+    _fast_agrees(samples, policy, profile, sim)
+
+
+def _fast_agrees(samples, policy: Policy, profile: HardwareProfile, sim) -> None:
+    """The fast path replays the one-level `policy` on `samples` exactly as the reference did."""
     prob = problem("p", None, samples)
     fast = FastSimulator([prob], profile).competition(policy).to_result().questions[0]
     ref = replay_competition([prob], policy, profile, draws=[recorded_draw(prob)]).questions[0]
@@ -281,3 +286,26 @@ def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
     assert (fast.stop_reason, fast.answer, fast.time_s) == (ref.stop_reason, ref.answer, ref.time_s)
     assert [(s.tokens, s.end, s.code, s.end_s) for s in fast.samples] == [
         (s.tokens, s.end, s.code, s.end_s) for s in ref.samples]
+
+
+def test_inline_run_past_the_timeout_decides_it_when_the_loop_is_free() -> None:
+    """A code sample's block at token 20 (0.2 s) runs inline for 2 s, past the 1 s timeout: the
+    dispatching check decides the timeout at 2.2 s, when the loop is free, and both samples (no
+    sample stop) have decoded to token 220 by then (the zero-time reading stopped at 1.2 s, the
+    first grid check after the timeout)."""
+    base = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=1.0)
+    policy = dataclasses.replace(
+        base, samples=dataclasses.replace(base.samples, order="interleave", first_kind="code",
+                                          cot_fraction=0.5),
+        check=dataclasses.replace(base.check, every_tokens=20, code_overlap="inline"),
+        schedule=dataclasses.replace(base.schedule, levels=(level,), start_level=1,
+                                     thresholds_s=()))
+    samples = [sample(0, "code", 5000, [(20, 5, "code", True, 2000.0)]), sample(1, "cot", 5000)]
+    profile = flat_profile(0.01)
+    live, sim = _one_question(samples, policy, level, profile, ("code", "cot"))
+    assert (sim.stop_reason, sim.time_s) == ("timeout", pytest.approx(2.2))
+    assert [s.tokens for s in sim.samples] == [220, 220]
+    assert (live.stop_reason, live.time_s) == (sim.stop_reason, pytest.approx(sim.time_s))
+    assert [s.tokens for s in live.samples] == [s.tokens for s in sim.samples]
+    _fast_agrees(samples, policy, profile, sim)
