@@ -823,7 +823,8 @@ def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.nda
 
 @njit(**_HELPER)
 def _decode_until(t_end: float, now: float, steps: int, active: np.uint64, sl: np.ndarray,
-                  a: float, beta: float, gamma: float) -> tuple[float, int]:
+                  a: float, beta: float, gamma: float, knee: float,
+                  above: float) -> tuple[float, int]:
     """decode_until: the active slots gain the whole steps that end by `t_end`, each up to its
     cap (a capped slot's S_G0 moves with the steps, so its tokens stay). Returns (now, steps)."""
     while True:
@@ -842,8 +843,8 @@ def _decode_until(t_end: float, now: float, steps: int, active: np.uint64, sl: n
         if b == 0:
             break
         cf = float(c)
-        k = min(_steps_within(a, beta, gamma, b, cf, t_end - now), n)
-        now += _steps_duration(a, beta, gamma, b, cf, k)
+        k = min(_steps_within(a, beta, gamma, knee, above, b, cf, t_end - now), n)
+        now += _steps_duration(a, beta, gamma, knee, above, b, cf, k)
         m = active
         while m != ZERO:
             s = np.uint32(trailing_zeros(m))
@@ -1193,7 +1194,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         stop = E.STOP_CODE_ALL_DONE
     else:
         if busy > now:  # decode_until: the batch decodes on until the loop decided the stop
-            now, steps = _decode_until(busy, now, steps, active, sl, a, beta, gamma)
+            now, steps = _decode_until(busy, now, steps, active, sl, a, beta, gamma, knee,
+                                        above)
         if pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read
             for s in range(nstarted):
                 if sl[s, S_STATE] == ST_ACTIVE:
