@@ -24,7 +24,8 @@ from replay_fixtures import flat_profile, problem, sample
 
 from aimo.recorder.synth import synthesize_store
 from aimo.core.hardware import HardwareProfile, load_profile
-from aimo.simulator.replay import replay_competition, replay_question
+from aimo.simulator.fast import FastSimulator
+from aimo.simulator.replay import recorded_draw, replay_competition, replay_question
 from aimo.solver.engines import PromptSpec, ReplayEngine, SamplingSettings
 from aimo.solver.loop import RecordedRunner, run_question
 from aimo.core.policy import (
@@ -213,3 +214,70 @@ def test_code_workers_queue_runs_first_dispatched_first_served(workers, expected
     live, sim = _one_question(samples, policy, level, profile, ("code",) * 3)
     assert live.stop_reason == "all_done" and live.time_s == pytest.approx(expected_s)
     assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))
+
+
+def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
+    """`check.code_overlap: inline` (the seed): the loop is busy while a check's code runs, the batch
+    decodes on. Code samples 0 and 2 close a block at token 20 (0.2 s; runs of 1 s and 2 s); sample
+    0's check runs its code until 1.2 s, sample 2's check of the same step is taken then and runs
+    until 3.2 s, when its answer makes the question stop (two equal). Meanwhile CoT sample 1 decoded
+    to token 320, so the final read runs its block of token 100 (0.5 s): 3.7 s. Before the loop was
+    modelled busy, every path said 0.2 s. Reference, fast path and the live loop on the replay
+    engine agree."""
+    seed = load_policy("seed-2nd-place")
+    level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
+    policy = dataclasses.replace(
+        seed, samples=dataclasses.replace(seed.samples, order="interleave", first_kind="code"),
+        question_stop=dataclasses.replace(
+            seed.question_stop, rules=(ConsistencyRule(min_equal=2, max_answers=2),)),
+        schedule=dataclasses.replace(seed.schedule, levels=(level,), start_level=1,
+                                     thresholds_s=()))
+    samples = [sample(0, "code", 2000, [(20, 42, "code", True, 1000.0)]),
+               sample(1, "cot", 2000, [(100, 7, "code", True, 500.0)]),
+               sample(2, "code", 2000, [(20, 42, "code", True, 2000.0)])]
+    profile = flat_profile(0.01)
+    live, sim = _one_question(samples, policy, level, profile, ("code", "cot", "code"))
+    assert (sim.stop_reason, sim.answer, sim.time_s) == ("rule1:2/≤2", 42, pytest.approx(3.7))
+    assert [(s.tokens, s.end, s.code) for s in sim.samples] == [
+        (20, "sample_stop", 42), (320, "question_stop", 7), (20, "sample_stop", 42)]
+    assert [s.end_s for s in sim.samples] == [pytest.approx(1.2), pytest.approx(3.7),
+                                              pytest.approx(3.2)]
+    assert (live.stop_reason, live.answer, live.time_s) == (
+        sim.stop_reason, sim.answer, pytest.approx(sim.time_s, rel=1e-12))
+    assert [(s.tokens, s.end, s.code, pytest.approx(s.end_s)) for s in live.samples] == [
+        (s.tokens, s.end, s.code, s.end_s) for s in sim.samples]
+    _fast_agrees(samples, policy, profile, sim)
+
+
+def _fast_agrees(samples, policy: Policy, profile: HardwareProfile, sim) -> None:
+    """The fast path replays the one-level `policy` on `samples` exactly as the reference did."""
+    prob = problem("p", None, samples)
+    fast = FastSimulator([prob], profile).competition(policy).to_result().questions[0]
+    ref = replay_competition([prob], policy, profile, draws=[recorded_draw(prob)]).questions[0]
+    assert (ref.stop_reason, ref.answer, ref.time_s) == (sim.stop_reason, sim.answer, sim.time_s)
+    assert (fast.stop_reason, fast.answer, fast.time_s) == (ref.stop_reason, ref.answer, ref.time_s)
+    assert [(s.tokens, s.end, s.code, s.end_s) for s in fast.samples] == [
+        (s.tokens, s.end, s.code, s.end_s) for s in ref.samples]
+
+
+def test_inline_run_past_the_timeout_decides_it_when_the_loop_is_free() -> None:
+    """A code sample's block at token 20 (0.2 s) runs inline for 2 s, past the 1 s timeout: the
+    dispatching check decides the timeout at 2.2 s, when the loop is free, and both samples (no
+    sample stop) have decoded to token 220 by then (the zero-time reading stopped at 1.2 s, the
+    first grid check after the timeout)."""
+    base = load_policy("majority-n")
+    level = SpeedLevel(name="t", samples=2, min_answers=99, timeout_s=1.0)
+    policy = dataclasses.replace(
+        base, samples=dataclasses.replace(base.samples, order="interleave", first_kind="code",
+                                          cot_fraction=0.5),
+        check=dataclasses.replace(base.check, every_tokens=20, code_overlap="inline"),
+        schedule=dataclasses.replace(base.schedule, levels=(level,), start_level=1,
+                                     thresholds_s=()))
+    samples = [sample(0, "code", 5000, [(20, 5, "code", True, 2000.0)]), sample(1, "cot", 5000)]
+    profile = flat_profile(0.01)
+    live, sim = _one_question(samples, policy, level, profile, ("code", "cot"))
+    assert (sim.stop_reason, sim.time_s) == ("timeout", pytest.approx(2.2))
+    assert [s.tokens for s in sim.samples] == [220, 220]
+    assert (live.stop_reason, live.time_s) == (sim.stop_reason, pytest.approx(sim.time_s))
+    assert [s.tokens for s in live.samples] == [s.tokens for s in sim.samples]
+    _fast_agrees(samples, policy, profile, sim)

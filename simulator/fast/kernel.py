@@ -287,15 +287,16 @@ def _absorb(s: int, upto: float, every: int, sl: np.ndarray, slf: np.ndarray,
 
 
 @njit(**_HELPER)
-def _detect(s: int, g: int, now: float, noticed: float, mode: int, every: int,
+def _detect(s: int, g: int, now: float, busy: float, noticed: float, mode: int, every: int,
             sl: np.ndarray, slf: np.ndarray, gp_t: np.ndarray, gp_a: np.ndarray,
             gp_s: np.ndarray, tr_a: np.ndarray, arrival: np.ndarray, qi: np.ndarray,
             vcnt: np.ndarray, ans_i: np.ndarray, ans_exec_s: np.ndarray,
-            pi: np.ndarray, wfree: np.ndarray, nworkers: int) -> float:
+            pi: np.ndarray, wfree: np.ndarray, nworkers: int) -> tuple[float, float]:
     """detect(): answers up to token `g` of slot `s`; the newest new code block is dispatched
     (with `nworkers` > 0 it runs on the worker that frees first, `wfree` = when each frees);
     `mode` E.CODE_PARALLEL / CODE_SERIAL / CODE_INLINE; with pi[P_BOXES_LAST] only the last new
-    box is recorded (read_boxes). Returns the clock (serial code execution advances it)."""
+    box is recorded (read_boxes). Returns the batch clock (serial code execution advances it)
+    and when the loop is free (an inline run keeps it busy from max(now, busy) on)."""
     a0 = sl[s, S_A0]
     na = sl[s, S_NANS]
     nxt = sl[s, S_NEXT]
@@ -320,6 +321,8 @@ def _detect(s: int, g: int, now: float, noticed: float, mode: int, every: int,
         if mode != E.CODE_PARALLEL:
             if mode == E.CODE_SERIAL:
                 now += exec_s
+            else:
+                busy = (now if now > busy else busy) + exec_s
             _add_answer(s, newest, every, sl, tr_a, arrival, qi, vcnt, ans_i, pi)
         else:
             if nworkers > 0:  # first dispatched, first served on the earliest free worker
@@ -341,7 +344,7 @@ def _detect(s: int, g: int, now: float, noticed: float, mode: int, every: int,
                 slf[s, SF_PMIN] = ready
     _absorb(s, max(now, noticed) + EPS, every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi,
             vcnt, ans_i, pi)
-    return now
+    return now, busy
 
 
 @njit(**_HELPER)
@@ -819,6 +822,42 @@ def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.nda
 
 
 @njit(**_HELPER)
+def _decode_until(t_end: float, now: float, steps: int, active: np.uint64, sl: np.ndarray,
+                  a: float, beta: float, gamma: float, knee: float,
+                  above: float) -> tuple[float, int]:
+    """decode_until: the active slots gain the whole steps that end by `t_end`, each up to its
+    cap (a capped slot's S_G0 moves with the steps, so its tokens stay). Returns (now, steps)."""
+    while True:
+        b = 0
+        c = 0
+        n = BIG
+        m = active
+        while m != ZERO:
+            s = np.uint32(trailing_zeros(m))
+            m &= m - ONE
+            g = steps - sl[s, S_G0]
+            if g < sl[s, S_CAP]:
+                b += 1
+                c += sl[s, S_PROMPT] + g
+                n = min(n, sl[s, S_CAP] - g)
+        if b == 0:
+            break
+        cf = float(c)
+        k = min(_steps_within(a, beta, gamma, knee, above, b, cf, t_end - now), n)
+        now += _steps_duration(a, beta, gamma, knee, above, b, cf, k)
+        m = active
+        while m != ZERO:
+            s = np.uint32(trailing_zeros(m))
+            m &= m - ONE
+            if steps - sl[s, S_G0] >= sl[s, S_CAP]:
+                sl[s, S_G0] += k
+        steps += k
+        if k < n:
+            break
+    return max(now, t_end), steps
+
+
+@njit(**_HELPER)
 def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                      ans_exec_s: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
                      ws: tuple, cg: np.ndarray, coff: np.ndarray,  # type: ignore[type-arg]
@@ -887,7 +926,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         nthr += 1
 
     thr[nthr] = math.inf  # sentinel: the scans below stop there
-    now = 0.0
+    now = 0.0  # the batch's clock
+    busy = 0.0  # inline code: the loop is busy until then (decisions at max(now, busy))
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
     armed = False  # a time threshold passed: the next check of any sample must run
     ti = 0  # thresholds thr[:ti] have armed a check already (the reference's armed_upto)
@@ -921,7 +961,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if iterations > ITERATION_LIMIT:  # a broken invariant, never a policy's doing
             return 0, now, E.STOP_CODE_STUCK, 0, 0, 0
         # events inside a jump of the clock (a prefill, a serial code run) are noticed now
-        lim = now + EPS
+        lim = max(now, busy) + EPS
         if thr[ti] <= lim:
             while thr[ti] <= lim:
                 ti += 1
@@ -957,8 +997,9 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
             npd = qi[QI_NPEND]  # every slot has ended
             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
                           unc)
-            if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
+            dn = max(now, busy)
+            if stop == E.STOP_CODE_NONE and dn > tmin:
+                stop = _timeout(dn, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             continue
         horizon = max(now, noticed) + EPS
         # next_check_token of every active slot: its S_BASE, unless a threshold passed (armed)
@@ -1036,8 +1077,9 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         # each slot of this loop; the clock moves only in checks, so looking once here and
         # after each check sees the same crossings in the same order.
         lim = now + EPS
-        if thr[ti] <= lim:
-            while thr[ti] <= lim:
+        lt = max(now, busy) + EPS
+        if thr[ti] <= lt:
+            while thr[ti] <= lt:
                 ti += 1
             armed = True
         # extra: some slot off its target may still be due (armed, or a code result ready)
@@ -1072,14 +1114,16 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     continue
             # check(s, ended)
             ended = g >= sl[s, S_CAP]
-            now = _detect(s, g, now, noticed, mode, every, sl, slf, gp_t, gp_a, gp_s, tr_a,
-                          arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree, nworkers)
+            now, busy = _detect(s, g, now, busy, noticed, mode, every, sl, slf, gp_t, gp_a,
+                                gp_s, tr_a, arrival, qi, vcnt, ansx, ans_exec_s, pi, wfree,
+                                nworkers)
+            dn = max(now, busy)  # the check's decisions are taken once the loop is free
             if ended:
                 sl[s, S_STATE] = ST_DONE
                 active &= ~bit
                 tact[s] = BIG
                 sl[s, S_G] = g
-                slf[s, SF_END] = now
+                slf[s, SF_END] = dn
                 nrun -= 1
                 npd += sl[s, S_PDN]
                 ctx_off -= sl[s, S_PROMPT] - g0
@@ -1094,8 +1138,9 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                     stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf,
                                   qtab, unc)
                 lim = now + EPS
-                if thr[ti] <= lim:
-                    while thr[ti] <= lim:
+                lt = max(now, busy) + EPS
+                if thr[ti] <= lt:
+                    while thr[ti] <= lt:
                         ti += 1
                     armed = True
                 extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
@@ -1105,7 +1150,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 active &= ~bit
                 tact[s] = BIG
                 sl[s, S_G] = g
-                slf[s, SF_END] = now
+                slf[s, SF_END] = dn
                 sl[s, S_ENDR] = E.END_SAMPLE_STOP
                 nrun -= 1
                 npd += sl[s, S_PDN]
@@ -1124,12 +1169,14 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 tact[s] = base
             stop = _qstop(nslots, min_answers, sl, arrival, qi, vals, vcnt, wcnt, pi, pf, qtab,
                           unc)
-            if stop == E.STOP_CODE_NONE and now > tmin:
-                stop = _timeout(now, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
+            dn = max(now, busy)  # (a prefill of queued slots may have moved the batch's clock)
+            if stop == E.STOP_CODE_NONE and dn > tmin:
+                stop = _timeout(dn, _tcount(qi, hist), cutoff_in, lv_off, tmo, pi, pf, lvf_off)
             armed = False  # an armed check is used up only by a check that ran the timeouts
             lim = now + EPS
-            if thr[ti] <= lim:
-                while thr[ti] <= lim:
+            lt = dn + EPS
+            if thr[ti] <= lt:
+                while thr[ti] <= lt:
                     ti += 1
                 armed = True
             extra = armed or _any_ready(lim, qi, gp_t, gp_s, sl)
@@ -1143,13 +1190,18 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 active |= ONE << np.uint64(s)
                 tact[s] = sl[s, S_BASE]
     if stop == E.STOP_CODE_NONE:  # (then no slot is active)
+        now = max(now, busy)
         stop = E.STOP_CODE_ALL_DONE
-    elif pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read, code inline
-        for s in range(nstarted):
-            if sl[s, S_STATE] == ST_ACTIVE:
-                now = _detect(s, steps - sl[s, S_G0], now, noticed, E.CODE_SERIAL, every, sl, slf,
-                              gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt, ansx, ans_exec_s, pi,
-                              wfree, nworkers)
+    else:
+        if busy > now:  # decode_until: the batch decodes on until the loop decided the stop
+            now, steps = _decode_until(busy, now, steps, active, sl, a, beta, gamma, knee,
+                                        above)
+        if pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read
+            for s in range(nstarted):
+                if sl[s, S_STATE] == ST_ACTIVE:
+                    now, busy = _detect(s, steps - sl[s, S_G0], now, busy, noticed, E.CODE_SERIAL,
+                                        every, sl, slf, gp_t, gp_a, gp_s, tr_a, arrival, qi, vcnt,
+                                        ansx, ans_exec_s, pi, wfree, nworkers)
     answer, started, stopped, tokens = _finish_vote(nslots, steps, now, sl, slf, vcnt, pi, pf,
                                                     cand_v, vacc, vpos, srw, cg, coff, every,
                                                     cfeat)

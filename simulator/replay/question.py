@@ -15,7 +15,18 @@ Semantics (the contract the live solver and the fast path follow):
   at the sample's next check, or at once if the sample has ended; with `serial` the batch
   waits for it;
 - the policy's `check.code_overlap` overrides the profile's mode; `inline` (the seed: code runs
-  inside the check) adds the result at the dispatching check while the batch keeps decoding;
+  inside the check) keeps the control loop busy while the batch decodes on (the GPU is not
+  paused): a check at batch time `t` that dispatches a run of `exec_s` makes the loop busy until
+  `busy = max(t, busy) + exec_s` and sees the result then. Every check's decisions (sample stop,
+  question stop, timeouts, the `end_s` of a sample it ends) are taken at `max(t, busy)`: checks
+  whose event falls while the loop is busy are taken, in event order, once it is free, each with
+  the answers up to its sample's tokens at its event (the live loop reads the chunks buffered
+  meanwhile in order, each chunk's tokens, the wall clock); a time threshold passed by `busy`
+  arms the next check like one passed by the batch. A question stop taken at `d` lets the running
+  samples decode until `d` (the whole steps that end by then, each up to its cap): the question's
+  time is `d` and the final read (below) reads those tokens; an `all_done` question ends once the
+  loop is free. Bound: a sample stopped at a late decision leaves the batch at its check's event
+  (the live engine decodes it until the decision; those tokens are neither counted nor read);
 - `check.boxes: last` records only the last box found since the previous check, and
   `check.boxed_zero: ignore` records a boxed 0 as nothing (`decisions.read_boxes`);
 - early timeouts count `decisions.early_timeout_count` (valid answers, or the answer histories);
@@ -23,7 +34,8 @@ Semantics (the contract the live solver and the fast path follow):
   the vote then uses what each sample had shown by its last check, except with
   `vote.final_read`: a stop rule's cancellation ends each running sample with one more read of
   its text (answers up to its tokens at the stop), its new code block run synchronously (the
-  clock waits `exec_ms`, samples in index order), as the seed's lmdeploy 0.7.2 does.
+  clock waits `exec_ms`, samples in index order, after the loop is free), as the seed's lmdeploy
+  0.7.2 does.
 """
 
 from __future__ import annotations
@@ -160,7 +172,8 @@ def replay_question(
     if threshold is not None:
         set_conf_tokens()
     kw = policy.vote.kind_weights
-    now = 0.0
+    now = 0.0  # the batch's clock (decode steps, prefills, serial code runs)
+    busy = 0.0  # `inline`: the control loop is busy running code until this time
     stop_reason: str | None = None
     thresholds = sorted(
         {t for t in [level.timeout_s, cutoff_in_s, *(e.after_s for e in level.early_timeouts)] if t > 0}
@@ -168,6 +181,29 @@ def replay_question(
     armed_global = False  # a time threshold passed: the next check of any sample must run
     noticed = 0.0  # latest time event already noticed (code result ready, threshold passed)
     armed_upto = 0.0  # thresholds at or before this time have armed a check already
+
+    def decided() -> float:
+        """When the loop takes the current check's decisions: at its event, or once it is free."""
+        return max(now, busy)
+
+    def decode_until(t_end: float) -> None:
+        """The batch decodes on while the loop is busy (a question stop decided at `t_end`):
+        running samples gain the whole steps that end by `t_end`, each up to its cap."""
+        nonlocal now
+        while True:
+            act = [s for s in slots if s.state == "active" and s.g < s.cap]
+            if not act:
+                break
+            b = len(act)
+            ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
+            n = min(s.cap - s.g for s in act)
+            k = min(steps_within(profile, b, ctx, t_end - now), n)
+            now += steps_duration(profile, b, ctx, k)
+            for s in act:
+                s.g += k
+            if k < n:
+                break
+        now = max(now, t_end)
 
     def active() -> list[_Slot]:
         return [s for s in slots if s.state == "active"]
@@ -195,7 +231,8 @@ def replay_question(
 
     def timeout_check() -> str | None:
         count = early_timeout_count(policy.schedule, tracker.n_valid, tracker.n_history)
-        return timeout_stop(level, now, count, now > cutoff_in_s)
+        t = decided()
+        return timeout_stop(level, t, count, t > cutoff_in_s)
 
     def absorb_ready_code(s: _Slot) -> None:
         upto = max(now, noticed) + _EPS
@@ -208,7 +245,7 @@ def replay_question(
     def detect(s: _Slot, sync: bool = False) -> None:
         """See recorded answers up to the sample's current token; dispatch the latest new code
         (`sync`: run it synchronously, the clock waiting, as the final read does)."""
-        nonlocal now
+        nonlocal now, busy
         tr = s.trace
         newest_code: Answer | None = None
         boxes: list[Answer] = []
@@ -228,6 +265,7 @@ def replay_question(
                 now += exec_s
                 tracker.add_answer(s.index, newest_code)
             elif inline_code:
+                busy = decided() + exec_s
                 tracker.add_answer(s.index, newest_code)
             elif workers_free is not None:
                 w = min(range(len(workers_free)), key=workers_free.__getitem__)
@@ -238,7 +276,7 @@ def replay_question(
         absorb_ready_code(s)
 
     def end_sample(s: _Slot, reason: str) -> None:
-        s.state, s.end_s, s.end_reason = "done", now, reason
+        s.state, s.end_s, s.end_reason = "done", decided(), reason
 
     def check(s: _Slot, ended: bool) -> str | None:
         """One check of sample `s`; returns a question stop reason or None."""
@@ -296,7 +334,7 @@ def replay_question(
     # A question whose samples all produced nothing still takes its prefill time.
     while stop_reason is None:
         # Events inside a jump of the clock (a prefill, a serial code run) are noticed now.
-        crossed = [t for t in thresholds if armed_upto < t <= now + _EPS]
+        crossed = [t for t in thresholds if armed_upto < t <= decided() + _EPS]
         if crossed:
             armed_global, armed_upto = True, max(crossed)
         stop_reason = absorb_ended_code()
@@ -344,7 +382,7 @@ def replay_question(
             if s.state != "active":
                 continue
             # A clock jump earlier in this step (prefill, serial code) can make a grid check due.
-            crossed = [x for x in thresholds if armed_upto < x <= now + _EPS]
+            crossed = [x for x in thresholds if armed_upto < x <= decided() + _EPS]
             if crossed:
                 armed_global, armed_upto = True, max(crossed)
             ready = any(p[0] <= now + _EPS for p in s.pending)
@@ -360,8 +398,11 @@ def replay_question(
         if stop_reason is None and any(s.state == "queued" for s in slots):
             start_queued()
     if stop_reason is None:
+        now = decided()  # the question ends once the loop has taken its last decision
         stop_reason = "all_done"
     else:
+        if busy > now:
+            decode_until(busy)
         if policy.vote.final_read:
             for s in slots:
                 if s.state == "active":

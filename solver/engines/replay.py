@@ -21,7 +21,9 @@ simulator reads.
 
 Beyond the `QuestionStream` protocol a paced stream offers: `Wake` items (yielded when the clock
 reaches a time asked for with `wake_at`, before any later chunk), `pause(seconds)` (a serial code
-run stalls the batch), `sample_start`, `source_sample`, `sample_kind`, `prompt_tokens`, `recorded_code`; and
+run stalls the batch), `block(seconds)` (an inline code run keeps the control loop busy while the
+batch decodes on: `now()` is the loop's clock, max(batch clock, busy), chunks carry the batch's
+time, and `cancel_all` first lets the batch decode until `now()`), `sample_start`, `source_sample`, `sample_kind`, `prompt_tokens`, `recorded_code`; and
 `lockstep = virtual_clock = True`.
 """
 
@@ -145,7 +147,8 @@ class PacedStream:
         self._slots = [_Slot(i, s, chunk_tokens, max_new_tokens) for i, s in enumerate(scripts)]
         self._code = {c: r for s in scripts for c, r in s.code}
         self._speedup = speedup
-        self._now = 0.0
+        self._now = 0.0  # the batch's clock
+        self._busy = 0.0  # the control loop is busy (inline code) until then
         self._wakes: list[float] = []
         self._out: deque[Chunk] = deque()
         self._closed = False
@@ -169,7 +172,10 @@ class PacedStream:
             self._start_queued()
 
     async def cancel_all(self) -> None:
-        """Stop every sample; pending wakes are dropped and the stream ends after the aborts."""
+        """Stop every sample at `now()` (the batch decodes until then, as the simulator's
+        `decode_until`); pending wakes are dropped and the stream ends after the aborts."""
+        if self._busy > self._now:
+            self._decode_until(self._busy)
         self._closed = True
         self._wakes.clear()
         for s in self._slots:
@@ -177,8 +183,9 @@ class PacedStream:
                 self._abort(s)
 
     def now(self) -> float:
-        """Virtual seconds since the batch was submitted."""
-        return self._now
+        """Virtual seconds since the batch was submitted, on the control loop's clock: the
+        batch's, or later while an inline code run keeps the loop busy."""
+        return max(self._now, self._busy)
 
     # ---------------------------------------------------------------- extras
 
@@ -191,6 +198,11 @@ class PacedStream:
         """Stall the batch for `seconds` (a serial code run)."""
         if seconds > 0:
             self._now += seconds
+
+    def block(self, seconds: float) -> None:
+        """The control loop runs code for `seconds` from `now()` (an inline run); the batch
+        decodes on meanwhile."""
+        self._busy = self.now() + max(0.0, seconds)
 
     def sample_start(self, sample: int) -> float | None:
         """When `sample` started decoding (after its prefill), or None if it never started."""
@@ -233,6 +245,25 @@ class PacedStream:
             self._now += self._model.prefill_s_per_token * tokens
         for s in starting:
             s.state, s.start_s = "active", self._now
+
+    def _decode_until(self, t_end: float) -> None:
+        """Active samples gain the whole steps that end by `t_end`, each up to its cap (the
+        simulator's `decode_until`; their text is read by the abort chunks)."""
+        m = self._model
+        while True:
+            act = [s for s in self._slots if s.state == "active" and s.g < s.cap]
+            if not act:
+                break
+            b = len(act)
+            ctx = float(sum(s.script.prompt_tokens + s.g for s in act))
+            n = min(s.cap - s.g for s in act)
+            k = min(steps_within(m, b, ctx, t_end - self._now), n)
+            self._now += steps_duration(m, b, ctx, k)
+            for s in act:
+                s.g += k
+            if k < n:
+                break
+        self._now = max(self._now, t_end)
 
     def _text_until(self, s: _Slot, token: int) -> str:
         parts = [filler(s.index, token)] if token > 0 else []

@@ -16,7 +16,9 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
   chunk carries the text up to its tokens) and a new code block runs to its end, its execution
   time added to the question's (the seed on lmdeploy 0.7.2);
 - the check's reading options (`check.boxes`, `check.boxed_zero`: `decisions.read_boxes`,
-  `check.code_overlap: inline`: the check awaits its code run) and the early timeouts' count
+  `check.code_overlap: inline`: the check awaits its code run, so the whole loop is busy for it
+  while the engine decodes on; chunks that arrive meanwhile are handled in order afterwards, at
+  the clock of then: the simulator's `busy` clock) and the early timeouts' count
   (`decisions.early_timeout_count`) are the simulator's;
 - token confidence (policies that read it) comes with the chunks: converted from the engine's
   top-k logprobs, or as is from engines that have it (the replay engine). A check reads the

@@ -5,7 +5,8 @@ and reads `result()` once ready. Two implementations:
 - `SandboxRunner` (live): `solver.sandbox.SandboxPool` on worker threads; ready when the run ends.
 - `RecordedRunner` (replay): the recorded value/success, ready `exec_ms` later on the replay
   stream's virtual clock (`code_overlap: serial` instead pauses the stream for the execution;
-  `inline` makes it ready at once, the stream not paused: the seed runs code inside the check).
+  `inline` blocks the control loop for it, `stream.block(exec)`, the batch decoding on: the seed
+  runs code inside the check, and the result is ready when the loop is free again).
 A `mode` passed to `submit` (the policy's `check.code_overlap`) overrides the stream's.
 """
 
@@ -162,6 +163,9 @@ class RecordedRunner:
         exec_s = max(0.0, exec_s)
         mode = mode or getattr(stream, "code_overlap", "parallel")
         if mode == "inline":
+            block = getattr(stream, "block", None)
+            if block is not None:
+                block(exec_s)
             return _TimedRun(outcome, stream.now())
         if mode == "serial":
             stream.pause(exec_s)

@@ -53,7 +53,7 @@ def test_bootstrap_serves_the_replicate_draws(n_questions: int | None) -> None:
 
 def test_dashboard_competition_is_one_replicate_draw() -> None:
     pytest.importorskip("streamlit")
-    from aimo.dashboard import data
+    from aimo.dashboard import simulation as data
 
     for n in (5, 3):
         order, draws = data.competition_problems(PROBLEMS, n, 11)

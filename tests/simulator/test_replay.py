@@ -46,10 +46,11 @@ def test_code_result_arrives_after_exec_time_and_is_seen_at_the_next_check() -> 
     serial = replay_question([tr], overlap, LEVEL, flat_profile(0.01, overlap="serial"))
     assert serial.samples[0].tokens == 120
     assert serial.time_s == pytest.approx(1.2 + 2.0)
-    # the seed (inline): seen at its own check, the batch not waiting; the policy's mode wins
+    # the seed (inline): seen at its own check, which the loop takes once the run is over (the
+    # batch not waiting; the sample stops at that check's tokens); the policy's mode wins
     for profile in (flat_profile(0.01), flat_profile(0.01, overlap="serial")):
         inline = replay_question([tr], SEED, LEVEL, profile)
-        assert inline.samples[0].tokens == 120 and inline.time_s == pytest.approx(1.2)
+        assert inline.samples[0].tokens == 120 and inline.time_s == pytest.approx(1.2 + 2.0)
 
 
 def test_seed_quirk_code_answer_zero_never_stops_a_code_sample() -> None:

@@ -111,12 +111,14 @@ def test_unparseable_last_box_records_nothing() -> None:
     assert legacy.answer == 7 and legacy.samples[0].tokens == 20  # stopped at the first check
 
 
-# 7. code runs inside the check: its answer is seen at that check
+# 7. code runs inside the check: its answer is seen at that check, which the loop takes once the
+# run is over (5 s later; the batch decodes on meanwhile)
 def test_inline_code_is_seen_at_its_check() -> None:
     runs = [sample(0, "code", 2000, [(20, 42, "code", True, 5000.0)])]
     seed = both(runs, one_level(SEED, 1, 0.0))
     legacy = both(runs, one_level(LEGACY, 1, 0.0))
-    assert seed.samples[0].tokens == 20 and seed.time_s == pytest.approx(0.2)
+    assert seed.samples[0].tokens == 20 and seed.time_s == pytest.approx(5.2)
+    assert seed.samples[0].end_s == pytest.approx(5.2)
     assert legacy.samples[0].tokens > 500  # the first check after the result, 5 s later
     assert seed.answer == legacy.answer == 42
 
