@@ -26,17 +26,18 @@ def test_every_folder_maps_under_aimo() -> None:
 
 
 def test_every_code_folder_is_a_listed_package() -> None:
-    """A folder with Python files that is not listed would be missing from wheels (aimo bundle)."""
+    """A folder with Python files (or the store's .sql migrations) that is not listed would be
+    missing from wheels (aimo bundle)."""
     tool = _setuptools()
     listed = set(tool["packages"])
     found = set()
     for name, folder in tool["package-dir"].items():
-        for py in (REPO / folder).rglob("*.py"):
+        for py in [*(REPO / folder).rglob("*.py"), *(REPO / folder).rglob("*.sql")]:
             rel = py.parent.relative_to(REPO / folder).parts
             if "__pycache__" not in rel:
                 found.add(".".join([name, *rel]))
     assert found - listed == set(), "add to [tool.setuptools] packages"
-    assert listed - found == set(), "listed but holds no Python file"
+    assert listed - found == set(), "listed but holds no Python or SQL file"
 
 
 def test_the_installed_names_resolve_to_the_folders() -> None:

@@ -71,14 +71,14 @@ def test_verbose_and_quiet_set_the_library_loggers(restore_logging) -> None:
     runner.invoke(app, ["-v", "policy", "list"])
     assert logging.getLogger("lmdeploy").level == logging.INFO
     runner.invoke(app, ["-vv", "policy", "list"])
-    assert logging.getLogger("solver").level == logging.DEBUG
+    assert logging.getLogger("aimo.solver").getEffectiveLevel() == logging.DEBUG
     runner.invoke(app, ["-q", "policy", "list"])
     assert logging.getLogger("lmdeploy").level == logging.ERROR
     assert all(h.stream is not sys.stdout for h in logging.getLogger().handlers
                if isinstance(h, logging.StreamHandler))
-    default = logging.getLogger("tuner").level
+    default = logging.getLogger("aimo").level
     runner.invoke(app, ["policy", "list"])  # no -v/-q: levels left as they were
-    assert logging.getLogger("tuner").level == default
+    assert logging.getLogger("aimo").level == default
 
 
 def test_aimo_environment_defaults(tmp_path: Path) -> None:
