@@ -20,6 +20,7 @@ import pytest
 from fidelity_checks import close as _close
 from fidelity_checks import compare as _compare
 from fidelity_checks import max_time_error as _max_time_error
+from fidelity_checks import variant
 from replay_fixtures import flat_profile, problem, sample
 
 from aimo.recorder.synth import synthesize_store
@@ -43,12 +44,6 @@ from aimo.core.store import load_problem_traces
 L4 = load_profile("l4x4-14b-w4kv8")
 
 
-def _variant(name: str, base: str, **changes) -> Policy:
-    policy = load_policy(base)
-    return dataclasses.replace(policy, name=name, **{
-        key: dataclasses.replace(getattr(policy, key), **value) for key, value in changes.items()})
-
-
 POLICIES: dict[str, Policy] = {
     "seed-2nd-place": load_policy("seed-2nd-place"),
     "majority-n": load_policy("majority-n"),
@@ -56,23 +51,23 @@ POLICIES: dict[str, Policy] = {
     "fast-8": load_policy("fast-8"),
     "seed-2nd-place-arrival": load_policy("seed-2nd-place-arrival"),
     # the seed's reading with code results seen after their run (the profile's overlap)
-    "seed-overlap": _variant("seed-overlap", "seed-2nd-place", check={"code_overlap": "profile"}),
+    "seed-overlap": variant("seed-overlap", "seed-2nd-place", check={"code_overlap": "profile"}),
     # the project's former reading of the seed (every box, boxed 0 kept, no final read)
-    "seed-legacy": _variant("seed-legacy", "seed-2nd-place-arrival", check={
+    "seed-legacy": variant("seed-legacy", "seed-2nd-place-arrival", check={
         "boxes": "all", "boxed_zero": "keep", "code_overlap": "profile"},
         vote={"tie_tolerance": 1e-9, "final_read": False},
         schedule={"early_timeout_count": "valid"}),
     # a tight cutoff and early re-evaluation: the speed schedule, the in-flight cutoff and
     # questions begun after it
-    "seed-tight": _variant("seed-tight", "seed-2nd-place", schedule={
+    "seed-tight": variant("seed-tight", "seed-2nd-place", schedule={
         "cutoff_s": 1500.0, "reeval_after": 2, "reeval_every": 1, "thresholds_s": (100.0, 200.0, 300.0, 400.0)}),
     # the time-aware elements (issue 17): the uncatchable-leader stop and a per-question budget
     # that binds (clamp(time_left − remaining × 60 s, 40 s, 300 s) under a 1500 s cutoff)
-    "time-aware": _variant("time-aware", "majority-n", question_stop={"uncatchable": True},
+    "time-aware": variant("time-aware", "majority-n", question_stop={"uncatchable": True},
                            schedule={"cutoff_s": 1500.0, "budget": QuestionBudget(60.0, 40.0, 300.0)}),
-    "seed-uncatchable": _variant("seed-uncatchable", "seed-2nd-place", question_stop={"uncatchable": True}),
+    "seed-uncatchable": variant("seed-uncatchable", "seed-2nd-place", question_stop={"uncatchable": True}),
     # every registered question-stop rule (core/policy/rules.py), at its first example's values
-    **{f"rule-{k.name}": _variant(f"rule-{k.name}", "majority-n", question_stop={
+    **{f"rule-{k.name}": variant(f"rule-{k.name}", "majority-n", question_stop={
         "rules": (k.cls(**k.examples[0][2]),)}) for k in REGISTRY.values()},
 }
 PROFILES: dict[str, HardwareProfile] = {

@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from fidelity_checks import compare
+from fidelity_checks import compare, variant
 from replay_fixtures import flat_profile, problem, sample
 from typer.testing import CliRunner
 
@@ -56,26 +56,20 @@ from aimo.solver.solve import run_solve
 L4 = load_profile("l4x4-14b-w4kv8")
 
 
-def _variant(name: str, base: str, **changes) -> Policy:
-    policy = load_policy(base)
-    return dataclasses.replace(policy, name=name, **{
-        key: dataclasses.replace(getattr(policy, key), **value) for key, value in changes.items()})
-
-
 POLICIES: dict[str, Policy] = {
     "deepconf-online": load_policy("deepconf-online"),
     "aimo3-winner": load_policy("aimo3-winner"),
     # a fixed threshold near the store's median lowest 256-token group confidence (so about
     # half the samples stop), votes weighted by the last 256 tokens' confidence over the 75%
     # most confident, checked every 40 tokens
-    "conf-fixed": _variant(
+    "conf-fixed": variant(
         "conf-fixed", "majority-n",
         sample_stop={"confidence": ConfidenceStop(window=256, threshold=10.0)},
         vote={"confidence": "tail", "confidence_window": 256, "keep_top": 0.75},
         check={"every_tokens": 40}),
     # an online threshold after 2 warm-up samples at their median: many stops, some decided in
     # the decode step in which the threshold is set
-    "deepconf-eager": _variant(
+    "deepconf-eager": variant(
         "deepconf-eager", "deepconf-online",
         sample_stop={"confidence": ConfidenceStop(window=256, warmup=2, percentile=50.0)}),
 }

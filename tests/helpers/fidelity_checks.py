@@ -6,7 +6,10 @@ answers must be equal; question and sample times must agree within `TIME_TOLERAN
 
 from __future__ import annotations
 
+import dataclasses
 import math
+
+from aimo.core.policy import Policy, load_policy
 
 TIME_TOLERANCE = 0.02
 
@@ -44,3 +47,10 @@ def max_time_error(sim, live) -> float:
     """The largest relative question-time difference."""
     errors = [abs(b.time_s - a.time_s) / a.time_s for a, b in zip(sim.questions, live.questions) if a.time_s > 0]
     return max(errors, default=0.0)
+
+
+def variant(name: str, base: str, **changes) -> Policy:
+    """Preset `base` renamed, with `changes` as {section: {field: value}} replacing fields."""
+    policy = load_policy(base)
+    return dataclasses.replace(policy, name=name, **{
+        key: dataclasses.replace(getattr(policy, key), **value) for key, value in changes.items()})
