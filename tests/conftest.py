@@ -83,6 +83,10 @@ SLOW: dict[str, str] = {
         "a full-size store with confidences",
     "tests/recorder/test_synth.py::test_same_seed_gives_identical_stores": "two stores compared",
     "tests/recorder/test_synth.py::test_calibration_cli_exit_codes": "calibration CLI runs",
+    "tests/dashboard/test_data.py::test_fast_competition_matches_the_reference":
+        "the first use of the fast path compiles it (numba, ~40 s after a kernel change)",
+    "tests/test_fidelity_confidence.py::test_live_loop_makes_the_simulators_confidence_decisions":
+        "the live solver against the simulator over a synthetic store, 8 cases",
 }
 
 
