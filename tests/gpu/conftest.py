@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,24 +66,16 @@ def lmdeploy_module() -> Iterator[Any]:
 
         yield lmdeploy
         return
-    from fake_lmdeploy import FakeTokenizer, make_fake_lmdeploy
+    from fake_lmdeploy import FakeTokenizer, installed_fake_lmdeploy
 
-    saved = sys.modules.get("lmdeploy")
     def like_a_random_model(index: int, prompt: Any) -> list[str]:
         """Gibberish that ends on EOS after 60-200 tokens (unless ignore_eos), as the tiny
         random model's samples do."""
         return [f"w{k} " for k in range(60 + (index * 37) % 141)]
 
-    fake = make_fake_lmdeploy(turbomind_available=False, tokenizer=FakeTokenizer(), step_s=0.0005,
-                              script=like_a_random_model)
-    sys.modules["lmdeploy"] = fake
-    try:
+    with installed_fake_lmdeploy(step_s=0.0005, tokenizer=FakeTokenizer(),
+                                 script=like_a_random_model) as fake:
         yield fake
-    finally:
-        if saved is None:
-            sys.modules.pop("lmdeploy", None)
-        else:
-            sys.modules["lmdeploy"] = saved
 
 
 @pytest.fixture(scope="session")

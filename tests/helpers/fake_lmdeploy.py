@@ -273,15 +273,16 @@ def make_fake_lmdeploy(
 
 
 @contextlib.contextmanager
-def installed_fake_lmdeploy(step_s: float = 0.002) -> Iterator[types.ModuleType]:
-    """Install the double (a fixed `step_s` per decode step, no TurboMind) as `lmdeploy` for the
-    block; the previous module (or none) is put back after. For tests and the device scripts'
-    `--fake` CPU dry runs (product code never installs it)."""
+def installed_fake_lmdeploy(step_s: float = 0.002, **options: Any) -> Iterator[types.ModuleType]:
+    """Install the double (a fixed `step_s` per decode step, no TurboMind; `options` go to
+    `make_fake_lmdeploy`, e.g. `script`, `tokenizer`) as `lmdeploy` for the block; the previous
+    module (or none) is put back after. For tests and the device scripts' `--fake` CPU dry runs
+    (product code never installs it)."""
     import sys
 
     missing = object()
     previous = sys.modules.get("lmdeploy", missing)
-    module = make_fake_lmdeploy(turbomind_available=False, step_s=step_s)
+    module = make_fake_lmdeploy(turbomind_available=False, step_s=step_s, **options)
     sys.modules["lmdeploy"] = module
     try:
         yield module
