@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import os
 from pathlib import Path
 
 import pytest
@@ -56,10 +58,17 @@ def _rel(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once for all the tests of this module."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+@functools.cache
 def _raw_imports(path: Path) -> list[tuple[int, str]]:
     """(line, absolute module name as written) of every import in the file; relative imports
     resolved; `from aimo import x` counts as importing `aimo.x`."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _tree(path)
     package = _rel(path.parent).split("/")
     out: list[tuple[int, str]] = []
     for node in ast.walk(tree):
@@ -175,7 +184,7 @@ def _exception_classes() -> dict[str, list[str]]:
     """Every class of the product packages with its base names (last dotted part)."""
     classes: dict[str, list[str]] = {}
     for path in _modules():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.ClassDef):
                 bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")
                          for b in node.bases]
@@ -225,9 +234,15 @@ def test_importing_the_core_loads_no_other_package(module: str) -> None:
 
 
 def _python_files() -> list[Path]:
-    """Every .py file of the repository: products, tests, scripts, benches."""
-    skip = {".venv", "build", ".git", "node_modules"}
-    return sorted(p for p in REPO.rglob("*.py") if not skip & set(p.relative_to(REPO).parts))
+    """Every .py file of the repository: products, tests, scripts, benches (the walk does not
+    enter the virtualenv, build outputs or caches, which hold tens of thousands of files)."""
+    skip = {".venv", "build", ".git", "node_modules", "__pycache__", ".hypothesis",
+            ".mypy_cache", ".ruff_cache", ".devicecarry"}
+    found = []
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip and not d.endswith(".egg-info")]
+        found += [Path(root) / f for f in files if f.endswith(".py")]
+    return sorted(found)
 
 
 def test_every_import_of_the_project_goes_through_the_aimo_package() -> None:
