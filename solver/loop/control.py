@@ -562,6 +562,8 @@ class _QuestionLoop:
                  if (started(s.index) is None if started else s.first_t is None)}
         try:
             await self.stream.cancel_all()
+            if self.lockstep:  # a virtual clock: the aborts landed this much later
+                time_s += float(getattr(self.stream, "abort_latency_s", 0.0))
             await self.drain(it)
         except Exception:
             logger.exception("could not cancel the question's stream")
