@@ -177,11 +177,13 @@ def abort_latency(timeline: LiveTimeline) -> AbortLatency:
             n = ch["n_tokens"].to_numpy(int)
             if not (t > at + 1e-9).any():
                 continue  # it had ended (or been stopped) before the decision
-            before = n[t <= at + 1e-9]
-            reached = int(before.max()) if before.size else 0
-            grew = t[(t > at + 1e-9) & (n > reached)]
+            after = t > at + 1e-9
+            reached = int(n[~after].max()) if (~after).any() else 0
+            top = int(n[after].max())
+            # seconds to the chunk that brought the last new token (0: no token after the decision)
+            secs = float(t[after & (n == top)].min() - at) if top > reached else 0.0
             out.append(LatencySample(q.problem_id, int(r.sample_idx), "question" if by_question else "sample",
-                                     int(r.n_tokens) - reached, float(grew.max() - at) if grew.size else 0.0))
+                                     int(r.n_tokens) - reached, secs))
     return AbortLatency(tuple(out), recorded, stops)
 
 
