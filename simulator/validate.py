@@ -382,7 +382,9 @@ def _startup_line(v: Validation) -> str:
     live = v.live
     head = "start-up (engine build + first-batch stall, as profiles count it): live "
     if live.startup_s is None:
-        return head + f"? , profile {v.predicted_startup_s:.1f} s"
+        stall = "" if live.stall is None else (f" (build unknown + {live.stall.render()}; "
+                                               f"{live.stall.problem_id}'s time compared without it)")
+        return head + f"?{stall}, profile {v.predicted_startup_s:.1f} s"
     if live.stall is None:
         return (head + f"{live.startup_s:.1f} s (build only: the stall is not measurable without timed "
                 f"chunks), profile {v.predicted_startup_s:.1f} s")
