@@ -88,8 +88,9 @@ def scale_store(
 
 def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str], out: Optional[Path],
                   window_tokens: int, traces: Optional[Path] = None) -> None:
-    """`aimo profile fit --from-live`: refit the step model from a live run's chunk times and the
-    per-question overhead from its question ends (`core.hardware.fit.question_overhead`), and
+    """`aimo profile fit --from-live`: refit the step model from a live run's chunk times, the
+    per-question overhead from its question ends (`core.hardware.fit.question_overhead`) and the
+    abort latency from its stop decisions (`AbortLatency.steps_estimate`), and
     report the error before (the base profile) and after, per stretch and (with --traces) per
     question through `aimo validate`'s comparison."""
     from aimo.core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
@@ -120,12 +121,24 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
             result.profile, question_overhead_s=round(overhead.seconds, 4),
             provenance=dataclasses.replace(prov, notes=f"{prov.notes} question_overhead_s: "
                                            f"{overhead.render()}.")))
+    latency = None if live_run.latency is None else live_run.latency.steps_estimate()
+    if latency is not None:  # measured from the run's stop decisions (simulator.live_timing)
+        prov = result.profile.provenance
+        q = live_run.latency.summary("question")  # type: ignore[union-attr]
+        result = dataclasses.replace(result, profile=dataclasses.replace(
+            result.profile, abort_latency_steps=latency,
+            provenance=dataclasses.replace(prov, notes=f"{prov.notes} abort_latency_steps: the mean "
+                                           f"steps ({q['steps_mean']}) that {q['n']} samples decoding at a "
+                                           f"question stop's decision gained after it, rounded.")))
     med0, p900, n = observation_errors(before, obs)
     med1, p901, _ = observation_errors(result.profile, obs)
     typer.echo(result.render())
     typer.echo(overhead.render() + f" -> question_overhead_s {result.profile.question_overhead_s:g} s"
                if overhead is not None else
                "question overhead: too few questions without code runs to measure it (kept)")
+    typer.echo(f"abort latency -> abort_latency_steps {latency}" if latency is not None else
+               "abort latency: too few samples decoding at a question stop's decision to measure it "
+               f"(kept {result.profile.abort_latency_steps})")
     typer.echo(f"step error over {n} stretches of live run {live_run.run_id}: before ({before.name}) "
                f"median {med0:.1%}, p90 {p900:.1%}; after ({name}) median {med1:.1%}, p90 {p901:.1%}")
     if problems is not None:

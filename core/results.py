@@ -39,6 +39,7 @@ class QuestionOutcome:
     time_s: float
     stop_reason: str
     samples: tuple[SampleOutcome, ...]
+    decided_s: float | None = None  # when the loop decided the stop (None: all_done)
 
 
 @dataclass(frozen=True)

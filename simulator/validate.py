@@ -9,6 +9,12 @@ and pairs the questions: answers, stop reasons, times; start-up; and the errors 
 signed median, total). `simulator.livecheck` holds the pairing and the error statistics (one
 definition); this module reads the stores, renders the table and draws the plot.
 
+Start-up is counted as profiles count it (`startup_s` = the engine's build + its first batch's
+stall): the live run's first-batch stall is measured from its chunk timestamps
+(`simulator.live_timing.first_batch_stall`), added to the live start-up and taken out of the
+first question's time, and the output says so. The run's abort latency (steps the engine decodes
+after a stop decision) is measured and reported beside the profile's `abort_latency_steps`.
+
 Live answers and stop reasons come from the store's per-question results when it has them
 (`questions_done.final_answer` / `stop_reason`), else from an `aimo solve --json` report given
 with `json_report`, else they are *derived* by replaying the live run's own recorded samples under
@@ -29,6 +35,7 @@ import pandas as pd
 
 from aimo.core.hardware import HardwareProfile
 from aimo.simulator.livecheck import LiveCheck, live_check
+from aimo.simulator.live_timing import AbortLatency, FirstBatchStall, abort_latency, first_batch_stall
 from aimo.simulator.replay import replay_competition
 from aimo.simulator.replay.results import CompetitionResult
 from aimo.core.draws import competition_draws
@@ -71,6 +78,18 @@ class LiveRun:
     hardware: str | None = None
     engine: dict[str, Any] = field(default_factory=dict)
     hil: dict[str, Any] | None = None
+    stall: FirstBatchStall | None = None  # the first batch's stall (None: not measurable)
+    latency: AbortLatency | None = None  # the abort latency measured from the store
+
+    @property
+    def stall_s(self) -> float:
+        """The first-batch stall in seconds (0 when not measured)."""
+        return 0.0 if self.stall is None else self.stall.stall_s
+
+    @property
+    def counted_startup_s(self) -> float | None:
+        """Start-up as profiles count it: the engine's build plus the first batch's stall."""
+        return None if self.startup_s is None else self.startup_s + self.stall_s
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -87,6 +106,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
             an unreadable JSON report (naming the file and field).
     """
     from aimo.core.store import list_runs
+    from aimo.core.store.chunk_times import load_live_timeline
     from aimo.core.store.live import question_results
 
     src = str(path)
@@ -128,8 +148,10 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
         questions, startup_json = _from_json(json_report, questions, run.run_id)
         answers_from = "json"
         startup = startup_json if startup_json is not None else startup
+    timeline = load_live_timeline(path, run.run_id)
     live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
-                   answers_from or "derived", run.backend, run.hardware, engine, hil)
+                   answers_from or "derived", run.backend, run.hardware, engine, hil,
+                   first_batch_stall(timeline), abort_latency(timeline))
     return live
 
 
@@ -228,6 +250,7 @@ class Validation:
     skipped: tuple[str, ...]
     predicted_startup_s: float
     notes: tuple[str, ...] = ()
+    abort_latency_steps: int = 0  # the profile's
 
     @property
     def same_answer(self) -> tuple[int, int]:
@@ -258,9 +281,19 @@ class Validation:
             "time_error_signed_median": _r(c.signed_median_error),
             "live_total_s": round(c.live_total_s, 3), "sim_total_s": round(c.predicted_total_s, 3),
             "total_error": _r(self.total_error),
-            "live_startup_s": None if self.live.startup_s is None else round(self.live.startup_s, 3),
-            "sim_startup_s": self.predicted_startup_s, "notes": list(self.notes),
+            "live_startup_s": _r3(self.live.counted_startup_s),
+            "live_build_s": _r3(self.live.startup_s),
+            "first_batch_stall_s": None if self.live.stall is None else round(self.live.stall.stall_s, 3),
+            "sim_startup_s": self.predicted_startup_s,
+            "abort_latency": None if self.live.latency is None else {
+                k: self.live.latency.summary(k) for k in ("question", "sample")},
+            "profile_abort_latency_steps": self.abort_latency_steps,
+            "notes": list(self.notes),
         }
+
+
+def _r3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 def _r(x: float) -> float | None:
@@ -277,14 +310,19 @@ def validate(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwarePro
         live = derive_answers(live, profile)
     predicted = predict(live, traces, profile, budget_s)
     times = {q.problem_id: q.time_s for q in live.questions if math.isfinite(q.time_s)}
+    if live.stall is not None and live.stall.problem_id in times:  # counted in start-up instead
+        times[live.stall.problem_id] -= live.stall.stall_s
     answers = {q.problem_id: q.answer for q in live.questions}
     skip = (live.questions[0].problem_id,) if skip_first and live.questions else ()
-    check = live_check(live.policy.name, predicted, times, answers, live_startup_s=live.startup_s, skip=skip)
+    check = live_check(live.policy.name, predicted, times, answers, live_startup_s=live.counted_startup_s,
+                       skip=skip)
     sim = {q.problem_id: q for q in predicted.questions}
     rows = tuple(QuestionRow(q.problem_id, q.truth, q.answer, sim[q.problem_id].answer, q.stop_reason,
-                             sim[q.problem_id].stop_reason, q.time_s, sim[q.problem_id].time_s)
+                             sim[q.problem_id].stop_reason, times.get(q.problem_id, q.time_s),
+                             sim[q.problem_id].time_s)
                  for q in live.questions)
-    return Validation(live, profile.name, rows, check, skip, profile.startup_s, _notes(live, profile, traces))
+    return Validation(live, profile.name, rows, check, skip, profile.startup_s, _notes(live, profile, traces),
+                      profile.abort_latency_steps)
 
 
 def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrace]) -> tuple[str, ...]:
@@ -316,8 +354,9 @@ def render(v: Validation) -> str:
     for r in v.rows:
         mark = "" if r.live_answer is None or r.live_answer == r.sim_answer else " *"
         err = "skip" if r.problem_id in skipped else (f"{100 * r.rel_error:+.1f}%" if math.isfinite(r.rel_error) else "-")
+        stall = " (first-batch stall in start-up)" if v.live.stall and r.problem_id == v.live.stall.problem_id else ""
         lines.append(f"{r.problem_id:<14} {_v(r.truth):>5} {_v(r.live_answer):>5} {r.sim_answer:>5}  "
-                     f"{(r.live_stop or '?'):<16} {r.sim_stop:<16} {r.live_s:8.2f} {r.sim_s:8.2f} {err:>7}{mark}")
+                     f"{(r.live_stop or '?'):<16} {r.sim_stop:<16} {r.live_s:8.2f} {r.sim_s:8.2f} {err:>7}{mark}{stall}")
     s = v.summary()
     agree, n = s["same_answer"]
     stops, ns = s["same_stop"]
@@ -329,10 +368,29 @@ def render(v: Validation) -> str:
               f"signed median {_pct(s['time_error_signed_median'], sign=True)}",
               f"sum of question times: live {s['live_total_s']:.1f} s, simulated {s['sim_total_s']:.1f} s "
               f"(error {_pct(s['total_error'], sign=True)})",
-              f"start-up: live {_secs(s['live_startup_s'])}, "
-              f"profile {s['sim_startup_s']:.1f} s"]
+              _startup_line(v)]
+    if v.live.latency is not None:
+        lines += [v.live.latency.render(),
+                  f"profile abort_latency_steps: {v.abort_latency_steps} (question stops land that many "
+                  "steps after the decision)"]
     lines += [f"note: {n_}" for n_ in v.notes]
     return "\n".join(lines)
+
+
+def _startup_line(v: Validation) -> str:
+    """How start-up was counted: build + first-batch stall on both sides."""
+    live = v.live
+    head = "start-up (engine build + first-batch stall, as profiles count it): live "
+    if live.startup_s is None:
+        stall = "" if live.stall is None else (f" (build unknown + {live.stall.render()}; "
+                                               f"{live.stall.problem_id}'s time compared without it)")
+        return head + f"?{stall}, profile {v.predicted_startup_s:.1f} s"
+    if live.stall is None:
+        return (head + f"{live.startup_s:.1f} s (build only: the stall is not measurable without timed "
+                f"chunks), profile {v.predicted_startup_s:.1f} s")
+    return (head + f"{live.counted_startup_s:.1f} s (build {live.startup_s:.1f} s + "
+            f"{live.stall.render()}; {live.stall.problem_id}'s time compared without it), "
+            f"profile {v.predicted_startup_s:.1f} s")
 
 
 def _secs(x: float | None) -> str:

@@ -77,11 +77,15 @@ PROFILES: dict[str, HardwareProfile] = {
     "serial": dataclasses.replace(L4, name="l4-serial", code_overlap="serial"),
     # code runs wait for one of 2 workers (the live sandbox pool), first dispatched first served
     "pool": dataclasses.replace(L4, name="l4-pool", code_workers=2),
+    # a question stop lands 2 steps after the decision (the cut samples decode on, read after)
+    "late-abort": dataclasses.replace(L4, name="l4-late-abort", abort_latency_steps=2),
 }
 CASES = [(p, "l4") for p in POLICIES] + [("seed-2nd-place", "queued"), ("first-answer", "serial"),
                                          ("majority-n", "pool"), ("seed-overlap", "pool"),
                                          ("seed-overlap", "serial"), ("seed-2nd-place", "serial"),
-                                         ("time-aware", "queued"), ("time-aware", "pool")]
+                                         ("time-aware", "queued"), ("time-aware", "pool"),
+                                         ("seed-2nd-place", "late-abort"), ("seed-tight", "late-abort"),
+                                         ("first-answer", "late-abort")]
 
 
 @pytest.fixture(scope="module")
@@ -275,4 +279,37 @@ def test_inline_run_past_the_timeout_decides_it_when_the_loop_is_free() -> None:
     assert [s.tokens for s in sim.samples] == [220, 220]
     assert (live.stop_reason, live.time_s) == (sim.stop_reason, pytest.approx(sim.time_s))
     assert [s.tokens for s in live.samples] == [s.tokens for s in sim.samples]
+    _fast_agrees(samples, policy, profile, sim)
+
+
+def test_question_stop_landing_late_is_read_by_every_path() -> None:
+    """`abort_latency_steps` 15: the inline question above stops at 3.2 s, the stop lands 15 steps
+    later (3.35 s), by when CoT sample 1 has reached token 335 and the final read runs its block of
+    token 330 (0.5 s): 3.85 s; a stop landing at once (latency 0) never sees that block (3.2 s).
+    Reference, fast path and the live loop on the replay engine agree."""
+    seed = load_policy("seed-2nd-place")
+    level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
+    policy = dataclasses.replace(
+        seed, samples=dataclasses.replace(seed.samples, order="interleave", first_kind="code"),
+        question_stop=dataclasses.replace(
+            seed.question_stop, rules=(ConsistencyRule(min_equal=2, max_answers=2),)),
+        schedule=dataclasses.replace(seed.schedule, levels=(level,), start_level=1,
+                                     thresholds_s=()))
+    samples = [sample(0, "code", 2000, [(20, 42, "code", True, 1000.0)]),
+               sample(1, "cot", 2000, [(330, 7, "code", True, 500.0)]),
+               sample(2, "code", 2000, [(20, 42, "code", True, 2000.0)])]
+    kinds = ("code", "cot", "code")
+    live0, sim0 = _one_question(samples, policy, level, flat_profile(0.01), kinds)
+    assert (sim0.time_s, sim0.samples[1].tokens, sim0.samples[1].code) == (
+        pytest.approx(3.2), 320, None)
+    assert (live0.time_s, live0.samples[1].tokens) == (pytest.approx(3.2), 320)
+    profile = dataclasses.replace(flat_profile(0.01), abort_latency_steps=15)
+    live, sim = _one_question(samples, policy, level, profile, kinds)
+    assert (sim.stop_reason, sim.answer, sim.time_s) == ("rule1:2/≤2", 42, pytest.approx(3.85))
+    assert [(s.tokens, s.end, s.code) for s in sim.samples] == [
+        (20, "sample_stop", 42), (335, "question_stop", 7), (20, "sample_stop", 42)]
+    assert (live.stop_reason, live.answer, live.time_s) == (
+        sim.stop_reason, sim.answer, pytest.approx(sim.time_s, rel=1e-12))
+    assert [(s.tokens, s.end, s.code, pytest.approx(s.end_s)) for s in live.samples] == [
+        (s.tokens, s.end, s.code, s.end_s) for s in sim.samples]
     _fast_agrees(samples, policy, profile, sim)

@@ -94,7 +94,11 @@ class HardwareProfile:
     full speed, only the sample's code answer waits for the execution; "serial" = execution stalls
     the whole batch (its wall time is added to the question clock). `code_workers` (parallel
     only): code runs execute at most that many at a time, first dispatched first served (the live
-    solver's sandbox pool); None = no limit.
+    solver's sandbox pool); None = no limit. `abort_latency_steps`: a question stop lands that many
+    decode steps after the loop decided it (the engine finishes the step in flight before it
+    processes the aborts): the running samples decode those whole steps (each up to its cap),
+    their time counts in the question's, and a final read (`vote.final_read`) reads their tokens
+    (0, the default: the stop lands at once, as profiles without the field assume).
     Instances are immutable and safe to share between threads and simulations.
     """
 
@@ -113,6 +117,7 @@ class HardwareProfile:
     calibration: tuple[CalibrationPoint, ...] = field(default=())
     knee_batch: int = 0
     beta_above: float = 0.0
+    abort_latency_steps: int = 0
 
     def __post_init__(self) -> None:
         errors = _check_profile(self)
@@ -156,6 +161,8 @@ class HardwareProfile:
         if self.code_workers is not None:
             out["code_workers"] = self.code_workers
         out["question_overhead_s"] = self.question_overhead_s
+        if self.abort_latency_steps:
+            out["abort_latency_steps"] = self.abort_latency_steps
         prov: dict[str, Any] = {
             "source": self.provenance.source,
             "date": self.provenance.date,
@@ -223,6 +230,10 @@ def _check_profile(p: HardwareProfile) -> list[tuple[str, str]]:
         errs.append(("decode.knee_batch", f"must be an integer >= 0, got {p.knee_batch!r}"))
     if not isinstance(p.max_batch, int) or isinstance(p.max_batch, bool) or p.max_batch < 1:
         errs.append(("max_batch", f"must be an integer >= 1, got {p.max_batch!r}"))
+    if (not isinstance(p.abort_latency_steps, int) or isinstance(p.abort_latency_steps, bool)
+            or p.abort_latency_steps < 0):
+        errs.append(("abort_latency_steps",
+                     f"must be an integer >= 0, got {p.abort_latency_steps!r}"))
     if p.code_overlap not in CODE_OVERLAPS:
         errs.append(("code_overlap",
                      f"must be one of {list(CODE_OVERLAPS)}, got {p.code_overlap!r}"))
@@ -266,7 +277,8 @@ def _round_sig(x: float, digits: int) -> float:
 
 _TOP_KEYS = {
     "name", "description", "decode", "prefill_s_per_token", "startup_s", "max_batch",
-    "code_overlap", "code_workers", "question_overhead_s", "provenance", "calibration",
+    "code_overlap", "code_workers", "question_overhead_s", "abort_latency_steps", "provenance",
+    "calibration",
 }
 _REQUIRED_TOP = ("name", "decode", "prefill_s_per_token", "startup_s", "max_batch", "provenance")
 _DECODE_KEYS = ("a", "beta", "gamma")
@@ -398,6 +410,8 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
                       else _int(top["code_workers"], source, "code_workers")),
         question_overhead_s=_num(top.get("question_overhead_s", 0.0), source,
                                  "question_overhead_s"),
+        abort_latency_steps=_int(top.get("abort_latency_steps", 0), source,
+                                 "abort_latency_steps"),
         provenance=prov,
         calibration=tuple(points),
     )

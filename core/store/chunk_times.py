@@ -1,10 +1,12 @@
-"""Timed chunks of a trace store, for fitting the time model (`core.hardware.fit.read_chunks`).
+"""Timed chunks of a trace store, for fitting the time model (`core.hardware.fit.read_chunks`),
+and a live run's timeline (its first-batch stall and abort latency, `simulator.live_timing`).
 
 Read through the store's lock-waiting reader (`read_connection`), like every other query.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -63,3 +65,51 @@ def load_question_ends(path: str | Path, run_id: str, *,
             return con.execute(QUESTION_ENDS, {"run_id": run_id}).df()
     except duckdb.Error as exc:
         raise InputError(str(path), "questions_done", f"cannot read question times: {exc}") from None
+
+
+TIMELINE_SAMPLES = """
+SELECT problem_id, sample_idx, start_s, end_s, n_tokens, finish_reason
+FROM samples WHERE run_id = $run_id ORDER BY problem_id, sample_idx
+"""
+TIMELINE_CHUNKS = """
+SELECT problem_id, sample_idx, t_s, n_tokens
+FROM chunks WHERE run_id = $run_id AND t_s IS NOT NULL ORDER BY problem_id, sample_idx, seq
+"""
+TIMELINE_CODE = """
+SELECT problem_id, sample_idx, t_s, exec_ms
+FROM answers WHERE run_id = $run_id AND source = 'code' ORDER BY problem_id, t_s
+"""
+
+
+@dataclass(frozen=True)
+class LiveTimeline:
+    """The timestamps of one live run, on each question's stream clock: its samples (start_s,
+    end_s, n_tokens, finish_reason), its timed chunks (t_s, n_tokens), its code answers (t_s,
+    exec_ms) and its questions (`core.store.live.question_results`: stop_reason, wall_s,
+    decided_s, in serving order)."""
+
+    samples: pd.DataFrame
+    chunks: pd.DataFrame
+    code: pd.DataFrame
+    questions: pd.DataFrame
+
+
+def load_live_timeline(path: str | Path, run_id: str, *,
+                       lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> LiveTimeline:
+    """The run's timeline (see `LiveTimeline`), for the first-batch stall and the abort latency
+    (`simulator.live_timing`).
+
+    Raises:
+        InputError: the file is missing or not a trace store, or no such run.
+    """
+    from aimo.core.store.live import question_results
+
+    params = {"run_id": run_id}
+    try:
+        with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
+            samples = con.execute(TIMELINE_SAMPLES, params).df()
+            chunks = con.execute(TIMELINE_CHUNKS, params).df()
+            code = con.execute(TIMELINE_CODE, params).df()
+    except duckdb.Error as exc:
+        raise InputError(str(path), "chunks", f"cannot read the run's timeline: {exc}") from None
+    return LiveTimeline(samples, chunks, code, question_results(path, run_id, lock_timeout_s=lock_timeout_s))

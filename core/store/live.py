@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from aimo.core.store.connect import DEFAULT_LOCK_TIMEOUT_S, read_connection
+from aimo.core.store.migrations import has_decided
 from aimo.core.store.reader import _resolve_run, list_runs
 
 QUESTION_RESULTS = """
 SELECT p.position, d.problem_id, p.answer AS truth, d.final_answer, d.stop_reason, d.level,
-       d.start_s, d.wall_s, d.committed_at
+       d.start_s, d.wall_s, d.committed_at, {decided} AS decided_s
 FROM questions_done d
 JOIN problems p ON p.run_id = d.run_id AND p.problem_id = d.problem_id
 WHERE d.run_id = $run_id
@@ -54,10 +55,12 @@ def question_results(
 ) -> pd.DataFrame:
     """One row per committed question in serving order: position, problem_id, truth,
     final_answer, correct (None without a truth or an answer), stop_reason, level, start_s,
-    wall_s, committed_at. The live columns are NULL for runs that are not live solves."""
+    wall_s, committed_at, decided_s. The live columns are NULL for runs that are not live
+    solves (decided_s also for stores before v4)."""
     with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
         run_id = _resolve_run(con, run_id, str(path))
-        frame = con.execute(QUESTION_RESULTS, {"run_id": run_id}).df()
+        query = QUESTION_RESULTS.format(decided="d.decided_s" if has_decided(con) else "NULL::DOUBLE")
+        frame = con.execute(query, {"run_id": run_id}).df()
     known = frame["truth"].notna() & frame["final_answer"].notna()
     frame["correct"] = (frame["truth"] == frame["final_answer"]).astype(object).where(known, None)
     frame.attrs["run_id"] = run_id

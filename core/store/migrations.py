@@ -78,6 +78,7 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ..
 MIGRATIONS: tuple[Migration, ...] = discover_migrations()
 LATEST_VERSION: int = MIGRATIONS[-1].version
 CONFIDENCE_VERSION = 3  # migration 003: `sample_confidence` and `runs.logprobs`
+DECIDED_VERSION = 4  # migration 004: `questions_done.decided_s`
 
 
 def list_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -120,6 +121,11 @@ def apply_migrations(
 def has_confidence(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the store has migration 003 (the `sample_confidence` table, `runs.logprobs`)."""
     return CONFIDENCE_VERSION in applied_versions(con)
+
+
+def has_decided(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store has migration 004 (`questions_done.decided_s`)."""
+    return DECIDED_VERSION in applied_versions(con)
 
 
 def check_schema(

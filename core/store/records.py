@@ -90,9 +90,12 @@ class SampleConfidence:
 @dataclass(frozen=True)
 class LiveResult:
     """What the live solver did with one question: the answer it submitted (0..999), why it
-    stopped, the speed level it ran at and the competition clock when the question started."""
+    stopped, the speed level it ran at, the competition clock when the question started, and
+    when the loop decided its stop (`decided_s`, on the question's stream clock; None: it ended
+    with every sample)."""
 
     final_answer: int | None
     stop_reason: str | None
     level: int | None
     start_s: float | None
+    decided_s: float | None = None

@@ -98,8 +98,9 @@ SELECT $run_id, $problem_id, sample_idx, n_tokens, token_conf, token_entropy
 FROM _incoming_sample_confidence
 """
 INSERT_DONE = """
-INSERT INTO questions_done (run_id, problem_id, wall_s, final_answer, stop_reason, level, start_s)
-VALUES ($run_id, $problem_id, $wall_s, $final_answer, $stop_reason, $level, $start_s)
+INSERT INTO questions_done (run_id, problem_id, wall_s, final_answer, stop_reason, level, start_s,
+                            decided_s)
+VALUES ($run_id, $problem_id, $wall_s, $final_answer, $stop_reason, $level, $start_s, $decided_s)
 """
 RUN_STATUSES = ("running", "complete", "failed")
 # The small tables gain one row group per question (each close checkpoints, and DuckDB appends a
@@ -398,7 +399,7 @@ def _write_question_on(
             if name in tables:  # a spool entry from before confidence has no such table
                 _insert_arrow(con, f"_incoming_{name}", tables[name], query, key, path, name)
         done = {**key, "wall_s": wall_s, "final_answer": None, "stop_reason": None,
-                "level": None, "start_s": None}
+                "level": None, "start_s": None, "decided_s": None}
         if live is not None:
             done.update(dataclasses.asdict(live))
         _execute(con, INSERT_DONE, done, path, "questions_done")

@@ -21,7 +21,8 @@ Traces (`EncodedTraces`), one row per recorded sample / answer, problems in stor
       PR_TRUTH the answer (TRUTH_NONE when unknown).
 Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
   PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit),
-  PF_KNEE, PF_BETA_ABOVE (the step's knee term, `core.hardware.timing.step_seconds`).
+  PF_KNEE, PF_BETA_ABOVE (the step's knee term, `core.hardware.timing.step_seconds`),
+  PF_ABORT_STEPS (abort_latency_steps).
 Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
   rules at pi[P_OFF_RULES]: per question-stop rule RULE_STRIDE values: RU_WINDOW (its window,
       −1 for none) and RU_TABLE, the offset in pi of its step's table (`rule_table`):
@@ -89,7 +90,8 @@ TRUTH_NONE = -1_000_000
 PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH, PF_SERIAL, PF_OVERHEAD = range(8)
 PF_WORKERS = 8  # code_workers, 0 = no limit
 PF_KNEE, PF_BETA_ABOVE = 9, 10  # the step's optional knee term (beta_above 0: none)
-N_PROF = 11
+PF_ABORT_STEPS = 11  # abort_latency_steps: a question stop lands this many steps later
+N_PROF = 12
 
 # --------------------------------------------------------------------------- policy ints
 STOP_NEVER, STOP_FIRST_ANSWER, STOP_FIRST_CODE_SUCCESS, STOP_KTH, STOP_REPEATED = range(5)
@@ -266,6 +268,7 @@ def encode_profile(profile: HardwareProfile) -> np.ndarray:
     out[PF_SERIAL] = 1.0 if profile.code_overlap == "serial" else 0.0
     out[PF_OVERHEAD] = profile.question_overhead_s
     out[PF_WORKERS] = profile.code_workers or 0
+    out[PF_ABORT_STEPS] = profile.abort_latency_steps
     return out
 
 

@@ -858,6 +858,40 @@ def _decode_until(t_end: float, now: float, steps: int, active: np.uint64, sl: n
 
 
 @njit(**_HELPER)
+def _decode_steps(n_steps: int, now: float, steps: int, active: np.uint64, sl: np.ndarray,
+                  a: float, beta: float, gamma: float, knee: float,
+                  above: float) -> tuple[float, int]:
+    """decode_steps: the question stop lands `n_steps` steps after the decision; the active
+    slots gain those whole steps, each up to its cap (as `_decode_until`). Returns (now, steps)."""
+    while n_steps > 0:
+        b = 0
+        c = 0
+        n = BIG
+        m = active
+        while m != ZERO:
+            s = np.uint32(trailing_zeros(m))
+            m &= m - ONE
+            g = steps - sl[s, S_G0]
+            if g < sl[s, S_CAP]:
+                b += 1
+                c += sl[s, S_PROMPT] + g
+                n = min(n, sl[s, S_CAP] - g)
+        if b == 0:
+            break
+        k = min(n_steps, n)
+        now += _steps_duration(a, beta, gamma, knee, above, b, float(c), k)
+        m = active
+        while m != ZERO:
+            s = np.uint32(trailing_zeros(m))
+            m &= m - ONE
+            if steps - sl[s, S_G0] >= sl[s, S_CAP]:
+                sl[s, S_G0] += k
+        steps += k
+        n_steps -= k
+    return now, steps
+
+
+@njit(**_HELPER)
 def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                      ans_exec_s: np.ndarray, pi: np.ndarray, pf: np.ndarray, prof: np.ndarray,
                      ws: tuple, cg: np.ndarray, coff: np.ndarray,  # type: ignore[type-arg]
@@ -1196,6 +1230,9 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if busy > now:  # decode_until: the batch decodes on until the loop decided the stop
             now, steps = _decode_until(busy, now, steps, active, sl, a, beta, gamma, knee,
                                         above)
+        if prof[E.PF_ABORT_STEPS] > 0.0:  # the stop lands abort_latency_steps steps later
+            now, steps = _decode_steps(int(prof[E.PF_ABORT_STEPS]), now, steps, active, sl, a,
+                                        beta, gamma, knee, above)
         if pi[E.P_FINAL_READ] != 0:  # vote.final_read: the cancelled slots' last read
             for s in range(nstarted):
                 if sl[s, S_STATE] == ST_ACTIVE:

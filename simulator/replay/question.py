@@ -25,8 +25,13 @@ Semantics (the contract the live solver and the fast path follow):
   arms the next check like one passed by the batch. A question stop taken at `d` lets the running
   samples decode until `d` (the whole steps that end by then, each up to its cap): the question's
   time is `d` and the final read (below) reads those tokens; an `all_done` question ends once the
-  loop is free. Bound: a sample stopped at a late decision leaves the batch at its check's event
-  (the live engine decodes it until the decision; those tokens are neither counted nor read);
+  loop is free. The question stop lands `profile.abort_latency_steps` (L) steps later: from the
+  decision (after the decode until `d`) the running samples decode L more whole steps, each up
+  to its cap; their time is the question's and the final read reads their tokens. Bounds: a
+  sample stop takes the sample out of the batch at its decision (the live engine decodes it for
+  the same latency: one more sequence in those L steps, β·L seconds, tokens never read); a
+  sample stopped at a late decision leaves the batch at its check's event (the live engine
+  decodes it until the decision; those tokens are neither counted nor read);
 - `check.boxes: last` records only the last box found since the previous check, and
   `check.boxed_zero: ignore` records a boxed 0 as nothing (`decisions.read_boxes`);
 - early timeouts count `decisions.early_timeout_count` (valid answers, or the answer histories);
@@ -204,6 +209,22 @@ def replay_question(
             if k < n:
                 break
         now = max(now, t_end)
+
+    def decode_steps(n_steps: int) -> None:
+        """The stop lands `n_steps` steps after the decision: running samples gain those whole
+        steps, each up to its cap."""
+        nonlocal now
+        while n_steps > 0:
+            act = [s for s in slots if s.state == "active" and s.g < s.cap]
+            if not act:
+                break
+            b = len(act)
+            ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
+            k = min(n_steps, min(s.cap - s.g for s in act))
+            now += steps_duration(profile, b, ctx, k)
+            for s in act:
+                s.g += k
+            n_steps -= k
 
     def active() -> list[_Slot]:
         return [s for s in slots if s.state == "active"]
@@ -403,6 +424,7 @@ def replay_question(
     else:
         if busy > now:
             decode_until(busy)
+        decode_steps(profile.abort_latency_steps)
         if policy.vote.final_read:
             for s in slots:
                 if s.state == "active":

@@ -23,7 +23,9 @@ Beyond the `QuestionStream` protocol a paced stream offers: `Wake` items (yielde
 reaches a time asked for with `wake_at`, before any later chunk), `pause(seconds)` (a serial code
 run stalls the batch), `block(seconds)` (an inline code run keeps the control loop busy while the
 batch decodes on: `now()` is the loop's clock, max(batch clock, busy), chunks carry the batch's
-time, and `cancel_all` first lets the batch decode until `now()`), `sample_start`, `source_sample`, `sample_kind`, `prompt_tokens`, `recorded_code`; and
+time, and `cancel_all` first lets the batch decode until `now()`, then the profile's
+`abort_latency_steps` more steps, whose seconds it leaves in `abort_latency_s`),
+`sample_start`, `source_sample`, `sample_kind`, `prompt_tokens`, `recorded_code`; and
 `lockstep = virtual_clock = True`.
 """
 
@@ -149,6 +151,7 @@ class PacedStream:
         self._speedup = speedup
         self._now = 0.0  # the batch's clock
         self._busy = 0.0  # the control loop is busy (inline code) until then
+        self.abort_latency_s = 0.0  # seconds the batch decoded after the stop decision (cancel_all)
         self._wakes: list[float] = []
         self._out: deque[Chunk] = deque()
         self._closed = False
@@ -172,10 +175,13 @@ class PacedStream:
             self._start_queued()
 
     async def cancel_all(self) -> None:
-        """Stop every sample at `now()` (the batch decodes until then, as the simulator's
-        `decode_until`); pending wakes are dropped and the stream ends after the aborts."""
+        """Stop every sample decided at `now()` (the batch decodes until then, as the
+        simulator's `decode_until`); the aborts land `abort_latency_steps` steps later (the
+        simulator's `decode_steps`; their seconds in `abort_latency_s`, which the loop adds to the
+        question's time); pending wakes are dropped and the stream ends after the aborts."""
         if self._busy > self._now:
             self._decode_until(self._busy)
+        self.abort_latency_s = self._decode_steps(getattr(self._model, "abort_latency_steps", 0))
         self._closed = True
         self._wakes.clear()
         for s in self._slots:
@@ -264,6 +270,25 @@ class PacedStream:
             if k < n:
                 break
         self._now = max(self._now, t_end)
+
+    def _decode_steps(self, n_steps: int) -> float:
+        """Active samples gain `n_steps` whole steps, each up to its cap (the simulator's
+        `decode_steps`); returns their seconds."""
+        m = self._model
+        spent = 0.0
+        while n_steps > 0:
+            act = [s for s in self._slots if s.state == "active" and s.g < s.cap]
+            if not act:
+                break
+            b = len(act)
+            ctx = float(sum(s.script.prompt_tokens + s.g for s in act))
+            k = min(n_steps, min(s.cap - s.g for s in act))
+            spent += steps_duration(m, b, ctx, k)
+            for s in act:
+                s.g += k
+            n_steps -= k
+        self._now += spent
+        return spent
 
     def _text_until(self, s: _Slot, token: int) -> str:
         parts = [filler(s.index, token)] if token > 0 else []

@@ -14,7 +14,10 @@ Semantics (the simulator's, simulator/replay/question.py, which the fidelity tes
   the vote uses what each sample had shown by its last check (`QuestionTracker.finals`), unless
   `vote.final_read`: after the cancellation each cut-off sample is read once more (its abort
   chunk carries the text up to its tokens) and a new code block runs to its end, its execution
-  time added to the question's (the seed on lmdeploy 0.7.2);
+  time added to the question's (the seed on lmdeploy 0.7.2); the outcome's `decided_s` is when
+  the loop decided the stop (recorded as `questions_done.decided_s`: the abort latency is the
+  engine's steps after it); on a virtual clock the aborts land the stream's `abort_latency_s`
+  after it (the profile's `abort_latency_steps`), which the question's time includes;
 - the check's reading options (`check.boxes`, `check.boxed_zero`: `decisions.read_boxes`,
   `check.code_overlap: inline`: the check awaits its code run, so the whole loop is busy for it
   while the engine decodes on; chunks that arrive meanwhile are handled in order afterwards, at
@@ -556,12 +559,15 @@ class _QuestionLoop:
                     self.end_sample(s, "finished", end_time)
             return self.outcome("all_done", end_time)
         time_s = self.stop_time if math.isfinite(self.stop_time) else self.stream.now()
+        decided_s = time_s
         running = [s for s in self.samples if not s.ended]
         started = getattr(self.stream, "sample_start", None)
         never = {s.index for s in running
                  if (started(s.index) is None if started else s.first_t is None)}
         try:
             await self.stream.cancel_all()
+            if self.lockstep:  # a virtual clock: the aborts landed this much later
+                time_s += float(getattr(self.stream, "abort_latency_s", 0.0))
             await self.drain(it)
         except Exception:
             logger.exception("could not cancel the question's stream")
@@ -569,7 +575,7 @@ class _QuestionLoop:
             time_s = await self.final_read([s for s in running if s.index not in never], time_s)
         for s in running:
             self.end_sample(s, "queued" if s.index in never else "question_stop", time_s)
-        return self.outcome(stop, time_s)
+        return dataclasses.replace(self.outcome(stop, time_s), decided_s=decided_s)
 
     def abandon(self, time_s: float) -> QuestionOutcome:
         """The answer from what is known now, for a question whose engine hangs: no engine call,

@@ -194,7 +194,8 @@ class SolveSession:
         self.budget.finish(time_s)
         self.results.append(result)
         if self.recorder is not None:
-            live = LiveResult(result.answer, result.stop_reason, result.level, result.start_s)
+            live = LiveResult(result.answer, result.stop_reason, result.level, result.start_s,
+                              outcome.decided_s)
             self._record(ProblemRow(problem_id, plan.order, question, truth), outcome, time_s, live)
         return result
 

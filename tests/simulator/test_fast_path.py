@@ -325,6 +325,7 @@ def profiles(draw: st.DrawFn) -> HardwareProfile:
         code_workers=draw(st.sampled_from([None, None, 1, 2, 4])),
         knee_batch=draw(st.sampled_from([0, 2, 4, 16])),
         beta_above=draw(st.sampled_from([0.0, 0.0, 0.001, 0.02])),
+        abort_latency_steps=draw(st.sampled_from([0, 0, 1, 3, 40])),
     )
 
 
@@ -418,6 +419,27 @@ def test_rules_of_every_kind_on_one_question() -> None:
             )
             for every in (1, 20, 64):
                 policy = replace(base, check=Check(every_tokens=every))
+                run_both(problems, policy, profile)
+
+
+def test_abort_latency_matches_reference() -> None:
+    """Question stops that land some steps after the decision (`abort_latency_steps`), with
+    and without a final read and with the inline busy loop, on a batch where samples reach their
+    caps within those steps."""
+    rng = np.random.default_rng(11)
+    samples = tuple(make_sample(rng, i, "code" if i % 2 else "cot", n_tokens=int(n),
+                                n_answers=5, truth=3, p_right=0.7, prompt=30, p_length=0.2)
+                    for i, n in enumerate(rng.integers(30, 300, size=12)))
+    problems = [ProblemTrace("run", "q", 0, 3, samples)]
+    seed = load_policy("seed-2nd-place")
+    for latency in (1, 2, 7, 500):
+        profile = HardwareProfile(
+            name="t", a=0.012, beta=5e-5, gamma=8e-8, prefill_s_per_token=1e-4, startup_s=0.0,
+            max_batch=8, provenance=PROV, code_workers=4, abort_latency_steps=latency)
+        for overlap in ("inline", "parallel", "serial"):
+            for final_read in (True, False):
+                policy = replace(seed, check=replace(seed.check, code_overlap=overlap),
+                                 vote=replace(seed.vote, final_read=final_read))
                 run_both(problems, policy, profile)
 
 

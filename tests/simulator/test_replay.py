@@ -78,6 +78,35 @@ def test_four_equal_answers_stop_the_question_and_abort_the_rest() -> None:
     assert r.answer == 7
 
 
+def test_a_question_stop_lands_abort_latency_steps_later() -> None:
+    """`abort_latency_steps` L: the running sample decodes L more steps after the decision, their
+    time is the question's, and the final read reads their tokens (here a code block at 102 that
+    a stop landing at once never sees: +0.5 s of synchronous run)."""
+    samples = [sample(i, "cot", 9000, [(100, 7, "boxed")]) for i in range(4)]
+    samples.append(sample(4, "code", 9000, [(102, 9, "code", True, 500.0)]))
+    level = dataclasses.replace(LEVEL, samples=5)
+    policy = with_rules(SEED, ConsistencyRule(min_equal=4, max_answers=4))
+    assert policy.vote.final_read
+    at_once = replay_question(samples, policy, level, flat_profile(0.01))
+    assert (at_once.samples[4].tokens, at_once.samples[4].code) == (100, None)
+    assert at_once.time_s == pytest.approx(1.0)
+    late = dataclasses.replace(flat_profile(0.01), abort_latency_steps=3)
+    r = replay_question(samples, policy, level, late)
+    assert r.stop_reason.startswith("rule1") and r.samples[4].end == "question_stop"
+    assert (r.samples[4].tokens, r.samples[4].code) == (103, 9)
+    assert r.time_s == pytest.approx(1.0 + 3 * 0.01 + 0.5)
+    assert [s.tokens for s in r.samples[:4]] == [100] * 4  # stopped samples do not move
+    no_read = dataclasses.replace(policy, vote=dataclasses.replace(policy.vote, final_read=False))
+    r = replay_question(samples, no_read, level, late)
+    assert (r.samples[4].tokens, r.samples[4].code) == (103, None)
+    assert r.time_s == pytest.approx(1.03)
+    # a sample reaching its cap within the latency stops there; the others decode on
+    capped = [*samples[:4], sample(4, "cot", 101), sample(5, "cot", 9000)]
+    r = replay_question(capped, policy, dataclasses.replace(level, samples=6), late)
+    assert [s.tokens for s in r.samples[4:]] == [101, 103]
+    assert r.time_s == pytest.approx(1.03)
+
+
 def test_stopping_a_sample_speeds_up_the_others() -> None:
     profile = flat_profile(0.01, beta=0.01)  # step = 0.01 + 0.01·b
     fast = sample(0, "cot", 5000, [(100, 3, "boxed")])

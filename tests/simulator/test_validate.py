@@ -62,12 +62,18 @@ def test_validate_cli_prints_table_plot_json_and_markdown(hil_run, tmp_path) -> 
                                    "h200-14b-w4kv8", "--plot", str(png), "--markdown", str(md)])
     assert res.exit_code == 0, res.output
     assert "same answer (questions not decided by a timeout): 2/2" in res.output
+    # start-up is counted as profiles count it, and the output says how; the abort latency too
+    assert "start-up (engine build + first-batch stall, as profiles count it): live" in res.output
+    assert "abort latency, question stops" in res.output and "profile abort_latency_steps: 0" in res.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert md.read_text().count("\n") == 3  # header (2 lines) + one row
     res = CliRunner().invoke(app, ["validate", "--live", str(live), "--traces", str(store), "--hardware",
                                    "h200-14b-w4kv8", "--json"])
     data = json.loads(res.stdout)
     assert data["same_answer"] == [2, 2] and len(data["rows"]) == 2
+    stall = data["first_batch_stall_s"]
+    assert stall is not None and stall >= 0.0
+    assert data["live_startup_s"] == pytest.approx(data["live_build_s"] + stall, abs=0.002)
 
 
 def test_olympiad_live_runs_re_predicted() -> None:

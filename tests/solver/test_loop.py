@@ -315,6 +315,26 @@ def test_recorder_writes_a_replayable_solve_run(tmp_path: Path) -> None:
     assert len(chunks) > 0 and chunks["seq"].min() == 0
 
 
+def test_recorder_writes_when_each_stop_was_decided(tmp_path: Path) -> None:
+    """`questions_done.decided_s` (migration 004): the loop's stop decision on the question's
+    stream clock, before the final read's code runs; NULL for questions that ended with every
+    sample. The seed policy stops questions on the synthetic engine and reads once more."""
+    from aimo.core.store.live import question_results
+
+    store = tmp_path / "solve.duckdb"
+    report = run_solve([Problem(f"q{i}", f"question {i}", None) for i in range(4)], "seed-2nd-place",
+                       "synthetic", record=store, echo=None)
+    frame = question_results(store)
+    outcomes = {q.problem_id: q for q in report.result.questions}
+    stopped = frame[frame["stop_reason"] != "all_done"]
+    assert len(stopped) >= 1
+    for row in frame.itertuples(index=False):
+        if row.stop_reason == "all_done":
+            assert math.isnan(row.decided_s)
+        else:
+            assert 0.0 < row.decided_s <= outcomes[row.problem_id].time_s + 1e-9
+
+
 def test_recorder_per_chunk_cost(tmp_path: Path) -> None:
     run = RunInfo(run_id="bench", kind="solve")
     rec = RunRecorder(tmp_path / "bench.duckdb", run)
