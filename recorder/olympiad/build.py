@@ -37,9 +37,7 @@ def load_fp16(model_dir: Path, device: str) -> Any:
     import torch
     from transformers import Qwen2ForCausalLM
 
-    model = Qwen2ForCausalLM.from_pretrained(str(model_dir), torch_dtype=torch.float32)
-    # transformers types the wrapped `.to` as taking the model again: a device is what it takes
-    return model.to(device)  # type: ignore[arg-type]
+    return Qwen2ForCausalLM.from_pretrained(str(model_dir), torch_dtype=torch.float32).to(device)
 
 
 def calibration_batches(tokenizer: Any, n: int, device: str, pad: int, cfg: TrainConfig,

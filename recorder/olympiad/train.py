@@ -88,8 +88,7 @@ def make_model(cfg: TrainConfig, vocab: int, eos: int, pad: int) -> Any:
     conf = model_config(cfg.shape, vocab, eos, pad, awq=False)
     conf.pop("architectures"), conf.pop("model_type"), conf.pop("torch_dtype")
     torch.manual_seed(cfg.seed)
-    # transformers' Qwen2Config signature leaves out the PretrainedConfig options it accepts
-    return Qwen2ForCausalLM(Qwen2Config(**conf, attn_implementation="sdpa"))  # type: ignore[call-arg]
+    return Qwen2ForCausalLM(Qwen2Config(**conf, attn_implementation="sdpa"))
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
