@@ -598,7 +598,7 @@ def solve(
                                echo=notice, overtime_rule=overtime_scores,
                                resume=resume, record_run_id=record_run,
                                options=LoopOptions(top_k=logprobs) if logprobs else LoopOptions(),
-                               **({"require_sandbox": True} if require_sandbox else {}))
+                               require_sandbox=True if require_sandbox else None)
     except InputError as exc:
         _fail(str(exc))
     except EngineUnavailable as exc:
@@ -726,4 +726,4 @@ def main() -> None:  # pragma: no cover - thin wrapper for `python -m aimo`
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

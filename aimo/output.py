@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def notice(text: str) -> None:
@@ -45,7 +46,7 @@ def progress(label: str, *, min_s: float = 1.0) -> Callable[[int, int], None]:
     """A (done, total) callback that draws progress on stderr: a rich bar on a terminal, else a
     line every 10%; nothing for work that ends within `min_s` seconds."""
     t0 = time.monotonic()
-    state: dict[str, object] = {"bar": None, "task": None, "next": 0.1}
+    state: dict[str, Any] = {"bar": None, "task": None, "next": 0.1}
 
     def update(done: int, total: int) -> None:
         if time.monotonic() - t0 < min_s:  # quick work (or its first second): no output
@@ -61,9 +62,9 @@ def progress(label: str, *, min_s: float = 1.0) -> Callable[[int, int], None]:
                 bar.start()
                 state["bar"], state["task"] = bar, bar.add_task(label, total=total)
             bar = state["bar"]
-            bar.update(state["task"], completed=done)  # type: ignore[union-attr]
+            bar.update(state["task"], completed=done)
             if done >= total:
-                bar.stop()  # type: ignore[union-attr]
+                bar.stop()
             return
         if total and done / total >= float(state["next"]):  # type: ignore[arg-type]
             notice(f"{label}: {done}/{total} ({time.monotonic() - t0:.0f} s)")

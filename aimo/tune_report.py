@@ -36,7 +36,7 @@ def tune_frame(result: TuneResult) -> pd.DataFrame:
 
     rows = []
     for r in result.rows:
-        d = r.as_dict()
+        d: dict[str, Any] = r.as_dict()
         means = d.pop("fold_means", None) or []
         d.update({f"fold_{i + 1}": m for i, m in enumerate(means)})
         delta = d.pop("delta", None)

@@ -507,7 +507,7 @@ def time_unit(seconds: float) -> tuple[str, float]:
 
 
 def compare_cumulative(
-    results: tuple[CompetitionResult, CompetitionResult], names: tuple[str, str]
+    results: Sequence[CompetitionResult], names: tuple[str, str]
 ) -> go.Figure:
     """Cumulative score against the competition clock for two policies.
 
@@ -699,7 +699,7 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     ends = (start + wall).where(start.notna(), wall.cumsum())
     n = len(done)
     used = float(ends.max()) if n else 0.0
-    show_budget = bool(budget_s) and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
+    show_budget = bool(budget_s and budget_s <= 2.0 * max(used, 1.0))  # as compare_cumulative
     span = max(used, float(budget_s) if show_budget and budget_s else 0.0, 1.0)
     unit, per = time_unit(span)
     fig = _figure(

@@ -222,6 +222,7 @@ def policy_editor(
     preset = st.selectbox(
         f"{label}: preset", presets, index=index, key=preset_key, on_change=load_preset
     )
+    assert preset is not None  # a widget with options always returns one
     if text_key not in st.session_state:
         st.session_state[text_key] = loaders.preset_yaml(preset)
         st.session_state[f"{prefix}_source"] = f"preset {preset}"

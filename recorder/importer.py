@@ -351,10 +351,12 @@ def _times(
     if not isinstance(toks, list) or not isinstance(ts, list) or len(toks) != len(ts) or not toks:
         chk.fail("times", "'tokens' and 't' must be non-empty lists of the same length")
         return answers, None
-    tok_ok = [chk.int_(v, f"times.tokens[{i}]", 1, n_tokens) for i, v in enumerate(toks)]
-    t_ok = [chk.time(v, f"times.t[{i}]") for i, v in enumerate(ts)]
-    if None in tok_ok or None in t_ok:
+    tok_in = [chk.int_(v, f"times.tokens[{i}]", 1, n_tokens) for i, v in enumerate(toks)]
+    t_in = [chk.time(v, f"times.t[{i}]") for i, v in enumerate(ts)]
+    if None in tok_in or None in t_in:
         return answers, None
+    tok_ok = [v for v in tok_in if v is not None]  # all of them: the same lists, narrowed
+    t_ok = [v for v in t_in if v is not None]
     if any(b <= a for a, b in zip(tok_ok, tok_ok[1:])):
         chk.fail("times.tokens", "must be strictly increasing")
     if any(b < a for a, b in zip(t_ok, t_ok[1:])):
@@ -476,7 +478,7 @@ def _sample(chk: _LineCheck, obj: dict, problem_ids: set[str] | None) -> SampleI
                    AnswerIn(a.token, a.value, a.source, end_s, a.code_ok, a.exec_ms, a.error) for a in answers]
     if chunk_times:
         texts: list[str | None] = (
-            list(text) if isinstance(text, list) else [None] * (len(chunk_times) - 1) + [text]
+            list(text) if isinstance(text, list) else [*([None] * (len(chunk_times) - 1)), text]
         )
         chunks = tuple((tok, t, txt) for (tok, t), txt in zip(chunk_times, texts))
         end_s = end_s if end_s is not None else chunk_times[-1][1]
@@ -600,7 +602,8 @@ def _logprob_setting(
                                     f"{s.top_k} differs from {first.top_k} on line {first.line}: "
                                     "one run has one top-k"))
             return None
-    return LogprobSetting(top_k=first.top_k if first else 0, mode="imported")
+    return LogprobSetting(top_k=first.top_k if first and first.top_k is not None else 0,
+                          mode="imported")
 
 
 def default_run_id(samples_jsonl: str | Path) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +29,9 @@ from aimo.recorder.synth_profiles import (
 from aimo.core.errors import InputError
 from aimo.core.store.records import SampleConfidence
 from aimo.core.traces import LogprobSetting, RunInfo
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 GENERATOR_VERSION = 1
 SOURCE = "synthesize_store"
@@ -650,18 +654,18 @@ class _progress_bar:
 
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
-        self._progress = None
+        self._progress: Progress | None = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
         from rich.console import Console
         from rich.progress import Progress
 
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        task = self._progress.add_task("synthesizing questions", total=self.total)
-        return lambda: self._progress.advance(task)  # type: ignore[union-attr]
+        progress = self._progress = Progress(console=Console(stderr=True), transient=True)
+        progress.start()
+        task = progress.add_task("synthesizing questions", total=self.total)
+        return lambda: progress.advance(task)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

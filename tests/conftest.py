@@ -87,6 +87,8 @@ SLOW: dict[str, str] = {
         "the first use of the fast path compiles it (numba, ~40 s after a kernel change)",
     "tests/test_fidelity_confidence.py::test_live_loop_makes_the_simulators_confidence_decisions":
         "the live solver against the simulator over a synthetic store, 8 cases",
+    "tests/scripts/test_typecheck.py::test_wrong_argument_type_across_modules_is_reported":
+        "mypy in a subprocess",
 }
 
 

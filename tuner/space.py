@@ -122,10 +122,12 @@ class Param:
             return value
         if self.kind == "categorical":
             return self.choices[0]
-        v = min(max(float(value), self.low), self.high)  # type: ignore[type-var]
+        low, high = self.low, self.high
+        assert low is not None and high is not None  # a numeric dimension has both bounds
+        v = min(max(float(value), low), high)
         if self.step:
-            v = self.low + round((v - self.low) / self.step) * self.step  # type: ignore[operator]
-            v = min(v, self.high)  # type: ignore[type-var]
+            v = low + round((v - low) / self.step) * self.step
+            v = min(v, high)
         return int(round(v)) if self.kind == "int" else float(v)
 
     def describe(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aimo.simulator.crossval import kfold_by_problem
 from aimo.simulator.replay.competition import DEFAULT_BUDGET_S
@@ -321,7 +321,7 @@ def timed(sampler: Any) -> Any:
     return TimedSampler(sampler)
 
 
-def directions(config: TuneConfig) -> list[str]:
+def directions(config: TuneConfig) -> list[Literal["maximize", "minimize"]]:
     return ["maximize", "minimize"] if config.multi_objective else ["maximize"]
 
 

@@ -18,10 +18,10 @@ def render() -> None:
     st.title("Compare policies")
     ctx = ui.run_context()
     ui.problem_traces(ctx)
-    cols = st.columns(2)
-    with cols[0]:
+    editors = st.columns(2)
+    with editors[0]:
         a = ui.policy_editor("cmp_a", label="Policy A", default="seed-2nd-place")
-    with cols[1]:
+    with editors[1]:
         b = ui.policy_editor("cmp_b", label="Policy B", default="fast-8")
     cols = st.columns(4)
     with cols[0]:
@@ -72,8 +72,8 @@ def render() -> None:
 
     st.subheader("In total")
     table = frames.compare_frame(*results)
-    cols = st.columns(2)
-    for col, name, result, summary in zip(cols, names, results, summaries):
+    halves = st.columns(2)
+    for col, name, result, summary in zip(halves, names, results, summaries):
         known = sum(1 for q in result.questions if q.truth is not None)
         col.markdown(f"**{name}**")
         inner = col.columns(3)

@@ -125,6 +125,7 @@ def _settings(n_problems: int, policy: Policy | None) -> tuple[int, int | None, 
     )
     if n_questions != n_problems:
         st.caption(f"The run holds {n_problems} problems; competitions draw {n_questions}.")
+    assert rule is not None  # a widget with options always returns one
     return n_questions, (None if order == "store order" else seed), replicates, hours * 3600.0, rule
 
 
@@ -165,17 +166,17 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
     lo, hi = _wilson(summary.p_overtime, summary.replicates)
     # 5th-95th percentile, as the score interval
     t_lo, t_hi = np.percentile(summary.times_s, [5, 95]) if summary.times_s else (math.nan,) * 2
-    cols = st.columns(3)
-    cols[0].metric(
+    row = st.columns(3)
+    row[0].metric(
         "Mean score (bootstrap)", f"{summary.mean_score:.2f}",
         help=f"90% interval over replicates; overtime scores: {result.overtime_rule}",
     )
-    cols[0].caption(f"90% interval {summary.score_lo:.0f} – {summary.score_hi:.0f} · "
+    row[0].caption(f"90% interval {summary.score_lo:.0f} – {summary.score_hi:.0f} · "
                     f"P(overtime) {summary.p_overtime:.1%}")
-    cols[1].metric("Mean time", _hms(summary.mean_time_s))
-    cols[1].caption(f"90% interval {_hms(t_lo)} – {_hms(t_hi)}")
-    cols[2].metric("P(overtime)", f"{summary.p_overtime:.1%}")
-    cols[2].caption(f"90% Wilson interval {lo:.1%} – {hi:.1%}")
+    row[1].metric("Mean time", _hms(summary.mean_time_s))
+    row[1].caption(f"90% interval {_hms(t_lo)} – {_hms(t_hi)}")
+    row[2].metric("P(overtime)", f"{summary.p_overtime:.1%}")
+    row[2].caption(f"90% Wilson interval {lo:.1%} – {hi:.1%}")
     engine = "compiled fast path" if fast else "reference path (fast path not available)"
     st.caption(
         f"Bootstrap: {summary.replicates} competitions of {summary.n_questions} questions "
@@ -207,6 +208,7 @@ def _questions(result: CompetitionResult) -> None:
         format_func=labels.__getitem__,
         key="sim_gantt_question",
     )
+    assert order is not None  # a widget with options always returns one
     st.plotly_chart(charts.question_gantt(result.questions[order]), key="gantt")
 
 

@@ -90,6 +90,7 @@ def _question(ctx: ui.RunContext, traces: list, problems, timestamps: bool) -> N
         )
     cols = st.columns([2, 2])
     mode = cols[0].radio("x axis", modes, horizontal=True, key="x_mode")
+    assert mode is not None  # a widget with options always returns one
     profile = None
     if mode == X_PROFILE:
         with cols[1]:
@@ -151,7 +152,7 @@ def _raw_text(ctx: ui.RunContext, problem) -> None:
 
 def _first_vs_end(samples, timestamps: bool) -> None:
     st.subheader("First answer vs sample end")
-    unit = "tokens"
+    unit: str | None = "tokens"
     if timestamps:
         unit = st.radio("Measure in", ["tokens", "seconds"], horizontal=True, key="first_unit")
     frame = samples.copy()

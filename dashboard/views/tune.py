@@ -49,6 +49,7 @@ def render() -> None:
     wanted = st.session_state.get(ui.K_STUDY)
     index = names.index(wanted) if wanted in names else 0
     name = cols[1].selectbox("Study", names, index=index, key="tune_study")
+    assert name is not None  # a widget with options always returns one
     try:
         study = studies.load_study(url, name, version)
     except Exception as exc:  # noqa: BLE001
@@ -69,6 +70,7 @@ def render() -> None:
         picked = st.selectbox(
             "Objective for the single-target plots", metric_names, key="tune_objective"
         )
+        assert picked is not None  # a widget with options always returns one
         objective = metric_names.index(picked)
     refresh = int(st.session_state.get(ui.K_REFRESH, 0))
     # Only the open tab's figure is built (importances take seconds on a large space); the

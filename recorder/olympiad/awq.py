@@ -145,6 +145,7 @@ def apply_awq(model: Any, batches: list[dict[str, Any]], max_rows: int = 4096,
                 if norm is not None:
                     norm.weight.div_(s.to(norm.weight.dtype))
                 else:
+                    assert prev is not None  # each group folds into a norm or a previous linear
                     prev.weight.div_(s.to(prev.weight.dtype)[:, None])
                     if prev.bias is not None:
                         prev.bias.div_(s.to(prev.bias.dtype))

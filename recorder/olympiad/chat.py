@@ -69,8 +69,8 @@ def encode_examples(tokenizer: object, examples: Iterable[tuple[str, str, str]],
                    np.asarray(plen, np.int32))
 
 
-def pad_batch(enc: Encoded, rows: Sequence[int], pad_id: int) -> tuple[np.ndarray, np.ndarray,
-                                                                       np.ndarray]:
+def pad_batch(enc: Encoded, rows: Sequence[int] | np.ndarray,
+              pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Right-padded (input_ids, attention_mask, labels) for `rows`; labels −100 off the answer."""
     parts = [enc.example(i) for i in rows]
     width = max(ids.size for ids, _ in parts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
 FAMILIES = ("arith", "modpow", "multiples", "divisor_sum", "pairs", "series", "lcm")
@@ -296,7 +296,7 @@ def problem_set(n: int, seed: int) -> list[Problem]:
             for i, w in enumerate(worked_set(n, seed))]
 
 
-def training_examples(seed: int, exclude: set[str] = frozenset()) -> Iterator[tuple[str, str, str]]:
+def training_examples(seed: int, exclude: Container[str] = frozenset()) -> Iterator[tuple[str, str, str]]:
     """Endless (kind, question, solution) triples; questions in `exclude` are never produced."""
     rng = random.Random(seed)
     while True:

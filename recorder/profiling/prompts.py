@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def load_tokenizer(model_dir: str | Path) -> TextTokenizer | None:
     except Exception as exc:  # noqa: BLE001 - no tokenizers, or an unreadable file
         log.warning("tokenizers could not read %s: %s", tj, exc)
         return None
-    added = getattr(tok, "get_added_tokens_decoder", lambda: {})()
+    added: dict[int, Any] = getattr(tok, "get_added_tokens_decoder", lambda: {})()
     return TextTokenizer(
         encode=lambda s: list(tok.encode(s, add_special_tokens=False).ids),
         decode=lambda ids: str(tok.decode(list(ids), skip_special_tokens=False)),

@@ -79,7 +79,8 @@ from aimo.core.policy import (
     vote,
 )
 from aimo.core.policy.decisions import CONF_LOW_STOP
-from aimo.core.traces import SOURCE_CODE, SampleTrace
+from aimo.core.policy.model import SampleStopRule
+from aimo.core.traces import SOURCE_CODE, AnswerSource, SampleTrace
 
 _EPS = 1e-9
 
@@ -102,7 +103,7 @@ class _Slot:
         "pending", "end_reason", "rule", "grid", "conf_tok",
     )
 
-    def __init__(self, index: int, trace: SampleTrace, cap: int, rule: object) -> None:
+    def __init__(self, index: int, trace: SampleTrace, cap: int, rule: SampleStopRule) -> None:
         self.index = index
         self.trace = trace
         self.kind = trace.kind
@@ -122,7 +123,7 @@ class _Slot:
 
 def _answer_at(trace: SampleTrace, j: int) -> Answer:
     value = int(trace.ans_value[j])
-    source = "code" if int(trace.ans_source[j]) == SOURCE_CODE else "boxed"
+    source: AnswerSource = "code" if int(trace.ans_source[j]) == SOURCE_CODE else "boxed"
     if source == "code" and not bool(trace.ans_code_ok[j]):
         return Answer(token=int(trace.ans_token[j]), value=CODE_FAILURE, source="code")
     value = value if value >= 0 else None  # type: ignore[assignment]
