@@ -240,10 +240,10 @@ def profile_names() -> list[str]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def validation(
     live: str,
-    live_run: str,
+    live_run: str | None,
     live_version: StoreVersion,
     traces: str,
-    traces_run: str,
+    traces_run: str | None,
     traces_version: StoreVersion,
     hardware: str,
     hardware_version: StoreVersion,

@@ -326,7 +326,12 @@ def compare_stores(live: str | Path, traces: str | Path, hardware: str | Path, *
     problems = load_problem_traces(traces, traces_run)
     if not problems:
         raise InputError(str(traces), "questions_done", "no completed questions in the store")
-    return validate(run, problems, profile, skip_first=skip_first, budget_s=budget_s)
+    try:
+        return validate(run, problems, profile, skip_first=skip_first, budget_s=budget_s)
+    except InputError as exc:  # order_like names the option; here the file is known
+        if exc.source != "--traces":
+            raise
+        raise InputError(str(traces), exc.field, exc.message) from None
 
 
 def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrace]) -> tuple[str, ...]:
