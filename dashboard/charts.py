@@ -699,7 +699,7 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     ends = (start + wall).where(start.notna(), wall.cumsum())
     n = len(done)
     used = float(ends.max()) if n else 0.0
-    show_budget = bool(budget_s) and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
+    show_budget = budget_s is not None and budget_s != 0 and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
     span = max(used, float(budget_s) if show_budget and budget_s else 0.0, 1.0)
     unit, per = time_unit(span)
     fig = _figure(
@@ -814,14 +814,16 @@ def validation_cumulative(pairs: pd.DataFrame) -> go.Figure:
     )
     x = np.concatenate([[0], pairs["order"].to_numpy(dtype=float)])
     problems = np.concatenate([[""], pairs["problem_id"].astype(str).to_numpy()])
-    for column, name, style in (("live_cum_s", "live", "solid"), ("sim_cum_s", "simulated", "dash")):
+    for column, name, style, color in (("live_cum_s", "live", "solid", "#1f77b4"),
+                                       ("sim_cum_s", "simulated", "dash", "#ff7f0e")):
         fig.add_trace(
             go.Scatter(
                 x=x,
                 y=np.concatenate([[0.0], pairs[column].to_numpy(dtype=float)]) / per,
                 mode="lines+markers",
                 name=name,
-                line={"dash": style},
+                line={"dash": style, "color": color},
+                marker={"color": color},
                 customdata=problems,
                 hovertemplate=f"after question %{{x}} (%{{customdata}}): %{{y:.1f}} {unit}"
                 f"<extra>{name}</extra>",

@@ -111,7 +111,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     policy = policy_from_dict(run.policy, source=f"{src}:runs.policy")
     gen = run.gen_config or {}
     hil = gen.get("hil") if isinstance(gen.get("hil"), dict) else None
-    engine = gen.get("engine") if isinstance(gen.get("engine"), dict) else {}
+    engine: dict[str, Any] = gen["engine"] if isinstance(gen.get("engine"), dict) else {}
     frame = question_results(path, run.run_id)
     if frame.empty:
         raise InputError(src, "questions_done", f"run {run.run_id!r} has no completed questions")

@@ -62,12 +62,12 @@ def render() -> None:
         "store under the live run's own policy, question order and sample draw — the comparison "
         "`aimo validate` prints (docs/hil.md)."
     )
-    cols = st.columns(2)
-    live_path = cols[0].text_input(
+    store_cols = st.columns(2)
+    live_path = store_cols[0].text_input(
         "Live store (the solve run)", value=str(DEFAULT_LIVE), key="val_live",
         help="A trace store holding a live run (`aimo solve --record`, kind solve).",
     ).strip()
-    traces_path = cols[1].text_input(
+    traces_path = store_cols[1].text_input(
         "Trace store (what the simulator replays)", value=str(DEFAULT_TRACES), key="val_traces",
         help="For a hardware-in-the-loop run: the store it replayed.",
     ).strip()
@@ -83,25 +83,25 @@ def render() -> None:
         st.error(f"{traces_path}: run: the trace store holds no runs.")
         st.stop()
 
-    cols = st.columns(2)
-    live_run = str(cols[0].selectbox(
+    run_cols = st.columns(2)
+    live_run = str(run_cols[0].selectbox(
         "Live run", solves["run_id"].tolist(), key=f"val_live_run:{live_path}"))
     gen_config = solves.loc[solves["run_id"] == live_run, "gen_config"].iloc[0]
     trace_ids = trace_runs["run_id"].tolist()
-    traces_run = str(cols[1].selectbox(
+    traces_run = str(run_cols[1].selectbox(
         "Trace run", trace_ids, index=frames.default_trace_run(trace_runs, gen_config),
         key=f"val_traces_run:{traces_path}:{live_run}",
         help="Preselected: the run a hil live run replayed, else the newest finished recording.",
     ))
-    cols = st.columns([2, 1, 2])
-    with cols[0]:
+    option_cols = st.columns([2, 1, 2])
+    with option_cols[0]:
         hardware, hardware_version = _hardware()
-    skip_first = cols[1].checkbox(
+    skip_first = option_cols[1].checkbox(
         "Skip the first question", key="val_skip_first",
         help="Leave it out of the time errors: it carries lmdeploy's first-batch stall, which "
         "profiles count in startup_s (`--skip-first`).",
     )
-    report = cols[2].text_input(
+    report = option_cols[2].text_input(
         "Live answers from a JSON report (optional)", key="val_live_json",
         help="An `aimo solve --json` report, for stores without per-question results "
         "(`--live-json`).",
@@ -142,7 +142,6 @@ def render() -> None:
         "*answers differ*); *by time*: a stop decided by the clock on either side, so its answer "
         "is not compared. Error = (simulated − live) / live."
     )
-    seconds = st.column_config.NumberColumn(format="%.2f s", width=80)
     st.dataframe(
         table,
         hide_index=True,
@@ -157,8 +156,8 @@ def render() -> None:
             "live_stop": st.column_config.TextColumn("live stop"),
             "sim_stop": st.column_config.TextColumn("sim stop"),
             "by_time": st.column_config.CheckboxColumn("by time"),
-            "live_s": seconds,
-            "sim_s": seconds,
+            "live_s": st.column_config.NumberColumn("live time", format="%.2f s", width=75),
+            "sim_s": st.column_config.NumberColumn("sim time", format="%.2f s", width=75),
             "error": st.column_config.NumberColumn("error", format="percent", width=70),
             "skipped": st.column_config.CheckboxColumn("skipped"),
         },
