@@ -699,7 +699,8 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
     ends = (start + wall).where(start.notna(), wall.cumsum())
     n = len(done)
     used = float(ends.max()) if n else 0.0
-    show_budget = budget_s is not None and budget_s != 0 and budget_s <= 2.0 * max(used, 1.0)  # as compare_cumulative
+    # as compare_cumulative
+    show_budget = budget_s is not None and budget_s != 0 and budget_s <= 2.0 * max(used, 1.0)
     span = max(used, float(budget_s) if show_budget and budget_s else 0.0, 1.0)
     unit, per = time_unit(span)
     fig = _figure(
@@ -805,7 +806,8 @@ def validation_cumulative(pairs: pd.DataFrame) -> go.Figure:
     Args:
         pairs: `frames.validation_pairs` (`order`, `problem_id`, `live_cum_s`, `sim_cum_s`).
     """
-    end = float(np.nanmax(pairs[["live_cum_s", "sim_cum_s"]].to_numpy(dtype=float))) if len(pairs) else 1.0
+    sums = pairs[["live_cum_s", "sim_cum_s"]].to_numpy(dtype=float)
+    end = float(np.nanmax(sums)) if len(pairs) else 1.0
     unit, per = time_unit(end)
     fig = _figure(
         "Cumulative question time",

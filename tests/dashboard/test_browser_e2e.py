@@ -400,7 +400,8 @@ def _check_validate(browser: Browser, seen: dict[str, Any]) -> None:
     assert cumulative["lines"] == 2, drawn  # live and simulated
     text = browser.evaluate("document.body.innerText")
     assert "policy seed-2nd-place" in text and "draw seed 0" in text, text[:2000]
-    assert browser.evaluate("document.querySelectorAll('[data-testid=\"stDataFrame\"]').length") == 1
+    tables = "document.querySelectorAll('[data-testid=\"stDataFrame\"]').length"
+    assert browser.evaluate(tables) == 1  # the per-question table
 
 
 @pytest.fixture(scope="module")

@@ -288,10 +288,10 @@ def hand_validation(skip: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
         QuestionRow("q3", None, None, 8, "timeout", "min_answers", 2.0, 2.0),
     )
     live = LiveRun("live.duckdb", "solve-x", load_policy("seed-2nd-place"), 0, 30.0,
-                   tuple(LiveQuestion(r.problem_id, i, r.truth, r.live_answer, r.live_stop, r.live_s)
-                         for i, r in enumerate(rows)), "store")
-    pairs = tuple(QuestionPair(r.problem_id, r.truth, r.sim_s, r.live_s, r.sim_answer, r.live_answer)
-                  for r in rows if r.problem_id not in skip)
+                   tuple(LiveQuestion(r.problem_id, i, r.truth, r.live_answer, r.live_stop,
+                                      r.live_s) for i, r in enumerate(rows)), "store")
+    pairs = tuple(QuestionPair(r.problem_id, r.truth, r.sim_s, r.live_s, r.sim_answer,
+                               r.live_answer) for r in rows if r.problem_id not in skip)
     check = LiveCheck("seed-2nd-place", pairs, sum(p.predicted_s for p in pairs),
                       sum(p.live_s for p in pairs), 40.0, 30.0)
     return Validation(live, "prof", rows, check, skip, 40.0, ("a note",))

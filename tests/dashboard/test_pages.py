@@ -396,7 +396,8 @@ def test_validate_page_bad_input_is_a_message_naming_the_file(
     at.text_input(key="val_live").set_value(str(HIL_LIVE)).run()
     at.text_input(key="val_traces").set_value(str(store)).run()  # other questions
     assert not at.exception
-    assert f"{store}: problem_id:" in texts(at.error) and "not in the trace store" in texts(at.error)
+    errors = texts(at.error)
+    assert f"{store}: problem_id:" in errors and "not in the trace store" in errors
 
     at.text_input(key="val_traces").set_value(str(HIL_TRACES)).run()
     at.selectbox(key="val_profile").select("a YAML file…").run()
