@@ -37,31 +37,18 @@ def validate(
 ) -> None:
     """Replay the trace store under the live run's policy, order and sample draw; print live vs
     simulated answers, stop reasons and times per question, the errors and start-up."""
-    from aimo.core.hardware import load_profile
-    from aimo.simulator.validate import MARKDOWN_HEAD, markdown_row, read_live_run, render
+    from aimo.simulator.validate import MARKDOWN_HEAD, compare_stores, markdown_row, render
     from aimo.simulator.validate import plot as draw
-    from aimo.simulator.validate import validate as run_validate
-    from aimo.core.store import load_problem_traces
 
     for opt, path in (("--plot", plot), ("--markdown", markdown)):
         if path is not None and not path.parent.is_dir():
             _fail(f"{opt}: no such directory: {path.parent}")
-    try:
-        live_run_ = read_live_run(live, live_run, json_report=live_json)
-        profile = load_profile(hardware)
-        problems = load_problem_traces(traces, run)
-        if not problems:
-            _fail(f"{traces}: no completed questions in the store")
-        v = run_validate(live_run_, problems, profile, skip_first=skip_first)
+    try:  # the one comparison the dashboard's Validate page shows too
+        v = compare_stores(live, traces, hardware, live_run=live_run, traces_run=run,
+                           json_report=live_json, skip_first=skip_first)
     except InputError as exc:
         _fail(str(exc))
-    if as_json:
-        rows = [{"problem_id": r.problem_id, "truth": r.truth, "live_answer": r.live_answer,
-                 "sim_answer": r.sim_answer, "live_stop": r.live_stop, "sim_stop": r.sim_stop,
-                 "live_s": round(r.live_s, 4), "sim_s": round(r.sim_s, 4)} for r in v.rows]
-        typer.echo(json.dumps({**v.summary(), "rows": rows}, indent=2))
-    else:
-        typer.echo(render(v))
+    typer.echo(json.dumps(v.as_json(), indent=2) if as_json else render(v))
     if markdown is not None:
         new = not markdown.exists()
         with markdown.open("a", encoding="utf-8") as fh:

@@ -2,7 +2,7 @@
 [--storage URL] [--study NAME]` (or `aimo dashboard`, through `dashboard.launch`).
 
 `run()` reads the configuration, builds the page router with `st.navigation` (every page has a
-URL path: /runs, /traces, /simulate, /tune, /compare), draws the shared sidebar and runs the
+URL path: /runs, /traces, /simulate, /tune, /compare, /validate), draws the shared sidebar and runs the
 selected page. Pages are files under `views/` so that each is addressable by URL and by
 `AppTest.switch_page`.
 """
@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("simulate.py", "Simulate", "simulate", ":material/play_circle:"),
     ("tune.py", "Tune", "tune", ":material/tune:"),
     ("compare.py", "Compare", "compare", ":material/compare_arrows:"),
+    ("validate.py", "Validate", "validate", ":material/fact_check:"),
 )
 
 

@@ -747,3 +747,87 @@ def live_burn_down(questions: pd.DataFrame, budget_s: float | None) -> go.Figure
             showarrow=False, font={"color": "#d62728"},
         )
     return fig
+
+
+# --------------------------------------------------------------------------- Validate
+
+
+def validation_scatter(pairs: pd.DataFrame) -> go.Figure:
+    """Simulated against live time per question with the y = x line (on it: a perfect
+    prediction; below it: the simulator is too fast), as `aimo validate --plot`'s left panel.
+
+    Args:
+        pairs: `frames.validation_pairs` (`order`, `problem_id`, `live_s`, `sim_s`).
+    """
+    live = pairs["live_s"].to_numpy(dtype=float)
+    sim = pairs["sim_s"].to_numpy(dtype=float)
+    finite = np.concatenate([live, sim])
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) * 1.1 if finite.size else 1.0
+    fig = _figure(
+        "Simulated vs live time per question",
+        xaxis={"title": "live question time (s)", "range": [0, top]},
+        yaxis={"title": "simulated question time (s)", "range": [0, top]},
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[0.0, top],
+            y=[0.0, top],
+            mode="lines",
+            name="simulated = live",
+            line={"color": "#999", "dash": "dash"},
+            hoverinfo="skip",
+        )
+    )
+    rel = np.where(live > 0, (sim - live) / np.where(live > 0, live, 1.0), np.nan)
+    fig.add_trace(
+        go.Scatter(
+            x=live,
+            y=sim,
+            mode="markers",
+            name="question",
+            marker={"color": "#1f77b4", "size": 9},
+            customdata=np.stack(
+                [pairs["order"].to_numpy(), pairs["problem_id"].astype(str).to_numpy(),
+                 np.char.mod("%+.1f%%", 100 * rel)], axis=-1
+            ) if len(pairs) else None,
+            hovertemplate="question %{customdata[0]} (%{customdata[1]}): live %{x:.2f} s, "
+            "simulated %{y:.2f} s (%{customdata[2]})<extra></extra>",
+        )
+    )
+    return fig
+
+
+def validation_cumulative(pairs: pd.DataFrame) -> go.Figure:
+    """Running sum of live and simulated question times (start-up excluded) over the questions
+    in serving order, as `aimo validate --plot`'s right panel.
+
+    Args:
+        pairs: `frames.validation_pairs` (`order`, `problem_id`, `live_cum_s`, `sim_cum_s`).
+    """
+    sums = pairs[["live_cum_s", "sim_cum_s"]].to_numpy(dtype=float)
+    end = float(np.nanmax(sums)) if len(pairs) else 1.0
+    unit, per = time_unit(end)
+    fig = _figure(
+        "Cumulative question time",
+        xaxis={"title": "questions (serving order)", "range": [0, max(len(pairs), 1) + 0.5]},
+        yaxis={"title": f"cumulative time ({unit}, start-up excluded)"},
+    )
+    x = np.concatenate([[0], pairs["order"].to_numpy(dtype=float)])
+    problems = np.concatenate([[""], pairs["problem_id"].astype(str).to_numpy()])
+    for column, name, style, color in (("live_cum_s", "live", "solid", "#1f77b4"),
+                                       ("sim_cum_s", "simulated", "dash", "#ff7f0e")):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.concatenate([[0.0], pairs[column].to_numpy(dtype=float)]) / per,
+                mode="lines+markers",
+                name=name,
+                line={"dash": style, "color": color},
+                marker={"color": color},
+                customdata=problems,
+                hovertemplate=f"after question %{{x}} (%{{customdata}}): %{{y:.1f}} {unit}"
+                f"<extra>{name}</extra>",
+            )
+        )
+    return fig

@@ -9,7 +9,9 @@ the majority vote is `recorder.summary.majority_votes`, not a copy of it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,7 @@ from aimo.core.report import question_row
 from aimo.core.results import SolveResult as CompetitionResult
 from aimo.core.traces import NO_VALUE, SOURCE_CODE, ProblemTrace, SampleTrace
 from aimo.recorder.summary import majority_votes
+from aimo.simulator.validate import Validation, pct, secs
 
 
 # --------------------------------------------------------------------------- samples and problems
@@ -318,3 +321,136 @@ def compare_frame(a: CompetitionResult, b: CompetitionResult) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+VALIDATION_COLUMNS = [
+    "order",
+    "problem_id",
+    "truth",
+    "live_answer",
+    "sim_answer",
+    "differs",
+    "live_stop",
+    "sim_stop",
+    "by_time",
+    "live_s",
+    "sim_s",
+    "error",
+    "skipped",
+]
+
+
+def validation_rows(v: Validation) -> pd.DataFrame:
+    """One row per question of `aimo validate`'s comparison (VALIDATION_COLUMNS), in the live
+    run's serving order: truth, live and simulated answer (`differs`: both known and unequal,
+    the CLI's `*`), stop reasons (`by_time`: either side decided by the clock, so the answers are
+    not compared), times and the relative error (simulated − live) / live; `skipped` questions
+    (`--skip-first`) are left out of the time errors and have no `error`."""
+    skipped = set(v.skipped)
+    rows = [
+        (
+            i + 1,
+            r.problem_id,
+            r.truth,
+            r.live_answer,
+            r.sim_answer,
+            r.live_answer is not None and r.live_answer != r.sim_answer,
+            r.live_stop,
+            r.sim_stop,
+            r.by_time,
+            r.live_s,
+            r.sim_s,
+            np.nan if r.problem_id in skipped else r.rel_error,
+            r.problem_id in skipped,
+        )
+        for i, r in enumerate(v.rows)
+    ]
+    frame = pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
+    for column in ("truth", "live_answer", "sim_answer"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("live_s", "sim_s", "error"):
+        frame[column] = frame[column].astype(float)
+    return frame
+
+
+VALIDATION_PAIR_COLUMNS = ["order", "problem_id", "live_s", "sim_s", "live_cum_s", "sim_cum_s"]
+
+
+def validation_pairs(v: Validation) -> pd.DataFrame:
+    """The questions whose times the comparison's errors cover (`check.pairs`, as the PNG of
+    `aimo validate --plot` draws them): live and simulated time and their running sums (start-up
+    excluded), VALIDATION_PAIR_COLUMNS."""
+    pairs = v.check.pairs
+    live = np.array([p.live_s for p in pairs], dtype=float)
+    sim = np.array([p.predicted_s for p in pairs], dtype=float)
+    return pd.DataFrame(
+        {
+            "order": np.arange(1, len(pairs) + 1),
+            "problem_id": [p.problem_id for p in pairs],
+            "live_s": live,
+            "sim_s": sim,
+            "live_cum_s": np.cumsum(live),
+            "sim_cum_s": np.cumsum(sim),
+        },
+        columns=VALIDATION_PAIR_COLUMNS,
+    )
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline number of a page: label, value as shown, and what it means."""
+
+    label: str
+    value: str
+    help: str
+
+
+def validation_metrics(v: Validation) -> list[Metric]:
+    """The headline numbers of `aimo validate` (`Validation.summary`, formatted as the CLI's
+    text): same answer, same stop, time error |median|, p90, signed median, Σ question time live
+    vs simulated with the total error, start-up live vs the profile's."""
+    s = v.summary()
+    agree, n = s["same_answer"]
+    stops, ns = s["same_stop"]
+    return [
+        Metric("Same answer", f"{agree}/{n}",
+               "Questions not decided by a timeout (stop timeout, early:…, cutoff, after_cutoff, "
+               f"error on either side) with a known live answer; live answers from "
+               f"{s['answers_from']}."),
+        Metric("Same stop reason", f"{stops}/{ns}", "Questions with a known live stop reason."),
+        Metric("Time error |median|", pct(s["time_error_median"]),
+               "Median of |simulated − live| / live over the questions compared."),
+        Metric("Time error p90", pct(s["time_error_p90"]), "90th percentile of the same."),
+        Metric("Signed median", pct(s["time_error_signed_median"], sign=True),
+               "Median of (simulated − live) / live: negative = the simulator is too fast."),
+        Metric("Σ question time live / sim",
+               f"{s['live_total_s']:.1f} / {s['sim_total_s']:.1f} s",
+               f"Sum of question times, start-up excluded; total error "
+               f"{pct(s['total_error'], sign=True)}."),
+        Metric("Total error", pct(s["total_error"], sign=True),
+               "(Σ simulated − Σ live) / Σ live."),
+        Metric("Start-up live / profile",
+               f"{secs(s['live_startup_s'])} / {s['sim_startup_s']:.1f} s",
+               "The live engine's build and warm-up against the profile's startup_s."),
+    ]
+
+
+def default_trace_run(traces_runs: pd.DataFrame, live_gen_config: str | None) -> int:
+    """Position in `traces_runs` (`loaders.runs_frame` of the trace store) of the run to replay
+    by default: the one a hil live run replayed (its `gen_config.hil.run_id`) where the store
+    holds it, else the newest finished run that is not itself a live solve, else the last run."""
+    try:
+        hil = json.loads(live_gen_config or "{}").get("hil")
+    except (ValueError, AttributeError):
+        hil = None
+    ids = traces_runs["run_id"].tolist()
+    if isinstance(hil, dict) and hil.get("run_id") in ids:
+        return ids.index(hil["run_id"])
+    recorded = [
+        i for i, (kind, state) in enumerate(zip(traces_runs["kind"], traces_runs["state"]))
+        if kind != "solve" and state == "finished"
+    ]
+    return recorded[-1] if recorded else max(len(ids) - 1, 0)

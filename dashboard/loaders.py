@@ -31,6 +31,7 @@ from aimo.core.store.queries import sample_stats, token_curve
 from aimo.core.traces import ProblemTrace
 from aimo.dashboard.frames import problem_rows, sample_rows
 from aimo.recorder.summary import run_stats
+from aimo.simulator.validate import Validation, compare_stores
 
 StoreVersion = tuple[int, ...]
 
@@ -231,3 +232,35 @@ def profile(name: str) -> HardwareProfile:
 def profile_names() -> list[str]:
     """Names of the bundled hardware profiles."""
     return list(list_profiles())
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def validation(
+    live: str,
+    live_run: str | None,
+    live_version: StoreVersion,
+    traces: str,
+    traces_run: str | None,
+    traces_version: StoreVersion,
+    hardware: str,
+    hardware_version: StoreVersion,
+    json_report: str | None = None,
+    skip_first: bool = False,
+) -> Validation:
+    """`aimo validate`'s comparison (`simulator.validate.compare_stores`, the same call) of a
+    live run against the replay of a trace store's run with a hardware profile (a bundled name
+    or a YAML path). Shared, read-only (a frozen result); the versions (`store_version` of each
+    file: a YAML profile's too) key the cache, so a store that grows or an edited profile is
+    compared afresh.
+
+    Raises:
+        InputError: as `compare_stores` (names the file and field).
+    """
+    del live_version, traces_version, hardware_version  # part of the cache key only
+    return compare_stores(
+        live, traces, hardware, live_run=live_run, traces_run=traces_run,
+        json_report=json_report or None, skip_first=skip_first,
+    )

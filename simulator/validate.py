@@ -7,7 +7,11 @@ run's* policy (read from the run) with a hardware profile, the same question ord
 sample draw (`competition_draws` with the run's `hil.draw_seed`; recorded order for other runs),
 and pairs the questions: answers, stop reasons, times; start-up; and the errors (median, p90,
 signed median, total). `simulator.livecheck` holds the pairing and the error statistics (one
-definition); this module reads the stores, renders the table and draws the plot.
+definition); this module reads the stores (`compare_stores`: the one entry point of `aimo
+validate`, of `aimo profile fit --from-live` and of the dashboard's Validate page) and returns one
+`Validation` result, which the renderers read: `render` (the CLI's text), `Validation.as_json`
+(`--json`), `markdown_row`, `plot` (the PNG); the dashboard builds its table and charts from the
+same object (`dashboard.frames`).
 
 Start-up is counted as profiles count it (`startup_s` = the engine's build + its first batch's
 stall): the live run's first-batch stall is measured from its chunk timestamps
@@ -127,7 +131,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     policy = policy_from_dict(run.policy, source=f"{src}:runs.policy")
     gen = run.gen_config or {}
     hil = gen["hil"] if isinstance(gen.get("hil"), dict) else None
-    engine = gen["engine"] if isinstance(gen.get("engine"), dict) else {}
+    engine: dict[str, Any] = gen["engine"] if isinstance(gen.get("engine"), dict) else {}
     frame = question_results(path, run.run_id)
     if frame.empty:
         raise InputError(src, "questions_done", f"run {run.run_id!r} has no completed questions")
@@ -268,6 +272,13 @@ class Validation:
         c = self.check
         return (c.predicted_total_s - c.live_total_s) / c.live_total_s if c.live_total_s > 0 else math.nan
 
+    def as_json(self) -> dict[str, Any]:
+        """The summary and one entry per question (`aimo validate --json`)."""
+        rows = [{"problem_id": r.problem_id, "truth": r.truth, "live_answer": r.live_answer,
+                 "sim_answer": r.sim_answer, "live_stop": r.live_stop, "sim_stop": r.sim_stop,
+                 "live_s": round(r.live_s, 4), "sim_s": round(r.sim_s, 4)} for r in self.rows]
+        return {**self.summary(), "rows": rows}
+
     def summary(self) -> dict[str, Any]:
         """The headline numbers (JSON-ready)."""
         agree, n = self.same_answer
@@ -325,6 +336,42 @@ def validate(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwarePro
                       profile.abort_latency_steps)
 
 
+def compare_stores(live: str | Path, traces: str | Path, hardware: str | Path, *,
+                   live_run: str | None = None, traces_run: str | None = None,
+                   json_report: str | Path | None = None, skip_first: bool = False,
+                   budget_s: float = 5 * 3600.0) -> Validation:
+    """Read a live run, a trace store and a hardware profile and `validate` the one against the
+    other: what `aimo validate` and the dashboard's Validate page both call.
+
+    Args:
+        live: the store holding the live run (`aimo solve --record`).
+        traces: the store the simulator replays (`traces_run`: its run, None = the only one).
+        hardware: a bundled profile name or a profile YAML path.
+        live_run: the live (solve) run, None = the only one.
+        json_report: an `aimo solve --json` report with the live answers (stores without them).
+        skip_first: leave the first question out of the time errors.
+
+    Raises:
+        InputError: a missing file or one that is not a store, no / an unknown solve run, an
+            unknown profile, a trace store without completed questions or without a live
+            question (each names the file and field).
+    """
+    from aimo.core.hardware import load_profile
+    from aimo.core.store import load_problem_traces
+
+    run = read_live_run(live, live_run, json_report=json_report)
+    profile = load_profile(hardware)
+    problems = load_problem_traces(traces, traces_run)
+    if not problems:
+        raise InputError(str(traces), "questions_done", "no completed questions in the store")
+    try:
+        return validate(run, problems, profile, skip_first=skip_first, budget_s=budget_s)
+    except InputError as exc:  # order_like names the option; here the file is known
+        if exc.source != "--traces":
+            raise
+        raise InputError(str(traces), exc.field, exc.message) from None
+
+
 def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrace]) -> tuple[str, ...]:
     """Mismatches between the live run's set-up and the profile that bias the comparison."""
     out = []
@@ -342,12 +389,16 @@ def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrac
     return tuple(out)
 
 
-def render(v: Validation) -> str:
-    """The per-question table and the summary, as plain text."""
-    head = (f"live run {v.live.run_id} ({v.live.backend or '?'}, {v.live.hardware or '?'}) vs the simulator "
+def headline(v: Validation) -> str:
+    """What was compared: the live run, its backend and hardware, the profile, policy and draw."""
+    return (f"live run {v.live.run_id} ({v.live.backend or '?'}, {v.live.hardware or '?'}) vs the simulator "
             f"with profile {v.profile}; policy {v.live.policy.name}; draw "
             f"{'recorded order' if v.live.draw_seed is None else f'seed {v.live.draw_seed}'}")
-    lines = [head, "",
+
+
+def render(v: Validation) -> str:
+    """The per-question table and the summary, as plain text."""
+    lines = [headline(v), "",
              f"{'question':<14} {'truth':>5} {'live':>5} {'sim':>5}  {'live stop':<16} {'sim stop':<16} "
              f"{'live s':>8} {'sim s':>8} {'error':>7}"]
     skipped = set(v.skipped)
@@ -364,10 +415,10 @@ def render(v: Validation) -> str:
               f"questions compared: {s['questions']}" + (f" (skipped {', '.join(v.skipped)})" if v.skipped else ""),
               f"same answer (questions not decided by a timeout): {agree}/{n}; same stop reason: {stops}/{ns}"
               f" (live answers from {v.live.answers_from})",
-              f"question time error |median| {_pct(s['time_error_median'])}, p90 {_pct(s['time_error_p90'])}, "
-              f"signed median {_pct(s['time_error_signed_median'], sign=True)}",
+              f"question time error |median| {pct(s['time_error_median'])}, p90 {pct(s['time_error_p90'])}, "
+              f"signed median {pct(s['time_error_signed_median'], sign=True)}",
               f"sum of question times: live {s['live_total_s']:.1f} s, simulated {s['sim_total_s']:.1f} s "
-              f"(error {_pct(s['total_error'], sign=True)})",
+              f"(error {pct(s['total_error'], sign=True)})",
               _startup_line(v)]
     if v.live.latency is not None:
         lines += [v.live.latency.render(),
@@ -393,7 +444,8 @@ def _startup_line(v: Validation) -> str:
             f"profile {v.predicted_startup_s:.1f} s")
 
 
-def _secs(x: float | None) -> str:
+def secs(x: float | None) -> str:
+    """Seconds to one decimal, "?" when unknown."""
     return "?" if x is None else f"{x:.1f} s"
 
 
@@ -401,7 +453,8 @@ def _v(x: int | None) -> str:
     return "-" if x is None else str(x)
 
 
-def _pct(x: float | None, sign: bool = False) -> str:
+def pct(x: float | None, sign: bool = False) -> str:
+    """A ratio as a percentage to one decimal (signed with `sign`), "-" when unknown."""
     return "-" if x is None else (f"{100 * x:+.1f}%" if sign else f"{100 * x:.1f}%")
 
 
@@ -409,10 +462,10 @@ def markdown_row(v: Validation) -> str:
     """One row of the multi-run summary table (docs, the HIL table)."""
     s = v.summary()
     return (f"| {s['policy']} | {v.profile} | {s['questions']} | {s['same_answer'][0]}/{s['same_answer'][1]} | "
-            f"{s['same_stop'][0]}/{s['same_stop'][1]} | {_pct(s['time_error_median'])} / {_pct(s['time_error_p90'])} | "
-            f"{_pct(s['time_error_signed_median'], True)} | {s['live_total_s']:.1f} / {s['sim_total_s']:.1f} s "
-            f"({_pct(s['total_error'], True)}) | "
-            f"{_secs(s['live_startup_s'])} / {s['sim_startup_s']:.0f} s |")
+            f"{s['same_stop'][0]}/{s['same_stop'][1]} | {pct(s['time_error_median'])} / {pct(s['time_error_p90'])} | "
+            f"{pct(s['time_error_signed_median'], True)} | {s['live_total_s']:.1f} / {s['sim_total_s']:.1f} s "
+            f"({pct(s['total_error'], True)}) | "
+            f"{secs(s['live_startup_s'])} / {s['sim_startup_s']:.0f} s |")
 
 
 MARKDOWN_HEAD = ("| policy | profile | questions | same answer | same stop | time error median / p90 | "
@@ -452,5 +505,6 @@ def plot(checks: Sequence[LiveCheck], out: str | Path) -> Path:
     return path
 
 
-__all__ = ["LiveQuestion", "LiveRun", "MARKDOWN_HEAD", "QuestionRow", "Validation", "decided_by_time",
-           "derive_answers", "markdown_row", "order_like", "plot", "predict", "read_live_run", "render", "validate"]
+__all__ = ["LiveQuestion", "LiveRun", "MARKDOWN_HEAD", "QuestionRow", "Validation", "compare_stores",
+           "decided_by_time", "derive_answers", "headline", "markdown_row", "order_like", "pct", "plot", "predict",
+           "read_live_run", "render", "secs", "validate"]

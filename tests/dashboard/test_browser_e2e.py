@@ -46,7 +46,11 @@ PAGES = {
     "tune-importances": ("tune?plot=Importances", "Tune", 1),
     "tune-parallel": ("tune?plot=Parallel+coordinates", "Tune", 1),
     "compare": ("compare" + RUN_QUERY, "Compare policies", 3),
+    # issue 15: defaults are the bundled H100 hil stores with h100-14b-w4kv8 (docs/hil.md)
+    "validate": ("validate", "Validate", 2),
 }
+# What `aimo validate` prints for the bundled seed-2nd-place hil run (docs/hil.md's table).
+VALIDATE_NUMBERS = ("10/10", "1.4%", "2.7%", "+0.7%", "80.6 / 80.9 s", "+0.3%", "61.1 s / 63.7 s")
 # Text a chart draws, by Plotly's classes: tick labels, axis titles, the chart title, legend
 # entries, and the axis titles and ticks of parallel coordinates.
 CHART_TEXT = (
@@ -365,8 +369,39 @@ def test_every_page_renders_charts_in_a_real_browser(server: str, browser: Brows
             assert any(c.startswith("Importance for score") for c in seen["charts"]), seen
         if name == "compare":
             assert "Score difference B − A on the same draws" in seen["charts"], seen
+        if name == "validate":
+            _check_validate(browser, seen)
     (SHOTS / "pages.json").write_text(json.dumps(report, indent=2))
     print("screenshots:", *(str(SHOTS / f"{name}.png") for name in PAGES), sep="\n  ")
+
+
+def _check_validate(browser: Browser, seen: dict[str, Any]) -> None:
+    """The Validate page on its defaults: the summary numbers as a person reads them, both
+    charts drawn with their points and the y = x line, the per-question table."""
+    metrics = browser.evaluate(
+        "Array.from(document.querySelectorAll('[data-testid=\"stMetric\"]'))"
+        ".map(e => e.innerText.replace(/\\s+/g, ' ').trim())"
+    )
+    shown = " | ".join(metrics)
+    assert len(metrics) == 8, shown
+    for number in VALIDATE_NUMBERS:
+        assert number in shown, (number, shown)
+    assert {"Simulated vs live time per question", "Cumulative question time"} <= set(
+        seen["charts"]
+    ), seen
+    drawn = json.loads(browser.evaluate("""JSON.stringify(Array.from(
+      document.querySelectorAll('.js-plotly-plot')).map(p => ({
+        title: ((p.querySelector('.gtitle') || {}).textContent || '').trim(),
+        points: p.querySelectorAll('.scatterlayer .point').length,
+        lines: p.querySelectorAll('.scatterlayer .js-line').length})))"""))
+    scatter = next(d for d in drawn if d["title"].startswith("Simulated vs live"))
+    assert scatter["points"] == 10 and scatter["lines"] >= 1, drawn  # 10 questions, y = x
+    cumulative = next(d for d in drawn if d["title"] == "Cumulative question time")
+    assert cumulative["lines"] == 2, drawn  # live and simulated
+    text = browser.evaluate("document.body.innerText")
+    assert "policy seed-2nd-place" in text and "draw seed 0" in text, text[:2000]
+    tables = "document.querySelectorAll('[data-testid=\"stDataFrame\"]').length"
+    assert browser.evaluate(tables) == 1  # the per-question table
 
 
 @pytest.fixture(scope="module")

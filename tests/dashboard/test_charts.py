@@ -348,3 +348,34 @@ def test_live_burn_down_time_used_against_budget() -> None:
     assert not long.layout.shapes  # a 5-hour budget is off a 140 s axis: a note instead
     assert "0.8% used" in long.layout.annotations[0].text
     assert not charts.live_burn_down(frame, None).layout.shapes
+
+
+def validation_pairs() -> pd.DataFrame:
+    live, sim = np.array([10.0, 4.0, 2.0]), np.array([9.0, 5.0, 2.5])
+    return pd.DataFrame({"order": [1, 2, 3], "problem_id": ["q1", "q2", "q3"],
+                         "live_s": live, "sim_s": sim,
+                         "live_cum_s": np.cumsum(live), "sim_cum_s": np.cumsum(sim)})
+
+
+def test_validation_scatter_has_the_identity_line_over_both_axes() -> None:
+    fig = charts.validation_scatter(validation_pairs())
+    assert_svg(fig)
+    line, points = fig.data
+    top = 11.0  # 10 s, the longest time, and 10% room
+    assert list(line.x) == list(line.y) == pytest.approx([0.0, top])  # y = x
+    assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range) == pytest.approx([0, top])
+    assert list(points.x) == [10.0, 4.0, 2.0] and list(points.y) == [9.0, 5.0, 2.5]
+    assert fig.layout.xaxis.title.text.startswith("live") and fig.layout.yaxis.title.text
+    assert "+25.0%" in [str(c[2]) for c in points.customdata]
+    assert_svg(charts.validation_scatter(validation_pairs().iloc[0:0]))  # no question
+
+
+def test_validation_cumulative_ends_at_the_totals() -> None:
+    fig = charts.validation_cumulative(validation_pairs())
+    assert_svg(fig)
+    live, sim = fig.data
+    assert (live.name, sim.name) == ("live", "simulated")
+    assert list(live.x) == [0, 1, 2, 3]
+    assert list(live.y) == [0.0, 10.0, 14.0, 16.0] and list(sim.y)[-1] == pytest.approx(16.5)
+    assert "seconds" in fig.layout.yaxis.title.text
+    assert_svg(charts.validation_cumulative(validation_pairs().iloc[0:0]))

@@ -266,3 +266,120 @@ def test_runs_frame_tells_states_apart_and_live_score_comes_from_the_store(tmp_p
     assert score.time_used_s == pytest.approx(report.result.questions[-1].start_s
                                               + report.result.questions[-1].time_s)
     assert loaders.problem_traces(str(store), "dead", loaders.store_version(str(store))) == []
+
+
+# --------------------------------------------------------------------------- validation (issue 15)
+
+HIL_LIVE = Path(__file__).resolve().parents[2] / "data/traces/hil-h100-live.duckdb"
+HIL_TRACES = Path(__file__).resolve().parents[2] / "data/traces/hil-h100-traces.duckdb"
+HIL_SEED = "solve-seed-2nd-place-hil-20261207T213008905290Z"
+
+
+def hand_validation(skip: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """A `Validation` of three questions built by hand: q1 agrees, q2's answers differ, q3 timed
+    out live (decided by the clock) with an unknown live answer."""
+    from aimo.core.policy import load_policy
+    from aimo.simulator.livecheck import LiveCheck, QuestionPair
+    from aimo.simulator.validate import LiveQuestion, LiveRun, QuestionRow, Validation
+
+    rows = (
+        QuestionRow("q1", 5, 5, 5, "min_answers", "min_answers", 10.0, 9.0),
+        QuestionRow("q2", 7, 3, 4, "all_done", "all_done", 4.0, 5.0),
+        QuestionRow("q3", None, None, 8, "timeout", "min_answers", 2.0, 2.0),
+    )
+    live = LiveRun("live.duckdb", "solve-x", load_policy("seed-2nd-place"), 0, 30.0,
+                   tuple(LiveQuestion(r.problem_id, i, r.truth, r.live_answer, r.live_stop,
+                                      r.live_s) for i, r in enumerate(rows)), "store")
+    pairs = tuple(QuestionPair(r.problem_id, r.truth, r.sim_s, r.live_s, r.sim_answer,
+                               r.live_answer) for r in rows if r.problem_id not in skip)
+    check = LiveCheck("seed-2nd-place", pairs, sum(p.predicted_s for p in pairs),
+                      sum(p.live_s for p in pairs), 40.0, 30.0)
+    return Validation(live, "prof", rows, check, skip, 40.0, ("a note",))
+
+
+def test_validation_rows_mark_differing_answers_clock_stops_and_skips() -> None:
+    table = frames.validation_rows(hand_validation(skip=("q1",)))
+    assert list(table.columns) == frames.VALIDATION_COLUMNS
+    assert table["order"].tolist() == [1, 2, 3]
+    assert table["differs"].tolist() == [False, True, False]  # unknown live answer: not marked
+    assert table["by_time"].tolist() == [False, False, True]
+    assert table["skipped"].tolist() == [True, False, False]
+    assert np.isnan(table["error"].iloc[0])  # left out of the time errors: no error shown
+    assert table["error"].iloc[1] == pytest.approx(0.25)
+    assert table["live_answer"].isna().tolist() == [False, False, True]
+
+
+def test_validation_pairs_and_metrics_read_the_comparison() -> None:
+    v = hand_validation(skip=("q1",))
+    pairs = frames.validation_pairs(v)
+    assert pairs["problem_id"].tolist() == ["q2", "q3"]  # the skipped question is not drawn
+    assert pairs["live_cum_s"].tolist() == [4.0, 6.0] and pairs["sim_cum_s"].tolist() == [5.0, 7.0]
+    metrics = {m.label: m.value for m in frames.validation_metrics(v)}
+    assert metrics["Same answer"] == "1/2"  # q3 is decided by the clock: not compared
+    assert metrics["Same stop reason"] == "2/3"
+    assert metrics["Time error |median|"] == "12.5%"  # |+25%| and 0%
+    assert metrics["Signed median"] == "+12.5%"
+    assert metrics["Σ question time live / sim"] == "6.0 / 7.0 s"
+    assert metrics["Total error"] == "+16.7%"
+    assert metrics["Start-up live / profile"] == "30.0 s / 40.0 s"
+
+
+def test_validation_frames_show_what_aimo_validate_prints() -> None:
+    """The page's numbers and rows are the CLI's (`--json`): one comparison, two renderers."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from aimo.cli import app
+    from aimo.simulator.validate import compare_stores
+
+    res = CliRunner().invoke(app, ["validate", "--live", str(HIL_LIVE), "--live-run", HIL_SEED,
+                                   "--traces", str(HIL_TRACES), "--hardware", "h100-14b-w4kv8",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    cli = json.loads(res.output)
+    v = compare_stores(HIL_LIVE, HIL_TRACES, "h100-14b-w4kv8", live_run=HIL_SEED)
+    table = frames.validation_rows(v)
+    assert table["problem_id"].tolist() == [r["problem_id"] for r in cli["rows"]]
+    assert table["live_s"].round(4).tolist() == [r["live_s"] for r in cli["rows"]]
+    assert table["sim_s"].round(4).tolist() == [r["sim_s"] for r in cli["rows"]]
+    assert table["sim_answer"].tolist() == [r["sim_answer"] for r in cli["rows"]]
+    metrics = {m.label: m.value for m in frames.validation_metrics(v)}
+    assert metrics["Same answer"] == "{}/{}".format(*cli["same_answer"]) == "10/10"
+    assert metrics["Time error p90"] == f"{100 * cli['time_error_p90']:.1f}%" == "2.7%"
+    assert metrics["Σ question time live / sim"] == (
+        f"{cli['live_total_s']:.1f} / {cli['sim_total_s']:.1f} s") == "80.6 / 80.9 s"
+
+
+def test_default_trace_run_is_the_one_a_hil_run_replayed() -> None:
+    import json
+
+    import pandas as pd
+
+    runs = pd.DataFrame({"run_id": ["rec-a", "rec-b", "solve-1", "rec-c"],
+                         "kind": ["record", "synthetic", "solve", "record"],
+                         "state": ["finished", "finished", "finished", "running"]})
+    hil = json.dumps({"hil": {"run_id": "rec-a"}})
+    assert frames.default_trace_run(runs, hil) == 0
+    # not a hil run, or it replayed another store: the newest finished recording
+    assert frames.default_trace_run(runs, json.dumps({"engine": {}})) == 1
+    assert frames.default_trace_run(runs, json.dumps({"hil": {"run_id": "elsewhere"}})) == 1
+    assert frames.default_trace_run(runs, None) == 1
+    only_solves = runs[runs["kind"] == "solve"].reset_index(drop=True)
+    assert frames.default_trace_run(only_solves, None) == 0
+
+
+def test_validation_loader_names_the_file_of_bad_input(store: Path, tmp_path: Path) -> None:
+    def load(live: Path, traces: Path = HIL_TRACES, hardware: str = "h100-14b-w4kv8") -> None:
+        loaders.validation(str(live), HIL_SEED, loaders.store_version(live), str(traces), None,
+                           loaders.store_version(traces), hardware, (0,))
+
+    with pytest.raises(InputError, match="absent.duckdb"):
+        load(tmp_path / "absent.duckdb")
+    with pytest.raises(InputError, match="no live \\(solve\\) run"):
+        load(store)
+    with pytest.raises(InputError, match="nosuch"):
+        load(HIL_LIVE, hardware="nosuch")
+    with pytest.raises(InputError, match=f"{store.name}: .*not in the trace store"):
+        loaders.validation(str(HIL_LIVE), HIL_SEED, (0,), str(store), RUN, (0,),
+                           "h100-14b-w4kv8", (0,))

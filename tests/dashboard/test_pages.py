@@ -14,7 +14,10 @@ import pytest
 
 from aimo.core.store import init_store
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "dashboard" / "app.py"
+HIL_LIVE = REPO / "data/traces/hil-h100-live.duckdb"
+HIL_TRACES = REPO / "data/traces/hil-h100-traces.duckdb"
 PAGES = ("runs", "traces", "simulate", "tune", "compare")
 SYNTH_RUN = "synthetic-r1-14b-s1"  # the `store` fixture's runs (see conftest.py)
 LIVE_RUN = "live"
@@ -323,6 +326,91 @@ def test_compare_page_two_policies(store: Path, env, page) -> None:
     assert (table["time_a"] == table["time_b"]).all()
     delta = next(m for m in at.metric if m.label.startswith("Δ score"))
     assert delta.value == "+0.00"  # same policy, same draws: no difference
+
+
+# --------------------------------------------------------------------------- Validate
+
+HIL_TRACES_RUN = "synthetic-r1-14b-s0-x0.06"  # the run the bundled hil runs replayed
+HIL_TUNED = "solve-tuned-olympiad-hil-20261207T213134597023Z"
+
+
+def metric_values(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_validate_page_on_the_bundled_hil_stores(store: Path, env, page) -> None:
+    """Issue 15: out of the box, the bundled H100 hil stores with h100-14b-w4kv8 give the
+    numbers `aimo validate` prints for them (docs/hil.md's table)."""
+    env(traces=store)  # the sidebar's store plays no part
+    at = page("validate")
+    assert_clean(at)
+    assert at.title[0].value == "Validate"
+    assert at.selectbox(key="val_profile").value == "h100-14b-w4kv8"
+    traces_run = next(s for s in at.selectbox if s.label == "Trace run")
+    assert traces_run.value == HIL_TRACES_RUN  # the run the hil run replayed
+    values = metric_values(at)
+    assert values["Same answer"] == "10/10" and values["Same stop reason"] == "10/10"
+    assert values["Time error |median|"] == "1.4%" and values["Time error p90"] == "2.7%"
+    assert values["Signed median"] == "+0.7%" and values["Total error"] == "+0.3%"
+    assert values["Σ question time live / sim"] == "80.6 / 80.9 s"
+    assert values["Start-up live / profile"] == "61.1 s / 63.7 s"
+    assert "policy seed-2nd-place" in texts(at.markdown)
+    assert "trace store lengths scaled by 0.06" in texts(at.info)
+    assert charts(at) == 2
+    scatter = json.loads(chart_json(at, 0))
+    line = scatter["data"][0]
+    assert plotly_values(line["x"]) == plotly_values(line["y"])  # the y = x line
+    assert scatter["layout"]["xaxis"]["title"]["text"] == "live question time (s)"
+    table = at.dataframe[0].value
+    assert len(table) == 10 and not table["differs"].any()
+    assert table["problem_id"].iloc[0] == "syn-001"
+
+    at.checkbox(key="val_skip_first").check().run()  # interaction: leave the first out
+    assert_clean(at)
+    values = metric_values(at)
+    assert values["Time error p90"] == "2.7%" and values["Total error"] == "+0.2%"
+    assert "syn-001" in texts(at.caption)
+    live_run = next(s for s in at.selectbox if s.label == "Live run")
+    live_run.select(HIL_TUNED).run()  # another policy of the same store
+    assert_clean(at)
+    assert "policy tuned-olympiad" in texts(at.markdown)
+    # as `aimo validate --live-run HIL_TUNED --skip-first` prints (the box stays ticked)
+    assert metric_values(at)["Σ question time live / sim"] == "84.7 / 86.6 s"
+    at.checkbox(key="val_skip_first").uncheck().run()
+    assert metric_values(at)["Σ question time live / sim"] == "95.3 / 97.3 s"  # docs/hil.md
+
+
+def test_validate_page_bad_input_is_a_message_naming_the_file(
+    store: Path, tmp_path: Path, env, page
+) -> None:
+    env(traces=store)
+    at = page("validate")
+    at.text_input(key="val_live").set_value(str(tmp_path / "absent.duckdb")).run()
+    assert not at.exception
+    assert "absent.duckdb" in texts(at.error) and "no such trace store" in texts(at.error)
+
+    at.text_input(key="val_live").set_value(str(store)).run()  # a store without a live run
+    assert not at.exception
+    assert f"{store}: run: no live (solve) run" in texts(at.error)
+
+    at.text_input(key="val_live").set_value(str(HIL_LIVE)).run()
+    at.text_input(key="val_traces").set_value(str(store)).run()  # other questions
+    assert not at.exception
+    errors = texts(at.error)
+    assert f"{store}: problem_id:" in errors and "not in the trace store" in errors
+
+    at.text_input(key="val_traces").set_value(str(HIL_TRACES)).run()
+    at.selectbox(key="val_profile").select("a YAML file…").run()
+    assert not at.exception and "profile YAML" in texts(at.info)
+    bad = tmp_path / "prof.yaml"
+    bad.write_text("name: x\nmax_batch: many\n")
+    at.text_input(key="val_profile_yaml").set_value(str(tmp_path / "nope.yaml")).run()
+    assert not at.exception and "nope.yaml: no such hardware profile" in texts(at.error)
+    at.text_input(key="val_profile_yaml").set_value(str(bad)).run()
+    assert not at.exception and "prof.yaml" in texts(at.error)
+    assert_clean(at.text_input(key="val_profile_yaml").set_value(
+        str(REPO / "data/hardware/h100-14b-w4kv8.yaml")).run())  # a YAML path works too
+    assert metric_values(at)["Total error"] == "+0.3%"
 
 
 # --------------------------------------------------------------------------- bad input
