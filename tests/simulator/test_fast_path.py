@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rule_strategies import question_rules
+from rule_strategies import question_rules, sample_stop_rules
 
 from aimo.simulator.fast import FastSimulator
 from aimo.core.hardware import HardwareProfile, Provenance, load_profile
@@ -47,7 +47,6 @@ from aimo.core.policy import (
     Vote,
     load_policy,
 )
-from aimo.core.policy.model import StopRuleName
 from aimo.core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
@@ -221,15 +220,6 @@ def problem_sets(draw: st.DrawFn) -> list[ProblemTrace]:
 
 
 @st.composite
-def stop_rules(draw: st.DrawFn) -> SampleStopRule:
-    rule = draw(st.sampled_from(typing.get_args(StopRuleName)))
-    k = draw(st.integers(2 if rule == "repeated_answer" else 1, 3))
-    return SampleStopRule(rule=rule, k=k, grace_tokens=draw(st.sampled_from([0, 0, 7, 40])),
-                          positive_only=draw(st.booleans()),
-                          sources=draw(st.sampled_from(["any", "boxed", "code"])))
-
-
-@st.composite
 def levels(draw: st.DrawFn, number: int) -> SpeedLevel:
     early = draw(st.lists(
         st.builds(EarlyTimeout, after_s=st.floats(0.05, 25.0), min_answers=st.integers(0, 5)),
@@ -296,7 +286,7 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
         samples=SampleMix(order=draw(st.sampled_from(["interleave", "cot_first", "code_first"])),
                           first_kind=draw(st.sampled_from(["cot", "code"])),
                           cot_fraction=draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))),
-        sample_stop=SampleStop(cot=draw(stop_rules()), code=draw(stop_rules()),
+        sample_stop=SampleStop(cot=draw(sample_stop_rules()), code=draw(sample_stop_rules()),
                                max_tokens=draw(st.one_of(st.integers(1, 320), st.just(16384))),
                                confidence=cstop),
         question_stop=QuestionStop(
