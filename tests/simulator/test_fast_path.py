@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-import typing
 from dataclasses import replace
 
 import numpy as np
@@ -40,13 +39,13 @@ from aimo.core.policy import (
     QuestionStop,
     SampleMix,
     SampleStop,
-    SampleStopRule,
     Schedule,
     SpeedLevel,
     ValidAnswer,
     Vote,
     load_policy,
 )
+from aimo.core.policy.sample_rules import SAMPLE_REGISTRY
 from aimo.core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
@@ -344,6 +343,21 @@ def test_random_policies_traces_profiles_match_reference(
     draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
     budget = data.draw(st.sampled_from([18000.0, 60.0, 200.0]))
     run_both(problems, policy, profile, order=order, draw_seed=draw_seed, budget_s=budget)
+
+
+@pytest.mark.parametrize("rule", list(SAMPLE_REGISTRY))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems=problem_sets(), policy=policies(), profile=profiles(), data=st.data())
+def test_every_sample_stop_rule_matches_reference(
+    rule: str, problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile,
+    data: st.DataObject
+) -> None:
+    """Each registered sample-stop rule (core/policy/sample_rules.py) on both prompt kinds, so a
+    newly registered rule is compared on every run, not only when drawn among the others."""
+    stops = replace(policy.sample_stop, cot=data.draw(sample_stop_rules([rule])),
+                    code=data.draw(sample_stop_rules([rule])))
+    draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
+    run_both(problems, replace(policy, sample_stop=stops), profile, draw_seed=draw_seed)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
