@@ -245,6 +245,25 @@ register_sample_rule(SampleRuleKind(
 ))
 
 
+def _streak_step(seen: int, same: int, run: int, k: int) -> bool:
+    """The last k counting answers had this value."""
+    return run >= k
+
+
+register_sample_rule(SampleRuleKind(
+    name="streak_answer",
+    summary=("the last k counting answers all had the same value: the sample has settled on "
+             "it (where `repeated_answer` also stops on a value that comes back after others, "
+             "e.g. 5, 7, 5)"),
+    step=_streak_step,
+    params=(RuleParam("k", int, 2, search=(2, 4, None), probe=(2, 3),
+                      help="k of streak_answer"),),
+    short="streak",
+    examples=(((3, 2, 1), {"k": 2}, False), ((4, 2, 2), {"k": 2}, True),
+              ((4, 3, 2), {"k": 3}, False)),
+))
+
+
 __all__ = [
     "PARAM_FIELDS", "SAMPLE_REGISTRY", "SampleRuleKind", "counted_sources", "register_sample_rule",
     "rule_holds", "sample_kind", "sample_rule_names", "sample_rules_markdown", "step_args",
