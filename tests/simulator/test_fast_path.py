@@ -39,6 +39,7 @@ from aimo.core.policy import (
     QuestionStop,
     SampleMix,
     SampleStop,
+    SampleStopRule,
     Schedule,
     SpeedLevel,
     ValidAnswer,
@@ -576,3 +577,41 @@ def test_paired_bootstrap_and_token_totals_match_reference(n_questions: int | No
     assert [q.problem_id for q in ref[0].questions] != [q.problem_id for q in ref[2].questions]
     drawn = [tuple(s.source_sample for q in r.questions for s in q.samples) for r in ref]
     assert drawn[0] != drawn[1]  # fresh sample draws within a pair
+
+
+def _settling_trace() -> list[ProblemTrace]:
+    """One CoT sample whose boxed answers are 5, 7, 5, (a code failure), 5 at tokens 10..40."""
+    values, tokens = [5, 7, 5, -1, 5], [10, 20, 30, 35, 40]
+    sources = [SOURCE_BOXED, SOURCE_BOXED, SOURCE_BOXED, SOURCE_CODE, SOURCE_BOXED]
+    sample = SampleTrace(
+        sample=0, kind="cot", n_tokens=300, finish_reason="stop", prompt_tokens=10,
+        end_s=math.nan, ans_token=np.asarray(tokens, np.int32),
+        ans_time=np.full(5, math.nan), ans_value=np.asarray(values, np.int16),
+        ans_source=np.asarray(sources, np.int8), ans_code_ok=np.asarray([True] * 5),
+        ans_exec_ms=np.asarray([math.nan, math.nan, math.nan, 0.0, math.nan], np.float32),
+        token_conf=None, token_entropy=None,
+    )
+    return [ProblemTrace("run", "settle", 0, 5, (sample,))]
+
+
+@pytest.mark.parametrize(("rule", "stop_token"), [
+    (SampleStopRule("streak_answer", k=2), 40),  # 5, 7 | 5, (−1 does not count), 5: a run of 2
+    (SampleStopRule("streak_answer", k=3), None),
+    (SampleStopRule("repeated_answer", k=2), 30),  # 5 came back
+])
+def test_streak_answer_stops_where_the_answers_settle(rule: SampleStopRule,
+                                                      stop_token: int | None) -> None:
+    """streak_answer (registered in core/policy/sample_rules.py alone) stops the sample at the
+    second 5 in a row, where repeated_answer stops at the first repeat, on both paths."""
+    base = load_policy("seed-2nd-place")
+    level = SpeedLevel("one", samples=1, min_answers=2, timeout_s=900.0)  # no quorum: 1 sample
+    policy = replace(
+        base, sample_stop=replace(base.sample_stop, cot=rule, code=rule),
+        question_stop=replace(base.question_stop, rules=()), check=Check(every_tokens=1),
+        schedule=replace(base.schedule, levels=(level,), start_level=1, thresholds_s=()))
+    ref = run_both(_settling_trace(), policy, load_profile("l4x4-14b-w4kv8"))
+    (sample,) = ref.questions[0].samples
+    if stop_token is None:
+        assert (sample.end, sample.tokens) == ("finished", 300)
+    else:
+        assert (sample.end, sample.tokens) == ("sample_stop", stop_token)
