@@ -288,7 +288,8 @@ def rule_table(rule: QuestionRule, max_slots: int) -> list[int]:
 
 
 @lru_cache(maxsize=256)
-def _sample_table(name: str, args: tuple[float, ...], max_answers: int) -> tuple[bool, tuple[int, ...]]:
+def _sample_table(name: str, args: tuple[float, ...],
+                  max_answers: int) -> tuple[bool, tuple[int, ...]]:
     """`sample_table` of the rule `name` with parameter values `args` (cached: the tuner's
     trials share a few of them)."""
     step = SAMPLE_REGISTRY[name].step
@@ -468,5 +469,5 @@ def stop_label(enc: EncodedPolicy, level: int, code: int) -> str:
 
 __all__ = [
     "EncodedPolicy", "EncodedTraces", "confidence_key", "encode_confidence", "encode_policy",
-    "encode_profile", "encode_traces", "stop_label",
+    "encode_profile", "encode_traces", "sample_table", "stop_label",
 ]
