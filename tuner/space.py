@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ import yaml
 from aimo.data import DATA_DIR
 from aimo.core.errors import InputError
 from aimo.core.policy import Policy, load_policy, policy_from_dict, policy_to_dict, uses_confidence
-from aimo.core.policy.model import StopRuleName
 from aimo.core.policy.rules import (
     DEFAULT_KIND, REGISTRY, QuestionRule, RuleKind, rule_from_search, search_dims, search_of_rule,
 )
+from aimo.core.policy.sample_rules import SAMPLE_REGISTRY, SampleRuleKind
 
 SPACES_DIR = DATA_DIR / "spaces"
 DEFAULT_SPACE_FILE = SPACES_DIR / "default.yaml"
@@ -42,8 +41,9 @@ MAX_RULES = 4
 SOURCE = "<search space>"
 
 ParamKind = Literal["int", "float", "categorical"]
-STOP_RULES: tuple[str, ...] = typing.get_args(StopRuleName)
-_COUNTING_RULES = ("first_answer", "kth_answer", "repeated_answer")
+STOP_RULES: tuple[str, ...] = tuple(SAMPLE_REGISTRY)
+_STOPPING_RULES = tuple(n for n, k in SAMPLE_REGISTRY.items() if k.counts != "nothing")
+_SOURCES_RULES = tuple(n for n, k in SAMPLE_REGISTRY.items() if k.counts == "sources")
 
 
 @dataclass(frozen=True)
@@ -179,20 +179,7 @@ def _catalogue() -> tuple[Param, ...]:
         _float("samples.cot_fraction", 0.0, 1.0, "share of CoT samples", step=0.05),
     ]
     for kind in ("cot", "code"):
-        p = f"sample_stop.{kind}"
-        rule = Condition(f"{p}.rule", tuple(r for r in STOP_RULES if r != "never"))
-        out += [
-            _cat(f"{p}.rule", STOP_RULES, f"when a {kind} sample stops"),
-            _int(f"{p}.k_kth", 1, 4, "k of kth_answer",
-                 when=Condition(f"{p}.rule", ("kth_answer",))),
-            _int(f"{p}.k_repeated", 2, 4, "k of repeated_answer",
-                 when=Condition(f"{p}.rule", ("repeated_answer",))),
-            _int(f"{p}.grace_tokens", 0, 4000, "tokens generated after the condition",
-                 step=100, when=rule),
-            _cat(f"{p}.positive_only", [False, True], "only values > 0 count", when=rule),
-            _cat(f"{p}.sources", ["any", "boxed", "code"], "which answers count",
-                 when=Condition(f"{p}.rule", _COUNTING_RULES)),
-        ]
+        out += _sample_stop_params(kind)
     out += [
         _int("sample_stop.max_tokens", 4096, 16384, "token cap of any sample", step=512),
         _cat("question_stop.order", ["arrival", "index"], "order of valid answers for last_k"),
@@ -229,6 +216,36 @@ def _catalogue() -> tuple[Param, ...]:
     ]
     out += _confidence_params()
     return tuple(out)
+
+
+def _sample_dim(kind: str, rule: SampleRuleKind, param: str) -> str:
+    """Where a sample-stop rule's parameter is searched: sample_stop.<kind>.<param>_<short>
+    (e.g. sample_stop.cot.k_kth)."""
+    return f"sample_stop.{kind}.{param}_{rule.short}"
+
+
+def _sample_stop_params(kind: str) -> list[Param]:
+    """The sample-stop rule of prompt kind `kind`: which registered rule
+    (core/policy/sample_rules.py), each rule's searched parameters, then the keys every rule
+    that can stop shares (grace_tokens, positive_only) and `sources` for the rules it steers."""
+    p = f"sample_stop.{kind}"
+    out = [_cat(f"{p}.rule", STOP_RULES, f"when a {kind} sample stops")]
+    for rule in SAMPLE_REGISTRY.values():
+        for param in rule.params:
+            if param.search is not None:
+                low, high, step = param.search
+                out.append(Param(_sample_dim(kind, rule, param.name),
+                                 "int" if param.type is int else "float", low=low, high=high,
+                                 step=step, help=param.help,
+                                 when=Condition(f"{p}.rule", (rule.name,))))
+    stopping = Condition(f"{p}.rule", _STOPPING_RULES)
+    return out + [
+        _int(f"{p}.grace_tokens", 0, 4000, "tokens generated after the condition", step=100,
+             when=stopping),
+        _cat(f"{p}.positive_only", [False, True], "only values > 0 count", when=stopping),
+        _cat(f"{p}.sources", ["any", "boxed", "code"], "which answers count",
+             when=Condition(f"{p}.rule", _SOURCES_RULES)),
+    ]
 
 
 def _rule_prefix(i: int, kind: RuleKind) -> str:
@@ -303,19 +320,35 @@ _BY_NAME: dict[str, Param] = {p.name: p for p in CATALOGUE}
 
 def _stop_rule(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
     p = f"sample_stop.{kind}"
-    rule = values[f"{p}.rule"]
-    out: dict[str, Any] = {"rule": rule, "k": 1, "grace_tokens": 0, "positive_only": False,
+    rule = SAMPLE_REGISTRY[values[f"{p}.rule"]]
+    out: dict[str, Any] = {"rule": rule.name, "k": 1, "grace_tokens": 0, "positive_only": False,
                            "sources": "any"}
-    if rule == "kth_answer":
-        out["k"] = int(values[f"{p}.k_kth"])
-    elif rule == "repeated_answer":
-        out["k"] = int(values[f"{p}.k_repeated"])
-    if rule != "never":
+    for param in rule.params:
+        if param.search is not None:
+            out[param.name] = param.type(values[_sample_dim(kind, rule, param.name)])
+    if rule.name in _STOPPING_RULES:
         out["grace_tokens"] = int(values[f"{p}.grace_tokens"])
         out["positive_only"] = bool(values[f"{p}.positive_only"])
-    if rule in _COUNTING_RULES:
+    if rule.name in _SOURCES_RULES:
         out["sources"] = values[f"{p}.sources"]
     return out
+
+
+def _sample_stop_point(policy: Policy) -> dict[str, Any]:
+    """`point_of` for the sample-stop rules: each registered rule's parameters read off the
+    policy's rule (raised to the parameter's lower bound where the rule does not have it)."""
+    v: dict[str, Any] = {}
+    for kind in ("cot", "code"):
+        r = policy.sample_stop.rule_for(kind)
+        p = f"sample_stop.{kind}"
+        v.update({f"{p}.rule": r.rule, f"{p}.grace_tokens": r.grace_tokens,
+                  f"{p}.positive_only": r.positive_only, f"{p}.sources": r.sources})
+        for rule in SAMPLE_REGISTRY.values():
+            for param in rule.params:
+                if param.search is not None:
+                    v[_sample_dim(kind, rule, param.name)] = param.type(
+                        max(param.low, getattr(r, param.name)))
+    return v
 
 
 def _rules(values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -515,12 +548,7 @@ def point_of(policy: Policy) -> dict[str, Any]:
         "vote.tie_break": policy.vote.tie_break,
         "check.every_tokens": policy.check.every_tokens,
     }
-    for kind in ("cot", "code"):
-        r = policy.sample_stop.rule_for(kind)
-        p = f"sample_stop.{kind}"
-        v.update({f"{p}.rule": r.rule, f"{p}.k_kth": r.k, f"{p}.k_repeated": max(2, r.k),
-                  f"{p}.grace_tokens": r.grace_tokens, f"{p}.positive_only": r.positive_only,
-                  f"{p}.sources": r.sources})
+    v.update(_sample_stop_point(policy))
     v.update(_rules_point(policy.question_stop.rules))
     s = policy.schedule
     ref = s.levels[s.start_level - 1]
@@ -773,11 +801,40 @@ def space_from_dict(data: Any, source: str) -> SearchSpace:
     return SearchSpace(base=base, params=params, fixed=fixed, source=source)
 
 
-# --------------------------------------------------------------------------- the YAML's rule block
+# --------------------------------------------------------------------------- the YAML's rule blocks
 
-YAML_BEGIN = ("  # BEGIN question-stop rules: generated by `python -m aimo.tuner.space` "
-              "(core/policy/rules.py)")
-YAML_END = "  # END question-stop rules"
+
+@dataclass(frozen=True)
+class _Block:
+    """A generated block of data/spaces/default.yaml: the catalogue's parameters it lists and
+    the registry they come from."""
+
+    title: str
+    registry: str
+    prefixes: tuple[str, ...]
+
+    @property
+    def begin(self) -> str:
+        return (f"  # BEGIN {self.title}: generated by `python -m aimo.tuner.space` "
+                f"({self.registry})")
+
+    @property
+    def end(self) -> str:
+        return f"  # END {self.title}"
+
+    def lines(self) -> str:
+        out = [self.begin]
+        for param in CATALOGUE:
+            if param.name.startswith(self.prefixes):
+                note = param.help + (f"; only when {param.when.describe()}" if param.when else "")
+                out.append(f"  {param.name}: {_flow(param)}  # {note}")
+        return "\n".join(out + [self.end]) + "\n"
+
+
+_QUESTION_BLOCK = _Block("question-stop rules", "core/policy/rules.py",
+                         ("question_stop.n_rules", "question_stop.rule"))
+_SAMPLE_BLOCK = _Block("sample-stop rules", "core/policy/sample_rules.py",
+                       ("sample_stop.cot.", "sample_stop.code."))
 
 
 def _flow(param: Param) -> str:
@@ -788,20 +845,24 @@ def _flow(param: Param) -> str:
 def rules_yaml() -> str:
     """data/spaces/default.yaml's block of the question-stop rule parameters, one line each,
     derived from the catalogue (so from the rule registry)."""
-    lines = [YAML_BEGIN]
-    for param in CATALOGUE:
-        if param.name == "question_stop.n_rules" or param.name.startswith("question_stop.rule"):
-            note = param.help + (f"; only when {param.when.describe()}" if param.when else "")
-            lines.append(f"  {param.name}: {_flow(param)}  # {note}")
-    return "\n".join(lines + [YAML_END]) + "\n"
+    return _QUESTION_BLOCK.lines()
+
+
+def sample_rules_yaml() -> str:
+    """data/spaces/default.yaml's block of the sample-stop rule parameters (both prompt kinds),
+    derived from the catalogue (so from the sample-stop rule registry)."""
+    return _SAMPLE_BLOCK.lines()
 
 
 def with_rules_yaml(text: str) -> str:
-    """`text` (data/spaces/default.yaml) with its generated rule block replaced."""
-    start, end = text.find(YAML_BEGIN + "\n"), text.find(YAML_END + "\n")
-    if start < 0 or end < start:
-        raise ValueError("the space YAML lacks the generated-block markers")
-    return text[:start] + rules_yaml() + text[end + len(YAML_END) + 1:]
+    """`text` (data/spaces/default.yaml) with its generated blocks (question-stop and
+    sample-stop rules) replaced."""
+    for block in (_QUESTION_BLOCK, _SAMPLE_BLOCK):
+        start, end = text.find(block.begin + "\n"), text.find(block.end + "\n")
+        if start < 0 or end < start:
+            raise ValueError(f"the space YAML lacks the {block.title} block's markers")
+        text = text[:start] + block.lines() + text[end + len(block.end) + 1:]
+    return text
 
 
 def load_space(path: str | Path | None = None) -> SearchSpace:
@@ -824,7 +885,7 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
     return space_from_dict(data, str(p))
 
 
-if __name__ == "__main__":  # python -m aimo.tuner.space: rewrite default.yaml's rule block
+if __name__ == "__main__":  # python -m aimo.tuner.space: rewrite default.yaml's rule blocks
     old = DEFAULT_SPACE_FILE.read_text(encoding="utf-8")
     new = with_rules_yaml(old)
     if new != old:
@@ -834,6 +895,7 @@ if __name__ == "__main__":  # python -m aimo.tuner.space: rewrite default.yaml's
 
 __all__ = [
     "CATALOGUE", "DEFAULT_BASE", "DEFAULT_SPACE_FILE", "MAX_RULES", "Condition", "Param",
-    "SearchSpace", "build_policy", "default_space", "load_space", "point_of", "space_from_dict",
+    "SearchSpace", "build_policy", "default_space", "load_space", "point_of", "rules_yaml",
+    "sample_rules_yaml", "space_from_dict",
     "space_for_store", "store_has_confidence", "without_confidence",
 ]

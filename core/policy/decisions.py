@@ -32,6 +32,7 @@ from aimo.core.policy.model import (
     ValidAnswer,
     Vote,
 )
+from aimo.core.policy.sample_rules import counted_sources, rule_holds
 from aimo.core.traces import AnswerSource
 
 CODE_FAILURE = -1
@@ -108,42 +109,38 @@ def _counts(value: int | None, positive_only: bool) -> bool:
 def stop_condition_token(rule: SampleStopRule, answers: Sequence[Answer]) -> int | None:
     """Token at which the rule's condition first held, given answers in the order known; else None.
 
-    Answers are considered one by one; an answer "counts" if its source matches (`sources`;
-    code only for first_code_success) and its value is ≥ 0 (> 0 with `positive_only`).
-    - first_answer: the first counting answer;
-    - first_code_success: the first counting code answer — the first moment the sample's
-      latest code answer is a success (seed: code answer 0 or −1 never stops a code sample);
-    - kth_answer: the k-th counting answer;
-    - repeated_answer: the first moment some value has counted k times;
-    - never: None.
+    Answers are considered one by one; an answer "counts" if its source is one the rule counts
+    (`sample_rules.counted_sources`: the rule's `sources`, code only for first_code_success,
+    none for never) and its value is ≥ 0 (> 0 with `positive_only`). After each counting answer
+    the rule's registered step (core/policy/sample_rules.py) is asked with seen (counting
+    answers so far), same (how many of them had this value) and run (how many of the last ones
+    in a row had it); the condition holds at the first answer where the step does.
     The token returned is the largest token position among the answers seen up to that one
     (the same as that answer's token when tokens do not decrease). The result for a list is
     the result for any prefix where it is not None, so a driver may call it with all answers
     of a recorded sample. The caller adds `grace_tokens` and aligns to the check grid
     (`check_token`; `sample_should_stop` tells whether a sample at a check stops).
     """
-    if rule.rule == "never":
+    sources = counted_sources(rule)
+    if sources is None:
         return None
-    code_only = rule.rule == "first_code_success" or rule.sources == "code"
-    boxed_only = rule.rule != "first_code_success" and rule.sources == "boxed"
-    need = rule.k if rule.rule in ("kth_answer", "repeated_answer") else 1
     reached = 0
     seen = 0
+    run = 0
+    last: int | None = None
     per_value: Counter[int] = Counter()
     for a in answers:
         reached = max(reached, a.token)
-        if (code_only and a.source != "code") or (boxed_only and a.source != "boxed"):
+        if sources != "any" and a.source != sources:
             continue
-        if not _counts(a.value, rule.positive_only):
+        if a.value is None or not _counts(a.value, rule.positive_only):
             continue
-        if rule.rule == "repeated_answer":
-            per_value[a.value] += 1  # type: ignore[index]  # value is not None here
-            if per_value[a.value] >= need:  # type: ignore[index]
-                return reached
-        else:
-            seen += 1
-            if seen >= need:
-                return reached
+        seen += 1
+        per_value[a.value] += 1
+        run = run + 1 if a.value == last else 1
+        last = a.value
+        if rule_holds(rule, seen, per_value[a.value], run):
+            return reached
     return None
 
 

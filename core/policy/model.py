@@ -19,14 +19,13 @@ from typing import Literal, get_args
 
 from aimo.core.errors import InputError
 from aimo.core.policy.rules import ConsistencyRule, QuestionRule
+from aimo.core.policy.sample_rules import validate as _validate_sample_rule
 from aimo.core.traces import SampleKind
 
 SOURCE = "<policy>"
 
 MixOrder = Literal["interleave", "cot_first", "code_first"]
-StopRuleName = Literal[
-    "first_answer", "first_code_success", "kth_answer", "repeated_answer", "never"
-]
+StopRuleName = str  # a registered sample-stop rule (core/policy/sample_rules.py)
 AnswerSources = Literal["any", "boxed", "code"]
 QuestionOrder = Literal["arrival", "index"]
 TieBreak = Literal["larger", "smaller", "first"]
@@ -93,7 +92,9 @@ class SampleMix:
 
 @dataclass(frozen=True, slots=True)
 class SampleStopRule:
-    """When one sample stops early (see `decisions.stop_condition_token` for the exact rules)."""
+    """When one sample stops early: `rule` names a registered rule (core/policy/sample_rules.py,
+    which validates it and its parameters; `decisions.stop_condition_token` applies it). `k` is
+    the parameter of the rules that declare it (≥ 1 for every rule, so existing files load)."""
 
     rule: StopRuleName
     k: int = 1
@@ -102,9 +103,9 @@ class SampleStopRule:
     sources: AnswerSources = "any"
 
     def __post_init__(self) -> None:
-        _one_of("rule", self.rule, StopRuleName)
+        _validate_sample_rule(self)
         _one_of("sources", self.sources, AnswerSources)
-        _at_least("k", self.k, 2 if self.rule == "repeated_answer" else 1)
+        _at_least("k", self.k, 1)
         _at_least("grace_tokens", self.grace_tokens, 0)
 
 

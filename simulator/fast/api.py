@@ -209,8 +209,8 @@ class FastSimulator:
         """
         check_overtime_rule(overtime_rule)
         policy = within_budget(policy, budget_s)
-        enc = _encoded(policy)
         tr = self._traces
+        enc = _encoded(policy, tr.max_answers)
         order_arr = (np.arange(len(self.problems), dtype=np.int64) if order is None
                      else np.asarray(order, dtype=np.int64).reshape(-1))
         if order_arr.size and (order_arr.min() < 0 or order_arr.max() >= len(self.problems)):
@@ -344,8 +344,8 @@ class FastSimulator:
         nq = int(subset.size) if n_questions is None else int(n_questions)
         if nq < 0:
             raise ValueError("n_questions must be ≥ 0")
-        enc = _encoded(policy)
         tr = self._traces
+        enc = _encoded(policy, tr.max_answers)
         scores = np.zeros(replicates, np.int64)
         totals = np.zeros(replicates, np.float64)
         overtime = np.zeros(replicates, np.bool_)
@@ -434,9 +434,10 @@ def summarize_arrays(scores: np.ndarray, totals: np.ndarray, overtime: np.ndarra
     )
 
 
-def _encoded(policy: Policy) -> EncodedPolicy:
-    """The policy's arrays, refused when a level has more slots than the kernel's bit set."""
-    enc = encode_policy(policy)
+def _encoded(policy: Policy, max_answers: int) -> EncodedPolicy:
+    """The policy's arrays for a store of at most `max_answers` answers a sample (the sample-stop
+    tables' size), refused when a level has more slots than the kernel's bit set."""
+    enc = encode_policy(policy, max_answers)
     if enc.max_slots > kernel.MAX_SLOTS:
         raise ValueError(
             f"schedule.levels: the fast path runs at most {kernel.MAX_SLOTS} samples a question "

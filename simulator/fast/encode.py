@@ -32,7 +32,10 @@ Policy ints `pi` (int64): header P_* below, then sections at the offsets the hea
       the slot kinds (P_MAX_SLOTS slots, `sample_kinds` of the level) from
       LV_EARLY + pi[P_MAX_EARLY].
   The sample-stop rule of kind k (KIND_COT, KIND_CODE) starts at P_RULE_COT + k * RS_STRIDE:
-      RS_RULE (STOP_*), RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES (SRC_*).
+      RS_SRC (the SRC_* answers it counts, SRC_NONE: it never holds), RS_SAME (1: its step
+      reads `same`, so the kernel counts it; 0: it does not, and the kernel passes `run`),
+      RS_GRACE, RS_POS_ONLY, RS_TABLE (offset in pi of its step's table, `sample_table`:
+      the cap c, then (c + 1)³ values 0/1 indexed by min(count, c) of seen, same, run).
 Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S,
   F_TIE_TOL (vote.tie_tolerance), then per
   level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
@@ -59,6 +62,7 @@ from aimo.core.hardware import HardwareProfile
 from aimo.core.hardware.timing import decode_coefficients
 from aimo.core.policy import Policy, SampleStopRule, confidence_grid, sample_kinds, uses_confidence
 from aimo.core.policy.rules import QuestionRule
+from aimo.core.policy.sample_rules import SAMPLE_REGISTRY, counted_sources, step_args
 from aimo.core.policy.decisions import (  # noqa: F401  (the kernel reads them from here)
     CONF_ENTROPY,
     CONF_LOW_STOP,
@@ -94,19 +98,14 @@ PF_ABORT_STEPS = 11  # abort_latency_steps: a question stop lands this many step
 N_PROF = 12
 
 # --------------------------------------------------------------------------- policy ints
-STOP_NEVER, STOP_FIRST_ANSWER, STOP_FIRST_CODE_SUCCESS, STOP_KTH, STOP_REPEATED = range(5)
-_STOP_RULES = {
-    "never": STOP_NEVER, "first_answer": STOP_FIRST_ANSWER,
-    "first_code_success": STOP_FIRST_CODE_SUCCESS, "kth_answer": STOP_KTH,
-    "repeated_answer": STOP_REPEATED,
-}
+SRC_NONE = -1  # the sample-stop rule counts no answer (or can never hold)
 SRC_ANY, SRC_BOXED, SRC_CODE = range(3)
 _SOURCES = {"any": SRC_ANY, "boxed": SRC_BOXED, "code": SRC_CODE}
 ORDER_ARRIVAL, ORDER_INDEX = range(2)
 TIE_LARGER, TIE_SMALLER, TIE_FIRST = range(3)
 _TIES = {"larger": TIE_LARGER, "smaller": TIE_SMALLER, "first": TIE_FIRST}
 
-RS_RULE, RS_K, RS_GRACE, RS_POS_ONLY, RS_SOURCES = range(5)
+RS_SRC, RS_SAME, RS_GRACE, RS_POS_ONLY, RS_TABLE = range(5)
 RS_STRIDE = 5
 P_EVERY = 0
 P_MAX_TOKENS = 1
@@ -291,14 +290,47 @@ def rule_table(rule: QuestionRule, max_slots: int) -> list[int]:
             for n in range(max_slots + 1) for m in range(max_slots + 1)]
 
 
-def _rule_ints(rule: SampleStopRule) -> list[int]:
-    return [_STOP_RULES[rule.rule], rule.k, rule.grace_tokens, int(rule.positive_only),
-            _SOURCES[rule.sources]]
+@lru_cache(maxsize=256)
+def _sample_table(name: str, args: tuple[float, ...],
+                  max_answers: int) -> tuple[bool, tuple[int, ...]]:
+    """`sample_table` of the rule `name` with parameter values `args` (cached: the tuner's
+    trials share a few of them)."""
+    step = SAMPLE_REGISTRY[name].step
+    a = max(1, max_answers)
+    full = np.zeros((a + 1, a + 1, a + 1), bool)
+    reach = [(s, j, r) for s in range(1, a + 1) for j in range(1, s + 1) for r in range(1, j + 1)]
+    for s, j, r in reach:
+        full[s, j, r] = bool(step(s, j, r, *args))
+    idx = np.asarray(reach, np.int64).T
+    verdict = full[idx[0], idx[1], idx[2]]
+    if not verdict.any():
+        return False, ()
+    reads_same = bool((verdict != full[idx[0], idx[2], idx[2]]).any())
+    cap = next(c for c in range(1, a + 1) if (verdict == full[
+        np.minimum(idx[0], c), np.minimum(idx[1], c), np.minimum(idx[2], c)]).all())
+    return reads_same, (cap, *full[:cap + 1, :cap + 1, :cap + 1].ravel().astype(int).tolist())
+
+
+def sample_table(rule: SampleStopRule, max_answers: int) -> tuple[bool, tuple[int, ...]]:
+    """The sample-stop rule's registered step (core.policy.sample_rules) at every (seen, same,
+    run) a sample of at most `max_answers` answers reaches (1 ≤ run ≤ same ≤ seen): whether it
+    reads `same` (else the kernel skips counting it and passes run, which the step cannot tell
+    apart), and the table the kernel looks verdicts up in — the smallest cap c such that
+    clamping every count to c changes no verdict, then the step at every clamped (seen, same,
+    run), row-major over (c + 1)³. An empty table: the rule never holds."""
+    return _sample_table(rule.rule, step_args(rule), int(max_answers))
+
+
+def _sample_ints(rule: SampleStopRule, table_at: int, reads_same: bool, holds: bool) -> list[int]:
+    sources = counted_sources(rule)
+    src = SRC_NONE if sources is None or not holds else _SOURCES[sources]
+    return [src, int(reads_same), rule.grace_tokens, int(rule.positive_only), table_at]
 
 
 @lru_cache(maxsize=512)
-def encode_policy(policy: Policy) -> EncodedPolicy:
-    """Reduce `policy` to the kernel's arrays (cached: policies are hashable and immutable)."""
+def encode_policy(policy: Policy, max_answers: int) -> EncodedPolicy:
+    """Reduce `policy` to the kernel's arrays for a store whose samples have at most
+    `max_answers` answers (cached: policies are hashable and immutable)."""
     sched = policy.schedule
     levels = sched.levels
     max_early = max(1, max(len(lv.early_timeouts) for lv in levels))
@@ -308,9 +340,6 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
     head = [0] * N_P_HEADER
     head[P_EVERY] = policy.check.every_tokens
     head[P_MAX_TOKENS] = policy.sample_stop.max_tokens
-    for kind in ("cot", "code"):
-        start = P_RULE_COT + KIND_CODES[kind] * RS_STRIDE
-        head[start:start + RS_STRIDE] = _rule_ints(policy.sample_stop.rule_for(kind))
     head[P_Q_ORDER] = ORDER_INDEX if policy.question_stop.order == "index" else ORDER_ARRIVAL
     head[P_VALID_PREFER_CODE] = int(policy.question_stop.valid.prefer_code)
     head[P_VALID_POS_ONLY] = int(policy.question_stop.valid.positive_only)
@@ -357,6 +386,13 @@ def encode_policy(policy: Policy) -> EncodedPolicy:
         window = r.window()
         body += [-1 if window is None else window, n_fixed + len(tables)]
         tables += rule_table(r, max_slots)
+    for kind in ("cot", "code"):
+        rule = policy.sample_stop.rule_for(kind)
+        reads_same, table = sample_table(rule, max_answers)
+        start = P_RULE_COT + KIND_CODES[kind] * RS_STRIDE
+        head[start:start + RS_STRIDE] = _sample_ints(rule, n_fixed + len(tables), reads_same,
+                                                     bool(table))
+        tables += table
     floats = [0.0] * N_F_HEADER
     floats[F_W_COT] = v.kind_weights.cot
     floats[F_W_CODE] = v.kind_weights.code
@@ -436,5 +472,5 @@ def stop_label(enc: EncodedPolicy, level: int, code: int) -> str:
 
 __all__ = [
     "EncodedPolicy", "EncodedTraces", "confidence_key", "encode_confidence", "encode_policy",
-    "encode_profile", "encode_traces", "stop_label",
+    "encode_profile", "encode_traces", "sample_table", "stop_label",
 ]

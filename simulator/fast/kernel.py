@@ -7,7 +7,9 @@ there), with the same floating-point operations in the same order, so times agre
 and every decision is the same. What it keeps incrementally instead of recomputing (same values,
 less work):
 - per sample: the latest boxed / code / any answer, the valid answer, and the stop rule's
-  condition token (`stop_condition_token` is prefix-stable, so it is updated per added answer);
+  condition token (`stop_condition_token` is prefix-stable, so it is updated per added answer:
+  the counting answers seen, the current run, and — only for a rule whose step reads it — how
+  often this value counted; the verdict is a look-up in the rule's table, `_sample_holds`);
 - per sample: the next token at which a check could change something, which only that sample's
   own check can move; the batch's tokens advance together, so the loop keeps a question step
   count and each sample's tokens are `steps - g0`;
@@ -101,7 +103,9 @@ S_PROMPT = 22  # prompt tokens
 S_GRACE = 23  # the kind's grace tokens
 S_STOPAT = 24  # a check at this token or later stops the sample: min(S_HOLD + grace, the
 #                confidence stop token), I32_MAX while neither is known (one compare a check)
-N_S = 25
+S_RUN = 25  # the stop rule's run: how many of the last counting answers had S_RUNV
+S_RUNV = 26  # the value of the last counting answer (VAL_NONE: none yet)
+N_S = 27
 # columns of the per-slot float table `slf`
 SF_START, SF_END, SF_PMIN = 0, 1, 2  # PMIN: earliest pending code result (inf: none)
 N_SF = 3
@@ -166,16 +170,25 @@ def _stop_at(s: int, sl: np.ndarray, stop: int, target: int) -> None:
 
 
 @njit(**_HELPER)
-def _rule_counts(pi: np.ndarray, base: int, rule: int, is_code: bool, val: int) -> bool:
-    """Whether an answer counts for the sample-stop rule at pi[base:] (stop_condition_token)."""
-    src = pi[base + E.RS_SOURCES]
-    if (rule == E.STOP_FIRST_CODE_SUCCESS or src == E.SRC_CODE) and not is_code:
+def _rule_counts(pi: np.ndarray, base: int, src: int, is_code: bool, val: int) -> bool:
+    """Whether an answer counts for the sample-stop rule at pi[base:] whose counted sources are
+    `src` (stop_condition_token: the encoder resolved the rule's sources)."""
+    if src == E.SRC_CODE and not is_code:
         return False
-    if rule != E.STOP_FIRST_CODE_SUCCESS and src == E.SRC_BOXED and is_code:
+    if src == E.SRC_BOXED and is_code:
         return False
     if pi[base + E.RS_POS_ONLY] != 0:
         return val > 0
     return val >= 0
+
+
+@njit(**_HELPER)
+def _sample_holds(pi: np.ndarray, t: int, seen: int, same: int, run: int) -> bool:
+    """The sample-stop rule's registered step at (seen, same, run), from its table at pi[t]
+    (encode.sample_table: the cap c, then the clamped verdicts)."""
+    c = pi[t]
+    w = c + 1
+    return pi[t + 1 + (min(seen, c) * w + min(same, c)) * w + min(run, c)] != 0
 
 
 @njit(**_HELPER)
@@ -202,23 +215,23 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
     sl[s, S_REACHED] = reached
     if sl[s, S_HOLD] < 0:
         base = E.P_RULE_COT + sl[s, S_KIND] * E.RS_STRIDE
-        rule = pi[base + E.RS_RULE]
-        if rule != E.STOP_NEVER and _rule_counts(pi, base, rule, is_code, val):
-            held = False
-            if rule == E.STOP_REPEATED:
-                count = 1
+        src = pi[base + E.RS_SRC]
+        if src != E.SRC_NONE and _rule_counts(pi, base, src, is_code, val):
+            seen = sl[s, S_SEEN] + 1
+            sl[s, S_SEEN] = seen
+            run = sl[s, S_RUN] + 1 if val == sl[s, S_RUNV] else 1
+            sl[s, S_RUN] = run
+            sl[s, S_RUNV] = val
+            same = run
+            if pi[base + E.RS_SAME] != 0:
+                same = 1
                 for i in range(n):
                     jj = tr_a[s, i]
                     if ans_i[jj, E.AN_VAL] == val and _rule_counts(
-                        pi, base, rule, ans_i[jj, E.AN_CODE] == 1, val
+                        pi, base, src, ans_i[jj, E.AN_CODE] == 1, val
                     ):
-                        count += 1
-                held = count >= pi[base + E.RS_K]
-            else:
-                seen = sl[s, S_SEEN] + 1
-                sl[s, S_SEEN] = seen
-                held = seen >= (pi[base + E.RS_K] if rule == E.STOP_KTH else 1)
-            if held:
+                        same += 1
+            if _sample_holds(pi, pi[base + E.RS_TABLE], seen, same, run):
                 sl[s, S_HOLD] = reached
                 _stop_at(s, sl, min(reached + sl[s, S_GRACE], I32_MAX),
                          min(_grid(reached + sl[s, S_GRACE], every), I32_MAX))
@@ -390,6 +403,8 @@ def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.nda
     sl[s, S_REACHED] = 0
     sl[s, S_SEEN] = 0
     sl[s, S_HOLD] = -1
+    sl[s, S_RUN] = 0
+    sl[s, S_RUNV] = E.VAL_NONE
     sl[s, S_TGT] = I32_MAX
     sl[s, S_STOPAT] = I32_MAX
     sl[s, S_A0] = sstat[row, 3]

@@ -1,5 +1,6 @@
-"""Hypothesis strategies for the question-stop rules, derived from the rule registry
-(core/policy/rules.py): a newly registered rule is drawn by every randomised test at once."""
+"""Hypothesis strategies for the question-stop and sample-stop rules, derived from the rule
+registries (core/policy/rules.py, core/policy/sample_rules.py): a newly registered rule is drawn
+by every randomised test at once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from aimo.core.policy.model import SampleStopRule
 from aimo.core.policy.rules import REGISTRY, QuestionRule, RuleKind, RuleParam
+from aimo.core.policy.sample_rules import SAMPLE_REGISTRY
 
 
 def _value(draw: st.DrawFn, p: RuleParam, low: float) -> Any:
@@ -39,3 +42,17 @@ def rule_of(draw: st.DrawFn, kind: RuleKind) -> QuestionRule:
 def question_rules(draw: st.DrawFn) -> QuestionRule:
     """A valid rule of any registered kind."""
     return draw(rule_of(draw(st.sampled_from(list(REGISTRY.values())))))
+
+
+@st.composite
+def sample_stop_rules(draw: st.DrawFn, names: list[str] | None = None) -> SampleStopRule:
+    """A valid sample-stop rule of any registered kind (core/policy/sample_rules.py), or of one
+    of `names`: its declared parameters inside their probe ranges, `k` drawn anyway for rules
+    that do not declare it (it must not matter), and every common key."""
+    kind = SAMPLE_REGISTRY[draw(st.sampled_from(names or list(SAMPLE_REGISTRY)))]
+    values: dict[str, Any] = {"k": draw(st.integers(1, 3))}
+    for p in kind.params:
+        values[p.name] = _value(draw, p, max(p.low, p.probe[0]))
+    return SampleStopRule(rule=kind.name, grace_tokens=draw(st.sampled_from([0, 0, 7, 40])),
+                          positive_only=draw(st.booleans()),
+                          sources=draw(st.sampled_from(["any", "boxed", "code"])), **values)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-import typing
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rule_strategies import question_rules
+from rule_strategies import question_rules, sample_stop_rules
 
 from aimo.simulator.fast import FastSimulator
 from aimo.core.hardware import HardwareProfile, Provenance, load_profile
@@ -47,7 +46,7 @@ from aimo.core.policy import (
     Vote,
     load_policy,
 )
-from aimo.core.policy.model import StopRuleName
+from aimo.core.policy.sample_rules import SAMPLE_REGISTRY
 from aimo.core.traces import SOURCE_BOXED, SOURCE_CODE, ProblemTrace, SampleTrace
 
 REL = 1e-6
@@ -221,15 +220,6 @@ def problem_sets(draw: st.DrawFn) -> list[ProblemTrace]:
 
 
 @st.composite
-def stop_rules(draw: st.DrawFn) -> SampleStopRule:
-    rule = draw(st.sampled_from(typing.get_args(StopRuleName)))
-    k = draw(st.integers(2 if rule == "repeated_answer" else 1, 3))
-    return SampleStopRule(rule=rule, k=k, grace_tokens=draw(st.sampled_from([0, 0, 7, 40])),
-                          positive_only=draw(st.booleans()),
-                          sources=draw(st.sampled_from(["any", "boxed", "code"])))
-
-
-@st.composite
 def levels(draw: st.DrawFn, number: int) -> SpeedLevel:
     early = draw(st.lists(
         st.builds(EarlyTimeout, after_s=st.floats(0.05, 25.0), min_answers=st.integers(0, 5)),
@@ -296,7 +286,7 @@ def policies(draw: st.DrawFn, confidence: bool = False) -> Policy:
         samples=SampleMix(order=draw(st.sampled_from(["interleave", "cot_first", "code_first"])),
                           first_kind=draw(st.sampled_from(["cot", "code"])),
                           cot_fraction=draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))),
-        sample_stop=SampleStop(cot=draw(stop_rules()), code=draw(stop_rules()),
+        sample_stop=SampleStop(cot=draw(sample_stop_rules()), code=draw(sample_stop_rules()),
                                max_tokens=draw(st.one_of(st.integers(1, 320), st.just(16384))),
                                confidence=cstop),
         question_stop=QuestionStop(
@@ -355,6 +345,21 @@ def test_random_policies_traces_profiles_match_reference(
     draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
     budget = data.draw(st.sampled_from([18000.0, 60.0, 200.0]))
     run_both(problems, policy, profile, order=order, draw_seed=draw_seed, budget_s=budget)
+
+
+@pytest.mark.parametrize("rule", list(SAMPLE_REGISTRY))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems=problem_sets(), policy=policies(), profile=profiles(), data=st.data())
+def test_every_sample_stop_rule_matches_reference(
+    rule: str, problems: list[ProblemTrace], policy: Policy, profile: HardwareProfile,
+    data: st.DataObject
+) -> None:
+    """Each registered sample-stop rule (core/policy/sample_rules.py) on both prompt kinds, so a
+    newly registered rule is compared on every run, not only when drawn among the others."""
+    stops = replace(policy.sample_stop, cot=data.draw(sample_stop_rules([rule])),
+                    code=data.draw(sample_stop_rules([rule])))
+    draw_seed = data.draw(st.one_of(st.none(), st.integers(0, 2**31)))
+    run_both(problems, replace(policy, sample_stop=stops), profile, draw_seed=draw_seed)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -594,3 +599,41 @@ def test_paired_bootstrap_and_token_totals_match_reference(n_questions: int | No
     assert [q.problem_id for q in ref[0].questions] != [q.problem_id for q in ref[2].questions]
     drawn = [tuple(s.source_sample for q in r.questions for s in q.samples) for r in ref]
     assert drawn[0] != drawn[1]  # fresh sample draws within a pair
+
+
+def _settling_trace() -> list[ProblemTrace]:
+    """One CoT sample whose boxed answers are 5, 7, 5, (a code failure), 5 at tokens 10..40."""
+    values, tokens = [5, 7, 5, -1, 5], [10, 20, 30, 35, 40]
+    sources = [SOURCE_BOXED, SOURCE_BOXED, SOURCE_BOXED, SOURCE_CODE, SOURCE_BOXED]
+    sample = SampleTrace(
+        sample=0, kind="cot", n_tokens=300, finish_reason="stop", prompt_tokens=10,
+        end_s=math.nan, ans_token=np.asarray(tokens, np.int32),
+        ans_time=np.full(5, math.nan), ans_value=np.asarray(values, np.int16),
+        ans_source=np.asarray(sources, np.int8), ans_code_ok=np.asarray([True] * 5),
+        ans_exec_ms=np.asarray([math.nan, math.nan, math.nan, 0.0, math.nan], np.float32),
+        token_conf=None, token_entropy=None,
+    )
+    return [ProblemTrace("run", "settle", 0, 5, (sample,))]
+
+
+@pytest.mark.parametrize(("rule", "stop_token"), [
+    (SampleStopRule("streak_answer", k=2), 40),  # 5, 7 | 5, (−1 does not count), 5: a run of 2
+    (SampleStopRule("streak_answer", k=3), None),
+    (SampleStopRule("repeated_answer", k=2), 30),  # 5 came back
+])
+def test_streak_answer_stops_where_the_answers_settle(rule: SampleStopRule,
+                                                      stop_token: int | None) -> None:
+    """streak_answer (registered in core/policy/sample_rules.py alone) stops the sample at the
+    second 5 in a row, where repeated_answer stops at the first repeat, on both paths."""
+    base = load_policy("seed-2nd-place")
+    level = SpeedLevel("one", samples=1, min_answers=2, timeout_s=900.0)  # no quorum: 1 sample
+    policy = replace(
+        base, sample_stop=replace(base.sample_stop, cot=rule, code=rule),
+        question_stop=replace(base.question_stop, rules=()), check=Check(every_tokens=1),
+        schedule=replace(base.schedule, levels=(level,), start_level=1, thresholds_s=()))
+    ref = run_both(_settling_trace(), policy, load_profile("l4x4-14b-w4kv8"))
+    (sample,) = ref.questions[0].samples
+    if stop_token is None:
+        assert (sample.end, sample.tokens) == ("finished", 300)
+    else:
+        assert (sample.end, sample.tokens) == ("sample_stop", stop_token)

@@ -8,6 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rule_strategies import sample_stop_rules
 
 from aimo.core.errors import InputError
 from aimo.core.policy import (
@@ -426,19 +427,7 @@ answers_st = st.lists(
     ),
     max_size=12,
 )
-rules_st = st.builds(
-    SampleStopRule,
-    st.sampled_from(["first_answer", "first_code_success", "kth_answer", "never"]),
-    st.integers(1, 3),
-    st.integers(0, 50),
-    st.booleans(),
-    st.sampled_from(["any", "boxed", "code"]),
-) | st.builds(
-    SampleStopRule, st.just("repeated_answer"), st.integers(2, 3), st.integers(0, 50), st.booleans()
-)
-
-
-@given(rules_st, answers_st)
+@given(sample_stop_rules(), answers_st)
 def test_stop_token_is_the_same_from_any_prefix(
     rule: SampleStopRule, answers: list[Answer]
 ) -> None:

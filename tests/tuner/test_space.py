@@ -237,3 +237,42 @@ def test_every_registered_rule_is_searched() -> None:
         assert "question_stop.rule1.rule" in active
         policy = space.policy(values)
         assert [r.KIND for r in policy.question_stop.rules] == [name]
+
+
+def test_default_yaml_sample_block_is_generated_from_the_registry() -> None:
+    """A sample-stop rule registered in core/policy/sample_rules.py but missing from the YAML's
+    sample-stop block fails here."""
+    from aimo.core.policy.sample_rules import SAMPLE_REGISTRY
+    from aimo.tuner.space import sample_rules_yaml
+
+    text = DEFAULT_SPACE_FILE.read_text(encoding="utf-8")
+    block = sample_rules_yaml()
+    assert block in text, "run `python -m aimo.tuner.space`"
+    for name in SAMPLE_REGISTRY:
+        assert name in block
+
+
+@pytest.mark.parametrize("kind", ["cot", "code"])
+def test_every_registered_sample_rule_is_searched(kind: str) -> None:
+    """Each registered sample-stop rule is a choice of sample_stop.<kind>.rule; a point that
+    picks it (with each searched parameter at its upper end) builds a policy holding that rule,
+    and point_of reads the rule back."""
+    from aimo.core.policy.sample_rules import SAMPLE_REGISTRY
+
+    space = default_space()
+    for rule in SAMPLE_REGISTRY.values():
+        values = point_of(space.base)
+        values[f"sample_stop.{kind}.rule"] = rule.name
+        for p in rule.params:
+            if p.search is not None:
+                values[f"sample_stop.{kind}.{p.name}_{rule.short}"] = p.type(p.search[1])
+        active = {p.name for p in CATALOGUE if space.is_active(p, values)}
+        assert f"sample_stop.{kind}.rule" in active
+        built = space.policy(values).sample_stop.rule_for(kind)
+        assert built.rule == rule.name
+        for p in rule.params:
+            if p.search is not None:
+                assert getattr(built, p.name) == p.search[1]
+                name = f"sample_stop.{kind}.{p.name}_{rule.short}"
+                assert name in active and point_of(space.policy(values))[name] == p.search[1]
+        assert (f"sample_stop.{kind}.sources" in active) is (rule.counts == "sources")
