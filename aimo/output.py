@@ -66,11 +66,11 @@ def progress(label: str, *, min_s: float = 1.0) -> Callable[[int, int], None]:
             if done >= total:
                 bar.stop()
             return
-        if total and done / total >= float(state["next"]):  # type: ignore[arg-type]
+        if total and done / total >= float(state["next"]):
             notice(f"{label}: {done}/{total} ({time.monotonic() - t0:.0f} s)")
-            state["next"] = float(state["next"]) + 0.1  # type: ignore[arg-type]
-            while total and done / total >= float(state["next"]):  # type: ignore[arg-type]
-                state["next"] = float(state["next"]) + 0.1  # type: ignore[arg-type]
+            state["next"] = float(state["next"]) + 0.1
+            while total and done / total >= float(state["next"]):
+                state["next"] = float(state["next"]) + 0.1
 
     return update
 

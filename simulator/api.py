@@ -226,8 +226,9 @@ def simulate(
         raise InputError(str(traces), None, "no completed questions in the store")
     run_id = problems[0].run_id
     prof, choice = resolve_profile(traces, run_id, hardware)
-    common: dict[str, Any] = dict(traces=str(traces), run_id=run_id, policy=pol.name, hardware=prof.name,
-                  profile_reason=choice.reason, budget_s=budget_s, overtime_rule=overtime_rule)
+    common: dict[str, Any] = dict(
+        traces=str(traces), run_id=run_id, policy=pol.name, hardware=prof.name,
+        profile_reason=choice.reason, budget_s=budget_s, overtime_rule=overtime_rule)
     if bootstrap == 0:
         from aimo.simulator.replay import replay_competition
 

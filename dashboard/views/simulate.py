@@ -172,7 +172,7 @@ def _totals(result: CompetitionResult, summary: BootstrapSummary, fast: bool) ->
         help=f"90% interval over replicates; overtime scores: {result.overtime_rule}",
     )
     row[0].caption(f"90% interval {summary.score_lo:.0f} – {summary.score_hi:.0f} · "
-                    f"P(overtime) {summary.p_overtime:.1%}")
+                   f"P(overtime) {summary.p_overtime:.1%}")
     row[1].metric("Mean time", _hms(summary.mean_time_s))
     row[1].caption(f"90% interval {_hms(t_lo)} – {_hms(t_hi)}")
     row[2].metric("P(overtime)", f"{summary.p_overtime:.1%}")

@@ -296,7 +296,8 @@ def problem_set(n: int, seed: int) -> list[Problem]:
             for i, w in enumerate(worked_set(n, seed))]
 
 
-def training_examples(seed: int, exclude: Container[str] = frozenset()) -> Iterator[tuple[str, str, str]]:
+def training_examples(seed: int,
+                      exclude: Container[str] = frozenset()) -> Iterator[tuple[str, str, str]]:
     """Endless (kind, question, solution) triples; questions in `exclude` are never produced."""
     rng = random.Random(seed)
     while True:
