@@ -35,7 +35,7 @@ from aimo.core.hardware.observations import (
 )
 from aimo.core.hardware.profile import HardwareProfile, Provenance
 from aimo.core.hardware.rows import StepRow, calibration_points
-from aimo.core.hardware.timing import decode_coefficients, step_seconds
+from aimo.core.hardware.timing import decode_coefficients, engine_coefficients, step_seconds
 
 LINEAR = "a+beta*b+gamma*C"
 KNEE = "a+beta*b+beta_above*max(0,b-knee_batch)+gamma*C"
@@ -50,7 +50,8 @@ __all__ = [
     "RelError", "StepFit",
     "StepModel", "StepObservations", "cell_table", "choose_step_model", "fit_models",
     "fit_profile", "fit_step", "fit_step_model", "lsq", "observation_errors",
-    "observations_from_chunks", "observations_from_rows", "question_overhead", "read_chunks",
+    "host_per_token", "HostPerToken", "observations_from_chunks", "observations_from_rows",
+    "question_overhead", "read_chunks",
     "refit_profile",
     "rel_errors",
 ]
@@ -559,3 +560,47 @@ def question_overhead(ends: pd.DataFrame, *, min_questions: int = 5) -> Question
         return None
     return QuestionOverhead(float(np.median(tail)), float(np.quantile(tail, 0.25)),
                             float(np.quantile(tail, 0.75)), int(len(tail)))
+
+
+# ------------------------------------------------------------ live loop's host cost per token
+
+
+@dataclass(frozen=True)
+class HostPerToken:
+    """The live control loop's host seconds per streamed token (`decode.host_per_token`): what
+    a live step costs above the engine's measured step `base.step_s(b, C)`, as `host * b` (one
+    token per active sequence per step), fitted by token-weighted least squares through the
+    origin over the run's chunk stretches. `r2` is its share of the excess's variance; `r2_const`
+    that of the alternative, a constant excess per step (a larger `a`, what a whole-step refit
+    absorbs), so the two can be told apart where the batch size varies."""
+
+    seconds: float
+    r2: float
+    r2_const: float
+    stretches: int
+    batch_min: int
+    batch_max: int
+
+    def render(self) -> str:
+        return (f"host per token {self.seconds * 1e6:.1f} us (live step - engine step = host * b "
+                f"over {self.stretches} stretches, b {self.batch_min}..{self.batch_max}: "
+                f"R^2 {self.r2:.2f}; a constant per step instead: R^2 {self.r2_const:.2f})")
+
+
+def host_per_token(obs: StepObservations, base: HardwareProfile, *,
+                   min_stretches: int = 20) -> HostPerToken | None:
+    """Fit `HostPerToken` to live-run observations against the engine step of `base` (its
+    measured a, beta, gamma and knee; any host term of `base` is left out). None with fewer than
+    `min_stretches` usable stretches; the value is clipped at 0."""
+    y, b, c, w, _ = _arrays(obs)
+    if len(y) < min_stretches:
+        return None
+    excess = y - np.asarray(step_seconds(*engine_coefficients(base), b, c), np.float64)
+    host = max(0.0, float(np.sum(w * b * excess) / np.sum(w * b * b)))
+    const = float(np.sum(w * excess) / np.sum(w))
+    # both forms scored as the share of the squared excess they explain (neither has the
+    # other's free parameter, so the uncentred R^2 compares them on equal terms)
+    sq = float(np.sum(w * excess ** 2))
+    r2_host = 1.0 - float(np.sum(w * (excess - host * b) ** 2)) / sq if sq > 0 else 0.0
+    r2_const = 1.0 - float(np.sum(w * (excess - const) ** 2)) / sq if sq > 0 else 0.0
+    return HostPerToken(host, r2_host, r2_const, int(len(y)), int(b.min()), int(b.max()))

@@ -71,11 +71,21 @@ def steps_fitting(a: float, beta: float, gamma: float, knee_batch: float, beta_a
     return n
 
 
-def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
-    """`(a, beta, gamma, knee_batch, beta_above)` of a profile, the leading arguments of the
-    scalar functions above (and the fast path's profile array)."""
+def engine_coefficients(p: Any) -> tuple[float, float, float, float, float]:
+    """`(a, beta, gamma, knee_batch, beta_above)` of the engine's own step, as measured
+    (`aimo profile measure`) and as its calibration points are predicted."""
     return (float(p.a), float(p.beta), float(p.gamma), float(p.knee_batch),
             float(p.beta_above))
+
+
+def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
+    """The coefficients the three clocks decode with, the leading arguments of the scalar
+    functions above (and the fast path's profile array): the engine's step plus the live
+    control loop's host cost per streamed token (`p.host_per_token`, seconds per active sequence
+    per step; 0 by default), which adds to `beta` since every active sequence streams one token
+    per step."""
+    a, beta, gamma, knee, above = engine_coefficients(p)
+    return (a, beta + float(p.host_per_token), gamma, knee, above)
 
 
 def steps_duration(p: HardwareProfile, b: int, c0: float, n: int) -> float:
@@ -192,7 +202,9 @@ def predict_point(p: HardwareProfile, pt: CalibrationPoint) -> float:
     b = pt.batch
     if pt.kind == "elapsed":
         c0 = float(b * pt.prompt_tokens)
-        return prefill_duration(p, b * pt.prompt_tokens) + steps_duration(p, b, c0, pt.n_tokens)
+        # the engine's own step: calibration points are measured without the live loop
+        return (prefill_duration(p, b * pt.prompt_tokens)
+                + steps_seconds(*engine_coefficients(p), b, c0, pt.n_tokens))
     if pt.kind == "rate":
         return 1.0 / p.step_s(b, float(b * (pt.prompt_tokens + pt.n_tokens)))
     raise ValueError(f"unknown calibration point kind {pt.kind!r}")
