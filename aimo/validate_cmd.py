@@ -92,8 +92,8 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
     per-question overhead from its question ends (`core.hardware.fit.question_overhead`), and
     report the error before (the base profile) and after, per stretch and (with --traces) per
     question through `aimo validate`'s comparison. `host_only`: keep the base's measured engine
-    step and fit only the live loop's host cost per token on top of it
-    (`core.hardware.fit.host_per_token`) and the per-question overhead."""
+    step and fit only the live loop's host seconds per step on top of it
+    (`core.hardware.fit.host_per_step`) and the per-question overhead."""
     from aimo.core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
     from aimo.core.hardware.fit import observation_errors, question_overhead
     from aimo.core.store.chunk_times import load_question_ends
@@ -145,22 +145,22 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
 
 
 def _host_fit(obs: Any, base: Any, name: str, source: str) -> Any:
-    """The base profile with the live loop's host cost per token fitted on top of its engine
+    """The base profile with the live loop's host seconds per step fitted on top of its engine
     step (`--host-only`), as a `FitResult` for the report."""
     import numpy as np
 
-    from aimo.core.hardware.fit import FitResult, host_per_token, observation_errors
+    from aimo.core.hardware.fit import FitResult, host_per_step, observation_errors
     from aimo.core.hardware.timing import decode_coefficients, step_seconds
 
-    host = host_per_token(obs, base)
+    host = host_per_step(obs, base)
     if host is None:
-        _fail("--host-only: too few chunk stretches in the live run to fit the host cost")
+        _fail("--host-only: too few chunk stretches in the live run to fit the host time")
     typer.echo(host.render())
     prov = base.provenance
-    notes = (f"{prov.notes} decode.host_per_token = {host.seconds:.3g} s: the live control loop's "
-             f"host cost per streamed token on top of the measured engine step, fitted from "
+    notes = (f"{prov.notes} decode.host_per_step = {host.seconds:.3g} s: the live control loop's "
+             f"host seconds per decode step on top of the measured engine step, fitted from "
              f"{source} (`aimo profile fit --from-live --host-only`): {host.render()}.")
-    profile = dataclasses.replace(base, name=name, host_per_token=round(host.seconds, 7),
+    profile = dataclasses.replace(base, name=name, host_per_step=round(host.seconds, 6),
                                   provenance=dataclasses.replace(prov, notes=notes))
     y, b, c, w = (np.asarray(x, np.float64) for x in (obs.step_s, obs.batch, obs.context, obs.weight))
     ok = np.isfinite(y) & (y > 0) & (b > 0) & (w > 0)

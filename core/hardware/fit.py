@@ -50,7 +50,7 @@ __all__ = [
     "RelError", "StepFit",
     "StepModel", "StepObservations", "cell_table", "choose_step_model", "fit_models",
     "fit_profile", "fit_step", "fit_step_model", "lsq", "observation_errors",
-    "host_per_token", "HostPerToken", "observations_from_chunks", "observations_from_rows",
+    "host_per_step", "HostPerStep", "observations_from_chunks", "observations_from_rows",
     "question_overhead", "read_chunks",
     "refit_profile",
     "rel_errors",
@@ -562,45 +562,51 @@ def question_overhead(ends: pd.DataFrame, *, min_questions: int = 5) -> Question
                             float(np.quantile(tail, 0.75)), int(len(tail)))
 
 
-# ------------------------------------------------------------ live loop's host cost per token
+# ------------------------------------------------------------ live loop's host time per step
 
 
 @dataclass(frozen=True)
-class HostPerToken:
-    """The live control loop's host seconds per streamed token (`decode.host_per_token`): what
-    a live step costs above the engine's measured step `base.step_s(b, C)`, as `host * b` (one
-    token per active sequence per step), fitted by token-weighted least squares through the
-    origin over the run's chunk stretches. `r2` is its share of the excess's variance; `r2_const`
-    that of the alternative, a constant excess per step (a larger `a`, what a whole-step refit
-    absorbs), so the two can be told apart where the batch size varies."""
+class HostPerStep:
+    """The live control loop's host seconds per decode step (`decode.host_per_step`): what a
+    live step costs above the engine's measured step `step_seconds(*engine_coefficients(base),
+    b, C)`, the token-weighted median of that excess over the run's chunk stretches (a median:
+    stretches that span a code run or a stall of the loop are far off). `by_batch` gives the
+    same median per batch band, the check of the form: a constant per step (the loop's per-chunk
+    work, chunks coming at about the same rate per step whatever the batch) against one that
+    grows with `b` (per token)."""
 
     seconds: float
-    r2: float
-    r2_const: float
     stretches: int
-    batch_min: int
-    batch_max: int
+    by_batch: tuple[tuple[str, int, float], ...]  # (band, stretches, median excess s)
 
     def render(self) -> str:
-        return (f"host per token {self.seconds * 1e6:.1f} us (live step - engine step = host * b "
-                f"over {self.stretches} stretches, b {self.batch_min}..{self.batch_max}: "
-                f"R^2 {self.r2:.2f}; a constant per step instead: R^2 {self.r2_const:.2f})")
+        bands = ", ".join(f"b {band}: {x * 1e3:.2f} ms ({n})" for band, n, x in self.by_batch)
+        return (f"host per step {self.seconds * 1e3:.2f} ms (token-weighted median of live step - "
+                f"engine step over {self.stretches} stretches; by batch: {bands})")
 
 
-def host_per_token(obs: StepObservations, base: HardwareProfile, *,
-                   min_stretches: int = 20) -> HostPerToken | None:
-    """Fit `HostPerToken` to live-run observations against the engine step of `base` (its
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    return float(x[order][int(np.searchsorted(cw, cw[-1] / 2.0))])
+
+
+HOST_BANDS = ((1, 3), (4, 9), (10, 15), (16, 32), (33, 1 << 30))
+
+
+def host_per_step(obs: StepObservations, base: HardwareProfile, *,
+                  min_stretches: int = 20) -> HostPerStep | None:
+    """Fit `HostPerStep` to live-run observations against the engine step of `base` (its
     measured a, beta, gamma and knee; any host term of `base` is left out). None with fewer than
     `min_stretches` usable stretches; the value is clipped at 0."""
     y, b, c, w, _ = _arrays(obs)
     if len(y) < min_stretches:
         return None
     excess = y - np.asarray(step_seconds(*engine_coefficients(base), b, c), np.float64)
-    host = max(0.0, float(np.sum(w * b * excess) / np.sum(w * b * b)))
-    const = float(np.sum(w * excess) / np.sum(w))
-    # both forms scored as the share of the squared excess they explain (neither has the
-    # other's free parameter, so the uncentred R^2 compares them on equal terms)
-    sq = float(np.sum(w * excess ** 2))
-    r2_host = 1.0 - float(np.sum(w * (excess - host * b) ** 2)) / sq if sq > 0 else 0.0
-    r2_const = 1.0 - float(np.sum(w * (excess - const) ** 2)) / sq if sq > 0 else 0.0
-    return HostPerToken(host, r2_host, r2_const, int(len(y)), int(b.min()), int(b.max()))
+    bands = []
+    for lo, hi in HOST_BANDS:
+        m = (b >= lo) & (b <= hi)
+        if m.sum() >= min_stretches:
+            label = f"{lo}-{hi}" if hi < 1 << 30 else f">={lo}"
+            bands.append((label, int(m.sum()), _weighted_median(excess[m], w[m])))
+    return HostPerStep(max(0.0, _weighted_median(excess, w)), int(len(y)), tuple(bands))

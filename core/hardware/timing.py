@@ -81,11 +81,11 @@ def engine_coefficients(p: Any) -> tuple[float, float, float, float, float]:
 def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
     """The coefficients the three clocks decode with, the leading arguments of the scalar
     functions above (and the fast path's profile array): the engine's step plus the live
-    control loop's host cost per streamed token (`p.host_per_token`, seconds per active sequence
-    per step; 0 by default), which adds to `beta` since every active sequence streams one token
-    per step."""
+    control loop's host seconds per step (`p.host_per_step`, 0 by default; the loop's work on
+    the streamed chunks, which with the engine's self-adjusting chunk size come at about the
+    same rate per step whatever the batch), added to `a`."""
     a, beta, gamma, knee, above = engine_coefficients(p)
-    return (a, beta + float(p.host_per_token), gamma, knee, above)
+    return (a + float(p.host_per_step), beta, gamma, knee, above)
 
 
 def steps_duration(p: HardwareProfile, b: int, c0: float, n: int) -> float:
