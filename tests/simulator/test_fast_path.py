@@ -325,6 +325,7 @@ def profiles(draw: st.DrawFn) -> HardwareProfile:
         code_workers=draw(st.sampled_from([None, None, 1, 2, 4])),
         knee_batch=draw(st.sampled_from([0, 2, 4, 16])),
         beta_above=draw(st.sampled_from([0.0, 0.0, 0.001, 0.02])),
+        host_per_step=draw(st.sampled_from([0.0, 0.0, 0.0009, 0.01])),
     )
 
 
