@@ -302,7 +302,7 @@ def profile_fit(
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
     knee: KneeMode = typer.Option(KneeMode.auto, "--knee", help="The step's knee term beta_above*max(0, b-knee_batch): auto (only where it lowers the held-out error), off, on."),
     from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
-    host_only: bool = typer.Option(False, "--host-only", help="With --from-live: keep --base's measured engine step and fit only the live loop's host time per step (decode.host_per_step) and question_overhead_s."),
+    host_only: bool = typer.Option(False, "--host-only", help="With --from-live: keep --base's measured engine step and fit only what the live loop adds: decode.host_per_step, prefill_s_per_request, question_overhead_s."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit the decode step model (a + beta*b + gamma*C, with a knee where the held-out error

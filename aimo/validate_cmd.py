@@ -112,7 +112,7 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
         chunks = read_chunks(live, run_id=live_run.run_id)
         obs = observations_from_chunks(chunks, window_tokens=window_tokens, source=f"{live}:{live_run.run_id}")
         if host_only:
-            result = _host_fit(obs, before, name, f"live run {live}:{live_run.run_id}")
+            result = _host_fit(obs, chunks, before, name, f"live run {live}:{live_run.run_id}")
         else:
             result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
         overhead = question_overhead(load_question_ends(live, live_run.run_id))
@@ -144,24 +144,32 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
     typer.echo(f"wrote {save_profile(result.profile, target)}")
 
 
-def _host_fit(obs: Any, base: Any, name: str, source: str) -> Any:
-    """The base profile with the live loop's host seconds per step fitted on top of its engine
-    step (`--host-only`), as a `FitResult` for the report."""
+def _host_fit(obs: Any, chunks: Any, base: Any, name: str, source: str) -> Any:
+    """The base profile with the live loop's host seconds per step and the engine's admission
+    per request fitted on top of its measured engine step and per-token prefill
+    (`--host-only`), as a `FitResult` for the report."""
     import numpy as np
 
-    from aimo.core.hardware.fit import FitResult, host_per_step, observation_errors
+    from aimo.core.hardware.fit import FitResult, host_per_step, observation_errors, prefill_per_request
     from aimo.core.hardware.timing import decode_coefficients, step_seconds
 
     host = host_per_step(obs, base)
     if host is None:
         _fail("--host-only: too few chunk stretches in the live run to fit the host time")
     typer.echo(host.render())
-    prov = base.provenance
-    notes = (f"{prov.notes} decode.host_per_step = {host.seconds:.3g} s: the live control loop's "
-             f"host seconds per decode step on top of the measured engine step, fitted from "
-             f"{source} (`aimo profile fit --from-live --host-only`): {host.render()}.")
-    profile = dataclasses.replace(base, name=name, host_per_step=round(host.seconds, 6),
-                                  provenance=dataclasses.replace(prov, notes=notes))
+    profile = dataclasses.replace(base, name=name, host_per_step=round(host.seconds, 6))
+    admit = prefill_per_request(chunks, profile)  # against the step with the host time in it
+    notes = (f"{base.provenance.notes} decode.host_per_step = {profile.host_per_step:g} s: the live "
+             f"control loop's host seconds per decode step on top of the measured engine step, "
+             f"fitted from {source} (`aimo profile fit --from-live --host-only`): {host.render()}.")
+    if admit is not None:
+        typer.echo(admit.render())
+        profile = dataclasses.replace(profile, prefill_s_per_request=round(admit.seconds, 5))
+        notes += (f" prefill_s_per_request = {profile.prefill_s_per_request:g} s, from the same "
+                  f"run: {admit.render()}.")
+    else:
+        typer.echo("prefill per request: too few questions to measure it (kept)")
+    profile = dataclasses.replace(profile, provenance=dataclasses.replace(base.provenance, notes=notes))
     y, b, c, w = (np.asarray(x, np.float64) for x in (obs.step_s, obs.batch, obs.context, obs.weight))
     ok = np.isfinite(y) & (y > 0) & (b > 0) & (w > 0)
     pred = step_seconds(*decode_coefficients(profile), b[ok], c[ok])

@@ -51,7 +51,7 @@ __all__ = [
     "StepModel", "StepObservations", "cell_table", "choose_step_model", "fit_models",
     "fit_profile", "fit_step", "fit_step_model", "lsq", "observation_errors",
     "host_per_step", "HostPerStep", "observations_from_chunks", "observations_from_rows",
-    "question_overhead", "read_chunks",
+    "PrefillPerRequest", "prefill_per_request", "question_overhead", "read_chunks",
     "refit_profile",
     "rel_errors",
 ]
@@ -610,3 +610,58 @@ def host_per_step(obs: StepObservations, base: HardwareProfile, *,
             label = f"{lo}-{hi}" if hi < 1 << 30 else f">={lo}"
             bands.append((label, int(m.sum()), _weighted_median(excess[m], w[m])))
     return HostPerStep(max(0.0, _weighted_median(excess, w)), int(len(y)), tuple(bands))
+
+
+# ------------------------------------------------------------ per-request admission (live)
+
+
+@dataclass(frozen=True)
+class PrefillPerRequest:
+    """The live engine's seconds per submitted request before decoding starts
+    (`prefill_s_per_request`), beyond the measured per-token prefill: per question, the mean
+    first-token time of its samples less what the profile charges for it (the prompts' prefill
+    and one step), over the number of requests; median and quartiles over `questions`."""
+
+    seconds: float
+    p25: float
+    p75: float
+    questions: int
+    first_token_s: float  # median over questions of the mean first-token time
+    charged_s: float  # median over questions of what the base charges for it
+
+    def render(self) -> str:
+        return (f"prefill per request {self.seconds * 1e3:.2f} ms (mean first token "
+                f"{self.first_token_s * 1e3:.1f} ms live vs {self.charged_s * 1e3:.1f} ms charged, "
+                f"median over {self.questions} questions, the first left out; quartiles "
+                f"{self.p25 * 1e3:.2f}-{self.p75 * 1e3:.2f} ms per request)")
+
+
+def prefill_per_request(chunks: pd.DataFrame, base: HardwareProfile, *,
+                        min_questions: int = 5) -> PrefillPerRequest | None:
+    """Fit `PrefillPerRequest` from a live run's timed chunks (`read_chunks`: problem_id,
+    sample_idx, t_s from the question's start, prompt_tokens), against `base`'s per-token
+    prefill and its step (engine and host) for the whole batch. The first question (the engine's
+    first-batch stall, which profiles count in `startup_s`) is left out; None with fewer than
+    `min_questions` others. Clipped at 0."""
+    df = chunks[chunks["t_s"].notna()]
+    if df.empty:
+        return None
+    order = list(dict.fromkeys(df["problem_id"]))[1:]
+    first = df.groupby(["problem_id", "sample_idx"], sort=False).agg(
+        t=("t_s", "min"), prompt=("prompt_tokens", "first")).reset_index()
+    per, live, charged = [], [], []
+    for pid in order:
+        q = first[first["problem_id"] == pid]
+        n, prompts = len(q), float(q["prompt"].sum())
+        cost = base.prefill_s_per_token * prompts + float(
+            step_seconds(*decode_coefficients(base), n, prompts))
+        mean = float(q["t"].mean())
+        per.append((mean - cost) / n)
+        live.append(mean)
+        charged.append(cost)
+    if len(per) < min_questions:
+        return None
+    arr = np.asarray(per, np.float64)
+    return PrefillPerRequest(max(0.0, float(np.median(arr))), float(np.quantile(arr, 0.25)),
+                             float(np.quantile(arr, 0.75)), len(per), float(np.median(live)),
+                             float(np.median(charged)))

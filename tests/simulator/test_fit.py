@@ -170,6 +170,31 @@ def test_the_olympiad_profile_host_time_is_the_seed_runs(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     fitted, shipped = load_profile(out), load_profile("h200-olympiad-tiny-w4kv8")
     assert fitted.host_per_step == shipped.host_per_step > 0
+    assert fitted.prefill_s_per_request == shipped.prefill_s_per_request > 0
     assert (fitted.a, fitted.beta, fitted.gamma) == (shipped.a, shipped.beta, shipped.gamma)
     res = CliRunner().invoke(app, ["profile", "fit", "--host-only", "--name", "x"])
     assert res.exit_code == 2 and "--from-live" in res.output
+
+
+def test_prefill_per_request_is_the_mean_first_token_beyond_the_charged_prefill() -> None:
+    """Per question (the first left out): mean first-token time less the base's prefill and one
+    step, over the requests; the median over questions."""
+    import pandas as pd
+
+    from aimo.core.hardware.fit import prefill_per_request
+    from aimo.core.hardware.timing import decode_coefficients, step_seconds
+
+    base = load_profile("h200-olympiad-tiny-w4kv8")
+    rows = []
+    for q in range(8):
+        n = 10 + q % 3
+        charged = base.prefill_s_per_token * 100 * n + float(
+            step_seconds(*decode_coefficients(base), n, 100.0 * n))
+        for i in range(n):  # requests join one by one, 4 ms apart: mean (n - 1) * 2 ms
+            t0 = charged + 0.004 * i + (8.0 if q == 0 else 0.0)
+            rows += [dict(problem_id=f"q{q}", sample_idx=i, t_s=t0 + k * 0.005, n_tokens=k + 1,
+                          prompt_tokens=100) for k in range(3)]
+    got = prefill_per_request(pd.DataFrame(rows), base)
+    want = np.median([0.002 * (10 + q % 3 - 1) / (10 + q % 3) for q in range(1, 8)])
+    assert got is not None and got.questions == 7 and got.seconds == pytest.approx(want)
+    assert prefill_per_request(pd.DataFrame(rows[:60]), base) is None  # too few questions

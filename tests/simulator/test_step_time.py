@@ -113,3 +113,33 @@ def test_the_host_time_per_step_is_in_every_clock_but_not_in_the_engine_step() -
                                               + steps_duration(p, 8, 800.0, 300))
     with pytest.raises(Exception, match="host_per_step"):
         dataclasses.replace(p, host_per_step=-1.0)
+
+
+def test_each_admitted_request_costs_prefill_s_per_request_in_every_clock() -> None:
+    """`prefill_s_per_request` (the engine's admission per request, issue 15) is charged per
+    request admitted, on top of the per-token prefill, by the reference replay, the replay
+    engine and the compiled function; 0 (every profile without it) leaves the prefill as it was
+    to the bit."""
+    p = dataclasses.replace(BASE, startup_s=0.0, prefill_s_per_request=0.0033)
+    assert kernel._prefill_seconds.py_func is timing.prefill_seconds
+    for tokens, requests in ((0, 0), (0, 3), (800, 8), (123, 1)):
+        want = timing.prefill_seconds(p.prefill_s_per_token, 0.0033, tokens, requests)
+        assert kernel._prefill_seconds(p.prefill_s_per_token, 0.0033, tokens, requests) == want
+        assert timing.prefill_duration(BASE, tokens, requests) == (
+            BASE.prefill_s_per_token * tokens if tokens > 0 else 0.0)
+    assert timing.prefill_duration(p, 800, 8) == pytest.approx(
+        p.prefill_s_per_token * 800 + 8 * 0.0033, rel=1e-12)
+    assert HardwareProfile.from_dict(p.to_dict()).prefill_s_per_request == 0.0033
+    assert "prefill_s_per_request" not in BASE.to_dict()
+    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
+    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
+
+    async def last_chunk_time() -> float:
+        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
+        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
+        return max([c.t async for c in stream if isinstance(c, Chunk)])
+
+    assert asyncio.run(last_chunk_time()) == (timing.prefill_duration(p, 800, 8)
+                                              + steps_duration(p, 8, 800.0, 300))
+    with pytest.raises(Exception, match="prefill_s_per_request"):
+        dataclasses.replace(p, prefill_s_per_request=-1.0)
