@@ -112,7 +112,8 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
         chunks = read_chunks(live, run_id=live_run.run_id)
         obs = observations_from_chunks(chunks, window_tokens=window_tokens, source=f"{live}:{live_run.run_id}")
         if host_only:
-            result = _host_fit(obs, chunks, before, name, f"live run {live}:{live_run.run_id}")
+            first = min(live_run.questions, key=lambda q: q.position).problem_id
+            result = _host_fit(obs, chunks, first, before, name, f"live run {live}:{live_run.run_id}")
         else:
             result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
         overhead = question_overhead(load_question_ends(live, live_run.run_id))
@@ -144,10 +145,11 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
     typer.echo(f"wrote {save_profile(result.profile, target)}")
 
 
-def _host_fit(obs: Any, chunks: Any, base: Any, name: str, source: str) -> Any:
+def _host_fit(obs: Any, chunks: Any, first: str | None, base: Any, name: str, source: str) -> Any:
     """The base profile with the live loop's host seconds per step and the engine's admission
     per request fitted on top of its measured engine step and per-token prefill
-    (`--host-only`), as a `FitResult` for the report."""
+    (`--host-only`), as a `FitResult` for the report; `first`: the run's first served question,
+    left out of the admission estimate (its first-batch stall)."""
     import numpy as np
 
     from aimo.core.hardware.fit import FitResult, host_per_step, observation_errors, prefill_per_request
@@ -158,7 +160,7 @@ def _host_fit(obs: Any, chunks: Any, base: Any, name: str, source: str) -> Any:
         _fail("--host-only: too few chunk stretches in the live run to fit the host time")
     typer.echo(host.render())
     profile = dataclasses.replace(base, name=name, host_per_step=round(host.seconds, 6))
-    admit = prefill_per_request(chunks, profile)  # against the step with the host time in it
+    admit = prefill_per_request(chunks, profile, first=first)  # against the step with the host time
     notes = (f"{base.provenance.notes} decode.host_per_step = {profile.host_per_step:g} s: the live "
              f"control loop's host seconds per decode step on top of the measured engine step, "
              f"fitted from {source} (`aimo profile fit --from-live --host-only`): {host.render()}.")

@@ -13,6 +13,11 @@ each side of the knee. `fit_step_model` (a measurement's rows; `aimo profile mea
 --csv`) and `fit_profile` (a recording's chunks; `aimo profile fit --traces`) both go through
 it. Reports: the error by cell before and after (`cell_table`), and how far a profile
 extrapolates beyond what was measured (`Coverage.extrapolation`).
+
+What a live run adds on top of the measured engine (`aimo profile fit --from-live`):
+`question_overhead` (tail after the last sample), `host_per_step` (the control loop's time per
+decode step) and `prefill_per_request` (the engine's admission of each request), each a
+median over the run so that stalls and code runs do not carry it.
 """
 
 from __future__ import annotations
@@ -636,22 +641,22 @@ class PrefillPerRequest:
                 f"{self.p25 * 1e3:.2f}-{self.p75 * 1e3:.2f} ms per request)")
 
 
-def prefill_per_request(chunks: pd.DataFrame, base: HardwareProfile, *,
+def prefill_per_request(chunks: pd.DataFrame, base: HardwareProfile, *, first: str | None,
                         min_questions: int = 5) -> PrefillPerRequest | None:
     """Fit `PrefillPerRequest` from a live run's timed chunks (`read_chunks`: problem_id,
     sample_idx, t_s from the question's start, prompt_tokens), against `base`'s per-token
-    prefill and its step (engine and host) for the whole batch. The first question (the engine's
-    first-batch stall, which profiles count in `startup_s`) is left out; None with fewer than
-    `min_questions` others. Clipped at 0."""
-    df = chunks[chunks["t_s"].notna()]
+    prefill and its step (engine and host) for the whole batch. `first`, the run's first served
+    question (the engine's first-batch stall, which profiles count in `startup_s`), is left out;
+    None with fewer than `min_questions` others. Clipped at 0."""
+    df = chunks[chunks["t_s"].notna() & (chunks["problem_id"] != first)]
     if df.empty:
         return None
-    order = list(dict.fromkeys(df["problem_id"]))[1:]
-    first = df.groupby(["problem_id", "sample_idx"], sort=False).agg(
+    order = list(dict.fromkeys(df["problem_id"]))
+    starts = df.groupby(["problem_id", "sample_idx"], sort=False).agg(
         t=("t_s", "min"), prompt=("prompt_tokens", "first")).reset_index()
     per, live, charged = [], [], []
     for pid in order:
-        q = first[first["problem_id"] == pid]
+        q = starts[starts["problem_id"] == pid]
         n, prompts = len(q), float(q["prompt"].sum())
         cost = base.prefill_s_per_token * prompts + float(
             step_seconds(*decode_coefficients(base), n, prompts))

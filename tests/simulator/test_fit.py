@@ -194,7 +194,11 @@ def test_prefill_per_request_is_the_mean_first_token_beyond_the_charged_prefill(
             t0 = charged + 0.004 * i + (8.0 if q == 0 else 0.0)
             rows += [dict(problem_id=f"q{q}", sample_idx=i, t_s=t0 + k * 0.005, n_tokens=k + 1,
                           prompt_tokens=100) for k in range(3)]
-    got = prefill_per_request(pd.DataFrame(rows), base)
+    got = prefill_per_request(pd.DataFrame(rows), base, first="q0")
     want = np.median([0.002 * (10 + q % 3 - 1) / (10 + q % 3) for q in range(1, 8)])
     assert got is not None and got.questions == 7 and got.seconds == pytest.approx(want)
-    assert prefill_per_request(pd.DataFrame(rows[:60]), base) is None  # too few questions
+    assert prefill_per_request(pd.DataFrame(rows[:60]), base, first="q0") is None  # too few
+    # exactly the named first served question is left out, whatever its name's order
+    assert prefill_per_request(pd.DataFrame(rows), base, first="q3", min_questions=8) is None
+    every = prefill_per_request(pd.DataFrame(rows), base, first=None, min_questions=8)
+    assert every is not None and every.questions == 8
