@@ -302,6 +302,7 @@ def profile_fit(
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
     knee: KneeMode = typer.Option(KneeMode.auto, "--knee", help="The step's knee term beta_above*max(0, b-knee_batch): auto (only where it lowers the held-out error), off, on."),
     from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
+    host_only: bool = typer.Option(False, "--host-only", help="With --from-live: keep --base's measured engine step and fit only what the live loop adds: decode.host_per_step, prefill_s_per_request, question_overhead_s."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Fit the decode step model (a + beta*b + gamma*C, with a knee where the held-out error
@@ -312,6 +313,8 @@ def profile_fit(
 
     if csv_files and (traces is not None or from_live is not None):
         _fail("--csv: fit from one source (--csv, --traces or --from-live)")
+    if host_only and from_live is None:
+        _fail("--host-only: only with --from-live (the host terms are what a live run adds)")
     if from_live is not None:
         from aimo.validate_cmd import fit_from_live
 
@@ -320,7 +323,8 @@ def profile_fit(
                 check_out_path(out, "--out", overwrite=force)
             except InputError as exc:
                 _fail(str(exc))
-        return fit_from_live(from_live, run, name, base, out, window_tokens, traces)
+        return fit_from_live(from_live, run, name, base, out, window_tokens, traces,
+                             host_only=host_only)
     try:
         check_out_path(out or Path(f"{name}.yaml"), "--out", overwrite=force)
     except InputError as exc:

@@ -11,7 +11,7 @@ import dataclasses
 
 import json
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 
@@ -74,12 +74,14 @@ def scale_store(
 
 
 def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str], out: Optional[Path],
-                  window_tokens: int, traces: Optional[Path] = None) -> None:
+                  window_tokens: int, traces: Optional[Path] = None, *, host_only: bool = False) -> None:
     """`aimo profile fit --from-live`: refit the step model from a live run's chunk times, the
     per-question overhead from its question ends (`core.hardware.fit.question_overhead`) and the
     abort latency from its stop decisions (`AbortLatency.steps_estimate`), and
     report the error before (the base profile) and after, per stretch and (with --traces) per
-    question through `aimo validate`'s comparison."""
+    question through `aimo validate`'s comparison. `host_only`: keep the base's measured engine
+    step and fit only the live loop's host seconds per step on top of it
+    (`core.hardware.fit.host_per_step`) and the per-question overhead."""
     from aimo.core.hardware import fit_profile, load_profile, observations_from_chunks, read_chunks, save_profile
     from aimo.core.hardware.fit import observation_errors, question_overhead
     from aimo.core.store.chunk_times import load_question_ends
@@ -97,7 +99,11 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
         before = load_profile(base)
         chunks = read_chunks(live, run_id=live_run.run_id)
         obs = observations_from_chunks(chunks, window_tokens=window_tokens, source=f"{live}:{live_run.run_id}")
-        result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
+        if host_only:
+            first = min(live_run.questions, key=lambda q: q.position).problem_id
+            result = _host_fit(obs, chunks, first, before, name, f"live run {live}:{live_run.run_id}")
+        else:
+            result = fit_profile(obs, name=name, base=before, source=f"live run {live}:{live_run.run_id}")
         overhead = question_overhead(load_question_ends(live, live_run.run_id))
         problems = load_problem_traces(traces) if traces is not None else None
     except InputError as exc:
@@ -137,6 +143,42 @@ def fit_from_live(live: Path, run: Optional[str], name: str, base: Optional[str]
             typer.echo(f"question times {label} ({prof.name}): |error| median {100 * (s['time_error_median'] or 0):.1f}%, "
                        f"p90 {100 * (s['time_error_p90'] or 0):.1f}%, total {100 * (s['total_error'] or 0):+.1f}%")
     typer.echo(f"wrote {save_profile(result.profile, target)}")
+
+
+def _host_fit(obs: Any, chunks: Any, first: str | None, base: Any, name: str, source: str) -> Any:
+    """The base profile with the live loop's host seconds per step and the engine's admission
+    per request fitted on top of its measured engine step and per-token prefill
+    (`--host-only`), as a `FitResult` for the report; `first`: the run's first served question,
+    left out of the admission estimate (its first-batch stall)."""
+    import numpy as np
+
+    from aimo.core.hardware.fit import FitResult, host_per_step, observation_errors, prefill_per_request
+    from aimo.core.hardware.timing import decode_coefficients, step_seconds
+
+    host = host_per_step(obs, base)
+    if host is None:
+        _fail("--host-only: too few chunk stretches in the live run to fit the host time")
+    typer.echo(host.render())
+    profile = dataclasses.replace(base, name=name, host_per_step=round(host.seconds, 6))
+    admit = prefill_per_request(chunks, profile, first=first)  # against the step with the host time
+    notes = (f"{base.provenance.notes} decode.host_per_step = {profile.host_per_step:g} s: the live "
+             f"control loop's host seconds per decode step on top of the measured engine step, "
+             f"fitted from {source} (`aimo profile fit --from-live --host-only`): {host.render()}.")
+    if admit is not None:
+        typer.echo(admit.render())
+        profile = dataclasses.replace(profile, prefill_s_per_request=round(admit.seconds, 5))
+        notes += (f" prefill_s_per_request = {profile.prefill_s_per_request:g} s, from the same "
+                  f"run: {admit.render()}.")
+    else:
+        typer.echo("prefill per request: too few questions to measure it (kept)")
+    profile = dataclasses.replace(profile, provenance=dataclasses.replace(base.provenance, notes=notes))
+    y, b, c, w = (np.asarray(x, np.float64) for x in (obs.step_s, obs.batch, obs.context, obs.weight))
+    ok = np.isfinite(y) & (y > 0) & (b > 0) & (w > 0)
+    pred = step_seconds(*decode_coefficients(profile), b[ok], c[ok])
+    rmse = float(np.sqrt(np.sum(w[ok] * (pred - y[ok]) ** 2) / np.sum(w[ok])))
+    med, p90, n = observation_errors(profile, obs)
+    return FitResult(profile=profile, rmse_s=rmse, median_rel_error=med, p90_rel_error=p90,
+                     n_points=n, observations=obs)
 
 
 def register(app: typer.Typer) -> None:

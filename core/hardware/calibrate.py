@@ -248,6 +248,10 @@ def format_report(p: HardwareProfile) -> str:
         f"  holds for: {p.provenance.conditions()}",
         f"  source: {p.provenance.source}",
     ]
+    if p.host_per_step or p.prefill_s_per_request:  # the live loop's terms (clocks only)
+        lines.insert(1, f"  live loop: host_per_step={p.host_per_step:.3g} s  "
+                        f"prefill_s_per_request={p.prefill_s_per_request:.3g} s "
+                        "(in every simulated clock, not in the calibration points below)")
     rows = calibration_report(p)
     if not rows:
         lines.append("  (no calibration points)")

@@ -13,6 +13,11 @@ each side of the knee. `fit_step_model` (a measurement's rows; `aimo profile mea
 --csv`) and `fit_profile` (a recording's chunks; `aimo profile fit --traces`) both go through
 it. Reports: the error by cell before and after (`cell_table`), and how far a profile
 extrapolates beyond what was measured (`Coverage.extrapolation`).
+
+What a live run adds on top of the measured engine (`aimo profile fit --from-live`):
+`question_overhead` (tail after the last sample), `host_per_step` (the control loop's time per
+decode step) and `prefill_per_request` (the engine's admission of each request), each a
+median over the run so that stalls and code runs do not carry it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from aimo.core.hardware.observations import (
 )
 from aimo.core.hardware.profile import HardwareProfile, Provenance
 from aimo.core.hardware.rows import StepRow, calibration_points
-from aimo.core.hardware.timing import decode_coefficients, step_seconds
+from aimo.core.hardware.timing import decode_coefficients, engine_coefficients, step_seconds
 
 LINEAR = "a+beta*b+gamma*C"
 KNEE = "a+beta*b+beta_above*max(0,b-knee_batch)+gamma*C"
@@ -50,7 +55,8 @@ __all__ = [
     "RelError", "StepFit",
     "StepModel", "StepObservations", "cell_table", "choose_step_model", "fit_models",
     "fit_profile", "fit_step", "fit_step_model", "lsq", "observation_errors",
-    "observations_from_chunks", "observations_from_rows", "question_overhead", "read_chunks",
+    "host_per_step", "HostPerStep", "observations_from_chunks", "observations_from_rows",
+    "PrefillPerRequest", "prefill_per_request", "question_overhead", "read_chunks",
     "refit_profile",
     "rel_errors",
 ]
@@ -559,3 +565,108 @@ def question_overhead(ends: pd.DataFrame, *, min_questions: int = 5) -> Question
         return None
     return QuestionOverhead(float(np.median(tail)), float(np.quantile(tail, 0.25)),
                             float(np.quantile(tail, 0.75)), int(len(tail)))
+
+
+# ------------------------------------------------------------ live loop's host time per step
+
+
+@dataclass(frozen=True)
+class HostPerStep:
+    """The live control loop's host seconds per decode step (`decode.host_per_step`): what a
+    live step costs above the engine's measured step `step_seconds(*engine_coefficients(base),
+    b, C)`, the token-weighted median of that excess over the run's chunk stretches (a median:
+    stretches that span a code run or a stall of the loop are far off). `by_batch` gives the
+    same median per batch band, the check of the form: a constant per step (the loop's per-chunk
+    work, chunks coming at about the same rate per step whatever the batch) against one that
+    grows with `b` (per token)."""
+
+    seconds: float
+    stretches: int
+    by_batch: tuple[tuple[str, int, float], ...]  # (band, stretches, median excess s)
+
+    def render(self) -> str:
+        bands = ", ".join(f"b {band}: {x * 1e3:.2f} ms ({n})" for band, n, x in self.by_batch)
+        return (f"host per step {self.seconds * 1e3:.2f} ms (token-weighted median of live step - "
+                f"engine step over {self.stretches} stretches; by batch: {bands})")
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    return float(x[order][int(np.searchsorted(cw, cw[-1] / 2.0))])
+
+
+HOST_BANDS = ((1, 3), (4, 9), (10, 15), (16, 32), (33, 1 << 30))
+
+
+def host_per_step(obs: StepObservations, base: HardwareProfile, *,
+                  min_stretches: int = 20) -> HostPerStep | None:
+    """Fit `HostPerStep` to live-run observations against the engine step of `base` (its
+    measured a, beta, gamma and knee; any host term of `base` is left out). None with fewer than
+    `min_stretches` usable stretches; the value is clipped at 0."""
+    y, b, c, w, _ = _arrays(obs)
+    if len(y) < min_stretches:
+        return None
+    excess = y - np.asarray(step_seconds(*engine_coefficients(base), b, c), np.float64)
+    bands = []
+    for lo, hi in HOST_BANDS:
+        m = (b >= lo) & (b <= hi)
+        if m.sum() >= min_stretches:
+            label = f"{lo}-{hi}" if hi < 1 << 30 else f">={lo}"
+            bands.append((label, int(m.sum()), _weighted_median(excess[m], w[m])))
+    return HostPerStep(max(0.0, _weighted_median(excess, w)), int(len(y)), tuple(bands))
+
+
+# ------------------------------------------------------------ per-request admission (live)
+
+
+@dataclass(frozen=True)
+class PrefillPerRequest:
+    """The live engine's seconds per submitted request before decoding starts
+    (`prefill_s_per_request`), beyond the measured per-token prefill: per question, the mean
+    first-token time of its samples less what the profile charges for it (the prompts' prefill
+    and one step), over the number of requests; median and quartiles over `questions`."""
+
+    seconds: float
+    p25: float
+    p75: float
+    questions: int
+    first_token_s: float  # median over questions of the mean first-token time
+    charged_s: float  # median over questions of what the base charges for it
+
+    def render(self) -> str:
+        return (f"prefill per request {self.seconds * 1e3:.2f} ms (mean first token "
+                f"{self.first_token_s * 1e3:.1f} ms live vs {self.charged_s * 1e3:.1f} ms charged, "
+                f"median over {self.questions} questions, the first left out; quartiles "
+                f"{self.p25 * 1e3:.2f}-{self.p75 * 1e3:.2f} ms per request)")
+
+
+def prefill_per_request(chunks: pd.DataFrame, base: HardwareProfile, *, first: str | None,
+                        min_questions: int = 5) -> PrefillPerRequest | None:
+    """Fit `PrefillPerRequest` from a live run's timed chunks (`read_chunks`: problem_id,
+    sample_idx, t_s from the question's start, prompt_tokens), against `base`'s per-token
+    prefill and its step (engine and host) for the whole batch. `first`, the run's first served
+    question (the engine's first-batch stall, which profiles count in `startup_s`), is left out;
+    None with fewer than `min_questions` others. Clipped at 0."""
+    df = chunks[chunks["t_s"].notna() & (chunks["problem_id"] != first)]
+    if df.empty:
+        return None
+    order = list(dict.fromkeys(df["problem_id"]))
+    starts = df.groupby(["problem_id", "sample_idx"], sort=False).agg(
+        t=("t_s", "min"), prompt=("prompt_tokens", "first")).reset_index()
+    per, live, charged = [], [], []
+    for pid in order:
+        q = starts[starts["problem_id"] == pid]
+        n, prompts = len(q), float(q["prompt"].sum())
+        cost = base.prefill_s_per_token * prompts + float(
+            step_seconds(*decode_coefficients(base), n, prompts))
+        mean = float(q["t"].mean())
+        per.append((mean - cost) / n)
+        live.append(mean)
+        charged.append(cost)
+    if len(per) < min_questions:
+        return None
+    arr = np.asarray(per, np.float64)
+    return PrefillPerRequest(max(0.0, float(np.median(arr))), float(np.quantile(arr, 0.25)),
+                             float(np.quantile(arr, 0.75)), len(per), float(np.median(live)),
+                             float(np.median(charged)))

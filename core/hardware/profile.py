@@ -90,6 +90,13 @@ class HardwareProfile:
     a fit adds it only where it lowers the held-out error (`core.hardware.fit`). Prefill costs `prefill_s_per_token` per prompt token; the engine start-up
     `startup_s` is paid once per competition; at most `max_batch` sequences decode at once (more
     wait in a queue and start when a slot frees); `question_overhead_s` is paid once per question.
+    `host_per_step` (optional, 0 by default): the live control loop's host seconds per decode
+    step (its work on the streamed chunks), which the engine's measurement does not see; the
+    clocks decode with `a + host_per_step` (`core.hardware.timing.decode_coefficients`),
+    `step_s` and the calibration points stay the engine's. `prefill_s_per_request` (optional, 0
+    by default): the engine's admission of each request before it decodes, on top of the
+    per-token prefill (small prompts: a live question's requests each take about a step to
+    join the batch; `core.hardware.timing.prefill_seconds`).
     `code_overlap`: "parallel" = generated code runs on the CPU while the batch keeps decoding at
     full speed, only the sample's code answer waits for the execution; "serial" = execution stalls
     the whole batch (its wall time is added to the question clock). `code_workers` (parallel
@@ -118,6 +125,8 @@ class HardwareProfile:
     knee_batch: int = 0
     beta_above: float = 0.0
     abort_latency_steps: int = 0
+    host_per_step: float = 0.0
+    prefill_s_per_request: float = 0.0
 
     def __post_init__(self) -> None:
         errors = _check_profile(self)
@@ -154,7 +163,11 @@ class HardwareProfile:
         out["decode"] = {"a": self.a, "beta": self.beta, "gamma": self.gamma}
         if self.has_knee or self.knee_batch:
             out["decode"].update(knee_batch=self.knee_batch, beta_above=self.beta_above)
+        if self.host_per_step:
+            out["decode"]["host_per_step"] = self.host_per_step
         out["prefill_s_per_token"] = self.prefill_s_per_token
+        if self.prefill_s_per_request:
+            out["prefill_s_per_request"] = self.prefill_s_per_request
         out["startup_s"] = self.startup_s
         out["max_batch"] = self.max_batch
         out["code_overlap"] = self.code_overlap
@@ -218,7 +231,10 @@ def _check_profile(p: HardwareProfile) -> list[tuple[str, str]]:
          "must be a finite number >= 0 (seconds per step per context token)"),
         ("decode.beta_above", p.beta_above, False,
          "must be a finite number >= 0 (seconds per step per sequence above knee_batch)"),
+        ("decode.host_per_step", p.host_per_step, False,
+         "must be a finite number >= 0 (the live loop's host seconds per step)"),
         ("prefill_s_per_token", p.prefill_s_per_token, False, "must be a finite number >= 0"),
+        ("prefill_s_per_request", p.prefill_s_per_request, False, "must be a finite number >= 0"),
         ("startup_s", p.startup_s, False, "must be a finite number >= 0"),
         ("question_overhead_s", p.question_overhead_s, False, "must be a finite number >= 0"),
     ]
@@ -276,13 +292,13 @@ def _round_sig(x: float, digits: int) -> float:
 # parsing
 
 _TOP_KEYS = {
-    "name", "description", "decode", "prefill_s_per_token", "startup_s", "max_batch",
-    "code_overlap", "code_workers", "question_overhead_s", "abort_latency_steps", "provenance",
-    "calibration",
+    "name", "description", "decode", "prefill_s_per_token", "prefill_s_per_request", "startup_s",
+    "max_batch", "code_overlap", "code_workers", "question_overhead_s", "abort_latency_steps",
+    "provenance", "calibration",
 }
 _REQUIRED_TOP = ("name", "decode", "prefill_s_per_token", "startup_s", "max_batch", "provenance")
 _DECODE_KEYS = ("a", "beta", "gamma")
-_DECODE_OPTIONAL = ("knee_batch", "beta_above")
+_DECODE_OPTIONAL = ("knee_batch", "beta_above", "host_per_step")
 PROVENANCE_CONDITIONS = ("engine", "engine_version", "gpu", "quantization", "sampling")
 _PROV_KEYS = {"source", "date", "method", "notes", *PROVENANCE_CONDITIONS}
 _POINT_KEYS = {"label", "kind", "batch", "prompt_tokens", "n_tokens", "observed", "weight",
@@ -402,7 +418,10 @@ def _parse_profile(data: Any, source: str) -> HardwareProfile:
         gamma=_num(dec["gamma"], source, "decode.gamma"),
         knee_batch=_int(dec.get("knee_batch", 0), source, "decode.knee_batch"),
         beta_above=_num(dec.get("beta_above", 0.0), source, "decode.beta_above"),
+        host_per_step=_num(dec.get("host_per_step", 0.0), source, "decode.host_per_step"),
         prefill_s_per_token=_num(top["prefill_s_per_token"], source, "prefill_s_per_token"),
+        prefill_s_per_request=_num(top.get("prefill_s_per_request", 0.0), source,
+                                   "prefill_s_per_request"),
         startup_s=_num(top["startup_s"], source, "startup_s"),
         max_batch=_int(top["max_batch"], source, "max_batch"),
         code_overlap=code_overlap,

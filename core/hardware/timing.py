@@ -71,11 +71,21 @@ def steps_fitting(a: float, beta: float, gamma: float, knee_batch: float, beta_a
     return n
 
 
-def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
-    """`(a, beta, gamma, knee_batch, beta_above)` of a profile, the leading arguments of the
-    scalar functions above (and the fast path's profile array)."""
+def engine_coefficients(p: Any) -> tuple[float, float, float, float, float]:
+    """`(a, beta, gamma, knee_batch, beta_above)` of the engine's own step, as measured
+    (`aimo profile measure`) and as its calibration points are predicted."""
     return (float(p.a), float(p.beta), float(p.gamma), float(p.knee_batch),
             float(p.beta_above))
+
+
+def decode_coefficients(p: Any) -> tuple[float, float, float, float, float]:
+    """The coefficients the three clocks decode with, the leading arguments of the scalar
+    functions above (and the fast path's profile array): the engine's step plus the live
+    control loop's host seconds per step (`p.host_per_step`, 0 by default; the loop's work on
+    the streamed chunks, which with the engine's self-adjusting chunk size come at about the
+    same rate per step whatever the batch), added to `a`."""
+    a, beta, gamma, knee, above = engine_coefficients(p)
+    return (a + float(p.host_per_step), beta, gamma, knee, above)
 
 
 def steps_duration(p: HardwareProfile, b: int, c0: float, n: int) -> float:
@@ -90,11 +100,19 @@ def steps_within(p: HardwareProfile, b: int, c0: float, t: float) -> int:
     return steps_fitting(*decode_coefficients(p), b, c0, t)
 
 
-def prefill_duration(p: HardwareProfile, prompt_tokens_total: int) -> float:
-    """Seconds to prefill `prompt_tokens_total` prompt tokens (summed over the requests)."""
-    if prompt_tokens_total <= 0:
-        return 0.0
-    return p.prefill_s_per_token * prompt_tokens_total
+def prefill_seconds(per_token: float, per_request: float, tokens: int, requests: int) -> float:
+    """Seconds to admit `requests` requests holding `tokens` prompt tokens in all: the prefill
+    per token plus the engine's admission per request (`prefill_s_per_request`, 0 by default,
+    which leaves the per-token prefill to the bit). The numba fast path compiles it."""
+    t = per_token * tokens if tokens > 0 else 0.0
+    return t + per_request * requests
+
+
+def prefill_duration(p: HardwareProfile, prompt_tokens_total: int, requests: int = 0) -> float:
+    """Seconds to prefill `prompt_tokens_total` prompt tokens (summed over the requests) of
+    `requests` requests admitted together (`prefill_seconds` under profile `p`)."""
+    return prefill_seconds(p.prefill_s_per_token, p.prefill_s_per_request, prompt_tokens_total,
+                           requests)
 
 
 def steps_duration_array(p: HardwareProfile, b: np.ndarray | int, c0: np.ndarray | float,
@@ -155,13 +173,13 @@ def pace_batch(p: HardwareProfile, prompt_tokens: Sequence[int], n_tokens: Seque
     done_tokens = [0] * n_req
     t = 0.0
     admit = [queue.pop(0) for _ in range(min(p.max_batch, len(queue)))]
-    t += prefill_duration(p, sum(int(prompt_tokens[i]) for i in admit))
+    t += prefill_duration(p, sum(int(prompt_tokens[i]) for i in admit), len(admit))
     active.extend(i for i in admit if n_tokens[i] > 0)
     parts: list[list[np.ndarray]] = [[] for _ in range(n_req)]
     while active or queue:
         if not active:
             i = queue.pop(0)
-            t += prefill_duration(p, int(prompt_tokens[i]))
+            t += prefill_duration(p, int(prompt_tokens[i]), 1)
             if n_tokens[i] > 0:
                 active.append(i)
             continue
@@ -178,7 +196,7 @@ def pace_batch(p: HardwareProfile, prompt_tokens: Sequence[int], n_tokens: Seque
         for _ in finished:
             if queue:
                 j = queue.pop(0)
-                t += prefill_duration(p, int(prompt_tokens[j]))
+                t += prefill_duration(p, int(prompt_tokens[j]), 1)
                 if n_tokens[j] > 0:
                     active.append(j)
     for i in range(n_req):
@@ -192,7 +210,10 @@ def predict_point(p: HardwareProfile, pt: CalibrationPoint) -> float:
     b = pt.batch
     if pt.kind == "elapsed":
         c0 = float(b * pt.prompt_tokens)
-        return prefill_duration(p, b * pt.prompt_tokens) + steps_duration(p, b, c0, pt.n_tokens)
+        # the engine's own step and prefill: calibration points are measured without the live
+        # loop, and their per-token prefill already holds the admission of their requests
+        return (prefill_duration(p, b * pt.prompt_tokens)
+                + steps_seconds(*engine_coefficients(p), b, c0, pt.n_tokens))
     if pt.kind == "rate":
         return 1.0 / p.step_s(b, float(b * (pt.prompt_tokens + pt.n_tokens)))
     raise ValueError(f"unknown calibration point kind {pt.kind!r}")

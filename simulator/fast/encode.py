@@ -22,7 +22,8 @@ Traces (`EncodedTraces`), one row per recorded sample / answer, problems in stor
 Profile (float64, N_PROF): PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH,
   PF_SERIAL (1.0 for code_overlap "serial"), PF_OVERHEAD, PF_WORKERS (code_workers, 0 = no limit),
   PF_KNEE, PF_BETA_ABOVE (the step's knee term, `core.hardware.timing.step_seconds`),
-  PF_ABORT_STEPS (abort_latency_steps).
+  PF_ABORT_STEPS (abort_latency_steps),
+  PF_PREFILL_REQ (prefill_s_per_request, `core.hardware.timing.prefill_seconds`).
 Policy ints `pi` (int64): header P_* below, then sections at the offsets the header stores:
   rules at pi[P_OFF_RULES]: per question-stop rule RULE_STRIDE values: RU_WINDOW (its window,
       −1 for none) and RU_TABLE, the offset in pi of its step's table (`rule_table`):
@@ -95,7 +96,8 @@ PF_A, PF_BETA, PF_GAMMA, PF_PREFILL, PF_STARTUP, PF_MAX_BATCH, PF_SERIAL, PF_OVE
 PF_WORKERS = 8  # code_workers, 0 = no limit
 PF_KNEE, PF_BETA_ABOVE = 9, 10  # the step's optional knee term (beta_above 0: none)
 PF_ABORT_STEPS = 11  # abort_latency_steps: a question stop lands this many steps later
-N_PROF = 12
+PF_PREFILL_REQ = 12  # prefill_s_per_request (0: the per-token prefill alone)
+N_PROF = 13
 
 # --------------------------------------------------------------------------- policy ints
 SRC_NONE = -1  # the sample-stop rule counts no answer (or can never hold)
@@ -262,6 +264,7 @@ def encode_profile(profile: HardwareProfile) -> np.ndarray:
     out[PF_A], out[PF_BETA], out[PF_GAMMA], out[PF_KNEE], out[PF_BETA_ABOVE] = (
         decode_coefficients(profile))
     out[PF_PREFILL] = profile.prefill_s_per_token
+    out[PF_PREFILL_REQ] = profile.prefill_s_per_request
     out[PF_STARTUP] = profile.startup_s
     out[PF_MAX_BATCH] = profile.max_batch
     out[PF_SERIAL] = 1.0 if profile.code_overlap == "serial" else 0.0

@@ -147,6 +147,7 @@ register_jitable(timing.step_seconds)
 register_jitable(timing.steps_seconds)
 _steps_duration = njit(**_HELPER)(timing.steps_seconds)
 _steps_within = njit(**_HELPER)(timing.steps_fitting)
+_prefill_seconds = njit(**_HELPER)(timing.prefill_seconds)
 
 
 @njit(**_HELPER)
@@ -418,7 +419,7 @@ def _fresh_slot(s: int, row: int, sl: np.ndarray, slf: np.ndarray, sstat: np.nda
 
 @njit(**_HELPER)
 def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int, max_batch: int,
-                  prefill: float, sl: np.ndarray, slf: np.ndarray,
+                  prefill: float, prefill_req: float, sl: np.ndarray, slf: np.ndarray,
                   agrid: np.ndarray) -> tuple[float, int]:
     """start_queued(): the first queued slots (always slots nstarted, nstarted + 1, ...) fill
     the free batch places after their prefill. Returns (clock, slots started so far)."""
@@ -428,8 +429,7 @@ def _start_queued(now: float, steps: int, nstarted: int, nrun: int, nslots: int,
     total = 0
     for s in range(nstarted, end):
         total += sl[s, S_PROMPT]
-    if total > 0:
-        now += prefill * total
+    now += _prefill_seconds(prefill, prefill_req, total, end - nstarted)
     for s in range(nstarted, end):
         sl[s, S_STATE] = ST_ACTIVE
         slf[s, SF_START] = now
@@ -926,6 +926,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
     knee = prof[E.PF_KNEE]
     above = prof[E.PF_BETA_ABOVE]
     prefill = prof[E.PF_PREFILL]
+    prefill_req = prof[E.PF_PREFILL_REQ]
     max_batch = int(prof[E.PF_MAX_BATCH])
     mode = pi[E.P_CODE_MODE]  # check.code_overlap, else the profile's
     if mode == E.CODE_PROFILE:
@@ -993,7 +994,8 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         for s in range(nslots):
             c = _conf_tok(cg, coff[sl[s, S_ROW]], sl[s, S_CAP], every, pf[E.F_CONF_THRESH])
             _stop_at(s, sl, c, c)
-    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, sl, slf, ansx)
+    now, nstarted = _start_queued(now, 0, 0, 0, nslots, max_batch, prefill, prefill_req, sl, slf,
+                                  ansx)
     nrun = nstarted  # active slots
     # bit s of `active`: slot s is active (iterated in slot order); tact[s]: its S_BASE between
     # checks (BIG once it ended); context tokens of the batch = ctx_off + nrun * steps
@@ -1206,7 +1208,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
                 ctx_off -= sl[s, S_PROMPT] - g0
                 before = nstarted
                 now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch,
-                                              prefill, sl, slf, ansx)
+                                              prefill, prefill_req, sl, slf, ansx)
                 nrun += nstarted - before
                 for s2 in range(before, nstarted):
                     ctx_off += sl[s2, S_PROMPT] - steps
@@ -1232,7 +1234,7 @@ def _replay_question(nslots: int, lv: int, cutoff_in: float, ans_i: np.ndarray,
         if stop == E.STOP_CODE_NONE and nstarted < nslots and nrun < max_batch:
             before = nstarted
             now, nstarted = _start_queued(now, steps, nstarted, nrun, nslots, max_batch, prefill,
-                                          sl, slf, ansx)
+                                          prefill_req, sl, slf, ansx)
             nrun += nstarted - before
             for s in range(before, nstarted):
                 ctx_off += sl[s, S_PROMPT] - steps

@@ -236,7 +236,8 @@ def replay_question(
         starting = [s for s in slots if s.state == "queued"][: max(0, profile.max_batch - running)]
         if not starting:
             return
-        now += prefill_duration(profile, sum(s.trace.prompt_tokens for s in starting))
+        now += prefill_duration(profile, sum(s.trace.prompt_tokens for s in starting),
+                                len(starting))
         for s in starting:
             s.state, s.start_s = "active", now
 

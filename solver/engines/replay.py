@@ -45,6 +45,7 @@ import numpy as np
 from aimo.core.draws import recorded_draw
 from aimo.core.errors import InputError
 from aimo.core.hardware import HardwareProfile, steps_duration, steps_within
+from aimo.core.hardware.timing import prefill_seconds
 from aimo.core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
 from aimo.solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
 
@@ -247,8 +248,9 @@ class PacedStream:
         if not starting:
             return
         tokens = sum(s.script.prompt_tokens for s in starting)
-        if tokens > 0:
-            self._now += self._model.prefill_s_per_token * tokens
+        self._now += prefill_seconds(self._model.prefill_s_per_token,
+                                     getattr(self._model, "prefill_s_per_request", 0.0), tokens,
+                                     len(starting))
         for s in starting:
             s.state, s.start_s = "active", self._now
 

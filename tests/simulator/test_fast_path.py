@@ -316,6 +316,8 @@ def profiles(draw: st.DrawFn) -> HardwareProfile:
         knee_batch=draw(st.sampled_from([0, 2, 4, 16])),
         beta_above=draw(st.sampled_from([0.0, 0.0, 0.001, 0.02])),
         abort_latency_steps=draw(st.sampled_from([0, 0, 1, 3, 40])),
+        host_per_step=draw(st.sampled_from([0.0, 0.0, 0.0009, 0.01])),
+        prefill_s_per_request=draw(st.sampled_from([0.0, 0.0, 0.0033, 0.05])),
     )
 
 

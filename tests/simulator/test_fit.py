@@ -135,3 +135,70 @@ def test_the_olympiad_profile_overhead_is_the_live_runs() -> None:
     p = load_profile("h200-olympiad-tiny-w4kv8")
     assert got is not None and p.question_overhead_s == round(got.seconds, 4) > 0
     assert run in p.provenance.notes
+
+
+def test_host_per_step_is_the_median_live_excess_over_the_engine_step() -> None:
+    """`host_per_step` fits what live stretches take above the base's engine step: a constant per
+    step comes back whatever the batch, far-off stretches (a code run) do not move it, and any
+    host term already in the base is not subtracted twice."""
+    from aimo.core.hardware.fit import host_per_step
+    from aimo.core.hardware.observations import StepObservations
+
+    base = dataclasses.replace(load_profile("h200-olympiad-tiny-w4kv8"), host_per_step=0.5)
+    rng = np.random.default_rng(0)
+    b = rng.integers(1, 18, 400).astype(float)
+    c = rng.uniform(500, 4000, 400)
+    y = base.a + base.beta * b + 0.0009 + rng.normal(0, 1e-4, 400)
+    y[:20] += 0.2  # stretches spanning a stall of the loop
+    got = host_per_step(StepObservations(y, b, c, np.full(400, 16.0)), base)
+    assert got is not None and got.seconds == pytest.approx(0.0009, abs=5e-5)
+    assert all(x == pytest.approx(0.0009, abs=1.5e-4) for _, _, x in got.by_batch)
+    assert "host per step 0.90 ms" in got.render()
+    few = StepObservations(y[:5], b[:5], c[:5], np.ones(5))
+    assert host_per_step(few, base) is None
+
+
+def test_the_olympiad_profile_host_time_is_the_seed_runs(tmp_path) -> None:
+    """The shipped `host_per_step` is what `aimo profile fit --from-live --host-only` fits on the
+    seed run (docs/hil.md), and the fit keeps the base's measured engine step."""
+    run = "solve-seed-2nd-place-pytorch-20261128T083708237918Z"
+    out = tmp_path / "host.yaml"
+    res = CliRunner().invoke(app, ["profile", "fit", "--from-live",
+                                   str(ROOT / "data/traces/olympiad-live.duckdb"), "--run", run,
+                                   "--base", "h200-olympiad-tiny-w4kv8", "--host-only",
+                                   "--name", "host", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fitted, shipped = load_profile(out), load_profile("h200-olympiad-tiny-w4kv8")
+    assert fitted.host_per_step == shipped.host_per_step > 0
+    assert fitted.prefill_s_per_request == shipped.prefill_s_per_request > 0
+    assert (fitted.a, fitted.beta, fitted.gamma) == (shipped.a, shipped.beta, shipped.gamma)
+    res = CliRunner().invoke(app, ["profile", "fit", "--host-only", "--name", "x"])
+    assert res.exit_code == 2 and "--from-live" in res.output
+
+
+def test_prefill_per_request_is_the_mean_first_token_beyond_the_charged_prefill() -> None:
+    """Per question (the first left out): mean first-token time less the base's prefill and one
+    step, over the requests; the median over questions."""
+    import pandas as pd
+
+    from aimo.core.hardware.fit import prefill_per_request
+    from aimo.core.hardware.timing import decode_coefficients, step_seconds
+
+    base = load_profile("h200-olympiad-tiny-w4kv8")
+    rows = []
+    for q in range(8):
+        n = 10 + q % 3
+        charged = base.prefill_s_per_token * 100 * n + float(
+            step_seconds(*decode_coefficients(base), n, 100.0 * n))
+        for i in range(n):  # requests join one by one, 4 ms apart: mean (n - 1) * 2 ms
+            t0 = charged + 0.004 * i + (8.0 if q == 0 else 0.0)
+            rows += [dict(problem_id=f"q{q}", sample_idx=i, t_s=t0 + k * 0.005, n_tokens=k + 1,
+                          prompt_tokens=100) for k in range(3)]
+    got = prefill_per_request(pd.DataFrame(rows), base, first="q0")
+    want = np.median([0.002 * (10 + q % 3 - 1) / (10 + q % 3) for q in range(1, 8)])
+    assert got is not None and got.questions == 7 and got.seconds == pytest.approx(want)
+    assert prefill_per_request(pd.DataFrame(rows[:60]), base, first="q0") is None  # too few
+    # exactly the named first served question is left out, whatever its name's order
+    assert prefill_per_request(pd.DataFrame(rows), base, first="q3", min_questions=8) is None
+    every = prefill_per_request(pd.DataFrame(rows), base, first=None, min_questions=8)
+    assert every is not None and every.questions == 8

@@ -1,6 +1,7 @@
 """One step-time function (`core.hardware.timing.step_seconds`) behind all three clocks: the
 reference replay, the replay engine and the numba fast path give identical step times, with and
-without the optional knee term, and a profile without a knee times steps as the linear model did."""
+without the optional knee term and the live loop's host time per step, and a profile without
+either times steps as the linear model did."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def step_profiles(draw: st.DrawFn) -> HardwareProfile:
     return dataclasses.replace(
         BASE, name="random", a=draw(st.floats(1e-4, 0.05)), beta=draw(st.floats(0.0, 2e-3)),
         gamma=draw(st.floats(0.0, 5e-6)), knee_batch=draw(st.integers(0, 40)),
-        beta_above=draw(st.sampled_from([0.0, 0.0, 1e-4, 3e-3])))
+        beta_above=draw(st.sampled_from([0.0, 0.0, 1e-4, 3e-3])),
+        host_per_step=draw(st.sampled_from([0.0, 0.0, 9e-4])))
 
 
 def test_every_clock_calls_the_core_functions() -> None:
@@ -58,7 +60,7 @@ def test_compiled_and_python_clocks_agree_bit_for_bit(p: HardwareProfile, b: int
 @given(p=step_profiles(), b=st.integers(1, 64), c0=st.floats(0.0, 5e5), n=st.integers(0, 3000))
 def test_without_a_knee_the_linear_model_is_unchanged(p: HardwareProfile, b: int, c0: float,
                                                       n: int) -> None:
-    lin = dataclasses.replace(p, beta_above=0.0)
+    lin = dataclasses.replace(p, beta_above=0.0, host_per_step=0.0)
     first = lin.a + lin.beta * b + lin.gamma * c0  # the formula before the knee existed
     old = 0.0 if n <= 0 else n * first + lin.gamma * b * (n * (n - 1) / 2.0)
     assert steps_duration(lin, b, c0, n) == old
@@ -85,3 +87,59 @@ def test_replay_engine_paces_a_knee_profile_with_the_same_function() -> None:
 
     want = p.prefill_s_per_token * 800 + steps_duration(p, 8, 800.0, 300)
     assert asyncio.run(last_chunk_time()) == want
+
+
+def test_the_host_time_per_step_is_in_every_clock_but_not_in_the_engine_step() -> None:
+    """`decode.host_per_step` (the live loop's host time, issue 15) adds to every decode step of
+    the clocks, through `decode_coefficients`; the engine's own step (`step_s`, calibration
+    points) stays as measured, and a profile without it is unchanged."""
+    p = dataclasses.replace(BASE, a=0.004, beta=2e-5, gamma=0.0, host_per_step=0.0009)
+    assert steps_duration(p, 15, 0.0, 100) == pytest.approx(100 * (0.0049 + 15 * 2e-5), rel=1e-12)
+    assert p.step_s(15, 0.0) == pytest.approx(0.004 + 15 * 2e-5, rel=1e-12)
+    assert decode_coefficients(dataclasses.replace(p, host_per_step=0.0)) == \
+        timing.engine_coefficients(p)
+    again = HardwareProfile.from_dict(p.to_dict())
+    assert again.host_per_step == 0.0009 and "host_per_step" not in BASE.to_dict()["decode"]
+    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
+    engine = ReplayEngine([problem("p0", None, traces)], dataclasses.replace(p, startup_s=0.0),
+                          chunk_tokens=300)
+
+    async def last_chunk_time() -> float:
+        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
+        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
+        return max([c.t async for c in stream if isinstance(c, Chunk)])
+
+    assert asyncio.run(last_chunk_time()) == (p.prefill_s_per_token * 800
+                                              + steps_duration(p, 8, 800.0, 300))
+    with pytest.raises(Exception, match="host_per_step"):
+        dataclasses.replace(p, host_per_step=-1.0)
+
+
+def test_each_admitted_request_costs_prefill_s_per_request_in_every_clock() -> None:
+    """`prefill_s_per_request` (the engine's admission per request, issue 15) is charged per
+    request admitted, on top of the per-token prefill, by the reference replay, the replay
+    engine and the compiled function; 0 (every profile without it) leaves the prefill as it was
+    to the bit."""
+    p = dataclasses.replace(BASE, startup_s=0.0, prefill_s_per_request=0.0033)
+    assert kernel._prefill_seconds.py_func is timing.prefill_seconds
+    for tokens, requests in ((0, 0), (0, 3), (800, 8), (123, 1)):
+        want = timing.prefill_seconds(p.prefill_s_per_token, 0.0033, tokens, requests)
+        assert kernel._prefill_seconds(p.prefill_s_per_token, 0.0033, tokens, requests) == want
+        assert timing.prefill_duration(BASE, tokens, requests) == (
+            BASE.prefill_s_per_token * tokens if tokens > 0 else 0.0)
+    assert timing.prefill_duration(p, 800, 8) == pytest.approx(
+        p.prefill_s_per_token * 800 + 8 * 0.0033, rel=1e-12)
+    assert HardwareProfile.from_dict(p.to_dict()).prefill_s_per_request == 0.0033
+    assert "prefill_s_per_request" not in BASE.to_dict()
+    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
+    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
+
+    async def last_chunk_time() -> float:
+        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
+        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
+        return max([c.t async for c in stream if isinstance(c, Chunk)])
+
+    assert asyncio.run(last_chunk_time()) == (timing.prefill_duration(p, 800, 8)
+                                              + steps_duration(p, 8, 800.0, 300))
+    with pytest.raises(Exception, match="prefill_s_per_request"):
+        dataclasses.replace(p, prefill_s_per_request=-1.0)
