@@ -7,6 +7,13 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     --target /tmp/site .devicecarry/whl/*.whl || return 1
 cp -r .devicecarry/site/lmdeploy /tmp/site/ || return 1
 if [ -f .devicecarry/duckdb.tar.xz ]; then tar -xJf .devicecarry/duckdb.tar.xz -C /tmp/site || return 1; fi
-for part in core solver simulator recorder tuner dashboard data; do ln -sfn "$PWD/$part" "aimo/$part"; done
+python3 - <<'PY' || return 1
+import os, tomllib  # the links follow pyproject's package-dir table, the one definition of the layout
+table = tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"]["package-dir"]
+for name, folder in table.items():
+    link = os.path.join("aimo", name.split(".", 1)[1]) if name != "aimo" else None
+    if link and not os.path.lexists(link):
+        os.symlink(os.path.abspath(folder), link)
+PY
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 python3 -c "import aimo.core, aimo.data, duckdb, lmdeploy" || return 1
