@@ -33,10 +33,13 @@ Policy ints `pi` (int64): header P_* below, then sections at the offsets the hea
       the slot kinds (P_MAX_SLOTS slots, `sample_kinds` of the level) from
       LV_EARLY + pi[P_MAX_EARLY].
   The sample-stop rule of kind k (KIND_COT, KIND_CODE) starts at P_RULE_COT + k * RS_STRIDE:
-      RS_SRC (the SRC_* answers it counts, SRC_NONE: it never holds), RS_SAME (1: its step
-      reads `same`, so the kernel counts it; 0: it does not, and the kernel passes `run`),
-      RS_GRACE, RS_POS_ONLY, RS_TABLE (offset in pi of its step's table, `sample_table`:
-      the cap c, then (c + 1)³ values 0/1 indexed by min(count, c) of seen, same, run).
+      RS_SRC (the SRC_* answers it counts, SRC_NONE: it never holds), RS_READS (what its
+      step reads, `sample_table`: READS_SEEN: only how many answers counted, so the verdict is
+      seen ≥ RS_TABLE, one compare; READS_RUN: seen and run, so the kernel tracks the run and
+      passes it as `same` too; READS_SAME: also how often this value counted, which the kernel
+      then counts), RS_GRACE, RS_POS_ONLY, RS_TABLE (READS_SEEN: the smallest seen that holds;
+      else the offset in pi of the step's table: the cap c, then (c + 1)³ values 0/1 indexed
+      by min(count, c) of seen, same, run).
 Policy floats `pf` (float64): F_W_COT, F_W_CODE, F_SMALL_ROUND_W, F_LENGTH_W, F_CUTOFF_S,
   F_TIE_TOL (vote.tie_tolerance), then per
   level pi[P_LEVEL_STRIDE_F] values from pi[P_OFF_LEVELS_F]: timeout_s then early after_s
@@ -107,7 +110,8 @@ ORDER_ARRIVAL, ORDER_INDEX = range(2)
 TIE_LARGER, TIE_SMALLER, TIE_FIRST = range(3)
 _TIES = {"larger": TIE_LARGER, "smaller": TIE_SMALLER, "first": TIE_FIRST}
 
-RS_SRC, RS_SAME, RS_GRACE, RS_POS_ONLY, RS_TABLE = range(5)
+RS_SRC, RS_READS, RS_GRACE, RS_POS_ONLY, RS_TABLE = range(5)
+READS_SEEN, READS_RUN, READS_SAME = range(3)  # what a sample-stop rule's step reads
 RS_STRIDE = 5
 P_EVERY = 0
 P_MAX_TOKENS = 1
@@ -293,9 +297,21 @@ def rule_table(rule: QuestionRule, max_slots: int) -> list[int]:
             for n in range(max_slots + 1) for m in range(max_slots + 1)]
 
 
+@dataclass(frozen=True)
+class SampleTable:
+    """A sample-stop rule as the kernel reads it: `reads` (READS_SEEN / READS_RUN /
+    READS_SAME: the counts its step depends on), `seen_min` (READS_SEEN: the verdict is
+    seen ≥ seen_min), `table` (otherwise: the cap c, then the clamped verdicts); `holds` False:
+    the rule holds at no count a sample reaches."""
+
+    reads: int
+    seen_min: int
+    table: tuple[int, ...]
+    holds: bool
+
+
 @lru_cache(maxsize=256)
-def _sample_table(name: str, args: tuple[float, ...],
-                  max_answers: int) -> tuple[bool, tuple[int, ...]]:
+def _sample_table(name: str, args: tuple[float, ...], max_answers: int) -> SampleTable:
     """`sample_table` of the rule `name` with parameter values `args` (cached: the tuner's
     trials share a few of them)."""
     step = SAMPLE_REGISTRY[name].step
@@ -307,27 +323,34 @@ def _sample_table(name: str, args: tuple[float, ...],
     idx = np.asarray(reach, np.int64).T
     verdict = full[idx[0], idx[1], idx[2]]
     if not verdict.any():
-        return False, ()
+        return SampleTable(READS_SEEN, 0, (), False)
+    seen_min = int(idx[0][verdict].min())
+    if (verdict == (idx[0] >= seen_min)).all():  # a threshold on seen: no table, no run kept
+        return SampleTable(READS_SEEN, seen_min, (), True)
     reads_same = bool((verdict != full[idx[0], idx[2], idx[2]]).any())
     cap = next(c for c in range(1, a + 1) if (verdict == full[
         np.minimum(idx[0], c), np.minimum(idx[1], c), np.minimum(idx[2], c)]).all())
-    return reads_same, (cap, *full[:cap + 1, :cap + 1, :cap + 1].ravel().astype(int).tolist())
+    table = (cap, *full[:cap + 1, :cap + 1, :cap + 1].ravel().astype(int).tolist())
+    return SampleTable(READS_SAME if reads_same else READS_RUN, 0, table, True)
 
 
-def sample_table(rule: SampleStopRule, max_answers: int) -> tuple[bool, tuple[int, ...]]:
+def sample_table(rule: SampleStopRule, max_answers: int) -> SampleTable:
     """The sample-stop rule's registered step (core.policy.sample_rules) at every (seen, same,
-    run) a sample of at most `max_answers` answers reaches (1 ≤ run ≤ same ≤ seen): whether it
-    reads `same` (else the kernel skips counting it and passes run, which the step cannot tell
-    apart), and the table the kernel looks verdicts up in — the smallest cap c such that
-    clamping every count to c changes no verdict, then the step at every clamped (seen, same,
-    run), row-major over (c + 1)³. An empty table: the rule never holds."""
+    run) a sample of at most `max_answers` answers reaches (1 ≤ run ≤ same ≤ seen), as the kernel
+    reads it: when the verdict is a threshold on `seen` alone (first_answer, kth_answer, …, told
+    from the step's verdicts, not from the rule's name), that threshold, so a counting answer
+    costs the kernel one compare; else whether the step reads `same` (else the kernel skips
+    counting it and passes run, which the step cannot tell apart) and the table it looks verdicts
+    up in — the smallest cap c such that clamping every count to c changes no verdict, then the
+    step at every clamped (seen, same, run), row-major over (c + 1)³."""
     return _sample_table(rule.rule, step_args(rule), int(max_answers))
 
 
-def _sample_ints(rule: SampleStopRule, table_at: int, reads_same: bool, holds: bool) -> list[int]:
+def _sample_ints(rule: SampleStopRule, table_at: int, st: SampleTable) -> list[int]:
     sources = counted_sources(rule)
-    src = SRC_NONE if sources is None or not holds else _SOURCES[sources]
-    return [src, int(reads_same), rule.grace_tokens, int(rule.positive_only), table_at]
+    src = SRC_NONE if sources is None or not st.holds else _SOURCES[sources]
+    where = st.seen_min if st.reads == READS_SEEN else table_at
+    return [src, st.reads, rule.grace_tokens, int(rule.positive_only), where]
 
 
 @lru_cache(maxsize=512)
@@ -391,11 +414,10 @@ def encode_policy(policy: Policy, max_answers: int) -> EncodedPolicy:
         tables += rule_table(r, max_slots)
     for kind in ("cot", "code"):
         rule = policy.sample_stop.rule_for(kind)
-        reads_same, table = sample_table(rule, max_answers)
+        st = sample_table(rule, max_answers)
         start = P_RULE_COT + KIND_CODES[kind] * RS_STRIDE
-        head[start:start + RS_STRIDE] = _sample_ints(rule, n_fixed + len(tables), reads_same,
-                                                     bool(table))
-        tables += table
+        head[start:start + RS_STRIDE] = _sample_ints(rule, n_fixed + len(tables), st)
+        tables += st.table
     floats = [0.0] * N_F_HEADER
     floats[F_W_COT] = v.kind_weights.cot
     floats[F_W_CODE] = v.kind_weights.code
@@ -475,5 +497,5 @@ def stop_label(enc: EncodedPolicy, level: int, code: int) -> str:
 
 __all__ = [
     "EncodedPolicy", "EncodedTraces", "confidence_key", "encode_confidence", "encode_policy",
-    "encode_profile", "encode_traces", "sample_table", "stop_label",
+    "encode_profile", "encode_traces", "sample_table", "SampleTable", "stop_label",
 ]

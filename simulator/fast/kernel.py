@@ -8,8 +8,9 @@ and every decision is the same. What it keeps incrementally instead of recomputi
 less work):
 - per sample: the latest boxed / code / any answer, the valid answer, and the stop rule's
   condition token (`stop_condition_token` is prefix-stable, so it is updated per added answer:
-  the counting answers seen, the current run, and — only for a rule whose step reads it — how
-  often this value counted; the verdict is a look-up in the rule's table, `_sample_holds`);
+  the counting answers seen and — only for a rule whose step reads them — the current run and
+  how often this value counted; the verdict is one compare for a threshold on seen, else a
+  look-up in the rule's table, `_sample_holds`);
 - per sample: the next token at which a check could change something, which only that sample's
   own check can move; the batch's tokens advance together, so the loop keeps a question step
   count and each sample's tokens are `steps - g0`;
@@ -220,19 +221,24 @@ def _add_answer(s: int, j: int, every: int, sl: np.ndarray, tr_a: np.ndarray,
         if src != E.SRC_NONE and _rule_counts(pi, base, src, is_code, val):
             seen = sl[s, S_SEEN] + 1
             sl[s, S_SEEN] = seen
-            run = sl[s, S_RUN] + 1 if val == sl[s, S_RUNV] else 1
-            sl[s, S_RUN] = run
-            sl[s, S_RUNV] = val
-            same = run
-            if pi[base + E.RS_SAME] != 0:
-                same = 1
-                for i in range(n):
-                    jj = tr_a[s, i]
-                    if ans_i[jj, E.AN_VAL] == val and _rule_counts(
-                        pi, base, src, ans_i[jj, E.AN_CODE] == 1, val
-                    ):
-                        same += 1
-            if _sample_holds(pi, pi[base + E.RS_TABLE], seen, same, run):
+            reads = pi[base + E.RS_READS]
+            if reads == E.READS_SEEN:  # a threshold on seen (encode.sample_table)
+                held = seen >= pi[base + E.RS_TABLE]
+            else:
+                run = sl[s, S_RUN] + 1 if val == sl[s, S_RUNV] else 1
+                sl[s, S_RUN] = run
+                sl[s, S_RUNV] = val
+                same = run
+                if reads == E.READS_SAME:
+                    same = 1
+                    for i in range(n):
+                        jj = tr_a[s, i]
+                        if ans_i[jj, E.AN_VAL] == val and _rule_counts(
+                            pi, base, src, ans_i[jj, E.AN_CODE] == 1, val
+                        ):
+                            same += 1
+                held = _sample_holds(pi, pi[base + E.RS_TABLE], seen, same, run)
+            if held:
                 sl[s, S_HOLD] = reached
                 _stop_at(s, sl, min(reached + sl[s, S_GRACE], I32_MAX),
                          min(_grid(reached + sl[s, S_GRACE], every), I32_MAX))

@@ -28,7 +28,7 @@ from aimo.core.policy.sample_rules import (
     with_sample_rules_markdown,
 )
 from aimo.data import DATA_DIR
-from aimo.simulator.fast.encode import sample_table
+from aimo.simulator.fast.encode import READS_RUN, READS_SAME, READS_SEEN, sample_table
 
 KINDS = list(SAMPLE_REGISTRY)
 DOCS = DATA_DIR.parent / "docs" / "policy.md"
@@ -100,18 +100,33 @@ def test_stop_condition_token_applies_the_step(rule: SampleStopRule,
 def test_fast_path_table_is_the_step(rule: SampleStopRule, max_answers: int) -> None:
     """The kernel's look-up (encode.sample_table, read as kernel._sample_holds reads it) gives
     the step's verdict at every count a sample of `max_answers` answers reaches."""
-    reads_same, table = sample_table(rule, max_answers)
+    lookup = sample_table(rule, max_answers)
     for seen in range(1, max_answers + 1):
         for same in range(1, seen + 1):
             for run in range(1, same + 1):
                 want = rule_holds(rule, seen, same, run)
-                if not table:
+                if not lookup.holds:
                     assert not want
                     continue
-                c = table[0]
-                j = same if reads_same else run  # the kernel passes run when same is unread
+                if lookup.reads == READS_SEEN:  # one compare, no table
+                    assert not lookup.table and (seen >= lookup.seen_min) is want, (seen, same, run)
+                    continue
+                table, c = lookup.table, lookup.table[0]
+                j = same if lookup.reads == READS_SAME else run  # the kernel passes run when same is unread
                 got = table[1 + (min(seen, c) * (c + 1) + min(j, c)) * (c + 1) + min(run, c)]
                 assert bool(got) is want, (seen, same, run)
+
+
+def test_threshold_rules_take_the_one_compare_and_the_others_their_table() -> None:
+    """Which look-up each rule gets is told from its step's verdicts (not its name)."""
+    reads = {r: sample_table(SampleStopRule(r, k=3), 9).reads
+             for r in ("first_answer", "kth_answer", "first_code_success", "repeated_answer",
+                       "streak_answer")}
+    assert reads == {"first_answer": READS_SEEN, "kth_answer": READS_SEEN,
+                     "first_code_success": READS_SEEN, "repeated_answer": READS_SAME,
+                     "streak_answer": READS_RUN}
+    assert sample_table(SampleStopRule("kth_answer", k=3), 9).seen_min == 3
+    assert not sample_table(SampleStopRule("never"), 9).holds
 
 
 def test_validation_comes_from_the_registry() -> None:
