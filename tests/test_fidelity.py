@@ -215,14 +215,9 @@ def test_code_workers_queue_runs_first_dispatched_first_served(workers, expected
     assert (sim.stop_reason, sim.time_s) == (live.stop_reason, pytest.approx(live.time_s))
 
 
-def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
-    """`check.code_overlap: inline` (the seed): the loop is busy while a check's code runs, the batch
-    decodes on. Code samples 0 and 2 close a block at token 20 (0.2 s; runs of 1 s and 2 s); sample
-    0's check runs its code until 1.2 s, sample 2's check of the same step is taken then and runs
-    until 3.2 s, when its answer makes the question stop (two equal). Meanwhile CoT sample 1 decoded
-    to token 320, so the final read runs its block of token 100 (0.5 s): 3.7 s. Before the loop was
-    modelled busy, every path said 0.2 s. Reference, fast path and the live loop on the replay
-    engine agree."""
+def _inline_seed_question() -> tuple[Policy, SpeedLevel]:
+    """The seed with one level of 3 samples, code first, and one rule: two equal answers of at
+    most two (the inline-code questions below)."""
     seed = load_policy("seed-2nd-place")
     level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
     policy = dataclasses.replace(
@@ -231,6 +226,18 @@ def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
             seed.question_stop, rules=(ConsistencyRule(min_equal=2, max_answers=2),)),
         schedule=dataclasses.replace(seed.schedule, levels=(level,), start_level=1,
                                      thresholds_s=()))
+    return policy, level
+
+
+def test_inline_code_runs_serialize_and_delay_the_stop() -> None:
+    """`check.code_overlap: inline` (the seed): the loop is busy while a check's code runs, the batch
+    decodes on. Code samples 0 and 2 close a block at token 20 (0.2 s; runs of 1 s and 2 s); sample
+    0's check runs its code until 1.2 s, sample 2's check of the same step is taken then and runs
+    until 3.2 s, when its answer makes the question stop (two equal). Meanwhile CoT sample 1 decoded
+    to token 320, so the final read runs its block of token 100 (0.5 s): 3.7 s. Before the loop was
+    modelled busy, every path said 0.2 s. Reference, fast path and the live loop on the replay
+    engine agree."""
+    policy, level = _inline_seed_question()
     samples = [sample(0, "code", 2000, [(20, 42, "code", True, 1000.0)]),
                sample(1, "cot", 2000, [(100, 7, "code", True, 500.0)]),
                sample(2, "code", 2000, [(20, 42, "code", True, 2000.0)])]
@@ -287,14 +294,7 @@ def test_question_stop_landing_late_is_read_by_every_path() -> None:
     later (3.35 s), by when CoT sample 1 has reached token 335 and the final read runs its block of
     token 330 (0.5 s): 3.85 s; a stop landing at once (latency 0) never sees that block (3.2 s).
     Reference, fast path and the live loop on the replay engine agree."""
-    seed = load_policy("seed-2nd-place")
-    level = SpeedLevel(name="t", samples=3, min_answers=99, timeout_s=1e6)
-    policy = dataclasses.replace(
-        seed, samples=dataclasses.replace(seed.samples, order="interleave", first_kind="code"),
-        question_stop=dataclasses.replace(
-            seed.question_stop, rules=(ConsistencyRule(min_equal=2, max_answers=2),)),
-        schedule=dataclasses.replace(seed.schedule, levels=(level,), start_level=1,
-                                     thresholds_s=()))
+    policy, level = _inline_seed_question()
     samples = [sample(0, "code", 2000, [(20, 42, "code", True, 1000.0)]),
                sample(1, "cot", 2000, [(330, 7, "code", True, 500.0)]),
                sample(2, "code", 2000, [(20, 42, "code", True, 2000.0)])]

@@ -32,13 +32,12 @@ YAML; the tests say when they are stale).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aimo.core.errors import InputError
-from aimo.core.policy.rules import REQUIRED, RuleParam
+from aimo.core.policy.rules import REQUIRED, RuleParam, with_generated
 
 SOURCE = "<policy>"
 PARAM_FIELDS = ("k",)  # SampleStopRule's fields that a rule may declare as its parameters
@@ -171,10 +170,7 @@ DOCS_END = "<!-- END sample-stop rules -->"
 
 def with_sample_rules_markdown(text: str) -> str:
     """`text` (docs/policy.md) with its generated sample-stop section replaced."""
-    pattern = re.compile(re.escape(DOCS_BEGIN) + r"\n.*?" + re.escape(DOCS_END), re.S)
-    if not pattern.search(text):
-        raise ValueError("docs/policy.md lacks the sample-stop generated-section markers")
-    return pattern.sub(lambda _: f"{DOCS_BEGIN}\n{sample_rules_markdown()}{DOCS_END}", text)
+    return with_generated(text, DOCS_BEGIN, DOCS_END, sample_rules_markdown(), "sample-stop ")
 
 
 # --------------------------------------------------------------------------- the rules
