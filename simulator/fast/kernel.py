@@ -843,35 +843,50 @@ def _warm_up(s: int, nwarm: int, nslots: int, steps: int, every: int, sl: np.nda
 
 
 @njit(**_HELPER)
+def _uncapped(active: np.uint64, sl: np.ndarray, steps: int) -> tuple[int, int, int]:
+    """The active slots still below their cap after `steps` question steps: how many (the
+    batch), their context tokens, and the fewest steps until one of them reaches its cap."""
+    b = 0
+    c = 0
+    n = BIG
+    m = active
+    while m != ZERO:
+        s = np.uint32(trailing_zeros(m))
+        m &= m - ONE
+        g = steps - sl[s, S_G0]
+        if g < sl[s, S_CAP]:
+            b += 1
+            c += sl[s, S_PROMPT] + g
+            n = min(n, sl[s, S_CAP] - g)
+    return b, c, n
+
+
+@njit(**_HELPER)
+def _hold_capped(active: np.uint64, sl: np.ndarray, steps: int, k: int) -> None:
+    """`k` more question steps pass: a capped active slot's S_G0 moves with them, so its tokens
+    stay at its cap."""
+    m = active
+    while m != ZERO:
+        s = np.uint32(trailing_zeros(m))
+        m &= m - ONE
+        if steps - sl[s, S_G0] >= sl[s, S_CAP]:
+            sl[s, S_G0] += k
+
+
+@njit(**_HELPER)
 def _decode_until(t_end: float, now: float, steps: int, active: np.uint64, sl: np.ndarray,
                   a: float, beta: float, gamma: float, knee: float,
                   above: float) -> tuple[float, int]:
     """decode_until: the active slots gain the whole steps that end by `t_end`, each up to its
     cap (a capped slot's S_G0 moves with the steps, so its tokens stay). Returns (now, steps)."""
     while True:
-        b = 0
-        c = 0
-        n = BIG
-        m = active
-        while m != ZERO:
-            s = np.uint32(trailing_zeros(m))
-            m &= m - ONE
-            g = steps - sl[s, S_G0]
-            if g < sl[s, S_CAP]:
-                b += 1
-                c += sl[s, S_PROMPT] + g
-                n = min(n, sl[s, S_CAP] - g)
+        b, c, n = _uncapped(active, sl, steps)
         if b == 0:
             break
         cf = float(c)
         k = min(_steps_within(a, beta, gamma, knee, above, b, cf, t_end - now), n)
         now += _steps_duration(a, beta, gamma, knee, above, b, cf, k)
-        m = active
-        while m != ZERO:
-            s = np.uint32(trailing_zeros(m))
-            m &= m - ONE
-            if steps - sl[s, S_G0] >= sl[s, S_CAP]:
-                sl[s, S_G0] += k
+        _hold_capped(active, sl, steps, k)
         steps += k
         if k < n:
             break
@@ -885,28 +900,12 @@ def _decode_steps(n_steps: int, now: float, steps: int, active: np.uint64, sl: n
     """decode_steps: the question stop lands `n_steps` steps after the decision; the active
     slots gain those whole steps, each up to its cap (as `_decode_until`). Returns (now, steps)."""
     while n_steps > 0:
-        b = 0
-        c = 0
-        n = BIG
-        m = active
-        while m != ZERO:
-            s = np.uint32(trailing_zeros(m))
-            m &= m - ONE
-            g = steps - sl[s, S_G0]
-            if g < sl[s, S_CAP]:
-                b += 1
-                c += sl[s, S_PROMPT] + g
-                n = min(n, sl[s, S_CAP] - g)
+        b, c, n = _uncapped(active, sl, steps)
         if b == 0:
             break
         k = min(n_steps, n)
         now += _steps_duration(a, beta, gamma, knee, above, b, float(c), k)
-        m = active
-        while m != ZERO:
-            s = np.uint32(trailing_zeros(m))
-            m &= m - ONE
-            if steps - sl[s, S_G0] >= sl[s, S_CAP]:
-                sl[s, S_G0] += k
+        _hold_capped(active, sl, steps, k)
         steps += k
         n_steps -= k
     return now, steps
