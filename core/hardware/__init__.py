@@ -27,6 +27,7 @@ from aimo.core.hardware.profile import (
     save_profile,
 )
 from aimo.core.hardware.timing import (
+    decode_on,
     pace_batch,
     predict_point,
     prefill_duration,
@@ -48,6 +49,7 @@ __all__ = [
     "StepFit",
     "StepModel",
     "StepObservations",
+    "decode_on",
     "dump_profile",
     "fit_profile",
     "fit_step_model",

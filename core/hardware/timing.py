@@ -13,7 +13,9 @@ take a profile), and the numba fast path (`simulator.fast.kernel`) by compiling 
 (`numba.njit(step_seconds)`; core itself never imports numba). They use only `+ - * /`, `abs`,
 `math.sqrt` and `math.floor` and call each other through module globals, so numba can compile
 them unchanged; `step_seconds` also broadcasts over numpy arrays (the `*_array` versions and the
-fit use that).
+fit use that). A batch decoding on while the loop does not look (a question stop's busy time and
+abort latency) is `decode_on` for both Python clocks; the kernel's bit-set loops do the same
+arithmetic (a test holds them to it, bit for bit).
 """
 
 from __future__ import annotations
@@ -113,6 +115,38 @@ def prefill_duration(p: HardwareProfile, prompt_tokens_total: int, requests: int
     `requests` requests admitted together (`prefill_seconds` under profile `p`)."""
     return prefill_seconds(p.prefill_s_per_token, p.prefill_s_per_request, prompt_tokens_total,
                            requests)
+
+
+def decode_on(p: HardwareProfile, prompts: Sequence[int], made: Sequence[int],
+              caps: Sequence[int], now: float, *, until: float | None = None,
+              steps: int = 0) -> tuple[list[int], float]:
+    """A batch decodes on without the loop looking: either the whole steps that end by `until`
+    (a question stop decided while an inline code run kept the loop busy) or `steps` steps (the
+    abort latency), each sample up to its cap, the batch shrinking as samples reach theirs.
+
+    One definition for the reference replay (`simulator.replay.question`) and the replay engine
+    (`solver.engines.replay`), the same arithmetic as the fast path's `_decode_until` /
+    `_decode_steps`. Samples are (prompt tokens, tokens made, cap); returns each sample's tokens
+    made after it and the clock (`max(now, until)` with `until`)."""
+    got = [int(m) for m in made]
+    left = steps
+    while until is not None or left > 0:
+        act = [i for i, m in enumerate(got) if m < caps[i]]
+        if not act:
+            break
+        b = len(act)
+        ctx = float(sum(prompts[i] + got[i] for i in act))
+        n = min(caps[i] - got[i] for i in act)
+        k = min(steps_within(p, b, ctx, until - now), n) if until is not None else min(left, n)
+        now += steps_duration(p, b, ctx, k)
+        for i in act:
+            got[i] += k
+        if until is not None:
+            if k < n:
+                break
+        else:
+            left -= k
+    return got, (now if until is None else max(now, until))
 
 
 def steps_duration_array(p: HardwareProfile, b: np.ndarray | int, c0: np.ndarray | float,

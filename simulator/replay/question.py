@@ -52,7 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimo.core.hardware import HardwareProfile, prefill_duration, steps_duration, steps_within
+from aimo.core.hardware import (HardwareProfile, decode_on, prefill_duration, steps_duration,
+                                steps_within)
 from aimo.simulator.replay.results import SampleOutcome
 from aimo.core.policy import (
     CODE_FAILURE,
@@ -192,40 +193,17 @@ def replay_question(
         """When the loop takes the current check's decisions: at its event, or once it is free."""
         return max(now, busy)
 
-    def decode_until(t_end: float) -> None:
-        """The batch decodes on while the loop is busy (a question stop decided at `t_end`):
-        running samples gain the whole steps that end by `t_end`, each up to its cap."""
+    def coast(until: float | None = None, steps: int = 0) -> None:
+        """The batch decodes on without the loop (`core.hardware.timing.decode_on`): to a
+        question stop decided at `until` while the loop was busy, or `steps` more steps (the
+        abort latency); running samples gain those whole steps, each up to its cap."""
         nonlocal now
-        while True:
-            act = [s for s in slots if s.state == "active" and s.g < s.cap]
-            if not act:
-                break
-            b = len(act)
-            ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
-            n = min(s.cap - s.g for s in act)
-            k = min(steps_within(profile, b, ctx, t_end - now), n)
-            now += steps_duration(profile, b, ctx, k)
-            for s in act:
-                s.g += k
-            if k < n:
-                break
-        now = max(now, t_end)
-
-    def decode_steps(n_steps: int) -> None:
-        """The stop lands `n_steps` steps after the decision: running samples gain those whole
-        steps, each up to its cap."""
-        nonlocal now
-        while n_steps > 0:
-            act = [s for s in slots if s.state == "active" and s.g < s.cap]
-            if not act:
-                break
-            b = len(act)
-            ctx = float(sum(s.trace.prompt_tokens + s.g for s in act))
-            k = min(n_steps, min(s.cap - s.g for s in act))
-            now += steps_duration(profile, b, ctx, k)
-            for s in act:
-                s.g += k
-            n_steps -= k
+        act = [s for s in slots if s.state == "active"]
+        made, now = decode_on(profile, [s.trace.prompt_tokens for s in act],
+                              [s.g for s in act], [s.cap for s in act], now,
+                              until=until, steps=steps)
+        for s, g in zip(act, made):
+            s.g = g
 
     def active() -> list[_Slot]:
         return [s for s in slots if s.state == "active"]
@@ -425,8 +403,8 @@ def replay_question(
         stop_reason = "all_done"
     else:
         if busy > now:
-            decode_until(busy)
-        decode_steps(profile.abort_latency_steps)
+            coast(until=busy)
+        coast(steps=profile.abort_latency_steps)
         if policy.vote.final_read:
             for s in slots:
                 if s.state == "active":

@@ -44,7 +44,7 @@ import numpy as np
 
 from aimo.core.draws import recorded_draw
 from aimo.core.errors import InputError
-from aimo.core.hardware import HardwareProfile, steps_duration, steps_within
+from aimo.core.hardware import HardwareProfile, decode_on, steps_duration, steps_within
 from aimo.core.hardware.timing import prefill_seconds
 from aimo.core.traces import SOURCE_CODE, ProblemTrace, SampleTrace
 from aimo.solver.engines.base import Chunk, FinishReason, PromptSpec, SamplingSettings
@@ -177,12 +177,12 @@ class PacedStream:
 
     async def cancel_all(self) -> None:
         """Stop every sample decided at `now()` (the batch decodes until then, as the
-        simulator's `decode_until`); the aborts land `abort_latency_steps` steps later (the
-        simulator's `decode_steps`; their seconds in `abort_latency_s`, which the loop adds to the
+        simulator's `coast(until=…)`); the aborts land `abort_latency_steps` steps later (its
+        `coast(steps=…)`; their seconds in `abort_latency_s`, which the loop adds to the
         question's time); pending wakes are dropped and the stream ends after the aborts."""
         if self._busy > self._now:
-            self._decode_until(self._busy)
-        self.abort_latency_s = self._decode_steps(getattr(self._model, "abort_latency_steps", 0))
+            self._coast(until=self._busy)
+        self.abort_latency_s = self._coast(steps=getattr(self._model, "abort_latency_steps", 0))
         self._closed = True
         self._wakes.clear()
         for s in self._slots:
@@ -254,43 +254,18 @@ class PacedStream:
         for s in starting:
             s.state, s.start_s = "active", self._now
 
-    def _decode_until(self, t_end: float) -> None:
-        """Active samples gain the whole steps that end by `t_end`, each up to its cap (the
-        simulator's `decode_until`; their text is read by the abort chunks)."""
-        m = self._model
-        while True:
-            act = [s for s in self._slots if s.state == "active" and s.g < s.cap]
-            if not act:
-                break
-            b = len(act)
-            ctx = float(sum(s.script.prompt_tokens + s.g for s in act))
-            n = min(s.cap - s.g for s in act)
-            k = min(steps_within(m, b, ctx, t_end - self._now), n)
-            self._now += steps_duration(m, b, ctx, k)
-            for s in act:
-                s.g += k
-            if k < n:
-                break
-        self._now = max(self._now, t_end)
-
-    def _decode_steps(self, n_steps: int) -> float:
-        """Active samples gain `n_steps` whole steps, each up to its cap (the simulator's
-        `decode_steps`); returns their seconds."""
-        m = self._model
-        spent = 0.0
-        while n_steps > 0:
-            act = [s for s in self._slots if s.state == "active" and s.g < s.cap]
-            if not act:
-                break
-            b = len(act)
-            ctx = float(sum(s.script.prompt_tokens + s.g for s in act))
-            k = min(n_steps, min(s.cap - s.g for s in act))
-            spent += steps_duration(m, b, ctx, k)
-            for s in act:
-                s.g += k
-            n_steps -= k
-        self._now += spent
-        return spent
+    def _coast(self, until: float | None = None, steps: int = 0) -> float:
+        """Active samples decode on without the loop (the simulator's, one definition:
+        `core.hardware.timing.decode_on`): to `until`, or `steps` more steps, each up to its cap;
+        their text is read by the abort chunks. Returns the seconds it took."""
+        act = [s for s in self._slots if s.state == "active"]
+        before = self._now
+        made, self._now = decode_on(self._model, [s.script.prompt_tokens for s in act],
+                                    [s.g for s in act], [s.cap for s in act], self._now,
+                                    until=until, steps=steps)
+        for s, g in zip(act, made):
+            s.g = g
+        return self._now - before
 
     def _text_until(self, s: _Slot, token: int) -> str:
         parts = [filler(s.index, token)] if token > 0 else []

@@ -41,6 +41,8 @@ def test_every_clock_calls_the_core_functions() -> None:
     assert reference.steps_within is timing.steps_within
     assert kernel._steps_duration.py_func is timing.steps_seconds
     assert kernel._steps_within.py_func is timing.steps_fitting
+    assert replay_engine.decode_on is timing.decode_on  # decoding on without the loop
+    assert reference.decode_on is timing.decode_on
     assert not hasattr(replay_engine, "PaceModel") and not hasattr(replay_engine, "TimeModel")
 
 
@@ -54,6 +56,66 @@ def test_compiled_and_python_clocks_agree_bit_for_bit(p: HardwareProfile, b: int
     assert kernel._steps_within(*coef, b, c0, t) == steps_within(p, b, c0, t)
     k = steps_within(p, b, c0, t)
     assert steps_duration(p, b, c0, k) <= t < steps_duration(p, b, c0, k + 1)
+
+
+def _one_step_at_a_time(p: HardwareProfile, prompts: list[int], made: list[int],
+                        caps: list[int], now: float, until: float | None,
+                        steps: int) -> tuple[list[int], float]:
+    """`decode_on` the slow way: a step at a time, the batch re-counted before each."""
+    got = list(made)
+    left = steps
+    while until is not None or left > 0:
+        act = [i for i, m in enumerate(got) if m < caps[i]]
+        if not act:
+            break
+        dt = steps_duration(p, len(act), float(sum(prompts[i] + got[i] for i in act)), 1)
+        if until is not None and now + dt > until:
+            break
+        now += dt
+        left -= 1
+        for i in act:
+            got[i] += 1
+    return got, (now if until is None else max(now, until))
+
+
+@st.composite
+def coasting_batches(draw: st.DrawFn) -> tuple[list[int], list[int], list[int]]:
+    n = draw(st.integers(0, 12))
+    prompts = draw(st.lists(st.integers(0, 4000), min_size=n, max_size=n))
+    caps = draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))
+    made = [draw(st.integers(0, c)) for c in caps]
+    return prompts, made, caps
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=step_profiles(), batch=coasting_batches(), now=st.floats(0.0, 100.0),
+       ahead=st.one_of(st.none(), st.floats(-1.0, 2.0)), steps=st.integers(0, 80))
+def test_decoding_on_without_the_loop_is_the_steps_one_at_a_time(
+        p: HardwareProfile, batch: tuple[list[int], list[int], list[int]], now: float,
+        ahead: float | None, steps: int) -> None:
+    """`decode_on` (a question stop's busy time and abort latency, both Python clocks) gives the
+    tokens and time of stepping one step at a time, and the fast path's two loops give the same
+    tokens and the same clock to the bit."""
+    prompts, made, caps = batch
+    until = None if ahead is None else now + ahead
+    got, t = timing.decode_on(p, prompts, made, caps, now, until=until, steps=steps)
+    want, t_want = _one_step_at_a_time(p, prompts, made, caps, now, until, steps)
+    assert got == want
+    assert t == pytest.approx(t_want, rel=1e-9, abs=1e-12)
+    assert all(m <= g <= c for m, g, c in zip(made, got, caps))
+
+    sl = np.zeros((max(len(caps), 1), kernel.N_S), np.int32)
+    start = 10_000  # question steps so far; an active slot holds steps - S_G0 tokens
+    for i, (pr, m, c) in enumerate(zip(prompts, made, caps)):
+        sl[i, kernel.S_PROMPT], sl[i, kernel.S_CAP], sl[i, kernel.S_G0] = pr, c, start - m
+    active = np.uint64((1 << len(caps)) - 1)
+    coef = decode_coefficients(p)
+    if until is None:
+        k_now, k_steps = kernel._decode_steps(steps, now, start, active, sl, *coef)
+    else:
+        k_now, k_steps = kernel._decode_until(until, now, start, active, sl, *coef)
+    assert k_now == t
+    assert [min(k_steps - int(sl[i, kernel.S_G0]), c) for i, c in enumerate(caps)] == got
 
 
 @settings(max_examples=200, deadline=None)
