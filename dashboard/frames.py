@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -340,6 +341,7 @@ VALIDATION_COLUMNS = [
     "sim_s",
     "error",
     "skipped",
+    "stall_s",
 ]
 
 
@@ -348,7 +350,8 @@ def validation_rows(v: Validation) -> pd.DataFrame:
     run's serving order: truth, live and simulated answer (`differs`: both known and unequal,
     the CLI's `*`), stop reasons (`by_time`: either side decided by the clock, so the answers are
     not compared), times and the relative error (simulated − live) / live; `skipped` questions
-    (`--skip-first`) are left out of the time errors and have no `error`."""
+    (`--skip-first`) are left out of the time errors and have no `error`; `stall_s`: the live
+    time's engine stalls (`simulator.live_timing.engine_stalls`)."""
     skipped = set(v.skipped)
     rows = [
         (
@@ -365,13 +368,14 @@ def validation_rows(v: Validation) -> pd.DataFrame:
             r.sim_s,
             np.nan if r.problem_id in skipped else r.rel_error,
             r.problem_id in skipped,
+            r.stall_s,
         )
         for i, r in enumerate(v.rows)
     ]
     frame = pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
     for column in ("truth", "live_answer", "sim_answer"):
         frame[column] = frame[column].astype("Int64")
-    for column in ("live_s", "sim_s", "error"):
+    for column in ("live_s", "sim_s", "error", "stall_s"):
         frame[column] = frame[column].astype(float)
     return frame
 
@@ -435,6 +439,25 @@ def validation_metrics(v: Validation) -> list[Metric]:
         Metric("Start-up live / profile",
                f"{secs(s['live_startup_s'])} / {s['sim_startup_s']:.1f} s",
                "The live engine's build and warm-up against the profile's startup_s."),
+    ] + _stall_metrics(s["engine_stalls"])
+
+
+def _stall_metrics(stalls: dict[str, Any] | None) -> list[Metric]:
+    """The live run's engine stalls and the errors against the live times less them (none when
+    the store's chunks give no live step)."""
+    if stalls is None:
+        return []
+    w = stalls.get("without") or {}
+    return [
+        Metric("Engine stalls", f"{stalls['n']} · {stalls['seconds']:.2f} s",
+               f"Silences of the engine longer than {1000 * stalls['threshold_s']:.0f} ms (10 live "
+               "steps) while samples decode, and first tokens that much later than usual, in "
+               f"{stalls['questions']} question(s). The step model has no term for them."),
+        Metric("Without stalls: |median| / p90 / total",
+               f"{pct(w.get('time_error_median'))} / {pct(w.get('time_error_p90'))} / "
+               f"{pct(w.get('total_error'), sign=True)}",
+               "The same errors against the live times less their stalls: how far the clock is off "
+               "where the engine did not stall (beside the errors proper, not instead)."),
     ]
 
 

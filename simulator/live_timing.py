@@ -19,6 +19,12 @@ step model and are measured here from the store (`core.store.chunk_times.load_li
   back over the code answers recorded at that clock gives the decision); a sample stop's
   decision is its `end_s`. The profile's `abort_latency_steps` models the question stop's
   latency (a sample stop's only adds one sequence to those steps: β·L seconds).
+- **engine stalls**: stretches in which the engine sent nothing while samples were decoding
+  (between a sample's first and last chunk), longer than `STALL_STEPS` live steps, and first
+  tokens that came that much later than the run's usual first token. The step model has no term
+  for them (the H100 runs show them around aborts, 0.13-0.9 s, and as rare 3-4 s waits for a
+  question's first token), so `aimo validate` reports them and the time errors without them,
+  beside the errors proper: a user can tell the clock's error from the engine's hiccups.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import pandas as pd
 from aimo.core.store.chunk_times import LiveTimeline
 
 _EPS = 1e-6  # seconds: two recorded times are the same event
+STALL_STEPS = 10.0  # a silence longer than this many live steps is a stall
 
 
 @dataclass(frozen=True)
@@ -187,4 +194,98 @@ def abort_latency(timeline: LiveTimeline) -> AbortLatency:
     return AbortLatency(tuple(out), recorded, stops)
 
 
-__all__ = ["AbortLatency", "FirstBatchStall", "LatencySample", "abort_latency", "first_batch_stall"]
+@dataclass(frozen=True)
+class Stall:
+    """One engine stall: where (question, stream clock) and the seconds lost (the silence less
+    the step that would have been there; a late first token: its delay less the usual one)."""
+
+    problem_id: str
+    at_s: float
+    seconds: float
+    kind: str  # 'decoding' | 'first token'
+
+
+@dataclass(frozen=True)
+class EngineStalls:
+    """A run's engine stalls, the live step they are measured against and the threshold."""
+
+    stalls: tuple[Stall, ...]
+    step_s: float
+    threshold_s: float
+
+    def by_question(self) -> dict[str, float]:
+        """Seconds lost per question (questions without a stall absent)."""
+        out: dict[str, float] = {}
+        for s in self.stalls:
+            out[s.problem_id] = out.get(s.problem_id, 0.0) + s.seconds
+        return out
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(s.seconds for s in self.stalls))
+
+    def largest(self, k: int = 3) -> tuple[Stall, ...]:
+        return tuple(sorted(self.stalls, key=lambda s: -s.seconds)[:k])
+
+    def summary(self) -> dict[str, object]:
+        """n, questions, seconds, the step and threshold, the largest three (JSON-ready)."""
+        return {
+            "n": len(self.stalls), "questions": len(self.by_question()),
+            "seconds": round(self.seconds, 3), "step_s": round(self.step_s, 5),
+            "threshold_s": round(self.threshold_s, 4),
+            "largest": [{"problem_id": s.problem_id, "kind": s.kind, "at_s": round(s.at_s, 3),
+                         "seconds": round(s.seconds, 3)} for s in self.largest()],
+        }
+
+    def render(self) -> str:
+        head = (f"engine stalls (nothing sent for > {1000 * self.threshold_s:.0f} ms = "
+                f"{STALL_STEPS:g} live steps of {1000 * self.step_s:.1f} ms while samples decode, or a "
+                "first token that much later than usual): ")
+        if not self.stalls:
+            return head + "none"
+        big = ", ".join(f"{s.problem_id} {s.seconds:.2f} s ({s.kind} at {s.at_s:.2f} s)"
+                        for s in self.largest())
+        return head + (f"{len(self.stalls)} in {len(self.by_question())} question(s), "
+                       f"{self.seconds:.2f} s in all; largest: {big}")
+
+
+def live_step_s(timeline: LiveTimeline) -> float | None:
+    """The run's typical live decode step: the median seconds per token between consecutive
+    chunks of one sample (None without two chunks of a sample a token apart)."""
+    ch = timeline.chunks.sort_values(["problem_id", "sample_idx", "t_s"])
+    by = ch.groupby(["problem_id", "sample_idx"])
+    dt = by["t_s"].diff().to_numpy(float)
+    dn = by["n_tokens"].diff().to_numpy(float)
+    ok = dn > 0
+    return float(np.median(dt[ok] / dn[ok])) if ok.any() else None
+
+
+def engine_stalls(timeline: LiveTimeline, steps: float = STALL_STEPS) -> EngineStalls | None:
+    """The run's engine stalls (see the module; the first question's first token is the
+    first-batch stall, counted in start-up, not here). None without a measurable live step."""
+    step = live_step_s(timeline)
+    if step is None:
+        return None
+    threshold = steps * step
+    out: list[Stall] = []
+    first = timeline.chunks.groupby("problem_id")["t_s"].min()
+    order = [p for p in timeline.questions["problem_id"] if p in first.index]
+    usual = float(np.median([first[p] for p in order[1:]])) if len(order) > 1 else math.nan
+    for pid in order[1:]:
+        late = float(first[pid]) - usual
+        if late > threshold:
+            out.append(Stall(pid, usual, late, "first token"))
+    for pid, g in timeline.chunks.groupby("problem_id", sort=False):
+        t = np.sort(g["t_s"].to_numpy(float))
+        if t.size < 2:
+            continue
+        span = g.groupby("sample_idx")["t_s"].agg(["min", "max"])
+        lo, hi = span["min"].to_numpy(float), span["max"].to_numpy(float)
+        for i in np.flatnonzero(np.diff(t) > threshold):
+            if ((lo <= t[i]) & (hi >= t[i + 1])).any():  # some sample was decoding through it
+                out.append(Stall(str(pid), float(t[i]), float(t[i + 1] - t[i]) - step, "decoding"))
+    return EngineStalls(tuple(out), step, threshold)
+
+
+__all__ = ["AbortLatency", "EngineStalls", "FirstBatchStall", "LatencySample", "STALL_STEPS", "Stall",
+           "abort_latency", "engine_stalls", "first_batch_stall", "live_step_s"]

@@ -17,7 +17,10 @@ Start-up is counted as profiles count it (`startup_s` = the engine's build + its
 stall): the live run's first-batch stall is measured from its chunk timestamps
 (`simulator.live_timing.first_batch_stall`), added to the live start-up and taken out of the
 first question's time, and the output says so. The run's abort latency (steps the engine decodes
-after a stop decision) is measured and reported beside the profile's `abort_latency_steps`.
+after a stop decision) is measured and reported beside the profile's `abort_latency_steps`. The
+run's engine stalls (`simulator.live_timing.engine_stalls`: silences of the engine while samples
+decode, late first tokens) are reported with the time errors the simulator would have against
+the live times less them: beside the errors proper, never instead of them.
 
 Live answers and stop reasons come from the store's per-question results when it has them
 (`questions_done.final_answer` / `stop_reason`), else from an `aimo solve --json` report given
@@ -39,7 +42,8 @@ import pandas as pd
 
 from aimo.core.hardware import HardwareProfile
 from aimo.simulator.livecheck import LiveCheck, live_check
-from aimo.simulator.live_timing import AbortLatency, FirstBatchStall, abort_latency, first_batch_stall
+from aimo.simulator.live_timing import (AbortLatency, EngineStalls, FirstBatchStall, abort_latency,
+                                        engine_stalls, first_batch_stall)
 from aimo.simulator.replay import replay_competition
 from aimo.simulator.replay.results import CompetitionResult
 from aimo.core.draws import competition_draws
@@ -84,6 +88,7 @@ class LiveRun:
     hil: dict[str, Any] | None = None
     stall: FirstBatchStall | None = None  # the first batch's stall (None: not measurable)
     latency: AbortLatency | None = None  # the abort latency measured from the store
+    stalls: EngineStalls | None = None  # the engine's stalls measured from the store
 
     @property
     def stall_s(self) -> float:
@@ -155,7 +160,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     timeline = load_live_timeline(path, run.run_id)
     live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
                    answers_from or "derived", run.backend, run.hardware, engine, hil,
-                   first_batch_stall(timeline), abort_latency(timeline))
+                   first_batch_stall(timeline), abort_latency(timeline), engine_stalls(timeline))
     return live
 
 
@@ -233,6 +238,7 @@ class QuestionRow:
     sim_stop: str
     live_s: float
     sim_s: float
+    stall_s: float = 0.0  # the live time's engine stalls (`LiveRun.stalls`)
 
     @property
     def rel_error(self) -> float:
@@ -255,6 +261,7 @@ class Validation:
     predicted_startup_s: float
     notes: tuple[str, ...] = ()
     abort_latency_steps: int = 0  # the profile's
+    without_stalls: LiveCheck | None = None  # the same against live times less their stalls
 
     @property
     def same_answer(self) -> tuple[int, int]:
@@ -299,8 +306,23 @@ class Validation:
             "abort_latency": None if self.live.latency is None else {
                 k: self.live.latency.summary(k) for k in ("question", "sample")},
             "profile_abort_latency_steps": self.abort_latency_steps,
+            "engine_stalls": self._stalls_summary(),
             "notes": list(self.notes),
         }
+
+
+    def _stalls_summary(self) -> dict[str, Any] | None:
+        """The live run's engine stalls and the errors without them (None: not measurable)."""
+        if self.live.stalls is None:
+            return None
+        out: dict[str, Any] = dict(self.live.stalls.summary())
+        c = self.without_stalls
+        if c is not None:
+            total = ((c.predicted_total_s - c.live_total_s) / c.live_total_s
+                     if c.live_total_s > 0 else math.nan)
+            out["without"] = {"time_error_median": _r(c.median_error), "time_error_p90": _r(c.p90_error),
+                              "total_error": _r(total)}
+        return out
 
 
 def _r3(x: float | None) -> float | None:
@@ -327,13 +349,17 @@ def validate(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwarePro
     skip = (live.questions[0].problem_id,) if skip_first and live.questions else ()
     check = live_check(live.policy.name, predicted, times, answers, live_startup_s=live.counted_startup_s,
                        skip=skip)
+    stalled = live.stalls.by_question() if live.stalls is not None else {}
+    without = None if live.stalls is None else live_check(
+        live.policy.name, predicted, {p: t - stalled.get(p, 0.0) for p, t in times.items()}, answers,
+        live_startup_s=live.counted_startup_s, skip=skip)
     sim = {q.problem_id: q for q in predicted.questions}
     rows = tuple(QuestionRow(q.problem_id, q.truth, q.answer, sim[q.problem_id].answer, q.stop_reason,
                              sim[q.problem_id].stop_reason, times.get(q.problem_id, q.time_s),
-                             sim[q.problem_id].time_s)
+                             sim[q.problem_id].time_s, stalled.get(q.problem_id, 0.0))
                  for q in live.questions)
     return Validation(live, profile.name, rows, check, skip, profile.startup_s, _notes(live, profile, traces),
-                      profile.abort_latency_steps)
+                      profile.abort_latency_steps, without)
 
 
 def compare_stores(live: str | Path, traces: str | Path, hardware: str | Path, *,
@@ -424,6 +450,13 @@ def render(v: Validation) -> str:
         lines += [v.live.latency.render(),
                   f"profile abort_latency_steps: {v.abort_latency_steps} (question stops land that many "
                   "steps after the decision)"]
+    if v.live.stalls is not None:
+        lines.append(v.live.stalls.render())
+        w = s["engine_stalls"].get("without")
+        if v.live.stalls.stalls and w is not None:
+            lines.append(f"  the live times less their stalls (the step model has no term for them): "
+                         f"question time error |median| {pct(w['time_error_median'])}, p90 "
+                         f"{pct(w['time_error_p90'])}, total {pct(w['total_error'], sign=True)}")
     lines += [f"note: {n_}" for n_ in v.notes]
     return "\n".join(lines)
 

@@ -160,6 +160,9 @@ def render() -> None:
             "sim_s": st.column_config.NumberColumn("sim time", format="%.2f s", width=75),
             "error": st.column_config.NumberColumn("error", format="percent", width=70),
             "skipped": st.column_config.CheckboxColumn("skipped"),
+            "stall_s": st.column_config.NumberColumn(
+                "live stalls", format="%.2f s", width=75,
+                help="Seconds of the live time the engine stalled (aimo validate's engine stalls)."),
         },
     )
     st.download_button(

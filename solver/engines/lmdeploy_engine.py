@@ -237,6 +237,7 @@ class _SampleState:
     cancel_at: float | None = None  # stream time of the first cancel request
     last_abort: float = -1.0  # stream time of the latest abort issued
     aborts: int = 0
+    in_flight: concurrent.futures.Future[None] | None = None  # the abort call not yet returned
 
 
 _END = object()
@@ -461,13 +462,24 @@ class LmdeployQuestionStream:
             ):
                 self._issue_abort(state, t)
 
-    def _issue_abort(self, state: _SampleState, t: float) -> concurrent.futures.Future[None]:
+    def _issue_abort(self, state: _SampleState, t: float) -> None:
+        """Hand `session.abort()` to an abort thread, unless the sample's last one has not
+        returned yet (a re-issue would only queue behind it and hold a thread)."""
+        if state.in_flight is not None and not state.in_flight.done():
+            return
         state.last_abort = t
         state.aborts += 1
-        return self._aborter.submit(_abort_session, state.session, state.sample)
+        state.in_flight = self._aborter.submit(_abort_session, state.session, state.sample)
 
     async def cancel(self, sample: int) -> None:
         """Abort one sample; its stream ends with finish_reason 'abort'. Idempotent.
+
+        Returns once the abort is issued, not once lmdeploy has handled it: `session.abort()`
+        blocks its thread for a round trip through lmdeploy's engine loop (10-30 ms on the H100
+        runs, more under load), and a control loop that waited for each would decide its next
+        stop that much later while the batch decodes on (docs/hil.md, "Sample stops that held the
+        loop"). The stream still ends the sample with 'abort'; aborts lmdeploy ignored are
+        re-issued as before.
 
         Raises:
             KeyError: `sample` is not part of this batch.
@@ -478,7 +490,7 @@ class LmdeployQuestionStream:
         t = self.now()
         if state.cancel_at is None:
             state.cancel_at = t
-        await asyncio.wrap_future(self._issue_abort(state, t))
+        self._issue_abort(state, t)
 
     async def cancel_all(self) -> None:
         await asyncio.gather(*(self.cancel(s.sample) for s in self._by_index if not s.finished))

@@ -354,6 +354,8 @@ def test_validate_page_on_the_bundled_hil_stores(store: Path, env, page) -> None
     assert values["Signed median"] == "+0.7%" and values["Total error"] == "+0.3%"
     assert values["Σ question time live / sim"] == "80.6 / 80.9 s"
     assert values["Start-up live / profile"] == "61.1 s / 63.7 s"
+    assert values["Engine stalls"] == "3 · 0.38 s"  # aimo validate's engine-stall line
+    assert values["Without stalls: |median| / p90 / total"] == "1.3% / 2.7% / +0.8%"
     assert "policy seed-2nd-place" in texts(at.markdown)
     assert "trace store lengths scaled by 0.06" in texts(at.info)
     assert charts(at) == 2

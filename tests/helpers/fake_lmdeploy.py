@@ -108,8 +108,11 @@ class FakeSession:
     abort_calls: int = 0
     noop_aborts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event | None = None  # abort() returns only once set (lmdeploy's round trip)
 
     def abort(self) -> None:
+        if self.gate is not None:
+            self.gate.wait()
         with self.lock:
             self.abort_calls += 1
             if self.handle:
@@ -155,7 +158,7 @@ class FakePipeline:
 
     def session(self) -> FakeSession:
         self._ids += 1
-        s = FakeSession(self._ids)
+        s = FakeSession(self._ids, gate=getattr(self.module, "abort_gate", None))
         self.sessions.append(s)
         return s
 

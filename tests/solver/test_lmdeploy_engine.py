@@ -175,6 +175,40 @@ def test_cancel_aborts_that_sample_only(fake) -> None:
     assert not any(pipe.sessions[i].abort_calls for i in (0, 2, 3))
 
 
+def test_cancel_returns_before_lmdeploy_has_handled_the_abort(fake) -> None:
+    """`session.abort()` returns only after lmdeploy's engine loop handled it (~a step: on the
+    H100 runs each sample stop held the control loop 10-30 ms, and a question's seven in a row
+    delayed its stop decision by 86 ms, 10 tokens, enough to reach a code block the simulator's
+    samples did not: docs/hil.md). The loop must not wait for it: `cancel` returns at once, the
+    abort is carried out behind it and the sample still ends with 'abort'."""
+    import threading
+
+    fake.abort_gate = gate = threading.Event()
+
+    async def main():
+        eng = engine()
+        stream = await eng.start_question("q", "Q", specs(3), SamplingSettings(max_new_tokens=400))
+        returned: list[bool] = []
+
+        async def on_chunk(c: Chunk) -> None:
+            if c.sample == 1 and c.n_tokens == 5 and not returned:
+                # bounded only so a regression fails instead of hanging: the gate is still shut
+                await asyncio.wait_for(stream.cancel(1), timeout=10)
+                returned.append(not gate.is_set())
+                gate.set()
+
+        chunks = await collect(stream, on_chunk)
+        await eng.close()
+        return fake.built[0], chunks, returned
+
+    pipe, chunks, returned = asyncio.run(main())
+    assert returned == [True]  # cancel came back while lmdeploy still held the abort
+    per = by_sample(chunks)
+    assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens < 400
+    assert pipe.sessions[1].aborted
+    assert per[0][-1].finish_reason == per[2][-1].finish_reason == "length"
+
+
 def test_cancel_of_a_queued_request_is_reissued_once_it_runs(fake) -> None:
     """lmdeploy ignores abort() for a request still waiting for a slot; the adapter re-issues it."""
     fake.step_s = 0.002
@@ -372,8 +406,9 @@ def test_bad_logprobs_setting_is_refused(fake, k: int) -> None:
     with pytest.raises(ValueError, match="logprobs"):
         engine("pytorch", logprobs=k)
 def test_restart_after_a_hung_abort_gives_a_working_engine(fake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An abort that never returns hangs cancel_all and the next start_question (it waits for the
-    abandoned batch); `restart` abandons the pipeline (its close hangs too) and builds a new one."""
+    """An abort that never returns hangs the next start_question (it waits for the abandoned
+    batch; `cancel_all` itself returns once the aborts are issued); `restart` abandons the
+    pipeline (its close hangs too) and builds a new one."""
     import threading
 
     from fake_lmdeploy import FakePipeline, FakeSession
@@ -394,7 +429,7 @@ def test_restart_after_a_hung_abort_gives_a_working_engine(fake, monkeypatch: py
         hung_cancel = asyncio.ensure_future(first.cancel_all())
         hung_start = asyncio.ensure_future(eng.start_question("q2", "Q", specs(2), SAMPLING))
         done, _ = await asyncio.wait({hung_cancel, hung_start}, timeout=0.5)
-        assert not done  # both hang
+        assert done == {hung_cancel}  # the aborts are issued (and hang); the next question waits
         monkeypatch.setattr(FakeSession, "abort", real_abort)  # the new pipeline's sessions work
         await asyncio.wait_for(eng.restart(close_timeout_s=0.2), 5.0)
         second = await eng.start_question("q3", "Q", specs(2), SamplingSettings(max_new_tokens=5))
