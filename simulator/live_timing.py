@@ -25,6 +25,9 @@ step model and are measured here from the store (`core.store.chunk_times.load_li
   for them (the H100 runs show them around aborts, 0.13-0.9 s, and as rare 3-4 s waits for a
   question's first token), so `aimo validate` reports them and the time errors without them,
   beside the errors proper: a user can tell the clock's error from the engine's hiccups.
+- **step spread**: each question's median live step against the run's median (`step_spread`):
+  on the 26M olympiad model it moves by a median 9.7% from question to question at any batch, on
+  the 14B-shaped H100 runs by 2.5-3.2%, a floor under any one step model's per-question error.
 """
 
 from __future__ import annotations
@@ -249,15 +252,58 @@ class EngineStalls:
                        f"{self.seconds:.2f} s in all; largest: {big}")
 
 
-def live_step_s(timeline: LiveTimeline) -> float | None:
-    """The run's typical live decode step: the median seconds per token between consecutive
-    chunks of one sample (None without two chunks of a sample a token apart)."""
+def _seconds_per_token(timeline: LiveTimeline) -> pd.DataFrame:
+    """Seconds per token between consecutive chunks of one sample that a token or more apart:
+    problem_id, per_token."""
     ch = timeline.chunks.sort_values(["problem_id", "sample_idx", "t_s"])
     by = ch.groupby(["problem_id", "sample_idx"])
     dt = by["t_s"].diff().to_numpy(float)
     dn = by["n_tokens"].diff().to_numpy(float)
     ok = dn > 0
-    return float(np.median(dt[ok] / dn[ok])) if ok.any() else None
+    return pd.DataFrame({"problem_id": ch["problem_id"].to_numpy()[ok], "per_token": dt[ok] / dn[ok]})
+
+
+def live_step_s(timeline: LiveTimeline) -> float | None:
+    """The run's typical live decode step: the median seconds per token between consecutive
+    chunks of one sample (None without two chunks of a sample a token apart)."""
+    per = _seconds_per_token(timeline)["per_token"]
+    return float(per.median()) if len(per) else None
+
+
+@dataclass(frozen=True)
+class StepSpread:
+    """How much the live step itself moves from question to question: each question's median
+    seconds per token against the run's median of them. A model with one step time per batch
+    and context cannot predict question times closer than this (when the batch moves the step
+    little), so it is the floor under `aimo validate`'s per-question errors."""
+
+    median_step_s: float
+    deviation_median: float  # median |question step / median - 1|
+    deviation_p90: float
+    questions: int
+
+    def render(self) -> str:
+        return (f"live step per question (the first left out): median {1000 * self.median_step_s:.2f} ms, "
+                f"|deviation| median {100 * self.deviation_median:.1f}%, p90 {100 * self.deviation_p90:.1f}% "
+                f"over {self.questions} questions (the engine's own spread: a floor under per-question errors)")
+
+    def summary(self) -> dict[str, object]:
+        return {"median_step_s": round(self.median_step_s, 6),
+                "deviation_median": round(self.deviation_median, 4),
+                "deviation_p90": round(self.deviation_p90, 4), "questions": self.questions}
+
+
+def step_spread(timeline: LiveTimeline) -> StepSpread | None:
+    """The run's `StepSpread`, its first question (start-up's warm-up) left out; None with fewer
+    than two questions that have a live step."""
+    per = _seconds_per_token(timeline)
+    first = timeline.questions["problem_id"].iloc[0] if len(timeline.questions) else None
+    steps = per[per["problem_id"] != first].groupby("problem_id")["per_token"].median().to_numpy(float)
+    if steps.size < 2:
+        return None
+    mid = float(np.median(steps))
+    dev = np.abs(steps / mid - 1.0)
+    return StepSpread(mid, float(np.median(dev)), float(np.quantile(dev, 0.9)), int(steps.size))
 
 
 def engine_stalls(timeline: LiveTimeline, steps: float = STALL_STEPS) -> EngineStalls | None:
@@ -288,4 +334,5 @@ def engine_stalls(timeline: LiveTimeline, steps: float = STALL_STEPS) -> EngineS
 
 
 __all__ = ["AbortLatency", "EngineStalls", "FirstBatchStall", "LatencySample", "STALL_STEPS", "Stall",
-           "abort_latency", "engine_stalls", "first_batch_stall", "live_step_s"]
+           "StepSpread", "abort_latency", "engine_stalls", "first_batch_stall", "live_step_s",
+           "step_spread"]

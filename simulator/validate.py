@@ -42,8 +42,8 @@ import pandas as pd
 
 from aimo.core.hardware import HardwareProfile
 from aimo.simulator.livecheck import LiveCheck, live_check
-from aimo.simulator.live_timing import (AbortLatency, EngineStalls, FirstBatchStall, abort_latency,
-                                        engine_stalls, first_batch_stall)
+from aimo.simulator.live_timing import (AbortLatency, EngineStalls, FirstBatchStall, StepSpread,
+                                        abort_latency, engine_stalls, first_batch_stall, step_spread)
 from aimo.simulator.replay import replay_competition
 from aimo.simulator.replay.results import CompetitionResult
 from aimo.core.draws import competition_draws
@@ -89,6 +89,7 @@ class LiveRun:
     stall: FirstBatchStall | None = None  # the first batch's stall (None: not measurable)
     latency: AbortLatency | None = None  # the abort latency measured from the store
     stalls: EngineStalls | None = None  # the engine's stalls measured from the store
+    spread: StepSpread | None = None  # how much the live step moves between questions
 
     @property
     def stall_s(self) -> float:
@@ -160,7 +161,8 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     timeline = load_live_timeline(path, run.run_id)
     live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
                    answers_from or "derived", run.backend, run.hardware, engine, hil,
-                   first_batch_stall(timeline), abort_latency(timeline), engine_stalls(timeline))
+                   first_batch_stall(timeline), abort_latency(timeline), engine_stalls(timeline),
+                   step_spread(timeline))
     return live
 
 
@@ -307,6 +309,7 @@ class Validation:
                 k: self.live.latency.summary(k) for k in ("question", "sample")},
             "profile_abort_latency_steps": self.abort_latency_steps,
             "engine_stalls": self._stalls_summary(),
+            "step_spread": None if self.live.spread is None else self.live.spread.summary(),
             "notes": list(self.notes),
         }
 
@@ -371,7 +374,8 @@ def compare_stores(live: str | Path, traces: str | Path, hardware: str | Path, *
 
     Args:
         live: the store holding the live run (`aimo solve --record`).
-        traces: the store the simulator replays (`traces_run`: its run, None = the only one).
+        traces: the store the simulator replays (`traces_run`: its run, None = the only one; the
+            live store and run themselves replay the live samples: self-replay).
         hardware: a bundled profile name or a profile YAML path.
         live_run: the live (solve) run, None = the only one.
         json_report: an `aimo solve --json` report with the live answers (stores without them).
@@ -387,15 +391,23 @@ def compare_stores(live: str | Path, traces: str | Path, hardware: str | Path, *
 
     run = read_live_run(live, live_run, json_report=json_report)
     profile = load_profile(hardware)
-    problems = load_problem_traces(traces, traces_run)
+    # self-replay: the live run's own samples (a real model's live run: the clock compared on the
+    # very content it decoded); an interrupted live run is replayed on what it holds
+    own = traces_run == run.run_id and Path(traces).resolve() == Path(live).resolve()
+    problems = load_problem_traces(traces, traces_run, allow_incomplete=own)
     if not problems:
         raise InputError(str(traces), "questions_done", "no completed questions in the store")
     try:
-        return validate(run, problems, profile, skip_first=skip_first, budget_s=budget_s)
+        v = validate(run, problems, profile, skip_first=skip_first, budget_s=budget_s)
     except InputError as exc:  # order_like names the option; here the file is known
         if exc.source != "--traces":
             raise
         raise InputError(str(traces), exc.field, exc.message) from None
+    if own:
+        v = replace(v, notes=v.notes + (
+            "self-replay: the simulator replays the live run's own samples, so answers and stops "
+            "differ only where decisions hang on arrival order or the clock",))
+    return v
 
 
 def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrace]) -> tuple[str, ...]:
@@ -457,6 +469,8 @@ def render(v: Validation) -> str:
             lines.append(f"  the live times less their stalls (the step model has no term for them): "
                          f"question time error |median| {pct(w['time_error_median'])}, p90 "
                          f"{pct(w['time_error_p90'])}, total {pct(w['total_error'], sign=True)}")
+    if v.live.spread is not None:
+        lines.append(v.live.spread.render())
     lines += [f"note: {n_}" for n_ in v.notes]
     return "\n".join(lines)
 
