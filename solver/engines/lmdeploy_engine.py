@@ -465,9 +465,9 @@ class LmdeployQuestionStream:
     def _issue_abort(self, state: _SampleState, t: float) -> None:
         """Hand `session.abort()` to an abort thread, unless the sample's last one has not
         returned yet (a re-issue would only queue behind it and hold a thread)."""
+        state.last_abort = t  # also when skipped: the back-off goes on (no 1-ms wake-ups)
         if state.in_flight is not None and not state.in_flight.done():
             return
-        state.last_abort = t
         state.aborts += 1
         state.in_flight = self._aborter.submit(_abort_session, state.session, state.sample)
 

@@ -209,6 +209,38 @@ def test_cancel_returns_before_lmdeploy_has_handled_the_abort(fake) -> None:
     assert per[0][-1].finish_reason == per[2][-1].finish_reason == "length"
 
 
+def test_an_abort_in_flight_is_not_reissued_on_top_of_itself(fake) -> None:
+    """While lmdeploy still holds a sample's abort, the sample's further output does not queue
+    more aborts behind it (each would hold an abort thread); once it returns it takes."""
+    import threading
+
+    fake.abort_gate = gate = threading.Event()
+    fake.step_s = 0.002
+
+    async def main():
+        eng = engine()
+        stream = await eng.start_question("q", "Q", specs(2), SamplingSettings(max_new_tokens=2000))
+        seen = {"after": 0}
+
+        async def on_chunk(c: Chunk) -> None:
+            if c.sample == 1 and c.n_tokens >= 5 and not seen["after"]:
+                await stream.cancel(1)
+                seen["after"] = 1
+            elif c.sample == 1 and seen["after"]:
+                seen["after"] += 1  # output while the abort is held (re-issue wanted by the old code)
+                if seen["after"] == 60:
+                    gate.set()
+
+        chunks = await collect(stream, on_chunk)
+        await eng.close()
+        return fake.built[0], stream, chunks, seen
+
+    pipe, stream, chunks, seen = asyncio.run(main())
+    assert seen["after"] >= 60  # it kept decoding for many re-issue intervals while held
+    assert by_sample(chunks)[1][-1].finish_reason == "abort"
+    assert pipe.sessions[1].abort_calls == 1 and stream.abort_counts()[1] == 1
+
+
 def test_cancel_of_a_queued_request_is_reissued_once_it_runs(fake) -> None:
     """lmdeploy ignores abort() for a request still waiting for a slot; the adapter re-issues it."""
     fake.step_s = 0.002
