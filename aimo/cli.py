@@ -302,6 +302,7 @@ def profile_fit(
     window_tokens: int = typer.Option(16, min=1, help="Tokens per fitted stretch."),
     knee: KneeMode = typer.Option(KneeMode.auto, "--knee", help="The step's knee term beta_above*max(0, b-knee_batch): auto (only where it lowers the held-out error), off, on."),
     from_live: Optional[Path] = typer.Option(None, "--from-live", help="Refit --base from a live run in this store (aimo solve --record); reports the error before and after."),
+    with_live: Optional[Path] = typer.Option(None, "--with-live", help="With --csv: fit the measured rows and this store's live run's chunk stretches (--run) together, each weighing as much in all."),
     host_only: bool = typer.Option(False, "--host-only", help="With --from-live: keep --base's measured engine step and fit only what the live loop adds: decode.host_per_step, prefill_s_per_request, question_overhead_s."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
@@ -312,7 +313,10 @@ def profile_fit(
     from aimo.core.store.out_path import check_out_path
 
     if csv_files and (traces is not None or from_live is not None):
-        _fail("--csv: fit from one source (--csv, --traces or --from-live)")
+        _fail("--csv: fit from one source (--csv, --traces or --from-live; a live run beside "
+              "--csv is --with-live)")
+    if with_live is not None and not csv_files:
+        _fail("--with-live: only with --csv (the live stretches are fitted beside measured rows)")
     if host_only and from_live is None:
         _fail("--host-only: only with --from-live (the host terms are what a live run adds)")
     if from_live is not None:
@@ -333,7 +337,8 @@ def profile_fit(
         from aimo.profile_fit import fit_from_csv
 
         return fit_from_csv(csv_files, quant_policy, name, base, out or Path(f"{name}.yaml"),
-                            knee.value, sys.argv[3:] if sys.argv[1:3] == ["profile", "fit"] else [])
+                            knee.value, sys.argv[3:] if sys.argv[1:3] == ["profile", "fit"] else [],
+                            with_live=with_live, run=run, window_tokens=window_tokens)
     if traces is None:
         _fail("--traces: required (or --csv, or --from-live)")
 

@@ -43,22 +43,31 @@ def read_measured_rows(csvs: Sequence[Path], quant_policy: Optional[int]) -> lis
 
 
 def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
-                 base_name: Optional[str], out: Path, knee: str, argv: Sequence[str]) -> None:
-    """Refit `base_name` from measured step rows; print the fit, the knee choice, the error by
-    cell before (the base) and after, the extrapolation; write the profile to `out`."""
-    from aimo.core.hardware import load_profile, save_profile
+                 base_name: Optional[str], out: Path, knee: str, argv: Sequence[str], *,
+                 with_live: Optional[Path] = None, run: Optional[str] = None,
+                 window_tokens: int = 16) -> None:
+    """Refit `base_name` from measured step rows (and, with `with_live`, a live run's chunk
+    stretches beside them); print the fit, the knee choice, the error by cell before (the base)
+    and after (and by batch size over the live stretches), the extrapolation; write the profile
+    to `out`."""
+    from aimo.core.hardware import load_profile, read_chunks, save_profile
     from aimo.core.hardware.fit import Coverage, StepModel, cell_table, fit_step_model, refit_profile
-    from aimo.core.hardware.observations import observations_from_rows
+    from aimo.core.hardware.observations import observations_from_chunks, observations_from_rows
 
     if base_name is None:
         _fail("--base: --csv refits a profile (its prefill, start-up and pool are kept); name it")
     rows = read_measured_rows(csvs, quant_policy)
+    live = None
     try:
         base = load_profile(base_name)
-        fit = fit_step_model(rows, knee=knee)  # type: ignore[arg-type]
+        if with_live is not None:
+            live = observations_from_chunks(read_chunks(with_live, run_id=run),
+                                            window_tokens=window_tokens, source=str(with_live))
+        fit = fit_step_model(rows, knee=knee, live=live)  # type: ignore[arg-type]
         command = "aimo profile fit " + " ".join(shlex.quote(a) for a in argv)
         prof = refit_profile(base, fit, rows, name=name, sources=[str(p) for p in csvs],
-                             command=command)
+                             command=command,
+                             live_source=None if with_live is None else f"{run or '(the only run)'} in {with_live}")
     except ValueError as exc:
         _fail(f"--csv: {exc}", code=1)
     except InputError as exc:
@@ -67,6 +76,9 @@ def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
     typer.echo(fit.render())
     typer.echo(f"error by cell (mean step, prediction error), before = {base.name}, after = {name}:")
     typer.echo(cell_table(obs, {"before": StepModel.of(base), "after": fit.model}))
+    if live is not None:
+        typer.echo("error by batch size over the live stretches:")
+        typer.echo(cell_table(live, {"before": StepModel.of(base), "after": fit.model}))
     typer.echo(f"extrapolation: {Coverage.of(obs).extrapolation(prof)}")
     typer.echo(f"wrote {save_profile(prof, out)}")
 

@@ -90,6 +90,8 @@ class LiveRun:
     latency: AbortLatency | None = None  # the abort latency measured from the store
     stalls: EngineStalls | None = None  # the engine's stalls measured from the store
     spread: StepSpread | None = None  # how much the live step moves between questions
+    # the prompt tokens the live engine prefilled, per (problem, kind) (`predict` replays them)
+    prompt_tokens: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def stall_s(self) -> float:
@@ -117,7 +119,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     """
     from aimo.core.store import list_runs
     from aimo.core.store.chunk_times import load_live_timeline
-    from aimo.core.store.live import question_results
+    from aimo.core.store.live import prompt_lengths, question_results
 
     src = str(path)
     solves = [r for r in list_runs(path) if r.kind == "solve"]
@@ -162,7 +164,7 @@ def read_live_run(path: str | Path, run_id: str | None = None, *,
     live = LiveRun(src, run.run_id, policy, hil.get("draw_seed") if hil else None, startup, tuple(questions),
                    answers_from or "derived", run.backend, run.hardware, engine, hil,
                    first_batch_stall(timeline), abort_latency(timeline), engine_stalls(timeline),
-                   step_spread(timeline))
+                   step_spread(timeline), prompt_lengths(path, run.run_id))
     return live
 
 
@@ -220,10 +222,30 @@ def order_like(traces: Sequence[ProblemTrace], live: LiveRun) -> list[ProblemTra
     return [by_id[q.problem_id] for q in live.questions] + [p for p in traces if p.problem_id not in seen]
 
 
+def with_live_prompts(traces: Sequence[ProblemTrace], live: LiveRun) -> list[ProblemTrace]:
+    """`traces` with each sample's prompt length the live run's for its question and kind (where
+    the live store has one): the simulator charges the prefill the live engine did. A hil run
+    prefills the policy's real prompts, not the scaled store's made-up lengths; a recording of
+    the same prompts has the live lengths already."""
+    if not live.prompt_tokens:
+        return list(traces)
+    return [replace(p, samples=tuple(
+        replace(s, prompt_tokens=live.prompt_tokens.get((p.problem_id, s.kind), s.prompt_tokens))
+        for s in p.samples)) for p in traces]
+
+
+def prompts_changed(traces: Sequence[ProblemTrace], live: LiveRun) -> int:
+    """How many of the live run's questions' samples `with_live_prompts` gives another length."""
+    asked = {q.problem_id for q in live.questions}
+    return sum(1 for p in traces if p.problem_id in asked for s in p.samples
+               if live.prompt_tokens.get((p.problem_id, s.kind), s.prompt_tokens) != s.prompt_tokens)
+
+
 def predict(live: LiveRun, traces: Sequence[ProblemTrace], profile: HardwareProfile,
             budget_s: float = 5 * 3600.0) -> CompetitionResult:
-    """The simulator's run of the live run's policy on `traces`: same order, same draw."""
-    problems = order_like(traces, live)
+    """The simulator's run of the live run's policy on `traces`: same order, same draw, the
+    live run's prompt lengths (`with_live_prompts`)."""
+    problems = with_live_prompts(order_like(traces, live), live)
     return replay_competition(problems, live.policy, profile, draws=competition_draws(problems, live.draw_seed),
                               budget_s=budget_s)
 
@@ -424,6 +446,10 @@ def _notes(live: LiveRun, profile: HardwareProfile, traces: Sequence[ProblemTrac
                    "holds no per-question results)")
     if live.hil and live.hil.get("length_scale"):
         out.append(f"trace store lengths scaled by {live.hil['length_scale']:g}")
+    changed = prompts_changed(traces, live)
+    if changed:
+        out.append(f"prompt lengths replayed as the live engine prefilled them ({changed} samples' "
+                   "differ from the trace store's)")
     return tuple(out)
 
 
@@ -554,4 +580,4 @@ def plot(checks: Sequence[LiveCheck], out: str | Path) -> Path:
 
 __all__ = ["LiveQuestion", "LiveRun", "MARKDOWN_HEAD", "QuestionRow", "Validation", "compare_stores",
            "decided_by_time", "derive_answers", "headline", "markdown_row", "order_like", "pct", "plot", "predict",
-           "read_live_run", "render", "secs", "validate"]
+           "prompts_changed", "read_live_run", "render", "secs", "validate", "with_live_prompts"]

@@ -33,10 +33,12 @@ import pandas as pd
 from aimo.core.errors import InputError
 from aimo.core.hardware.lsq import RelError, lsq, nonneg_lsq, rel_errors
 from aimo.core.hardware.observations import (
+    CHUNK_FOLDS,
     StepObservations,
     observations_from_chunks,
     observations_from_rows,
     read_chunks,
+    with_live_stretches,
 )
 from aimo.core.hardware.profile import HardwareProfile, Provenance
 from aimo.core.hardware.rows import StepRow, calibration_points
@@ -356,6 +358,8 @@ class StepFit:
     knee_batch: int = 0
     beta_above: float = 0.0
     choice: KneeChoice | None = field(default=None, repr=False)
+    live_error: RelError | None = None  # over the live stretches fitted with the rows (if any)
+    live_stretches: int = 0
 
     @property
     def model(self) -> StepModel:
@@ -366,8 +370,11 @@ class StepFit:
 
     def render(self) -> str:
         """Coefficients and fit error, as `aimo profile measure` and `fit --csv` print them."""
-        lines = [f"fit {self.model.form} over {self.n_rows} rows: {self.model.describe()}",
-                 f"fit error (relative): {self.rel_error.render()}"]
+        with_live = f" and {self.live_stretches} live stretches" if self.live_stretches else ""
+        lines = [f"fit {self.model.form} over {self.n_rows} rows{with_live}: {self.model.describe()}",
+                 f"fit error (relative) over the rows: {self.rel_error.render()}"]
+        if self.live_error is not None:
+            lines.append(f"fit error (relative) over the live stretches: {self.live_error.render()}")
         if self.zeroed:
             lines.append(f"  {', '.join(self.zeroed)} came out negative: pinned to 0, refitted")
         if self.choice is not None:
@@ -375,30 +382,39 @@ class StepFit:
         return "\n".join(lines)
 
 
-def fit_step_model(rows: Sequence[StepRow], *, knee: KneeMode = "auto") -> StepFit:
+def fit_step_model(rows: Sequence[StepRow], *, knee: KneeMode = "auto",
+                   live: StepObservations | None = None) -> StepFit:
     """Fit the step model on relative error to a measurement's rows, with the knee where the
-    held-out error (leave one grid cell out) says so (`choose_step_model`).
+    held-out error (leave one grid cell out) says so (`choose_step_model`). With `live` (a live
+    run's chunk stretches) the fit is over both (`with_live_stretches`: the grid keeps the long
+    contexts and large batches the live run never reached, the live run the batches it ran at),
+    and a fold of the stretches is held out like a cell.
 
     Raises:
         ValueError: fewer than 3 rows, a row with step_s <= 0, or no fit with a > 0."""
     if len(rows) < 3:
         raise ValueError(f"need at least 3 step rows to fit {LINEAR}, got {len(rows)}")
-    obs = observations_from_rows(rows)
-    if np.any(obs.step_s <= 0):
+    measured = observations_from_rows(rows)
+    if np.any(measured.step_s <= 0):
         raise ValueError("step rows need step_s > 0")
-    choice, zeroed = choose_step_model(obs, rel=True, mode=knee, held_out_by="one cell left out")
+    obs = measured if live is None else with_live_stretches(measured, live)
+    held = "one cell left out" if live is None else "one cell or live fold left out"
+    choice, zeroed = choose_step_model(obs, rel=True, mode=knee, held_out_by=held)
     m = choice.chosen.rounded()
-    y, b, c = obs.step_s, obs.batch, obs.context
+    y, b, c = measured.step_s, measured.batch, measured.context
+    live_error = None if live is None else rel_errors(live.step_s, m.predict(live.batch, live.context))
     return StepFit(m.a, m.beta, m.gamma, rel_errors(y, m.predict(b, c)), len(rows), zeroed,
-                   fit_models(y, b, c), m.knee_batch, m.beta_above, choice)
+                   fit_models(y, b, c), m.knee_batch, m.beta_above, choice, live_error,
+                   0 if live is None else len(live))
 
 
 def refit_profile(base: HardwareProfile, fit: StepFit, rows: Sequence[StepRow], *, name: str,
-                  sources: Sequence[str], command: str, date: str | None = None
-                  ) -> HardwareProfile:
+                  sources: Sequence[str], command: str, date: str | None = None,
+                  live_source: str | None = None) -> HardwareProfile:
     """`base` with the decode coefficients of `fit` and the calibration points of `rows`; the
     provenance keeps base's source and conditions, and says how and from what it was refitted
-    (`sources`: the CSV files; `command`: the command that did it)."""
+    (`sources`: the CSV files; `live_source`: the live run whose stretches were fitted with
+    them; `command`: the command that did it)."""
     obs = observations_from_rows(rows)
     cov = Coverage.of(obs)
     before = rel_errors(obs.step_s, StepModel.of(base).predict(obs.batch, obs.context))
@@ -406,14 +422,20 @@ def refit_profile(base: HardwareProfile, fit: StepFit, rows: Sequence[StepRow], 
     prov = base.provenance
     method = (f"refitted on {day} with `{command}`: {fit.model.form} by least squares on "
               f"relative error over {fit.n_rows} sub-window rows of {', '.join(sources)} "
-              f"({len(set(obs.groups()))} cells, {cov.render()}), coefficients >= 0 rounded "
+              f"({len(set(obs.groups()))} cells, {cov.render()})"
+              + (f" and {fit.live_stretches} chunk stretches of the live run {live_source} "
+                 f"(weighing as much in all as the rows; held out in {CHUNK_FOLDS} folds)"
+                 if live_source else "")
+              + f", coefficients >= 0 rounded "
               f"to 4 digits; the knee term kept only if it lowers the leave-one-cell-out "
               f"error (median by >= {KNEE_MARGIN:.0%} and {KNEE_MIN_GAIN:.1%} points, p90 not "
               f"higher). Before: {prov.method}")
     choice = fit.choice.render().replace("\n ", ";") if fit.choice else ""
+    live = (f" Over the live stretches: {fit.live_error.render()}."
+            if fit.live_error is not None else "")
     notes = (f"Refit: {choice}. In-sample error "
              f"{fit.rel_error.render()} (the base coefficients on the same rows: "
-             f"{before.render()}). Extrapolation: {cov.extrapolation(base)}. "
+             f"{before.render()}).{live} Extrapolation: {cov.extrapolation(base)}. "
              f"Earlier notes: {prov.notes}")
     return replace(
         base, name=name, a=fit.a, beta=fit.beta, gamma=fit.gamma, knee_batch=fit.knee_batch,

@@ -66,6 +66,25 @@ def observations_from_rows(rows: Sequence[StepRow]) -> StepObservations:
     )
 
 
+def with_live_stretches(measured: StepObservations, live: StepObservations, *,
+                        label: str = "live") -> StepObservations:
+    """A measurement's rows and a live run's chunk stretches as one set of observations: the
+    stretches weigh as much in all as the rows (so neither the grid's long contexts nor the live
+    run's many stretches drown the other) and are held out in `CHUNK_FOLDS` interleaved folds
+    beside the grid's cells."""
+    total = float(np.sum(measured.weight))
+    w = np.asarray(live.weight, np.float64)
+    w = w / w.sum() * total if w.sum() > 0 else w
+    folds = np.array([f"{label}{i % CHUNK_FOLDS}" for i in range(len(live))])
+    return StepObservations(
+        step_s=np.concatenate([measured.step_s, live.step_s]),
+        batch=np.concatenate([measured.batch, live.batch]),
+        context=np.concatenate([measured.context, live.context]),
+        weight=np.concatenate([measured.weight, w]),
+        group=np.concatenate([measured.groups(), folds]),
+    )
+
+
 def observations_from_chunks(chunks: pd.DataFrame, samples: pd.DataFrame | None = None, *,
                              window_tokens: int = 16, source: str = "chunks") -> StepObservations:
     """Per-stretch step times with the batch state, from recorded chunks.

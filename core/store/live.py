@@ -67,6 +67,22 @@ def question_results(
     return frame
 
 
+PROMPT_LENGTHS = """
+SELECT problem_id, kind, CAST(round(median(prompt_tokens)) AS INTEGER) AS prompt_tokens
+FROM samples WHERE run_id = $run_id AND prompt_tokens > 0
+GROUP BY problem_id, kind
+"""
+
+
+def prompt_lengths(path: str | Path, run_id: str, *,
+                   lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> dict[tuple[str, str], int]:
+    """The prompt tokens the run's engine prefilled, per (problem, prompt kind): the median over
+    the question's samples of that kind (samples without a reported length left out)."""
+    with read_connection(path, lock_timeout_s=lock_timeout_s) as con:
+        rows = con.execute(PROMPT_LENGTHS, {"run_id": run_id}).fetchall()
+    return {(str(p), str(k)): int(n) for p, k, n in rows}
+
+
 def live_score(
     path: str | Path, run_id: str | None = None, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> LiveScore:

@@ -50,8 +50,8 @@ PAGES = {
     "validate": ("validate", "Validate", 2),
 }
 # What `aimo validate` prints for the bundled seed-2nd-place hil run (docs/hil.md's table).
-VALIDATE_NUMBERS = ("10/10", "1.4%", "2.7%", "+0.7%", "80.6 / 80.9 s", "+0.3%", "61.1 s / 63.7 s",
-                   "3 · 0.38 s", "1.3% / 2.7% / +0.8%")
+VALIDATE_NUMBERS = ("10/10", "0.6%", "0.9%", "-0.5%", "80.6 / 80.2 s", "61.1 s / 63.7 s",
+                   "3 · 0.38 s", "0.6% / 1.8% / -0.1%")
 # Text a chart draws, by Plotly's classes: tick labels, axis titles, the chart title, legend
 # entries, and the axis titles and ticks of parallel coordinates.
 CHART_TEXT = (

@@ -350,12 +350,13 @@ def test_validate_page_on_the_bundled_hil_stores(store: Path, env, page) -> None
     assert traces_run.value == HIL_TRACES_RUN  # the run the hil run replayed
     values = metric_values(at)
     assert values["Same answer"] == "10/10" and values["Same stop reason"] == "10/10"
-    assert values["Time error |median|"] == "1.4%" and values["Time error p90"] == "2.7%"
-    assert values["Signed median"] == "+0.7%" and values["Total error"] == "+0.3%"
-    assert values["Σ question time live / sim"] == "80.6 / 80.9 s"
+    assert values["Time error |median|"] == "0.6%" and values["Time error p90"] == "0.9%"
+    assert values["Signed median"] == "-0.5%" and values["Total error"] == "-0.5%"
+    assert values["Σ question time live / sim"] == "80.6 / 80.2 s"
     assert values["Start-up live / profile"] == "61.1 s / 63.7 s"
     assert values["Engine stalls"] == "3 · 0.38 s"  # aimo validate's engine-stall line
-    assert values["Without stalls: |median| / p90 / total"] == "1.3% / 2.7% / +0.8%"
+    assert values["Without stalls: |median| / p90 / total"] == "0.6% / 1.8% / -0.1%"
+    assert "prompt lengths replayed as the live engine prefilled them" in texts(at.info)
     assert "policy seed-2nd-place" in texts(at.markdown)
     assert "trace store lengths scaled by 0.06" in texts(at.info)
     assert charts(at) == 2
@@ -370,16 +371,16 @@ def test_validate_page_on_the_bundled_hil_stores(store: Path, env, page) -> None
     at.checkbox(key="val_skip_first").check().run()  # interaction: leave the first out
     assert_clean(at)
     values = metric_values(at)
-    assert values["Time error p90"] == "2.7%" and values["Total error"] == "+0.2%"
+    assert values["Time error p90"] == "1.0%" and values["Total error"] == "-0.6%"
     assert "syn-001" in texts(at.caption)
     live_run = next(s for s in at.selectbox if s.label == "Live run")
     live_run.select(HIL_TUNED).run()  # another policy of the same store
     assert_clean(at)
     assert "policy tuned-olympiad" in texts(at.markdown)
     # as `aimo validate --live-run HIL_TUNED --skip-first` prints (the box stays ticked)
-    assert metric_values(at)["Σ question time live / sim"] == "84.7 / 86.6 s"
+    assert metric_values(at)["Σ question time live / sim"] == "84.7 / 85.3 s"
     at.checkbox(key="val_skip_first").uncheck().run()
-    assert metric_values(at)["Σ question time live / sim"] == "95.3 / 97.3 s"  # docs/hil.md
+    assert metric_values(at)["Σ question time live / sim"] == "95.3 / 95.7 s"  # docs/hil.md
 
 
 def test_validate_page_bad_input_is_a_message_naming_the_file(
@@ -412,7 +413,7 @@ def test_validate_page_bad_input_is_a_message_naming_the_file(
     assert not at.exception and "prof.yaml" in texts(at.error)
     assert_clean(at.text_input(key="val_profile_yaml").set_value(
         str(REPO / "data/hardware/h100-14b-w4kv8.yaml")).run())  # a YAML path works too
-    assert metric_values(at)["Total error"] == "+0.3%"
+    assert metric_values(at)["Total error"] == "-0.5%"
 
 
 # --------------------------------------------------------------------------- bad input

@@ -86,6 +86,62 @@ def test_profile_fit_csv_reports_cells_and_extrapolation(tmp_path: Path) -> None
     assert off.exit_code == 0 and not load_profile(tmp_path / "l.yaml").has_knee
 
 
+def live_stretches(model: StepModel, batches: range, noise: float, seed: int = 1):
+    """A live run's chunk stretches as observations (500 per batch size, weight 16 tokens)."""
+    from aimo.core.hardware.observations import StepObservations
+
+    rng = np.random.default_rng(seed)
+    b = np.repeat(np.array(list(batches), float), 500)
+    c = b * rng.uniform(300, 1200, b.size)
+    y = model.predict(b, c) * (1 + noise * rng.standard_normal(b.size))
+    return StepObservations(step_s=y, batch=b, context=c, weight=np.full(b.size, 16.0))
+
+
+def test_a_live_run_beside_the_grid_places_the_knee_the_grid_cannot() -> None:
+    """The H100 case: the grid has b 1, 8 and 32 only, so a flat step up to b 15 and a steeper one
+    above look linear to it; a live run's stretches at b 1-15 show the flat part, and the joint
+    fit (each weighing as much in all) gets both, with the knee on held-out error."""
+    true = StepModel(0.0114, 0.0, 7.8e-8, knee_batch=15, beta_above=1.2e-4)
+    grid = [(b, p) for b in (1, 8, 32) for p in (512, 4096)]
+    rng = np.random.default_rng(3)
+    rows = [StepRow(8, b, float(b * (p + 16 + 32 * k)),
+                    float(true.predict(b, b * (p + 16 + 32 * k))) * (1 + 0.003 * rng.standard_normal()),
+                    p, 31.0, "g") for b, p in grid for k in range(4)]
+    alone = fit_step_model(rows)
+    live = live_stretches(true, range(1, 16), noise=0.01)
+    joint = fit_step_model(rows, live=live)
+    assert joint.model.form == KNEE and joint.knee_batch == 15
+    assert joint.beta_above == pytest.approx(1.2e-4, rel=0.15)
+    assert joint.live_stretches == len(live) and joint.live_error is not None
+    alone_live = np.median(np.abs(alone.model.predict(live.batch, live.context) / live.step_s - 1))
+    assert joint.live_error.median < alone_live  # the grid alone misses the live batches
+    assert "and 7500 live stretches" in joint.render() and "over the live stretches" in joint.render()
+
+
+def test_the_shipped_h100_profile_is_the_grid_and_the_hil_run_fitted_together() -> None:
+    """`h100-14b-w4kv8`: the H100 grid with set 1's majority-n live run (docs/hil.md), knee at 15."""
+    from aimo.core.hardware.observations import observations_from_chunks, read_chunks
+
+    p = load_profile("h100-14b-w4kv8")
+    grid = ROOT / "data/measurements/h100-2026-12-07-hil/steps.csv"
+    run = "solve-majority-n-hil-20261207T213311788545Z"
+    live = observations_from_chunks(read_chunks(ROOT / "data/traces/hil-h100-live.duckdb", run_id=run))
+    fit = fit_step_model(read_rows_csv(grid, 8), live=live)
+    assert StepModel.of(p) == fit.model and p.knee_batch == 15
+    assert "--with-live data/traces/hil-h100-live.duckdb" in p.provenance.method and run in p.provenance.method
+
+
+def test_profile_fit_with_live_needs_the_grid(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["profile", "fit", "--with-live", str(ROOT / "data/traces/hil-h100-live.duckdb"),
+                                   "--base", "h100-14b-w4kv8", "--name", "x", "--out", str(tmp_path / "x.yaml")])
+    assert res.exit_code == 2 and "--with-live: only with --csv" in res.output
+    missing = CliRunner().invoke(app, ["profile", "fit", "--csv", str(EVIDENCE), "--with-live",
+                                       str(tmp_path / "absent.duckdb"), "--base", "h200-14b-w4kv8",
+                                       "--name", "x", "--out", str(tmp_path / "x.yaml")])
+    assert missing.exit_code == 2 and "absent.duckdb" in missing.output
+    assert not (tmp_path / "x.yaml").exists()
+
+
 def test_profile_fit_csv_needs_a_base(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["profile", "fit", "--csv", str(EVIDENCE), "--name", "x",
                                    "--out", str(tmp_path / "x.yaml")])

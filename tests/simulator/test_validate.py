@@ -194,3 +194,32 @@ def test_stored_per_question_results_win_when_the_store_has_them(hil_run) -> Non
     assert [(q.answer, q.stop_reason) for q in stored.questions] == [(111, "timeout")] * 2
     v = validate(stored, load_problem_traces(store), load_profile("h200-14b-w4kv8"))
     assert v.same_answer == (0, 0)  # both decided by a (live) timeout: not compared
+
+
+def test_the_prediction_prefills_the_prompts_the_live_engine_did(tmp_path: Path) -> None:
+    """A hil run prefills the policy's real prompts (~263/325 tokens on the H100 set 4), not the
+    scaled store's made-up lengths: `predict` replays each sample with its question's live length
+    per kind, and the notes say how many changed; a self-replay changes none."""
+    from dataclasses import replace as dc_replace
+
+    from aimo.simulator.validate import predict, prompts_changed, with_live_prompts
+
+    live_path = tmp_path / "live.duckdb"
+    live_path.write_bytes((REPO / "data/traces/hil-h100-seed3-live.duckdb").read_bytes())
+    run = read_live_run(live_path, "solve-majority-n-hil-20261208T014041523427Z")
+    assert run.prompt_tokens[("syn-002", "cot")] == 263 and run.prompt_tokens[("syn-002", "code")] == 325
+    traces = load_problem_traces(REPO / "data/traces/hil-h100-seed3-traces.duckdb")
+    replayed = {p.problem_id: p for p in with_live_prompts(traces, run)}
+    stored = {p.problem_id: p for p in traces}
+    assert {s.prompt_tokens for s in replayed["syn-002"].samples} == {263, 325}
+    assert {s.prompt_tokens for s in stored["syn-002"].samples} != {263, 325}
+    assert prompts_changed(traces, run) > 0
+    profile = load_profile("h100-14b-w4kv8")
+    v = validate(run, traces, profile)
+    assert any(n.startswith("prompt lengths replayed as the live engine prefilled them") for n in v.notes)
+    # the longer prompts cost the simulated question its prefill: slower than the store's lengths
+    plain = predict(dc_replace(run, prompt_tokens={}), traces, profile)
+    assert sum(q.time_s for q in predict(run, traces, profile).questions) > sum(q.time_s for q in plain.questions)
+    # the live run replayed on its own samples already has the live lengths
+    own = load_problem_traces(live_path, "solve-majority-n-hil-20261208T014041523427Z")
+    assert prompts_changed(own, run) == 0
