@@ -61,6 +61,13 @@ def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
     try:
         base = load_profile(base_name)
         if with_live is not None:
+            if run is None:
+                from aimo.core.store import list_runs
+
+                runs = [r.run_id for r in list_runs(with_live)]
+                if len(runs) != 1:
+                    _fail(f"--run: {with_live} holds {len(runs)} runs; name the live run to fit "
+                          f"beside the rows ({', '.join(runs) or 'none'})")
             live = observations_from_chunks(read_chunks(with_live, run_id=run),
                                             window_tokens=window_tokens, source=str(with_live))
         fit = fit_step_model(rows, knee=knee, live=live)  # type: ignore[arg-type]

@@ -139,6 +139,10 @@ def test_profile_fit_with_live_needs_the_grid(tmp_path: Path) -> None:
                                        str(tmp_path / "absent.duckdb"), "--base", "h200-14b-w4kv8",
                                        "--name", "x", "--out", str(tmp_path / "x.yaml")])
     assert missing.exit_code == 2 and "absent.duckdb" in missing.output
+    several = CliRunner().invoke(app, ["profile", "fit", "--csv", str(EVIDENCE), "--with-live",
+                                       str(ROOT / "data/traces/hil-h100-live.duckdb"), "--base",
+                                       "h200-14b-w4kv8", "--name", "x", "--out", str(tmp_path / "x.yaml")])
+    assert several.exit_code == 2 and "--run:" in several.output and "holds 3 runs" in several.output
     assert not (tmp_path / "x.yaml").exists()
 
 
