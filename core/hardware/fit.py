@@ -372,7 +372,8 @@ class StepFit:
         """Coefficients and fit error, as `aimo profile measure` and `fit --csv` print them."""
         with_live = f" and {self.live_stretches} live stretches" if self.live_stretches else ""
         lines = [f"fit {self.model.form} over {self.n_rows} rows{with_live}: {self.model.describe()}",
-                 f"fit error (relative) over the rows: {self.rel_error.render()}"]
+                 f"fit error (relative){' over the rows' if with_live else ''}: "
+                 f"{self.rel_error.render()}"]
         if self.live_error is not None:
             lines.append(f"fit error (relative) over the live stretches: {self.live_error.render()}")
         if self.zeroed:
