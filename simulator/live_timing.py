@@ -267,7 +267,8 @@ def live_step_s(timeline: LiveTimeline) -> float | None:
     """The run's typical live decode step: the median seconds per token between consecutive
     chunks of one sample (None without two chunks of a sample a token apart)."""
     per = _seconds_per_token(timeline)["per_token"]
-    return float(per.median()) if len(per) else None
+    step = float(per.median()) if len(per) else math.nan
+    return step if math.isfinite(step) and step > 0 else None  # equal stamps: nothing to measure
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,7 @@ def step_spread(timeline: LiveTimeline) -> StepSpread | None:
     per = _seconds_per_token(timeline)
     first = timeline.questions["problem_id"].iloc[0] if len(timeline.questions) else None
     steps = per[per["problem_id"] != first].groupby("problem_id")["per_token"].median().to_numpy(float)
+    steps = steps[np.isfinite(steps) & (steps > 0)]
     if steps.size < 2:
         return None
     mid = float(np.median(steps))

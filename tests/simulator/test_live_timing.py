@@ -109,6 +109,11 @@ def test_engine_stalls_are_silences_while_samples_decode_and_late_first_tokens()
     assert engine_stalls(ended).stalls == ()  # type: ignore[union-attr]
     # no two chunks of a sample a token apart: no live step, nothing measurable
     assert engine_stalls(timeline([], [("a", 0, 0.3, 1)], [], [("a", "x", 1, NAN)])) is None
+    # every chunk stamped alike (a broken or virtual clock): a step of 0 measures nothing, rather
+    # than calling every gap a stall
+    flat = [(p, 0, 1.0, k) for p in "ab" for k in range(1, 6)] + [("b", 0, 3.0, 6)]
+    same = timeline([], flat, [], [("a", "x", 1, NAN), ("b", "x", 1, NAN)])
+    assert live_step_s(same) is None and engine_stalls(same) is None and step_spread(same) is None
 
 
 def test_step_spread_is_how_far_each_questions_step_moves_from_the_runs() -> None:
