@@ -9,6 +9,7 @@ records the run (kind `solve`) into a trace store, prints one line per question 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import csv
 import datetime as dt
@@ -45,6 +46,7 @@ from aimo.core.report import competition_json, render_competition, render_questi
 from aimo.core.scoring import check_overtime_rule
 from aimo.core.policy import Policy, load_policy, policy_to_dict, uses_confidence
 from aimo.core.traces import ProblemTrace, RunInfo, require_confidence
+from aimo.solver.loop.gc_pauses import GcPauses
 
 BACKENDS = ("replay", "synthetic", *LMDEPLOY_BACKENDS, "hil")
 HIL_LMDEPLOY_BACKEND = "pytorch"  # the backend a hil run drives (EngineSpec.options["lmdeploy_backend"])
@@ -145,12 +147,17 @@ class SolveReport:
     run_id: str | None
     record: str | None
     wall_s: float
+    gc: dict[str, Any] | None = None  # a live run's garbage-collection pauses (`GcPauses.summary`)
 
     def to_json(self) -> dict[str, Any]:
-        """`aimo simulate --json` fields (mode `solve`), plus `backend`, `record`, `wall_s`."""
-        head = {"traces": self.traces, "run_id": self.run_id, "policy": self.policy,
-                "hardware": self.hardware, "budget_s": self.result.budget_s, "mode": "solve",
-                "backend": self.backend, "record": self.record, "wall_s": round(self.wall_s, 3)}
+        """`aimo simulate --json` fields (mode `solve`), plus `backend`, `record`, `wall_s` and,
+        for a live run, `gc` (the collector's pauses on the competition clock)."""
+        head: dict[str, Any] = {
+            "traces": self.traces, "run_id": self.run_id, "policy": self.policy,
+            "hardware": self.hardware, "budget_s": self.result.budget_s, "mode": "solve",
+            "backend": self.backend, "record": self.record, "wall_s": round(self.wall_s, 3)}
+        if self.gc is not None:
+            head["gc"] = self.gc
         return {**head, **competition_json(self.result)}
 
     def render(self) -> str:
@@ -394,7 +401,8 @@ def run_solve(
                 elif closing.exception() is not None:
                     raise closing.exception()  # type: ignore[misc]
 
-        result = asyncio.run(_main())
+        with GcPauses(clock.elapsed) if live else contextlib.nullcontext() as pauses:
+            result = asyncio.run(_main())
         if recorder is not None:
             recorder.finish("complete")
     except BaseException:
@@ -412,6 +420,7 @@ def run_solve(
         traces=None if traces is None else str(traces),
         run_id=trace_list[0].run_id if trace_list else None,
         record=None if record is None else str(record), wall_s=time.monotonic() - t0,
+        gc=pauses.summary() if isinstance(pauses, GcPauses) else None,
     )
 
 
