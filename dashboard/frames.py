@@ -439,7 +439,19 @@ def validation_metrics(v: Validation) -> list[Metric]:
         Metric("Start-up live / profile",
                f"{secs(s['live_startup_s'])} / {s['sim_startup_s']:.1f} s",
                "The live engine's build and warm-up against the profile's startup_s."),
-    ] + _stall_metrics(s["engine_stalls"])
+    ] + _stall_metrics(s["engine_stalls"]) + _spread_metric(s["step_spread"])
+
+
+def _spread_metric(spread: dict[str, Any] | None) -> list[Metric]:
+    """How far the live step moves between questions (none when not measurable)."""
+    if spread is None:
+        return []
+    return [Metric("Live step spread", f"{pct(spread['deviation_median'])} (p90 "
+                   f"{pct(spread['deviation_p90'])})",
+                   f"Each question's median live step against the run's "
+                   f"({1000 * spread['median_step_s']:.2f} ms), over {spread['questions']} "
+                   "questions: the engine's own spread, a floor under any one step model's "
+                   "per-question error.")]
 
 
 def _stall_metrics(stalls: dict[str, Any] | None) -> list[Metric]:

@@ -356,6 +356,7 @@ def test_validate_page_on_the_bundled_hil_stores(store: Path, env, page) -> None
     assert values["Start-up live / profile"] == "61.1 s / 63.7 s"
     assert values["Engine stalls"] == "3 · 0.38 s"  # aimo validate's engine-stall line
     assert values["Without stalls: |median| / p90 / total"] == "0.6% / 1.8% / -0.1%"
+    assert values["Live step spread"] == "2.7% (p90 6.3%)"
     assert "prompt lengths replayed as the live engine prefilled them" in texts(at.info)
     assert "policy seed-2nd-place" in texts(at.markdown)
     assert "trace store lengths scaled by 0.06" in texts(at.info)
