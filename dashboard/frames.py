@@ -450,8 +450,8 @@ def _spread_metric(spread: dict[str, Any] | None) -> list[Metric]:
                    f"{pct(spread['deviation_p90'])})",
                    f"Each question's median live step against the run's "
                    f"({1000 * spread['median_step_s']:.2f} ms), over {spread['questions']} "
-                   "questions: the engine's own spread, a floor under any one step model's "
-                   "per-question error.")]
+                   "questions, batch and context included. Where they move the step little (a "
+                   "host-bound engine) it is noise no step model predicts question by question.")]
 
 
 def _stall_metrics(stalls: dict[str, Any] | None) -> list[Metric]:

@@ -430,8 +430,9 @@ class LmdeployQuestionStream:
                     getattr(response, "error_message", None),
                 )
         elif state.cancel_at is not None and (first or t - state.last_abort >= self.reissue_s):
-            # output after a cancel: it was queued (first output: re-issue at once), or it raced
-            self._issue_abort(state, t)
+            # output after a cancel: it was queued (first output: re-issue at once, even behind an
+            # abort still in flight, which lmdeploy may be ignoring as a no-op), or it raced
+            self._issue_abort(state, t, force=first)
         steps = getattr(response, "logprobs", None) if self._logprobs else None
         return Chunk(state.sample, response.text or "", state.n_tokens, t, finish, steps)
 
@@ -462,11 +463,12 @@ class LmdeployQuestionStream:
             ):
                 self._issue_abort(state, t)
 
-    def _issue_abort(self, state: _SampleState, t: float) -> None:
+    def _issue_abort(self, state: _SampleState, t: float, *, force: bool = False) -> None:
         """Hand `session.abort()` to an abort thread, unless the sample's last one has not
-        returned yet (a re-issue would only queue behind it and hold a thread)."""
+        returned yet (a re-issue would only queue behind it and hold a thread) and not `force`d
+        (the sample's first output: its earlier aborts met no request)."""
         state.last_abort = t  # also when skipped: the back-off goes on (no 1-ms wake-ups)
-        if state.in_flight is not None and not state.in_flight.done():
+        if not force and state.in_flight is not None and not state.in_flight.done():
             return
         state.aborts += 1
         state.in_flight = self._aborter.submit(_abort_session, state.session, state.sample)

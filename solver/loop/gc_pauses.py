@@ -56,6 +56,8 @@ class GcPauses:
         self.count[g] += 1
         self.total_s[g] += seconds
         self.max_s[g] = max(self.max_s[g], seconds)
+        if self._keep <= 0:
+            return
         if len(self.longest) < self._keep or seconds > self.longest[-1].seconds:
             self.longest.append(GcPause(self._started_at, seconds, g))
             self.longest.sort(key=lambda p: -p.seconds)

@@ -33,6 +33,9 @@ def test_each_collection_is_counted_and_the_longest_kept_on_the_given_clock() ->
     assert s["threshold"] == list(gc.get_threshold())
     assert "3 full" in pauses.render()
     assert pauses._callback not in gc.callbacks  # removed on leaving
+    with GcPauses(lambda: 0.0, keep=0) as counts_only:  # keeps none, still counts
+        gc.collect(2)
+    assert counts_only.count[2] == 1 and counts_only.longest == []
 
 
 def test_a_live_solve_reports_its_pauses_and_a_replay_does_not(monkeypatch: pytest.MonkeyPatch,

@@ -193,15 +193,20 @@ def test_cancel_returns_before_lmdeploy_has_handled_the_abort(fake) -> None:
         async def on_chunk(c: Chunk) -> None:
             if c.sample == 1 and c.n_tokens == 5 and not returned:
                 # bounded only so a regression fails instead of hanging: the gate is still shut
-                await asyncio.wait_for(stream.cancel(1), timeout=10)
-                returned.append(not gate.is_set())
-                gate.set()
+                try:
+                    await asyncio.wait_for(stream.cancel(1), timeout=10)
+                    returned.append(not gate.is_set())
+                finally:
+                    gate.set()
 
         chunks = await collect(stream, on_chunk)
         await eng.close()
         return fake.built[0], chunks, returned
 
-    pipe, chunks, returned = asyncio.run(main())
+    try:
+        pipe, chunks, returned = asyncio.run(main())
+    finally:
+        gate.set()  # a failure above must not leave an abort thread blocked
     assert returned == [True]  # cancel came back while lmdeploy still held the abort
     per = by_sample(chunks)
     assert per[1][-1].finish_reason == "abort" and per[1][-1].n_tokens < 400
@@ -224,7 +229,7 @@ def test_an_abort_in_flight_is_not_reissued_on_top_of_itself(fake) -> None:
 
         async def on_chunk(c: Chunk) -> None:
             if c.sample == 1 and c.n_tokens >= 5 and not seen["after"]:
-                await stream.cancel(1)
+                await asyncio.wait_for(stream.cancel(1), timeout=10)  # fails, never hangs
                 seen["after"] = 1
             elif c.sample == 1 and seen["after"]:
                 seen["after"] += 1  # output while the abort is held (re-issue wanted by the old code)
@@ -235,7 +240,10 @@ def test_an_abort_in_flight_is_not_reissued_on_top_of_itself(fake) -> None:
         await eng.close()
         return fake.built[0], stream, chunks, seen
 
-    pipe, stream, chunks, seen = asyncio.run(main())
+    try:
+        pipe, stream, chunks, seen = asyncio.run(main())
+    finally:
+        gate.set()
     assert seen["after"] >= 60  # it kept decoding for many re-issue intervals while held
     assert by_sample(chunks)[1][-1].finish_reason == "abort"
     assert pipe.sessions[1].abort_calls == 1 and stream.abort_counts()[1] == 1
