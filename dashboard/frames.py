@@ -462,8 +462,8 @@ def _stall_metrics(stalls: dict[str, Any] | None) -> list[Metric]:
     w = stalls.get("without") or {}
     return [
         Metric("Engine stalls", f"{stalls['n']} · {stalls['seconds']:.2f} s",
-               f"Silences of the engine longer than {1000 * stalls['threshold_s']:.0f} ms (10 live "
-               "steps) while samples decode, and first tokens that much later than usual, in "
+               f"Silences of the engine longer than {1000 * stalls['threshold_s']:.0f} ms "
+               f"({stalls['steps']:g} live steps) while samples decode, and first tokens that much later than usual, in "
                f"{stalls['questions']} question(s). The step model has no term for them."),
         Metric("Without stalls: |median| / p90 / total",
                f"{pct(w.get('time_error_median'))} / {pct(w.get('time_error_p90'))} / "

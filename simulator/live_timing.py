@@ -234,7 +234,7 @@ class EngineStalls:
     def summary(self) -> dict[str, object]:
         """n, questions, seconds, the step and threshold, the largest three (JSON-ready)."""
         return {
-            "n": len(self.stalls), "questions": len(self.by_question()),
+            "n": len(self.stalls), "questions": len(self.by_question()), "steps": STALL_STEPS,
             "seconds": round(self.seconds, 3), "step_s": round(self.step_s, 5),
             "threshold_s": round(self.threshold_s, 4),
             "largest": [{"problem_id": s.problem_id, "kind": s.kind, "at_s": round(s.at_s, 3),

@@ -73,6 +73,12 @@ class LiveCheck:
         return float(np.quantile(self.abs_rel_errors, 0.9)) if self.pairs else math.nan
 
     @property
+    def total_error(self) -> float:
+        """(Σ predicted − Σ live) / Σ live question time: negative = the simulator is too fast."""
+        live = self.live_total_s
+        return (self.predicted_total_s - live) / live if live > 0 else math.nan
+
+    @property
     def signed_median_error(self) -> float:
         return float(np.median([p.rel_error for p in self.pairs])) if self.pairs else math.nan
 

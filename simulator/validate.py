@@ -300,8 +300,7 @@ class Validation:
 
     @property
     def total_error(self) -> float:
-        c = self.check
-        return (c.predicted_total_s - c.live_total_s) / c.live_total_s if c.live_total_s > 0 else math.nan
+        return self.check.total_error
 
     def as_json(self) -> dict[str, Any]:
         """The summary and one entry per question (`aimo validate --json`)."""
@@ -343,10 +342,8 @@ class Validation:
         out: dict[str, Any] = dict(self.live.stalls.summary())
         c = self.without_stalls
         if c is not None:
-            total = ((c.predicted_total_s - c.live_total_s) / c.live_total_s
-                     if c.live_total_s > 0 else math.nan)
             out["without"] = {"time_error_median": _r(c.median_error), "time_error_p90": _r(c.p90_error),
-                              "total_error": _r(total)}
+                              "total_error": _r(c.total_error)}
         return out
 
 
