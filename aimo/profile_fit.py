@@ -69,7 +69,8 @@ def fit_from_csv(csvs: Sequence[Path], quant_policy: Optional[int], name: str,
                     _fail(f"--run: {with_live} holds {len(runs)} runs; name the live run to fit "
                           f"beside the rows ({', '.join(runs) or 'none'})")
             live = observations_from_chunks(read_chunks(with_live, run_id=run),
-                                            window_tokens=window_tokens, source=str(with_live))
+                                            window_tokens=window_tokens, source=str(with_live),
+                                            by_question=True)
         fit = fit_step_model(rows, knee=knee, live=live)  # type: ignore[arg-type]
         command = "aimo profile fit " + " ".join(shlex.quote(a) for a in argv)
         prof = refit_profile(base, fit, rows, name=name, sources=[str(p) for p in csvs],

@@ -33,7 +33,6 @@ import pandas as pd
 from aimo.core.errors import InputError
 from aimo.core.hardware.lsq import RelError, lsq, nonneg_lsq, rel_errors
 from aimo.core.hardware.observations import (
-    CHUNK_FOLDS,
     StepObservations,
     observations_from_chunks,
     observations_from_rows,
@@ -399,7 +398,7 @@ def fit_step_model(rows: Sequence[StepRow], *, knee: KneeMode = "auto",
     if np.any(measured.step_s <= 0):
         raise ValueError("step rows need step_s > 0")
     obs = measured if live is None else with_live_stretches(measured, live)
-    held = "one cell left out" if live is None else "one cell or live fold left out"
+    held = "one cell left out" if live is None else "one cell or one live question left out"
     choice, zeroed = choose_step_model(obs, rel=True, mode=knee, held_out_by=held)
     m = choice.chosen.rounded()
     y, b, c = measured.step_s, measured.batch, measured.context
@@ -425,7 +424,7 @@ def refit_profile(base: HardwareProfile, fit: StepFit, rows: Sequence[StepRow], 
               f"relative error over {fit.n_rows} sub-window rows of {', '.join(sources)} "
               f"({len(set(obs.groups()))} cells, {cov.render()})"
               + (f" and {fit.live_stretches} chunk stretches of the live run {live_source} "
-                 f"(weighing as much in all as the rows; held out in {CHUNK_FOLDS} folds)"
+                 f"(weighing as much in all as the rows; held out a question at a time)"
                  if live_source else "")
               + f", coefficients >= 0 rounded "
               f"to 4 digits; the knee term kept only if it lowers the leave-one-cell-out "

@@ -69,13 +69,15 @@ def observations_from_rows(rows: Sequence[StepRow]) -> StepObservations:
 def with_live_stretches(measured: StepObservations, live: StepObservations, *,
                         label: str = "live") -> StepObservations:
     """A measurement's rows and a live run's chunk stretches as one set of observations: the
-    stretches weigh as much in all as the rows (so neither the grid's long contexts nor the live
-    run's many stretches drown the other) and are held out in `CHUNK_FOLDS` interleaved folds
-    beside the grid's cells."""
+    stretches weigh as much in all as the rows in the fit (so neither the grid's long contexts
+    nor the live run's many stretches drown the other) and are held out beside the grid's cells
+    by their own groups (a question at a time, from `observations_from_chunks(by_question=True)`),
+    else in `CHUNK_FOLDS` interleaved folds."""
     total = float(np.sum(measured.weight))
     w = np.asarray(live.weight, np.float64)
     w = w / w.sum() * total if w.sum() > 0 else w
-    folds = np.array([f"{label}{i % CHUNK_FOLDS}" for i in range(len(live))])
+    folds = (np.array([f"{label}:{g}" for g in live.group]) if live.group is not None
+             else np.array([f"{label}{i % CHUNK_FOLDS}" for i in range(len(live))]))
     return StepObservations(
         step_s=np.concatenate([measured.step_s, live.step_s]),
         batch=np.concatenate([measured.batch, live.batch]),
@@ -86,7 +88,8 @@ def with_live_stretches(measured: StepObservations, live: StepObservations, *,
 
 
 def observations_from_chunks(chunks: pd.DataFrame, samples: pd.DataFrame | None = None, *,
-                             window_tokens: int = 16, source: str = "chunks") -> StepObservations:
+                             window_tokens: int = 16, source: str = "chunks",
+                             by_question: bool = False) -> StepObservations:
     """Per-stretch step times with the batch state, from recorded chunks.
 
     Args:
@@ -98,6 +101,8 @@ def observations_from_chunks(chunks: pd.DataFrame, samples: pd.DataFrame | None 
         window_tokens: merge consecutive chunks of a sample into stretches of about this many
             tokens, which damps arrival-time jitter of the stream.
         source: name for error messages.
+        by_question: label each stretch with its question (held out together by the fits),
+            instead of interleaved folds, whose neighbouring stretches are nearly the same.
 
     A sample counts as decoding from its first chunk to its last: its recorded `start_s` is when
     the request was submitted, which with a queue (more requests than `max_batch`) is long
@@ -111,11 +116,17 @@ def observations_from_chunks(chunks: pd.DataFrame, samples: pd.DataFrame | None 
     df = _chunk_frame(chunks, samples, source)
     groups = [c for c in GROUP_COLUMNS if c in df.columns]
     parts: list[tuple[np.ndarray, ...]] = []
+    labels: list[np.ndarray] = []
     it = df.groupby(groups, sort=False) if groups else [((), df)]
-    for _, g in it:
-        parts.append(_question_observations(g, window_tokens))
+    for key, g in it:
+        part = _question_observations(g, window_tokens)
+        parts.append(part)
+        name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,))) or "question"
+        labels.append(np.full(len(part[0]), name, dtype=object))
     cols = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(4)]
-    obs = StepObservations(step_s=cols[0], batch=cols[1], context=cols[2], weight=cols[3])
+    group = np.concatenate(labels).astype(str) if by_question and labels else None
+    obs = StepObservations(step_s=cols[0], batch=cols[1], context=cols[2], weight=cols[3],
+                           group=group)
     if len(obs) == 0:
         raise InputError(source, "t_s", "no usable chunk stretches "
                                         "(need timestamps and >= 2 chunks per sample)")

@@ -126,9 +126,12 @@ def test_the_shipped_h100_profile_is_the_grid_and_the_hil_run_fitted_together() 
     p = load_profile("h100-14b-w4kv8")
     grid = ROOT / "data/measurements/h100-2026-12-07-hil/steps.csv"
     run = "solve-majority-n-hil-20261207T213311788545Z"
-    live = observations_from_chunks(read_chunks(ROOT / "data/traces/hil-h100-live.duckdb", run_id=run))
+    live = observations_from_chunks(read_chunks(ROOT / "data/traces/hil-h100-live.duckdb", run_id=run),
+                                    by_question=True)
+    assert len(set(live.group)) == 10  # held out a question at a time (the run's 10 questions)
     fit = fit_step_model(read_rows_csv(grid, 8), live=live)
     assert StepModel.of(p) == fit.model and p.knee_batch == 15
+    assert fit.choice is not None and "one live question left out" in fit.choice.held_out_by
     assert "--with-live data/traces/hil-h100-live.duckdb" in p.provenance.method and run in p.provenance.method
 
 
