@@ -33,6 +33,20 @@ def step_profiles(draw: st.DrawFn) -> HardwareProfile:
         host_per_step=draw(st.sampled_from([0.0, 0.0, 9e-4])))
 
 
+def last_chunk_time(p: HardwareProfile) -> float:
+    """The replay engine's time of the last chunk of 8 samples of 300 tokens (100-token prompts)
+    decoded together under `p`."""
+    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
+    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
+
+    async def run() -> float:
+        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
+        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
+        return max([c.t async for c in stream if isinstance(c, Chunk)])
+
+    return asyncio.run(run())
+
+
 def test_every_clock_calls_the_core_functions() -> None:
     """No copy of the formula: the engine imports core's, the kernel compiles core's."""
     assert replay_engine.steps_duration is timing.steps_duration
@@ -139,16 +153,8 @@ def test_the_knee_adds_per_sequence_time_above_the_knee_only() -> None:
 
 def test_replay_engine_paces_a_knee_profile_with_the_same_function() -> None:
     p = dataclasses.replace(BASE, startup_s=0.0, knee_batch=4, beta_above=2e-3)
-    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
-    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
-
-    async def last_chunk_time() -> float:
-        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
-        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
-        return max([c.t async for c in stream if isinstance(c, Chunk)])
-
     want = p.prefill_s_per_token * 800 + steps_duration(p, 8, 800.0, 300)
-    assert asyncio.run(last_chunk_time()) == want
+    assert last_chunk_time(p) == want
 
 
 def test_the_host_time_per_step_is_in_every_clock_but_not_in_the_engine_step() -> None:
@@ -162,17 +168,8 @@ def test_the_host_time_per_step_is_in_every_clock_but_not_in_the_engine_step() -
         timing.engine_coefficients(p)
     again = HardwareProfile.from_dict(p.to_dict())
     assert again.host_per_step == 0.0009 and "host_per_step" not in BASE.to_dict()["decode"]
-    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
-    engine = ReplayEngine([problem("p0", None, traces)], dataclasses.replace(p, startup_s=0.0),
-                          chunk_tokens=300)
-
-    async def last_chunk_time() -> float:
-        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
-        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
-        return max([c.t async for c in stream if isinstance(c, Chunk)])
-
-    assert asyncio.run(last_chunk_time()) == (p.prefill_s_per_token * 800
-                                              + steps_duration(p, 8, 800.0, 300))
+    assert last_chunk_time(dataclasses.replace(p, startup_s=0.0)) == (
+        p.prefill_s_per_token * 800 + steps_duration(p, 8, 800.0, 300))
     with pytest.raises(Exception, match="host_per_step"):
         dataclasses.replace(p, host_per_step=-1.0)
 
@@ -193,15 +190,7 @@ def test_each_admitted_request_costs_prefill_s_per_request_in_every_clock() -> N
         p.prefill_s_per_token * 800 + 8 * 0.0033, rel=1e-12)
     assert HardwareProfile.from_dict(p.to_dict()).prefill_s_per_request == 0.0033
     assert "prefill_s_per_request" not in BASE.to_dict()
-    traces = [sample(i, "cot", 300, prompt_tokens=100) for i in range(8)]
-    engine = ReplayEngine([problem("p0", None, traces)], p, chunk_tokens=300)
-
-    async def last_chunk_time() -> float:
-        prompts = [PromptSpec(i, "cot", "", "q") for i in range(8)]
-        stream = await engine.start_question("p0", "q", prompts, SamplingSettings())
-        return max([c.t async for c in stream if isinstance(c, Chunk)])
-
-    assert asyncio.run(last_chunk_time()) == (timing.prefill_duration(p, 800, 8)
-                                              + steps_duration(p, 8, 800.0, 300))
+    assert last_chunk_time(p) == (timing.prefill_duration(p, 800, 8)
+                                  + steps_duration(p, 8, 800.0, 300))
     with pytest.raises(Exception, match="prefill_s_per_request"):
         dataclasses.replace(p, prefill_s_per_request=-1.0)
